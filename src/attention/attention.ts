@@ -1,0 +1,20 @@
+// The one face of all methods: attention(device, q, k, v, spec) -> attention state (output + LSE).
+import type { Tensor } from '../tensor.js';
+import type { Device } from '../runtime/device.js';
+import { denseAttention } from './dense.js';
+import { flashAttention } from './flash.js';
+import type { AttentionOptions } from './problem.js';
+import { choiceParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import type { AttentionState } from './state.js';
+
+export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions = {}): Promise<AttentionState> {
+  const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
+  switch (spec.name) {
+    case 'dense':
+      return denseAttention(device, q, k, v, opts);
+    case 'flash':
+      return flashAttention(device, q, k, v, { ...opts, variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') });
+    default:
+      throw new Error(`method '${spec.name}' is parsed but not wired into attention()`);
+  }
+}

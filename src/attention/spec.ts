@@ -1,0 +1,59 @@
+// The method grammar shared by `attend`, the model runner and the benchmarks: `name` or
+// `name:key=value,key=value`. Each method declares its keys; unknown names and keys are SpecErrors.
+import { SpecError } from '../errors.js';
+
+export interface MethodSpec {
+  name: string;
+  params: Record<string, string>;
+}
+
+/** Known methods and the keys each accepts (later methods add themselves here). */
+export const METHOD_KEYS: Record<string, readonly string[]> = {
+  dense: [],
+  flash: ['variant'],
+};
+
+export function parseMethodSpec(text: string): MethodSpec {
+  const trimmed = text.trim();
+  const colon = trimmed.indexOf(':');
+  const name = colon < 0 ? trimmed : trimmed.slice(0, colon);
+  const rest = colon < 0 ? '' : trimmed.slice(colon + 1);
+  const keys = METHOD_KEYS[name];
+  if (!keys) throw new SpecError(`unknown attention method '${name}'; known: ${Object.keys(METHOD_KEYS).join(', ')}`);
+  const params: Record<string, string> = {};
+  if (rest !== '') {
+    for (const part of rest.split(',')) {
+      const eq = part.indexOf('=');
+      if (eq <= 0) throw new SpecError(`'${part}' in '${text}' is not key=value`);
+      const key = part.slice(0, eq).trim();
+      if (!keys.includes(key)) throw new SpecError(`method '${name}' has no key '${key}'${keys.length ? `; keys: ${keys.join(', ')}` : ''}`);
+      if (key in params) throw new SpecError(`key '${key}' given twice in '${text}'`);
+      params[key] = part.slice(eq + 1).trim();
+    }
+  }
+  return { name, params };
+}
+
+export function formatMethodSpec(spec: MethodSpec): string {
+  const kv = Object.entries(spec.params).map(([k, v]) => `${k}=${v}`);
+  return kv.length ? `${spec.name}:${kv.join(',')}` : spec.name;
+}
+
+/** A positive integer parameter, or the default when absent. */
+export function intParam(spec: MethodSpec, key: string, fallback?: number): number {
+  const raw = spec.params[key];
+  if (raw === undefined) {
+    if (fallback === undefined) throw new SpecError(`method '${spec.name}' needs ${key}=N`);
+    return fallback;
+  }
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) throw new SpecError(`${spec.name}: ${key} must be a non-negative integer, got '${raw}'`);
+  return n;
+}
+
+export function choiceParam<T extends string>(spec: MethodSpec, key: string, choices: readonly T[], fallback: T): T {
+  const raw = spec.params[key];
+  if (raw === undefined) return fallback;
+  if (!(choices as readonly string[]).includes(raw)) throw new SpecError(`${spec.name}: ${key} must be one of ${choices.join(', ')}, got '${raw}'`);
+  return raw as T;
+}

@@ -1,0 +1,148 @@
+// FlashAttention-2 forward on subgroup matrices (f16 in, f32 accumulate: NVIDIA tensor cores through Dawn's
+// chromium_experimental_subgroup_matrix). Dao 2023, Alg. 1, with FlashAttention-4's lazy rescale: the
+// running max used for P is raised only when a row's tile max exceeds it by more than 2^8, so the
+// O accumulators stay in subgroup-matrix registers and are rescaled (through workgroup memory) rarely.
+// Workgroup: 4 subgroups of 32 lanes, 16 query rows each (64 rows), key/value tiles of 32 keys.
+// Head dims 64 and 128. Checked against the same float64 reference as the portable kernel.
+
+export const SGMAT_ROWS = 64;
+export const SGMAT_HEAD_DIMS = [64, 128];
+const BC = 32;
+
+export function flashSubgroupMatrixWgsl(headDim: number): string {
+  const D = headDim;
+  const blocks = D / 16;
+  const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const q = seq(blocks).map((b) => `  let q${b} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&kv, sg * 16u * D + ${b * 16}u, false, D);`).join('\n');
+  const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
+  const sMma = seq(2).map((n) => seq(blocks).map((b) =>
+    `    s${n} = subgroupMatrixMultiplyAccumulate(q${b}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D), s${n});`).join('\n')).join('\n');
+  const rescale = seq(blocks).map((b) => `
+      subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
+      workgroupBarrier();
+      for (var c = 0u; c < 8u; c++) { scratch[sg * 256u + r * 16u + side * 8u + c] *= alpha; }
+      workgroupBarrier();
+      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sg * 256u, false, 16u);
+      workgroupBarrier();`).join('');
+  const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) =>
+    `    o${b} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sg * 16u * BC + ${kb * 16}u, false, BC), subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, VOFF + ${kb * 16}u * D + ${b * 16}u, false, D), o${b});`).join('\n')).join('\n');
+  const store = seq(blocks).map((b) => `
+  subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
+  workgroupBarrier();
+  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = scratch[sg * 256u + r * 16u + side * 8u + c] * inv; } }
+  workgroupBarrier();`).join('');
+  return /* wgsl */ `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+
+struct Params {
+  nq: u32, nk: u32, group: u32, causal: u32,
+  scale: f32, neg_inf_bits: u32, head: u32, pad: u32,
+}
+@group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> kg: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> vg: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+const D: u32 = ${D}u;
+const BR: u32 = ${SGMAT_ROWS}u;
+const BC: u32 = ${BC}u;
+const VOFF: u32 = BC * D;
+const THREADS: u32 = 128u;
+const NEG: f32 = -3.0e38;
+var<workgroup> kv: array<f16, ${2 * BC * D}>;      // K tile then V tile; first holds the Q tile
+var<workgroup> st: array<f32, ${SGMAT_ROWS * BC}>; // scores
+var<workgroup> pt: array<f16, ${SGMAT_ROWS * BC}>; // probabilities
+var<workgroup> scratch: array<f32, 1024>;          // 16x16 f32 per subgroup
+var<workgroup> need: u32;
+
+fn key_limit(i: u32) -> i32 {
+  let all = i32(params.nk) - 1;
+  if (params.causal == 0u) { return all; }
+  return min(all, i32(params.nk) - i32(params.nq) + i32(i));
+}
+
+@compute @workgroup_size(128)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let h = wg.y;
+  let kvh = h / params.group;
+  let sg = lid / 32u;
+  let lane = lid % 32u;
+  let r = lane / 2u;      // the row of this subgroup's 16 that this lane serves
+  let side = lane % 2u;   // which side of the row's columns
+  let i = wg.x * BR + sg * 16u + r;
+  let row_ok = i < params.nq;
+  let last = select(-1, key_limit(i), row_ok);
+  let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let c2 = params.scale * 1.4426950408889634; // scores in the log2 domain
+
+  // Stage the Q tile (zero-padded) and keep it in registers as left matrices.
+  let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
+  for (var e = lid; e < BR * D / 4u; e += THREADS) {
+    let row = e / (D / 4u);
+    var x = vec4<f16>(0.0);
+    if (wg.x * BR + row < params.nq) { x = qg[qbase + e]; }
+    kv[e * 4u] = x.x; kv[e * 4u + 1u] = x.y; kv[e * 4u + 2u] = x.z; kv[e * 4u + 3u] = x.w;
+  }
+  workgroupBarrier();
+${q}
+${oInit}
+  var m = NEG;
+  var l = 0.0;
+  var x: array<f32, 16>;
+  let kbase = kvh * params.nk * (D / 4u);
+  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {
+    workgroupBarrier();
+    if (lid == 0u) { need = 0u; }
+    for (var e = lid; e < BC * D / 4u; e += THREADS) {
+      let j = u32(t0) + e / (D / 4u);
+      var kx = vec4<f16>(0.0);
+      var vx = vec4<f16>(0.0);
+      if (j < params.nk) { kx = kg[kbase + u32(t0) * (D / 4u) + e]; vx = vg[kbase + u32(t0) * (D / 4u) + e]; }
+      kv[e * 4u] = kx.x; kv[e * 4u + 1u] = kx.y; kv[e * 4u + 2u] = kx.z; kv[e * 4u + 3u] = kx.w;
+      kv[VOFF + e * 4u] = vx.x; kv[VOFF + e * 4u + 1u] = vx.y; kv[VOFF + e * 4u + 2u] = vx.z; kv[VOFF + e * 4u + 3u] = vx.w;
+    }
+    workgroupBarrier();
+    var s0 = subgroup_matrix_result<f32, 16, 16>();
+    var s1 = subgroup_matrix_result<f32, 16, 16>();
+${sMma}
+    subgroupMatrixStore(&st, sg * 16u * BC, s0, false, BC);
+    subgroupMatrixStore(&st, sg * 16u * BC + 16u, s1, false, BC);
+    workgroupBarrier();
+    var tile_max = NEG;
+    for (var c = 0u; c < 16u; c++) {
+      let j = t0 + i32(side * 16u + c);
+      let visible = j <= last;
+      x[c] = select(NEG, st[(sg * 16u + r) * BC + side * 16u + c] * c2, visible);
+      tile_max = max(tile_max, x[c]);
+    }
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    if (tile_max > m + 8.0) { need = 1u; }
+    if (workgroupUniformLoad(&need) != 0u) {
+      let m_new = max(m, tile_max);
+      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
+      l *= alpha;
+      m = m_new;
+${rescale}
+    }
+    var rowsum = 0.0;
+    for (var c = 0u; c < 16u; c++) {
+      let p = select(exp2(x[c] - m), 0.0, x[c] == NEG);
+      pt[(sg * 16u + r) * BC + side * 16u + c] = f16(p);
+      rowsum += p;
+    }
+    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+    workgroupBarrier();
+${pv}
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let obase = (h * params.nq + i) * D;
+${store}
+  if (row_ok && side == 0u) {
+    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+  }
+}
+`;
+}

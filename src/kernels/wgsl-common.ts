@@ -1,0 +1,46 @@
+// Pieces shared by the attention WGSL generators: the params block and the input element type.
+import type { DType } from '../tensor.js';
+
+/** Uniform block of every attention kernel; keep in sync with attentionParams(). */
+export const ATTENTION_PARAMS_WGSL = /* wgsl */ `
+struct Params {
+  nq: u32, nk: u32, group: u32, causal: u32,
+  scale: f32, neg_inf_bits: u32, head: u32, pad: u32,
+}`;
+
+export interface AttentionParams {
+  queries: number;
+  keys: number;
+  group: number;
+  causal: boolean;
+  scale: number;
+  /** Query head (within the bound chunk) for kernels dispatched once per head. */
+  head?: number;
+}
+
+export function attentionParams(p: AttentionParams): ArrayBuffer {
+  const buf = new ArrayBuffer(32);
+  const u = new Uint32Array(buf);
+  const f = new Float32Array(buf);
+  u[0] = p.queries;
+  u[1] = p.keys;
+  u[2] = p.group;
+  u[3] = p.causal ? 1 : 0;
+  f[4] = p.scale;
+  u[5] = 0xff800000; // -Infinity: WGSL has no infinity literal
+  u[6] = p.head ?? 0;
+  return buf;
+}
+
+/** WGSL storage element type for an input dtype; f16 needs `enable f16;`. */
+export function inputType(dtype: DType): { enable: string; elem: string } {
+  return dtype === 'f16' ? { enable: 'enable f16;', elem: 'f16' } : { enable: '', elem: 'f32' };
+}
+
+/** Last key (inclusive, as i32) that query row i may see, bottom-right aligned. */
+export const CAUSAL_LIMIT_WGSL = /* wgsl */ `
+fn key_limit(i: u32) -> i32 {
+  let all = i32(params.nk) - 1;
+  if (params.causal == 0u) { return all; }
+  return min(all, i32(params.nk) - i32(params.nq) + i32(i));
+}`;

@@ -1,0 +1,73 @@
+// Float64 reference attention: the naive softmax(QK^T * scale) V per query, what every kernel is checked against.
+// Also a naive same-precision f16 implementation, the yardstick of FlashAttention's "within 2x" error rule.
+import { roundHalf } from '../f16.js';
+import { asFloat32, type Tensor } from '../tensor.js';
+import { attentionShape, causalLimit, type AttentionOptions } from '../attention/problem.js';
+
+export interface ReferenceState {
+  o: Float64Array;
+  lse: Float64Array;
+}
+
+/** Optional key predicate (query index, key index) -> visible, on top of causality. */
+export type KeyFilter = (queryIndex: number, keyIndex: number) => boolean;
+
+function naive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, round: (x: number) => number, filter?: KeyFilter): ReferenceState {
+  const s = attentionShape(q, k, v, opts);
+  const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
+  const { heads, queries, keys, headDim: D } = s;
+  const group = heads / s.kvHeads;
+  const o = new Float64Array(heads * queries * D);
+  const lse = new Float64Array(heads * queries).fill(-Infinity);
+  const scores = new Float64Array(keys);
+  for (let h = 0; h < heads; h++) {
+    const kvh = Math.floor(h / group);
+    for (let i = 0; i < queries; i++) {
+      const last = causalLimit(s, i);
+      const qo = (h * queries + i) * D;
+      let m = -Infinity;
+      for (let j = 0; j <= last; j++) {
+        if (filter && !filter(i, j)) {
+          scores[j] = -Infinity;
+          continue;
+        }
+        const ko = (kvh * keys + j) * D;
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
+        scores[j] = round(dot * s.scale);
+        if (scores[j] > m) m = scores[j];
+      }
+      if (m === -Infinity) continue;
+      let sum = 0;
+      for (let j = 0; j <= last; j++) sum += Math.exp(scores[j] - m);
+      lse[h * queries + i] = m + Math.log(sum);
+      for (let j = 0; j <= last; j++) {
+        if (scores[j] === -Infinity) continue;
+        const p = round(Math.exp(scores[j] - m) / sum);
+        const vo = (kvh * keys + j) * D;
+        for (let d = 0; d < D; d++) o[qo + d] += p * V[vo + d];
+      }
+      for (let d = 0; d < D; d++) o[qo + d] = round(o[qo + d]);
+    }
+  }
+  return { o, lse };
+}
+
+export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}, filter?: KeyFilter): ReferenceState {
+  return naive(q, k, v, opts, (x) => x, filter);
+}
+
+/** Scores, probabilities and output rounded to f16 as a plain f16 implementation would (PyTorch's naive path). */
+export function naiveHalfAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): ReferenceState {
+  return naive(q, k, v, opts, roundHalf);
+}
+
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue; // also -Infinity against -Infinity
+    const d = Math.abs(a[i] - b[i]);
+    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
+  }
+  return worst;
+}

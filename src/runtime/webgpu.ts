@@ -1,0 +1,229 @@
+// The WebGPU device handle: adapter, device, features, limits, a pipeline cache, buffer helpers with
+// memory accounting, and error scopes turned into typed errors. Node gets WebGPU from Dawn's `webgpu`
+// package; browsers from navigator.gpu.
+import { DeviceError, OutOfMemoryError } from '../errors.js';
+
+export interface GpuFeatures {
+  f16: boolean;
+  subgroups: boolean;
+  /** f16 -> f32 subgroup matrices of 16x16x16 (NVIDIA tensor cores through Dawn). */
+  subgroupMatrixF16: boolean;
+  timestamps: boolean;
+}
+
+/** Dawn toggles, all in one string (a second enable-dawn-features would replace the first). */
+const DAWN_OPTIONS = [
+  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model',
+  'disable-dawn-features=timestamp_quantization',
+];
+
+export class GpuContext {
+  readonly features: GpuFeatures;
+  readonly maxBindingBytes: number;
+  readonly maxWorkgroupStorageBytes: number;
+  readonly maxWorkgroupsPerDim: number;
+  private pipelines = new Map<string, GPUComputePipeline>();
+  private live = new Map<GPUBuffer, number>();
+  private liveBytes = 0;
+  private peak = 0;
+
+  constructor(
+    readonly device: GPUDevice,
+    readonly adapterName: string,
+    /** Dawn's GPU instance: held so that V8 never collects it while work runs (WEBGPU-NOTES.md). */
+    private readonly instance: unknown,
+    features: GpuFeatures,
+  ) {
+    this.features = features;
+    this.maxBindingBytes = device.limits.maxStorageBufferBindingSize;
+    this.maxWorkgroupStorageBytes = device.limits.maxComputeWorkgroupStorageSize;
+    this.maxWorkgroupsPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+  }
+
+  get instanceHandle(): unknown {
+    return this.instance;
+  }
+
+  /** Bytes in buffers this context created and has not destroyed. */
+  get allocatedBytes(): number {
+    return this.liveBytes;
+  }
+
+  get peakBytes(): number {
+    return this.peak;
+  }
+
+  resetPeak(): void {
+    this.peak = this.liveBytes;
+  }
+
+  /** A compute pipeline from WGSL, compiled once per key; compile errors become DeviceErrors with the messages. */
+  async pipeline(key: string, code: () => string): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get(key);
+    if (!p) {
+      this.device.pushErrorScope('validation');
+      const module = this.device.createShaderModule({ code: code(), label: key });
+      const info = await module.getCompilationInfo();
+      const errors = info.messages.filter((m) => m.type === 'error');
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
+      const err = await this.device.popErrorScope();
+      if (errors.length || err) {
+        const where = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ');
+        throw new DeviceError(`kernel ${key} failed to compile: ${where || err!.message}`);
+      }
+      this.pipelines.set(key, p);
+    }
+    return p;
+  }
+
+  /** A storage buffer. Throws OutOfMemoryError when the size exceeds a binding or the device refuses it. */
+  async createBuffer(bytes: number, label: string, usage = 0): Promise<GPUBuffer> {
+    const size = Math.max(16, Math.ceil(bytes / 16) * 16);
+    if (size > this.maxBindingBytes) {
+      throw new OutOfMemoryError(`${label}: ${size} bytes exceed this device's largest binding (${this.maxBindingBytes} bytes)`, size, this.maxBindingBytes);
+    }
+    this.device.pushErrorScope('out-of-memory');
+    this.device.pushErrorScope('validation');
+    const buffer = this.device.createBuffer({
+      size,
+      label,
+      usage: GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC | GPUBufferUsage.COPY_DST | usage,
+    });
+    const validation = await this.device.popErrorScope();
+    const oom = await this.device.popErrorScope();
+    if (oom || validation) {
+      buffer.destroy();
+      const why = (oom ?? validation)!.message;
+      if (oom) throw new OutOfMemoryError(`${label}: the device could not allocate ${size} bytes (${why})`, size, this.liveBytes);
+      throw new DeviceError(`${label}: buffer of ${size} bytes refused: ${why}`);
+    }
+    this.live.set(buffer, size);
+    this.liveBytes += size;
+    this.peak = Math.max(this.peak, this.liveBytes);
+    return buffer;
+  }
+
+  release(buffer: GPUBuffer): void {
+    const size = this.live.get(buffer);
+    if (size === undefined) return;
+    this.live.delete(buffer);
+    this.liveBytes -= size;
+    buffer.destroy();
+  }
+
+  async upload(data: ArrayBufferView, label: string): Promise<GPUBuffer> {
+    const buffer = await this.createBuffer(data.byteLength, label);
+    writePadded(this.device, buffer, data);
+    return buffer;
+  }
+
+  uniform(words: ArrayBuffer): GPUBuffer {
+    const buffer = this.device.createBuffer({ size: Math.max(16, Math.ceil(words.byteLength / 16) * 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    this.device.queue.writeBuffer(buffer, 0, words);
+    return buffer;
+  }
+
+  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    const enc = this.device.createCommandEncoder();
+    enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
+    this.device.queue.submit([enc.finish()]);
+    await staging.mapAsync(GPUMapMode.READ);
+    const copy = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    return copy;
+  }
+
+  /** Runs one compute pass of dispatches and reports validation errors as DeviceError. */
+  async run(label: string, record: (pass: GPUComputePassEncoder) => void): Promise<void> {
+    this.device.pushErrorScope('validation');
+    const enc = this.device.createCommandEncoder({ label });
+    const pass = enc.beginComputePass();
+    record(pass);
+    pass.end();
+    this.device.queue.submit([enc.finish()]);
+    const err = await this.device.popErrorScope();
+    if (err) throw new DeviceError(`${label}: ${err.message}`);
+  }
+
+  bind(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+    return this.device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
+    });
+  }
+
+  async idle(): Promise<void> {
+    await this.device.queue.onSubmittedWorkDone();
+  }
+
+  destroy(): void {
+    for (const b of this.live.keys()) b.destroy();
+    this.live.clear();
+    this.liveBytes = 0;
+    this.device.destroy();
+  }
+}
+
+function writePadded(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView): void {
+  const bytes = new Uint8Array(data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+  const whole = bytes.byteLength - (bytes.byteLength % 4);
+  if (whole > 0) device.queue.writeBuffer(buffer, 0, bytes, 0, whole);
+  if (whole < bytes.byteLength) {
+    const tail = new Uint8Array(4);
+    tail.set(bytes.subarray(whole));
+    device.queue.writeBuffer(buffer, whole, tail);
+  }
+}
+
+async function getGpu(): Promise<{ gpu: GPU; instance: unknown } | null> {
+  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
+  if (nav?.gpu) return { gpu: nav.gpu, instance: nav.gpu };
+  if (typeof process === 'undefined' || !process.versions?.node) return null;
+  process.env.XDG_RUNTIME_DIR ??= '/tmp';
+  let mod: { create: (o: string[]) => GPU; globals: object };
+  try {
+    mod = (await import('webgpu')) as unknown as typeof mod;
+  } catch {
+    return null;
+  }
+  Object.assign(globalThis, mod.globals);
+  const gpu = mod.create(DAWN_OPTIONS);
+  return { gpu, instance: gpu };
+}
+
+/** Acquires a WebGPU device with the adapter's maximum limits and the features we can use, or null. */
+export async function acquireGpu(): Promise<GpuContext | null> {
+  const found = await getGpu();
+  if (!found) return null;
+  const adapter = await found.gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return null;
+  const want: GPUFeatureName[] = [];
+  const has = (f: string) => adapter.features.has(f);
+  for (const f of ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']) if (has(f)) want.push(f as GPUFeatureName);
+  const requiredLimits: Record<string, number> = {};
+  for (const name of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension']) {
+    const v = (adapter.limits as unknown as Record<string, number>)[name];
+    if (typeof v === 'number') requiredLimits[name] = v;
+  }
+  let device: GPUDevice;
+  try {
+    device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
+  } catch (e) {
+    throw new DeviceError(`the WebGPU adapter refused a device: ${(e as Error).message}`);
+  }
+  const configs = ((adapter.info as unknown as { subgroupMatrixConfigs?: Array<{ componentType: string; resultComponentType: string; M: number; N: number; K: number }> }).subgroupMatrixConfigs) ?? [];
+  const features: GpuFeatures = {
+    f16: has('shader-f16'),
+    subgroups: has('subgroups'),
+    subgroupMatrixF16: has('chromium-experimental-subgroup-matrix') && has('shader-f16')
+      && configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16),
+    timestamps: has('timestamp-query'),
+  };
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
+  return new GpuContext(device, name, found.instance, features);
+}
