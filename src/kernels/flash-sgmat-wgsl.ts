@@ -5,7 +5,10 @@
 // Workgroup: 4 subgroups of 32 lanes, 16 query rows each (64 rows), key/value tiles of 32 keys.
 // Head dims 64 and 128. Checked against the same float64 reference as the portable kernel.
 
-export const SGMAT_ROWS = 64;
+/** Subgroups per workgroup; each owns 16 query rows. Offsets of subgroup-matrix calls must be uniform,
+ * and Dawn's analysis accepts no per-subgroup index except @builtin(subgroup_id), which misbehaved here. */
+const SUBGROUPS = 1;
+export const SGMAT_ROWS = 16 * SUBGROUPS;
 export const SGMAT_HEAD_DIMS = [64, 128];
 const BC = 32;
 
@@ -13,10 +16,11 @@ export function flashSubgroupMatrixWgsl(headDim: number): string {
   const D = headDim;
   const blocks = D / 16;
   const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const q = seq(blocks).map((b) => `  let q${b} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&kv, sg * 16u * D + ${b * 16}u, false, D);`).join('\n');
   const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
   const sMma = seq(2).map((n) => seq(blocks).map((b) =>
-    `    s${n} = subgroupMatrixMultiplyAccumulate(q${b}, subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D), s${n});`).join('\n')).join('\n');
+    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`).join('\n')).join('\n');
   const rescale = seq(blocks).map((b) => `
       subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
       workgroupBarrier();
@@ -25,7 +29,9 @@ export function flashSubgroupMatrixWgsl(headDim: number): string {
       o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sg * 256u, false, 16u);
       workgroupBarrier();`).join('');
   const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) =>
-    `    o${b} = subgroupMatrixMultiplyAccumulate(subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sg * 16u * BC + ${kb * 16}u, false, BC), subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, VOFF + ${kb * 16}u * D + ${b * 16}u, false, D), o${b});`).join('\n')).join('\n');
+    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sg * 16u * BC + ${kb * 16}u, false, BC);
+      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`).join('\n')).join('\n');
   const store = seq(blocks).map((b) => `
   subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
   workgroupBarrier();
@@ -34,6 +40,8 @@ export function flashSubgroupMatrixWgsl(headDim: number): string {
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
+// Subgroup-matrix offsets must be uniform: only @builtin(subgroup_id) counts as such per subgroup
+// (lid / 32 is refused, with or without diagnostic(off, subgroup_uniformity); probed on the H100).
 
 struct Params {
   nq: u32, nk: u32, group: u32, causal: u32,
@@ -49,13 +57,13 @@ struct Params {
 const D: u32 = ${D}u;
 const BR: u32 = ${SGMAT_ROWS}u;
 const BC: u32 = ${BC}u;
-const VOFF: u32 = BC * D;
-const THREADS: u32 = 128u;
+const THREADS: u32 = ${32 * SUBGROUPS}u;
 const NEG: f32 = -3.0e38;
-var<workgroup> kv: array<f16, ${2 * BC * D}>;      // K tile then V tile; first holds the Q tile
-var<workgroup> st: array<f32, ${SGMAT_ROWS * BC}>; // scores
-var<workgroup> pt: array<f16, ${SGMAT_ROWS * BC}>; // probabilities
-var<workgroup> scratch: array<f32, 1024>;          // 16x16 f32 per subgroup
+var<workgroup> qs: array<f16, ${SGMAT_ROWS * D}>;  // the Q tile, zero-padded
+var<workgroup> kv: array<f16, ${2 * BC * D}>;      // K tile then V tile
+var<workgroup> st: array<f32, ${SGMAT_ROWS * BC}>; // scores, 16 rows per subgroup
+var<workgroup> pt: array<f16, ${SGMAT_ROWS * BC}>; // probabilities, 16 rows per subgroup
+var<workgroup> scratch: array<f32, ${256 * SUBGROUPS}>; // 16x16 f32 per subgroup
 var<workgroup> need: u32;
 
 fn key_limit(i: u32) -> i32 {
@@ -64,12 +72,20 @@ fn key_limit(i: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }
 
-@compute @workgroup_size(128)
+fn put4(at: u32, x: vec4<f16>) {
+  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
+}
+
+fn putq(at: u32, x: vec4<f16>) {
+  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
+}
+
+@compute @workgroup_size(${32 * SUBGROUPS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let sg = 0u;
+  let lane = lid;
   let h = wg.y;
   let kvh = h / params.group;
-  let sg = lid / 32u;
-  let lane = lid % 32u;
   let r = lane / 2u;      // the row of this subgroup's 16 that this lane serves
   let side = lane % 2u;   // which side of the row's columns
   let i = wg.x * BR + sg * 16u + r;
@@ -78,16 +94,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
   let c2 = params.scale * 1.4426950408889634; // scores in the log2 domain
 
-  // Stage the Q tile (zero-padded) and keep it in registers as left matrices.
+  // Stage the Q tile (zero-padded); the first loop barrier publishes it.
   let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
   for (var e = lid; e < BR * D / 4u; e += THREADS) {
     let row = e / (D / 4u);
     var x = vec4<f16>(0.0);
     if (wg.x * BR + row < params.nq) { x = qg[qbase + e]; }
-    kv[e * 4u] = x.x; kv[e * 4u + 1u] = x.y; kv[e * 4u + 2u] = x.z; kv[e * 4u + 3u] = x.w;
+    putq(e * 4u, x);
   }
-  workgroupBarrier();
-${q}
 ${oInit}
   var m = NEG;
   var l = 0.0;
@@ -101,8 +115,8 @@ ${oInit}
       var kx = vec4<f16>(0.0);
       var vx = vec4<f16>(0.0);
       if (j < params.nk) { kx = kg[kbase + u32(t0) * (D / 4u) + e]; vx = vg[kbase + u32(t0) * (D / 4u) + e]; }
-      kv[e * 4u] = kx.x; kv[e * 4u + 1u] = kx.y; kv[e * 4u + 2u] = kx.z; kv[e * 4u + 3u] = kx.w;
-      kv[VOFF + e * 4u] = vx.x; kv[VOFF + e * 4u + 1u] = vx.y; kv[VOFF + e * 4u + 2u] = vx.z; kv[VOFF + e * 4u + 3u] = vx.w;
+      put4(e * 4u, kx);
+      put4(BC * D + e * 4u, vx);
     }
     workgroupBarrier();
     var s0 = subgroup_matrix_result<f32, 16, 16>();

@@ -6,7 +6,7 @@ import { DeviceError, OutOfMemoryError } from '../errors.js';
 export interface GpuFeatures {
   f16: boolean;
   subgroups: boolean;
-  /** f16 -> f32 subgroup matrices of 16x16x16 (NVIDIA tensor cores through Dawn). */
+  /** f16 -> f32 subgroup matrices of 16x16x16 with 32-lane subgroups (NVIDIA tensor cores through Dawn). */
   subgroupMatrixF16: boolean;
   timestamps: boolean;
 }
@@ -216,14 +216,16 @@ export async function acquireGpu(): Promise<GpuContext | null> {
     throw new DeviceError(`the WebGPU adapter refused a device: ${(e as Error).message}`);
   }
   const configs = ((adapter.info as unknown as { subgroupMatrixConfigs?: Array<{ componentType: string; resultComponentType: string; M: number; N: number; K: number }> }).subgroupMatrixConfigs) ?? [];
+  const info = adapter.info;
   const features: GpuFeatures = {
     f16: has('shader-f16'),
     subgroups: has('subgroups'),
-    subgroupMatrixF16: has('chromium-experimental-subgroup-matrix') && has('shader-f16')
+    subgroupMatrixF16: has('chromium-experimental-subgroup-matrix') && has('shader-f16') && has('subgroups')
+      && (info as unknown as { subgroupMinSize?: number }).subgroupMinSize === 32
+      && (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize === 32
       && configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16),
     timestamps: has('timestamp-query'),
   };
-  const info = adapter.info;
   const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
   return new GpuContext(device, name, found.instance, features);
 }
