@@ -11,7 +11,7 @@ code = code.replace('@group(0) @binding(5) var<uniform> params: Params;', '@grou
 code = code.replace('    var tile_max = NEG;', '    if (t0 == 0) { for (var c = 0u; c < 16u; c++) { dbg[lid * 16u + c] = st[r * BC + side * 16u + c]; } }\n    var tile_max = NEG;');
 code = code.replace('    l += rowsum + subgroupShuffleXor(rowsum, 1u);', '    l += rowsum + subgroupShuffleXor(rowsum, 1u);\n    if (t0 == 0) { dbg[512u + lid * 4u] = m; dbg[513u + lid * 4u] = l; dbg[514u + lid * 4u] = tile_max; dbg[515u + lid * 4u] = rowsum; }');
 code = code.replace('    var tile_max = NEG;', '    if (t0 == 0 && lid == 0u) { for (var c = 0u; c < 8u; c++) { dbg[1536u + c] = f32(qs[c]); dbg[1544u + c] = f32(kv[c]); dbg[1552u + c] = f32(kv[D + c]); dbg[1560u + c] = f32(qs[D + c]); } }\n    var tile_max = NEG;');
-code = code.replace('  let inv = select(', '  workgroupBarrier();\n  subgroupMatrixStore(&scratch, 0u, o0, false, 16u);\n  workgroupBarrier();\n  for (var c = 0u; c < 8u; c++) { dbg[1024u + lid * 8u + c] = scratch[lid * 8u + c]; }\n  let inv = select(');
+code = code.replace('  let inv = select(', '  workgroupBarrier();\n  subgroupMatrixStore(&st, 0u, o0, false, 16u);\n  workgroupBarrier();\n  for (var c = 0u; c < 8u; c++) { dbg[1024u + lid * 8u + c] = st[lid * 8u + c]; }\n  let inv = select(');
 const pipe = await gpu.pipeline('dbg', () => code);
 const bufs = [await gpu.upload(q.data, 'q'), await gpu.upload(k.data, 'k'), await gpu.upload(v.data, 'v'), await gpu.upload(new Float32Array(Nq * D).fill(NaN), 'o'), await gpu.upload(new Float32Array(Nq).fill(NaN), 'lse')];
 const params = gpu.uniform(attentionParams({ queries: Nq, keys: Nk, group: 1, causal: false, scale: 1 / 8 }));

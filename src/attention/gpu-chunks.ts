@@ -26,8 +26,8 @@ export function bytesPerKvHead(s: AttentionShape, elemBytes: number): number {
   return Math.max(group * s.queries * s.headDim * 4, s.keys * s.headDim * elemBytes, group * s.queries * s.headDim * elemBytes);
 }
 
-export function kvHeadsPerChunk(s: AttentionShape, elemBytes: number, maxBindingBytes: number, extraPerKvHead = 0): number {
-  const per = bytesPerKvHead(s, elemBytes) + extraPerKvHead;
+export function kvHeadsPerChunk(s: AttentionShape, elemBytes: number, maxBindingBytes: number): number {
+  const per = bytesPerKvHead(s, elemBytes);
   const n = Math.floor(maxBindingBytes / per);
   if (n < 1) {
     throw new UnsupportedError(`one key/value head needs ${per} bytes in one binding, more than this device's ${maxBindingBytes}; shorten the sequence or use the CPU backend`);
@@ -40,12 +40,14 @@ function slice(t: Tensor, from: number, to: number): Tensor {
   return tensor([to - from, t.shape[1], t.shape[2]], t.dtype, t.data.subarray(from * per, to * per));
 }
 
-/** Runs `kernel` over every head chunk and returns the whole state. Inputs are converted to f32 if the device lacks f16. */
-export async function runInHeadChunks(gpu: GpuContext, q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, kernel: GpuKernel, extraPerKvHead = 0): Promise<AttentionState> {
+/** Runs `kernel` over every head chunk and returns the whole state. Inputs are converted to f32 if the device lacks f16.
+ * maxBindingBytes can be lowered (tests do) to force chunking. */
+export async function runInHeadChunks(gpu: GpuContext, q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, kernel: GpuKernel,
+  maxBindingBytes = gpu.maxBindingBytes): Promise<AttentionState> {
   const dtype = q.dtype === 'f16' && !gpu.features.f16 ? 'f32' : q.dtype;
   [q, k, v] = [toDType(q, dtype), toDType(k, dtype), toDType(v, dtype)];
   const group = s.heads / s.kvHeads;
-  const step = kvHeadsPerChunk(s, bytesPerElement(dtype), gpu.maxBindingBytes, extraPerKvHead);
+  const step = kvHeadsPerChunk(s, bytesPerElement(dtype), maxBindingBytes);
   const out = emptyState(s.heads, s.queries, s.headDim);
   for (let a = 0; a < s.kvHeads; a += step) {
     const b = Math.min(s.kvHeads, a + step);

@@ -31,7 +31,9 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): Tensor {
   if (bytes.length - dataStart !== count * itemBytes) {
     throw new InputError(`${name}: shape (${shape}) needs ${count * itemBytes} data bytes, file has ${bytes.length - dataStart}`);
   }
-  const copy = bytes.slice(dataStart); // aligned copy
+  // A real copy (Buffer#slice is a view into Node's shared pool), so the typed array starts aligned at 0.
+  const copy = new Uint8Array(bytes.byteLength - dataStart);
+  copy.set(bytes.subarray(dataStart));
   const data = dtype === 'f32' ? new Float32Array(copy.buffer, 0, count) : new Uint16Array(copy.buffer, 0, count);
   return tensor(shape, dtype, data);
 }

@@ -2,18 +2,24 @@
 // chromium_experimental_subgroup_matrix). Dao 2023, Alg. 1, with FlashAttention-4's lazy rescale: the
 // running max used for P is raised only when a row's tile max exceeds it by more than 2^8, so the
 // O accumulators stay in subgroup-matrix registers and are rescaled (through workgroup memory) rarely.
-// Workgroup: 4 subgroups of 32 lanes, 16 query rows each (64 rows), key/value tiles of 32 keys.
-// Head dims 64 and 128. Checked against the same float64 reference as the portable kernel.
+// Workgroup: SUBGROUPS subgroups of 32 lanes, 16 query rows each, sharing key/value tiles of 32 keys.
+// Per tile and subgroup: S = Q K^T (K read column-major), scores to workgroup memory, the online
+// softmax by 2 lanes per row, P to workgroup memory as f16, O += P V. Head dims 64 and 128.
+// Workgroup memory: every subgroup-matrix load/store pointer must be 16-byte aligned (Vulkan's rule for
+// cooperative matrices), and the driver places workgroup variables one after another, so each one's
+// size is a multiple of 16 bytes (a lone 4-byte u32 ahead of the tiles scrambled S on the H100).
+// Checked against the same float64 reference as the portable kernel.
 
-/** Subgroups per workgroup; each owns 16 query rows. Offsets of subgroup-matrix calls must be uniform,
- * and Dawn's analysis accepts no per-subgroup index except @builtin(subgroup_id), which misbehaved here. */
-const SUBGROUPS = 1;
+/** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
+ * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
+const SUBGROUPS = 4;
 export const SGMAT_ROWS = 16 * SUBGROUPS;
 export const SGMAT_HEAD_DIMS = [64, 128];
 const BC = 32;
 
-export function flashSubgroupMatrixWgsl(headDim: number): string {
+export function flashSubgroupMatrixWgsl(headDim: number, subgroups: number = SUBGROUPS): string {
   const D = headDim;
+  const rows = 16 * subgroups;
   const blocks = D / 16;
   const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
   const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
@@ -21,25 +27,27 @@ export function flashSubgroupMatrixWgsl(headDim: number): string {
     `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
       let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
       s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`).join('\n')).join('\n');
+  // O blocks go through this subgroup's own 16 x 16 corner of st (free once the scores are in registers).
   const rescale = seq(blocks).map((b) => `
-      subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
+      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
       workgroupBarrier();
-      for (var c = 0u; c < 8u; c++) { scratch[sg * 256u + r * 16u + side * 8u + c] *= alpha; }
+      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
       workgroupBarrier();
-      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&scratch, sg * 256u, false, 16u);
+      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
       workgroupBarrier();`).join('');
   const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) =>
-    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sg * 16u * BC + ${kb * 16}u, false, BC);
+    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
       let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
       o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`).join('\n')).join('\n');
   const store = seq(blocks).map((b) => `
-  subgroupMatrixStore(&scratch, sg * 256u, o${b}, false, 16u);
+  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = scratch[sg * 256u + r * 16u + side * 8u + c] * inv; } }
+  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
   workgroupBarrier();`).join('');
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;
 // Subgroup-matrix offsets must be uniform: only @builtin(subgroup_id) counts as such per subgroup
 // (lid / 32 is refused, with or without diagnostic(off, subgroup_uniformity); probed on the H100).
 
@@ -55,16 +63,16 @@ struct Params {
 @group(0) @binding(5) var<uniform> params: Params;
 
 const D: u32 = ${D}u;
-const BR: u32 = ${SGMAT_ROWS}u;
+const BR: u32 = ${rows}u;
 const BC: u32 = ${BC}u;
-const THREADS: u32 = ${32 * SUBGROUPS}u;
+const THREADS: u32 = ${32 * subgroups}u;
 const NEG: f32 = -3.0e38;
-var<workgroup> qs: array<f16, ${SGMAT_ROWS * D}>;  // the Q tile, zero-padded
-var<workgroup> kv: array<f16, ${2 * BC * D}>;      // K tile then V tile
-var<workgroup> st: array<f32, ${SGMAT_ROWS * BC}>; // scores, 16 rows per subgroup
-var<workgroup> pt: array<f16, ${SGMAT_ROWS * BC}>; // probabilities, 16 rows per subgroup
-var<workgroup> scratch: array<f32, ${256 * SUBGROUPS}>; // 16x16 f32 per subgroup
-var<workgroup> need: u32;
+// Every workgroup variable is a multiple of 16 bytes, so that all start 16-byte aligned.
+var<workgroup> st: array<f32, ${rows * BC}>;  // scores (16 rows per subgroup); O round trips reuse them
+var<workgroup> qs: array<f16, ${rows * D}>;   // the Q tile, zero-padded
+var<workgroup> kv: array<f16, ${2 * BC * D}>; // K tile then V tile
+var<workgroup> pt: array<f16, ${rows * BC}>;  // probabilities, 16 rows per subgroup
+var<workgroup> need: array<u32, 4>;           // [0]: some row needs a rescale; 16 bytes on purpose
 
 fn key_limit(i: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -80,14 +88,14 @@ fn putq(at: u32, x: vec4<f16>) {
   qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
 }
 
-@compute @workgroup_size(${32 * SUBGROUPS})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let sg = 0u;
-  let lane = lid;
+@compute @workgroup_size(${32 * subgroups})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
   let h = wg.y;
   let kvh = h / params.group;
+  let sbase = sg * 16u * BC; // this subgroup's rows of st and pt
   let r = lane / 2u;      // the row of this subgroup's 16 that this lane serves
-  let side = lane % 2u;   // which side of the row's columns
+  let side = lane % 2u;   // which half of the row's columns
   let i = wg.x * BR + sg * 16u + r;
   let row_ok = i < params.nq;
   let last = select(-1, key_limit(i), row_ok);
@@ -98,9 +106,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
   for (var e = lid; e < BR * D / 4u; e += THREADS) {
     let row = e / (D / 4u);
-    var x = vec4<f16>(0.0);
-    if (wg.x * BR + row < params.nq) { x = qg[qbase + e]; }
-    putq(e * 4u, x);
+    var qx = vec4<f16>(0.0);
+    if (wg.x * BR + row < params.nq) { qx = qg[qbase + e]; }
+    putq(e * 4u, qx);
   }
 ${oInit}
   var m = NEG;
@@ -109,7 +117,7 @@ ${oInit}
   let kbase = kvh * params.nk * (D / 4u);
   for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {
     workgroupBarrier();
-    if (lid == 0u) { need = 0u; }
+    if (lid == 0u) { need[0] = 0u; }
     for (var e = lid; e < BC * D / 4u; e += THREADS) {
       let j = u32(t0) + e / (D / 4u);
       var kx = vec4<f16>(0.0);
@@ -122,19 +130,19 @@ ${oInit}
     var s0 = subgroup_matrix_result<f32, 16, 16>();
     var s1 = subgroup_matrix_result<f32, 16, 16>();
 ${sMma}
-    subgroupMatrixStore(&st, sg * 16u * BC, s0, false, BC);
-    subgroupMatrixStore(&st, sg * 16u * BC + 16u, s1, false, BC);
+    subgroupMatrixStore(&st, sbase, s0, false, BC);
+    subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
     workgroupBarrier();
     var tile_max = NEG;
     for (var c = 0u; c < 16u; c++) {
       let j = t0 + i32(side * 16u + c);
       let visible = j <= last;
-      x[c] = select(NEG, st[(sg * 16u + r) * BC + side * 16u + c] * c2, visible);
+      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
       tile_max = max(tile_max, x[c]);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    if (tile_max > m + 8.0) { need = 1u; }
-    if (workgroupUniformLoad(&need) != 0u) {
+    if (tile_max > m + 8.0) { need[0] = 1u; }
+    if (workgroupUniformLoad(&need[0]) != 0u) {
       let m_new = max(m, tile_max);
       let alpha = select(exp2(m - m_new), 0.0, m == NEG);
       l *= alpha;
@@ -144,7 +152,7 @@ ${rescale}
     var rowsum = 0.0;
     for (var c = 0u; c < 16u; c++) {
       let p = select(exp2(x[c] - m), 0.0, x[c] == NEG);
-      pt[(sg * 16u + r) * BC + side * 16u + c] = f16(p);
+      pt[sbase + r * BC + side * 16u + c] = f16(p);
       rowsum += p;
     }
     l += rowsum + subgroupShuffleXor(rowsum, 1u);

@@ -1,0 +1,35 @@
+// `longctx attend`: q, k, v as .npy in, the attention state (output, LSE) as .npy out.
+import { attention } from '../attention/attention.js';
+import { parseMethodSpec } from '../attention/spec.js';
+import { readNpy, writeNpy } from '../io/npy.js';
+import { acquireDevice } from '../runtime/device.js';
+import { tensor } from '../tensor.js';
+import { backendOption, numberOption, parse, required } from './args.js';
+
+export const ATTEND_USAGE = `usage: longctx attend --q q.npy --k k.npy --v v.npy --method SPEC --out out.npy
+                      [--lse lse.npy] [--backend cpu|webgpu|auto] [--no-causal] [--scale S]
+  q [Hq, Nq, D], k and v [Hkv, Nk, D], float32 or float16; out float32 [Hq, Nq, D]; lse float32 [Hq, Nq].
+  SPEC: dense | flash[:variant=auto|portable|subgroup-matrix]`;
+
+export async function attendCommand(argv: string[]): Promise<void> {
+  const v = parse(argv, {
+    q: { type: 'string' }, k: { type: 'string' }, v: { type: 'string' },
+    method: { type: 'string' }, out: { type: 'string' }, lse: { type: 'string' },
+    backend: { type: 'string' }, 'no-causal': { type: 'boolean' }, scale: { type: 'string' },
+  });
+  const spec = parseMethodSpec(required(v, 'method'));
+  const backend = backendOption(v);
+  const out = required(v, 'out');
+  const [q, k, vv] = [readNpy(required(v, 'q')), readNpy(required(v, 'k')), readNpy(required(v, 'v'))];
+  const device = await acquireDevice(backend);
+  try {
+    const t0 = performance.now();
+    const state = await attention(device, q, k, vv, spec, { causal: !v['no-causal'], scale: numberOption(v, 'scale') });
+    const ms = performance.now() - t0;
+    writeNpy(out, tensor([state.heads, state.queries, state.headDim], 'f32', state.o));
+    if (typeof v.lse === 'string') writeNpy(v.lse, tensor([state.heads, state.queries], 'f32', state.lse));
+    process.stderr.write(`attend: ${spec.name} on ${device.name}: [${state.heads}, ${state.queries}, ${state.headDim}] in ${ms.toFixed(1)} ms\n`);
+  } finally {
+    device.destroy();
+  }
+}

@@ -1,0 +1,49 @@
+// `longctx demo` (npm start): dense against flash as the length grows by 8x, on the default backend.
+// Dense holds every score (64x the memory for 8x the tokens); flash holds only the output state.
+import { formatBytes } from '../bench/report.js';
+import { denseAttention } from '../attention/dense.js';
+import { flashAttention } from '../attention/flash.js';
+import { denseScoreBytes } from '../kernels/dense-cpu.js';
+import { maxAbsDiff } from '../reference/attention.js';
+import { acquireDevice } from '../runtime/device.js';
+import { randomNormal } from '../tensor.js';
+import { backendOption, intList, parse } from './args.js';
+
+export async function demoCommand(argv: string[]): Promise<void> {
+  const v = parse(argv, { backend: { type: 'string' }, lengths: { type: 'string' } });
+  const device = await acquireDevice(backendOption(v));
+  const lengths = intList(v, 'lengths', [256, 512, 1024, 2048]);
+  const [heads, headDim] = [4, 64];
+  process.stdout.write(`longctx demo on ${device.name}: causal attention, ${heads} heads, head dim ${headDim}, f32\n\n`);
+  const rows = [['tokens', 'dense ms', 'flash ms', 'dense scores', 'flash extra', 'speed-up', 'max |dense - flash|']];
+  try {
+    for (const n of lengths) {
+      const q = randomNormal([heads, n, headDim], n + 1);
+      const k = randomNormal([heads, n, headDim], n + 2);
+      const vv = randomNormal([heads, n, headDim], n + 3);
+      await flashAttention(device, q, k, vv); // warm-up: compiles kernels on WebGPU
+      let t = performance.now();
+      const dense = await denseAttention(device, q, k, vv);
+      const denseMs = performance.now() - t;
+      t = performance.now();
+      const flash = await flashAttention(device, q, k, vv);
+      const flashMs = performance.now() - t;
+      const scores = denseScoreBytes({ heads, kvHeads: heads, queries: n, keys: n, headDim, causal: true, scale: 1 });
+      // Flash keeps one running max and sum per row beyond the output it must write anyway.
+      const flashExtra = heads * n * 2 * 4;
+      rows.push([String(n), denseMs.toFixed(1), flashMs.toFixed(1), formatBytes(scores), formatBytes(flashExtra),
+        `${(denseMs / flashMs).toFixed(1)}x`, maxAbsDiff(dense.o, flash.o).toExponential(1)]);
+      process.stderr.write(`  ${n} tokens done\n`);
+    }
+  } finally {
+    device.destroy();
+  }
+  const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)));
+  for (const [i, r] of rows.entries()) {
+    process.stdout.write(r.map((cell, c) => cell.padStart(widths[c])).join('  ') + '\n');
+    if (i === 0) process.stdout.write(widths.map((w) => '-'.repeat(w)).join('  ') + '\n');
+  }
+  const first = lengths[0];
+  const lastN = lengths[lengths.length - 1];
+  process.stdout.write(`\n${lastN / first}x the tokens: dense score memory grows ${(lastN / first) ** 2}x, flash's extra memory ${lastN / first}x.\n`);
+}

@@ -1,0 +1,60 @@
+#!/usr/bin/env node
+// The `longctx` command: dispatches to subcommands; typed input errors exit 2 with one line on stderr.
+import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '../errors.js';
+import { ATTEND_USAGE, attendCommand } from './attend.js';
+import { BENCH_USAGE, benchCommand } from './bench.js';
+import { demoCommand } from './demo.js';
+import { infoCommand } from './info.js';
+
+const USAGE = `longctx: long-context attention on WebGPU and the CPU
+
+  longctx demo [--backend cpu|webgpu|auto]      dense against flash as the length grows
+  longctx attend ...                            run one attention call on .npy arrays
+  longctx bench attention ...                   speed and memory sweep (JSON, markdown, SVG)
+  longctx info [--backend ...]                  the device, its features and limits
+
+${ATTEND_USAGE}
+
+${BENCH_USAGE}`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'attend':
+      await attendCommand(rest);
+      return 0;
+    case 'bench':
+      await benchCommand(rest);
+      return 0;
+    case 'demo':
+      await demoCommand(rest);
+      return 0;
+    case 'info':
+      await infoCommand(rest);
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`longctx: unknown command '${command}' (try longctx help)\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    const err = e as Error;
+    if (err instanceof LongctxError) {
+      process.stderr.write(`longctx: ${err.name}: ${err.message}\n`);
+      // Input problems are the caller's to fix (2); device, memory and support limits are ours to report (1).
+      const ours = err instanceof DeviceError || err instanceof OutOfMemoryError || err instanceof UnsupportedError;
+      process.exit(ours ? 1 : 2);
+    }
+    process.stderr.write(`longctx: internal error: ${err?.stack ?? String(e)}\n`);
+    process.exit(1);
+  },
+);
