@@ -5,9 +5,11 @@
 // Workgroup: SUBGROUPS subgroups of 32 lanes, 16 query rows each, sharing key/value tiles of 32 keys.
 // Per tile and subgroup: S = Q K^T (K read column-major), scores to workgroup memory, the online
 // softmax by 2 lanes per row, P to workgroup memory as f16, O += P V. Head dims 64 and 128.
-// Workgroup memory: every subgroup-matrix load/store pointer must be 16-byte aligned (Vulkan's rule for
-// cooperative matrices), and the driver places workgroup variables one after another, so each one's
-// size is a multiple of 16 bytes (a lone 4-byte u32 ahead of the tiles scrambled S on the H100).
+// Workgroup memory: subgroup-matrix loads/stores need 16-byte-aligned pointers (Vulkan's rule for cooperative
+// matrices; a tile 4 bytes into its array gives garbage on the H100, 16 bytes in is fine), and the driver,
+// not the declaration order, decides where each workgroup variable goes (a lone u32 declared after the
+// tiles scrambled S, declared before them it did not). So every workgroup variable's size is a multiple
+// of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
 // Checked against the same float64 reference as the portable kernel.
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
