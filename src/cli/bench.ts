@@ -74,7 +74,8 @@ export async function benchCommand(argv: string[]): Promise<void> {
         row = await benchAttentionCase(device, c, timing);
       }
       rows.push(row);
-      last.set(key, { seqLen: c.seqLen, ms: row.ms, failed: row.status === 'oom' || row.status === 'error' || (prev?.failed ?? false) });
+      // A skipped row keeps the last measured one, so predictions keep growing from real figures.
+      if (row.status !== 'skipped') last.set(key, { seqLen: c.seqLen, ms: row.ms, failed: row.status === 'oom' || row.status === 'error' });
       bar.tick(`${key} ${formatTokens(c.seqLen)}: ${row.status === 'ok' ? `${row.ms!.toFixed(2)} ms` : row.status}`);
     }
   } finally {
