@@ -1,4 +1,5 @@
 // The one face of all methods: attention(device, q, k, v, spec) -> attention state (output + LSE).
+import { UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { denseAttention } from './dense.js';
@@ -15,6 +16,6 @@ export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor,
     case 'flash':
       return flashAttention(device, q, k, v, { ...opts, variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') });
     default:
-      throw new Error(`method '${spec.name}' is parsed but not wired into attention()`);
+      throw new UnsupportedError(`method '${spec.name}' is parsed but not wired into attention()`);
   }
 }
