@@ -5,7 +5,8 @@ import type { Device } from '../runtime/device.js';
 import { denseAttention } from './dense.js';
 import { flashAttention } from './flash.js';
 import type { AttentionOptions } from './problem.js';
-import { choiceParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import { choiceParam, intParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import { maskForSpec, scheduleFromSpec } from './sparse.js';
 import type { AttentionState } from './state.js';
 
 export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions = {}): Promise<AttentionState> {
@@ -14,7 +15,15 @@ export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor,
     case 'dense':
       return denseAttention(device, q, k, v, opts);
     case 'flash':
-      return flashAttention(device, q, k, v, { ...opts, variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') });
+    case 'window':
+    case 'sinks':
+      return flashAttention(device, q, k, v, {
+        ...opts,
+        variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
+        mask: maskForSpec(spec, opts.causal ?? true),
+      });
+    case 'hybrid':
+      return attention(device, q, k, v, scheduleFromSpec(spec).methodFor(intParam(spec, 'layer', 0)), opts);
     default:
       throw new UnsupportedError(`method '${spec.name}' is parsed but not wired into attention()`);
   }

@@ -6,3 +6,6 @@ export * from './spec.js';
 export * from './state.js';
 export * from './merge-gpu.js';
 export * from './gpu-chunks.js';
+export * from './mask.js';
+export * from './block-mask.js';
+export * from './sparse.js';

@@ -11,6 +11,10 @@ export interface MethodSpec {
 export const METHOD_KEYS: Record<string, readonly string[]> = {
   dense: [],
   flash: ['variant'],
+  window: ['left', 'right', 'variant'],
+  sinks: ['tokens', 'left', 'right', 'variant'],
+  /** A layer schedule; in a single attention call, `layer=N` picks that layer's method. */
+  hybrid: ['every', 'window', 'layer'],
 };
 
 export function parseMethodSpec(text: string): MethodSpec {

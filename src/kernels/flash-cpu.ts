@@ -8,10 +8,13 @@ import { roundHalf } from '../f16.js';
 import { asFloat32, type Tensor } from '../tensor.js';
 import { causalLimit, type AttentionShape } from '../attention/problem.js';
 import { emptyState, type AttentionState } from '../attention/state.js';
+import type { BlockMask } from '../attention/block-mask.js';
+import { maskAllows } from '../attention/mask.js';
 
 export interface FlashCpuOptions {
-  /** First and last (inclusive) key index that query i may see; default: all, or up to the causal limit. */
-  range?: (queryIndex: number) => [number, number];
+  /** Visit only the key tiles this block mask keeps, and apply its predicate on partial ones. Its key
+   * tile size replaces `tile`; causality then comes from the mask alone. */
+  blockMask?: BlockMask;
   tile?: number;
   /** Round P to f16 before P V, as tensor-core kernels do. */
   halfProbabilities?: boolean;
@@ -24,7 +27,7 @@ export const subgroupMatrixTwin: FlashCpuOptions = { tile: 32, halfProbabilities
 export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, opts: FlashCpuOptions = {}): AttentionState {
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;
-  const tile = opts.tile ?? 64;
+  const tile = opts.blockMask?.keyTile ?? opts.tile ?? 64;
   const lazy = opts.lazyRescaleLog2 ?? 0;
   const round = opts.halfProbabilities ? roundHalf : (x: number) => x;
   const group = heads / s.kvHeads;
@@ -35,21 +38,25 @@ export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
   for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / group);
     for (let i = 0; i < queries; i++) {
-      const [first, last] = opts.range ? opts.range(i) : [0, causalLimit(s, i)];
       const qo = (h * queries + i) * D;
+      const qp = keys - queries + i;
       let m = -Infinity;
       let l = 0;
       acc.fill(0);
-      for (let t0 = first; t0 <= last; t0 += tile) {
-        const t1 = Math.min(last + 1, t0 + tile);
+      for (const [t0, t1, partial] of keySegments(s, i, tile, opts.blockMask)) {
         let tileMax = -Infinity;
         for (let j = t0; j < t1; j++) {
+          if (partial && !maskAllows(opts.blockMask!.mask, qp, j)) {
+            x[j - t0] = -Infinity;
+            continue;
+          }
           const ko = (kvh * keys + j) * D;
           let dot = 0;
           for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
           x[j - t0] = dot * scale2;
           tileMax = Math.max(tileMax, x[j - t0]);
         }
+        if (tileMax === -Infinity) continue;
         if (tileMax > m + lazy) {
           const mNew = Math.max(m, tileMax);
           const alpha = m === -Infinity ? 0 : 2 ** (m - mNew);
@@ -58,6 +65,7 @@ export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
           m = mNew;
         }
         for (let j = t0; j < t1; j++) {
+          if (x[j - t0] === -Infinity) continue;
           const p = 2 ** (x[j - t0] - m);
           l += p;
           const pv = round(p);
@@ -72,4 +80,18 @@ export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
     }
   }
   return out;
+}
+
+/** Key ranges [start, end) of row i, tile by tile, and whether the mask predicate must run on them. */
+function* keySegments(s: AttentionShape, i: number, tile: number, blocks?: BlockMask): Generator<[number, number, boolean]> {
+  if (blocks) {
+    const t = Math.floor(i / blocks.queryTile);
+    for (let e = blocks.offsets[t]; e < blocks.offsets[t + 1]; e++) {
+      const kt = blocks.tiles[e] >>> 1;
+      yield [kt * tile, Math.min(s.keys, (kt + 1) * tile), (blocks.tiles[e] & 1) === 0];
+    }
+    return;
+  }
+  const last = causalLimit(s, i);
+  for (let t0 = 0; t0 <= last; t0 += tile) yield [t0, Math.min(last + 1, t0 + tile), false];
 }

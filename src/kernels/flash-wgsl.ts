@@ -1,6 +1,8 @@
 // FlashAttention-2 forward, portable WGSL (Dao 2023, "FlashAttention-2", Alg. 1): one thread per query row,
 // BR rows per workgroup, key/value tiles of BC keys staged in workgroup memory, online softmax in f32 with
 // one rescale per tile, LSE out. No N x N buffer. Any head dim (generated per D). CPU twin: flash-cpu.ts.
+// With a block mask (FlexAttention's scheme) the workgroup visits only its query tile's kept key tiles
+// and evaluates the mask predicate only on partial ones.
 import type { DType } from '../tensor.js';
 import { ATTENTION_PARAMS_WGSL, CAUSAL_LIMIT_WGSL, inputType } from './wgsl-common.js';
 
@@ -11,9 +13,31 @@ export function flashPortableTile(headDim: number): number {
   return headDim <= 64 ? 32 : headDim <= 128 ? 16 : 8;
 }
 
-export function flashPortableWgsl(headDim: number, dtype: DType): string {
+export interface WgslMask {
+  /** A WGSL bool expression over `qp: i32`, `kp: i32` (see attention/mask.ts). */
+  predicate: string;
+  /** Whether it reads `doc_ids` (bound at 8). */
+  documents: boolean;
+}
+
+export function flashPortableWgsl(headDim: number, dtype: DType, mask?: WgslMask): string {
   const { enable, elem } = inputType(dtype);
   const BC = flashPortableTile(headDim);
+  const maskBindings = mask ? `
+@group(0) @binding(6) var<storage, read> block_offsets: array<u32>;
+@group(0) @binding(7) var<storage, read> block_tiles: array<u32>;
+${mask.documents ? '@group(0) @binding(8) var<storage, read> doc_ids: array<i32>;' : ''}
+fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }` : '';
+  // Causal: stream tiles up to the workgroup's last row's limit (a uniform bound, so barriers stay legal).
+  // Masked: stream the kept tiles of this query tile; `full` tiles skip the predicate.
+  const loopHead = mask
+    ? `for (var e = block_offsets[wg.x]; e < block_offsets[wg.x + 1u]; e++) {
+    let entry = block_tiles[e];
+    let t0 = i32((entry >> 1u) * BC);
+    let full = (entry & 1u) == 1u;`
+    : `let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {`;
+  const visible = mask ? '(full || allowed(qp, t0 + j))' : 'true';
   return /* wgsl */ `${enable}
 ${ATTENTION_PARAMS_WGSL}
 @group(0) @binding(0) var<storage, read> q: array<${elem}>;
@@ -22,10 +46,12 @@ ${ATTENTION_PARAMS_WGSL}
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
+${maskBindings}
 
 const D: u32 = ${headDim}u;
 const BR: u32 = ${FLASH_PORTABLE_ROWS}u;
 const BC: u32 = ${BC}u;
+const NEG: f32 = -3.0e38;
 var<workgroup> ks: array<f32, ${BC * headDim}>;
 var<workgroup> vs: array<f32, ${BC * headDim}>;
 ${CAUSAL_LIMIT_WGSL}
@@ -36,9 +62,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let kvh = h / params.group;
   let i = wg.x * BR + lid;
   let row_ok = i < params.nq;
-  let last = select(-1, key_limit(i), row_ok);
-  // The workgroup streams keys up to its last row's limit: a uniform bound, so barriers stay legal.
-  let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let qp = i32(params.nk) - i32(params.nq) + i32(i);
+  let last = select(-1, ${mask ? 'i32(params.nk) - 1' : 'key_limit(i)'}, row_ok);
   var qrow: array<f32, ${headDim}>;
   var acc: array<f32, ${headDim}>;
   var s: array<f32, ${BC}>;
@@ -46,37 +71,42 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let qo = (h * params.nq + i) * D;
     for (var d = 0u; d < D; d++) { qrow[d] = f32(q[qo + d]) * params.scale; acc[d] = 0.0; }
   }
-  var m = -3.0e38;
+  var m = NEG;
   var l = 0.0;
   let kbase = kvh * params.nk * D;
-  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {
+  ${loopHead}
     workgroupBarrier();
-    for (var e = lid; e < BC * D; e += BR) {
-      let j = u32(t0) + e / D;
+    for (var x = lid; x < BC * D; x += BR) {
+      let j = u32(t0) + x / D;
       var kx = 0.0; var vx = 0.0;
-      if (j < params.nk) { kx = f32(k[kbase + j * D + e % D]); vx = f32(v[kbase + j * D + e % D]); }
-      ks[e] = kx; vs[e] = vx;
+      if (j < params.nk) { kx = f32(k[kbase + j * D + x % D]); vx = f32(v[kbase + j * D + x % D]); }
+      ks[x] = kx; vs[x] = vx;
     }
     workgroupBarrier();
     let n = min(i32(BC), last - t0 + 1);
     if (n > 0) {
-      var tile_max = -3.0e38;
+      var tile_max = NEG;
       for (var j = 0; j < n; j++) {
-        var dot = 0.0;
-        for (var d = 0u; d < D; d++) { dot += qrow[d] * ks[u32(j) * D + d]; }
+        var dot = NEG;
+        if (${visible}) {
+          dot = 0.0;
+          for (var d = 0u; d < D; d++) { dot += qrow[d] * ks[u32(j) * D + d]; }
+        }
         s[j] = dot;
         tile_max = max(tile_max, dot);
       }
-      let m_new = max(m, tile_max);
-      let alpha = exp(m - m_new);
-      l *= alpha;
-      for (var d = 0u; d < D; d++) { acc[d] *= alpha; }
-      for (var j = 0; j < n; j++) {
-        let p = exp(s[j] - m_new);
-        l += p;
-        for (var d = 0u; d < D; d++) { acc[d] += p * vs[u32(j) * D + d]; }
+      if (tile_max > NEG) {
+        let m_new = max(m, tile_max);
+        let alpha = exp(m - m_new);
+        l *= alpha;
+        for (var d = 0u; d < D; d++) { acc[d] *= alpha; }
+        for (var j = 0; j < n; j++) {
+          let p = select(exp(s[j] - m_new), 0.0, s[j] == NEG);
+          l += p;
+          for (var d = 0u; d < D; d++) { acc[d] += p * vs[u32(j) * D + d]; }
+        }
+        m = m_new;
       }
-      m = m_new;
     }
   }
   if (row_ok) {

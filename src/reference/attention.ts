@@ -58,8 +58,8 @@ export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, opts: Attent
 }
 
 /** Scores, probabilities and output rounded to f16 as a plain f16 implementation would (PyTorch's naive path). */
-export function naiveHalfAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): ReferenceState {
-  return naive(q, k, v, opts, roundHalf);
+export function naiveHalfAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}, filter?: KeyFilter): ReferenceState {
+  return naive(q, k, v, opts, roundHalf, filter);
 }
 
 export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {

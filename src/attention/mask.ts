@@ -1,0 +1,117 @@
+// Attention masks in the spirit of PyTorch's FlexAttention (Dong et al. 2024): a mask is a predicate over
+// (query position, key position), built from primitives that compose with and/or. Each primitive also
+// classifies a whole (query tile, key tile) rectangle as empty, partial or full, so a block mask can be
+// built without evaluating N x N predicates, and each primitive prints itself as a WGSL expression so the
+// GPU kernels apply the same predicate on partial tiles.
+import { ShapeError } from '../errors.js';
+
+export type MaskNode =
+  | { kind: 'causal' }
+  /** Key positions [q - left, q + right]. */
+  | { kind: 'window'; left: number; right: number }
+  /** The first `tokens` positions (global / sink tokens). */
+  | { kind: 'sinks'; tokens: number }
+  /** Packed sequences: a query sees keys of its own document. ids[position], non-decreasing. */
+  | { kind: 'document'; ids: Int32Array }
+  | { kind: 'and'; parts: MaskNode[] }
+  | { kind: 'or'; parts: MaskNode[] };
+
+export const causal = (): MaskNode => ({ kind: 'causal' });
+export const slidingWindow = (left: number, right = 0): MaskNode => ({ kind: 'window', left, right });
+export const sinkTokens = (tokens: number): MaskNode => ({ kind: 'sinks', tokens });
+export const documents = (ids: Int32Array): MaskNode => {
+  for (let i = 1; i < ids.length; i++) {
+    if (ids[i] < ids[i - 1]) throw new ShapeError(`document ids must be non-decreasing (packed sequences); position ${i} has ${ids[i]} after ${ids[i - 1]}`);
+  }
+  return { kind: 'document', ids };
+};
+export const and = (...parts: MaskNode[]): MaskNode => ({ kind: 'and', parts });
+export const or = (...parts: MaskNode[]): MaskNode => ({ kind: 'or', parts });
+
+/** Whether the query at position qp may see the key at position kp. */
+export function maskAllows(m: MaskNode, qp: number, kp: number): boolean {
+  switch (m.kind) {
+    case 'causal': return kp <= qp;
+    case 'window': return kp >= qp - m.left && kp <= qp + m.right;
+    case 'sinks': return kp < m.tokens;
+    case 'document': return m.ids[qp] === m.ids[kp];
+    case 'and': return m.parts.every((p) => maskAllows(p, qp, kp));
+    case 'or': return m.parts.some((p) => maskAllows(p, qp, kp));
+  }
+}
+
+export const EMPTY = 0;
+export const PARTIAL = 1;
+export const FULL = 2;
+export type TileKind = typeof EMPTY | typeof PARTIAL | typeof FULL;
+
+/** Classifies the rectangle of query positions [q0, q1] x key positions [k0, k1] (inclusive). */
+export function classifyTile(m: MaskNode, q0: number, q1: number, k0: number, k1: number): TileKind {
+  switch (m.kind) {
+    case 'causal':
+      return k1 <= q0 ? FULL : k0 > q1 ? EMPTY : PARTIAL;
+    case 'window':
+      if (k1 < q0 - m.left || k0 > q1 + m.right) return EMPTY;
+      return k0 >= q1 - m.left && k1 <= q0 + m.right ? FULL : PARTIAL;
+    case 'sinks':
+      return k1 < m.tokens ? FULL : k0 >= m.tokens ? EMPTY : PARTIAL;
+    case 'document': {
+      const [a0, a1, b0, b1] = [m.ids[q0], m.ids[q1], m.ids[k0], m.ids[k1]];
+      if (a1 < b0 || b1 < a0) return EMPTY;
+      return a0 === a1 && b0 === b1 && a0 === b0 ? FULL : PARTIAL;
+    }
+    case 'and': {
+      let kind: TileKind = FULL;
+      for (const p of m.parts) {
+        const c = classifyTile(p, q0, q1, k0, k1);
+        if (c === EMPTY) return EMPTY;
+        if (c === PARTIAL) kind = PARTIAL;
+      }
+      return kind;
+    }
+    case 'or': {
+      let kind: TileKind = EMPTY;
+      for (const p of m.parts) {
+        const c = classifyTile(p, q0, q1, k0, k1);
+        if (c === FULL) return FULL;
+        if (c === PARTIAL) kind = PARTIAL;
+      }
+      return kind;
+    }
+  }
+}
+
+/** The predicate as a WGSL bool expression over `qp: i32` and `kp: i32`; documents read `doc_ids`. */
+export function maskWgsl(m: MaskNode): string {
+  switch (m.kind) {
+    case 'causal': return '(kp <= qp)';
+    case 'window': return `(kp >= qp - ${m.left} && kp <= qp + ${m.right})`;
+    case 'sinks': return `(kp < ${m.tokens})`;
+    case 'document': return '(doc_ids[qp] == doc_ids[kp])';
+    case 'and': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' && ')})` : 'true';
+    case 'or': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' || ')})` : 'false';
+  }
+}
+
+/** The document ids a mask reads, if any (the GPU kernels bind them). */
+export function maskDocuments(m: MaskNode): Int32Array | undefined {
+  if (m.kind === 'document') return m.ids;
+  if (m.kind === 'and' || m.kind === 'or') for (const p of m.parts) { const d = maskDocuments(p); if (d) return d; }
+  return undefined;
+}
+
+/** A stable text for caching compiled kernels by mask shape (document ids excluded). */
+export function maskKey(m: MaskNode): string {
+  return maskWgsl(m);
+}
+
+export function describeMask(m: MaskNode): string {
+  switch (m.kind) {
+    case 'causal': return 'causal';
+    case 'window': return `window(${m.left},${m.right})`;
+    case 'sinks': return `sinks(${m.tokens})`;
+    case 'document': return 'document';
+    case 'and': return m.parts.map(describeMask).join(' & ');
+    case 'or': return `(${m.parts.map(describeMask).join(' | ')})`;
+  }
+}
