@@ -9,3 +9,4 @@ export * from './gpu-chunks.js';
 export * from './mask.js';
 export * from './block-mask.js';
 export * from './sparse.js';
+export * from './window-cache.js';
