@@ -129,3 +129,15 @@ test('ProgressBar: TTY rewrites in place with \\r and ends with a newline', () =
   assert.match(out[1], /^\rrun \[#+\] 2\/2 +$/); // padded over the longer previous line
   assert.equal(out[2], '\n');
 });
+
+test('attended pairs: exact methods count all causal pairs, windows only their band', async () => {
+  const { attendedPairs } = await import('../src/bench/attention-bench.js');
+  const { parseMethodSpec } = await import('../src/attention/spec.js');
+  assert.equal(attendedPairs(parseMethodSpec('flash'), 4, true), 10);
+  assert.equal(attendedPairs(parseMethodSpec('flash'), 4, false), 16);
+  // Window left=1: rows see 1, 2, 2, 2 keys.
+  assert.equal(attendedPairs(parseMethodSpec('window:left=1'), 4, true), 7);
+  assert.equal(attendedPairs(parseMethodSpec('window:left=100'), 4, true), 10);
+  // Hybrid every=2 of flash (10) and window left=1 (7): mean 8.5 per layer.
+  assert.equal(attendedPairs(parseMethodSpec('hybrid:every=2,window=1'), 4, true), 8.5);
+});

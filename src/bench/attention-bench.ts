@@ -2,21 +2,24 @@
 // TFLOP/s, and the peak device memory of the call (inputs, outputs and temporaries, as PyTorch's
 // max_memory_allocated counts them). WebGPU inputs are generated on the device and stay there.
 import { denseAttentionGpu } from '../attention/dense.js';
-import { flashAttentionGpu, chooseFlashVariant, type FlashVariant } from '../attention/flash.js';
+import { flashAttentionGpu, chooseFlashVariant, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
+import { buildBlockMask } from '../attention/block-mask.js';
+import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
+import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
 import type { AttentionShape } from '../attention/problem.js';
 import { denseAttentionCpu, denseScoreBytes } from '../kernels/dense-cpu.js';
 import { flashAttentionCpu } from '../kernels/flash-cpu.js';
-import { LongctxError, OutOfMemoryError } from '../errors.js';
+import { LongctxError, OutOfMemoryError, UnsupportedError } from '../errors.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { bytesPerElement, randomNormal, type DType } from '../tensor.js';
 import { randomGpuBuffer } from './gpu-fill.js';
-import { attentionFlops, type BenchRow } from './report.js';
+import type { BenchRow } from './report.js';
 
 export interface AttentionCase {
-  method: 'dense' | 'flash';
-  variant?: FlashVariant;
+  /** dense, flash, window, sinks or hybrid (a layer schedule: the mean per layer over one cycle). */
+  method: MethodSpec;
   dtype: DType;
   seqLen: number;
   heads: number;
@@ -44,12 +47,23 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
   const f16 = c.dtype === 'f16';
   const group = s.heads / s.kvHeads;
   const step = kvHeadsPerChunk(s, bytesPerElement(c.dtype), gpu.maxBindingBytes);
-  const variant = c.method === 'flash' ? chooseFlashVariant(gpu, s.headDim, c.dtype, c.variant) : 'tiled';
   const chunks: GpuInputs[] = [];
   const owned: GPUBuffer[] = [];
+  const masks: GpuBlockMask[] = [];
   const before = gpu.allocatedBytes;
   gpu.resetPeak();
   try {
+    // One cycle of layers: a plain method is one call; hybrid:every=E is E calls, timed as their mean.
+    const cycle = c.method.name === 'hybrid' ? Array.from({ length: Number(c.method.params.every ?? 3) }, (_, l) => scheduleFromSpec(c.method).methodFor(l)) : [c.method];
+    const calls: Array<{ dense: boolean; variant: FlashVariant; mask?: GpuBlockMask }> = [];
+    for (const spec of cycle) {
+      const variant = choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto');
+      const mask = maskForSpec(spec, s.causal);
+      const blocks = mask ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant) : undefined;
+      if (blocks) masks.push(blocks);
+      calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
+    }
+    const variant = calls.map((x) => (x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant, x.mask !== undefined))).join('+');
     for (let a = 0; a < s.kvHeads; a += step) {
       const kv = Math.min(step, s.kvHeads - a);
       const shape = { ...s, kvHeads: kv, heads: kv * group };
@@ -65,7 +79,9 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       chunks.push({ q: bufs[0], k: bufs[1], v: bufs[2], o: bufs[3], lse: bufs[4], shape, dtype: c.dtype });
     }
     const once = async () => {
-      for (const x of chunks) await (c.method === 'dense' ? denseAttentionGpu(gpu, x) : flashAttentionGpu(gpu, x, c.variant));
+      for (const call of calls) {
+        for (const x of chunks) await (call.dense ? denseAttentionGpu(gpu, x) : flashAttentionGpu(gpu, x, call.variant, call.mask));
+      }
       await gpu.idle();
     };
     await gpu.idle();
@@ -76,9 +92,10 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       await once();
       times.push(performance.now() - t0);
     }
-    return { ms: median(times), peak: gpu.peakBytes - before, variant };
+    return { ms: median(times) / calls.length, peak: gpu.peakBytes - before, variant };
   } finally {
     for (const b of owned) gpu.release(b);
+    for (const m of masks) m.release();
   }
 }
 
@@ -87,7 +104,10 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
   const q = randomNormal([s.heads, s.queries, s.headDim], 1, c.dtype);
   const k = randomNormal([s.kvHeads, s.keys, s.headDim], 2, c.dtype);
   const v = randomNormal([s.kvHeads, s.keys, s.headDim], 3, c.dtype);
-  const run = () => (c.method === 'dense' ? denseAttentionCpu(q, k, v, s) : flashAttentionCpu(q, k, v, s));
+  if (c.method.name === 'hybrid') throw new UnsupportedError('hybrid is benchmarked on WebGPU only');
+  const mask = maskForSpec(c.method, s.causal);
+  const blockMask = mask && buildBlockMask(mask, s.queries, s.keys, 64, 64);
+  const run = () => (c.method.name === 'dense' ? denseAttentionCpu(q, k, v, s) : flashAttentionCpu(q, k, v, s, { blockMask }));
   for (let i = 0; i < t.warmup; i++) run();
   const times: number[] = [];
   for (let i = 0; i < t.reps; i++) {
@@ -97,17 +117,38 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
   }
   const io = (q.data.byteLength + k.data.byteLength + v.data.byteLength) + s.heads * s.queries * (s.headDim + 1) * 4;
   // CPU memory is not measured per call (the JS heap is shared); this is what the call must hold.
-  return { ms: median(times), peak: io + (c.method === 'dense' ? denseScoreBytes(s) : 0), variant: c.method === 'dense' ? 'js' : 'js-tiled' };
+  return { ms: median(times), peak: io + (c.method.name === 'dense' ? denseScoreBytes(s) : 0), variant: c.method.name === 'dense' ? 'js' : 'js-tiled' };
+}
+
+/** Query-key pairs a method attends to over N causal tokens (sparse methods count only what they keep). */
+export function attendedPairs(spec: MethodSpec, n: number, isCausal: boolean): number {
+  const windowPairs = (reach: number) => {
+    // Row i sees min(i + 1, reach) keys: i + 1 until the window is full, then reach.
+    const full = Math.max(0, n - reach);
+    const ramp = Math.min(n, reach);
+    return (ramp * (ramp + 1)) / 2 + full * reach;
+  };
+  const all = isCausal ? (n * (n + 1)) / 2 : n * n;
+  switch (spec.name) {
+    case 'window': return isCausal ? windowPairs(Number(spec.params.left) + 1) : Math.min(all, n * (Number(spec.params.left) + Number(spec.params.right ?? 0) + 1));
+    case 'sinks': return isCausal ? windowPairs(Number(spec.params.left) + 1 + Number(spec.params.tokens)) : all;
+    case 'hybrid': {
+      const every = Number(spec.params.every ?? 3);
+      const local = attendedPairs({ name: 'window', params: { left: spec.params.window ?? '128' } }, n, isCausal);
+      return (all + (every - 1) * local) / every;
+    }
+    default: return all;
+  }
 }
 
 export async function benchAttentionCase(device: Device, c: AttentionCase, t: BenchTiming): Promise<BenchRow> {
   const base: BenchRow = {
-    source: 'longctx', method: c.method, backend: device.backend, dtype: c.dtype, seqLen: c.seqLen,
+    source: 'longctx', method: formatMethodSpec(c.method), backend: device.backend, dtype: c.dtype, seqLen: c.seqLen,
     heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, causal: c.causal, ms: null, tflops: null, peakBytes: null, status: 'ok',
   };
   try {
     const r = device.gpu ? await timeGpu(device.gpu, c, t) : timeCpu(c, t);
-    return { ...base, variant: r.variant, ms: r.ms, peakBytes: r.peak, tflops: attentionFlops(c.seqLen, c.heads, c.headDim, c.causal) / (r.ms * 1e-3) / 1e12 };
+    return { ...base, variant: r.variant, ms: r.ms, peakBytes: r.peak, tflops: (4 * attendedPairs(c.method, c.seqLen, c.causal) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
   } catch (e) {
     if (e instanceof OutOfMemoryError) return { ...base, status: 'oom', note: e.message.slice(0, 120) };
     if (e instanceof LongctxError) return { ...base, status: 'error', note: e.message.slice(0, 160) };

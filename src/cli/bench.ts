@@ -7,7 +7,7 @@ import { benchAttentionCase, type AttentionCase } from '../bench/attention-bench
 import { ProgressBar } from '../bench/progress.js';
 import { formatTokens, toMarkdown, type BenchReport, type BenchRow } from '../bench/report.js';
 import { toSvgPlot } from '../bench/svg-plot.js';
-import { parseMethodSpec, choiceParam } from '../attention/spec.js';
+import { formatMethodSpec, parseMethodSpec } from '../attention/spec.js';
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
@@ -35,6 +35,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const onGpu = device.backend === 'webgpu';
   const lengths = intList(v, 'lengths', onGpu ? GPU_LENGTHS : CPU_LENGTHS);
   const methods = ((v.method as unknown as string[] | undefined) ?? ['dense', 'flash']).map(parseMethodSpec);
+  for (const m of methods) if (!['dense', 'flash', 'window', 'sinks', 'hybrid'].includes(m.name)) throw new InputError(`bench attention: method '${m.name}' is not benchmarked yet`);
   const dtypes = String(v.dtypes ?? (onGpu ? 'f16' : 'f32')).split(',').map((d) => {
     if (d !== 'f16' && d !== 'f32') throw new InputError(`--dtypes: '${d}' is not f16 or f32`);
     return d as DType;
@@ -48,11 +49,9 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const rows: BenchRow[] = [];
   const cases: AttentionCase[] = [];
   for (const dtype of dtypes) {
-    for (const spec of methods) {
-      if (spec.name !== 'dense' && spec.name !== 'flash') throw new InputError(`bench attention: method '${spec.name}' is not benchmarked yet`);
-      const variant = spec.name === 'flash' ? choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') : undefined;
+    for (const method of methods) {
       for (const seqLen of [...lengths].sort((a, b) => a - b)) {
-        cases.push({ method: spec.name, variant, dtype, seqLen, heads, kvHeads, headDim, causal: !v['no-causal'] });
+        cases.push({ method, dtype, seqLen, heads, kvHeads, headDim, causal: !v['no-causal'] });
       }
     }
   }
@@ -60,13 +59,13 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const last = new Map<string, { seqLen: number; ms: number | null; failed: boolean }>();
   try {
     for (const c of cases) {
-      const key = `${c.method}/${c.variant ?? ''}/${c.dtype}`;
+      const key = `${formatMethodSpec(c.method)}/${c.dtype}`;
       const prev = last.get(key);
       let row: BenchRow;
       const predicted = prev?.ms ? prev.ms * (c.seqLen / prev.seqLen) ** 2 : 0;
       if (prev?.failed || predicted > budgetMs) {
         row = {
-          source: 'longctx', method: c.method, backend: device.backend, dtype: c.dtype, seqLen: c.seqLen, heads, kvHeads, headDim,
+          source: 'longctx', method: formatMethodSpec(c.method), backend: device.backend, dtype: c.dtype, seqLen: c.seqLen, heads, kvHeads, headDim,
           causal: c.causal, ms: null, tflops: null, peakBytes: null, status: 'skipped',
           note: prev?.failed ? 'a shorter length already failed' : `predicted ${(predicted / 1000).toFixed(0)} s > budget`,
         };

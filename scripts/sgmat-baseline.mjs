@@ -1,0 +1,169 @@
+// The subgroup-matrix flash kernel as it was before the sgmat tuning (HEAD), for side-by-side timing.
+// FlashAttention-2 forward on subgroup matrices (f16 in, f32 accumulate: NVIDIA tensor cores through Dawn's
+// chromium_experimental_subgroup_matrix). Dao 2023, Alg. 1, with FlashAttention-4's lazy rescale: the
+// running max used for P is raised only when a row's tile max exceeds it by more than 2^8, so the
+// O accumulators stay in subgroup-matrix registers and are rescaled (through workgroup memory) rarely.
+// Workgroup: SUBGROUPS subgroups of 32 lanes, 16 query rows each, sharing key/value tiles of 32 keys.
+// Per tile and subgroup: S = Q K^T (K read column-major), scores to workgroup memory, the online
+// softmax by 2 lanes per row, P to workgroup memory as f16, O += P V. Head dims 64 and 128.
+// Workgroup memory: subgroup-matrix loads/stores need 16-byte-aligned pointers (Vulkan's rule for cooperative
+// matrices; a tile 4 bytes into its array gives garbage on the H100, 16 bytes in is fine), and the driver,
+// not the declaration order, decides where each workgroup variable goes (a lone u32 declared after the
+// tiles scrambled S, declared before them it did not). So every workgroup variable's size is a multiple
+// of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
+// Checked against the same float64 reference as the portable kernel.
+/** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
+ * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
+const SUBGROUPS = 4;
+export const SGMAT_ROWS = 16 * SUBGROUPS;
+export const SGMAT_HEAD_DIMS = [64, 128];
+const BC = 32;
+export function flashSubgroupMatrixWgsl(headDim, subgroups = SUBGROUPS) {
+    const D = headDim;
+    const rows = 16 * subgroups;
+    const blocks = D / 16;
+    const seq = (n) => Array.from({ length: n }, (_, i) => i);
+    const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
+    const sMma = seq(2).map((n) => seq(blocks).map((b) => `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`).join('\n')).join('\n');
+    // O blocks go through this subgroup's own 16 x 16 corner of st (free once the scores are in registers).
+    const rescale = seq(blocks).map((b) => `
+      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
+      workgroupBarrier();
+      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
+      workgroupBarrier();
+      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
+      workgroupBarrier();`).join('');
+    const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) => `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
+      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`).join('\n')).join('\n');
+    const store = seq(blocks).map((b) => `
+  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
+  workgroupBarrier();
+  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
+  workgroupBarrier();`).join('');
+    return /* wgsl */ `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;
+// Subgroup-matrix offsets must be uniform: only @builtin(subgroup_id) counts as such per subgroup
+// (lid / 32 is refused, with or without diagnostic(off, subgroup_uniformity); probed on the H100).
+
+struct Params {
+  nq: u32, nk: u32, group: u32, causal: u32,
+  scale: f32, neg_inf_bits: u32, head: u32, pad: u32,
+}
+@group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> kg: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> vg: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read_write> o: array<f32>;
+@group(0) @binding(4) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+
+const D: u32 = ${D}u;
+const BR: u32 = ${rows}u;
+const BC: u32 = ${BC}u;
+const THREADS: u32 = ${32 * subgroups}u;
+const NEG: f32 = -3.0e38;
+// Every workgroup variable is a multiple of 16 bytes, so that all start 16-byte aligned.
+var<workgroup> st: array<f32, ${rows * BC}>;  // scores (16 rows per subgroup); O round trips reuse them
+var<workgroup> qs: array<f16, ${rows * D}>;   // the Q tile, zero-padded
+var<workgroup> kv: array<f16, ${2 * BC * D}>; // K tile then V tile
+var<workgroup> pt: array<f16, ${rows * BC}>;  // probabilities, 16 rows per subgroup
+var<workgroup> need: array<u32, 4>;           // [0]: some row needs a rescale; 16 bytes on purpose
+
+fn key_limit(i: u32) -> i32 {
+  let all = i32(params.nk) - 1;
+  if (params.causal == 0u) { return all; }
+  return min(all, i32(params.nk) - i32(params.nq) + i32(i));
+}
+
+fn put4(at: u32, x: vec4<f16>) {
+  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
+}
+
+fn putq(at: u32, x: vec4<f16>) {
+  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
+}
+
+@compute @workgroup_size(${32 * subgroups})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let h = wg.y;
+  let kvh = h / params.group;
+  let sbase = sg * 16u * BC; // this subgroup's rows of st and pt
+  let r = lane / 2u;      // the row of this subgroup's 16 that this lane serves
+  let side = lane % 2u;   // which half of the row's columns
+  let i = wg.x * BR + sg * 16u + r;
+  let row_ok = i < params.nq;
+  let last = select(-1, key_limit(i), row_ok);
+  let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let c2 = params.scale * 1.4426950408889634; // scores in the log2 domain
+
+  // Stage the Q tile (zero-padded); the first loop barrier publishes it.
+  let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
+  for (var e = lid; e < BR * D / 4u; e += THREADS) {
+    let row = e / (D / 4u);
+    var qx = vec4<f16>(0.0);
+    if (wg.x * BR + row < params.nq) { qx = qg[qbase + e]; }
+    putq(e * 4u, qx);
+  }
+${oInit}
+  var m = NEG;
+  var l = 0.0;
+  var x: array<f32, 16>;
+  let kbase = kvh * params.nk * (D / 4u);
+  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {
+    workgroupBarrier();
+    if (lid == 0u) { need[0] = 0u; }
+    for (var e = lid; e < BC * D / 4u; e += THREADS) {
+      let j = u32(t0) + e / (D / 4u);
+      var kx = vec4<f16>(0.0);
+      var vx = vec4<f16>(0.0);
+      if (j < params.nk) { kx = kg[kbase + u32(t0) * (D / 4u) + e]; vx = vg[kbase + u32(t0) * (D / 4u) + e]; }
+      put4(e * 4u, kx);
+      put4(BC * D + e * 4u, vx);
+    }
+    workgroupBarrier();
+    var s0 = subgroup_matrix_result<f32, 16, 16>();
+    var s1 = subgroup_matrix_result<f32, 16, 16>();
+${sMma}
+    subgroupMatrixStore(&st, sbase, s0, false, BC);
+    subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
+    workgroupBarrier();
+    var tile_max = NEG;
+    for (var c = 0u; c < 16u; c++) {
+      let j = t0 + i32(side * 16u + c);
+      let visible = j <= last;
+      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
+      tile_max = max(tile_max, x[c]);
+    }
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    if (tile_max > m + 8.0) { need[0] = 1u; }
+    if (workgroupUniformLoad(&need[0]) != 0u) {
+      let m_new = max(m, tile_max);
+      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
+      l *= alpha;
+      m = m_new;
+${rescale}
+    }
+    var rowsum = 0.0;
+    for (var c = 0u; c < 16u; c++) {
+      let p = select(exp2(x[c] - m), 0.0, x[c] == NEG);
+      pt[sbase + r * BC + side * 16u + c] = f16(p);
+      rowsum += p;
+    }
+    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+    workgroupBarrier();
+${pv}
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let obase = (h * params.nq + i) * D;
+${store}
+  if (row_ok && side == 0u) {
+    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+  }
+}
+`;
+}
