@@ -9,7 +9,8 @@ import { backendOption, numberOption, parse, required } from './args.js';
 export const ATTEND_USAGE = `usage: longctx attend --q q.npy --k k.npy --v v.npy --method SPEC --out out.npy
                       [--lse lse.npy] [--backend cpu|webgpu|auto] [--no-causal] [--scale S]
   q [Hq, Nq, D], k and v [Hkv, Nk, D], float32 or float16; out float32 [Hq, Nq, D]; lse float32 [Hq, Nq].
-  SPEC: dense | flash[:variant=auto|portable|subgroup-matrix]`;
+  SPEC: dense | flash[:variant=auto|portable|subgroup-matrix] | window:left=L[,right=R]
+        | sinks:tokens=S,left=L | hybrid:every=E,window=W,layer=N (that layer's method)`;
 
 export async function attendCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
