@@ -10,7 +10,7 @@ import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
 import type { AttentionShape } from '../attention/problem.js';
 import { denseAttentionCpu, denseScoreBytes } from '../kernels/dense-cpu.js';
 import { flashAttentionCpu } from '../kernels/flash-cpu.js';
-import { LongctxError, OutOfMemoryError, UnsupportedError } from '../errors.js';
+import { LongctxError, OutOfMemoryError } from '../errors.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { bytesPerElement, randomNormal, type DType } from '../tensor.js';
@@ -38,6 +38,13 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+/** One cycle of layers: a plain method is one call; hybrid:every=E is E calls, timed as their mean. */
+function layerCycle(method: MethodSpec): MethodSpec[] {
+  if (method.name !== 'hybrid') return [method];
+  const schedule = scheduleFromSpec(method);
+  return Array.from({ length: Number(method.params.every ?? 3) }, (_, layer) => schedule.methodFor(layer));
+}
+
 function shapeOf(c: AttentionCase): AttentionShape {
   return { heads: c.heads, kvHeads: c.kvHeads, queries: c.seqLen, keys: c.seqLen, headDim: c.headDim, causal: c.causal, scale: 1 / Math.sqrt(c.headDim) };
 }
@@ -53,10 +60,8 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
   const before = gpu.allocatedBytes;
   gpu.resetPeak();
   try {
-    // One cycle of layers: a plain method is one call; hybrid:every=E is E calls, timed as their mean.
-    const cycle = c.method.name === 'hybrid' ? Array.from({ length: Number(c.method.params.every ?? 3) }, (_, l) => scheduleFromSpec(c.method).methodFor(l)) : [c.method];
     const calls: Array<{ dense: boolean; variant: FlashVariant; mask?: GpuBlockMask }> = [];
-    for (const spec of cycle) {
+    for (const spec of layerCycle(c.method)) {
       const variant = choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto');
       const mask = maskForSpec(spec, s.causal);
       const blocks = mask ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant) : undefined;
@@ -104,10 +109,12 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
   const q = randomNormal([s.heads, s.queries, s.headDim], 1, c.dtype);
   const k = randomNormal([s.kvHeads, s.keys, s.headDim], 2, c.dtype);
   const v = randomNormal([s.kvHeads, s.keys, s.headDim], 3, c.dtype);
-  if (c.method.name === 'hybrid') throw new UnsupportedError('hybrid is benchmarked on WebGPU only');
-  const mask = maskForSpec(c.method, s.causal);
-  const blockMask = mask && buildBlockMask(mask, s.queries, s.keys, 64, 64);
-  const run = () => (c.method.name === 'dense' ? denseAttentionCpu(q, k, v, s) : flashAttentionCpu(q, k, v, s, { blockMask }));
+  const calls = layerCycle(c.method).map((spec) => {
+    const mask = maskForSpec(spec, s.causal);
+    const blockMask = mask && buildBlockMask(mask, s.queries, s.keys, 64, 64);
+    return spec.name === 'dense' ? () => denseAttentionCpu(q, k, v, s) : () => flashAttentionCpu(q, k, v, s, { blockMask });
+  });
+  const run = () => calls.forEach((call) => call());
   for (let i = 0; i < t.warmup; i++) run();
   const times: number[] = [];
   for (let i = 0; i < t.reps; i++) {
@@ -117,7 +124,7 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
   }
   const io = (q.data.byteLength + k.data.byteLength + v.data.byteLength) + s.heads * s.queries * (s.headDim + 1) * 4;
   // CPU memory is not measured per call (the JS heap is shared); this is what the call must hold.
-  return { ms: median(times), peak: io + (c.method.name === 'dense' ? denseScoreBytes(s) : 0), variant: c.method.name === 'dense' ? 'js' : 'js-tiled' };
+  return { ms: median(times) / calls.length, peak: io + (c.method.name === 'dense' ? denseScoreBytes(s) : 0), variant: c.method.name === 'dense' ? 'js' : 'js-tiled' };
 }
 
 /** Query-key pairs a method attends to over N causal tokens (sparse methods count only what they keep). */
