@@ -38,6 +38,13 @@ for (const method of ['dense', 'flash']) {
   });
 }
 
+test('attend --method window matches the reference with the window as a key filter', () => {
+  const r = run(...base, '--method', 'window:left=5', '--out', path('w-o.npy'));
+  assert.equal(r.status, 0, r.stderr);
+  const ref = referenceAttention(q, k, v, { causal: false }, (i, j) => j <= 23 - 19 + i && j >= 23 - 19 + i - 5);
+  assert.ok(maxAbsDiff(readNpy(path('w-o.npy')).data, ref.o) < 1e-5);
+});
+
 test('bad input: one line on stderr and exit code 2', () => {
   writeFileSync(path('junk.npy'), 'not numpy');
   writeNpy(path('k3.npy'), randomNormal([3, 23, 32], 4, 'f16'));
