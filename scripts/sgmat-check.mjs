@@ -26,7 +26,7 @@ for (const [H, Hk, Nq, Nk, D, causal] of shapes) {
   const qb = await gpu.upload(q.data, 'q'), kb = await gpu.upload(k.data, 'k'), vb = await gpu.upload(v.data, 'v');
   for (const vr of variants) {
     try {
-      let code = flashSubgroupMatrixWgsl(D, vr.sub);
+      let code = flashSubgroupMatrixWgsl(D, undefined, vr.sub);
       if (vr.patch) code = vr.patch(code);
       const pipe = await gpu.pipeline(`chk-${vr.name}-${D}`, () => code);
       const ob = await gpu.upload(new Float32Array(H * Nq * D).fill(NaN), 'o'), lb = await gpu.upload(new Float32Array(H * Nq).fill(NaN), 'lse');

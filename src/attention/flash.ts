@@ -33,7 +33,7 @@ export interface GpuBlockMask {
 
 /** Builds `mask`'s block mask for the tiles of the kernel that will run, and uploads it. */
 export async function prepareBlockMask(gpu: GpuContext, mask: MaskNode, queries: number, keys: number, headDim: number, dtype: Tensor['dtype'], variant: FlashVariant = 'auto'): Promise<GpuBlockMask> {
-  const which = chooseFlashVariant(gpu, headDim, dtype, variant, true);
+  const which = chooseFlashVariant(gpu, headDim, dtype, variant);
   const rows = which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS;
   const keyTile = which === 'portable' ? flashPortableTile(headDim) : 32;
   const blocks = buildBlockMask(mask, queries, keys, rows, keyTile);
@@ -44,9 +44,8 @@ export async function prepareBlockMask(gpu: GpuContext, mask: MaskNode, queries:
 }
 
 /** The variant that will run for these inputs on this device. */
-export function chooseFlashVariant(gpu: GpuContext, headDim: number, dtype: Tensor['dtype'], asked: FlashVariant = 'auto', masked = false): 'portable' | 'subgroup-matrix' {
-  const canSgmat = gpu.features.subgroupMatrixF16 && SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16' && !masked;
-  if (asked === 'subgroup-matrix' && masked) throw new UnsupportedError('the subgroup-matrix flash kernel does not take block masks yet; use variant=portable');
+export function chooseFlashVariant(gpu: GpuContext, headDim: number, dtype: Tensor['dtype'], asked: FlashVariant = 'auto'): 'portable' | 'subgroup-matrix' {
+  const canSgmat = gpu.features.subgroupMatrixF16 && SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
   if (asked === 'subgroup-matrix' && !canSgmat) {
     throw new UnsupportedError(`the subgroup-matrix flash kernel needs f16 inputs, head dim ${SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype})`);
   }
@@ -57,12 +56,12 @@ export function chooseFlashVariant(gpu: GpuContext, headDim: number, dtype: Tens
 /** Encodes the flash kernel over GPU-resident buffers (used by attention() and the benchmarks). */
 export async function flashAttentionGpu(gpu: GpuContext, x: GpuInputs, variant: FlashVariant = 'auto', mask?: GpuBlockMask): Promise<void> {
   const s = x.shape;
-  const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant, mask !== undefined);
+  const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant);
   const rows = which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS;
   const wgslMask = mask && { predicate: maskKey(mask.blocks.mask), documents: mask.documents !== undefined };
   const pipeline = which === 'portable'
     ? await gpu.pipeline(`flash-portable-${s.headDim}-${x.dtype}-${wgslMask?.predicate ?? 'causal'}`, () => flashPortableWgsl(s.headDim, x.dtype, wgslMask))
-    : await gpu.pipeline(`flash-sgmat-${s.headDim}`, () => flashSubgroupMatrixWgsl(s.headDim));
+    : await gpu.pipeline(`flash-sgmat-${s.headDim}-${wgslMask?.predicate ?? 'causal'}`, () => flashSubgroupMatrixWgsl(s.headDim, wgslMask));
   const params = gpu.uniform(attentionParams({ queries: s.queries, keys: s.keys, group: s.heads / s.kvHeads, causal: s.causal, scale: s.scale }));
   const tiles = Math.ceil(s.queries / rows);
   if (tiles > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} queries need ${tiles} workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);

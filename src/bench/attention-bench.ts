@@ -68,7 +68,7 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       if (blocks) masks.push(blocks);
       calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
     }
-    const variant = calls.map((x) => (x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant, x.mask !== undefined))).join('+');
+    const variant = calls.map((x) => (x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
     for (let a = 0; a < s.kvHeads; a += step) {
       const kv = Math.min(step, s.kvHeads - a);
       const shape = { ...s, kvHeads: kv, heads: kv * group };

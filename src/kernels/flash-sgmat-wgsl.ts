@@ -10,7 +10,10 @@
 // not the declaration order, decides where each workgroup variable goes (a lone u32 declared after the
 // tiles scrambled S, declared before them it did not). So every workgroup variable's size is a multiple
 // of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
+// With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
+// kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
 // Checked against the same float64 reference as the portable kernel.
+import type { WgslMask } from './flash-wgsl.js';
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
  * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
@@ -19,7 +22,7 @@ export const SGMAT_ROWS = 16 * SUBGROUPS;
 export const SGMAT_HEAD_DIMS = [64, 128];
 const BC = 32;
 
-export function flashSubgroupMatrixWgsl(headDim: number, subgroups: number = SUBGROUPS): string {
+export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgroups: number = SUBGROUPS): string {
   const D = headDim;
   const rows = 16 * subgroups;
   const blocks = D / 16;
@@ -46,6 +49,21 @@ export function flashSubgroupMatrixWgsl(headDim: number, subgroups: number = SUB
   workgroupBarrier();
   if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
   workgroupBarrier();`).join('');
+  const maskBindings = mask ? `
+@group(0) @binding(6) var<storage, read> block_offsets: array<u32>;
+@group(0) @binding(7) var<storage, read> block_tiles: array<u32>;
+${mask.documents ? '@group(0) @binding(8) var<storage, read> doc_ids: array<i32>;' : ''}
+fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }` : '';
+  // Causal: stream tiles up to the workgroup's last row's limit. Masked: the kept tiles of this query tile
+  // (block_offsets is read-only storage indexed by the workgroup id, so the loop bound stays uniform).
+  const loopHead = mask
+    ? `for (var e = block_offsets[wg.x]; e < block_offsets[wg.x + 1u]; e++) {
+    let entry = block_tiles[e];
+    let t0 = i32((entry >> 1u) * BC);
+    let full = (entry & 1u) == 1u;`
+    : `let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {`;
+  const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -63,6 +81,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> o: array<f32>;
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
+${maskBindings}
 
 const D: u32 = ${D}u;
 const BR: u32 = ${rows}u;
@@ -100,8 +119,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let side = lane % 2u;   // which half of the row's columns
   let i = wg.x * BR + sg * 16u + r;
   let row_ok = i < params.nq;
-  let last = select(-1, key_limit(i), row_ok);
-  let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let qp = i32(params.nk) - i32(params.nq) + i32(i);
+  let last = select(-1, ${mask ? 'i32(params.nk) - 1' : 'key_limit(i)'}, row_ok);
   let c2 = params.scale * 1.4426950408889634; // scores in the log2 domain
 
   // Stage the Q tile (zero-padded); the first loop barrier publishes it.
@@ -117,7 +136,7 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, 16>;
   let kbase = kvh * params.nk * (D / 4u);
-  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {
+  ${loopHead}
     workgroupBarrier();
     if (lid == 0u) { need[0] = 0u; }
     for (var e = lid; e < BC * D / 4u; e += THREADS) {
@@ -138,7 +157,7 @@ ${sMma}
     var tile_max = NEG;
     for (var c = 0u; c < 16u; c++) {
       let j = t0 + i32(side * 16u + c);
-      let visible = j <= last;
+      let visible = ${visible};
       x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
       tile_max = max(tile_max, x[c]);
     }
