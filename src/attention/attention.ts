@@ -8,6 +8,9 @@ import type { AttentionOptions } from './problem.js';
 import { choiceParam, intParam, parseMethodSpec, type MethodSpec } from './spec.js';
 import { maskForSpec, scheduleFromSpec } from './sparse.js';
 import type { AttentionState } from './state.js';
+import { starAttention } from './star.js';
+import { ringAttention } from './ring.js';
+import { ccaAttention, ccaParamsFromSpec } from './cca.js';
 
 export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions = {}): Promise<AttentionState> {
   const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
@@ -22,6 +25,12 @@ export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor,
         variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
         mask: maskForSpec(spec, opts.causal ?? true),
       });
+    case 'star':
+      return starAttention(device, q, k, v, spec, opts);
+    case 'ring':
+      return ringAttention(device, q, k, v, spec, opts);
+    case 'cca':
+      return ccaAttention(device, q, k, v, { ...opts, ...ccaParamsFromSpec(spec) });
     case 'hybrid':
       return attention(device, q, k, v, scheduleFromSpec(spec).methodFor(intParam(spec, 'layer', 0)), opts);
     default:

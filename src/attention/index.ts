@@ -10,3 +10,8 @@ export * from './mask.js';
 export * from './block-mask.js';
 export * from './sparse.js';
 export * from './window-cache.js';
+export * from './cca.js';
+export * from './cca-cache.js';
+export * from './shards.js';
+export * from './star.js';
+export * from './ring.js';

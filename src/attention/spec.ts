@@ -15,6 +15,12 @@ export const METHOD_KEYS: Record<string, readonly string[]> = {
   sinks: ['tokens', 'left', 'right', 'variant'],
   /** A layer schedule; in a single attention call, `layer=N` picks that layer's method. */
   hybrid: ['every', 'window', 'layer'],
+  /** Star Attention: blocks of B, anchor A (default B), the last Q positions are the query. */
+  star: ['block', 'anchor', 'query', 'hosts'],
+  /** Ring Attention: exact, KV shards around H hosts. */
+  ring: ['hosts'],
+  /** CCA-Attention: a core per G tokens plus a raw window of W (defaults 16, 1024). */
+  cca: ['group', 'window'],
 };
 
 export function parseMethodSpec(text: string): MethodSpec {
