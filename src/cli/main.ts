@@ -4,7 +4,9 @@ import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '.
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
+import { HOST_USAGE, hostCommand } from './host.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -12,10 +14,16 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx attend ...                            run one attention call on .npy arrays
   longctx bench attention ...                   speed and memory sweep (JSON, markdown, SVG)
   longctx info [--backend ...]                  the device, its features and limits
+  longctx host --nats URL --token T ...         a context host for star/ring across processes
+  longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
 
 ${ATTEND_USAGE}
 
-${BENCH_USAGE}`;
+${BENCH_USAGE}
+
+${GENERATE_USAGE}
+
+${HOST_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -29,8 +37,14 @@ async function main(argv: string[]): Promise<number> {
     case 'demo':
       await demoCommand(rest);
       return 0;
+    case 'generate':
+      await generateCommand(rest);
+      return 0;
     case 'info':
       await infoCommand(rest);
+      return 0;
+    case 'host':
+      await hostCommand(rest);
       return 0;
     case undefined:
     case 'help':

@@ -1,0 +1,45 @@
+// RoPE (Su et al. 2021) fused with the move from token-major [T, heads, D] to head-major rows
+// out[(h * stride + offset + t) * D + d], so K and V land straight in the KV cache at their positions.
+// cos and sin come per (token, pair) from the host, computed in float64, so long positions keep their
+// precision. rotate = 0 only moves (for V). CPU twin: ropeCpu (decoder-cpu.ts).
+
+export const ROPE_THREADS = 64;
+
+export function ropeParams(p: { tokens: number; heads: number; headDim: number; stride: number; offset: number; rotate: boolean; interleaved: boolean }): ArrayBuffer {
+  return new Uint32Array([p.tokens, p.heads, p.headDim, p.stride, p.offset, p.rotate ? 1 : 0, p.interleaved ? 1 : 0, 0]).buffer;
+}
+
+export function ropeWgsl(): string {
+  return /* wgsl */ `
+struct Params { t: u32, heads: u32, d: u32, stride: u32, offset: u32, rotate: u32, interleaved: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> cs: array<f32>;   // [T, D/2] cos then [T, D/2] sin
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+@compute @workgroup_size(${ROPE_THREADS})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let half = params.d / 2u;
+  let idx = gid.x + gid.y * nwg.x * ${ROPE_THREADS}u;
+  if (idx >= params.t * params.heads * half) { return; }
+  let i = idx % half;
+  let h = (idx / half) % params.heads;
+  let t = idx / (half * params.heads);
+  var a = i;
+  var b = i + half;
+  if (params.interleaved != 0u) { a = 2u * i; b = a + 1u; }
+  let src = (t * params.heads + h) * params.d;
+  let dst = (h * params.stride + params.offset + t) * params.d;
+  let x0 = x[src + a];
+  let x1 = x[src + b];
+  if (params.rotate == 0u) {
+    out[dst + a] = x0;
+    out[dst + b] = x1;
+    return;
+  }
+  let c = cs[t * half + i];
+  let s = cs[(params.t + t) * half + i];
+  out[dst + a] = x0 * c - x1 * s;
+  out[dst + b] = x0 * s + x1 * c;
+}`;
+}

@@ -1,0 +1,263 @@
+// The decoder on WebGPU: weights uploaded once (decoded to f32), activations and KV caches stay on the
+// GPU; only token ids, RoPE's cos/sin (float64 on the host) go up and the last logits come down.
+// Attention runs through the library's GPU kernels (flash with the method's block mask, or dense) on
+// the cache rows; a method without a GPU entry here (cca, dsa, ...) goes through attention() on host copies.
+import { ShapeError } from '../errors.js';
+import { tensor } from '../tensor.js';
+import type { GpuContext } from '../runtime/webgpu.js';
+import type { Device } from '../runtime/device.js';
+import { attention } from '../attention/attention.js';
+import { flashAttentionGpu, prepareBlockMask, type FlashVariant } from '../attention/flash.js';
+import { denseAttentionGpu } from '../attention/dense.js';
+import { maskForSpec } from '../attention/sparse.js';
+import { choiceParam, type MethodSpec } from '../attention/spec.js';
+import type { LayerSchedule } from '../attention/sparse.js';
+import type { AttentionShape } from '../attention/problem.js';
+import { MATMUL_TILE, MATVEC_ROWS_PER_DIM, matmulParams, matmulTiledWgsl, matvecWgsl } from '../kernels/matmul-wgsl.js';
+import { rmsNormParams, rmsNormWgsl } from '../kernels/rmsnorm-wgsl.js';
+import { ROPE_THREADS, ropeParams, ropeWgsl } from '../kernels/rope-wgsl.js';
+import { ELEMENTWISE_THREADS, addWgsl, elementwiseParams, embeddingWgsl, grid, headsToTokensWgsl, swigluWgsl } from '../kernels/elementwise-wgsl.js';
+import { WeightMatrix } from './dequant.js';
+import type { Decoder, DecoderOptions } from './decoder-cpu.js';
+import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
+import type { LoadedModel, ModelConfig, WeightTensor } from './types.js';
+
+interface GpuLayer {
+  attnNorm: GPUBuffer; ffnNorm: GPUBuffer;
+  wq: GPUBuffer; wk: GPUBuffer; wv: GPUBuffer; wo: GPUBuffer;
+  bq?: GPUBuffer; bk?: GPUBuffer; bv?: GPUBuffer;
+  wGate: GPUBuffer; wUp: GPUBuffer; wDown: GPUBuffer;
+  cacheK: GPUBuffer; cacheV: GPUBuffer;
+  method: MethodSpec;
+}
+
+type Pipelines = Record<'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
+type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none', GPUBuffer>;
+
+export class GpuDecoder implements Decoder {
+  private pos = 0;
+  private uniforms: GPUBuffer[] = [];
+
+  private constructor(
+    private readonly gpu: GpuContext,
+    readonly config: ModelConfig,
+    private readonly layers: GpuLayer[],
+    private readonly embedding: GPUBuffer,
+    private readonly output: GPUBuffer,
+    private readonly outputNorm: GPUBuffer,
+    private readonly act: Act,
+    private readonly pipes: Pipelines,
+    private readonly chunk: number,
+    private readonly opts: DecoderOptions,
+    private readonly owned: GPUBuffer[],
+  ) {}
+
+  static async create(gpu: GpuContext, model: LoadedModel, schedule: LayerSchedule, opts: DecoderOptions): Promise<GpuDecoder> {
+    const c = model.config;
+    const owned: GPUBuffer[] = [];
+    try {
+      const up = async (w: WeightTensor) => {
+        const b = await gpu.upload(new WeightMatrix(w).toFloat32(), w.name);
+        owned.push(b);
+        return b;
+      };
+      const buf = async (floats: number, label: string) => {
+        const b = await gpu.createBuffer(Math.max(1, floats) * 4, label);
+        owned.push(b);
+        return b;
+      };
+      const cap = opts.maxTokens;
+      const chunk = Math.max(1, Math.min(opts.chunk ?? 512, cap));
+      const [H, D, Hq, Hkv, F, V] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize, c.vocabSize];
+      const layers: GpuLayer[] = [];
+      for (const [i, l] of model.weights.layers.entries()) {
+        layers.push({
+          attnNorm: await up(l.attnNorm), ffnNorm: await up(l.ffnNorm),
+          wq: await up(l.wq), wk: await up(l.wk), wv: await up(l.wv), wo: await up(l.wo),
+          bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)),
+          wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
+          cacheK: await buf(Hkv * cap * D, `layer ${i} K cache`), cacheV: await buf(Hkv * cap * D, `layer ${i} V cache`),
+          method: schedule.methodFor(i),
+        });
+      }
+      const embedding = await up(model.weights.tokenEmbedding);
+      const output = model.weights.output ? await up(model.weights.output) : embedding;
+      const outputNorm = await up(model.weights.outputNorm);
+      const act: Act = {
+        x: await buf(chunk * H, 'x'), h: await buf(chunk * H, 'h'), q: await buf(chunk * Hq * D, 'q'),
+        k: await buf(chunk * Hkv * D, 'k'), v: await buf(chunk * Hkv * D, 'v'), qh: await buf(chunk * Hq * D, 'q heads'),
+        kAttn: await buf(Hkv * cap * D, 'attention keys'), vAttn: await buf(Hkv * cap * D, 'attention values'),
+        oh: await buf(chunk * Hq * D, 'attention out'), o: await buf(chunk * Hq * D, 'o'), lse: await buf(chunk * Hq, 'lse'),
+        proj: await buf(chunk * H, 'proj'), gate: await buf(chunk * F, 'gate'), up: await buf(chunk * F, 'up'),
+        last: await buf(H, 'last'), logits: await buf(V, 'logits'), ids: await buf(chunk, 'ids'), rope: await buf(chunk * D, 'rope cos sin'),
+        none: await buf(4, 'no bias'),
+      };
+      const pipes: Pipelines = {
+        matvec: await gpu.pipeline('model-matvec', matvecWgsl), matmul: await gpu.pipeline('model-matmul', matmulTiledWgsl),
+        rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl), rope: await gpu.pipeline('model-rope', ropeWgsl),
+        embedding: await gpu.pipeline('model-embedding', embeddingWgsl), add: await gpu.pipeline('model-add', addWgsl),
+        swiglu: await gpu.pipeline('model-swiglu', swigluWgsl), heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
+      };
+      return new GpuDecoder(gpu, c, layers, embedding, output, outputNorm, act, pipes, chunk, opts, owned);
+    } catch (e) {
+      owned.forEach((b) => gpu.release(b));
+      throw e;
+    }
+  }
+
+  get position(): number {
+    return this.pos;
+  }
+
+  get cacheBytes(): number {
+    return this.layers.length * 2 * this.config.kvHeads * this.opts.maxTokens * this.config.headDim * 4;
+  }
+
+  destroy(): void {
+    this.owned.forEach((b) => this.gpu.release(b));
+    this.owned.length = 0;
+  }
+
+  async forward(tokens: readonly number[]): Promise<Float32Array> {
+    if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
+    if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
+    for (let a = 0; a < tokens.length; a += this.chunk) await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
+    const logits = new Float32Array(await this.gpu.read(this.act.logits, this.config.vocabSize * 4));
+    this.uniforms.forEach((u) => u.destroy());
+    this.uniforms = [];
+    return logits;
+  }
+
+  private uniform(words: ArrayBuffer): GPUBuffer {
+    const u = this.gpu.uniform(words);
+    this.uniforms.push(u);
+    return u;
+  }
+
+  private dispatch(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y = 1): void {
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, this.gpu.bind(pipe, buffers));
+    pass.dispatchWorkgroups(x, y);
+  }
+
+  private matmul(pass: GPUComputePassEncoder, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+    const params = this.uniform(matmulParams(T, n, k, bias !== undefined));
+    const bound = [x, w, bias ?? this.act.none, y, params];
+    if (T === 1) this.dispatch(pass, this.pipes.matvec, bound, Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM));
+    else this.dispatch(pass, this.pipes.matmul, bound, Math.ceil(n / MATMUL_TILE), Math.ceil(T / MATMUL_TILE));
+  }
+
+  private elementwise(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], n: number, a = 0, b = 0, c = 0): void {
+    this.dispatch(pass, pipe, [...buffers, this.uniform(elementwiseParams(n, a, b, c))], ...grid(n, ELEMENTWISE_THREADS));
+  }
+
+  private ropeTable(T: number): Float32Array<ArrayBuffer> {
+    const c = this.config;
+    const half = c.headDim / 2;
+    const inv = ropeInverseFrequencies(c);
+    const factor = ropeAttentionFactor(c);
+    const table = new Float32Array(2 * T * half);
+    for (let t = 0; t < T; t++) {
+      for (let i = 0; i < half; i++) {
+        const angle = (this.pos + t) * inv[i];
+        table[t * half + i] = Math.cos(angle) * factor;
+        table[(T + t) * half + i] = Math.sin(angle) * factor;
+      }
+    }
+    return table;
+  }
+
+  private async forwardChunk(tokens: readonly number[], last: boolean): Promise<void> {
+    const c = this.config;
+    const gpu = this.gpu;
+    const a = this.act;
+    const T = tokens.length;
+    const [H, D, Hq, Hkv, F] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize];
+    const cap = this.opts.maxTokens;
+    for (const id of tokens) if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    gpu.device.queue.writeBuffer(a.ids, 0, new Uint32Array(tokens));
+    gpu.device.queue.writeBuffer(a.rope, 0, this.ropeTable(T));
+    await gpu.run('embedding', (pass) => this.elementwise(pass, this.pipes.embedding, [this.embedding, a.ids, a.x], T * H, H));
+    const n = this.pos + T;
+    const rope = (pass: GPUComputePassEncoder, src: GPUBuffer, dst: GPUBuffer, heads: number, stride: number, offset: number, rotate: boolean) => {
+      const params = this.uniform(ropeParams({ tokens: T, heads, headDim: D, stride, offset, rotate, interleaved: c.ropeLayout === 'interleaved' }));
+      this.dispatch(pass, this.pipes.rope, [src, a.rope, dst, params], ...grid((T * heads * D) / 2, ROPE_THREADS));
+    };
+    for (const layer of this.layers) {
+      await gpu.run('attention inputs', (pass) => {
+        this.dispatch(pass, this.pipes.rmsnorm, [a.x, layer.attnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))], T);
+        this.matmul(pass, a.h, layer.wq, a.q, T, Hq * D, H, layer.bq);
+        this.matmul(pass, a.h, layer.wk, a.k, T, Hkv * D, H, layer.bk);
+        this.matmul(pass, a.h, layer.wv, a.v, T, Hkv * D, H, layer.bv);
+        rope(pass, a.q, a.qh, Hq, T, 0, true);
+        rope(pass, a.k, layer.cacheK, Hkv, cap, this.pos, true);
+        rope(pass, a.v, layer.cacheV, Hkv, cap, this.pos, false);
+      });
+      // The kernels read keys [Hkv, n, D]; the cache rows of each head are [cap, D]: pack the first n.
+      const enc = gpu.device.createCommandEncoder({ label: 'pack KV' });
+      for (let h = 0; h < Hkv; h++) {
+        enc.copyBufferToBuffer(layer.cacheK, h * cap * D * 4, a.kAttn, h * n * D * 4, n * D * 4);
+        enc.copyBufferToBuffer(layer.cacheV, h * cap * D * 4, a.vAttn, h * n * D * 4, n * D * 4);
+      }
+      gpu.device.queue.submit([enc.finish()]);
+      await this.attend(layer.method, T, n);
+      await gpu.run('attention output and MLP', (pass) => {
+        this.elementwise(pass, this.pipes.heads, [a.oh, a.o], T * Hq * D, T, Hq, D);
+        this.matmul(pass, a.o, layer.wo, a.proj, T, H, Hq * D);
+        this.elementwise(pass, this.pipes.add, [a.x, a.proj], T * H);
+        this.dispatch(pass, this.pipes.rmsnorm, [a.x, layer.ffnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))], T);
+        this.matmul(pass, a.h, layer.wGate, a.gate, T, F, H);
+        this.matmul(pass, a.h, layer.wUp, a.up, T, F, H);
+        this.elementwise(pass, this.pipes.swiglu, [a.gate, a.up], T * F);
+        this.matmul(pass, a.gate, layer.wDown, a.proj, T, H, F);
+        this.elementwise(pass, this.pipes.add, [a.x, a.proj], T * H);
+      });
+    }
+    this.pos += T;
+    if (!last) return;
+    await gpu.run('logits', (pass) => {
+      this.dispatch(pass, this.pipes.rmsnorm, [a.x, this.outputNorm, a.last, this.uniform(rmsNormParams(1, H, c.rmsNormEps, T - 1))], 1);
+      this.matmul(pass, a.last, this.output, a.logits, 1, c.vocabSize, H);
+    });
+  }
+
+  /** Attention of the chunk's T queries (a.qh) over the n packed keys (a.kAttn, a.vAttn) into a.oh. */
+  private async attend(method: MethodSpec, T: number, n: number): Promise<void> {
+    const c = this.config;
+    const a = this.act;
+    const shape: AttentionShape = { heads: c.heads, kvHeads: c.kvHeads, queries: T, keys: n, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
+    const inputs = { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: 'f32' as const };
+    switch (method.name) {
+      case 'dense':
+        return denseAttentionGpu(this.gpu, inputs);
+      case 'flash':
+      case 'window':
+      case 'sinks': {
+        const variant = choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
+        const mask = maskForSpec(method, true);
+        const blocks = mask ? await prepareBlockMask(this.gpu, mask, T, n, c.headDim, 'f32', variant) : undefined;
+        try {
+          return await flashAttentionGpu(this.gpu, inputs, variant, blocks);
+        } finally {
+          blocks?.release();
+        }
+      }
+      default:
+        return this.attendOnHost(method, T, n);
+    }
+  }
+
+  /** Any other method through attention(): copies q, k, v down and the output back up. */
+  private async attendOnHost(method: MethodSpec, T: number, n: number): Promise<void> {
+    const c = this.config;
+    const a = this.act;
+    const D = c.headDim;
+    const read = async (b: GPUBuffer, floats: number) => new Float32Array(await this.gpu.read(b, floats * 4));
+    const q = tensor([c.heads, T, D], 'f32', await read(a.qh, c.heads * T * D));
+    const k = tensor([c.kvHeads, n, D], 'f32', await read(a.kAttn, c.kvHeads * n * D));
+    const v = tensor([c.kvHeads, n, D], 'f32', await read(a.vAttn, c.kvHeads * n * D));
+    const device: Device = { backend: 'webgpu', name: this.gpu.adapterName, gpu: this.gpu, destroy() {} };
+    const state = await attention(device, q, k, v, method, { causal: true });
+    this.gpu.device.queue.writeBuffer(a.oh, 0, state.o as Float32Array<ArrayBuffer>);
+  }
+}
