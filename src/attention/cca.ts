@@ -124,15 +124,28 @@ export function ccaLayoutOf(s: AttentionShape, plan: CcaGpuPlan): CcaLayout {
 export async function ccaAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, opts: CcaOptions = {}): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
   const plan = ccaPrefillPlan(s, { group: opts.group ?? CCA_DEFAULTS.group, window: opts.window ?? CCA_DEFAULTS.window });
-  if (!device.gpu) {
-    const L = ccaLayoutOf(s, plan);
-    const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
-    const coreK = new Float32Array(s.kvHeads * L.cores * s.headDim);
-    const coreV = new Float32Array(coreK.length);
-    ccaPoolCpu(Q, K, V, L, 0, plan.cores, coreK, coreV, q.dtype === 'f16');
-    return ccaAttendCpu(Q, coreK, coreV, K, V, L);
-  }
+  if (!device.gpu) return ccaPrefillCpu(q, k, v, s, plan);
   return runInHeadChunks(device.gpu, q, k, v, s, (gpu, x) => ccaAttentionGpu(gpu, x, plan));
+}
+
+/** Both passes on the CPU (the twin), synchronously; the benchmark times this. */
+export function ccaPrefillCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, plan: CcaGpuPlan): AttentionState {
+  const L = ccaLayoutOf(s, plan);
+  const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
+  const coreK = new Float32Array(s.kvHeads * L.cores * s.headDim);
+  const coreV = new Float32Array(coreK.length);
+  ccaPoolCpu(Q, K, V, L, 0, plan.cores, coreK, coreV, q.dtype === 'f16');
+  return ccaAttendCpu(Q, coreK, coreV, K, V, L);
+}
+
+/** Query-key pairs CCA attends over N causal tokens: each query's cores plus its raw window. */
+export function ccaAttendedPairs(n: number, p: CcaParams): number {
+  let pairs = 0;
+  for (let m = 0; m < n; m++) {
+    const c = coresSeen(m, p.group, p.window);
+    pairs += c + m - c * p.group + 1;
+  }
+  return pairs;
 }
 
 /**

@@ -4,6 +4,7 @@
 import { denseAttentionGpu } from '../attention/dense.js';
 import { flashAttentionGpu, chooseFlashVariant, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
 import { buildBlockMask } from '../attention/block-mask.js';
+import { ccaAttendedPairs, ccaAttentionGpu, ccaCacheBytes, ccaParamsFromSpec, ccaPrefillCpu, ccaPrefillPlan, type CcaGpuPlan } from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
 import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
@@ -57,18 +58,23 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
   const chunks: GpuInputs[] = [];
   const owned: GPUBuffer[] = [];
   const masks: GpuBlockMask[] = [];
+  const ccaCores = new Map<GpuInputs, { k: GPUBuffer; v: GPUBuffer }>();
   const before = gpu.allocatedBytes;
   gpu.resetPeak();
   try {
-    const calls: Array<{ dense: boolean; variant: FlashVariant; mask?: GpuBlockMask }> = [];
+    const calls: Array<{ dense: boolean; variant: FlashVariant; mask?: GpuBlockMask; cca?: CcaGpuPlan }> = [];
     for (const spec of layerCycle(c.method)) {
+      if (spec.name === 'cca') {
+        calls.push({ dense: false, variant: 'portable', cca: ccaPrefillPlan(s, ccaParamsFromSpec(spec)) });
+        continue;
+      }
       const variant = choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto');
       const mask = maskForSpec(spec, s.causal);
       const blocks = mask ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant) : undefined;
       if (blocks) masks.push(blocks);
       calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
     }
-    const variant = calls.map((x) => (x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
+    const variant = calls.map((x) => (x.cca ? 'cca-portable' : x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
     for (let a = 0; a < s.kvHeads; a += step) {
       const kv = Math.min(step, s.kvHeads - a);
       const shape = { ...s, kvHeads: kv, heads: kv * group };
@@ -82,10 +88,18 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       ];
       owned.push(...bufs);
       chunks.push({ q: bufs[0], k: bufs[1], v: bufs[2], o: bufs[3], lse: bufs[4], shape, dtype: c.dtype });
+      // CCA's pooled cores (O(N/g) rows) are allocated once, outside the timed calls.
+      const cca = calls.find((x) => x.cca)?.cca;
+      if (cca) {
+        const bytes = kv * Math.max(1, cca.cores) * s.headDim * bytesPerElement(c.dtype);
+        const cores = { k: await gpu.createBuffer(bytes, 'cca core keys'), v: await gpu.createBuffer(bytes, 'cca core values') };
+        owned.push(cores.k, cores.v);
+        ccaCores.set(chunks[chunks.length - 1], cores);
+      }
     }
     const once = async () => {
       for (const call of calls) {
-        for (const x of chunks) await (call.dense ? denseAttentionGpu(gpu, x) : flashAttentionGpu(gpu, x, call.variant, call.mask));
+        for (const x of chunks) await (call.cca ? ccaAttentionGpu(gpu, x, call.cca, ccaCores.get(x)) : call.dense ? denseAttentionGpu(gpu, x) : flashAttentionGpu(gpu, x, call.variant, call.mask));
       }
       await gpu.idle();
     };
@@ -112,6 +126,7 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
   const calls = layerCycle(c.method).map((spec) => {
     const mask = maskForSpec(spec, s.causal);
     const blockMask = mask && buildBlockMask(mask, s.queries, s.keys, 64, 64);
+    if (spec.name === 'cca') return () => ccaPrefillCpu(q, k, v, s, ccaPrefillPlan(s, ccaParamsFromSpec(spec)));
     return spec.name === 'dense' ? () => denseAttentionCpu(q, k, v, s) : () => flashAttentionCpu(q, k, v, s, { blockMask });
   });
   const run = () => calls.forEach((call) => call());
@@ -139,6 +154,7 @@ export function attendedPairs(spec: MethodSpec, n: number, isCausal: boolean): n
   switch (spec.name) {
     case 'window': return isCausal ? windowPairs(Number(spec.params.left) + 1) : Math.min(all, n * (Number(spec.params.left) + Number(spec.params.right ?? 0) + 1));
     case 'sinks': return isCausal ? windowPairs(Number(spec.params.left) + 1 + Number(spec.params.tokens)) : all;
+    case 'cca': return ccaAttendedPairs(n, ccaParamsFromSpec(spec));
     case 'hybrid': {
       const every = Number(spec.params.every ?? 3);
       const local = attendedPairs({ name: 'window', params: { left: spec.params.window ?? '128' } }, n, isCausal);
@@ -155,7 +171,10 @@ export async function benchAttentionCase(device: Device, c: AttentionCase, t: Be
   };
   try {
     const r = device.gpu ? await timeGpu(device.gpu, c, t) : timeCpu(c, t);
-    return { ...base, variant: r.variant, ms: r.ms, peakBytes: r.peak, tflops: (4 * attendedPairs(c.method, c.seqLen, c.causal) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
+    // CCA: what its decoding cache would hold for these N tokens, against a dense cache.
+    const cca = c.method.name === 'cca' ? ccaCacheBytes(c.seqLen, c.kvHeads, c.headDim, c.dtype, ccaParamsFromSpec(c.method)) : undefined;
+    const kvNote = cca === undefined ? {} : { note: `KV cache ${(cca / 2 ** 20).toFixed(1)} MiB = ${(100 * cca / (2 * c.seqLen * c.kvHeads * c.headDim * bytesPerElement(c.dtype))).toFixed(2)}% of dense` };
+    return { ...base, ...kvNote, variant: r.variant, ms: r.ms, peakBytes: r.peak, tflops: (4 * attendedPairs(c.method, c.seqLen, c.causal) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
   } catch (e) {
     if (e instanceof OutOfMemoryError) return { ...base, status: 'oom', note: e.message.slice(0, 120) };
     if (e instanceof LongctxError) return { ...base, status: 'error', note: e.message.slice(0, 160) };
