@@ -10,7 +10,8 @@ export const ATTEND_USAGE = `usage: longctx attend --q q.npy --k k.npy --v v.npy
                       [--lse lse.npy] [--backend cpu|webgpu|auto] [--no-causal] [--scale S]
   q [Hq, Nq, D], k and v [Hkv, Nk, D], float32 or float16; out float32 [Hq, Nq, D]; lse float32 [Hq, Nq].
   SPEC: dense | flash[:variant=auto|portable|subgroup-matrix] | window:left=L[,right=R]
-        | sinks:tokens=S,left=L | hybrid:every=E,window=W,layer=N (that layer's method)`;
+        | sinks:tokens=S,left=L | hybrid:every=E,window=W,layer=N (that layer's method)
+        | cca:group=G,window=W (CCA-Attention: a pooled core per G tokens + W raw keys; causal; defaults 16, 1024)`;
 
 export async function attendCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
