@@ -1,0 +1,71 @@
+// Hugging Face tensor names (Llama, Qwen2, Mistral) -> ModelWeights, with every shape checked against the
+// config. nn.Linear stores [out, in], the row-major layout ModelWeights asks for, so bytes pass unchanged.
+import { InputError, UnsupportedError } from '../errors.js';
+import type { SafetensorsStore } from './safetensors.js';
+import type { LayerWeights, ModelConfig, ModelWeights, WeightTensor } from './types.js';
+
+interface Wanted {
+  name: string;
+  shape: number[];
+  optional?: boolean;
+}
+
+function layerNames(config: ModelConfig, i: number): Record<keyof LayerWeights, Wanted> {
+  const { hiddenSize: h, heads, kvHeads, headDim: d, intermediateSize: ff } = config;
+  const p = `model.layers.${i}.`;
+  const attn = `${p}self_attn.`;
+  return {
+    attnNorm: { name: `${p}input_layernorm.weight`, shape: [h] },
+    wq: { name: `${attn}q_proj.weight`, shape: [heads * d, h] },
+    wk: { name: `${attn}k_proj.weight`, shape: [kvHeads * d, h] },
+    wv: { name: `${attn}v_proj.weight`, shape: [kvHeads * d, h] },
+    wo: { name: `${attn}o_proj.weight`, shape: [h, heads * d] },
+    bq: { name: `${attn}q_proj.bias`, shape: [heads * d], optional: true },
+    bk: { name: `${attn}k_proj.bias`, shape: [kvHeads * d], optional: true },
+    bv: { name: `${attn}v_proj.bias`, shape: [kvHeads * d], optional: true },
+    ffnNorm: { name: `${p}post_attention_layernorm.weight`, shape: [h] },
+    wGate: { name: `${p}mlp.gate_proj.weight`, shape: [ff, h] },
+    wUp: { name: `${p}mlp.up_proj.weight`, shape: [ff, h] },
+    wDown: { name: `${p}mlp.down_proj.weight`, shape: [h, ff] },
+  };
+}
+
+export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWeights {
+  const top: Wanted[] = [
+    { name: 'model.embed_tokens.weight', shape: [config.vocabSize, config.hiddenSize] },
+    { name: 'model.norm.weight', shape: [config.hiddenSize] },
+  ];
+  if (!config.tiedEmbeddings) top.push({ name: 'lm_head.weight', shape: [config.vocabSize, config.hiddenSize] });
+  const layers = Array.from({ length: config.layers }, (_, i) => layerNames(config, i));
+  // Biases are required when the config has them (Qwen2) and ignored otherwise, as transformers does.
+  const wanted = [...top, ...layers.flatMap((l) => Object.values(l))].filter((w) => !w.optional || config.attentionBias);
+  if (config.attentionBias && store.has('model.layers.0.self_attn.o_proj.bias')) {
+    throw new UnsupportedError(`${store.dir}: an output-projection bias (o_proj.bias, Llama with attention_bias) is not supported`);
+  }
+
+  // Check presence and shapes from the headers before reading any bytes.
+  for (const w of wanted) {
+    const entry = store.entry(w.name);
+    if (!entry) throw new InputError(`${store.dir}: missing tensor '${w.name}'${w.name === 'lm_head.weight' ? ' (config says the embeddings are not tied)' : ''}`);
+    if (entry.shape.join() !== w.shape.join()) throw new InputError(`${entry.file}: tensor '${w.name}' has shape [${entry.shape.join(', ')}], the config implies [${w.shape.join(', ')}]`);
+  }
+  const tensors = store.read(wanted.map((w) => w.name));
+  const get = (w: Wanted): WeightTensor => tensors.get(w.name)!;
+  const maybe = (w: Wanted): WeightTensor | undefined => tensors.get(w.name);
+  return {
+    tokenEmbedding: get(top[0]),
+    outputNorm: get(top[1]),
+    ...(config.tiedEmbeddings ? {} : { output: get(top[2]) }),
+    layers: layers.map((l) => {
+      const out: LayerWeights = {
+        attnNorm: get(l.attnNorm), wq: get(l.wq), wk: get(l.wk), wv: get(l.wv), wo: get(l.wo),
+        ffnNorm: get(l.ffnNorm), wGate: get(l.wGate), wUp: get(l.wUp), wDown: get(l.wDown),
+      };
+      const [bq, bk, bv] = [maybe(l.bq), maybe(l.bk), maybe(l.bv)];
+      if (bq) out.bq = bq;
+      if (bk) out.bk = bk;
+      if (bv) out.bv = bv;
+      return out;
+    }),
+  };
+}
