@@ -135,8 +135,9 @@ test('KV-cache bytes: cores + a ring of w + g - 1, about (N/g + w) / N of dense'
 
 test('specs and errors', async () => {
   const { cpuDevice } = await import('../src/runtime/device.js');
-  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca')), { group: 16, window: 1024 });
-  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca:group=5,window=33')), { group: 5, window: 33 });
+  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca')), { group: 16, window: 1024, variant: 'auto' });
+  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca:group=5,window=33,variant=portable')), { group: 5, window: 33, variant: 'portable' });
+  assert.throws(() => ccaParamsFromSpec(parseMethodSpec('cca:variant=fast')), SpecError);
   assert.throws(() => parseMethodSpec('cca:size=3'), SpecError);
   assert.throws(() => ccaParamsFromSpec(parseMethodSpec('cca:group=0')), SpecError);
   assert.throws(() => ccaParamsFromSpec(parseMethodSpec('cca:window=0')), SpecError);
@@ -149,4 +150,8 @@ test('specs and errors', async () => {
   const cache = new CcaKVCache({ heads: 2, kvHeads: 1, headDim: 8, group: 4, window: 4 });
   await assert.rejects(cache.forward(cpuDevice, rows(q, 0, 2), rows(k, 0, 3), rows(v, 0, 3)), ShapeError);
   assert.throws(() => new CcaKVCache({ heads: 3, kvHeads: 2, headDim: 8, group: 4, window: 4 }), ShapeError);
+  const gpu = await webgpuDevice();
+  if (gpu && !gpu.gpu!.features.subgroupMatrixF16) {
+    await assert.rejects(attention(gpu, q, k, v, 'cca:group=4,window=4,variant=subgroup-matrix'), UnsupportedError);
+  }
 });

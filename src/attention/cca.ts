@@ -8,10 +8,10 @@ import { asFloat32, bytesPerElement, toDType, type DType, type Tensor } from '..
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { ccaAttendCpu, ccaPoolCpu, coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
-import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../kernels/cca-wgsl.js';
+import { CCA_POOL_SCORES, CCA_ROWS, CCA_SGMAT_HEAD_DIMS, ccaAttendWgsl, ccaParams, ccaPoolWgsl, ccaSubgroupMatrixWgsl } from '../kernels/cca-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from './problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
-import { intParam, type MethodSpec } from './spec.js';
+import { choiceParam, intParam, type MethodSpec } from './spec.js';
 import type { AttentionState } from './state.js';
 
 export { coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
@@ -23,6 +23,19 @@ export interface CcaParams {
   group: number;
   /** Raw keys a query sees at least (w; at most w + g - 1). */
   window: number;
+  /** WebGPU pass-2 kernel: portable, or subgroup matrices (tensor cores; f16, head dim 64/128); auto picks. */
+  variant?: CcaVariant;
+}
+
+export type CcaVariant = 'auto' | 'portable' | 'subgroup-matrix';
+
+/** The pass-2 kernel that will run for these inputs on this device. */
+export function chooseCcaVariant(gpu: GpuContext, headDim: number, dtype: DType, asked: CcaVariant = 'auto'): 'portable' | 'subgroup-matrix' {
+  const can = gpu.features.subgroupMatrixF16 && CCA_SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
+  if (asked === 'subgroup-matrix' && !can) {
+    throw new UnsupportedError(`the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype}); use variant=portable`);
+  }
+  return asked === 'portable' || !can ? 'portable' : 'subgroup-matrix';
 }
 
 export interface CcaOptions extends AttentionOptions, Partial<CcaParams> {}
@@ -35,7 +48,10 @@ export function checkCcaParams(p: CcaParams): CcaParams {
 
 /** `cca:group=G,window=W` (defaults 16 and 1024). */
 export function ccaParamsFromSpec(spec: MethodSpec): CcaParams {
-  return checkCcaParams({ group: intParam(spec, 'group', CCA_DEFAULTS.group), window: intParam(spec, 'window', CCA_DEFAULTS.window) });
+  return checkCcaParams({
+    group: intParam(spec, 'group', CCA_DEFAULTS.group), window: intParam(spec, 'window', CCA_DEFAULTS.window),
+    variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
+  });
 }
 
 /** Bytes of a CcaKVCache after n tokens: pooled cores plus a raw ring of w + g - 1 tokens, keys and values. */
@@ -78,7 +94,9 @@ export async function ccaAttentionGpu(gpu: GpuContext, x: GpuInputs, plan: CcaGp
       queries: s.queries, queryStart: plan.queryStart, raw: s.keys, rawStart: plan.rawStart, coreCapacity,
       poolFirst: plan.poolFirst, group: plan.group, window: plan.window, headsPerKv: G, scale: s.scale,
     }));
-    const attend = await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype));
+    const attend = chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant) === 'portable'
+      ? await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype))
+      : await gpu.pipeline(`cca-attend-sgmat-${s.headDim}`, () => ccaSubgroupMatrixWgsl(s.headDim));
     const pool = plan.poolCount > 0 ? await gpu.pipeline(`cca-pool-${s.headDim}-${x.dtype}`, () => ccaPoolWgsl(s.headDim, x.dtype)) : undefined;
     const poolGroup = pool && gpu.bind(pool, [x.q, x.k, x.v, cores.k, cores.v, params]);
     const attendGroup = gpu.bind(attend, [x.q, cores.k, cores.v, x.k, x.v, x.o, x.lse, params]);
@@ -123,7 +141,7 @@ export function ccaLayoutOf(s: AttentionShape, plan: CcaGpuPlan): CcaLayout {
 /** CCA attention of q [Hq, Nq, D] over k, v [Hkv, Nk, D], causal, bottom-right aligned. */
 export async function ccaAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, opts: CcaOptions = {}): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
-  const plan = ccaPrefillPlan(s, { group: opts.group ?? CCA_DEFAULTS.group, window: opts.window ?? CCA_DEFAULTS.window });
+  const plan = ccaPrefillPlan(s, { group: opts.group ?? CCA_DEFAULTS.group, window: opts.window ?? CCA_DEFAULTS.window, variant: opts.variant });
   if (!device.gpu) return ccaPrefillCpu(q, k, v, s, plan);
   return runInHeadChunks(device.gpu, q, k, v, s, (gpu, x) => ccaAttentionGpu(gpu, x, plan));
 }

@@ -20,7 +20,7 @@ export const METHOD_KEYS: Record<string, readonly string[]> = {
   /** Ring Attention: exact, KV shards around H hosts. */
   ring: ['hosts'],
   /** CCA-Attention: a core per G tokens plus a raw window of W (defaults 16, 1024). */
-  cca: ['group', 'window'],
+  cca: ['group', 'window', 'variant'],
 };
 
 export function parseMethodSpec(text: string): MethodSpec {

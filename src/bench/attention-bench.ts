@@ -4,7 +4,7 @@
 import { denseAttentionGpu } from '../attention/dense.js';
 import { flashAttentionGpu, chooseFlashVariant, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
 import { buildBlockMask } from '../attention/block-mask.js';
-import { ccaAttendedPairs, ccaAttentionGpu, ccaCacheBytes, ccaParamsFromSpec, ccaPrefillCpu, ccaPrefillPlan, type CcaGpuPlan } from '../attention/cca.js';
+import { chooseCcaVariant, ccaAttendedPairs, ccaAttentionGpu, ccaCacheBytes, ccaParamsFromSpec, ccaPrefillCpu, ccaPrefillPlan, type CcaGpuPlan } from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
 import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
@@ -74,7 +74,7 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       if (blocks) masks.push(blocks);
       calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
     }
-    const variant = calls.map((x) => (x.cca ? 'cca-portable' : x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
+    const variant = calls.map((x) => (x.cca ? `cca-${chooseCcaVariant(gpu, s.headDim, c.dtype, x.cca.variant)}` : x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
     for (let a = 0; a < s.kvHeads; a += step) {
       const kv = Math.min(step, s.kvHeads - a);
       const shape = { ...s, kvHeads: kv, heads: kv * group };
