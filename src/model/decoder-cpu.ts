@@ -21,6 +21,8 @@ export interface DecoderOptions {
   chunk?: number;
   /** Decode every weight to f32 once (fast for small models); default when the model is under 256 MiB as f32. */
   decodeAll?: boolean;
+  /** Window and sinks layers keep a ring of what the window sees (default); false keeps every position. */
+  ringCaches?: boolean;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -49,8 +51,8 @@ export function modelParameterCount(c: ModelConfig): number {
 }
 
 /** The cache a layer's method needs: a ring for window and sinks (when narrower than the run), else dense. */
-export function cacheForMethod(c: ModelConfig, method: MethodSpec, maxTokens: number, chunk: number): LayerKVCache {
-  if (method.name === 'window' || method.name === 'sinks') {
+export function cacheForMethod(c: ModelConfig, method: MethodSpec, maxTokens: number, chunk: number, ring = true): LayerKVCache {
+  if (ring && (method.name === 'window' || method.name === 'sinks')) {
     const left = Number(method.params.left);
     const sinks = method.name === 'sinks' ? Number(method.params.tokens) : 0;
     if (sinks + left + 1 < maxTokens) return new RingKVCache(c.kvHeads, c.headDim, left, sinks, chunk);
@@ -86,7 +88,7 @@ export class CpuDecoder implements Decoder {
         bq: l.bq && vec(l.bq), bk: l.bk && vec(l.bk), bv: l.bv && vec(l.bv),
         wGate: mat(l.wGate), wUp: mat(l.wUp), wDown: mat(l.wDown),
         method,
-        cache: cacheForMethod(c, method, opts.maxTokens, this.chunk),
+        cache: cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
       };
     });
     this.embedding = mat(w.tokenEmbedding);
