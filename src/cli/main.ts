@@ -7,6 +7,7 @@ import { demoCommand } from './demo.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { HOST_USAGE, hostCommand } from './host.js';
+import { PLAN_USAGE, planCommand } from './plan.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -16,12 +17,15 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx info [--backend ...]                  the device, its features and limits
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
+  longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
 
 ${ATTEND_USAGE}
 
 ${BENCH_USAGE}
 
 ${GENERATE_USAGE}
+
+${PLAN_USAGE}
 
 ${HOST_USAGE}`;
 
@@ -45,6 +49,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'host':
       await hostCommand(rest);
+      return 0;
+    case 'plan':
+      await planCommand(rest);
       return 0;
     case undefined:
     case 'help':
