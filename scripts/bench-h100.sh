@@ -8,8 +8,12 @@ set -uo pipefail
 out="${OUT:-bench-out}"
 work=$(mktemp -d)
 export PYTHONUNBUFFERED=1
+# Whatever finished lands in the archive, even when a sweep is cut short by the time limit.
+trap 'tar -C "$work" -czf "$out/results.tar.gz" .' EXIT
+deadline=$(( $(date +%s) + ${SWEEP_SECONDS:-540} ))
+left() { echo $(( deadline - $(date +%s) )); }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$work/gpu.txt"
-bench() { node dist/src/cli/main.js bench attention --backend webgpu "$@" 2>&1 | grep -v "artificially reduced"; }
+bench() { timeout "$(left)" node dist/src/cli/main.js bench attention --backend webgpu "$@" 2>&1 | grep -v "artificially reduced"; }
 if [ -z "${SKIP_EXACT:-}" ]; then
   python3 scripts/torch_sdpa_bench.py --out "$work/torch.json" 2>&1 | tail -n 20
   bench --reference "$work/torch.json" --out-dir "$work/exact" --title "Causal attention forward, 32 heads, head dim 128" \
@@ -20,4 +24,3 @@ if [ -z "${SKIP_SPARSE:-}" ]; then
     --method flash --method window:left=128 --method window:left=1024 --method window:left=4096 \
     --method hybrid:every=3,window=128 --budget-seconds 30 ${SPARSE_ARGS:-}
 fi
-tar -C "$work" -czf "$out/results.tar.gz" .
