@@ -1,0 +1,50 @@
+// `longctx generate` end to end: only the text on stdout (the golden output, byte for byte), speed on
+// stderr, and one-line typed errors with exit code 2 for bad input.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FIXTURE_GGUF, expectedText } from './model-support.js';
+
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'longctx-generate-'));
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'generate', ...args], { encoding: 'utf8', timeout: 120_000 });
+
+test('generate prints exactly the golden text from BOS, statistics on stderr', () => {
+  const r = run('--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '200', '--backend', 'cpu', '--attention', 'flash');
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, expectedText());
+  assert.match(r.stderr, /prefill 1 tokens .* tokens\/s.*decode 200 tokens/);
+});
+
+test('generate continues a prompt file; sampling with a seed repeats', () => {
+  writeFileSync(join(dir, 'prompt.txt'), 'Once upon a time, there was a little girl named Lily.');
+  const args = ['--model', FIXTURE_GGUF, '--prompt-file', join(dir, 'prompt.txt'), '--max-tokens', '20', '--backend', 'cpu', '--temperature', '0.9', '--top-p', '0.9', '--seed', '5'];
+  const [a, b] = [run(...args), run(...args)];
+  assert.equal(a.status, 0, a.stderr);
+  assert.ok(a.stdout.length > 20);
+  assert.equal(a.stdout, b.stdout);
+  const greedy = run('--model', FIXTURE_GGUF, '--prompt-file', join(dir, 'prompt.txt'), '--max-tokens', '10', '--backend', 'cpu');
+  assert.ok(expectedText().startsWith('Once upon a time, there was a little girl named Lily.' + greedy.stdout.trimEnd()), greedy.stdout);
+});
+
+test('bad input exits 2 with one line', () => {
+  const truncated = join(dir, 'cut.gguf');
+  writeFileSync(truncated, readFileSync(FIXTURE_GGUF).subarray(0, 5000));
+  for (const [args, pattern] of [
+    [['--model', FIXTURE_GGUF, '--prompt', 'x'], /--max-tokens/],
+    [['--model', join(dir, 'missing.gguf'), '--prompt', 'x', '--max-tokens', '3'], /does not exist/],
+    [['--model', truncated, '--prompt', 'x', '--max-tokens', '3'], /InputError: cut\.gguf: .*truncated/],
+    [['--model', FIXTURE_GGUF, '--prompt', '', '--no-bos', '--max-tokens', '3'], /empty/],
+    [['--model', FIXTURE_GGUF, '--prompt', 'x', '--max-tokens', '3', '--attention', 'nope'], /unknown attention method/],
+    [['--model', FIXTURE_GGUF, '--max-tokens', '3'], /exactly one of --prompt/],
+  ] as const) {
+    const r = run(...args);
+    assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+    assert.match(r.stderr, pattern);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  }
+});

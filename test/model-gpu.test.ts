@@ -1,0 +1,118 @@
+// The WebGPU decoder: its kernels against float64 (outputs poisoned with NaN first), the golden greedy
+// output of stories260K with dense, flash and a window wider than the text, and the CPU decoder's
+// logits for a chunked prompt under window and sinks masks.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomNormal } from '../src/tensor.js';
+import type { GpuContext } from '../src/runtime/webgpu.js';
+import { MATMUL_TILE, matmulParams, matmulTiledWgsl, matvecWgsl } from '../src/kernels/matmul-wgsl.js';
+import { rmsNormParams, rmsNormWgsl } from '../src/kernels/rmsnorm-wgsl.js';
+import { ROPE_THREADS, ropeParams, ropeWgsl } from '../src/kernels/rope-wgsl.js';
+import { grid } from '../src/kernels/elementwise-wgsl.js';
+import { matmulRef, rmsNormRef, ropeRef } from '../src/reference/decoder.js';
+import { loadGguf } from '../src/model/gguf.js';
+import { CpuDecoder } from '../src/model/decoder-cpu.js';
+import { GpuDecoder } from '../src/model/decoder-gpu.js';
+import { generate } from '../src/model/generate.js';
+import { uniformSchedule } from '../src/attention/sparse.js';
+import { assertNoNaN, webgpuDevice } from './support.js';
+import { FIXTURE_GGUF, expectedIds, expectedText } from './model-support.js';
+
+const device = await webgpuDevice();
+const model = loadGguf(FIXTURE_GGUF);
+const rand = (n: number, seed: number) => randomNormal([n], seed).data as Float32Array;
+const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let e = 0;
+  for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
+  return e;
+};
+
+/** Runs one kernel over fresh buffers; the output (last storage buffer) starts as NaN. */
+async function runKernel(gpu: GpuContext, key: string, wgsl: () => string, inputs: Float32Array[], outFloats: number, params: ArrayBuffer, groups: [number, number]): Promise<Float32Array> {
+  const pipe = await gpu.pipeline(key, wgsl);
+  const bufs = [...(await Promise.all(inputs.map((x, i) => gpu.upload(x, `in ${i}`)))), await gpu.upload(new Float32Array(outFloats).fill(NaN), 'out')];
+  const u = gpu.uniform(params);
+  await gpu.run(key, (pass) => {
+    pass.setPipeline(pipe);
+    pass.setBindGroup(0, gpu.bind(pipe, [...bufs, u]));
+    pass.dispatchWorkgroups(...groups);
+  });
+  const out = new Float32Array(await gpu.read(bufs[bufs.length - 1], outFloats * 4));
+  bufs.forEach((b) => gpu.release(b));
+  u.destroy();
+  return out;
+}
+
+describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
+  const gpu = device?.gpu as GpuContext;
+
+  for (const T of [1, 7, 33]) {
+    it(`matmul kernel (${T === 1 ? 'matrix-vector' : 'tiled'}), T ${T}, 97 x 161 with bias`, async () => {
+      const [rows, cols] = [97, 161];
+      const [x, w, b] = [rand(T * cols, T), rand(rows * cols, 2), rand(rows, 3)];
+      const groups: [number, number] = T === 1 ? [rows, 1] : [Math.ceil(rows / MATMUL_TILE), Math.ceil(T / MATMUL_TILE)];
+      const y = await runKernel(gpu, T === 1 ? 'model-matvec' : 'model-matmul', T === 1 ? matvecWgsl : matmulTiledWgsl, [x, w, b], T * rows, matmulParams(T, rows, cols, true), groups);
+      assertNoNaN('y', y);
+      assert.ok(maxErr(y, matmulRef(x, T, w, rows, cols, b)) < 1e-4);
+    });
+  }
+
+  it('RMSNorm kernel, 5 rows of 1023', async () => {
+    const [T, n] = [5, 1023];
+    const [x, w] = [rand(T * n, 4), rand(n, 5)];
+    const out = await runKernel(gpu, 'model-rmsnorm', rmsNormWgsl, [x, w], T * n, rmsNormParams(T, n, 1e-5), [T, 1]);
+    assertNoNaN('out', out);
+    assert.ok(maxErr(out, rmsNormRef(x, T, n, w, 1e-5)) < 1e-5);
+  });
+
+  for (const layout of ['interleaved', 'half'] as const) {
+    it(`RoPE kernel, ${layout}, head dim 64, into head-major rows`, async () => {
+      const [T, heads, D, first] = [3, 5, 64, 4097];
+      const x = rand(T * heads * D, 9);
+      const half = D / 2;
+      const table = new Float32Array(2 * T * half);
+      for (let t = 0; t < T; t++) for (let i = 0; i < half; i++) {
+        const a = (first + t) * Math.pow(10000, (-2 * i) / D);
+        table[t * half + i] = Math.cos(a);
+        table[(T + t) * half + i] = Math.sin(a);
+      }
+      const out = await runKernel(gpu, 'model-rope', ropeWgsl, [x, table], heads * T * D,
+        ropeParams({ tokens: T, heads, headDim: D, stride: T, offset: 0, rotate: true, interleaved: layout === 'interleaved' }), grid((T * heads * D) / 2, ROPE_THREADS));
+      assertNoNaN('out', out);
+      const ref = ropeRef(x, T, heads, D, first, 10000, layout);
+      const tokenMajor = new Float32Array(out.length);
+      for (let h = 0; h < heads; h++) for (let t = 0; t < T; t++) tokenMajor.set(out.subarray((h * T + t) * D, (h * T + t + 1) * D), (t * heads + h) * D);
+      assert.ok(maxErr(tokenMajor, ref) < 2e-5);
+    });
+  }
+
+  for (const spec of ['dense', 'flash', 'window:left=4096']) {
+    it(`stories260K greedy from BOS reproduces the golden ids and text (${spec})`, async () => {
+      const decoder = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 201 });
+      try {
+        const r = await generate(decoder, model.tokenizer, [1], { maxTokens: 200, temperature: 0 });
+        assert.deepEqual([1, ...r.ids.slice(0, 199)], expectedIds());
+        assert.equal(r.text + '\n', expectedText());
+      } finally {
+        decoder.destroy();
+      }
+    });
+  }
+
+  for (const spec of ['window:left=16', 'sinks:tokens=4,left=12']) {
+    it(`chunked prompt logits equal the CPU decoder's (${spec}, chunks of 13)`, async () => {
+      const prompt = expectedIds().slice(0, 60);
+      const cpu = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 62 });
+      const g = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 62, chunk: 13 });
+      try {
+        const [a, b] = [await cpu.forward(prompt), await g.forward(prompt)];
+        assertNoNaN('logits', b);
+        assert.ok(maxErr(a, b) < 1e-3, `prefill ${maxErr(a, b)}`);
+        const [c, d] = [await cpu.forward([42]), await g.forward([42])];
+        assert.ok(maxErr(c, d) < 1e-3, `decode ${maxErr(c, d)}`);
+      } finally {
+        g.destroy();
+      }
+    });
+  }
+});
