@@ -102,6 +102,7 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
     if (id !== undefined && id >= vocabSize) throw new InputError(`${where(key)} ${id} is outside the vocabulary of ${vocabSize}`);
   }
   const { theta, rope } = ropeOf(c, source, contextLength, d.theta);
+  if (bool('mlp_bias', false)) throw new UnsupportedError(`${source}: mlp_bias (biases on the MLP projections) is not supported`);
   return {
     architecture,
     vocabSize,
