@@ -28,3 +28,10 @@ export class OutOfMemoryError extends LongctxError {
 
 /** The device could not be acquired, or it reported an error. */
 export class DeviceError extends LongctxError {}
+
+/** A host of a distributed run (Star, Ring over NATS) died, stopped answering or failed; `host` names it. */
+export class HostError extends DeviceError {
+  constructor(message: string, readonly host: string) {
+    super(message);
+  }
+}

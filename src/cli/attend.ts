@@ -5,24 +5,30 @@ import { readNpy, writeNpy } from '../io/npy.js';
 import { acquireDevice } from '../runtime/device.js';
 import { tensor } from '../tensor.js';
 import { backendOption, numberOption, parse, required } from './args.js';
+import { ATTEND_HOSTS_OPTIONS, ATTEND_HOSTS_USAGE, attendAcrossHosts, wantsHosts } from './attend-hosts.js';
 
 export const ATTEND_USAGE = `usage: longctx attend --q q.npy --k k.npy --v v.npy --method SPEC --out out.npy
                       [--lse lse.npy] [--backend cpu|webgpu|auto] [--no-causal] [--scale S]
   q [Hq, Nq, D], k and v [Hkv, Nk, D], float32 or float16; out float32 [Hq, Nq, D]; lse float32 [Hq, Nq].
   SPEC: dense | flash[:variant=auto|portable|subgroup-matrix] | window:left=L[,right=R]
         | sinks:tokens=S,left=L | hybrid:every=E,window=W,layer=N (that layer's method)
-        | cca:group=G,window=W (CCA-Attention: a pooled core per G tokens + W raw keys; causal; defaults 16, 1024)`;
+        | cca:group=G,window=W (CCA-Attention: a pooled core per G tokens + W raw keys; causal; defaults 16, 1024)
+        | star:block=B[,anchor=A][,query=Q][,hosts=H] (Star Attention: blocks of B with an anchor of
+          the first A tokens; the last Q positions see all before them) | ring[:hosts=H] (exact)
+${ATTEND_HOSTS_USAGE}`;
 
 export async function attendCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
     q: { type: 'string' }, k: { type: 'string' }, v: { type: 'string' },
     method: { type: 'string' }, out: { type: 'string' }, lse: { type: 'string' },
     backend: { type: 'string' }, 'no-causal': { type: 'boolean' }, scale: { type: 'string' },
+    ...ATTEND_HOSTS_OPTIONS,
   });
   const spec = parseMethodSpec(required(v, 'method'));
   const backend = backendOption(v);
   const out = required(v, 'out');
   const [q, k, vv] = [readNpy(required(v, 'q')), readNpy(required(v, 'k')), readNpy(required(v, 'v'))];
+  if (wantsHosts(v)) return attendAcrossHosts(v, spec, q, k, vv, out);
   const device = await acquireDevice(backend);
   try {
     const t0 = performance.now();

@@ -1,0 +1,252 @@
+// The coordinator of a distributed run: a NATS server (its own on loopback, or the user's), H hosts (spawned
+// here as `longctx host` processes, or found on the user's server), and Star or Ring attention over them.
+// Hosts get only their slices; every request has a timeout, and a host that dies is named in a HostError.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { HostError, InputError } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+import type { BackendName } from '../runtime/device.js';
+import { attentionShape, type AttentionOptions } from '../attention/problem.js';
+import { parseMethodSpec, type MethodSpec } from '../attention/spec.js';
+import { emptyState, type AttentionState } from '../attention/state.js';
+import { placeState, rowsAt, sliceTokens } from '../attention/shards.js';
+import { starHostInputs, starLayout, starParams } from '../attention/star.js';
+import { ringQueryRows, ringShards } from '../attention/ring.js';
+import { stateFrom, type Envelope, type Meta } from './codec.js';
+import { startNatsServer, waitExit, type NatsServer } from './nats-server.js';
+import { onShutdown } from './shutdown.js';
+import { Peer } from './transport.js';
+import { DISCOVER_SUBJECT } from './host.js';
+
+export interface ClusterOptions {
+  hosts: number;
+  /** A running server with hosts already connected; default: start one and spawn the hosts. */
+  nats?: string;
+  token?: string;
+  /** Backend of spawned hosts. */
+  backend?: BackendName;
+  /** Address the started server listens on (default 127.0.0.1: nothing beyond loopback). */
+  listen?: string;
+  /** Per request (default 120 s). */
+  timeoutMs?: number;
+  /** For hosts to appear (default 30 s). */
+  startTimeoutMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface HostInfo {
+  id: string;
+  inbox: string;
+  backend: string;
+  device: string;
+  pid: number;
+  machine: string;
+  child?: ChildProcess;
+}
+
+export interface DistributedTimings {
+  loadMs: number;
+  /** Wall time of the compute phase (Star phase 1, or the whole ring), from request to the last reply. */
+  phase1Ms: number;
+  /** Each host's own compute time of that phase. */
+  hostMs: number[];
+  /** Star phase 2 wall time (0 for Ring). */
+  phase2Ms: number;
+  fetchMs: number;
+}
+
+export interface DistributedResult {
+  state: AttentionState;
+  timings: DistributedTimings;
+}
+
+const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
+
+export class Cluster {
+  private closed = false;
+  private constructor(
+    readonly peer: Peer,
+    readonly hosts: HostInfo[],
+    private readonly server: NatsServer | undefined,
+    private readonly timeoutMs: number,
+    private readonly removeHook: () => void,
+  ) {}
+
+  static async start(o: ClusterOptions): Promise<Cluster> {
+    if (!Number.isInteger(o.hosts) || o.hosts < 1) throw new InputError(`--hosts must be a positive integer, got ${o.hosts}`);
+    const server = o.nats ? undefined : await startNatsServer({ listen: o.listen });
+    const url = o.nats ?? server!.url;
+    const token = o.token ?? server?.token ?? process.env.LONGCTX_NATS_TOKEN ?? '';
+    const children: ChildProcess[] = [];
+    const removeHook = onShutdown(() => children.forEach((c) => c.kill('SIGKILL')));
+    try {
+      const peer = await Peer.connect({ url, token, name: `coord.${randomBytes(4).toString('hex')}` });
+      const tag = randomBytes(3).toString('hex');
+      const logs = new Map<string, string>();
+      if (!o.nats) {
+        for (let i = 0; i < o.hosts; i++) {
+          const id = `local-${tag}-${i}`;
+          const child = spawn(process.execPath, [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id], {
+            env: { ...process.env, LONGCTX_NATS_TOKEN: token },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          });
+          logs.set(id, '');
+          child.stderr!.setEncoding('utf8');
+          child.stderr!.on('data', (t: string) => logs.set(id, (logs.get(id)! + t).slice(-2000)));
+          child.on('exit', (code, signal) => peer.failRequests((who) => who.includes(id), (who) =>
+            new HostError(`${who} exited (${signal ?? `code ${code}`}) during the run${logs.get(id) ? `: ${logs.get(id)!.trim().split('\n').pop()}` : ''}; retry the run`, who)));
+          children.push(child);
+        }
+      }
+      const hosts = await discover(peer, o.hosts, o.nats ? undefined : tag, children, logs, o.startTimeoutMs ?? 30_000);
+      hosts.forEach((h) => (h.child = children.find((c) => c.pid === h.pid)));
+      o.log?.(`hosts: ${hosts.map((h) => `${h.id} (${h.device})`).join(', ')} via ${url}`);
+      return new Cluster(peer, hosts, server, o.timeoutMs ?? 120_000, () => {
+        removeHook();
+        children.forEach((c) => c.kill('SIGTERM'));
+      });
+    } catch (e) {
+      children.forEach((c) => c.kill('SIGKILL'));
+      removeHook();
+      await server?.stop();
+      throw e;
+    }
+  }
+
+  /** `host i (id, pid)`: how errors name a host. */
+  describe(i: number): string {
+    const h = this.hosts[i];
+    return `host ${i} (${h.id}, pid ${h.pid} on ${h.machine})`;
+  }
+
+  /** One attention call, `star:...` or `ring:...`, over this cluster's hosts. */
+  async attention(q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, opts: AttentionOptions = {}): Promise<DistributedResult> {
+    const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
+    const H = this.hosts.length;
+    if (spec.params.hosts !== undefined && Number(spec.params.hosts) !== H) {
+      throw new InputError(`${spec.name}: hosts=${spec.params.hosts} in the method, but the run has ${H} hosts`);
+    }
+    const withHosts: MethodSpec = { name: spec.name, params: { ...spec.params, hosts: String(H) } };
+    const run = randomBytes(6).toString('hex');
+    const drop = () => this.all('drop', () => ({ run }), Math.min(5_000, this.timeoutMs)).catch(() => {});
+    try {
+      let result: DistributedResult;
+      if (spec.name === 'star') result = await this.star(run, q, k, v, withHosts, opts);
+      else if (spec.name === 'ring') result = await this.ring(run, q, k, v, withHosts, opts);
+      else throw new InputError(`method '${spec.name}' does not run across hosts; use star:... or ring:...`);
+      await drop();
+      return result;
+    } catch (e) {
+      void drop(); // frees what live hosts hold, without making the error wait for a dead one
+      throw e;
+    }
+  }
+
+  private async star(run: string, q: Tensor, k: Tensor, v: Tensor, spec: MethodSpec, opts: AttentionOptions): Promise<DistributedResult> {
+    const s = attentionShape(q, k, v, opts);
+    if (!s.causal) throw new InputError('star attention is causal; drop --no-causal');
+    const p = starParams(spec);
+    const layout = starLayout(p, s.keys);
+    const H = this.hosts.length;
+    const qRows = rowsAt(s.queries, s.keys, layout.query);
+    const qq = sliceTokens(q, qRows[0], qRows[1]);
+    const [c0, c1] = layout.query;
+    const t0 = performance.now();
+    await this.all('load', (i) => {
+      const x = starHostInputs(q, k, v, p, layout, i);
+      const tensors: Record<string, Tensor> = { q: x.q, k: x.k, v: x.v, qq };
+      if (x.anchorK && x.anchorV) Object.assign(tensors, { anchorK: x.anchorK, anchorV: x.anchorV });
+      if (i === H - 1) Object.assign(tensors, { kq: sliceTokens(k, c0, c1), vq: sliceTokens(v, c0, c1) });
+      return [{ run, index: i, hosts: H, start: x.start, block: p.block, anchor: p.anchor, scale: s.scale, queryHost: this.hosts[H - 1].inbox, peers: this.hosts.map((h) => h.id), timeoutMs: this.timeoutMs }, tensors];
+    });
+    const t1 = performance.now();
+    const phase1 = await this.all('star1', () => ({ run }));
+    const t2 = performance.now();
+    await this.all('star2', () => ({ run }));
+    const t3 = performance.now();
+    const fetched = await this.all('fetch', () => ({ run }));
+    const out = emptyState(s.heads, s.queries, s.headDim);
+    fetched.forEach((e, i) => placeState(out, stateFrom(e.tensors, 'phase1'), rowsAt(s.queries, s.keys, layout.hosts[i])[0]));
+    placeState(out, stateFrom(fetched[H - 1].tensors, 'query'), qRows[0]);
+    const timings = { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase1.map((e) => Number(e.meta.ms)), phase2Ms: t3 - t2, fetchMs: performance.now() - t3 };
+    return { state: out, timings };
+  }
+
+  private async ring(run: string, q: Tensor, k: Tensor, v: Tensor, spec: MethodSpec, opts: AttentionOptions): Promise<DistributedResult> {
+    const s = attentionShape(q, k, v, opts);
+    const H = this.hosts.length;
+    const shards = ringShards(s.keys, H);
+    const rows = this.hosts.map((_, i) => ringQueryRows(s.queries, s.keys, H, i, s.causal));
+    const t0 = performance.now();
+    await this.all('load', (i) => [
+      { run, index: i, hosts: H, shards, queryEnd: shards[i][1], causal: s.causal, scale: s.scale, peers: this.hosts.map((h) => h.inbox), timeoutMs: this.timeoutMs },
+      { q: sliceTokens(q, rows[i][0], rows[i][1]), k: sliceTokens(k, shards[i][0], shards[i][1]), v: sliceTokens(v, shards[i][0], shards[i][1]) },
+    ]);
+    const t1 = performance.now();
+    const phase = await this.all('ring', () => ({ run }));
+    const t2 = performance.now();
+    const fetched = await this.all('fetch', () => ({ run }));
+    const out = emptyState(s.heads, s.queries, s.headDim);
+    fetched.forEach((e, i) => {
+      if ((e.meta.states as string[]).includes('ring')) placeState(out, stateFrom(e.tensors, 'ring'), rows[i][0]);
+    });
+    void spec;
+    return { state: out, timings: { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase.map((e) => Number(e.meta.ms)), phase2Ms: 0, fetchMs: performance.now() - t2 } };
+  }
+
+  /** The same request to every host at once; the first failure (or timeout) rejects, naming its host. */
+  private all(kind: string, build: (i: number) => Meta | [Meta, Record<string, Tensor>], timeoutMs = this.timeoutMs): Promise<Envelope[]> {
+    return Promise.all(this.hosts.map((h, i) => {
+      const b = build(i);
+      const [meta, tensors] = Array.isArray(b) ? b : [b, {}];
+      const c = h.child;
+      if (c && (c.exitCode !== null || c.signalCode !== null)) {
+        return Promise.reject(new HostError(`${this.describe(i)} has exited (${c.signalCode ?? `code ${c.exitCode}`}); start a new run`, this.describe(i)));
+      }
+      return this.peer.request(h.inbox, { ...meta, kind }, tensors, timeoutMs, this.describe(i));
+    }));
+  }
+
+  /** Stops spawned hosts and the server this cluster started (not the user's). */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.removeHook();
+    await this.peer.close().catch(() => {});
+    await Promise.all(this.hosts.map((h) => (h.child ? waitExit(h.child, 5_000).catch(() => h.child!.kill('SIGKILL')) : undefined)));
+    await this.server?.stop();
+  }
+}
+
+/** Asks `longctx.discover` until `count` hosts answered (those spawned with `tag`, or any on a user's server). */
+async function discover(peer: Peer, count: number, tag: string | undefined, children: ChildProcess[], logs: Map<string, string>, timeoutMs: number): Promise<HostInfo[]> {
+  const found = new Map<string, HostInfo>();
+  peer.onMessage = (e) => {
+    const m = e.meta;
+    if (m.kind !== 'hello') return;
+    const id = String(m.id);
+    if (tag && !id.startsWith(`local-${tag}-`)) return;
+    found.set(id, { id, inbox: String(m.inbox), backend: String(m.backend), device: String(m.device), pid: Number(m.pid), machine: String(m.machine) });
+  };
+  const deadline = Date.now() + timeoutMs;
+  while (found.size < count) {
+    const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
+    if (dead) {
+      const id = [...logs.keys()][children.indexOf(dead)];
+      throw new HostError(`host ${id} (pid ${dead.pid}) exited while starting: ${(logs.get(id) ?? '').trim().split('\n').pop() ?? ''}`, id);
+    }
+    if (Date.now() > deadline) {
+      throw new HostError(`only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`, 'discovery');
+    }
+    await sendDiscover(peer);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  peer.onMessage = () => {};
+  const list = [...found.values()].sort((a, b) => (tag ? Number(a.id.split('-').pop()) - Number(b.id.split('-').pop()) : a.id.localeCompare(b.id)));
+  return list.slice(0, count);
+}
+
+function sendDiscover(peer: Peer): Promise<void> {
+  return peer.send(DISCOVER_SUBJECT, { kind: 'discover', replyTo: peer.inbox });
+}

@@ -1,0 +1,174 @@
+// One process's end of the NATS transport: an inbox subject, chunked binary messages, requests with
+// timeouts that name who did not answer, and a mailbox for messages that peers push (ring KV shards,
+// Star partial states) which may arrive before the step that needs them.
+import { connect, type NatsConnection } from 'nats';
+import { randomBytes } from 'node:crypto';
+import * as errors from '../errors.js';
+import { HostError, InputError, DeviceError } from '../errors.js';
+import type { Tensor } from '../tensor.js';
+import { chunkMessage, decodeMessage, encodeMessage, Reassembler, type Envelope, type Meta } from './codec.js';
+
+export const SUBJECT_PREFIX = 'longctx';
+/** Chunks between flushes: bounds what the client buffers when it sends a large tensor. */
+const FLUSH_EVERY = 32;
+
+export interface PeerOptions {
+  url: string;
+  token: string;
+  /** Names this end: its inbox is `longctx.<name>`. */
+  name: string;
+  connectTimeoutMs?: number;
+}
+
+interface Pending {
+  who: string;
+  resolve(e: Envelope): void;
+  reject(e: Error): void;
+  timer: NodeJS.Timeout;
+}
+
+interface Waiter {
+  resolve(e: Envelope): void;
+}
+
+export class Peer {
+  readonly inbox: string;
+  readonly maxPayload: number;
+  /** Messages that are neither replies nor mailbox deliveries. */
+  onMessage: (e: Envelope) => void = () => {};
+  private readonly sender = randomBytes(4).readUInt32LE(0);
+  private nextId = 1;
+  private readonly pending = new Map<string, Pending>();
+  private readonly mail = new Map<string, Envelope>();
+  private readonly waiters = new Map<string, Waiter>();
+  private readonly reassembler = new Reassembler();
+
+  private constructor(readonly nc: NatsConnection, name: string) {
+    this.inbox = `${SUBJECT_PREFIX}.${name}`;
+    this.maxPayload = nc.info?.max_payload ?? 1024 * 1024;
+    this.listen(this.inbox, (e) => this.deliver(e));
+  }
+
+  static async connect(o: PeerOptions): Promise<Peer> {
+    try {
+      const nc = await connect({ servers: o.url, token: o.token, name: o.name, timeout: o.connectTimeoutMs ?? 10_000, reconnect: false, maxPingOut: 10 });
+      return new Peer(nc, o.name);
+    } catch (e) {
+      const err = e as Error & { code?: string };
+      if (/AUTHORIZATION|Authorization/.test(`${err.code} ${err.message}`)) throw new InputError(`NATS server ${o.url} refused the token (authorization violation): pass the server's --token`);
+      throw new DeviceError(`cannot connect to NATS at ${o.url}: ${err.message}`);
+    }
+  }
+
+  /** Receives chunked messages on any subject (the inbox, or a broadcast subject). */
+  listen(subject: string, handle: (e: Envelope) => void): void {
+    this.nc.subscribe(subject, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          const whole = this.reassembler.add(msg.data);
+          if (whole) handle(decodeMessage(whole));
+        } catch (e) {
+          process.stderr.write(`longctx: dropped a bad message on ${subject}: ${(e as Error).message}\n`);
+        }
+      },
+    });
+  }
+
+  async send(subject: string, meta: Meta, tensors: Record<string, Tensor> = {}): Promise<void> {
+    const id = this.nextId++;
+    let n = 0;
+    for (const chunk of chunkMessage(encodeMessage(meta, tensors), this.maxPayload, this.sender, id)) {
+      this.nc.publish(subject, chunk);
+      if (++n % FLUSH_EVERY === 0) await this.nc.flush();
+    }
+    await this.nc.flush();
+  }
+
+  /** Sends and waits for the reply; `who` names the other end in the error if it does not answer. */
+  request(subject: string, meta: Meta, tensors: Record<string, Tensor>, timeoutMs: number, who: string): Promise<Envelope> {
+    const rid = `${this.sender}-${this.nextId++}`;
+    return new Promise<Envelope>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(rid);
+        reject(new HostError(`${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, stopped or overloaded); retry the run, or raise --timeout`, who));
+      }, timeoutMs);
+      this.pending.set(rid, { who, resolve, reject, timer });
+      this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors).catch((e: Error) => this.settle(rid, undefined, new DeviceError(`sending '${String(meta.kind)}' to ${who}: ${e.message}`)));
+    });
+  }
+
+  /** Answers a request; an Error becomes a typed error at the requester. */
+  async reply(to: Envelope, meta: Meta | Error, tensors: Record<string, Tensor> = {}): Promise<void> {
+    const body = meta instanceof Error ? { error: { name: meta.name, message: meta.message } } : meta;
+    await this.send(String(to.meta.replyTo), { ...body, inReplyTo: to.meta.rid }, meta instanceof Error ? {} : tensors);
+  }
+
+  /** Fails every open request whose `who` matches (a host process that exited). */
+  failRequests(match: (who: string) => boolean, error: (who: string) => Error): void {
+    for (const [rid, p] of this.pending) if (match(p.who)) this.settle(rid, undefined, error(p.who));
+  }
+
+  /** Waits for a mailbox delivery with this key (sent with meta.mailbox = key). */
+  take(key: string, timeoutMs: number, who: string): Promise<Envelope> {
+    const ready = this.mail.get(key);
+    if (ready) {
+      this.mail.delete(key);
+      return Promise.resolve(ready);
+    }
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiters.delete(key);
+        reject(new HostError(`nothing arrived from ${who} within ${(timeoutMs / 1000).toFixed(1)} s (${key}); is it alive?`, who));
+      }, timeoutMs);
+      this.waiters.set(key, { resolve: (e) => { clearTimeout(timer); resolve(e); } });
+    });
+  }
+
+  /** Drops mailbox entries whose key starts with `prefix` (a finished or failed run). */
+  dropMail(prefix: string): void {
+    for (const key of this.mail.keys()) if (key.startsWith(prefix)) this.mail.delete(key);
+  }
+
+  async close(): Promise<void> {
+    for (const [rid] of this.pending) this.settle(rid, undefined, new DeviceError('connection closed'));
+    if (!this.nc.isClosed()) await this.nc.close();
+  }
+
+  private deliver(e: Envelope): void {
+    const rid = e.meta.inReplyTo;
+    if (typeof rid === 'string') {
+      this.settle(rid, e);
+      return;
+    }
+    const key = e.meta.mailbox;
+    if (typeof key === 'string') {
+      const w = this.waiters.get(key);
+      if (w) {
+        this.waiters.delete(key);
+        w.resolve(e);
+      } else this.mail.set(key, e);
+      return;
+    }
+    this.onMessage(e);
+  }
+
+  private settle(rid: string, e?: Envelope, failure?: Error): void {
+    const p = this.pending.get(rid);
+    if (!p) return;
+    this.pending.delete(rid);
+    clearTimeout(p.timer);
+    const remote = e?.meta.error as { name: string; message: string } | undefined;
+    if (failure) p.reject(failure);
+    else if (remote) p.reject(remoteError(remote, p.who));
+    else p.resolve(e!);
+  }
+}
+
+/** A host's error, rebuilt as its own class where it is one of ours (a ShapeError stays a ShapeError). */
+function remoteError(r: { name: string; message: string }, who: string): Error {
+  const message = `${who}: ${r.message}`;
+  const cls = (errors as Record<string, unknown>)[r.name];
+  if (r.name === 'HostError' || typeof cls !== 'function' || r.name === 'OutOfMemoryError') return new HostError(message, who);
+  return new (cls as new (m: string) => Error)(message);
+}
