@@ -1,0 +1,127 @@
+// DSA's key selection: the lightning indexer's top-k keys per query token, on the CPU (row by row: scores of
+// one row, then radix select) or on WebGPU (scores recomputed in each radix pass, never stored: topk-wgsl.ts).
+import { UnsupportedError } from '../errors.js';
+import { toDType } from '../tensor.js';
+import type { GpuContext } from '../runtime/webgpu.js';
+import { indexRowScores, packInt8, type IndexerPrecision, type PreparedIndexer } from '../kernels/dsa-indexer-cpu.js';
+import { indexerBlockQueries } from '../kernels/dsa-indexer-wgsl.js';
+import { radixSelectRow, TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
+import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
+import { indexLimit } from '../reference/dsa-reference.js';
+import type { IndexerInputs } from '../kernels/dsa-indexer-cpu.js';
+
+export interface SelectShape {
+  queries: number;
+  keys: number;
+  causal: boolean;
+  topk: number;
+}
+
+/** Row width of the index list: min(topk, Nk). */
+export function selectionWidth(s: SelectShape): number {
+  return Math.max(1, Math.min(s.topk, s.keys));
+}
+
+function countFn(s: SelectShape, width: number): (t: number) => number {
+  return (t) => Math.min(width, Math.max(0, indexLimit(s.queries, s.keys, s.causal, t) + 1));
+}
+
+export function selectCpu(p: PreparedIndexer, s: SelectShape): GatheredKeys {
+  const width = selectionWidth(s);
+  const indices = new Int32Array(s.queries * width);
+  const scores = new Float32Array(s.keys);
+  for (let t = 0; t < s.queries; t++) {
+    const visible = Math.max(0, indexLimit(s.queries, s.keys, s.causal, t) + 1);
+    indexRowScores(p, t, visible, scores);
+    radixSelectRow(scores, visible, s.topk, indices, t * width, width);
+  }
+  return { indices, width, count: countFn(s, width) };
+}
+
+/** The indexer's inputs uploaded in the layout its kernels read. */
+export interface GpuIndexer {
+  precision: IndexerPrecision;
+  dtype: 'f32' | 'f16';
+  heads: number;
+  dim: number;
+  buffers: GPUBuffer[];
+  release(): void;
+}
+
+export async function uploadIndexer(gpu: GpuContext, p: PreparedIndexer, index: IndexerInputs): Promise<GpuIndexer> {
+  const owned: GPUBuffer[] = [];
+  const up = async (data: ArrayBufferView, label: string) => {
+    const b = await gpu.upload(data, label);
+    owned.push(b);
+    return b;
+  };
+  let dtype: 'f32' | 'f16' = 'f32';
+  if (p.precision === 'int8') {
+    await up(packInt8(p.q8!).packed, 'index q int8');
+    await up(packInt8(p.k8!).packed, 'index k int8');
+    await up(p.weights, 'index weights');
+    await up(p.k8!.scales, 'index k scales');
+  } else {
+    dtype = index.q.dtype === 'f16' && gpu.features.f16 && index.k.dtype === 'f16' ? 'f16' : 'f32';
+    await up(toDType(index.q, dtype).data, 'index q');
+    await up(toDType(index.k, dtype).data, 'index k');
+    await up(p.weights, 'index weights');
+  }
+  return { precision: p.precision, dtype, heads: p.heads, dim: p.dim, buffers: owned, release: () => owned.forEach((b) => gpu.release(b)) };
+}
+
+/**
+ * Records init + TOPK_MAX_PASSES x (pass, decide) and returns the [Nq, width] index buffer (caller releases).
+ * Temporaries: state, counters, a 256-bin histogram and TOPK_CANDIDATES candidates per query token.
+ */
+export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape): Promise<{ indices: GPUBuffer; width: number }> {
+  const width = selectionWidth(s);
+  const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
+  const bq = indexerBlockQueries(shape);
+  const blocks = Math.ceil(s.queries / bq);
+  if (blocks > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens need ${blocks} indexer workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);
+  // Few query blocks (decoding): split the keys over workgroups so that the GPU fills up.
+  const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
+  const pass = await gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}`, () => topkPassWgsl(shape));
+  const decide = await gpu.pipeline('dsa-topk-decide', topkDecideWgsl);
+  const temps: GPUBuffer[] = [];
+  const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
+  try {
+    for (const [words, label] of [[STATE_WORDS, 'state'], [2, 'counters'], [256, 'histogram'], [2 * TOPK_CANDIDATES, 'candidates']] as const) {
+      temps.push(await gpu.createBuffer(s.queries * words * 4, `dsa select ${label}`)); // zeroed: mode 0 = init
+    }
+    const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits }));
+    const sel = [...temps, indices];
+    const passGroup = gpu.bind(pass, [params, ...ix.buffers, ...sel]);
+    const decideGroup = gpu.bind(decide, [params, ...sel]);
+    const decideGroups = Math.ceil(s.queries / 64);
+    await gpu.run('dsa select', (enc) => {
+      const runDecide = () => {
+        enc.setPipeline(decide);
+        enc.setBindGroup(0, decideGroup);
+        enc.dispatchWorkgroups(Math.min(decideGroups, gpu.maxWorkgroupsPerDim), Math.ceil(decideGroups / gpu.maxWorkgroupsPerDim));
+      };
+      runDecide();
+      for (let i = 0; i < TOPK_MAX_PASSES; i++) {
+        enc.setPipeline(pass);
+        enc.setBindGroup(0, passGroup);
+        enc.dispatchWorkgroups(blocks, splits);
+        runDecide();
+      }
+    });
+    params.destroy();
+  } catch (e) {
+    gpu.release(indices);
+    throw e;
+  } finally {
+    temps.forEach((b) => gpu.release(b));
+  }
+  return { indices, width };
+}
+
+/** Reads a selection back (tests, the CLI's checks). */
+export async function readSelection(gpu: GpuContext, sel: { indices: GPUBuffer; width: number }, s: SelectShape): Promise<GatheredKeys> {
+  const indices = new Int32Array(await gpu.read(sel.indices, s.queries * sel.width * 4));
+  return { indices, width: sel.width, count: countFn(s, sel.width) };
+}

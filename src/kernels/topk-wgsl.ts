@@ -1,0 +1,203 @@
+// Top-k of the lightning indexer's scores by radix select, fused with the score computation so that no
+// Nq x Nk score matrix is ever written (the algorithm and its CPU twin: kernels/topk-cpu.ts). The host
+// records decide(init), then TOPK_MAX_PASSES x [pass, decide] in one compute pass:
+//   pass:   per block of BQ tokens (and per key split, for decoding), recompute the scores of the visible
+//           keys; REFINE tokens histogram the next 8 bits of the keys that share their prefix (workgroup
+//           atomics, flushed to a global histogram); COLLECT tokens write keys above the prefix straight to
+//           the output and the prefix's keys to a candidate list; ALL tokens (k >= visible) write all.
+//   decide: one thread per token: REFINE extends the prefix by the digit holding the k-th key (COLLECT once
+//           that bucket has at most TOPK_CANDIDATES keys); after COLLECT it ranks the candidates exactly
+//           (score, then lower index) and pads the row with -1. Finished workgroups return at once.
+import { TOPK_CANDIDATES } from './topk-cpu.js';
+import { indexerWgsl, type IndexerKernelShape } from './dsa-indexer-wgsl.js';
+
+export const TOPK_THREADS = 128;
+export const MODE = { init: 0, refine: 1, collect: 2, all: 3, done: 4 } as const;
+/** u32 words of selection state per token: mode, bits, hi, lo, need, take, -, -. */
+export const STATE_WORDS = 8;
+
+/** Uniform block of both kernels; keep in sync with topkParams(). */
+const PARAMS_WGSL = /* wgsl */ `
+struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, pad0: u32, pad1: u32, pad2: u32 }
+@group(0) @binding(0) var<uniform> params: Params;
+fn key_limit(t: u32) -> i32 {
+  let all = i32(params.nk) - 1;
+  if (params.causal == 0u) { return all; }
+  return min(all, i32(params.nk) - i32(params.nq) + i32(t));
+}`;
+
+export function topkParams(p: { queries: number; keys: number; causal: boolean; width: number; splits: number }): ArrayBuffer {
+  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, 0, 0, 0]).buffer;
+}
+
+/** Prefix comparison and digit of the 64-bit composite (ordered score, ~index), as topk-cpu.ts. */
+const COMPOSITE_WGSL = /* wgsl */ `
+fn ordered_key(f: f32) -> u32 {
+  let b = bitcast<u32>(select(f, 0.0, f == 0.0));
+  return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
+}
+fn compare_prefix(hi: u32, lo: u32, bits: u32, phi: u32, plo: u32) -> i32 {
+  if (bits == 0u) { return 0; }
+  if (bits <= 32u) {
+    let x = hi >> (32u - bits);
+    return select(select(-1, 1, x > phi), 0, x == phi);
+  }
+  if (hi != phi) { return select(-1, 1, hi > phi); }
+  let y = lo >> (64u - bits);
+  return select(select(-1, 1, y > plo), 0, y == plo);
+}
+fn next_digit(hi: u32, lo: u32, bits: u32) -> u32 {
+  if (bits < 32u) { return (hi >> (24u - bits)) & 255u; }
+  return (lo >> (56u - bits)) & 255u;
+}`;
+
+/** Bindings after the indexer's: state, counters (taken, candidates), histogram, candidates, output. */
+function selectionBindings(first: number): string {
+  return /* wgsl */ `
+@group(0) @binding(${first}) var<storage, read_write> state: array<u32>;
+@group(0) @binding(${first + 1}) var<storage, read_write> counters: array<atomic<u32>>;
+@group(0) @binding(${first + 2}) var<storage, read_write> hist: array<atomic<u32>>;
+@group(0) @binding(${first + 3}) var<storage, read_write> cand: array<u32>;
+@group(0) @binding(${first + 4}) var<storage, read_write> out: array<i32>;
+const CAP: u32 = ${TOPK_CANDIDATES}u;
+const SW: u32 = ${STATE_WORDS}u;`;
+}
+
+/** The fused score + histogram/collect pass. Bindings: params, indexer (3 or 4), then selection. */
+export function topkPassWgsl(s: IndexerKernelShape): string {
+  const ix = indexerWgsl(s, 1);
+  return /* wgsl */ `${ix.enable}
+${PARAMS_WGSL}
+${ix.code}
+${selectionBindings(1 + ix.bindings)}
+${COMPOSITE_WGSL}
+const WG: u32 = ${TOPK_THREADS}u;
+var<workgroup> hist_wg: array<atomic<u32>, ${256 * 8}>;
+var<workgroup> st: array<vec4u, 8>; // mode, bits, hi, lo of each staged token
+var<workgroup> any_active: u32;
+
+@compute @workgroup_size(${TOPK_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  let q0 = wg.x * BQ;
+  if (lid == 0u) {
+    var a = 0u;
+    for (var b = 0u; b < BQ; b++) {
+      let t = q0 + b;
+      var v = vec4u(${MODE.done}u, 0u, 0u, 0u);
+      if (t < params.nq) { v = vec4u(state[t * SW], state[t * SW + 1u], state[t * SW + 2u], state[t * SW + 3u]); }
+      st[b] = v;
+      let m = v.x;
+      if (m == ${MODE.refine}u || m == ${MODE.collect}u || m == ${MODE.all}u) { a = 1u; }
+    }
+    any_active = a;
+  }
+  if (workgroupUniformLoad(&any_active) == 0u) { return; }
+  for (var x = lid; x < BQ * 256u; x += WG) { atomicStore(&hist_wg[x], 0u); }
+  stage_queries(q0, lid, WG);
+  workgroupBarrier();
+  let kend = key_limit(min(params.nq - 1u, q0 + BQ - 1u)) + 1;
+  if (kend > 0) {
+    let per = (u32(kend) + params.splits - 1u) / params.splits;
+    let s0 = wg.y * per;
+    let s1 = min(u32(kend), s0 + per);
+    for (var s = s0 + lid; s < s1; s += WG) {
+      let scores = index_scores(s);
+      let lo = 0xffffffffu - s;
+      for (var b = 0u; b < BQ; b++) {
+        let t = q0 + b;
+        if (t >= params.nq || i32(s) > key_limit(t)) { continue; }
+        let sb = st[b];
+        let hi = ordered_key(scores[b]);
+        if (sb.x == ${MODE.refine}u) {
+          if (compare_prefix(hi, lo, sb.y, sb.z, sb.w) == 0) { atomicAdd(&hist_wg[b * 256u + next_digit(hi, lo, sb.y)], 1u); }
+        } else if (sb.x == ${MODE.collect}u) {
+          let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
+          if (c > 0) {
+            let slot = atomicAdd(&counters[t * 2u], 1u);
+            if (slot < params.width) { out[t * params.width + slot] = i32(s); }
+          } else if (c == 0) {
+            let slot = atomicAdd(&counters[t * 2u + 1u], 1u);
+            if (slot < CAP) { cand[(t * CAP + slot) * 2u] = hi; cand[(t * CAP + slot) * 2u + 1u] = s; }
+          }
+        } else if (sb.x == ${MODE.all}u) {
+          let slot = atomicAdd(&counters[t * 2u], 1u);
+          if (slot < params.width) { out[t * params.width + slot] = i32(s); }
+        }
+      }
+    }
+  }
+  workgroupBarrier();
+  for (var x = lid; x < BQ * 256u; x += WG) {
+    let v = atomicLoad(&hist_wg[x]);
+    let t = q0 + x / 256u;
+    if (v > 0u && t < params.nq) { atomicAdd(&hist[t * 256u + x % 256u], v); }
+  }
+}
+`;
+}
+
+/** One thread per token: init, extend the prefix, or rank the candidates and finish the row. */
+export function topkDecideWgsl(): string {
+  return /* wgsl */ `
+${PARAMS_WGSL}
+${selectionBindings(1)}
+fn pad_row(t: u32, first: u32) {
+  for (var i = first; i < params.width; i++) { out[t * params.width + i] = -1; }
+}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let t = gid.x + gid.y * nwg.x * 64u;
+  if (t >= params.nq) { return; }
+  let base = t * SW;
+  let mode = state[base];
+  if (mode == ${MODE.init}u) {
+    let visible = u32(max(key_limit(t) + 1, 0));
+    let take = min(params.width, visible);
+    state[base + 1u] = 0u; state[base + 2u] = 0u; state[base + 3u] = 0u;
+    state[base + 4u] = take; state[base + 5u] = take;
+    atomicStore(&counters[t * 2u], 0u); atomicStore(&counters[t * 2u + 1u], 0u);
+    if (take == 0u) { pad_row(t, 0u); state[base] = ${MODE.done}u; }
+    else if (take == visible) { state[base] = ${MODE.all}u; }
+    else { state[base] = ${MODE.refine}u; }
+  } else if (mode == ${MODE.refine}u) {
+    var need = state[base + 4u];
+    var above = 0u;
+    var d = 255u;
+    loop {
+      let h = atomicLoad(&hist[t * 256u + d]);
+      if (above + h >= need || d == 0u) { break; }
+      above += h;
+      d -= 1u;
+    }
+    let count = atomicLoad(&hist[t * 256u + d]);
+    for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
+    need -= above;
+    let bits = state[base + 1u];
+    if (bits < 32u) { state[base + 2u] = (state[base + 2u] << 8u) | d; } else { state[base + 3u] = (state[base + 3u] << 8u) | d; }
+    state[base + 1u] = bits + 8u;
+    state[base + 4u] = need;
+    if (count <= CAP || bits + 8u == 64u) { state[base] = ${MODE.collect}u; }
+  } else if (mode == ${MODE.collect}u) {
+    let taken = atomicLoad(&counters[t * 2u]);
+    let n = min(atomicLoad(&counters[t * 2u + 1u]), CAP);
+    let need = state[base + 4u];
+    for (var a = 0u; a < n; a++) {
+      let ka = cand[(t * CAP + a) * 2u];
+      let ia = cand[(t * CAP + a) * 2u + 1u];
+      var rank = 0u;
+      for (var b = 0u; b < n; b++) {
+        let kb = cand[(t * CAP + b) * 2u];
+        let ib = cand[(t * CAP + b) * 2u + 1u];
+        if (kb > ka || (kb == ka && ib < ia)) { rank += 1u; }
+      }
+      if (rank < need && taken + rank < params.width) { out[t * params.width + taken + rank] = i32(ia); }
+    }
+    pad_row(t, state[base + 5u]);
+    state[base] = ${MODE.done}u;
+  } else if (mode == ${MODE.all}u) {
+    pad_row(t, state[base + 5u]);
+    state[base] = ${MODE.done}u;
+  }
+}
+`;
+}
