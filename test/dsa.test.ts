@@ -1,7 +1,11 @@
 // DeepSeek Sparse Attention: indexer, radix top-k, gathered attention, decode cache; CPU and WebGPU.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attendSelected, dsaAttention, dsaSelect, type IndexerInputs } from '../src/attention/dsa.js';
+import { attendSelected, dsaAttention, dsaOptionsFromSpec, dsaSelect, type IndexerInputs } from '../src/attention/dsa.js';
+import { DsaKVCache } from '../src/attention/dsa-cache.js';
+import { attention } from '../src/attention/attention.js';
+import { parseMethodSpec } from '../src/attention/spec.js';
+import { InputError, ShapeError, SpecError } from '../src/errors.js';
 import { radixSelectRow } from '../src/kernels/topk-cpu.js';
 import { referenceSelect, referenceSparseAttention, selectionRecall } from '../src/reference/dsa-reference.js';
 import { naiveHalfAttention, referenceAttention, maxAbsDiff } from '../src/reference/attention.js';
@@ -69,6 +73,8 @@ for (const [backend, device] of all) {
         for (let t = 0; t < c.queries; t++) {
           assert.equal(got[t].length, ref.selected[t].length, `seed ${seed}: row ${t} count`);
           assert.equal(new Set(got[t]).size, got[t].length, `seed ${seed}: row ${t} has duplicates`);
+          assert.ok(got[t].every((j) => j >= 0 && j < c.keys), `seed ${seed}: row ${t} holds an index out of range`);
+          assert.ok(sel.indices.subarray(t * sel.width + got[t].length, (t + 1) * sel.width).every((j) => j === -1), `seed ${seed}: row ${t} is not padded with -1`);
         }
         assert.equal(selectionRecall(got, ref, 1e-4), 1, `seed ${seed}: selection differs beyond near-ties`);
         const q = randomNormal([c.heads, c.queries, c.headDim], seed + 5, c.dtype);
@@ -118,3 +124,80 @@ for (const [backend, device] of all) {
     });
   });
 }
+
+/** Rows [from, to) of a [H, N, D] tensor's query axis. */
+function rowsOf(t: ReturnType<typeof randomNormal>, from: number, to: number) {
+  const [H, N, D] = t.shape;
+  const src = t.data;
+  const out = t.dtype === 'f32' ? new Float32Array(H * (to - from) * D) : new Uint16Array(H * (to - from) * D);
+  for (let h = 0; h < H; h++) out.set(src.subarray((h * N + from) * D, (h * N + to) * D), h * (to - from) * D);
+  return tensor([H, to - from, D], t.dtype, out);
+}
+
+for (const [backend, device] of all) {
+  test(`decode with the cache equals prefill rows (${backend}, int8 and float indexers)`, { skip: device ? false : 'no WebGPU adapter' }, async () => {
+    const [N, Hq, Hkv, D, HI, DI] = [40, 4, 2, 64, 4, 64];
+    const q = randomNormal([Hq, N, D], 41), k = randomNormal([Hkv, N, D], 42), v = randomNormal([Hkv, N, D], 43);
+    const index = randomIndex(HI, N, N, DI, 44);
+    for (const precision of ['int8', 'float'] as const) {
+      const prefill = await dsaAttention(device!, q, k, v, { index, topk: 13, indexer: precision });
+      const cache = new DsaKVCache(Hkv, D, DI, 64, 'f32', precision);
+      const prompt = 30;
+      cache.append(rowsOf(k, 0, prompt), rowsOf(v, 0, prompt), tensor([prompt, DI], 'f32', (index.k.data as Float32Array).slice(0, prompt * DI)));
+      const steps = backend === 'cpu' ? N - prompt : 2;
+      for (let t = prompt; t < prompt + steps; t++) {
+        cache.append(rowsOf(k, t, t + 1), rowsOf(v, t, t + 1), tensor([1, DI], 'f32', (index.k.data as Float32Array).slice(t * DI, (t + 1) * DI)));
+        const iw = tensor([1, HI], 'f32', (index.w.data as Float32Array).slice(t * HI, (t + 1) * HI));
+        const got = await cache.attend(device!, rowsOf(q, t, t + 1), rowsOf(index.q, t, t + 1), iw, { topk: 13 });
+        for (let h = 0; h < Hq; h++) {
+          const want = prefill.o.subarray((h * N + t) * D, (h * N + t + 1) * D);
+          assert.ok(maxAbsDiff(got.o.subarray(h * D, (h + 1) * D), want) < 1e-5, `${precision} step ${t} head ${h}`);
+          assert.ok(Math.abs(got.lse[h] - prefill.lse[h * N + t]) < 1e-5);
+        }
+      }
+    }
+  });
+}
+
+test('dsa specs, inputs and errors', async () => {
+  assert.deepEqual(dsaOptionsFromSpec(parseMethodSpec('dsa')), { topk: 2048, indexer: 'int8' });
+  assert.deepEqual(dsaOptionsFromSpec(parseMethodSpec('dsa:topk=37,indexer=float')), { topk: 37, indexer: 'float' });
+  assert.throws(() => dsaOptionsFromSpec(parseMethodSpec('dsa:topk=0')), SpecError);
+  assert.throws(() => dsaOptionsFromSpec(parseMethodSpec('dsa:topk=x')), SpecError);
+  assert.throws(() => dsaOptionsFromSpec(parseMethodSpec('dsa:indexer=fp8')), SpecError);
+  assert.throws(() => parseMethodSpec('dsa:k=3'), SpecError);
+  const q = randomNormal([2, 10, 16], 1), k = randomNormal([1, 12, 16], 2), v = randomNormal([1, 12, 16], 3);
+  const cpu = all[0][1]!;
+  await assert.rejects(attention(cpu, q, k, v, 'dsa:topk=4'), InputError);
+  const good = randomIndex(2, 10, 12, 8, 4);
+  await assert.rejects(attention(cpu, q, k, v, 'dsa:topk=4', { index: { ...good, k: randomNormal([11, 8], 5) } }), ShapeError);
+  await assert.rejects(attention(cpu, q, k, v, 'dsa:topk=4', { index: { ...good, w: randomNormal([10, 3], 5) } }), ShapeError);
+  await assert.rejects(attention(cpu, q, k, v, 'dsa:topk=4', { index: { ...good, q: randomNormal([2, 10, 9], 5) } }), ShapeError);
+  const state = await attention(cpu, q, k, v, 'dsa:topk=4', { index: good });
+  assertNoNaN('o', state.o);
+  const cache = new DsaKVCache(1, 16, 8, 4);
+  assert.throws(() => cache.append(randomNormal([1, 5, 16], 1), randomNormal([1, 5, 16], 2), randomNormal([5, 8], 3)), /full/);
+});
+
+test('longctx attend --method dsa reads the indexer inputs; without them it is a usage error', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { mkdtempSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { fileURLToPath } = await import('node:url');
+  const { readNpy, writeNpy } = await import('../src/io/npy.js');
+  const dir = mkdtempSync(join(tmpdir(), 'longctx-dsa-'));
+  const p = (n: string) => join(dir, n);
+  const q = randomNormal([4, 19, 32], 1), k = randomNormal([2, 23, 32], 2), v = randomNormal([2, 23, 32], 3);
+  const index = randomIndex(2, 19, 23, 16, 4);
+  for (const [name, t] of [['q', q], ['k', k], ['v', v], ['iq', index.q], ['ik', index.k], ['iw', index.w]] as const) writeNpy(p(`${name}.npy`), t);
+  const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+  const base = ['attend', '--q', p('q.npy'), '--k', p('k.npy'), '--v', p('v.npy'), '--backend', 'cpu', '--out', p('o.npy')];
+  const ok = spawnSync(process.execPath, [cli, ...base, '--method', 'dsa:topk=7,indexer=float', '--index-q', p('iq.npy'), '--index-k', p('ik.npy'), '--index-w', p('iw.npy')], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(ok.status, 0, ok.stderr);
+  const ref = referenceSparseAttention(q, k, v, referenceSelect(index, 7, true).selected);
+  assert.ok(maxAbsDiff(readNpy(p('o.npy')).data, ref.o) < 1e-5);
+  const bad = spawnSync(process.execPath, [cli, ...base, '--method', 'dsa', '--index-q', p('iq.npy')], { encoding: 'utf8', timeout: 60_000 });
+  assert.equal(bad.status, 2, bad.stderr);
+  assert.match(bad.stderr, /index-k/);
+});

@@ -11,8 +11,9 @@ import type { AttentionState } from './state.js';
 import { starAttention } from './star.js';
 import { ringAttention } from './ring.js';
 import { ccaAttention, ccaParamsFromSpec } from './cca.js';
+import { dsaAttention, dsaOptionsFromSpec, type IndexerInputs } from './dsa.js';
 
-export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions & { index?: IndexerInputs } = {}): Promise<AttentionState> {
   const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
   switch (spec.name) {
     case 'dense':
@@ -31,6 +32,8 @@ export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor,
       return ringAttention(device, q, k, v, spec, opts);
     case 'cca':
       return ccaAttention(device, q, k, v, { ...opts, ...ccaParamsFromSpec(spec) });
+    case 'dsa':
+      return dsaAttention(device, q, k, v, { ...opts, ...dsaOptionsFromSpec(spec) });
     case 'hybrid':
       return attention(device, q, k, v, scheduleFromSpec(spec).methodFor(intParam(spec, 'layer', 0)), opts);
     default:

@@ -15,3 +15,5 @@ export * from './cca-cache.js';
 export * from './shards.js';
 export * from './star.js';
 export * from './ring.js';
+export * from './dsa.js';
+export * from './dsa-cache.js';

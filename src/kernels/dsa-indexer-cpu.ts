@@ -67,17 +67,23 @@ export interface PreparedIndexer {
 }
 
 export function prepareIndexer(index: IndexerInputs, precision: IndexerPrecision): PreparedIndexer {
-  const [heads, queries, dim] = index.q.shape;
   const keys = index.k.shape[0];
-  const w = asFloat32(index.w);
-  if (precision === 'float') return { precision, heads, dim, queries, keys, weights: Float32Array.from(w), qf: asFloat32(index.q), kf: asFloat32(index.k) };
-  const q8 = quantizeInt8(asFloat32(index.q), heads * queries, dim);
-  const k8 = quantizeInt8(asFloat32(index.k), keys, dim);
+  const dim = index.q.shape[2];
+  const kf = asFloat32(index.k);
+  return { ...prepareIndexerQueries(index.q, index.w, precision, keys), ...(precision === 'float' ? { kf } : { k8: quantizeInt8(kf, keys, dim) }) };
+}
+
+/** The query side only (a decode cache holds the keys, quantised once at append). */
+export function prepareIndexerQueries(q: Tensor, w: Tensor, precision: IndexerPrecision, keys: number): PreparedIndexer {
+  const [heads, queries, dim] = q.shape;
+  const wf = asFloat32(w);
+  if (precision === 'float') return { precision, heads, dim, queries, keys, weights: Float32Array.from(wf), qf: asFloat32(q) };
+  const q8 = quantizeInt8(asFloat32(q), heads * queries, dim);
   const weights = new Float32Array(queries * heads);
   for (let t = 0; t < queries; t++) {
-    for (let j = 0; j < heads; j++) weights[t * heads + j] = Math.fround(w[t * heads + j] * q8.scales[j * queries + t]);
+    for (let j = 0; j < heads; j++) weights[t * heads + j] = Math.fround(wf[t * heads + j] * q8.scales[j * queries + t]);
   }
-  return { precision, heads, dim, queries, keys, weights, q8, k8 };
+  return { precision, heads, dim, queries, keys, weights, q8 };
 }
 
 /** Scores of query t against keys 0..count-1 into out (f32). */
