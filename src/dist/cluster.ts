@@ -7,13 +7,14 @@ import { fileURLToPath } from 'node:url';
 import { HostError, InputError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { BackendName } from '../runtime/device.js';
-import { attentionShape, type AttentionOptions } from '../attention/problem.js';
+import { attentionShape, type AttentionOptions, type AttentionShape } from '../attention/problem.js';
 import { parseMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { emptyState, type AttentionState } from '../attention/state.js';
 import { placeState, rowsAt, sliceTokens } from '../attention/shards.js';
-import { starHostInputs, starLayout, starParams } from '../attention/star.js';
+import { starLayout, starParams } from '../attention/star.js';
 import { ringQueryRows, ringShards } from '../attention/ring.js';
 import { stateFrom, type Envelope, type Meta } from './codec.js';
+import type { SyntheticTensor } from './synthetic.js';
 import { startNatsServer, waitExit, type NatsServer } from './nats-server.js';
 import { onShutdown } from './shutdown.js';
 import { Peer } from './transport.js';
@@ -57,8 +58,30 @@ export interface DistributedTimings {
 }
 
 export interface DistributedResult {
+  /** With no query rows when the run was asked not to fetch results (benchmarks). */
   state: AttentionState;
   timings: DistributedTimings;
+}
+
+/** The inputs of a run: real tensors, or descriptions that hosts generate slices of (see synthetic.ts). */
+export type RunInputs =
+  | { kind: 'tensors'; q: Tensor; k: Tensor; v: Tensor }
+  | { kind: 'synthetic'; q: SyntheticTensor; k: SyntheticTensor; v: SyntheticTensor };
+
+/** What a host receives: named token ranges of q, k or v. */
+type Part = [name: string, source: 'q' | 'k' | 'v', start: number, end: number];
+
+function shapeOf(x: RunInputs, opts: AttentionOptions): AttentionShape {
+  if (x.kind === 'tensors') return attentionShape(x.q, x.k, x.v, opts);
+  return { heads: x.q.heads, kvHeads: x.k.heads, queries: x.q.tokens, keys: x.k.tokens, headDim: x.q.dim, causal: opts.causal ?? true, scale: opts.scale ?? 1 / Math.sqrt(x.q.dim) };
+}
+
+/** A load request: the parts as tensors, or as ranges for the host to generate. */
+function loadOf(x: RunInputs, meta: Meta, parts: Part[]): [Meta, Record<string, Tensor>] {
+  if (x.kind === 'synthetic') return [{ ...meta, synthetic: { q: x.q, k: x.k, v: x.v }, parts }, {}];
+  const tensors: Record<string, Tensor> = {};
+  for (const [name, source, start, end] of parts) tensors[name] = sliceTokens(x[source], start, end);
+  return [meta, tensors];
 }
 
 const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
@@ -122,6 +145,11 @@ export class Cluster {
 
   /** One attention call, `star:...` or `ring:...`, over this cluster's hosts. */
   async attention(q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, opts: AttentionOptions = {}): Promise<DistributedResult> {
+    return this.run({ kind: 'tensors', q, k, v }, method, opts);
+  }
+
+  /** A run on any inputs; `fetch: false` leaves the results on the hosts (benchmarks at 128K). */
+  async run(x: RunInputs, method: MethodSpec | string, opts: AttentionOptions = {}, fetch = true): Promise<DistributedResult> {
     const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
     const H = this.hosts.length;
     if (spec.params.hosts !== undefined && Number(spec.params.hosts) !== H) {
@@ -132,8 +160,8 @@ export class Cluster {
     const drop = () => this.all('drop', () => ({ run }), Math.min(5_000, this.timeoutMs)).catch(() => {});
     try {
       let result: DistributedResult;
-      if (spec.name === 'star') result = await this.star(run, q, k, v, withHosts, opts);
-      else if (spec.name === 'ring') result = await this.ring(run, q, k, v, withHosts, opts);
+      if (spec.name === 'star') result = await this.star(run, x, withHosts, opts, fetch);
+      else if (spec.name === 'ring') result = await this.ring(run, x, opts, fetch);
       else throw new InputError(`method '${spec.name}' does not run across hosts; use star:... or ring:...`);
       await drop();
       return result;
@@ -143,55 +171,57 @@ export class Cluster {
     }
   }
 
-  private async star(run: string, q: Tensor, k: Tensor, v: Tensor, spec: MethodSpec, opts: AttentionOptions): Promise<DistributedResult> {
-    const s = attentionShape(q, k, v, opts);
+  private async star(run: string, x: RunInputs, spec: MethodSpec, opts: AttentionOptions, fetch: boolean): Promise<DistributedResult> {
+    const s = shapeOf(x, opts);
     if (!s.causal) throw new InputError('star attention is causal; drop --no-causal');
     const p = starParams(spec);
     const layout = starLayout(p, s.keys);
     const H = this.hosts.length;
     const qRows = rowsAt(s.queries, s.keys, layout.query);
-    const qq = sliceTokens(q, qRows[0], qRows[1]);
     const [c0, c1] = layout.query;
     const t0 = performance.now();
     await this.all('load', (i) => {
-      const x = starHostInputs(q, k, v, p, layout, i);
-      const tensors: Record<string, Tensor> = { q: x.q, k: x.k, v: x.v, qq };
-      if (x.anchorK && x.anchorV) Object.assign(tensors, { anchorK: x.anchorK, anchorV: x.anchorV });
-      if (i === H - 1) Object.assign(tensors, { kq: sliceTokens(k, c0, c1), vq: sliceTokens(v, c0, c1) });
-      return [{ run, index: i, hosts: H, start: x.start, block: p.block, anchor: p.anchor, scale: s.scale, queryHost: this.hosts[H - 1].inbox, peers: this.hosts.map((h) => h.id), timeoutMs: this.timeoutMs }, tensors];
+      const [start, end] = layout.hosts[i];
+      const [r0, r1] = rowsAt(s.queries, s.keys, layout.hosts[i]);
+      const parts: Part[] = [['q', 'q', r0, r1], ['k', 'k', start, end], ['v', 'v', start, end], ['qq', 'q', qRows[0], qRows[1]]];
+      if (start > 0 && p.anchor > 0) parts.push(['anchorK', 'k', 0, p.anchor], ['anchorV', 'v', 0, p.anchor]);
+      if (i === H - 1) parts.push(['kq', 'k', c0, c1], ['vq', 'v', c0, c1]);
+      return loadOf(x, { run, index: i, hosts: H, start, block: p.block, anchor: p.anchor, scale: s.scale, queryHost: this.hosts[H - 1].inbox, peers: this.hosts.map((h) => h.id), timeoutMs: this.timeoutMs }, parts);
     });
     const t1 = performance.now();
     const phase1 = await this.all('star1', () => ({ run }));
     const t2 = performance.now();
     await this.all('star2', () => ({ run }));
     const t3 = performance.now();
-    const fetched = await this.all('fetch', () => ({ run }));
-    const out = emptyState(s.heads, s.queries, s.headDim);
-    fetched.forEach((e, i) => placeState(out, stateFrom(e.tensors, 'phase1'), rowsAt(s.queries, s.keys, layout.hosts[i])[0]));
-    placeState(out, stateFrom(fetched[H - 1].tensors, 'query'), qRows[0]);
+    const out = emptyState(s.heads, fetch ? s.queries : 0, s.headDim);
+    if (fetch) {
+      const fetched = await this.all('fetch', () => ({ run }));
+      fetched.forEach((e, i) => placeState(out, stateFrom(e.tensors, 'phase1'), rowsAt(s.queries, s.keys, layout.hosts[i])[0]));
+      placeState(out, stateFrom(fetched[H - 1].tensors, 'query'), qRows[0]);
+    }
     const timings = { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase1.map((e) => Number(e.meta.ms)), phase2Ms: t3 - t2, fetchMs: performance.now() - t3 };
     return { state: out, timings };
   }
 
-  private async ring(run: string, q: Tensor, k: Tensor, v: Tensor, spec: MethodSpec, opts: AttentionOptions): Promise<DistributedResult> {
-    const s = attentionShape(q, k, v, opts);
+  private async ring(run: string, x: RunInputs, opts: AttentionOptions, fetch: boolean): Promise<DistributedResult> {
+    const s = shapeOf(x, opts);
     const H = this.hosts.length;
     const shards = ringShards(s.keys, H);
     const rows = this.hosts.map((_, i) => ringQueryRows(s.queries, s.keys, H, i, s.causal));
     const t0 = performance.now();
-    await this.all('load', (i) => [
+    await this.all('load', (i) => loadOf(x,
       { run, index: i, hosts: H, shards, queryEnd: shards[i][1], causal: s.causal, scale: s.scale, peers: this.hosts.map((h) => h.inbox), timeoutMs: this.timeoutMs },
-      { q: sliceTokens(q, rows[i][0], rows[i][1]), k: sliceTokens(k, shards[i][0], shards[i][1]), v: sliceTokens(v, shards[i][0], shards[i][1]) },
-    ]);
+      [['q', 'q', rows[i][0], rows[i][1]], ['k', 'k', shards[i][0], shards[i][1]], ['v', 'v', shards[i][0], shards[i][1]]]));
     const t1 = performance.now();
     const phase = await this.all('ring', () => ({ run }));
     const t2 = performance.now();
-    const fetched = await this.all('fetch', () => ({ run }));
-    const out = emptyState(s.heads, s.queries, s.headDim);
-    fetched.forEach((e, i) => {
-      if ((e.meta.states as string[]).includes('ring')) placeState(out, stateFrom(e.tensors, 'ring'), rows[i][0]);
-    });
-    void spec;
+    const out = emptyState(s.heads, fetch ? s.queries : 0, s.headDim);
+    if (fetch) {
+      const fetched = await this.all('fetch', () => ({ run }));
+      fetched.forEach((e, i) => {
+        if ((e.meta.states as string[]).includes('ring')) placeState(out, stateFrom(e.tensors, 'ring'), rows[i][0]);
+      });
+    }
     return { state: out, timings: { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase.map((e) => Number(e.meta.ms)), phase2Ms: 0, fetchMs: performance.now() - t2 } };
   }
 

@@ -12,6 +12,7 @@ import type { TokenRange } from '../attention/shards.js';
 import { InputError } from '../errors.js';
 import { stateFrom, stateTensors, type Envelope, type Meta } from './codec.js';
 import { Peer, SUBJECT_PREFIX } from './transport.js';
+import { syntheticSlice, type SyntheticTensor } from './synthetic.js';
 
 export const DISCOVER_SUBJECT = `${SUBJECT_PREFIX}.discover`;
 
@@ -72,9 +73,13 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   async function handle(e: Envelope): Promise<{ meta: Meta; tensors?: Record<string, Tensor> }> {
     const m = e.meta;
     switch (m.kind) {
-      case 'load':
-        runs.set(String(m.run), { meta: m, tensors: e.tensors, states: {} });
+      case 'load': {
+        const tensors = { ...e.tensors };
+        const synthetic = m.synthetic as Record<'q' | 'k' | 'v', SyntheticTensor> | undefined;
+        if (synthetic) for (const [name, source, start, end] of m.parts as Array<[string, 'q' | 'k' | 'v', number, number]>) tensors[name] = syntheticSlice(synthetic[source], start, end);
+        runs.set(String(m.run), { meta: m, tensors, states: {} });
         return { meta: { ok: true } };
+      }
       case 'star1': {
         const r = runOf(e);
         const t = r.tensors;

@@ -4,3 +4,4 @@ export * from './nats-server.js';
 export * from './host.js';
 export * from './cluster.js';
 export * from './run.js';
+export * from './synthetic.js';
