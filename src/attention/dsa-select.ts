@@ -125,3 +125,30 @@ export async function readSelection(gpu: GpuContext, sel: { indices: GPUBuffer; 
   const indices = new Int32Array(await gpu.read(sel.indices, s.queries * sel.width * 4));
   return { indices, width: sel.width, count: countFn(s, sel.width) };
 }
+
+/**
+ * One scoring pass of the select kernel with every token histogramming its first digit: the indexer's own
+ * cost (all Nq x visible scores computed once, nothing written but 256 bins per token). For benchmarks.
+ */
+export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape): Promise<{ run: () => Promise<void>; release: () => void }> {
+  const width = selectionWidth(s);
+  const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
+  const blocks = Math.ceil(s.queries / indexerBlockQueries(shape));
+  const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
+  const pass = await gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}`, () => topkPassWgsl(shape));
+  const state = new Uint32Array(s.queries * STATE_WORDS);
+  for (let t = 0; t < s.queries; t++) state[t * STATE_WORDS] = 1; // refine, empty prefix
+  const bufs = [await gpu.upload(state, 'state'), await gpu.createBuffer(s.queries * 8, 'counters'), await gpu.createBuffer(s.queries * 1024, 'histogram'),
+    await gpu.createBuffer(16, 'candidates'), await gpu.createBuffer(16, 'indices')];
+  const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits }));
+  const group = gpu.bind(pass, [params, ...ix.buffers, ...bufs]);
+  const run = async () => {
+    await gpu.run('dsa score pass', (enc) => {
+      enc.setPipeline(pass);
+      enc.setBindGroup(0, group);
+      enc.dispatchWorkgroups(blocks, splits);
+    });
+    await gpu.idle();
+  };
+  return { run, release: () => { bufs.forEach((b) => gpu.release(b)); params.destroy(); } };
+}

@@ -16,6 +16,7 @@ import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { bytesPerElement, randomNormal, type DType } from '../tensor.js';
 import { randomGpuBuffer } from './gpu-fill.js';
+import { benchDsaPrefill, dsaAttendedPairs } from './dsa-bench.js';
 import type { BenchRow } from './report.js';
 
 export interface AttentionCase {
@@ -170,6 +171,10 @@ export async function benchAttentionCase(device: Device, c: AttentionCase, t: Be
     heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, causal: c.causal, ms: null, tflops: null, peakBytes: null, status: 'ok',
   };
   try {
+    if (c.method.name === 'dsa') {
+      const r = await benchDsaPrefill(device, c.method, c, t.reps, t.warmup);
+      return { ...base, variant: r.variant, ms: r.ms, peakBytes: r.peak, note: r.note, tflops: (4 * dsaAttendedPairs(c.seqLen, Number(c.method.params.topk ?? 2048)) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
+    }
     const r = device.gpu ? await timeGpu(device.gpu, c, t) : timeCpu(c, t);
     // CCA: what its decoding cache would hold for these N tokens, against a dense cache.
     const cca = c.method.name === 'cca' ? ccaCacheBytes(c.seqLen, c.kvHeads, c.headDim, c.dtype, ccaParamsFromSpec(c.method)) : undefined;

@@ -36,7 +36,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const onGpu = device.backend === 'webgpu';
   const lengths = intList(v, 'lengths', onGpu ? GPU_LENGTHS : CPU_LENGTHS);
   const methods = ((v.method as unknown as string[] | undefined) ?? ['dense', 'flash']).map(parseMethodSpec);
-  for (const m of methods) if (!['dense', 'flash', 'window', 'sinks', 'hybrid', 'cca'].includes(m.name)) throw new InputError(`bench attention: method '${m.name}' is not benchmarked yet`);
+  for (const m of methods) if (!['dense', 'flash', 'window', 'sinks', 'hybrid', 'cca', 'dsa'].includes(m.name)) throw new InputError(`bench attention: method '${m.name}' is not benchmarked yet`);
   const dtypes = String(v.dtypes ?? (onGpu ? 'f16' : 'f32')).split(',').map((d) => {
     if (d !== 'f16' && d !== 'f32') throw new InputError(`--dtypes: '${d}' is not f16 or f32`);
     return d as DType;
