@@ -89,6 +89,21 @@ for (const [backend, device] of all) {
       });
     }
 
+    test('exact ties (integer scores, many zeros) go to the lower key index, as a full sort does', async () => {
+      // Small integer inputs: every score is an exact integer in f32 and f64, with many equal ones, so the
+      // radix select must run into the index digits; CAP-sized and larger tie sets both occur.
+      const [H, Nq, Nk, D] = [2, 40, 700, 8];
+      const rand = rng(5);
+      const ints = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + Math.floor(rand() * (hi - lo + 1)));
+      const index: IndexerInputs = { q: tensor([H, Nq, D], 'f32', ints(H * Nq * D, -1, 1)), k: tensor([Nk, D], 'f32', ints(Nk * D, 0, 1)), w: tensor([Nq, H], 'f32', ints(Nq * H, 1, 2)) };
+      for (const [topk, causal] of [[300, false], [5, true], [333, true]] as const) {
+        const sel = await dsaSelect(device!, index, { queries: Nq, keys: Nk, causal, topk }, 'float');
+        const ref = referenceSelect(index, topk, causal);
+        const got = rows(sel, Nq);
+        for (let t = 0; t < Nq; t++) assert.deepEqual([...got[t]].sort((a, b) => a - b), [...ref.selected[t]].sort((a, b) => a - b), `topk ${topk} row ${t}`);
+      }
+    });
+
     test('int8 indexer: recall of the float64 top-k (near-ties excluded) is at least 0.9', async () => {
       const index = randomIndex(4, 97, 400, 64, 11);
       const shape = { queries: 97, keys: 400, causal: true, topk: 64 };
