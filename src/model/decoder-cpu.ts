@@ -33,6 +33,8 @@ export interface Decoder {
   readonly position: number;
   /** KV-cache bytes held. */
   readonly cacheBytes: number;
+  /** Forgets every position (the caches are reused, not reallocated), to start a new sequence. */
+  reset(): void;
   destroy(): void;
 }
 
@@ -108,6 +110,11 @@ export class CpuDecoder implements Decoder {
 
   get cacheBytes(): number {
     return this.layers.reduce((a, l) => a + l.cache.bytes, 0);
+  }
+
+  reset(): void {
+    for (const l of this.layers) l.cache.reset();
+    this.pos = 0;
   }
 
   destroy(): void {}

@@ -113,6 +113,10 @@ export class GpuDecoder implements Decoder {
     return this.layers.length * 2 * this.config.kvHeads * this.opts.maxTokens * this.config.headDim * 4;
   }
 
+  reset(): void {
+    this.pos = 0;
+  }
+
   destroy(): void {
     this.owned.forEach((b) => this.gpu.release(b));
     this.owned.length = 0;

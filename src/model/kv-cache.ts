@@ -16,6 +16,8 @@ export interface LayerKVCache {
   append(k: Float32Array, v: Float32Array, T: number): KeysView;
   readonly length: number;
   readonly bytes: number;
+  /** Back to empty, keeping the storage. */
+  reset(): void;
 }
 
 /** Every position kept: [kvHeads][capacity, D]. */
@@ -27,6 +29,10 @@ export class DenseKVCache implements LayerKVCache {
   constructor(readonly kvHeads: number, readonly headDim: number, readonly capacity: number) {
     this.k = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
     this.v = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
+  }
+
+  reset(): void {
+    this.length = 0;
   }
 
   get bytes(): number {
@@ -69,6 +75,10 @@ export class RingKVCache implements LayerKVCache {
     this.ringV = Array.from({ length: kvHeads }, () => new Float32Array(held));
     this.scratchK = Array.from({ length: kvHeads }, () => new Float32Array(scratch));
     this.scratchV = Array.from({ length: kvHeads }, () => new Float32Array(scratch));
+  }
+
+  reset(): void {
+    this.length = 0;
   }
 
   get bytes(): number {
