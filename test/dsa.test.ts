@@ -3,6 +3,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attendSelected, dsaAttention, dsaOptionsFromSpec, dsaSelect, type IndexerInputs } from '../src/attention/dsa.js';
 import { DsaKVCache } from '../src/attention/dsa-cache.js';
+import { DsaGpuKVCache } from '../src/attention/dsa-gpu-cache.js';
 import { attention } from '../src/attention/attention.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { InputError, ShapeError, SpecError } from '../src/errors.js';
@@ -169,6 +170,24 @@ for (const [backend, device] of all) {
           assert.ok(maxAbsDiff(got.o.subarray(h * D, (h + 1) * D), want) < 1e-5, `${precision} step ${t} head ${h}`);
           assert.ok(Math.abs(got.lse[h] - prefill.lse[h * N + t]) < 1e-5);
         }
+      }
+      if (!device!.gpu) continue;
+      // The device-resident cache: written in place, every step against the prefill rows.
+      const gcache = await DsaGpuKVCache.create(device!.gpu, Hkv, D, DI, 48, 'f32', precision);
+      try {
+        gcache.append(rowsOf(k, 0, prompt), rowsOf(v, 0, prompt), tensor([prompt, DI], 'f32', (index.k.data as Float32Array).slice(0, prompt * DI)));
+        for (let t = prompt; t < N; t++) {
+          gcache.append(rowsOf(k, t, t + 1), rowsOf(v, t, t + 1), tensor([1, DI], 'f32', (index.k.data as Float32Array).slice(t * DI, (t + 1) * DI)));
+          const iw = tensor([1, HI], 'f32', (index.w.data as Float32Array).slice(t * HI, (t + 1) * HI));
+          const got = await gcache.attend(rowsOf(q, t, t + 1), rowsOf(index.q, t, t + 1), iw, { topk: 13 });
+          assertNoNaN('gpu cache o', got.o);
+          for (let h = 0; h < Hq; h++) {
+            assert.ok(maxAbsDiff(got.o.subarray(h * D, (h + 1) * D), prefill.o.subarray((h * N + t) * D, (h * N + t + 1) * D)) < 1e-5, `gpu cache ${precision} step ${t} head ${h}`);
+            assert.ok(Math.abs(got.lse[h] - prefill.lse[h * N + t]) < 1e-5);
+          }
+        }
+      } finally {
+        gcache.destroy();
       }
     }
   });

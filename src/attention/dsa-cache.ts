@@ -94,7 +94,7 @@ export class DsaKVCache {
       const full = [this.kvHeads, this.capacity, D];
       return sparseGatherAttentionCpu(q, tensor(full, this.dtype, this.k), tensor(full, this.dtype, this.v), shape, keys, this.capacity);
     }
-    // WebGPU: upload what is held. A device-resident cache (appended in place on the GPU) is the model runner's.
+    // WebGPU: upload what is held (DsaGpuKVCache keeps the cache on the device instead).
     const held = (src: HostData) => {
       const out = this.dtype === 'f32' ? new Float32Array(this.kvHeads * n * D) : new Uint16Array(this.kvHeads * n * D);
       for (let h = 0; h < this.kvHeads; h++) out.set(src.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);

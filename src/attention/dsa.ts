@@ -56,11 +56,12 @@ export function indexerShape(index: IndexerInputs | undefined, queries: number, 
 }
 
 /** Encodes the gathered-key attention over GPU-resident buffers (a chunk of heads; see gpu-chunks.ts). */
-export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number): Promise<void> {
+/** keyStride: rows per KV head in x.k and x.v when they hold more than the visible keys (a decode cache). */
+export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number, keyStride = x.shape.keys): Promise<void> {
   const s = x.shape;
   const group = s.heads / s.kvHeads;
   const pipeline = await gpu.pipeline(`sparse-gather-${s.headDim}-${group}-${x.dtype}`, () => sparseGatherWgsl(s.headDim, group, x.dtype));
-  const params = gpu.uniform(sparseGatherParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim }));
+  const params = gpu.uniform(sparseGatherParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim, keyStride }));
   const cols = Math.min(s.queries, gpu.maxWorkgroupsPerDim);
   const rows = Math.ceil(s.queries / cols);
   if (rows > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);

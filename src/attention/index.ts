@@ -17,3 +17,4 @@ export * from './star.js';
 export * from './ring.js';
 export * from './dsa.js';
 export * from './dsa-cache.js';
+export * from './dsa-gpu-cache.js';

@@ -9,8 +9,9 @@ import { SPARSE_TILE } from './sparse-gather-cpu.js';
 
 export const SPARSE_THREADS = 64;
 
-export function sparseGatherParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number }): ArrayBuffer {
-  const buf = new ArrayBuffer(32);
+/** keyStride: rows per KV head in k and v (a decode cache's capacity); default the key count. */
+export function sparseGatherParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number; keyStride?: number }): ArrayBuffer {
+  const buf = new ArrayBuffer(48);
   const u = new Uint32Array(buf);
   const f = new Float32Array(buf);
   u[0] = p.queries;
@@ -21,6 +22,7 @@ export function sparseGatherParams(p: { queries: number; keys: number; group: nu
   u[5] = 0xff800000; // -Infinity
   u[6] = p.width;
   u[7] = p.headDim;
+  u[8] = p.keyStride ?? p.keys;
   return buf;
 }
 
@@ -32,7 +34,7 @@ export function sparseGatherWgsl(headDim: number, group: number, dtype: DType): 
   const NA = Math.ceil((group * D) / WG);
   const pad4 = (n: number) => Math.ceil(n / 4) * 4;
   return /* wgsl */ `${enable}
-struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32 }
+struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read> q: array<${elem}>;
 @group(0) @binding(1) var<storage, read> k: array<${elem}>;
 @group(0) @binding(2) var<storage, read> v: array<${elem}>;
@@ -74,7 +76,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
       let kj = kidx[x / D];
       var kx = 0.0; var vx = 0.0;
       if (kj >= 0) {
-        let at = (kvh * params.nk + u32(kj)) * D + x % D;
+        let at = (kvh * params.stride + u32(kj)) * D + x % D;
         kx = f32(k[at]); vx = f32(v[at]);
       }
       ks[x] = kx; vs[x] = vx;
