@@ -36,7 +36,11 @@ type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' 
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
-  private uniforms: GPUBuffer[] = [];
+  /** Uniform buffers by call site (the n-th dispatch of a chunk), rewritten each chunk: none is allocated per token. */
+  private uniformSlots: GPUBuffer[] = [];
+  private nextSlot = 0;
+  /** Bind groups by uniform slot and pipeline: a call site always binds the same buffers. */
+  private bindGroups = new Map<GPUBuffer, Map<GPUComputePipeline, GPUBindGroup>>();
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -120,6 +124,9 @@ export class GpuDecoder implements Decoder {
   destroy(): void {
     this.owned.forEach((b) => this.gpu.release(b));
     this.owned.length = 0;
+    this.uniformSlots.forEach((u) => u.destroy());
+    this.uniformSlots = [];
+    this.bindGroups.clear();
   }
 
   async forward(tokens: readonly number[]): Promise<Float32Array> {
@@ -127,20 +134,29 @@ export class GpuDecoder implements Decoder {
     if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
     for (let a = 0; a < tokens.length; a += this.chunk) await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
     const logits = new Float32Array(await this.gpu.read(this.act.logits, this.config.vocabSize * 4));
-    this.uniforms.forEach((u) => u.destroy());
-    this.uniforms = [];
     return logits;
   }
 
+  /** The next call site's uniform buffer holding `words` (queue writes land after earlier submits). */
   private uniform(words: ArrayBuffer): GPUBuffer {
-    const u = this.gpu.uniform(words);
-    this.uniforms.push(u);
+    let u = this.uniformSlots[this.nextSlot];
+    if (!u) {
+      u = this.gpu.device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `decoder uniform ${this.nextSlot}` });
+      this.uniformSlots.push(u);
+    }
+    this.nextSlot++;
+    this.gpu.device.queue.writeBuffer(u, 0, words);
     return u;
   }
 
   private dispatch(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y = 1): void {
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, this.gpu.bind(pipe, buffers));
+    const params = buffers[buffers.length - 1];
+    let byPipe = this.bindGroups.get(params);
+    if (!byPipe) this.bindGroups.set(params, (byPipe = new Map()));
+    let group = byPipe.get(pipe);
+    if (!group) byPipe.set(pipe, (group = this.gpu.bind(pipe, buffers)));
+    pass.setBindGroup(0, group);
     pass.dispatchWorkgroups(x, y);
   }
 
@@ -172,6 +188,7 @@ export class GpuDecoder implements Decoder {
   }
 
   private async forwardChunk(tokens: readonly number[], last: boolean): Promise<void> {
+    this.nextSlot = 0;
     const c = this.config;
     const gpu = this.gpu;
     const a = this.act;
