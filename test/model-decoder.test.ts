@@ -4,7 +4,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
-import { matmulRowsCpu, rmsNormCpu, ropeCpu, swigluCpu } from '../src/kernels/decoder-cpu.js';
+import { matmulRowsCpu } from '../src/kernels/matmul-cpu.js';
+import { rmsNormCpu } from '../src/kernels/rmsnorm-cpu.js';
+import { ropeCpu } from '../src/kernels/rope-cpu.js';
+import { swigluCpu } from '../src/kernels/elementwise-cpu.js';
 import { matmulRef, rmsNormRef, ropeRef, swigluRef } from '../src/reference/decoder.js';
 import { WeightMatrix } from '../src/model/dequant.js';
 import { ropeInverseFrequencies } from '../src/model/rope.js';

@@ -1,7 +1,7 @@
 // y[T, N] = x[T, K] W[N, K]^T + b: the decoder's projections, weights row-major [out, in] as in GGUF.
 // Decode (T = 1): a matrix-vector product, one workgroup of 64 threads per output row, strided
 // coalesced reads of the row and a tree reduction. Prefill: 16 x 16 output tiles, K in steps of 16
-// through workgroup memory (the classic shared-memory tiling). CPU twin: matmulRowsCpu (decoder-cpu.ts).
+// through workgroup memory (the classic shared-memory tiling). CPU twin: matmul-cpu.ts.
 
 export const MATVEC_THREADS = 64;
 export const MATMUL_TILE = 16;

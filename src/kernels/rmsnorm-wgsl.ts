@@ -1,6 +1,6 @@
 // RMSNorm (Zhang & Sennrich 2019): out = x / sqrt(mean(x^2) + eps) * weight, one workgroup per row,
 // the sum of squares reduced in workgroup memory. Rows start at row `first` (the last token for logits).
-// CPU twin: rmsNormCpu (decoder-cpu.ts).
+// CPU twin: rmsnorm-cpu.ts.
 
 export const RMSNORM_THREADS = 64;
 

@@ -1,7 +1,7 @@
 // RoPE (Su et al. 2021) fused with the move from token-major [T, heads, D] to head-major rows
 // out[(h * stride + offset + t) * D + d], so K and V land straight in the KV cache at their positions.
 // cos and sin come per (token, pair) from the host, computed in float64, so long positions keep their
-// precision. rotate = 0 only moves (for V). CPU twin: ropeCpu (decoder-cpu.ts).
+// precision. rotate = 0 only moves (for V). CPU twin: rope-cpu.ts.
 
 export const ROPE_THREADS = 64;
 
