@@ -46,7 +46,7 @@ async function runKernel(gpu: GpuContext, key: string, wgsl: () => string, input
 describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
   const gpu = device?.gpu as GpuContext;
 
-  for (const T of [1, 7, 33]) {
+  for (const T of [1, 7, 33, 70]) {
     it(`matmul kernel (${T === 1 ? 'matrix-vector' : 'tiled'}), T ${T}, 97 x 161 with bias`, async () => {
       const [rows, cols] = [97, 161];
       const [x, w, b] = [rand(T * cols, T), rand(rows * cols, 2), rand(rows, 3)];

@@ -1,10 +1,13 @@
 // y[T, N] = x[T, K] W[N, K]^T + b: the decoder's projections, weights row-major [out, in] as in GGUF.
 // Decode (T = 1): a matrix-vector product, one workgroup of 64 threads per output row, strided
-// coalesced reads of the row and a tree reduction. Prefill: 16 x 16 output tiles, K in steps of 16
-// through workgroup memory (the classic shared-memory tiling). CPU twin: matmul-cpu.ts.
+// coalesced reads of the row and a tree reduction. Prefill: 64 x 64 output tiles, 4 x 4 per thread in
+// registers, K in steps of 16 through workgroup memory (register blocking, as in Simon Boehm's SGEMM
+// notes and CUTLASS). CPU twin: matmul-cpu.ts.
 
 export const MATVEC_THREADS = 64;
-export const MATMUL_TILE = 16;
+/** Outputs per workgroup side (tokens and features) and the K step of the tiled kernel. */
+export const MATMUL_TILE = 64;
+export const MATMUL_K_STEP = 16;
 /** Workgroups along x before wrapping to y (WebGPU allows 65535 per dimension). */
 export const MATVEC_ROWS_PER_DIM = 32768;
 
@@ -48,30 +51,53 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 }
 
 export function matmulTiledWgsl(): string {
+  // 64 x 64 outputs per workgroup of 16 x 16 threads, 4 x 4 per thread (rows ty + 16i, columns tx + 16j,
+  // so neighbouring threads read neighbouring words of workgroup memory); K advances 16 at a time.
   const T = MATMUL_TILE;
+  const S = MATMUL_K_STEP;
   return /* wgsl */ `${PARAMS}
-var<workgroup> xs: array<f32, ${T * T}>;
-var<workgroup> ws: array<f32, ${T * T}>;
+var<workgroup> xs: array<f32, ${T * S}>;
+var<workgroup> ws: array<f32, ${T * S}>;
 
-@compute @workgroup_size(${T}, ${T})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
-  let col = wg.x * ${T}u + lid.x;   // output feature
-  let tok = wg.y * ${T}u + lid.y;   // token
-  var s = 0.0;
-  for (var k0 = 0u; k0 < params.k; k0 += ${T}u) {
-    let xr = wg.y * ${T}u + lid.y;
-    let wr = wg.x * ${T}u + lid.y;
-    let kk = k0 + lid.x;
-    xs[lid.y * ${T}u + lid.x] = select(0.0, x[xr * params.k + kk], xr < params.t && kk < params.k);
-    ws[lid.y * ${T}u + lid.x] = select(0.0, w[wr * params.k + kk], wr < params.n && kk < params.k);
+@compute @workgroup_size(16, 16)
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u, @builtin(local_invocation_index) li: u32) {
+  let tok0 = wg.y * ${T}u;
+  let col0 = wg.x * ${T}u;
+  var acc: array<array<f32, 4>, 4>;
+  for (var k0 = 0u; k0 < params.k; k0 += ${S}u) {
+    for (var r = 0u; r < ${(T * S) / 256}u; r++) {
+      let idx = li + 256u * r;
+      let row = idx / ${S}u;
+      let kk = k0 + idx % ${S}u;
+      let xt = tok0 + row;
+      let wr = col0 + row;
+      xs[idx] = select(0.0, x[xt * params.k + kk], xt < params.t && kk < params.k);
+      ws[idx] = select(0.0, w[wr * params.k + kk], wr < params.n && kk < params.k);
+    }
     workgroupBarrier();
-    for (var j = 0u; j < ${T}u; j++) { s += xs[lid.y * ${T}u + j] * ws[lid.x * ${T}u + j]; }
+    for (var kk = 0u; kk < ${S}u; kk++) {
+      var a: array<f32, 4>;
+      var b: array<f32, 4>;
+      for (var i = 0u; i < 4u; i++) {
+        a[i] = xs[(lid.y + 16u * i) * ${S}u + kk];
+        b[i] = ws[(lid.x + 16u * i) * ${S}u + kk];
+      }
+      for (var i = 0u; i < 4u; i++) {
+        for (var j = 0u; j < 4u; j++) { acc[i][j] += a[i] * b[j]; }
+      }
+    }
     workgroupBarrier();
   }
-  if (tok < params.t && col < params.n) {
-    var b = 0.0;
-    if (params.has_bias != 0u) { b = bias[col]; }
-    y[tok * params.n + col] = s + b;
+  for (var i = 0u; i < 4u; i++) {
+    let tok = tok0 + lid.y + 16u * i;
+    for (var j = 0u; j < 4u; j++) {
+      let col = col0 + lid.x + 16u * j;
+      if (tok < params.t && col < params.n) {
+        var b = 0.0;
+        if (params.has_bias != 0u) { b = bias[col]; }
+        y[tok * params.n + col] = acc[i][j] + b;
+      }
+    }
   }
 }`;
 }
