@@ -54,7 +54,7 @@ var<workgroup> ps: array<f32, ${pad4(group * BC)}>;
 var<workgroup> ms: array<f32, ${pad4(group)}>;
 var<workgroup> ls: array<f32, ${pad4(group)}>;
 var<workgroup> alphas: array<f32, ${pad4(group)}>;
-var<workgroup> kidx: array<i32, ${BC}>;
+var<workgroup> qs: array<f32, ${pad4(group * D)}>; // the token's G query rows, scaled
 
 @compute @workgroup_size(${WG})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -67,16 +67,15 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   if (params.causal != 0u) { visible = min(visible, i32(params.nk) - i32(params.nq) + i32(t) + 1); }
   let n = min(params.width, u32(max(visible, 0)));
   for (var g = lid; g < G; g += WG) { ms[g] = NEG; ls[g] = 0.0; }
+  for (var x = lid; x < G * Dr; x += WG) { qs[x] = f32(q[((h0 + x / D) * params.nq + t) * D + x % D]) * params.scale; }
   var acc: array<f32, ${NA}>;
   for (var e0 = 0u; e0 < n; e0 += BC) {
     workgroupBarrier();
-    if (lid < BC) { kidx[lid] = select(-1, idx[t * params.width + e0 + lid], e0 + lid < n); }
-    workgroupBarrier();
     for (var x = lid; x < BC * Dr; x += WG) {
-      let kj = kidx[x / D];
+      let e = e0 + x / D;
       var kx = 0.0; var vx = 0.0;
-      if (kj >= 0) {
-        let at = (kvh * params.stride + u32(kj)) * D + x % D;
+      if (e < n) {
+        let at = (kvh * params.stride + u32(idx[t * params.width + e])) * D + x % D;
         kx = f32(k[at]); vx = f32(v[at]);
       }
       ks[x] = kx; vs[x] = vx;
@@ -85,11 +84,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     for (var x = lid; x < G * BC; x += WG) {
       let g = x / BC; let j = x % BC;
       var sc = NEG;
-      if (kidx[j] >= 0) {
-        let qo = ((h0 + g) * params.nq + t) * D;
+      if (e0 + j < n) {
         var dot = 0.0;
-        for (var d = 0u; d < Dr; d++) { dot += f32(q[qo + d]) * ks[j * D + d]; }
-        sc = dot * params.scale;
+        for (var d = 0u; d < Dr; d++) { dot += qs[g * D + d] * ks[j * D + d]; }
+        sc = dot;
       }
       ps[x] = sc;
     }
