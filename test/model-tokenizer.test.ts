@@ -52,3 +52,29 @@ describe('GGUF SentencePiece tokenizer', () => {
     assert.throws(() => tok.tokenBytes(512), InputError);
   });
 });
+
+describe('GGUF byte-level BPE tokenizer (gpt2)', async () => {
+  const { ggufTokenizer } = await import('../src/model/gguf-tokenizer.js');
+  const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const byteChars: string[] = [];
+  let next = 256;
+  for (let b = 0; b < 256; b++) byteChars.push(String.fromCodePoint(printable(b) ? b : next++));
+  const merges = ['h e', 'l l', 'he ll', 'hell o', 'Ġ w', 'o r', 'Ġw or', 'l d', 'Ġwor ld'];
+  const tokens = [...byteChars, ...merges.map((m) => m.replace(' ', '')), '<|begin_of_text|>', '<|end_of_text|>'];
+  const types = tokens.map((_, i) => (i >= tokens.length - 2 ? 3 : 1));
+  for (const pre of ['llama-bpe', 'qwen2', 'default']) {
+    it(`merges by rank and round-trips (pre ${pre})`, () => {
+      const meta = new Map<string, import('../src/model/gguf-reader.js').GgufValue>([
+        ['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.pre', pre], ['tokenizer.ggml.tokens', tokens],
+        ['tokenizer.ggml.token_type', types], ['tokenizer.ggml.merges', merges],
+        ['tokenizer.ggml.bos_token_id', tokens.length - 2], ['tokenizer.ggml.eos_token_id', tokens.length - 1],
+      ]);
+      const bpe = ggufTokenizer(meta, 'bpe.gguf');
+      assert.equal(bpe.bosId, tokens.length - 2);
+      assert.deepEqual(bpe.encode('hello world'), [tokens.indexOf('hello'), tokens.indexOf('Ġworld')]);
+      assert.deepEqual(bpe.encode('日'), [0xe6, 0x97, 0xa5]);
+      for (const s of ['hello world', 'Ünïcödé 日本語 🦙!\n  x', "it's 12345"]) assert.equal(bpe.decode(bpe.encode(s)), s);
+      assert.deepEqual([...bpe.tokenBytes(tokens.indexOf('Ġworld'))], [...Buffer.from(' world')]);
+    });
+  }
+});

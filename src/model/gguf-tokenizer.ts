@@ -1,9 +1,10 @@
 // The tokenizer stored in a GGUF file's metadata. "llama" is SentencePiece with scores, encoded as
 // llama.cpp's llm_tokenizer_spm does: spaces become "▁", a leading space is added, characters are
 // merged pairwise by the highest-scoring vocabulary piece (ties: leftmost) and characters missing from
-// the vocabulary fall back to <0xNN> byte tokens. GPT-2 BPE ("gpt2") is not implemented yet.
+// the vocabulary fall back to <0xNN> byte tokens. "gpt2" (byte-level BPE) is in gguf-bpe.ts.
 import { InputError, UnsupportedError } from '../errors.js';
 import type { GgufValue } from './gguf-reader.js';
+import { ggufBpeTokenizer } from './gguf-bpe.js';
 import type { Tokenizer } from './types.js';
 
 const SPACE = '\u2581'; // ▁
@@ -12,7 +13,7 @@ const enum TokenType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Un
 export function ggufTokenizer(meta: Map<string, GgufValue>, file: string): Tokenizer {
   const model = meta.get('tokenizer.ggml.model');
   if (model === undefined) throw new InputError(`${file}: no tokenizer in the metadata (tokenizer.ggml.model is missing)`);
-  if (model !== 'llama') throw new UnsupportedError(`${file}: tokenizer '${String(model)}' is not supported yet (supported: llama, SentencePiece)`);
+  if (model !== 'llama' && model !== 'gpt2') throw new UnsupportedError(`${file}: tokenizer '${String(model)}' is not supported (supported: llama (SentencePiece), gpt2 (byte-level BPE))`);
   const tokens = meta.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || tokens.length === 0 || tokens.some((t) => typeof t !== 'string')) {
     throw new InputError(`${file}: tokenizer.ggml.tokens is missing or not an array of strings`);
@@ -20,6 +21,7 @@ export function ggufTokenizer(meta: Map<string, GgufValue>, file: string): Token
   const scores = meta.get('tokenizer.ggml.scores') ?? [];
   const types = meta.get('tokenizer.ggml.token_type') ?? [];
   if (!Array.isArray(scores) || !Array.isArray(types)) throw new InputError(`${file}: tokenizer scores or token types are not arrays`);
+  if (model === 'gpt2') return ggufBpeTokenizer(meta, tokens as string[], types.map(Number), file);
   const id = (key: string): number | undefined => {
     const v = meta.get(key);
     return typeof v === 'number' && v >= 0 && v < tokens.length ? v : undefined;
