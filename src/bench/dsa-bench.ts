@@ -11,7 +11,8 @@ import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
 import type { AttentionShape } from '../attention/problem.js';
 import type { IndexerPrecision } from '../kernels/dsa-indexer-cpu.js';
 import type { GpuContext } from '../runtime/webgpu.js';
-import { bytesPerElement, randomNormal, type DType } from '../tensor.js';
+import { bytesPerElement, randomNormal, tensor, type DType } from '../tensor.js';
+import { DsaGpuKVCache } from '../attention/dsa-gpu-cache.js';
 import { randomGpuBuffer } from './gpu-fill.js';
 
 export interface DsaBenchCase {
@@ -177,4 +178,24 @@ export async function benchDsaPrefill(device: Device, spec: MethodSpec, c: { seq
   const index = { q: randomNormal([4, c.seqLen, 64], 4), k: randomNormal([c.seqLen, 64], 5), w: randomNormal([c.seqLen, 4], 6) };
   const ms = await timed(reps, warmup, async () => { await dsaAttention(device, q, k, v, { index, topk, indexer }); });
   return { ms, peak: q.data.byteLength + k.data.byteLength + v.data.byteLength, variant: `js-indexer-${indexer}`, note: '' };
+}
+
+/**
+ * One decode step through the device-resident cache, as a model would run it: upload the new token's
+ * query, index query and weights, select, attend, read the state back. The cache holds c.seqLen tokens
+ * (constant K/V, which do not change the speed; random index keys, which decide the selection).
+ */
+export async function timeDsaCacheDecodeGpu(gpu: GpuContext, c: DsaBenchCase, reps: number, warmup: number): Promise<number> {
+  const cache = await DsaGpuKVCache.create(gpu, c.kvHeads, c.headDim, c.indexDim, c.seqLen, c.dtype, c.precision);
+  try {
+    const n = c.kvHeads * c.seqLen * c.headDim;
+    const kv = c.dtype === 'f16' ? tensor([c.kvHeads, c.seqLen, c.headDim], 'f16', new Uint16Array(n).fill(0x3c00)) : tensor([c.kvHeads, c.seqLen, c.headDim], 'f32', new Float32Array(n).fill(1));
+    cache.append(kv, kv, randomNormal([c.seqLen, c.indexDim], 9));
+    const q = randomNormal([c.heads, 1, c.headDim], 10, c.dtype);
+    const iq = randomNormal([c.indexHeads, 1, c.indexDim], 11);
+    const iw = randomNormal([1, c.indexHeads], 12);
+    return await timed(reps, warmup, async () => { await cache.attend(q, iq, iw, { topk: c.topk }); });
+  } finally {
+    cache.destroy();
+  }
 }
