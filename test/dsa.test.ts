@@ -105,6 +105,17 @@ for (const [backend, device] of all) {
       }
     });
 
+    test('few queries against many keys (decode shape: keys split over workgroups) select the float64 top-k', async () => {
+      for (const [Nq, Nk, topk] of [[1, 5000, 300], [3, 2600, 2048]] as const) {
+        const index = randomIndex(4, Nq, Nk, 64, 50 + Nq);
+        const sel = await dsaSelect(device!, index, { queries: Nq, keys: Nk, causal: true, topk }, 'float');
+        const got = rows(sel, Nq);
+        const ref = referenceSelect(index, topk, true);
+        for (let t = 0; t < Nq; t++) assert.equal(new Set(got[t]).size, ref.selected[t].length);
+        assert.equal(selectionRecall(got, ref, 1e-4), 1, `Nq ${Nq} Nk ${Nk}`);
+      }
+    });
+
     test('int8 indexer: recall of the float64 top-k (near-ties excluded) is at least 0.9', async () => {
       const index = randomIndex(4, 97, 400, 64, 11);
       const shape = { queries: 97, keys: 400, causal: true, topk: 64 };
