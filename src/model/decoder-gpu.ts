@@ -22,17 +22,28 @@ import type { Decoder, DecoderOptions } from './decoder-cpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
 import type { LoadedModel, ModelConfig, WeightTensor } from './types.js';
 
+/** The ring a window or sinks layer keeps, when narrower than the run (as cacheForMethod on the CPU). */
+function ringOf(method: MethodSpec, maxTokens: number): { sinks: number; size: number } | undefined {
+  if (method.name !== 'window' && method.name !== 'sinks') return undefined;
+  const left = Number(method.params.left);
+  const sinks = method.name === 'sinks' ? Number(method.params.tokens) : 0;
+  return sinks + left + 1 < maxTokens ? { sinks, size: left + 1 } : undefined;
+}
+
 interface GpuLayer {
   attnNorm: GPUBuffer; ffnNorm: GPUBuffer;
   wq: GPUBuffer; wk: GPUBuffer; wv: GPUBuffer; wo: GPUBuffer;
   bq?: GPUBuffer; bk?: GPUBuffer; bv?: GPUBuffer;
   wGate: GPUBuffer; wUp: GPUBuffer; wDown: GPUBuffer;
   cacheK: GPUBuffer; cacheV: GPUBuffer;
+  /** Rows per head of the cache: every position (dense), or sinks + a ring of window + 1 (window, sinks). */
+  slots: number;
+  ring?: { sinks: number; size: number };
   method: MethodSpec;
 }
 
 type Pipelines = Record<'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
-type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none', GPUBuffer>;
+type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none' | 'kChunk' | 'vChunk', GPUBuffer>;
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
@@ -74,14 +85,19 @@ export class GpuDecoder implements Decoder {
       const chunk = Math.max(1, Math.min(opts.chunk ?? 512, cap));
       const [H, D, Hq, Hkv, F, V] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize, c.vocabSize];
       const layers: GpuLayer[] = [];
+      let packed = 1;
       for (const [i, l] of model.weights.layers.entries()) {
+        const method = schedule.methodFor(i);
+        const ring = ringOf(method, cap);
+        const slots = ring ? ring.sinks + ring.size : cap;
+        packed = Math.max(packed, ring ? Math.min(cap, slots + chunk) : cap);
         layers.push({
           attnNorm: await up(l.attnNorm), ffnNorm: await up(l.ffnNorm),
           wq: await up(l.wq), wk: await up(l.wk), wv: await up(l.wv), wo: await up(l.wo),
           bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)),
           wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
-          cacheK: await buf(Hkv * cap * D, `layer ${i} K cache`), cacheV: await buf(Hkv * cap * D, `layer ${i} V cache`),
-          method: schedule.methodFor(i),
+          cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`),
+          slots, ring, method,
         });
       }
       const embedding = await up(model.weights.tokenEmbedding);
@@ -90,7 +106,8 @@ export class GpuDecoder implements Decoder {
       const act: Act = {
         x: await buf(chunk * H, 'x'), h: await buf(chunk * H, 'h'), q: await buf(chunk * Hq * D, 'q'),
         k: await buf(chunk * Hkv * D, 'k'), v: await buf(chunk * Hkv * D, 'v'), qh: await buf(chunk * Hq * D, 'q heads'),
-        kAttn: await buf(Hkv * cap * D, 'attention keys'), vAttn: await buf(Hkv * cap * D, 'attention values'),
+        kAttn: await buf(Hkv * packed * D, 'attention keys'), vAttn: await buf(Hkv * packed * D, 'attention values'),
+        kChunk: await buf(Hkv * chunk * D, 'chunk keys'), vChunk: await buf(Hkv * chunk * D, 'chunk values'),
         oh: await buf(chunk * Hq * D, 'attention out'), o: await buf(chunk * Hq * D, 'o'), lse: await buf(chunk * Hq, 'lse'),
         proj: await buf(chunk * H, 'proj'), gate: await buf(chunk * F, 'gate'), up: await buf(chunk * F, 'up'),
         last: await buf(H, 'last'), logits: await buf(V, 'logits'), ids: await buf(chunk, 'ids'), rope: await buf(chunk * D, 'rope cos sin'),
@@ -114,7 +131,7 @@ export class GpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.length * 2 * this.config.kvHeads * this.opts.maxTokens * this.config.headDim * 4;
+    return this.layers.reduce((sum, l) => sum + 2 * this.config.kvHeads * l.slots * this.config.headDim * 4, 0);
   }
 
   reset(): void {
@@ -199,7 +216,6 @@ export class GpuDecoder implements Decoder {
     gpu.device.queue.writeBuffer(a.ids, 0, new Uint32Array(tokens));
     gpu.device.queue.writeBuffer(a.rope, 0, this.ropeTable(T));
     await gpu.run('embedding', (pass) => this.elementwise(pass, this.pipes.embedding, [this.embedding, a.ids, a.x], T * H, H));
-    const n = this.pos + T;
     const rope = (pass: GPUComputePassEncoder, src: GPUBuffer, dst: GPUBuffer, heads: number, stride: number, offset: number, rotate: boolean) => {
       const params = this.uniform(ropeParams({ tokens: T, heads, headDim: D, stride, offset, rotate, interleaved: c.ropeLayout === 'interleaved' }));
       this.dispatch(pass, this.pipes.rope, [src, a.rope, dst, params], ...grid((T * heads * D) / 2, ROPE_THREADS));
@@ -211,14 +227,22 @@ export class GpuDecoder implements Decoder {
         this.matmul(pass, a.h, layer.wk, a.k, T, Hkv * D, H, layer.bk);
         this.matmul(pass, a.h, layer.wv, a.v, T, Hkv * D, H, layer.bv);
         rope(pass, a.q, a.qh, Hq, T, 0, true);
-        rope(pass, a.k, layer.cacheK, Hkv, cap, this.pos, true);
-        rope(pass, a.v, layer.cacheV, Hkv, cap, this.pos, false);
+        if (layer.ring) {
+          rope(pass, a.k, a.kChunk, Hkv, T, 0, true);
+          rope(pass, a.v, a.vChunk, Hkv, T, 0, false);
+        } else {
+          rope(pass, a.k, layer.cacheK, Hkv, cap, this.pos, true);
+          rope(pass, a.v, layer.cacheV, Hkv, cap, this.pos, false);
+        }
       });
-      // The kernels read keys [Hkv, n, D]; the cache rows of each head are [cap, D]: pack the first n.
+      // The kernels read keys [Hkv, n, D] in position order: pack them from the cache rows of each head.
       const enc = gpu.device.createCommandEncoder({ label: 'pack KV' });
-      for (let h = 0; h < Hkv; h++) {
-        enc.copyBufferToBuffer(layer.cacheK, h * cap * D * 4, a.kAttn, h * n * D * 4, n * D * 4);
-        enc.copyBufferToBuffer(layer.cacheV, h * cap * D * 4, a.vAttn, h * n * D * 4, n * D * 4);
+      const n = layer.ring ? this.packRing(enc, layer, layer.ring, T) : this.pos + T;
+      if (!layer.ring) {
+        for (let h = 0; h < Hkv; h++) {
+          enc.copyBufferToBuffer(layer.cacheK, h * cap * D * 4, a.kAttn, h * n * D * 4, n * D * 4);
+          enc.copyBufferToBuffer(layer.cacheV, h * cap * D * 4, a.vAttn, h * n * D * 4, n * D * 4);
+        }
       }
       gpu.device.queue.submit([enc.finish()]);
       await this.attend(layer.method, T, n);
@@ -240,6 +264,52 @@ export class GpuDecoder implements Decoder {
       this.dispatch(pass, this.pipes.rmsnorm, [a.x, this.outputNorm, a.last, this.uniform(rmsNormParams(1, H, c.rmsNormEps, T - 1))], 1);
       this.matmul(pass, a.last, this.output, a.logits, 1, c.vocabSize, H);
     });
+  }
+
+  /**
+   * Ring layers (the GPU form of kv-cache.ts's RingKVCache): sinks, the ring unrolled into position order
+   * and the chunk are copied into the packed keys; then the chunk is stored into its ring slots. Returns
+   * the packed length. Only copies: at most 4 per head and tensor.
+   */
+  private packRing(enc: GPUCommandEncoder, layer: GpuLayer, ring: { sinks: number; size: number }, T: number): number {
+    const c = this.config;
+    const a = this.act;
+    const D = c.headDim;
+    const rowBytes = D * 4;
+    const { sinks, size } = ring;
+    const slot = (p: number) => (p < sinks ? p : sinks + ((p - sinks) % size));
+    const sinksHeld = Math.min(this.pos, sinks);
+    const ringFirst = Math.max(sinksHeld, this.pos - size);
+    const n = sinksHeld + (this.pos - ringFirst) + T;
+    for (let h = 0; h < c.kvHeads; h++) {
+      for (const [cache, chunk, packed] of [[layer.cacheK, a.kChunk, a.kAttn], [layer.cacheV, a.vChunk, a.vAttn]] as const) {
+        const cacheRow = (r: number) => (h * layer.slots + r) * rowBytes;
+        const packedRow = (r: number) => (h * n + r) * rowBytes;
+        if (sinksHeld > 0) enc.copyBufferToBuffer(cache, cacheRow(0), packed, packedRow(0), sinksHeld * rowBytes);
+        let at = sinksHeld;
+        for (let p = ringFirst; p < this.pos;) {
+          const s = slot(p);
+          const len = Math.min(this.pos - p, sinks + size - s);
+          enc.copyBufferToBuffer(cache, cacheRow(s), packed, packedRow(at), len * rowBytes);
+          at += len;
+          p += len;
+        }
+        enc.copyBufferToBuffer(chunk, h * T * rowBytes, packed, packedRow(at), T * rowBytes);
+        // Store the chunk: sink positions, then the last `size` others (earlier ones would be overwritten).
+        const end = this.pos + T;
+        for (let p = this.pos; p < end;) {
+          if (p >= sinks && p < end - size) {
+            p = end - size;
+            continue;
+          }
+          const s = slot(p);
+          const len = p < sinks ? Math.min(sinks - p, end - p) : Math.min(end - p, sinks + size - s);
+          enc.copyBufferToBuffer(chunk, (h * T + p - this.pos) * rowBytes, cache, cacheRow(s), len * rowBytes);
+          p += len;
+        }
+      }
+    }
+    return n;
   }
 
   /** Attention of the chunk's T queries (a.qh) over the n packed keys (a.kAttn, a.vAttn) into a.oh. */
