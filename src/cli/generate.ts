@@ -7,12 +7,13 @@ import { scheduleFromSpec } from '../attention/sparse.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createDecoder } from '../model/create-decoder.js';
 import { generate, promptTokens } from '../model/generate.js';
-import { loadModel } from '../model/load-model.js';
+import { loadModel } from '../model/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
-  F: a GGUF file (F32, F16, BF16, Q8_0 tensors; llama, qwen2, mistral). Temperature 0 (default) is greedy.
+  F: a GGUF file (F32, F16, BF16, Q8_0 tensors) or a Hugging Face directory; llama, qwen2, mistral.
+  Temperature 0 (default) is greedy.
   SPEC: any attend method for every layer (default flash), or hybrid:every=E,window=W for a layer schedule.
   The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.`;
 

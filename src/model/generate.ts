@@ -61,7 +61,9 @@ export class TextStream {
 
 export async function generate(decoder: Decoder, tokenizer: Tokenizer, promptIds: number[], opts: GenerateOptions): Promise<GenerateResult> {
   if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new InputError(`max tokens must be a non-negative integer, got ${opts.maxTokens}`);
-  const sampler = new Sampler(decoder.config.vocabSize, opts);
+  // Embeddings may be padded beyond the tokenizer (Qwen2); padded rows are never sampled.
+  const vocab = Math.min(decoder.config.vocabSize, tokenizer.vocabSize);
+  const sampler = new Sampler(vocab, opts);
   const stream = new TextStream(tokenizer, promptIds[promptIds.length - 1]);
   const ids: number[] = [];
   let text = '';
@@ -75,7 +77,7 @@ export async function generate(decoder: Decoder, tokenizer: Tokenizer, promptIds
   const t1 = performance.now();
   let stoppedAtEos = false;
   for (let i = 0; i < opts.maxTokens && logits; i++) {
-    const id = sampler.next(logits);
+    const id = sampler.next(logits.length > vocab ? logits.subarray(0, vocab) : logits);
     if ((opts.stopAtEos ?? true) && id === tokenizer.eosId) {
       stoppedAtEos = true;
       break;
