@@ -11,7 +11,10 @@ deadline=$(( $(date +%s) + ${SWEEP_SECONDS:-220} ))
 left() { echo $(( deadline - $(date +%s) )); }
 lengths="${LENGTHS:-1024,4096,16384}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
-timeout 60 python3 scripts/bench_model_torch.py --out "$out/torch.json" --lengths "$lengths" 2>&1 | tail -n 8
-timeout "$(left)" node scripts/bench-model.mjs --backend webgpu --lengths "$lengths" --decode 32 --budget-seconds 40 \
+timeout 90 python3 scripts/bench_model_torch.py --out "$out/torch.json" --lengths "$lengths" 2>&1 | tail -n 8
+# f16 storage (weights, Q, KV) for every method, as one would serve; then flash in f32 (the exact path).
+timeout "$(left)" node scripts/bench-model.mjs --backend webgpu --lengths "$lengths" --decode 32 --budget-seconds 30 --storage f16 \
   --method flash --method window:left=1024 --method hybrid:every=3,window=128 --method dense ${MODEL_ARGS:-} \
-  --out "$out/longctx.json" 2>&1 | grep -v "artificially reduced" | tee "$out/longctx.md"
+  --out "$out/longctx-f16.json" 2>&1 | grep -v "artificially reduced" | tee "$out/longctx-f16.md"
+timeout "$(left)" node scripts/bench-model.mjs --backend webgpu --lengths "$lengths" --decode 32 --budget-seconds 30 --storage f32 \
+  --method flash ${MODEL_ARGS:-} --out "$out/longctx-f32.json" 2>&1 | grep -v "artificially reduced" | tee "$out/longctx-f32.md"

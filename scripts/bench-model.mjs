@@ -2,7 +2,7 @@
 // Prefill and decode tokens/s of the decoder against context length, per attention method, on a
 // random-weight model of Llama-3.2-1B's shape (or --tiny for a check on the CPU).
 //   node scripts/bench-model.mjs [--backend webgpu] [--lengths 1024,4096,16384] [--method flash --method window:left=1024]
-//        [--decode 32] [--chunk 512] [--budget-seconds 60] [--tiny] [--out results.json]
+//        [--decode 32] [--chunk 512] [--storage f32|f16] [--budget-seconds 60] [--tiny] [--out results.json]
 // Prints a markdown table; writes JSON rows with --out. A length is skipped for a method once a smaller
 // one took longer than the budget.
 import { writeFileSync } from 'node:fs';
@@ -16,7 +16,7 @@ import { acquireDevice } from '../dist/src/runtime/device.js';
 const { values } = parseArgs({ options: {
   backend: { type: 'string', default: 'webgpu' }, lengths: { type: 'string', default: '1024,4096,16384' },
   method: { type: 'string', multiple: true }, decode: { type: 'string', default: '32' }, chunk: { type: 'string', default: '512' },
-  'budget-seconds': { type: 'string', default: '60' }, tiny: { type: 'boolean' }, out: { type: 'string' },
+  'budget-seconds': { type: 'string', default: '60' }, tiny: { type: 'boolean' }, out: { type: 'string' }, storage: { type: 'string', default: 'f32' },
 } });
 const config = values.tiny
   ? { ...LLAMA_3_2_1B_SHAPE, vocabSize: 300, hiddenSize: 64, intermediateSize: 96, layers: 2, heads: 4, kvHeads: 1, headDim: 16 }
@@ -35,7 +35,7 @@ try {
   for (const method of methods) {
     let skip = false;
     // One decoder per method, sized for the longest run: weights go up once, caches are reused.
-    const decoder = await createDecoder(device, model, scheduleFromSpec(parseMethodSpec(method)), { maxTokens: Math.max(...lengths) + decodeSteps, chunk: Number(values.chunk) });
+    const decoder = await createDecoder(device, model, scheduleFromSpec(parseMethodSpec(method)), { maxTokens: Math.max(...lengths) + decodeSteps, chunk: Number(values.chunk), storage: values.storage });
     try {
       for (const length of lengths) {
         if (skip) { rows.push({ method, length, skipped: true }); continue; }
@@ -48,7 +48,7 @@ try {
         for (let i = 0; i < decodeSteps; i++) logits = await decoder.forward([(i * 31) % config.vocabSize]);
         const decode = (performance.now() - b) / 1000;
         if (logits.some(Number.isNaN)) throw new Error(`NaN logits for ${method} at ${length}`);
-        const row = { method, length, backend: device.name, prefillSeconds: prefill, prefillTokensPerSecond: length / prefill,
+        const row = { method, length, storage: values.storage, backend: device.name, prefillSeconds: prefill, prefillTokensPerSecond: length / prefill,
           decodeSteps, decodeTokensPerSecond: decodeSteps / decode };
         rows.push(row);
         process.stderr.write(JSON.stringify(row) + '\n');

@@ -119,4 +119,22 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
       }
     });
   }
+
+  for (const spec of ['flash', 'sinks:tokens=4,left=12']) {
+    it(`f16 storage (weights, Q, KV cache) stays within f16 error of the f32 CPU decoder (${spec})`, async () => {
+      const prompt = expectedIds().slice(0, 60);
+      const cpu = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 64 });
+      const g = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 64, chunk: 13, storage: 'f16' });
+      try {
+        const [a, b] = [await cpu.forward(prompt), await g.forward(prompt)];
+        assertNoNaN('logits', b);
+        const scale = Math.max(...Array.from(a, Math.abs));
+        const err = maxErr(a, b);
+        // f16 keeps 11 significant bits: a relative error of a few 2^-11 after 5 layers; above 1e-5 shows f16 ran.
+        assert.ok(err < 4e-3 * scale && err > 1e-5, `error ${err} of max logit ${scale}`);
+      } finally {
+        g.destroy();
+      }
+    });
+  }
 });

@@ -12,17 +12,19 @@ import { backendOption, numberOption, parse, required } from './args.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
+                        [--storage f32|f16]
   F: a GGUF file (F32, F16, BF16, Q8_0 tensors) or a Hugging Face directory; llama, qwen2, mistral.
   Temperature 0 (default) is greedy.
   SPEC: any attend method for every layer (default flash), or hybrid:every=E,window=W for a layer schedule.
-  The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.`;
+  The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.
+  --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
     model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
     'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string' }, attention: { type: 'string' },
-    'no-bos': { type: 'boolean' }, chunk: { type: 'string' },
+    'no-bos': { type: 'boolean' }, chunk: { type: 'string' }, storage: { type: 'string' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
   let prompt: string;
@@ -35,12 +37,14 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (maxTokens === undefined || !Number.isInteger(maxTokens) || maxTokens < 0) throw new InputError('--max-tokens N (a non-negative integer) is required');
   const chunk = numberOption(v, 'chunk') ?? 512;
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
+  const storage = (v.storage as string | undefined) ?? 'f32';
+  if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
   const schedule = scheduleFromSpec(parseMethodSpec(typeof v.attention === 'string' ? v.attention : 'flash'));
   const backend = backendOption(v);
   const model = loadModel(required(v, 'model'));
   const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
   const device = await acquireDevice(backend);
-  const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk });
+  const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
   try {
     const c = model.config;
     process.stderr.write(`generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`);

@@ -17,12 +17,12 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   if (i >= params.n) { return; }`;
 
 /** out[t, j] = table[ids[t], j]; params a = row width. */
-export function embeddingWgsl(): string {
-  return `${HEADER(`@group(0) @binding(0) var<storage, read> table: array<f32>;
+export function embeddingWgsl(tableType: 'f32' | 'f16' = 'f32'): string {
+  return `${tableType === 'f16' ? 'enable f16;' : ''}${HEADER(`@group(0) @binding(0) var<storage, read> table: array<${tableType}>;
 @group(0) @binding(1) var<storage, read> ids: array<u32>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 @group(0) @binding(3) var<uniform> params: Params;`)}
-  out[i] = table[ids[i / params.a] * params.a + i % params.a];
+  out[i] = f32(table[ids[i / params.a] * params.a + i % params.a]);
 }`;
 }
 

@@ -11,10 +11,13 @@ export const MATMUL_K_STEP = 16;
 /** Workgroups along x before wrapping to y (WebGPU allows 65535 per dimension). */
 export const MATVEC_ROWS_PER_DIM = 32768;
 
-const PARAMS = /* wgsl */ `
+/** Weights stored as f32, or f16 (half the bytes to stream; products and sums stay f32). */
+export type WeightStorage = 'f32' | 'f16';
+
+const PARAMS = (wType: WeightStorage) => /* wgsl */ `${wType === 'f16' ? 'enable f16;' : ''}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<${wType}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;`;
@@ -23,8 +26,8 @@ export function matmulParams(t: number, n: number, k: number, hasBias: boolean):
   return new Uint32Array([t, n, k, hasBias ? 1 : 0]).buffer;
 }
 
-export function matvecWgsl(): string {
-  return /* wgsl */ `${PARAMS}
+export function matvecWgsl(wType: WeightStorage = 'f32'): string {
+  return /* wgsl */ `${PARAMS(wType)}
 var<workgroup> partial: array<f32, ${MATVEC_THREADS}>;
 
 @compute @workgroup_size(${MATVEC_THREADS})
@@ -34,7 +37,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var s = 0.0;
   if (inside) {
     let base = row * params.k;
-    for (var i = lid; i < params.k; i += ${MATVEC_THREADS}u) { s += x[i] * w[base + i]; }
+    for (var i = lid; i < params.k; i += ${MATVEC_THREADS}u) { s += x[i] * f32(w[base + i]); }
   }
   partial[lid] = s;
   workgroupBarrier();
@@ -50,12 +53,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 }`;
 }
 
-export function matmulTiledWgsl(): string {
+export function matmulTiledWgsl(wType: WeightStorage = 'f32'): string {
   // 64 x 64 outputs per workgroup of 16 x 16 threads, 4 x 4 per thread (rows ty + 16i, columns tx + 16j,
   // so neighbouring threads read neighbouring words of workgroup memory); K advances 16 at a time.
   const T = MATMUL_TILE;
   const S = MATMUL_K_STEP;
-  return /* wgsl */ `${PARAMS}
+  return /* wgsl */ `${PARAMS(wType)}
 var<workgroup> xs: array<f32, ${T * S}>;
 var<workgroup> ws: array<f32, ${T * S}>;
 
@@ -72,7 +75,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let xt = tok0 + row;
       let wr = col0 + row;
       xs[idx] = select(0.0, x[xt * params.k + kk], xt < params.t && kk < params.k);
-      ws[idx] = select(0.0, w[wr * params.k + kk], wr < params.n && kk < params.k);
+      ws[idx] = select(0.0, f32(w[wr * params.k + kk]), wr < params.n && kk < params.k);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${S}u; kk++) {

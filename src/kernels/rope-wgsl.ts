@@ -9,12 +9,13 @@ export function ropeParams(p: { tokens: number; heads: number; headDim: number; 
   return new Uint32Array([p.tokens, p.heads, p.headDim, p.stride, p.offset, p.rotate ? 1 : 0, p.interleaved ? 1 : 0, 0]).buffer;
 }
 
-export function ropeWgsl(): string {
-  return /* wgsl */ `
+/** out f16 stores K, V and Q in half precision (the KV cache and the flash kernels' f16 inputs). */
+export function ropeWgsl(outType: 'f32' | 'f16' = 'f32'): string {
+  return /* wgsl */ `${outType === 'f16' ? 'enable f16;' : ''}
 struct Params { t: u32, heads: u32, d: u32, stride: u32, offset: u32, rotate: u32, interleaved: u32, pad: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> cs: array<f32>;   // [T, D/2] cos then [T, D/2] sin
-@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(2) var<storage, read_write> out: array<${outType}>;
 @group(0) @binding(3) var<uniform> params: Params;
 
 @compute @workgroup_size(${ROPE_THREADS})
@@ -33,13 +34,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let x0 = x[src + a];
   let x1 = x[src + b];
   if (params.rotate == 0u) {
-    out[dst + a] = x0;
-    out[dst + b] = x1;
+    out[dst + a] = ${outType}(x0);
+    out[dst + b] = ${outType}(x1);
     return;
   }
   let c = cs[t * half + i];
   let s = cs[(params.t + t) * half + i];
-  out[dst + a] = x0 * c - x1 * s;
-  out[dst + b] = x0 * s + x1 * c;
+  out[dst + a] = ${outType}(x0 * c - x1 * s);
+  out[dst + b] = ${outType}(x0 * s + x1 * c);
 }`;
 }

@@ -26,6 +26,9 @@ export interface DecoderOptions {
   decodeAll?: boolean;
   /** Window and sinks layers keep a ring of what the window sees (default); false keeps every position. */
   ringCaches?: boolean;
+  /** WebGPU: weight matrices, Q and the KV cache in f32 (default, exact) or f16 (half the memory and bandwidth,
+   * and the tensor-core flash kernel where the device has one); activations and sums stay f32. */
+  storage?: 'f32' | 'f16';
 }
 
 /** The decoder's common face, CPU or WebGPU. */

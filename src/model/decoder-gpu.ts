@@ -2,7 +2,8 @@
 // GPU; only token ids, RoPE's cos/sin (float64 on the host) go up and the last logits come down.
 // Attention runs through the library's GPU kernels (flash with the method's block mask, or dense) on
 // the cache rows; a method without a GPU entry here (cca, dsa, ...) goes through attention() on host copies.
-import { ShapeError } from '../errors.js';
+import { ShapeError, UnsupportedError } from '../errors.js';
+import { float32ToHalf } from '../f16.js';
 import { tensor } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import type { Device } from '../runtime/device.js';
@@ -47,6 +48,9 @@ type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' 
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
+  /** Storage of matrices, Q and the KV cache; activations and accumulations are f32 either way. */
+  private readonly storage: 'f32' | 'f16';
+  private readonly elementBytes: number;
   /** Uniform buffers by call site (the n-th dispatch of a chunk), rewritten each chunk: none is allocated per token. */
   private uniformSlots: GPUBuffer[] = [];
   private nextSlot = 0;
@@ -65,19 +69,27 @@ export class GpuDecoder implements Decoder {
     private readonly chunk: number,
     private readonly opts: DecoderOptions,
     private readonly owned: GPUBuffer[],
-  ) {}
+  ) {
+    this.storage = opts.storage ?? 'f32';
+    this.elementBytes = this.storage === 'f16' ? 2 : 4;
+  }
 
   static async create(gpu: GpuContext, model: LoadedModel, schedule: LayerSchedule, opts: DecoderOptions): Promise<GpuDecoder> {
     const c = model.config;
     const owned: GPUBuffer[] = [];
     try {
+      const storage = opts.storage ?? 'f32';
+      if (storage === 'f16' && !gpu.features.f16) throw new UnsupportedError('f16 storage needs a device with shader-f16; use storage f32');
+      const e = storage === 'f16' ? 2 : 4;
+      // Matrices in the storage type; norm weights and biases (vectors) stay f32.
       const up = async (w: WeightTensor) => {
-        const b = await gpu.upload(new WeightMatrix(w).toFloat32(), w.name);
+        const values = new WeightMatrix(w).toFloat32();
+        const b = await gpu.upload(storage === 'f16' && w.shape.length === 2 ? float32ToHalf(values) : values, w.name);
         owned.push(b);
         return b;
       };
-      const buf = async (floats: number, label: string) => {
-        const b = await gpu.createBuffer(Math.max(1, floats) * 4, label);
+      const buf = async (floats: number, label: string, bytesPer = 4) => {
+        const b = await gpu.createBuffer(Math.max(1, floats) * bytesPer, label);
         owned.push(b);
         return b;
       };
@@ -96,7 +108,7 @@ export class GpuDecoder implements Decoder {
           wq: await up(l.wq), wk: await up(l.wk), wv: await up(l.wv), wo: await up(l.wo),
           bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)),
           wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
-          cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`),
+          cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`, e), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`, e),
           slots, ring, method,
         });
       }
@@ -105,18 +117,18 @@ export class GpuDecoder implements Decoder {
       const outputNorm = await up(model.weights.outputNorm);
       const act: Act = {
         x: await buf(chunk * H, 'x'), h: await buf(chunk * H, 'h'), q: await buf(chunk * Hq * D, 'q'),
-        k: await buf(chunk * Hkv * D, 'k'), v: await buf(chunk * Hkv * D, 'v'), qh: await buf(chunk * Hq * D, 'q heads'),
-        kAttn: await buf(Hkv * packed * D, 'attention keys'), vAttn: await buf(Hkv * packed * D, 'attention values'),
-        kChunk: await buf(Hkv * chunk * D, 'chunk keys'), vChunk: await buf(Hkv * chunk * D, 'chunk values'),
+        k: await buf(chunk * Hkv * D, 'k'), v: await buf(chunk * Hkv * D, 'v'), qh: await buf(chunk * Hq * D, 'q heads', e),
+        kAttn: await buf(Hkv * packed * D, 'attention keys', e), vAttn: await buf(Hkv * packed * D, 'attention values', e),
+        kChunk: await buf(Hkv * chunk * D, 'chunk keys', e), vChunk: await buf(Hkv * chunk * D, 'chunk values', e),
         oh: await buf(chunk * Hq * D, 'attention out'), o: await buf(chunk * Hq * D, 'o'), lse: await buf(chunk * Hq, 'lse'),
         proj: await buf(chunk * H, 'proj'), gate: await buf(chunk * F, 'gate'), up: await buf(chunk * F, 'up'),
         last: await buf(H, 'last'), logits: await buf(V, 'logits'), ids: await buf(chunk, 'ids'), rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
       };
       const pipes: Pipelines = {
-        matvec: await gpu.pipeline('model-matvec', matvecWgsl), matmul: await gpu.pipeline('model-matmul', matmulTiledWgsl),
-        rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl), rope: await gpu.pipeline('model-rope', ropeWgsl),
-        embedding: await gpu.pipeline('model-embedding', embeddingWgsl), add: await gpu.pipeline('model-add', addWgsl),
+        matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)), matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
+        rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl), rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
+        embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)), add: await gpu.pipeline('model-add', addWgsl),
         swiglu: await gpu.pipeline('model-swiglu', swigluWgsl), heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
       };
       return new GpuDecoder(gpu, c, layers, embedding, output, outputNorm, act, pipes, chunk, opts, owned);
@@ -131,7 +143,7 @@ export class GpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((sum, l) => sum + 2 * this.config.kvHeads * l.slots * this.config.headDim * 4, 0);
+    return this.layers.reduce((sum, l) => sum + 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes, 0);
   }
 
   reset(): void {
@@ -240,8 +252,9 @@ export class GpuDecoder implements Decoder {
       const n = layer.ring ? this.packRing(enc, layer, layer.ring, T) : this.pos + T;
       if (!layer.ring) {
         for (let h = 0; h < Hkv; h++) {
-          enc.copyBufferToBuffer(layer.cacheK, h * cap * D * 4, a.kAttn, h * n * D * 4, n * D * 4);
-          enc.copyBufferToBuffer(layer.cacheV, h * cap * D * 4, a.vAttn, h * n * D * 4, n * D * 4);
+          const row = D * this.elementBytes;
+          enc.copyBufferToBuffer(layer.cacheK, h * cap * row, a.kAttn, h * n * row, n * row);
+          enc.copyBufferToBuffer(layer.cacheV, h * cap * row, a.vAttn, h * n * row, n * row);
         }
       }
       gpu.device.queue.submit([enc.finish()]);
@@ -275,7 +288,7 @@ export class GpuDecoder implements Decoder {
     const c = this.config;
     const a = this.act;
     const D = c.headDim;
-    const rowBytes = D * 4;
+    const rowBytes = D * this.elementBytes;
     const { sinks, size } = ring;
     const slot = (p: number) => (p < sinks ? p : sinks + ((p - sinks) % size));
     const sinksHeld = Math.min(this.pos, sinks);
@@ -317,7 +330,7 @@ export class GpuDecoder implements Decoder {
     const c = this.config;
     const a = this.act;
     const shape: AttentionShape = { heads: c.heads, kvHeads: c.kvHeads, queries: T, keys: n, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
-    const inputs = { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: 'f32' as const };
+    const inputs = { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage };
     switch (method.name) {
       case 'dense':
         return denseAttentionGpu(this.gpu, inputs);
@@ -326,7 +339,7 @@ export class GpuDecoder implements Decoder {
       case 'sinks': {
         const variant = choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
         const mask = maskForSpec(method, true);
-        const blocks = mask ? await prepareBlockMask(this.gpu, mask, T, n, c.headDim, 'f32', variant) : undefined;
+        const blocks = mask ? await prepareBlockMask(this.gpu, mask, T, n, c.headDim, this.storage, variant) : undefined;
         try {
           return await flashAttentionGpu(this.gpu, inputs, variant, blocks);
         } finally {
@@ -343,10 +356,13 @@ export class GpuDecoder implements Decoder {
     const c = this.config;
     const a = this.act;
     const D = c.headDim;
-    const read = async (b: GPUBuffer, floats: number) => new Float32Array(await this.gpu.read(b, floats * 4));
-    const q = tensor([c.heads, T, D], 'f32', await read(a.qh, c.heads * T * D));
-    const k = tensor([c.kvHeads, n, D], 'f32', await read(a.kAttn, c.kvHeads * n * D));
-    const v = tensor([c.kvHeads, n, D], 'f32', await read(a.vAttn, c.kvHeads * n * D));
+    const read = async (b: GPUBuffer, values: number) => {
+      const bytes = await this.gpu.read(b, values * this.elementBytes);
+      return this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes);
+    };
+    const q = tensor([c.heads, T, D], this.storage, await read(a.qh, c.heads * T * D));
+    const k = tensor([c.kvHeads, n, D], this.storage, await read(a.kAttn, c.kvHeads * n * D));
+    const v = tensor([c.kvHeads, n, D], this.storage, await read(a.vAttn, c.kvHeads * n * D));
     const device: Device = { backend: 'webgpu', name: this.gpu.adapterName, gpu: this.gpu, destroy() {} };
     const state = await attention(device, q, k, v, method, { causal: true });
     this.gpu.device.queue.writeBuffer(a.oh, 0, state.o as Float32Array<ArrayBuffer>);
