@@ -121,6 +121,21 @@ describe('stories260K on the CPU', () => {
     });
   }
 
+  it('CCA layers through their compressed cache: chunked prefill equals one token at a time; dsa is refused', async () => {
+    const spec = 'cca:group=4,window=8';
+    const prompt = expectedIds().slice(0, 50);
+    const chunked = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 50, chunk: 7 });
+    const single = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 50, chunk: 1 });
+    const flash = new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: 50 });
+    const a = await chunked.forward(prompt);
+    let b: Float32Array = new Float32Array();
+    for (const id of prompt) b = await single.forward([id]);
+    assert.ok(maxErr(a, b) < 1e-4, `${maxErr(a, b)}`);
+    assert.ok(maxErr(a, await flash.forward(prompt)) > 1e-3, 'CCA changes the logits');
+    assert.ok(chunked.cacheBytes < flash.cacheBytes);
+    assert.throws(() => new CpuDecoder(model, uniformSchedule('dsa'), { maxTokens: 8 }), /indexer/);
+  });
+
   it('a hybrid schedule runs a method per layer', async () => {
     const d = new CpuDecoder(model, hybridSchedule(2, 8), { maxTokens: 40 });
     const r = await generate(d, model.tokenizer, [1], { maxTokens: 39, temperature: 0 });

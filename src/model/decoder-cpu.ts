@@ -16,6 +16,8 @@ import { WeightMatrix } from './dequant.js';
 import { DenseKVCache, RingKVCache, type LayerKVCache } from './kv-cache.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
 import type { LoadedModel, ModelConfig } from './types.js';
+import type { CcaKVCache } from '../attention/cca-cache.js';
+import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
 
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */
@@ -51,6 +53,8 @@ interface Layer {
   wGate: WeightMatrix; wUp: WeightMatrix; wDown: WeightMatrix;
   method: MethodSpec;
   cache: LayerKVCache;
+  /** CCA layers attend through their compressed cache instead (cache then holds nothing). */
+  cca?: CcaKVCache;
 }
 
 export function modelParameterCount(c: ModelConfig): number {
@@ -90,13 +94,16 @@ export class CpuDecoder implements Decoder {
     this.chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
     this.layers = w.layers.map((l, i) => {
       const method = schedule.methodFor(i);
+      checkDecoderMethod(method);
+      const cca = ccaLayerCache(c, method);
       return {
         attnNorm: vec(l.attnNorm), ffnNorm: vec(l.ffnNorm),
         wq: mat(l.wq), wk: mat(l.wk), wv: mat(l.wv), wo: mat(l.wo),
         bq: l.bq && vec(l.bq), bk: l.bk && vec(l.bk), bv: l.bv && vec(l.bv),
         wGate: mat(l.wGate), wUp: mat(l.wUp), wDown: mat(l.wDown),
         method,
-        cache: cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
+        cache: cca ? new DenseKVCache(c.kvHeads, c.headDim, 0) : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
+        cca,
       };
     });
     this.embedding = mat(w.tokenEmbedding);
@@ -115,11 +122,14 @@ export class CpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((a, l) => a + l.cache.bytes, 0);
+    return this.layers.reduce((a, l) => a + (l.cca ? l.cca.bytes : l.cache.bytes), 0);
   }
 
   reset(): void {
-    for (const l of this.layers) l.cache.reset();
+    for (const l of this.layers) {
+      l.cache.reset();
+      if (l.cca) l.cca = ccaLayerCache(this.config, l.method);
+    }
     this.pos = 0;
   }
 
@@ -156,8 +166,12 @@ export class CpuDecoder implements Decoder {
       tokenMajorToHeadMajor(q, qh, T, Hq, D);
       tokenMajorToHeadMajor(k, kh, T, Hkv, D);
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
-      const keys = layer.cache.append(kh, vh, T);
-      for (let g = 0; g < Hkv; g++) {
+      if (layer.cca) {
+        const state = await layer.cca.forward(cpuDevice, tensor([Hq, T, D], 'f32', qh), tensor([Hkv, T, D], 'f32', kh), tensor([Hkv, T, D], 'f32', vh));
+        headMajorToTokenMajor(state.o, o, T, Hq, D, 0, Hq);
+      }
+      const keys = layer.cca ? undefined : layer.cache.append(kh, vh, T);
+      for (let g = 0; keys && g < Hkv; g++) {
         // One call per key/value head: its cache rows are contiguous views, so nothing is copied.
         const qg = tensor([group, T, D], 'f32', qh.subarray(g * group * T * D, (g + 1) * group * T * D));
         const kg = tensor([1, keys.n, D], 'f32', keys.keys[g]);

@@ -6,7 +6,9 @@ import { ShapeError, UnsupportedError } from '../errors.js';
 import { float32ToHalf } from '../f16.js';
 import { tensor } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
-import type { Device } from '../runtime/device.js';
+import { cpuDevice, type Device } from '../runtime/device.js';
+import type { CcaKVCache } from '../attention/cca-cache.js';
+import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
 import { attention } from '../attention/attention.js';
 import { flashAttentionGpu, prepareBlockMask, type FlashVariant } from '../attention/flash.js';
 import { denseAttentionGpu } from '../attention/dense.js';
@@ -40,6 +42,8 @@ interface GpuLayer {
   /** Rows per head of the cache: every position (dense), or sinks + a ring of window + 1 (window, sinks). */
   slots: number;
   ring?: { sinks: number; size: number };
+  /** CCA layers keep their compressed cache on the host (attention/cca-cache.ts) and attend there. */
+  cca?: CcaKVCache;
   method: MethodSpec;
 }
 
@@ -100,16 +104,18 @@ export class GpuDecoder implements Decoder {
       let packed = 1;
       for (const [i, l] of model.weights.layers.entries()) {
         const method = schedule.methodFor(i);
+        checkDecoderMethod(method);
+        const cca = ccaLayerCache(c, method, storage);
         const ring = ringOf(method, cap);
-        const slots = ring ? ring.sinks + ring.size : cap;
-        packed = Math.max(packed, ring ? Math.min(cap, slots + chunk) : cap);
+        const slots = cca ? 0 : ring ? ring.sinks + ring.size : cap;
+        packed = Math.max(packed, cca ? chunk : ring ? Math.min(cap, slots + chunk) : cap);
         layers.push({
           attnNorm: await up(l.attnNorm), ffnNorm: await up(l.ffnNorm),
           wq: await up(l.wq), wk: await up(l.wk), wv: await up(l.wv), wo: await up(l.wo),
           bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)),
           wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
           cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`, e), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`, e),
-          slots, ring, method,
+          slots, ring, method, cca,
         });
       }
       const embedding = await up(model.weights.tokenEmbedding);
@@ -143,11 +149,12 @@ export class GpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((sum, l) => sum + 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes, 0);
+    return this.layers.reduce((sum, l) => sum + (l.cca ? l.cca.bytes : 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes), 0);
   }
 
   reset(): void {
     this.pos = 0;
+    for (const l of this.layers) if (l.cca) l.cca = ccaLayerCache(this.config, l.method, this.storage);
   }
 
   destroy(): void {
@@ -239,7 +246,7 @@ export class GpuDecoder implements Decoder {
         this.matmul(pass, a.h, layer.wk, a.k, T, Hkv * D, H, layer.bk);
         this.matmul(pass, a.h, layer.wv, a.v, T, Hkv * D, H, layer.bv);
         rope(pass, a.q, a.qh, Hq, T, 0, true);
-        if (layer.ring) {
+        if (layer.ring || layer.cca) {
           rope(pass, a.k, a.kChunk, Hkv, T, 0, true);
           rope(pass, a.v, a.vChunk, Hkv, T, 0, false);
         } else {
@@ -249,8 +256,8 @@ export class GpuDecoder implements Decoder {
       });
       // The kernels read keys [Hkv, n, D] in position order: pack them from the cache rows of each head.
       const enc = gpu.device.createCommandEncoder({ label: 'pack KV' });
-      const n = layer.ring ? this.packRing(enc, layer, layer.ring, T) : this.pos + T;
-      if (!layer.ring) {
+      const n = layer.cca ? T : layer.ring ? this.packRing(enc, layer, layer.ring, T) : this.pos + T;
+      if (!layer.ring && !layer.cca) {
         for (let h = 0; h < Hkv; h++) {
           const row = D * this.elementBytes;
           enc.copyBufferToBuffer(layer.cacheK, h * cap * row, a.kAttn, h * n * row, n * row);
@@ -258,7 +265,8 @@ export class GpuDecoder implements Decoder {
         }
       }
       gpu.device.queue.submit([enc.finish()]);
-      await this.attend(layer.method, T, n);
+      if (layer.cca) await this.attendCca(layer.cca, T);
+      else await this.attend(layer.method, T, n);
       await gpu.run('attention output and MLP', (pass) => {
         this.elementwise(pass, this.pipes.heads, [a.oh, a.o], T * Hq * D, T, Hq, D);
         this.matmul(pass, a.o, layer.wo, a.proj, T, H, Hq * D);
@@ -349,6 +357,22 @@ export class GpuDecoder implements Decoder {
       default:
         return this.attendOnHost(method, T, n);
     }
+  }
+
+  /** CCA through its host cache: the chunk's q, k, v come down, the output goes back up. */
+  private async attendCca(cache: CcaKVCache, T: number): Promise<void> {
+    const c = this.config;
+    const a = this.act;
+    const D = c.headDim;
+    const read = async (b: GPUBuffer, values: number) => {
+      const bytes = await this.gpu.read(b, values * this.elementBytes);
+      return this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes);
+    };
+    const q = tensor([c.heads, T, D], this.storage, await read(a.qh, c.heads * T * D));
+    const k = tensor([c.kvHeads, T, D], this.storage, await read(a.kChunk, c.kvHeads * T * D));
+    const v = tensor([c.kvHeads, T, D], this.storage, await read(a.vChunk, c.kvHeads * T * D));
+    const state = await cache.forward(cpuDevice, q, k, v);
+    this.gpu.device.queue.writeBuffer(a.oh, 0, state.o as Float32Array<ArrayBuffer>);
   }
 
   /** Any other method through attention(): copies q, k, v down and the output back up. */
