@@ -71,8 +71,12 @@ def torch_reference(model_dir, token_files, last):
     for name, path in token_files.items():
         ids = torch.from_numpy(np.fromfile(path, dtype="<i4").astype(np.int64)).cuda()[None]
         t = time.time()
-        with torch.no_grad():
-            hidden = model.model(input_ids=ids).last_hidden_state[:, -last:]
+        # Only the memory-efficient SDPA kernel (float32, causal without a materialised mask): the math
+        # fallback would allocate heads x N x N floats (8 GiB per layer at 8K) and run out of memory.
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+        torch.cuda.empty_cache()
+        with torch.no_grad(), sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
+            hidden = model.model(input_ids=ids, attention_mask=None).last_hidden_state[:, -last:]
             logits = model.lm_head(hidden)[0].float().cpu().numpy()
         torch.cuda.synchronize()
         refs[name] = (logits, time.time() - t)
