@@ -6,6 +6,7 @@ import { ShapeError } from '../errors.js';
 import { tensor } from '../tensor.js';
 import { cpuDevice } from '../runtime/device.js';
 import { attention } from '../attention/attention.js';
+import { attendSelected } from '../attention/dsa.js';
 import type { MethodSpec } from '../attention/spec.js';
 import type { LayerSchedule } from '../attention/sparse.js';
 import { matmulRowsCpu } from '../kernels/matmul-cpu.js';
@@ -18,6 +19,7 @@ import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
 import type { LoadedModel, ModelConfig } from './types.js';
 import type { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
+import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
 
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */
@@ -31,6 +33,8 @@ export interface DecoderOptions {
   /** WebGPU: weight matrices, Q and the KV cache in f32 (default, exact) or f16 (half the memory and bandwidth,
    * and the tensor-core flash kernel where the device has one); activations and sums stay f32. */
   storage?: 'f32' | 'f16';
+  /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
+  observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -55,6 +59,8 @@ interface Layer {
   cache: LayerKVCache;
   /** CCA layers attend through their compressed cache instead (cache then holds nothing). */
   cca?: CcaKVCache;
+  /** DSA layers: index keys and key selection (cache holds their keys and values). */
+  dsa?: DsaLayer;
 }
 
 export function modelParameterCount(c: ModelConfig): number {
@@ -104,6 +110,7 @@ export class CpuDecoder implements Decoder {
         method,
         cache: cca ? new DenseKVCache(c.kvHeads, c.headDim, 0) : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
         cca,
+        dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), opts.maxTokens) : undefined,
       };
     });
     this.embedding = mat(w.tokenEmbedding);
@@ -122,12 +129,13 @@ export class CpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((a, l) => a + (l.cca ? l.cca.bytes : l.cache.bytes), 0);
+    return this.layers.reduce((a, l) => a + (l.cca ? l.cca.bytes : l.cache.bytes) + (l.dsa?.bytes ?? 0), 0);
   }
 
   reset(): void {
     for (const l of this.layers) {
       l.cache.reset();
+      l.dsa?.reset();
       if (l.cca) l.cca = ccaLayerCache(this.config, l.method);
     }
     this.pos = 0;
@@ -156,7 +164,7 @@ export class CpuDecoder implements Decoder {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
       x.set(this.embedding.row(id), t * H);
     });
-    for (const layer of this.layers) {
+    for (const [li, layer] of this.layers.entries()) {
       rmsNormCpu(x, T, H, layer.attnNorm, c.rmsNormEps, h);
       matmulRowsCpu(h, T, layer.wq, q, layer.bq);
       matmulRowsCpu(h, T, layer.wk, k, layer.bk);
@@ -166,17 +174,22 @@ export class CpuDecoder implements Decoder {
       tokenMajorToHeadMajor(q, qh, T, Hq, D);
       tokenMajorToHeadMajor(k, kh, T, Hkv, D);
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
+      this.opts.observe?.(li, this.pos, T, qh, kh);
       if (layer.cca) {
         const state = await layer.cca.forward(cpuDevice, tensor([Hq, T, D], 'f32', qh), tensor([Hkv, T, D], 'f32', kh), tensor([Hkv, T, D], 'f32', vh));
         headMajorToTokenMajor(state.o, o, T, Hq, D, 0, Hq);
       }
       const keys = layer.cca ? undefined : layer.cache.append(kh, vh, T);
+      layer.dsa?.append(kh, T);
+      const selected = layer.dsa && (await layer.dsa.select(cpuDevice, qh, T));
       for (let g = 0; keys && g < Hkv; g++) {
         // One call per key/value head: its cache rows are contiguous views, so nothing is copied.
         const qg = tensor([group, T, D], 'f32', qh.subarray(g * group * T * D, (g + 1) * group * T * D));
         const kg = tensor([1, keys.n, D], 'f32', keys.keys[g]);
         const vg = tensor([1, keys.n, D], 'f32', keys.values[g]);
-        const state = await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
+        const state = selected
+          ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
+          : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
         headMajorToTokenMajor(state.o, o, T, group, D, g * group, Hq);
       }
       matmulRowsCpu(o, T, layer.wo, proj);

@@ -4,7 +4,7 @@
 // the cache rows; a method without a GPU entry here (cca, dsa, ...) goes through attention() on host copies.
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { float32ToHalf } from '../f16.js';
-import { tensor } from '../tensor.js';
+import { asFloat32, tensor } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { cpuDevice, type Device } from '../runtime/device.js';
 import type { CcaKVCache } from '../attention/cca-cache.js';
@@ -12,6 +12,8 @@ import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
 import { attention } from '../attention/attention.js';
 import { flashAttentionGpu, prepareBlockMask, type FlashVariant } from '../attention/flash.js';
 import { denseAttentionGpu } from '../attention/dense.js';
+import { sparseGatherGpu, type GatheredKeys } from '../attention/dsa.js';
+import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
 import { maskForSpec } from '../attention/sparse.js';
 import { choiceParam, type MethodSpec } from '../attention/spec.js';
 import type { LayerSchedule } from '../attention/sparse.js';
@@ -44,11 +46,13 @@ interface GpuLayer {
   ring?: { sinks: number; size: number };
   /** CCA layers keep their compressed cache on the host (attention/cca-cache.ts) and attend there. */
   cca?: CcaKVCache;
+  /** DSA layers: index keys and selection on the host (from the chunk's q and k read back), gathered attention here. */
+  dsa?: DsaLayer;
   method: MethodSpec;
 }
 
 type Pipelines = Record<'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
-type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none' | 'kChunk' | 'vChunk', GPUBuffer>;
+type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none' | 'kChunk' | 'vChunk' | 'dsaIndices', GPUBuffer>;
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
@@ -116,6 +120,7 @@ export class GpuDecoder implements Decoder {
           wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
           cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`, e), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`, e),
           slots, ring, method, cca,
+          dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), cap) : undefined,
         });
       }
       const embedding = await up(model.weights.tokenEmbedding);
@@ -130,6 +135,7 @@ export class GpuDecoder implements Decoder {
         proj: await buf(chunk * H, 'proj'), gate: await buf(chunk * F, 'gate'), up: await buf(chunk * F, 'up'),
         last: await buf(H, 'last'), logits: await buf(V, 'logits'), ids: await buf(chunk, 'ids'), rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
+        dsaIndices: await buf(chunk * Math.max(1, ...layers.map((l) => l.dsa?.width ?? 0)), 'dsa key lists'),
       };
       const pipes: Pipelines = {
         matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)), matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
@@ -149,12 +155,15 @@ export class GpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((sum, l) => sum + (l.cca ? l.cca.bytes : 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes), 0);
+    return this.layers.reduce((sum, l) => sum + (l.cca ? l.cca.bytes : 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes) + (l.dsa?.bytes ?? 0), 0);
   }
 
   reset(): void {
     this.pos = 0;
-    for (const l of this.layers) if (l.cca) l.cca = ccaLayerCache(this.config, l.method, this.storage);
+    for (const l of this.layers) {
+      if (l.cca) l.cca = ccaLayerCache(this.config, l.method, this.storage);
+      l.dsa?.reset();
+    }
   }
 
   destroy(): void {
@@ -239,15 +248,16 @@ export class GpuDecoder implements Decoder {
       const params = this.uniform(ropeParams({ tokens: T, heads, headDim: D, stride, offset, rotate, interleaved: c.ropeLayout === 'interleaved' }));
       this.dispatch(pass, this.pipes.rope, [src, a.rope, dst, params], ...grid((T * heads * D) / 2, ROPE_THREADS));
     };
-    for (const layer of this.layers) {
+    for (const [li, layer] of this.layers.entries()) {
       await gpu.run('attention inputs', (pass) => {
         this.dispatch(pass, this.pipes.rmsnorm, [a.x, layer.attnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))], T);
         this.matmul(pass, a.h, layer.wq, a.q, T, Hq * D, H, layer.bq);
         this.matmul(pass, a.h, layer.wk, a.k, T, Hkv * D, H, layer.bk);
         this.matmul(pass, a.h, layer.wv, a.v, T, Hkv * D, H, layer.bv);
         rope(pass, a.q, a.qh, Hq, T, 0, true);
+        // The chunk's rotated keys alone: ring and CCA layers store them, DSA layers and observers read them.
+        if (layer.ring || layer.cca || layer.dsa || this.opts.observe) rope(pass, a.k, a.kChunk, Hkv, T, 0, true);
         if (layer.ring || layer.cca) {
-          rope(pass, a.k, a.kChunk, Hkv, T, 0, true);
           rope(pass, a.v, a.vChunk, Hkv, T, 0, false);
         } else {
           rope(pass, a.k, layer.cacheK, Hkv, cap, this.pos, true);
@@ -265,7 +275,9 @@ export class GpuDecoder implements Decoder {
         }
       }
       gpu.device.queue.submit([enc.finish()]);
+      if (layer.dsa || this.opts.observe) await this.observeChunk(li, layer, T);
       if (layer.cca) await this.attendCca(layer.cca, T);
+      else if (layer.dsa) await this.attendDsa(layer.dsa, T, n);
       else await this.attend(layer.method, T, n);
       await gpu.run('attention output and MLP', (pass) => {
         this.elementwise(pass, this.pipes.heads, [a.oh, a.o], T * Hq * D, T, Hq, D);
@@ -357,6 +369,41 @@ export class GpuDecoder implements Decoder {
       default:
         return this.attendOnHost(method, T, n);
     }
+  }
+
+  /** The chunk's rotated q [Hq, T, D] and k [Hkv, T, D] come down: DSA layers index them, observers see them. */
+  private async observeChunk(li: number, layer: GpuLayer, T: number): Promise<void> {
+    const c = this.config;
+    const D = c.headDim;
+    const read = async (b: GPUBuffer, shape: number[]) => {
+      const bytes = await this.gpu.read(b, shape[0] * shape[1] * shape[2] * this.elementBytes);
+      return asFloat32(tensor(shape, this.storage, this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes)));
+    };
+    const q = await read(this.act.qh, [c.heads, T, D]);
+    const k = await read(this.act.kChunk, [c.kvHeads, T, D]);
+    this.opts.observe?.(li, this.pos, T, q, k);
+    if (layer.dsa) {
+      layer.dsa.append(k, T);
+      this.dsaLists = await layer.dsa.select(this.hostOrGpu(), q, T);
+    }
+  }
+
+  private dsaLists?: GatheredKeys;
+
+  /** The device the DSA selection runs on: the GPU's fused radix select. */
+  private hostOrGpu(): Device {
+    return { backend: 'webgpu', name: this.gpu.adapterName, gpu: this.gpu, destroy() {} };
+  }
+
+  /** DSA: the chunk's key lists go up into a preallocated buffer; gathered attention over the packed keys. */
+  private async attendDsa(dsa: DsaLayer, T: number, n: number): Promise<void> {
+    const c = this.config;
+    const a = this.act;
+    const lists = this.dsaLists!;
+    if (lists.width > dsa.width) throw new ShapeError('dsa key lists wider than their buffer');
+    this.gpu.device.queue.writeBuffer(a.dsaIndices, 0, lists.indices as Int32Array<ArrayBuffer>);
+    const shape: AttentionShape = { heads: c.heads, kvHeads: c.kvHeads, queries: T, keys: n, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
+    await sparseGatherGpu(this.gpu, { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage }, a.dsaIndices, lists.width);
   }
 
   /** CCA through its host cache: the chunk's q, k, v come down, the output goes back up. */

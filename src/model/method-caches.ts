@@ -1,6 +1,6 @@
 // Caches of the attention methods that are more than keys in position order: CCA keeps pooled cores plus
-// a raw ring (attention/cca-cache.ts) and attends through it; DSA needs a trained lightning indexer.
-import { UnsupportedError } from '../errors.js';
+// a raw ring (attention/cca-cache.ts) and attends through it; DSA keeps index keys beside a dense cache
+// (dsa-layer.ts, with the training-free indexer of dsa-indexer.ts).
 import { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaParamsFromSpec } from '../attention/cca.js';
 import type { MethodSpec } from '../attention/spec.js';
@@ -12,9 +12,5 @@ export function ccaLayerCache(c: ModelConfig, method: MethodSpec, dtype: 'f32' |
   return new CcaKVCache({ ...ccaParamsFromSpec(method), heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, dtype });
 }
 
-/** Methods a decoder layer cannot run, refused before any weight is touched. */
-export function checkDecoderMethod(method: MethodSpec): void {
-  if (method.name === 'dsa') {
-    throw new UnsupportedError("dsa needs the lightning indexer's weights (DeepSeek-V3.2), which Llama-family models do not have; use flash, window, sinks, hybrid or cca");
-  }
-}
+/** Methods a decoder layer cannot run, refused before any weight is touched (every method runs today). */
+export function checkDecoderMethod(_method: MethodSpec): void {}

@@ -1,0 +1,122 @@
+// A training-free lightning indexer for DSA layers of a Llama-family model (DeepSeek-V3.2 sec. 2.1 defines
+// the indexer I[t,s] = sum_j w[t,j] ReLU(q_I[j,t] . k_I[s]); V3.2 trains it, Llama checkpoints have none).
+// Derived from the layer's own projections: index head j = KV head j (one per GQA group) looks at P whole
+// rotary pairs C_j of that head, chosen once from the weights, so RoPE stays consistent (a pair rotates as a
+// unit, and the partial dot q.k over whole pairs depends on positions only through t - s, as the full one does).
+//   pair score(j, i) = || mean over the group's query heads of W_Q diag(g) rows of pair i || * || W_K diag(g) rows of pair i ||
+// (g = the layer's attention RMSNorm weight, folded in because it scales the input of both projections).
+// The pairs of largest score carry most of |q.k| on average: they are where the group's logits come from.
+// Index key k_I[s] = concat over KV heads j of post-RoPE k_j[s] on C_j (D_I = Hkv * 2P). Index query q_I[j,t]
+// = the group's mean post-RoPE query on C_j in slot j, zeros elsewhere; so q_I[j,t] . k_I[s] is the group's
+// mean logit restricted to C_j (times sqrt(D)). w[t,j] = 1/sqrt(D), the attention's own scale: I is then a
+// sum over groups of ReLU'd partial logits, in logit units (a uniform w does not change the ranking).
+import { ShapeError } from '../errors.js';
+import { WeightMatrix } from './dequant.js';
+import type { LayerWeights, ModelConfig } from './types.js';
+
+export interface LayerIndexer {
+  /** H_I: one index head per KV head. */
+  heads: number;
+  /** D_I = heads * 2 * pairs. */
+  dim: number;
+  /** Per index head j: the 2P channels (within head dim D) of KV head j, in slot order. */
+  channels: Int32Array[];
+  /** w[t, j], the same for every token and head. */
+  weight: number;
+  /** What was used, for logs and the report. */
+  description: string;
+}
+
+/** Channels of rotary pair i: (2i, 2i+1) in the interleaved (GGUF) layout, (i, i + D/2) in the half (HF) one. */
+export function pairChannels(i: number, D: number, layout: ModelConfig['ropeLayout']): [number, number] {
+  return layout === 'interleaved' ? [2 * i, 2 * i + 1] : [i, i + D / 2];
+}
+
+function rowNormSq(row: Float32Array, g: Float32Array): number {
+  let s = 0;
+  for (let c = 0; c < row.length; c++) s += (row[c] * g[c]) ** 2;
+  return s;
+}
+
+export function trainingFreeIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsPerHead?: number } = {}): LayerIndexer {
+  const D = c.headDim;
+  const half = D / 2;
+  const P = Math.min(opts.pairsPerHead ?? 4, half);
+  if (!Number.isInteger(P) || P < 1) throw new ShapeError(`pairsPerHead must be a positive integer, got ${opts.pairsPerHead}`);
+  const group = c.heads / c.kvHeads;
+  const wq = new WeightMatrix(layer.wq, true);
+  const wk = new WeightMatrix(layer.wk, true);
+  const g = new WeightMatrix(layer.attnNorm, true).toFloat32();
+  const channels: Int32Array[] = [];
+  for (let j = 0; j < c.kvHeads; j++) {
+    const scores: { pair: number; score: number }[] = [];
+    for (let i = 0; i < half; i++) {
+      let qn = 0;
+      let kn = 0;
+      for (const ch of pairChannels(i, D, c.ropeLayout)) {
+        const mean = new Float32Array(c.hiddenSize);
+        for (let h = j * group; h < (j + 1) * group; h++) {
+          const r = wq.row(h * D + ch);
+          for (let x = 0; x < mean.length; x++) mean[x] += r[x] / group;
+        }
+        qn += rowNormSq(mean, g);
+        kn += rowNormSq(wk.row(j * D + ch), g);
+      }
+      scores.push({ pair: i, score: Math.sqrt(qn * kn) });
+    }
+    scores.sort((a, b) => b.score - a.score || a.pair - b.pair);
+    const chosen = scores.slice(0, P).map((s) => s.pair).sort((a, b) => a - b);
+    channels.push(Int32Array.from(chosen.flatMap((i) => pairChannels(i, D, c.ropeLayout))));
+  }
+  const dim = c.kvHeads * 2 * P;
+  return {
+    heads: c.kvHeads, dim, channels, weight: 1 / Math.sqrt(D),
+    description: `training-free: ${c.kvHeads} index heads x ${2 * P} channels (${P} of ${half} rotary pairs per KV head by |W_Q||W_K|), D_I ${dim}, w = 1/sqrt(${D})`,
+  };
+}
+
+/** Index keys [T, D_I] of post-RoPE keys k [Hkv, T, D] (head-major), written into out at row `at`. */
+export function indexKeysInto(ix: LayerIndexer, k: Float32Array, T: number, D: number, out: Float32Array, at: number): void {
+  const per = ix.dim / ix.heads;
+  for (let t = 0; t < T; t++) {
+    const row = (at + t) * ix.dim;
+    for (let j = 0; j < ix.heads; j++) {
+      const ch = ix.channels[j];
+      const base = (j * T + t) * D;
+      for (let c = 0; c < per; c++) out[row + j * per + c] = k[base + ch[c]];
+    }
+  }
+}
+
+/** Index queries q_I [H_I, T, D_I] and weights w [T, H_I] of post-RoPE queries q [Hq, T, D] (head-major). */
+export function indexQueries(ix: LayerIndexer, q: Float32Array, heads: number, T: number, D: number): { q: Float32Array; w: Float32Array } {
+  const per = ix.dim / ix.heads;
+  const group = heads / ix.heads;
+  const out = new Float32Array(ix.heads * T * ix.dim);
+  for (let j = 0; j < ix.heads; j++) {
+    const ch = ix.channels[j];
+    for (let t = 0; t < T; t++) {
+      const row = (j * T + t) * ix.dim + j * per;
+      for (let h = j * group; h < (j + 1) * group; h++) {
+        const base = (h * T + t) * D;
+        for (let c = 0; c < per; c++) out[row + c] += q[base + ch[c]] / group;
+      }
+    }
+  }
+  return { q: out, w: new Float32Array(T * ix.heads).fill(ix.weight) };
+}
+
+/** I[s] for one query (its index query rows at token t of q_I [H_I, T, D_I]) against keys 0..n-1 [n, D_I]. */
+export function indexScoresRow(ix: LayerIndexer, qI: Float32Array, T: number, t: number, keys: Float32Array, n: number, out: Float32Array): void {
+  const per = ix.dim / ix.heads;
+  for (let s = 0; s < n; s++) {
+    let total = 0;
+    for (let j = 0; j < ix.heads; j++) {
+      const qrow = (j * T + t) * ix.dim + j * per;
+      let d = 0;
+      for (let c = 0; c < per; c++) d += qI[qrow + c] * keys[s * ix.dim + j * per + c];
+      if (d > 0) total += ix.weight * d;
+    }
+    out[s] = total;
+  }
+}
