@@ -64,8 +64,15 @@ def torch_reference(model_dir, token_files, last):
         for name, p in model.named_parameters():
             if "norm" in name:
                 p.uniform_(0.5, 1.5)
+    # model.half() also casts the RoPE inv_freq buffers, and f16 flushes the lowest frequencies (~1e-7)
+    # to subnormals: keep the float32 buffers and put them back, so the reference's RoPE is exact.
+    buffers = {name: b.detach().clone() for name, b in model.named_buffers() if "inv_freq" in name}
     model.half().save_pretrained(model_dir, safe_serialization=True)
     model.float().eval()
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            if name in buffers:
+                b.copy_(buffers[name])
     inv_freq = model.model.rotary_emb.inv_freq.detach().double().cpu().numpy()
     refs = {}
     for name, path in token_files.items():
