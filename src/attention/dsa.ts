@@ -15,10 +15,12 @@ import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import type { AttentionState } from './state.js';
 import { readSelection, selectCpu, selectGpu, uploadIndexer, type SelectShape } from './dsa-select.js';
 import { intParam, choiceParam, type MethodSpec } from './spec.js';
+import { chooseLanes, DEFAULT_LANES, sparseLanesGpu, type SparseOptions } from './dsa-lanes.js';
 
 export type { IndexerInputs, IndexerPrecision } from '../kernels/dsa-indexer-cpu.js';
 export type { SelectShape } from './dsa-select.js';
 export type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
+export type { SparseOptions, SparseVariant } from './dsa-lanes.js';
 export const DSA_DEFAULT_TOPK = 2048;
 
 export interface DsaOptions extends AttentionOptions {
@@ -55,11 +57,21 @@ export function indexerShape(index: IndexerInputs | undefined, queries: number, 
   return { heads, dim };
 }
 
-/** Encodes the gathered-key attention over GPU-resident buffers (a chunk of heads; see gpu-chunks.ts). */
-/** keyStride: rows per KV head in x.k and x.v when they hold more than the visible keys (a decode cache). */
-export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number, keyStride = x.shape.keys): Promise<void> {
+/**
+ * Encodes the gathered-key attention over GPU-resident buffers (a chunk of heads; see gpu-chunks.ts).
+ * keyStride: rows per KV head in x.k and x.v when they hold more than the visible keys (a decode cache).
+ * Variant auto (default): the register-resident lanes kernel with split-KV (dsa-lanes.ts) where the
+ * device's subgroups are wide enough, else the workgroup-memory tiles kernel.
+ */
+export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number, keyStride = x.shape.keys, opts: SparseOptions = {}): Promise<void> {
   const s = x.shape;
   const group = s.heads / s.kvHeads;
+  const variant = opts.variant ?? 'auto';
+  if (variant !== 'tiles') {
+    const layout = await chooseLanes(gpu, s.headDim, group, opts.lanes ?? DEFAULT_LANES);
+    if (layout) return sparseLanesGpu(gpu, x, indices, width, keyStride, layout, opts.splits);
+    if (variant === 'lanes') throw new UnsupportedError(`the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`);
+  }
   const pipeline = await gpu.pipeline(`sparse-gather-${s.headDim}-${group}-${x.dtype}`, () => sparseGatherWgsl(s.headDim, group, x.dtype));
   const params = gpu.uniform(sparseGatherParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim, keyStride }));
   const cols = Math.min(s.queries, gpu.maxWorkgroupsPerDim);
@@ -114,7 +126,7 @@ export async function dsaSelect(device: Device, index: IndexerInputs, shape: Sel
 }
 
 /** Exact attention over given key lists (from dsaSelect, or a trained indexer elsewhere). */
-export async function attendSelected(device: Device, q: Tensor, k: Tensor, v: Tensor, keys: GatheredKeys, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function attendSelected(device: Device, q: Tensor, k: Tensor, v: Tensor, keys: GatheredKeys, opts: AttentionOptions & { sparse?: SparseOptions } = {}): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
   if (keys.indices.length !== s.queries * keys.width) throw new ShapeError(`key lists of ${keys.indices.length} entries do not fit ${s.queries} queries x width ${keys.width}`);
   for (let t = 0; t < s.queries; t++) {
@@ -127,7 +139,7 @@ export async function attendSelected(device: Device, q: Tensor, k: Tensor, v: Te
   const gpu = device.gpu;
   const indices = await gpu.upload(keys.indices, 'dsa indices');
   try {
-    return await runInHeadChunks(gpu, q, k, v, s, (g, x) => sparseGatherGpu(g, x, indices, keys.width));
+    return await runInHeadChunks(gpu, q, k, v, s, (g, x) => sparseGatherGpu(g, x, indices, keys.width, s.keys, opts.sparse));
   } finally {
     gpu.release(indices);
   }

@@ -1,0 +1,114 @@
+// DSA's sparse attention kernels over given key lists: the register-resident lanes kernel (lane counts,
+// sub-splits, split-KV with its merge) and the tiles kernel, on WebGPU and through the CPU twin, against
+// float64 attention restricted to the listed keys.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { attendSelected, type GatheredKeys, type SparseOptions } from '../src/attention/dsa.js';
+import { lanesSplits, subgroupMinSize } from '../src/attention/dsa-lanes.js';
+import { sparseLanesAttentionCpu, splitRange } from '../src/kernels/sparse-lanes-cpu.js';
+import { lanesLayout } from '../src/kernels/sparse-lanes-wgsl.js';
+import { indexLimit } from '../src/reference/dsa-reference.js';
+import { naiveHalfAttention, referenceAttention } from '../src/reference/attention.js';
+import { UnsupportedError } from '../src/errors.js';
+import { randomNormal, type DType } from '../src/tensor.js';
+import { assertMatchesReference, webgpuDevice } from './support.js';
+
+const gpuDevice = await webgpuDevice();
+after(async () => gpuDevice?.destroy());
+
+function rng(seed: number) {
+  return () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+}
+
+/** Random distinct visible keys per query token, -1 padded to width. */
+function randomKeys(queries: number, keys: number, width: number, causal: boolean, seed: number): GatheredKeys {
+  const rand = rng(seed);
+  const indices = new Int32Array(queries * width).fill(-1);
+  const count = (t: number) => Math.min(width, Math.max(0, indexLimit(queries, keys, causal, t) + 1));
+  for (let t = 0; t < queries; t++) {
+    const visible = indexLimit(queries, keys, causal, t) + 1;
+    const pool = Int32Array.from({ length: Math.max(0, visible) }, (_, i) => i);
+    for (let e = 0; e < count(t); e++) {
+      const r = e + Math.floor(rand() * (pool.length - e));
+      [pool[e], pool[r]] = [pool[r], pool[e]];
+      indices[t * width + e] = pool[e];
+    }
+  }
+  return { indices, width, count };
+}
+
+interface Case { heads: number; kvHeads: number; queries: number; keys: number; headDim: number; dtype: DType; width: number; causal: boolean }
+
+function inputs(c: Case, seed: number) {
+  const q = randomNormal([c.heads, c.queries, c.headDim], seed, c.dtype);
+  const k = randomNormal([c.kvHeads, c.keys, c.headDim], seed + 1, c.dtype);
+  const v = randomNormal([c.kvHeads, c.keys, c.headDim], seed + 2, c.dtype);
+  const sel = randomKeys(c.queries, c.keys, c.width, c.causal, seed + 3);
+  const sets = Array.from({ length: c.queries }, (_, t) => new Set(sel.indices.subarray(t * c.width, t * c.width + sel.count(t))));
+  const filter = (i: number, j: number) => sets[i].has(j);
+  const ref = referenceAttention(q, k, v, { causal: false }, filter);
+  const naive = c.dtype === 'f16' ? naiveHalfAttention(q, k, v, { causal: false }, filter) : undefined;
+  return { q, k, v, sel, ref, naive };
+}
+
+const label = (c: Case) => `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.dtype} width=${c.width} ${c.causal ? 'causal' : 'full'}`;
+
+test('split ranges cover every listed key once', () => {
+  for (const [n, splits] of [[0, 3], [1, 4], [37, 3], [2048, 32], [5, 7]] as const) {
+    const seen: number[] = [];
+    for (let w = 0; w < splits; w++) {
+      const [a, b] = splitRange(n, splits, w);
+      for (let e = a; e < b; e++) seen.push(e);
+    }
+    assert.deepEqual(seen, Array.from({ length: n }, (_, i) => i), `n ${n} splits ${splits}`);
+  }
+  assert.equal(lanesSplits(1, 8, 2048), 32); // decode: 256 workgroups of 64 keys
+  assert.equal(lanesSplits(131072, 8, 2048), 1); // long prefill fills the GPU by itself
+  assert.equal(lanesLayout(128, 4, 8)?.subSplits, 2);
+  assert.equal(lanesLayout(36, 4, 8), undefined);
+});
+
+describe('CPU twin of the lanes kernel (splits, interleaved sub-splits, one exp per key)', () => {
+  const cases: Array<[Case, number, number]> = [
+    [{ heads: 2, kvHeads: 2, queries: 1023, keys: 1023, headDim: 64, dtype: 'f32', width: 37, causal: true }, 3, 2],
+    [{ heads: 4, kvHeads: 1, queries: 97, keys: 300, headDim: 128, dtype: 'f16', width: 61, causal: true }, 1, 8],
+    [{ heads: 8, kvHeads: 1, queries: 1, keys: 3000, headDim: 64, dtype: 'f32', width: 2048, causal: true }, 32, 1],
+  ];
+  for (const [c, splits, subSplits] of cases) {
+    test(`${label(c)} splits=${splits} sub=${subSplits}`, () => {
+      const seed = Date.now() % 100000;
+      const { q, k, v, sel, ref, naive } = inputs(c, seed);
+      const s = { heads: c.heads, kvHeads: c.kvHeads, queries: c.queries, keys: c.keys, headDim: c.headDim, causal: c.causal, scale: 1 / Math.sqrt(c.headDim) };
+      assertMatchesReference(sparseLanesAttentionCpu(q, k, v, s, sel, { splits, subSplits }), ref, naive, `seed ${seed}`);
+    });
+  }
+});
+
+describe('sparse attention kernels on webgpu', { skip: gpuDevice ? false : 'no WebGPU adapter' }, () => {
+  const cases: Array<[Case, SparseOptions[]]> = [
+    [{ heads: 4, kvHeads: 1, queries: 97, keys: 97, headDim: 64, dtype: 'f32', width: 37, causal: true }, [{ variant: 'lanes' }, { variant: 'lanes', splits: 3 }, { variant: 'tiles' }]],
+    [{ heads: 4, kvHeads: 2, queries: 97, keys: 300, headDim: 128, dtype: 'f16', width: 37, causal: true }, [{ variant: 'lanes', lanes: 4 }, { variant: 'lanes', splits: 5 }]],
+    [{ heads: 8, kvHeads: 1, queries: 5, keys: 300, headDim: 64, dtype: 'f32', width: 200, causal: false }, [{ variant: 'lanes' }, { variant: 'lanes', lanes: 4, splits: 7 }]],
+    [{ heads: 2, kvHeads: 2, queries: 30, keys: 130, headDim: 64, dtype: 'f16', width: 50, causal: true }, [{ variant: 'lanes' }, { variant: 'lanes', splits: 2 }]],
+    // Decode: one token over a long key list, split over workgroups (lanesSplits) and merged.
+    [{ heads: 8, kvHeads: 2, queries: 1, keys: 3000, headDim: 128, dtype: 'f16', width: 2048, causal: true }, [{ variant: 'lanes' }, { variant: 'tiles' }]],
+  ];
+  for (const [c, variants] of cases) {
+    test(label(c), async () => {
+      const seed = Date.now() % 100000;
+      const { q, k, v, sel, ref, naive } = inputs(c, seed);
+      for (const opts of variants) {
+        const state = await attendSelected(gpuDevice!, q, k, v, sel, { causal: c.causal, sparse: opts });
+        assertMatchesReference(state, ref, naive, `seed ${seed} ${JSON.stringify(opts)}`);
+      }
+    });
+  }
+
+  test('lanes kernel refuses head dims it cannot split; auto falls back to tiles', async () => {
+    const c: Case = { heads: 4, kvHeads: 2, queries: 9, keys: 40, headDim: 36, dtype: 'f32', width: 11, causal: true };
+    const { q, k, v, sel, ref } = inputs(c, 9);
+    await assert.rejects(attendSelected(gpuDevice!, q, k, v, sel, { sparse: { variant: 'lanes' } }), UnsupportedError);
+    assertMatchesReference(await attendSelected(gpuDevice!, q, k, v, sel), ref, undefined, 'auto');
+    assert.ok((await subgroupMinSize(gpuDevice!.gpu!)) >= 1);
+  });
+});
