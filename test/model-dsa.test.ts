@@ -7,12 +7,15 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
 import { cpuDevice } from '../src/runtime/device.js';
-import { loadGguf } from '../src/model/gguf.js';
+import { loadGguf, ggufModel } from '../src/model/gguf.js';
+import { parseGguf, type GgufValue } from '../src/model/gguf-reader.js';
+import { buildGguf, encodeTensor, type BuilderTensor, type MetaValue } from './gguf-builder.js';
+import { fixtureBytes } from './model-support.js';
 import { CpuDecoder } from '../src/model/decoder-cpu.js';
 import { GpuDecoder } from '../src/model/decoder-gpu.js';
 import { generate } from '../src/model/generate.js';
 import { randomModel } from '../src/model/random-model.js';
-import { indexKeysInto, indexQueries, indexScoresRow, pairChannels, trainingFreeIndexer } from '../src/model/dsa-indexer.js';
+import { indexKeysInto, indexQueries, indexScoresRow, layerIndexer, pairChannels, trainedIndexKeysInto, trainedIndexQueries, trainingFreeIndexer } from '../src/model/dsa-indexer.js';
 import { DsaLayer, dsaLayerParams } from '../src/model/dsa-layer.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
@@ -163,6 +166,102 @@ describe('DSA layers on WebGPU (stories260K)', { skip: device ? false : 'no WebG
       assertNoNaN('decode logits', step);
     } finally {
       d.destroy();
+    }
+  });
+});
+
+/** stories260K with a random trained indexer (H_I 2, D_I 16, k_norm) in every layer, as GGUF blk.N.indexer.*. */
+function withTrainedIndexer(): Buffer {
+  const buf = fixtureBytes();
+  const g = parseGguf(buf, 'stories260K');
+  const meta = [...g.metadata].map(([k, v]): [string, MetaValue] => [k, metaValue(v)]);
+  const tensors: BuilderTensor[] = g.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: new Uint8Array(buf.subarray(t.offset, t.offset + t.byteLength)) }));
+  const H = 64;
+  let seed = 100;
+  const add = (name: string, logical: number[], std: number, mean = 0) => {
+    const values = randomNormal([logical.reduce((x, y) => x * y)], seed++).data as Float32Array;
+    for (let i = 0; i < values.length; i++) values[i] = mean + std * values[i];
+    tensors.push({ name, dims: [...logical].reverse(), type: 0, data: encodeTensor(values, 0) });
+  };
+  for (let l = 0; l < 5; l++) {
+    add(`blk.${l}.indexer.attn_q.weight`, [2 * 16, H], 0.3);
+    add(`blk.${l}.indexer.attn_k.weight`, [16, H], 0.3);
+    add(`blk.${l}.indexer.proj.weight`, [2, H], 0.3);
+    add(`blk.${l}.indexer.k_norm.weight`, [16], 0.1, 1);
+    add(`blk.${l}.indexer.k_norm.bias`, [16], 0.1);
+  }
+  return buildGguf(meta, tensors);
+}
+
+function metaValue(v: GgufValue): MetaValue {
+  if (typeof v === 'string') return { type: 'string', value: v };
+  if (typeof v === 'boolean') return { type: 'bool', value: v };
+  if (typeof v === 'bigint') return { type: 'u64', value: Number(v) };
+  if (Array.isArray(v)) {
+    if (typeof v[0] === 'string') return { type: 'array', items: 'string', value: v as string[] };
+    return { type: 'array', items: (v as number[]).every(Number.isInteger) ? 'i32' : 'f32', value: v as number[] };
+  }
+  return Number.isInteger(v) ? { type: 'u32', value: v } : { type: 'f32', value: v };
+}
+
+describe('a trained indexer in the weights file', () => {
+  const trained = ggufModel(withTrainedIndexer(), 'stories260K+indexer');
+
+  it('is loaded instead of the training-free one; q_I, k_I, w follow the definition; RoPE keeps scores relative', () => {
+    const layer = trained.weights.layers[2];
+    assert.ok(layer.indexer && !model.weights.layers[2].indexer);
+    const ix = layerIndexer(layer, trained.config);
+    assert.ok(ix.trained && ix.heads === 2 && ix.dim === 16, ix.description);
+    assert.match(ix.description, /trained/);
+    const T = 5;
+    const h = randomNormal([T * 64], 9).data as Float32Array;
+    const keysAt = (first: number) => {
+      const out = new Float32Array(T * 16);
+      trainedIndexKeysInto(ix, h, T, first, out, 0);
+      return out;
+    };
+    const dots = (first: number) => {
+      const k = keysAt(first);
+      const { q, w } = trainedIndexQueries(ix, h, T, first);
+      const out: number[] = [];
+      for (let j = 0; j < 2; j++) for (let t = 0; t < T; t++) for (let s = 0; s < T; s++) {
+        let d = 0;
+        for (let c = 0; c < 16; c++) d += q[(j * T + t) * 16 + c] * k[s * 16 + c];
+        out.push(d * w[t * 2 + j]);
+      }
+      return out;
+    };
+    // float64 at position 0 for token 0: no rotation, so q_I = W_q h, k_I = LayerNorm(W_k h) * g + b, w = W_proj h / 4 sqrt 2.
+    const f = (name: string) => new Float64Array(new Float32Array(layer.indexer![name as 'wq'].bytes.buffer.slice(layer.indexer![name as 'wq'].bytes.byteOffset, layer.indexer![name as 'wq'].bytes.byteOffset + layer.indexer![name as 'wq'].bytes.byteLength)));
+    const [wk, g, b] = [f('wk'), f('kNormWeight'), f('kNormBias')];
+    const raw = Array.from({ length: 16 }, (_, d) => h.subarray(0, 64).reduce((acc, x, i) => acc + x * wk[d * 64 + i], 0));
+    const mean = raw.reduce((x, y) => x + y) / 16;
+    const sd = Math.sqrt(raw.reduce((x, y) => x + (y - mean) ** 2, 0) / 16 + 1e-6);
+    const k0 = keysAt(0);
+    for (let d = 0; d < 16; d++) assert.ok(Math.abs(k0[d] - ((raw[d] - mean) / sd * g[d] + b[d])) < 1e-4, `k_I[${d}]`);
+    const [a, c] = [dots(0), dots(1000)];
+    assert.ok(maxErr(a, c) < 1e-3 * Math.max(...a.map(Math.abs)), 'shifting every position leaves the scores unchanged');
+    assert.ok(maxErr(keysAt(0), keysAt(1000)) > 1e-2, 'RoPE does rotate');
+  });
+
+  it('CPU: topk >= context keeps the golden output; a small topk gives finite logits, equal on WebGPU', async () => {
+    const d = new CpuDecoder(trained, uniformSchedule('dsa:topk=256'), { maxTokens: 60, chunk: 17 });
+    const r = await generate(d, trained.tokenizer, [1], { maxTokens: 59, temperature: 0 });
+    assert.deepEqual([1, ...r.ids], expectedIds().slice(0, 60));
+    const spec = 'dsa:topk=8,local=8,sinks=2,indexer=float';
+    const prompt = expectedIds().slice(0, 90);
+    const cpu = await new CpuDecoder(trained, uniformSchedule(spec), { maxTokens: 90, chunk: 32 }).forward(prompt);
+    assertNoNaN('logits', cpu);
+    const plain = await new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 90, chunk: 32 }).forward(prompt);
+    assert.ok(maxErr(cpu, plain) > 1e-4, 'the trained indexer picks other keys than the training-free one');
+    const gpuDevice = await webgpuDevice();
+    if (!gpuDevice) return;
+    const g = await GpuDecoder.create(gpuDevice.gpu as GpuContext, trained, uniformSchedule(spec), { maxTokens: 90, chunk: 32 });
+    try {
+      const got = await g.forward(prompt);
+      assert.ok(maxErr(got, cpu) < 1e-3, `${maxErr(got, cpu)}`);
+    } finally {
+      g.destroy();
     }
   });
 });

@@ -180,8 +180,8 @@ export class CpuDecoder implements Decoder {
         headMajorToTokenMajor(state.o, o, T, Hq, D, 0, Hq);
       }
       const keys = layer.cca ? undefined : layer.cache.append(kh, vh, T);
-      layer.dsa?.append(kh, T);
-      const selected = layer.dsa && (await layer.dsa.select(cpuDevice, qh, T));
+      layer.dsa?.append(kh, T, h);
+      const selected = layer.dsa && (await layer.dsa.select(cpuDevice, qh, T, h));
       for (let g = 0; keys && g < Hkv; g++) {
         // One call per key/value head: its cache rows are contiguous views, so nothing is copied.
         const qg = tensor([group, T, D], 'f32', qh.subarray(g * group * T * D, (g + 1) * group * T * D));

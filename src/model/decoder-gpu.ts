@@ -383,8 +383,10 @@ export class GpuDecoder implements Decoder {
     const k = await read(this.act.kChunk, [c.kvHeads, T, D]);
     this.opts.observe?.(li, this.pos, T, q, k);
     if (layer.dsa) {
-      layer.dsa.append(k, T);
-      this.dsaLists = await layer.dsa.select(this.hostOrGpu(), q, T);
+      // A trained indexer reads the attention input h [T, hidden] (f32 activations).
+      const h = layer.dsa.needsInput ? new Float32Array(await this.gpu.read(this.act.h, T * c.hiddenSize * 4)) : undefined;
+      layer.dsa.append(k, T, h);
+      this.dsaLists = await layer.dsa.select(this.hostOrGpu(), q, T, h);
     }
   }
 

@@ -10,12 +10,28 @@
 // = the group's mean post-RoPE query on C_j in slot j, zeros elsewhere; so q_I[j,t] . k_I[s] is the group's
 // mean logit restricted to C_j (times sqrt(D)). w[t,j] = 1/sqrt(D), the attention's own scale: I is then a
 // sum over groups of ReLU'd partial logits, in logit units (a uniform w does not change the ranking).
-import { ShapeError } from '../errors.js';
+// A trained indexer (LayerWeights.indexer, from GGUF blk.N.indexer.*) is used instead when the file has one, in
+// DeepSeek-V3.2's form on the layer's attention input h (after the attention RMSNorm): q_I = W_q h split in H_I
+// heads of D_I, k_I = LayerNorm(W_k h) (k_norm weight and bias, eps 1e-6, when present), the model's RoPE (same
+// frequencies and pair layout) on the first head-dim channels of q_I and k_I, w = W_proj h / sqrt(H_I D_I).
+// V3.2's Hadamard rotation before FP8 is orthogonal on both sides, so dots are unchanged and it is omitted;
+// its low-rank query path (MLA's q latent) has no Llama counterpart, so W_q reads h.
+import { InputError, ShapeError } from '../errors.js';
 import { WeightMatrix } from './dequant.js';
+import { ropeInverseFrequencies } from './rope.js';
 import type { LayerWeights, ModelConfig } from './types.js';
 
+export interface TrainedIndexer {
+  wq: WeightMatrix; wk: WeightMatrix; proj: WeightMatrix;
+  kNormWeight?: Float32Array; kNormBias?: Float32Array;
+  invFreq: Float64Array;
+  config: ModelConfig;
+}
+
 export interface LayerIndexer {
-  /** H_I: one index head per KV head. */
+  /** Set when the weights file has a trained indexer: index q, k, w come from h, not from the layer's q, k. */
+  trained?: TrainedIndexer;
+  /** H_I: one index head per KV head (training-free), or the trained indexer's head count. */
   heads: number;
   /** D_I = heads * 2 * pairs. */
   dim: number;
@@ -73,6 +89,82 @@ export function trainingFreeIndexer(layer: LayerWeights, c: ModelConfig, opts: {
     heads: c.kvHeads, dim, channels, weight: 1 / Math.sqrt(D),
     description: `training-free: ${c.kvHeads} index heads x ${2 * P} channels (${P} of ${half} rotary pairs per KV head by |W_Q||W_K|), D_I ${dim}, w = 1/sqrt(${D})`,
   };
+}
+
+/** The layer's indexer: its trained one when the weights have it, else the training-free one. */
+export function layerIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsPerHead?: number } = {}): LayerIndexer {
+  const t = layer.indexer;
+  if (!t) return trainingFreeIndexer(layer, c, opts);
+  const [dim, heads] = [t.wk.shape[0], t.proj.shape[0]];
+  if (dim < c.headDim || dim % 2 !== 0) throw new InputError(`${t.wk.name}: a trained indexer needs an even index dim of at least the head dim ${c.headDim} (RoPE on its first ${c.headDim} channels); got ${dim}`);
+  const vec = (w?: LayerWeights['wk']) => w && new WeightMatrix(w, true).toFloat32();
+  return {
+    trained: { wq: new WeightMatrix(t.wq, true), wk: new WeightMatrix(t.wk, true), proj: new WeightMatrix(t.proj, true),
+      kNormWeight: vec(t.kNormWeight), kNormBias: vec(t.kNormBias), invFreq: ropeInverseFrequencies(c), config: c },
+    heads, dim, channels: [], weight: 1 / Math.sqrt(heads * dim),
+    description: `trained (${t.wq.name.replace(/attn_q\.weight$/, '*')}): ${heads} index heads x ${dim}, w = W_proj h / sqrt(${heads * dim})`,
+  };
+}
+
+/** The model's RoPE on the first head-dim channels of `rows` vectors of length `stride` at `offset`, position pos. */
+function ropeHead(x: Float32Array, offset: number, rows: number, stride: number, pos: number, ti: TrainedIndexer): void {
+  const c = ti.config;
+  for (let i = 0; i < c.headDim / 2; i++) {
+    const [a, b] = pairChannels(i, c.headDim, c.ropeLayout);
+    const angle = pos * ti.invFreq[i];
+    const [cos, sin] = [Math.cos(angle), Math.sin(angle)];
+    for (let r = 0; r < rows; r++) {
+      const base = offset + r * stride;
+      const [u, v] = [x[base + a], x[base + b]];
+      x[base + a] = u * cos - v * sin;
+      x[base + b] = u * sin + v * cos;
+    }
+  }
+}
+
+/** A trained indexer's keys [T, D_I] of h [T, hidden] at positions first.., written into out at row `at`. */
+export function trainedIndexKeysInto(ix: LayerIndexer, h: Float32Array, T: number, first: number, out: Float32Array, at: number): void {
+  const ti = ix.trained!;
+  const H = ti.config.hiddenSize;
+  const D_I = ix.dim;
+  for (let t = 0; t < T; t++) {
+    const row = (at + t) * D_I;
+    const x = h.subarray(t * H, (t + 1) * H);
+    for (let d = 0; d < D_I; d++) out[row + d] = dotRow(ti.wk.row(d), x);
+    if (ti.kNormWeight || ti.kNormBias) {
+      let mean = 0;
+      for (let d = 0; d < D_I; d++) mean += out[row + d] / D_I;
+      let v = 0;
+      for (let d = 0; d < D_I; d++) v += (out[row + d] - mean) ** 2 / D_I;
+      const inv = 1 / Math.sqrt(v + 1e-6);
+      for (let d = 0; d < D_I; d++) out[row + d] = (out[row + d] - mean) * inv * (ti.kNormWeight?.[d] ?? 1) + (ti.kNormBias?.[d] ?? 0);
+    }
+    ropeHead(out, row, 1, D_I, first + t, ti);
+  }
+}
+
+/** A trained indexer's queries q_I [H_I, T, D_I] and weights w [T, H_I] of h [T, hidden] at positions first... */
+export function trainedIndexQueries(ix: LayerIndexer, h: Float32Array, T: number, first: number): { q: Float32Array; w: Float32Array } {
+  const ti = ix.trained!;
+  const H = ti.config.hiddenSize;
+  const [HI, D_I] = [ix.heads, ix.dim];
+  const q = new Float32Array(HI * T * D_I);
+  const w = new Float32Array(T * HI);
+  for (let t = 0; t < T; t++) {
+    const x = h.subarray(t * H, (t + 1) * H);
+    for (let j = 0; j < HI; j++) {
+      for (let d = 0; d < D_I; d++) q[(j * T + t) * D_I + d] = dotRow(ti.wq.row(j * D_I + d), x);
+      w[t * HI + j] = dotRow(ti.proj.row(j), x) * ix.weight;
+    }
+    ropeHead(q, t * D_I, HI, T * D_I, first + t, ti);
+  }
+  return { q, w };
+}
+
+function dotRow(row: Float32Array, x: Float32Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += row[i] * x[i];
+  return s;
 }
 
 /** Index keys [T, D_I] of post-RoPE keys k [Hkv, T, D] (head-major), written into out at row `at`. */

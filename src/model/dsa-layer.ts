@@ -10,7 +10,7 @@ import { tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../attention/dsa.js';
 import { intParam, type MethodSpec } from '../attention/spec.js';
-import { indexKeysInto, indexQueries, trainingFreeIndexer, type LayerIndexer } from './dsa-indexer.js';
+import { indexKeysInto, indexQueries, layerIndexer, trainedIndexKeysInto, trainedIndexQueries, type LayerIndexer } from './dsa-indexer.js';
 import type { LayerWeights, ModelConfig } from './types.js';
 
 export const DSA_SINKS = 4;
@@ -40,7 +40,7 @@ export class DsaLayer {
   length = 0;
 
   constructor(weights: LayerWeights, private readonly c: ModelConfig, readonly params: DsaLayerParams, readonly capacity: number) {
-    this.indexer = trainingFreeIndexer(weights, c, { pairsPerHead: params.pairs });
+    this.indexer = layerIndexer(weights, c, { pairsPerHead: params.pairs });
     this.indexKeys = new Float32Array(capacity * this.indexer.dim);
   }
 
@@ -57,14 +57,20 @@ export class DsaLayer {
     this.length = 0;
   }
 
-  /** Stores the index keys of a chunk's post-RoPE keys k [Hkv, T, D]. */
-  append(k: Float32Array, T: number): void {
-    indexKeysInto(this.indexer, k, T, this.c.headDim, this.indexKeys, this.length);
+  /** True when the index vectors come from the attention input h (a trained indexer), not from q and k. */
+  get needsInput(): boolean {
+    return this.indexer.trained !== undefined;
+  }
+
+  /** Stores the index keys of a chunk: from its post-RoPE keys k [Hkv, T, D], or (trained) its attention input h [T, hidden]. */
+  append(k: Float32Array, T: number, h?: Float32Array): void {
+    if (this.indexer.trained) trainedIndexKeysInto(this.indexer, h!, T, this.length, this.indexKeys, this.length);
+    else indexKeysInto(this.indexer, k, T, this.c.headDim, this.indexKeys, this.length);
     this.length += T;
   }
 
-  /** Key lists [T, width] of the last T appended tokens, given their post-RoPE queries q [Hq, T, D]. */
-  async select(device: Device, q: Float32Array, T: number): Promise<GatheredKeys> {
+  /** Key lists [T, width] of the last T appended tokens, given their post-RoPE queries q [Hq, T, D] (or, trained, h [T, hidden]). */
+  async select(device: Device, q: Float32Array, T: number, h?: Float32Array): Promise<GatheredKeys> {
     const { topk, sinks: S, local: W, precision } = this.params;
     const n = this.length;
     const width = this.width;
@@ -73,7 +79,7 @@ export class DsaLayer {
     const middle = n - W - S;
     let picked: GatheredKeys | undefined;
     if (middle > 0 && topk > 0) {
-      const iq = indexQueries(this.indexer, q, this.c.heads, T, this.c.headDim);
+      const iq = this.indexer.trained ? trainedIndexQueries(this.indexer, h!, T, first) : indexQueries(this.indexer, q, this.c.heads, T, this.c.headDim);
       const D_I = this.indexer.dim;
       const index = {
         q: tensor([this.indexer.heads, T, D_I], 'f32', iq.q),

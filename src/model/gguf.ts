@@ -131,6 +131,7 @@ function ggufWeights(g: GgufFile, config: ModelConfig, file: string): LoadedMode
       wGate: must(`${p}ffn_gate.weight`, [F, H]),
       wUp: must(`${p}ffn_up.weight`, [F, H]),
       wDown: must(`${p}ffn_down.weight`, [H, F]),
+      indexer: trainedIndexer(p, byName, H, get),
     });
   }
   return {
@@ -138,6 +139,18 @@ function ggufWeights(g: GgufFile, config: ModelConfig, file: string): LoadedMode
     layers,
     outputNorm: must('output_norm.weight', [H]),
     output: get('output.weight', [V, H], true),
+  };
+}
+
+/** A layer's trained DSA indexer (blk.N.indexer.attn_q / attn_k / proj .weight, k_norm.weight / .bias), if any. */
+function trainedIndexer(p: string, byName: Map<string, GgufTensorInfo>, H: number, get: (name: string, shape: number[], optional?: boolean) => WeightTensor | undefined): LayerWeights['indexer'] {
+  const k = byName.get(`${p}indexer.attn_k.weight`);
+  const proj = byName.get(`${p}indexer.proj.weight`);
+  if (!k && !proj && !byName.has(`${p}indexer.attn_q.weight`)) return undefined;
+  const [dim, heads] = [k ? Number(k.dims[1]) : 0, proj ? Number(proj.dims[1]) : 0];
+  return {
+    wq: get(`${p}indexer.attn_q.weight`, [heads * dim, H])!, wk: get(`${p}indexer.attn_k.weight`, [dim, H])!, proj: get(`${p}indexer.proj.weight`, [heads, H])!,
+    kNormWeight: get(`${p}indexer.k_norm.weight`, [dim], true), kNormBias: get(`${p}indexer.k_norm.bias`, [dim], true),
   };
 }
 

@@ -10,7 +10,7 @@ interface Wanted {
   optional?: boolean;
 }
 
-function layerNames(config: ModelConfig, i: number): Record<keyof LayerWeights, Wanted> {
+function layerNames(config: ModelConfig, i: number): Record<Exclude<keyof LayerWeights, 'indexer'>, Wanted> {
   const { hiddenSize: h, heads, kvHeads, headDim: d, intermediateSize: ff } = config;
   const p = `model.layers.${i}.`;
   const attn = `${p}self_attn.`;

@@ -64,6 +64,18 @@ export interface LayerWeights {
   wGate: WeightTensor;
   wUp: WeightTensor;
   wDown: WeightTensor;
+  /** A trained DSA lightning indexer, when the file has one (GGUF blk.N.indexer.*; see model/dsa-indexer.ts). */
+  indexer?: TrainedIndexerWeights;
+}
+
+/** DeepSeek-V3.2's indexer on a Llama layer's attention input h: q_I = W_q h [H_I * D_I], k_I = LayerNorm(W_k h)
+ * [D_I], w = W_proj h [H_I]; RoPE on the first head-dim channels of q_I and k_I. */
+export interface TrainedIndexerWeights {
+  wq: WeightTensor;
+  wk: WeightTensor;
+  proj: WeightTensor;
+  kNormWeight?: WeightTensor;
+  kNormBias?: WeightTensor;
 }
 
 export interface ModelWeights {
