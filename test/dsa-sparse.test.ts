@@ -3,14 +3,17 @@
 // float64 attention restricted to the listed keys.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attendSelected, type GatheredKeys, type SparseOptions } from '../src/attention/dsa.js';
+import { attendSelected, type GatheredKeys, type IndexerInputs, type SparseOptions } from '../src/attention/dsa.js';
+import { readSelection, selectGpu, uploadIndexer } from '../src/attention/dsa-select.js';
+import { prepareIndexer } from '../src/kernels/dsa-indexer-cpu.js';
+import { referenceSelect } from '../src/reference/dsa-reference.js';
 import { lanesSplits, subgroupMinSize } from '../src/attention/dsa-lanes.js';
 import { sparseLanesAttentionCpu, splitRange } from '../src/kernels/sparse-lanes-cpu.js';
 import { lanesLayout } from '../src/kernels/sparse-lanes-wgsl.js';
 import { indexLimit } from '../src/reference/dsa-reference.js';
 import { naiveHalfAttention, referenceAttention } from '../src/reference/attention.js';
 import { UnsupportedError } from '../src/errors.js';
-import { randomNormal, type DType } from '../src/tensor.js';
+import { randomNormal, tensor, type DType } from '../src/tensor.js';
 import { assertMatchesReference, webgpuDevice } from './support.js';
 
 const gpuDevice = await webgpuDevice();
@@ -110,5 +113,39 @@ describe('sparse attention kernels on webgpu', { skip: gpuDevice ? false : 'no W
     await assert.rejects(attendSelected(gpuDevice!, q, k, v, sel, { sparse: { variant: 'lanes' } }), UnsupportedError);
     assertMatchesReference(await attendSelected(gpuDevice!, q, k, v, sel), ref, undefined, 'auto');
     assert.ok((await subgroupMinSize(gpuDevice!.gpu!)) >= 1);
+  });
+});
+
+describe('selection with subgroup-aggregated atomics on webgpu', { skip: gpuDevice?.gpu?.features.subgroups ? false : 'no WebGPU subgroups' }, () => {
+  test('aggregated and plain scoring passes select the same keys, the float64 top-k (ties to the lower index)', async () => {
+    const gpu = gpuDevice!.gpu!;
+    const rand = rng(13);
+    const ints = (n: number, lo: number, hi: number) => Float32Array.from({ length: n }, () => lo + Math.floor(rand() * (hi - lo + 1)));
+    // Integer scores (exact ties, many equal first digits: the contended case) and a decode shape.
+    const cases: Array<[IndexerInputs, number, boolean]> = [
+      [{ q: tensor([2, 40, 8], 'f32', ints(2 * 40 * 8, -1, 1)), k: tensor([700, 8], 'f32', ints(700 * 8, 0, 1)), w: tensor([40, 2], 'f32', ints(80, 1, 2)) }, 333, true],
+      [{ q: tensor([2, 40, 8], 'f32', ints(2 * 40 * 8, -1, 1)), k: tensor([700, 8], 'f32', ints(700 * 8, 0, 1)), w: tensor([40, 2], 'f32', ints(80, 1, 2)) }, 5, false],
+      [{ q: randomNormal([4, 2, 64], 61), k: randomNormal([3000, 64], 62), w: randomNormal([2, 4], 63) }, 2048, true],
+    ];
+    for (const [index, topk, causal] of cases) {
+      const [, Nq] = index.q.shape;
+      const Nk = index.k.shape[0];
+      const shape = { queries: Nq, keys: Nk, causal, topk };
+      const ref = referenceSelect(index, topk, causal);
+      const ix = await uploadIndexer(gpu, prepareIndexer(index, 'float'), index);
+      try {
+        for (const aggregate of [true, false]) {
+          const sel = await selectGpu(gpu, ix, shape, { aggregate });
+          const got = await readSelection(gpu, sel, shape);
+          gpu.release(sel.indices);
+          for (let t = 0; t < Nq; t++) {
+            const row = [...got.indices.subarray(t * got.width, t * got.width + got.count(t))].sort((a, b) => a - b);
+            assert.deepEqual(row, [...ref.selected[t]].sort((a, b) => a - b), `aggregate ${aggregate} topk ${topk} row ${t}`);
+          }
+        }
+      } finally {
+        ix.release();
+      }
+    }
   });
 });

@@ -75,7 +75,18 @@ export async function uploadIndexer(gpu: GpuContext, p: PreparedIndexer, index: 
  * Records init + TOPK_MAX_PASSES x (pass, decide) and returns the [Nq, width] index buffer (caller releases).
  * Temporaries: state, counters, a 256-bin histogram and TOPK_CANDIDATES candidates per query token.
  */
-export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape): Promise<{ indices: GPUBuffer; width: number }> {
+export interface SelectOptions {
+  /** Subgroup-aggregated atomics in the scoring passes (default: where the device has subgroups). */
+  aggregate?: boolean;
+}
+
+function passPipeline(gpu: GpuContext, ix: GpuIndexer, opts: SelectOptions): Promise<GPUComputePipeline> {
+  const aggregate = (opts.aggregate ?? true) && gpu.features.subgroups;
+  const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
+  return gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}${aggregate ? '-aggregate' : ''}`, () => topkPassWgsl(shape, aggregate));
+}
+
+export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape, opts: SelectOptions = {}): Promise<{ indices: GPUBuffer; width: number }> {
   const width = selectionWidth(s);
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   const bq = indexerBlockQueries(shape);
@@ -83,7 +94,7 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape)
   if (blocks > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens need ${blocks} indexer workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);
   // Few query blocks (decoding): split the keys over workgroups so that the GPU fills up.
   const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
-  const pass = await gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}`, () => topkPassWgsl(shape));
+  const pass = await passPipeline(gpu, ix, opts);
   const decide = await gpu.pipeline('dsa-topk-decide', topkDecideWgsl);
   const temps: GPUBuffer[] = [];
   const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
@@ -130,12 +141,12 @@ export async function readSelection(gpu: GpuContext, sel: { indices: GPUBuffer; 
  * One scoring pass of the select kernel with every token histogramming its first digit: the indexer's own
  * cost (all Nq x visible scores computed once, nothing written but 256 bins per token). For benchmarks.
  */
-export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape): Promise<{ run: () => Promise<void>; release: () => void }> {
+export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape, opts: SelectOptions = {}): Promise<{ run: () => Promise<void>; release: () => void }> {
   const width = selectionWidth(s);
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   const blocks = Math.ceil(s.queries / indexerBlockQueries(shape));
   const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
-  const pass = await gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}`, () => topkPassWgsl(shape));
+  const pass = await passPipeline(gpu, ix, opts);
   const state = new Uint32Array(s.queries * STATE_WORDS);
   for (let t = 0; t < s.queries; t++) state[t * STATE_WORDS] = 1; // refine, empty prefix
   const bufs = [await gpu.upload(state, 'state'), await gpu.createBuffer(s.queries * 8, 'counters'), await gpu.createBuffer(s.queries * 1024, 'histogram'),

@@ -3,7 +3,7 @@
 // against flash attention over all keys for the same queries (prefill: Nq = N; decode: Nq = 1, which is
 // dense decoding). Inputs are random and stay on the device; the indexer has H_I heads of D_I dims.
 import { flashAttentionGpu } from '../attention/flash.js';
-import { dsaAttention, dsaOptionsFromSpec, sparseGatherGpu } from '../attention/dsa.js';
+import { dsaAttention, dsaOptionsFromSpec, sparseGatherGpu, type SparseVariant } from '../attention/dsa.js';
 import type { MethodSpec } from '../attention/spec.js';
 import type { Device } from '../runtime/device.js';
 import { scoreOnceGpu, selectGpu, type GpuIndexer, type SelectShape } from '../attention/dsa-select.js';
@@ -27,6 +27,8 @@ export interface DsaBenchCase {
   indexHeads: number;
   indexDim: number;
   precision: IndexerPrecision;
+  /** Also time the previous kernels (tiles attention, unaggregated selection) for a before/after table. */
+  compareOld?: boolean;
 }
 
 export interface DsaTimes {
@@ -36,6 +38,9 @@ export interface DsaTimes {
   /** select + attention, as one call runs them */
   ms: number;
   peakBytes: number;
+  /** The previous kernels, when compareOld: tiles attention and the selection without subgroup aggregation. */
+  attentionOldMs?: number;
+  selectionOldMs?: number;
 }
 
 function median(xs: number[]): number {
@@ -133,11 +138,24 @@ export async function timeDsaGpu(gpu: GpuContext, c: DsaBenchCase, reps: number,
       await gpu.idle();
       gpu.release(again.indices);
     });
-    const attentionMs = await timed(reps, warmup, async () => {
-      for (const x of chunks) await sparseGatherGpu(gpu, x, chosen.indices, chosen.width);
+    const attend = (variant: SparseVariant) => async () => {
+      for (const x of chunks) await sparseGatherGpu(gpu, x, chosen.indices, chosen.width, x.shape.keys, { variant });
       await gpu.idle();
-    });
-    return { indexerMs, selectionMs: Math.max(0, selectMs - indexerMs), attentionMs, ms: selectMs + attentionMs, peakBytes: gpu.peakBytes - before };
+    };
+    const attentionMs = await timed(reps, warmup, attend('auto'));
+    const out: DsaTimes = { indexerMs, selectionMs: Math.max(0, selectMs - indexerMs), attentionMs, ms: selectMs + attentionMs, peakBytes: gpu.peakBytes - before };
+    if (c.compareOld) {
+      // The old kernels are slow at long prefills: one timed run there.
+      const [r, w] = c.queries > 16384 ? [1, 0] : [reps, warmup];
+      out.attentionOldMs = await timed(r, w, attend('tiles'));
+      const oldSelectMs = await timed(r, w, async () => {
+        const again = await selectGpu(gpu, ix, sel, { aggregate: false });
+        await gpu.idle();
+        gpu.release(again.indices);
+      });
+      out.selectionOldMs = Math.max(0, oldSelectMs - indexerMs);
+    }
+    return out;
   } finally {
     scorer?.release();
     owned.forEach((b) => gpu.release(b));

@@ -63,15 +63,78 @@ const CAP: u32 = ${TOPK_CANDIDATES}u;
 const SW: u32 = ${STATE_WORDS}u;`;
 }
 
+/**
+ * Subgroup-aggregated atomics (aggregate variant): a subgroup's lanes that add to one counter add once
+ * (ballot count, exclusive prefix for their slots); histogram adds aggregate the subgroup's largest and
+ * smallest digits (the first digit's keys fall into a few bins: same-address atomics serialise).
+ */
+const AGGREGATE_WGSL = /* wgsl */ `
+fn claim(ci: u32, want: bool) -> u32 {
+  let w = u32(want);
+  let n = subgroupAdd(w);
+  let rank = subgroupExclusiveAdd(w);
+  var base = 0u;
+  if (subgroupElect() && n > 0u) { base = atomicAdd(&counters[ci], n); }
+  return subgroupBroadcastFirst(base) + rank;
+}
+fn hist_add(b: u32, want: bool, dig: u32) {
+  let d0 = subgroupMax(select(0u, dig + 1u, want));
+  let m0 = want && dig + 1u == d0;
+  let n0 = subgroupAdd(u32(m0));
+  if (subgroupElect() && n0 > 0u) { atomicAdd(&hist_wg[b * 256u + d0 - 1u], n0); }
+  let rest = want && !m0;
+  let d1 = subgroupMin(select(0xffffffffu, dig, rest));
+  let m1 = rest && dig == d1;
+  let n1 = subgroupAdd(u32(m1));
+  if (subgroupElect() && n1 > 0u) { atomicAdd(&hist_wg[b * 256u + d1], n1); }
+  if (rest && !m1) { atomicAdd(&hist_wg[b * 256u + dig], 1u); }
+}`;
+
+/** Key loop of the aggregate variant: uniform trip count (subgroup operations), out-of-range lanes masked. */
+const AGGREGATE_LOOP_WGSL = /* wgsl */ `
+  let stu = workgroupUniformLoad(&st);
+  let kend = key_limit(min(params.nq - 1u, q0 + BQ - 1u)) + 1;
+  if (kend > 0) {
+    let per = (u32(kend) + params.splits - 1u) / params.splits;
+    let s0 = wg.y * per;
+    let s1 = min(u32(kend), s0 + per);
+    for (var base = s0; base < s1; base += WG) {
+      let s = base + lid;
+      let inr = s < s1;
+      let scores = index_scores(min(s, s1 - 1u));
+      let lo = 0xffffffffu - s;
+      for (var b = 0u; b < BQ; b++) {
+        let t = q0 + b;
+        let vis = inr && t < params.nq && i32(s) <= key_limit(t);
+        let sb = stu[b];
+        let hi = ordered_key(scores[b]);
+        let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
+        if (sb.x == ${MODE.refine}u) {
+          hist_add(b, vis && c == 0, next_digit(hi, lo, sb.y));
+        } else if (sb.x == ${MODE.collect}u) {
+          let slot = claim(t * 2u, vis && c > 0);
+          if (vis && c > 0 && slot < params.width) { out[t * params.width + slot] = i32(s); }
+          let cs = claim(t * 2u + 1u, vis && c == 0);
+          if (vis && c == 0 && cs < CAP) { cand[(t * CAP + cs) * 2u] = hi; cand[(t * CAP + cs) * 2u + 1u] = s; }
+        } else if (sb.x == ${MODE.all}u) {
+          let slot = claim(t * 2u, vis);
+          if (vis && slot < params.width) { out[t * params.width + slot] = i32(s); }
+        }
+      }
+    }
+  }`;
+
 /** The fused score + histogram/collect pass. Bindings: params, indexer (3 or 4), then selection. */
-export function topkPassWgsl(s: IndexerKernelShape): string {
+export function topkPassWgsl(s: IndexerKernelShape, aggregate = false): string {
   const ix = indexerWgsl(s, 1);
   return /* wgsl */ `${ix.enable}
+${aggregate ? 'enable subgroups;' : ''}
 ${PARAMS_WGSL}
 ${ix.code}
 ${selectionBindings(1 + ix.bindings)}
 ${COMPOSITE_WGSL}
 const WG: u32 = ${TOPK_THREADS}u;
+${aggregate ? AGGREGATE_WGSL : ''}
 var<workgroup> hist_wg: array<atomic<u32>, ${256 * 8}>;
 var<workgroup> st: array<vec4u, 8>; // mode, bits, hi, lo of each staged token
 var<workgroup> any_active: u32;
@@ -94,7 +157,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (workgroupUniformLoad(&any_active) == 0u) { return; }
   for (var x = lid; x < BQ * 256u; x += WG) { atomicStore(&hist_wg[x], 0u); }
   stage_queries(q0, lid, WG);
-  workgroupBarrier();
+  workgroupBarrier();${aggregate ? AGGREGATE_LOOP_WGSL : /* wgsl */ `
   let kend = key_limit(min(params.nq - 1u, q0 + BQ - 1u)) + 1;
   if (kend > 0) {
     let per = (u32(kend) + params.splits - 1u) / params.splits;
@@ -125,7 +188,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         }
       }
     }
-  }
+  }`}
   workgroupBarrier();
   for (var x = lid; x < BQ * 256u; x += WG) {
     let v = atomicLoad(&hist_wg[x]);
