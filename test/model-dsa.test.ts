@@ -4,6 +4,8 @@
 // a small topk runs, stays finite, equals dense while the local window covers the text, and chunked
 // prefill equals one token at a time.
 import { describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
 import { cpuDevice } from '../src/runtime/device.js';
@@ -114,6 +116,18 @@ describe('training-free indexer', () => {
 });
 
 describe('DSA layers in the decoder (stories260K)', () => {
+  it('longctx generate --attention dsa:topk=K prints the greedy text', () => {
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const run = (spec: string) => spawnSync(process.execPath, [cli, 'generate', '--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '40', '--attention', spec],
+      { encoding: 'utf8', timeout: 60_000 });
+    const big = run('dsa:topk=4096');
+    assert.equal(big.status, 0, big.stderr);
+    assert.ok(big.stdout.length > 100 && expectedText().startsWith(big.stdout.trimEnd()), big.stdout);
+    const small = run('dsa:topk=4,local=4,sinks=1');
+    assert.equal(small.status, 0, small.stderr);
+    assert.ok(small.stdout.length > 20 && small.stdout !== big.stdout, small.stdout);
+  });
+
   it('CPU: topk >= context gives the golden greedy output (chunked prefill)', async () => {
     const d = new CpuDecoder(model, uniformSchedule('dsa:topk=256'), { maxTokens: 201, chunk: 37 });
     const r = await generate(d, model.tokenizer, [1], { maxTokens: 200, temperature: 0 });
