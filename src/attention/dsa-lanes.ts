@@ -5,6 +5,7 @@ import { UnsupportedError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { lanesLayout, MERGE_SPLIT_THREADS, sparseLanesParams, sparseLanesWgsl, sparseSplitMergeWgsl, type LanesLayout } from '../kernels/sparse-lanes-wgsl.js';
 import type { GpuInputs } from './gpu-chunks.js';
+import { scratchBuffer, type Scratch } from './dsa-scratch.js';
 
 /** Lanes per query head by default: 8 (lavapipe's subgroups are 8 wide, NVIDIA's 32). */
 export const DEFAULT_LANES = 8;
@@ -76,15 +77,15 @@ export async function sparseLanesGpu(gpu: GpuContext, x: GpuInputs, indices: GPU
   if (rows > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);
   const stateRows = s.heads * s.queries;
   const params = gpu.uniform(sparseLanesParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim, keyStride, splits, heads: s.heads }));
-  const temps: GPUBuffer[] = [];
+  const temps: Scratch[] = [];
   let mparams: GPUBuffer | undefined;
   try {
     let po = x.o, plse = x.lse;
     if (splits > 1) {
-      po = await gpu.createBuffer(splits * stateRows * s.headDim * 4, 'dsa split o');
-      temps.push(po);
-      plse = await gpu.createBuffer(splits * stateRows * 4, 'dsa split lse');
-      temps.push(plse);
+      // Every split writes all its rows (empty ones as -inf), so reused scratch needs no clearing.
+      temps.push(await scratchBuffer(gpu, splits * stateRows * s.headDim * 4, 'dsa split o'));
+      temps.push(await scratchBuffer(gpu, splits * stateRows * 4, 'dsa split lse'));
+      [po, plse] = [temps[0].buffer, temps[1].buffer];
     }
     const bound = gpu.bind(pipeline, [x.q, x.k, x.v, po, plse, indices, params]);
     let merge: { pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number } | undefined;
@@ -108,6 +109,6 @@ export async function sparseLanesGpu(gpu: GpuContext, x: GpuInputs, indices: GPU
   } finally {
     params.destroy();
     mparams?.destroy();
-    temps.forEach((b) => gpu.release(b));
+    temps.forEach((t) => t.release());
   }
 }

@@ -10,6 +10,7 @@ import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } f
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
 import { indexLimit } from '../reference/dsa-reference.js';
 import type { IndexerInputs } from '../kernels/dsa-indexer-cpu.js';
+import { scratchBuffer, type Scratch } from './dsa-scratch.js';
 
 export interface SelectShape {
   queries: number;
@@ -75,6 +76,16 @@ export async function uploadIndexer(gpu: GpuContext, p: PreparedIndexer, index: 
  * Records init + TOPK_MAX_PASSES x (pass, decide) and returns the [Nq, width] index buffer (caller releases).
  * Temporaries: state, counters, a 256-bin histogram and TOPK_CANDIDATES candidates per query token.
  */
+/** Keys per thread and scoring pass at least, when the keys are split over workgroups. */
+export const SELECT_KEYS_PER_THREAD = 2;
+/** Workgroups a scoring pass aims at. */
+export const SELECT_FILL_WORKGROUPS = 2048;
+
+/** Few query blocks (decoding): the keys are split over workgroups so that the GPU fills up. */
+export function selectSplits(gpu: GpuContext, s: SelectShape, blocks: number): number {
+  return Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * SELECT_KEYS_PER_THREAD)), Math.ceil(SELECT_FILL_WORKGROUPS / blocks), gpu.maxWorkgroupsPerDim));
+}
+
 export interface SelectOptions {
   /** Subgroup-aggregated atomics in the scoring passes (default: where the device has subgroups). */
   aggregate?: boolean;
@@ -92,15 +103,20 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
   const bq = indexerBlockQueries(shape);
   const blocks = Math.ceil(s.queries / bq);
   if (blocks > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens need ${blocks} indexer workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);
-  // Few query blocks (decoding): split the keys over workgroups so that the GPU fills up.
-  const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
+  const splits = selectSplits(gpu, s, blocks);
   const pass = await passPipeline(gpu, ix, opts);
   const decide = await gpu.pipeline('dsa-topk-decide', topkDecideWgsl);
+  const scratch: Scratch[] = [];
   const temps: GPUBuffer[] = [];
   const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
   try {
     for (const [words, label] of [[STATE_WORDS, 'state'], [2, 'counters'], [256, 'histogram'], [2 * TOPK_CANDIDATES, 'candidates']] as const) {
-      temps.push(await gpu.createBuffer(s.queries * words * 4, `dsa select ${label}`)); // zeroed: mode 0 = init
+      const t = await scratchBuffer(gpu, s.queries * words * 4, `dsa select ${label}`);
+      scratch.push(t);
+      temps.push(t.buffer);
+      // State mode 0 = init and an empty histogram to start (a finished run leaves the histogram empty;
+      // zeroed anyway); counters are set by init, candidates written before they are read.
+      if (!t.fresh && (label === 'state' || label === 'histogram')) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
     }
     const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits }));
     const sel = [...temps, indices];
@@ -126,7 +142,7 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
     gpu.release(indices);
     throw e;
   } finally {
-    temps.forEach((b) => gpu.release(b));
+    scratch.forEach((t) => t.release());
   }
   return { indices, width };
 }
@@ -145,7 +161,7 @@ export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectSha
   const width = selectionWidth(s);
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   const blocks = Math.ceil(s.queries / indexerBlockQueries(shape));
-  const splits = Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * 8)), Math.ceil(1024 / blocks), gpu.maxWorkgroupsPerDim));
+  const splits = selectSplits(gpu, s, blocks);
   const pass = await passPipeline(gpu, ix, opts);
   const state = new Uint32Array(s.queries * STATE_WORDS);
   for (let t = 0; t < s.queries; t++) state[t * STATE_WORDS] = 1; // refine, empty prefix
