@@ -14,6 +14,7 @@ export * from './cca.js';
 export * from './cca-cache.js';
 export * from './shards.js';
 export * from './star.js';
+export * from './star-mask.js';
 export * from './ring.js';
 export * from './dsa.js';
 export * from './dsa-cache.js';

@@ -13,6 +13,8 @@ export type MaskNode =
   | { kind: 'sinks'; tokens: number }
   /** Packed sequences: a query sees keys of its own document. ids[position], non-decreasing. */
   | { kind: 'document'; ids: Int32Array }
+  /** Every key for queries at positions >= start (e.g. Star Attention's query and generated tokens). */
+  | { kind: 'queriesFrom'; start: number }
   | { kind: 'and'; parts: MaskNode[] }
   | { kind: 'or'; parts: MaskNode[] };
 
@@ -25,6 +27,7 @@ export const documents = (ids: Int32Array): MaskNode => {
   }
   return { kind: 'document', ids };
 };
+export const queriesFrom = (start: number): MaskNode => ({ kind: 'queriesFrom', start });
 export const and = (...parts: MaskNode[]): MaskNode => ({ kind: 'and', parts });
 export const or = (...parts: MaskNode[]): MaskNode => ({ kind: 'or', parts });
 
@@ -35,6 +38,7 @@ export function maskAllows(m: MaskNode, qp: number, kp: number): boolean {
     case 'window': return kp >= qp - m.left && kp <= qp + m.right;
     case 'sinks': return kp < m.tokens;
     case 'document': return m.ids[qp] === m.ids[kp];
+    case 'queriesFrom': return qp >= m.start;
     case 'and': return m.parts.every((p) => maskAllows(p, qp, kp));
     case 'or': return m.parts.some((p) => maskAllows(p, qp, kp));
   }
@@ -60,6 +64,8 @@ export function classifyTile(m: MaskNode, q0: number, q1: number, k0: number, k1
       if (a1 < b0 || b1 < a0) return EMPTY;
       return a0 === a1 && b0 === b1 && a0 === b0 ? FULL : PARTIAL;
     }
+    case 'queriesFrom':
+      return q0 >= m.start ? FULL : q1 < m.start ? EMPTY : PARTIAL;
     case 'and': {
       let kind: TileKind = FULL;
       for (const p of m.parts) {
@@ -88,6 +94,7 @@ export function maskWgsl(m: MaskNode): string {
     case 'window': return `(kp >= qp - ${m.left} && kp <= qp + ${m.right})`;
     case 'sinks': return `(kp < ${m.tokens})`;
     case 'document': return '(doc_ids[qp] == doc_ids[kp])';
+    case 'queriesFrom': return `(qp >= ${m.start})`;
     case 'and': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' && ')})` : 'true';
     case 'or': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' || ')})` : 'false';
   }
@@ -111,6 +118,7 @@ export function describeMask(m: MaskNode): string {
     case 'window': return `window(${m.left},${m.right})`;
     case 'sinks': return `sinks(${m.tokens})`;
     case 'document': return 'document';
+    case 'queriesFrom': return `queries from ${m.start}`;
     case 'and': return m.parts.map(describeMask).join(' & ');
     case 'or': return `(${m.parts.map(describeMask).join(' | ')})`;
   }
