@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 // How much of the true softmax attention mass the training-free DSA indexer's top-k captures, per layer, on
 // real text. The model runs with exact (flash) attention; an observer keeps every layer's post-RoPE keys and
-// the queries of sampled positions. For each sampled query p and layer, the exact attention probabilities
+// the queries of sampled positions (exact attention: dense on the CPU, flash on WebGPU). For each sampled query p and layer, the exact attention probabilities
 // over keys 0..p (averaged over the layer's query heads, since DSA's key set is shared by a token's heads)
 // are summed over the key set each selector picks with the same budget of B keys:
 //   oracle        the B keys of largest mean probability (the best any shared set can do)
-//   indexer       the indexer's top-B over all visible keys (float scores)
-//   dsa           what the model runs: 4 sinks + the last 64 + the indexer's top-(B-68) of the keys between
+//   indexer:P     the indexer's top-B over all visible keys (float scores), P rotary pairs per index head
+//   dsa:P         what the model runs: 4 sinks + the last 64 + the indexer's top-(B-68) of the keys between
 //   recent        the last B keys (a window)
 //   sinks+recent  4 sinks + the last B-4 (StreamingLLM)
 //   random        B distinct visible keys drawn uniformly
 // Usage: node scripts/dsa-attention-mass.mjs [--contexts 4096,8192,16384] [--samples 256] [--budgets 128,512]
-//   [--pairs 4] [--backend cpu|webgpu] [--chunk 512] [--text data/kjv-head.txt] [--out file.json]
+//   [--pairs 4,2] [--backend cpu|webgpu] [--chunk 512] [--text data/kjv-head.txt] [--out file.json]
 // Queries are sampled in the last quarter of each context [3C/4, C), so each sees at least 3C/4 keys.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -26,14 +26,14 @@ import { indexKeysInto, indexQueries, indexScoresRow, trainingFreeIndexer } from
 const root = new URL('..', import.meta.url).pathname;
 const { values: a } = parseArgs({ options: {
   contexts: { type: 'string', default: '4096,8192,16384' }, samples: { type: 'string', default: '256' },
-  budgets: { type: 'string', default: '128,512' }, pairs: { type: 'string', default: '4' }, backend: { type: 'string', default: 'cpu' },
+  budgets: { type: 'string', default: '128,512' }, pairs: { type: 'string', default: '4,2' }, backend: { type: 'string', default: 'cpu' },
   chunk: { type: 'string', default: '512' }, text: { type: 'string', default: root + 'data/kjv-head.txt' },
   model: { type: 'string', default: root + 'test/fixtures/stories260K/stories260K.gguf' }, out: { type: 'string' },
 } });
 const contexts = a.contexts.split(',').map(Number);
 const budgets = a.budgets.split(',').map(Number);
 const samples = Number(a.samples);
-const pairs = Number(a.pairs);
+const pairList = a.pairs.split(',').map(Number);
 const SINKS = 4, LOCAL = 64;
 
 const model = loadGguf(a.model);
@@ -68,18 +68,25 @@ const observe = (layer, pos, T, q, k) => {
 const opts = { maxTokens: N, chunk: Number(a.chunk), observe };
 const device = a.backend === 'webgpu' ? await acquireDevice('webgpu') : undefined;
 const t0 = performance.now();
-const decoder = device ? await GpuDecoder.create(device.gpu, model, uniformSchedule('flash'), opts) : new CpuDecoder(model, uniformSchedule('flash'), opts);
+const decoder = device ? await GpuDecoder.create(device.gpu, model, uniformSchedule('flash'), opts) : new CpuDecoder(model, uniformSchedule('dense'), opts);
 await decoder.forward(ids);
 decoder.destroy();
 const prefillSeconds = (performance.now() - t0) / 1000;
 process.stderr.write(`prefill of ${N} tokens with exact attention on ${a.backend}: ${prefillSeconds.toFixed(1)} s\n`);
 
-/** Sum of mass[] over the B entries of largest score[] among positions `from`..`to`-1. */
+/** Sum of mass[] over the B entries of largest score[] among positions `from`..`to`-1 (sorts kept per query for all budgets). */
+let sortCache = new Map();
 function massOfTop(score, mass, from, to, B) {
   const n = to - from;
   if (n <= 0 || B <= 0) return 0;
   if (B >= n) { let s = 0; for (let i = from; i < to; i++) s += mass[i]; return s; }
-  const sorted = Float32Array.from(score.subarray(from, to)).sort();
+  const cacheKey = score;
+  let sorted = sortCache.get(cacheKey)?.get(from);
+  if (!sorted) {
+    sorted = Float32Array.from(score.subarray(from, to)).sort();
+    if (!sortCache.has(cacheKey)) sortCache.set(cacheKey, new Map());
+    sortCache.get(cacheKey).set(from, sorted);
+  }
   const thr = sorted[n - B];
   let s = 0, taken = 0;
   for (let i = from; i < to; i++) if (score[i] > thr) { s += mass[i]; taken++; }
@@ -88,17 +95,19 @@ function massOfTop(score, mass, from, to, B) {
 }
 const sumRange = (mass, from, to) => { let s = 0; for (let i = Math.max(0, from); i < to; i++) s += mass[i]; return s; };
 
-const methods = ['oracle', 'indexer', 'dsa', 'recent', 'sinks+recent', 'random'];
+const methods = ['oracle', ...pairList.flatMap((P) => [`indexer:${P}`, `dsa:${P}`]), 'recent', 'sinks+recent', 'random'];
 const totals = new Map(); // `${C}|${layer}|${B}|${method}` -> [sum, count]
 const add = (key, v) => { const t = totals.get(key) ?? [0, 0]; t[0] += v; t[1]++; totals.set(key, t); };
 const mass = new Float64Array(N);
 const massF = new Float32Array(N);
 const logits = new Float64Array(N);
-const score = new Float32Array(N);
 for (let layer = 0; layer < L; layer++) {
-  const ix = trainingFreeIndexer(model.weights.layers[layer], c, { pairsPerHead: pairs });
-  const indexK = new Float32Array(N * ix.dim);
-  indexKeysInto(ix, keys[layer], N, D, indexK, 0);
+  const indexers = pairList.map((P) => {
+    const ix = trainingFreeIndexer(model.weights.layers[layer], c, { pairsPerHead: P });
+    const indexK = new Float32Array(N * ix.dim);
+    indexKeysInto(ix, keys[layer], N, D, indexK, 0);
+    return { P, ix, indexK, score: new Float32Array(N) };
+  });
   for (const [p, C] of sampled) {
     const q = queries[layer].get(p);
     const n = p + 1;
@@ -118,14 +127,16 @@ for (let layer = 0; layer < L; layer++) {
       for (let s = 0; s < n; s++) mass[s] += logits[s] / z / Hq;
     }
     for (let s = 0; s < n; s++) massF[s] = mass[s];
-    const iq = indexQueries(ix, q, Hq, 1, D);
-    indexScoresRow(ix, iq.q, 1, 0, indexK, n, score);
+    for (const { ix, indexK, score } of indexers) indexScoresRow(ix, indexQueries(ix, q, Hq, 1, D).q, 1, 0, indexK, n, score);
+    sortCache = new Map();
     for (const B of budgets) {
       const key = (m) => `${C}|${layer}|${B}|${m}`;
       add(key('oracle'), massOfTop(massF, mass, 0, n, B));
-      add(key('indexer'), massOfTop(score, mass, 0, n, B));
       const mid = Math.max(SINKS, n - LOCAL);
-      add(key('dsa'), sumRange(mass, 0, Math.min(SINKS, n)) + sumRange(mass, mid, n) + massOfTop(score, mass, SINKS, mid, B - SINKS - LOCAL));
+      for (const { P, score } of indexers) {
+        add(key(`indexer:${P}`), massOfTop(score, mass, 0, n, B));
+        add(key(`dsa:${P}`), sumRange(mass, 0, Math.min(SINKS, n)) + sumRange(mass, mid, n) + massOfTop(score, mass, SINKS, mid, B - SINKS - LOCAL));
+      }
       add(key('recent'), sumRange(mass, n - B, n));
       add(key('sinks+recent'), sumRange(mass, 0, Math.min(SINKS, n)) + sumRange(mass, Math.max(SINKS, n - (B - SINKS)), n));
       const picks = new Set();
@@ -143,9 +154,9 @@ for (const C of contexts) for (const B of budgets) for (let layer = 0; layer < L
   for (const m of methods) { const [s, k] = totals.get(`${C}|${layer}|${B}|${m}`); row[m] = s / k; }
   rows.push(row);
 }
-const ix0 = trainingFreeIndexer(model.weights.layers[0], c, { pairsPerHead: pairs });
+const ix0 = trainingFreeIndexer(model.weights.layers[0], c, { pairsPerHead: pairList[0] });
 const lines = [`# Share of exact attention mass inside each selector's B keys (mean over ${samples} sampled queries in [3C/4, C) and the query heads)`,
-  `model ${model.source}, trained at 512 tokens; text ${a.text.replace(root, '')}; indexer ${ix0.description}; backend ${a.backend}`, '',
+  `model ${model.source}, trained at 512 tokens; text ${a.text.replace(root, '')}; indexer:P = ${ix0.description.replace(/\d+ of/, 'P of')}; backend ${a.backend}`, '',
   `| context | B | layer | ${methods.join(' | ')} |`, `| --- | --- | --- | ${methods.map(() => '---').join(' | ')} |`,
   ...rows.map((r) => `| ${r.context} | ${r.budget} | ${r.layer} | ${methods.map((m) => r[m].toFixed(3)).join(' | ')} |`)];
 console.log(lines.join('\n'));
