@@ -11,7 +11,7 @@
 //   sinks+recent  4 sinks + the last B-4 (StreamingLLM)
 //   random        B distinct visible keys drawn uniformly
 // Usage: node scripts/dsa-attention-mass.mjs [--contexts 4096,8192,16384] [--samples 256] [--budgets 128,512]
-//   [--pairs 4,2] [--backend cpu|webgpu] [--chunk 512] [--text data/kjv-head.txt] [--out file.json]
+//   [--pairs 4,2] [--backend cpu|webgpu] [--chunk 512] [--text data/kjv-head.txt] [--out file.json (and file.md)]
 // Queries are sampled in the last quarter of each context [3C/4, C), so each sees at least 3C/4 keys.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -101,14 +101,19 @@ const add = (key, v) => { const t = totals.get(key) ?? [0, 0]; t[0] += v; t[1]++
 const mass = new Float64Array(N);
 const massF = new Float32Array(N);
 const logits = new Float64Array(N);
+const indexersOf = Array.from({ length: L }, (_, layer) => pairList.map((P) => {
+  const ix = trainingFreeIndexer(model.weights.layers[layer], c, { pairsPerHead: P });
+  const indexK = new Float32Array(N * ix.dim);
+  indexKeysInto(ix, keys[layer], N, D, indexK, 0);
+  return { P, ix, indexK, score: new Float32Array(N) };
+}));
+const done = [];
+// Contexts in turn, the table rewritten after each: a run cut short by a time limit still reports the shorter ones.
+for (const context of contexts) {
 for (let layer = 0; layer < L; layer++) {
-  const indexers = pairList.map((P) => {
-    const ix = trainingFreeIndexer(model.weights.layers[layer], c, { pairsPerHead: P });
-    const indexK = new Float32Array(N * ix.dim);
-    indexKeysInto(ix, keys[layer], N, D, indexK, 0);
-    return { P, ix, indexK, score: new Float32Array(N) };
-  });
+  const indexers = indexersOf[layer];
   for (const [p, C] of sampled) {
+    if (C !== context) continue;
     const q = queries[layer].get(p);
     const n = p + 1;
     mass.fill(0, 0, n);
@@ -148,8 +153,13 @@ for (let layer = 0; layer < L; layer++) {
   }
 }
 
+done.push(context);
+report();
+}
+
+function report() {
 const rows = [];
-for (const C of contexts) for (const B of budgets) for (let layer = 0; layer < L; layer++) {
+for (const C of done) for (const B of budgets) for (let layer = 0; layer < L; layer++) {
   const row = { context: C, budget: B, layer };
   for (const m of methods) { const [s, k] = totals.get(`${C}|${layer}|${B}|${m}`); row[m] = s / k; }
   rows.push(row);
@@ -159,8 +169,11 @@ const lines = [`# Share of exact attention mass inside each selector's B keys (m
   `model ${model.source}, trained at 512 tokens; text ${a.text.replace(root, '')}; indexer:P = ${ix0.description.replace(/\d+ of/, 'P of')}; backend ${a.backend}`, '',
   `| context | B | layer | ${methods.join(' | ')} |`, `| --- | --- | --- | ${methods.map(() => '---').join(' | ')} |`,
   ...rows.map((r) => `| ${r.context} | ${r.budget} | ${r.layer} | ${methods.map((m) => r[m].toFixed(3)).join(' | ')} |`)];
-console.log(lines.join('\n'));
+if (done.length === contexts.length) console.log(lines.join('\n'));
 if (a.out) {
   mkdirSync(dirname(a.out), { recursive: true });
+  writeFileSync(a.out.replace(/\.json$/, '') + '.md', lines.join('\n') + '\n');
   writeFileSync(a.out, JSON.stringify({ model: model.source, text: a.text, indexer: ix0.description, backend: a.backend, samples, prefillSeconds, rows }, null, 1));
+}
+process.stderr.write(`context ${done[done.length - 1]} measured after ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
 }
