@@ -4,7 +4,8 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attendSelected, type GatheredKeys, type IndexerInputs, type SparseOptions } from '../src/attention/dsa.js';
-import { readSelection, selectGpu, uploadIndexer } from '../src/attention/dsa-select.js';
+import { readSelection, selectCpu, selectGpu, uploadIndexer } from '../src/attention/dsa-select.js';
+import { radixSelectRow, sampleStride } from '../src/kernels/topk-cpu.js';
 import { prepareIndexer } from '../src/kernels/dsa-indexer-cpu.js';
 import { referenceSelect } from '../src/reference/dsa-reference.js';
 import { lanesSplits, subgroupMinSize } from '../src/attention/dsa-lanes.js';
@@ -141,6 +142,62 @@ describe('selection with subgroup-aggregated atomics on webgpu', { skip: gpuDevi
           for (let t = 0; t < Nq; t++) {
             const row = [...got.indices.subarray(t * got.width, t * got.width + got.count(t))].sort((a, b) => a - b);
             assert.deepEqual(row, [...ref.selected[t]].sort((a, b) => a - b), `aggregate ${aggregate} topk ${topk} row ${t}`);
+          }
+        }
+      } finally {
+        ix.release();
+      }
+    }
+  });
+});
+
+/** Index inputs whose score of key s is k[s] (one head, one dim, unit query and weight). */
+function scoreIndex(queries: number, scores: Float32Array): IndexerInputs {
+  return { q: tensor([1, queries, 1], 'f32', new Float32Array(queries).fill(1)), k: tensor([scores.length, 1], 'f32', scores), w: tensor([queries, 1], 'f32', new Float32Array(queries).fill(1)) };
+}
+
+test('sampled first digit (CPU twin): a right guess saves a full pass, a wrong one falls back; both select what a sort selects', () => {
+  const rand = rng(21);
+  const sortTop = (sc: Float32Array, k: number) => Array.from(sc.keys()).sort((a, b) => (sc[b] - sc[a]) || (a - b)).slice(0, k).sort((a, b) => a - b);
+  const normal = Float32Array.from({ length: 20000 }, () => Math.sqrt(-2 * Math.log(rand() + 1e-12)) * Math.cos(2 * Math.PI * rand()));
+  // Misleading sample: every stride-th key (the sampled ones) scores low, the others high.
+  const stride = sampleStride(128);
+  const misleading = Float32Array.from({ length: 2000 }, (_, s) => (s % stride === 0 ? 1 + (s % 7) : 100 + (s % 3)));
+  for (const [scores, k, guessed] of [[normal, 2048, true], [misleading, 128, false]] as const) {
+    const out = new Int32Array(k);
+    const stats = radixSelectRow(scores, scores.length, k, out, 0, k, sampleStride(k));
+    assert.deepEqual([...out].sort((a, b) => a - b), sortTop(scores, k));
+    if (guessed) assert.equal(stats.passes, 3, 'sample, guessed bucket, collect'); else assert.ok(stats.passes > 3, `fallback: ${stats.passes} passes`);
+  }
+});
+
+describe('selection with a sampled first digit on webgpu', { skip: gpuDevice?.gpu?.features.subgroups ? false : 'no WebGPU subgroups' }, () => {
+  test('right and wrong guesses both select the float64 top-k, as the CPU twin does', async () => {
+    const gpu = gpuDevice!.gpu!;
+    const rand = rng(31);
+    const stride = sampleStride(128);
+    const cases: Array<[IndexerInputs, number]> = [
+      [{ q: randomNormal([4, 3, 64], 71), k: randomNormal([3000, 64], 72), w: randomNormal([3, 4], 73) }, 256],
+      [scoreIndex(2, Float32Array.from({ length: 2000 }, (_, s) => (s % stride === 0 ? 1 + (s % 7) : 100 + (s % 3)))), 128],
+      [scoreIndex(3, Float32Array.from({ length: 1500 }, () => Math.round(rand() * 40))), 300],
+    ];
+    for (const [index, topk] of cases) {
+      const [, Nq] = index.q.shape;
+      const shape = { queries: Nq, keys: index.k.shape[0], causal: true, topk };
+      const ref = referenceSelect(index, topk, true);
+      const prepared = prepareIndexer(index, 'float');
+      const cpu = selectCpu(prepared, shape);
+      const ix = await uploadIndexer(gpu, prepared, index);
+      try {
+        for (const sample of [true, false]) {
+          const sel = await selectGpu(gpu, ix, shape, { sample });
+          const got = await readSelection(gpu, sel, shape);
+          gpu.release(sel.indices);
+          for (let t = 0; t < Nq; t++) {
+            const want = [...ref.selected[t]].sort((a, b) => a - b);
+            const row = (x: GatheredKeys) => [...x.indices.subarray(t * x.width, t * x.width + x.count(t))].sort((a, b) => a - b);
+            assert.deepEqual(row(got), want, `sample ${sample} topk ${topk} row ${t}`);
+            assert.deepEqual(row(cpu), want, `cpu topk ${topk} row ${t}`);
           }
         }
       } finally {

@@ -5,7 +5,7 @@ import { toDType } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { indexRowScores, packInt8, type IndexerPrecision, type PreparedIndexer } from '../kernels/dsa-indexer-cpu.js';
 import { indexerBlockQueries } from '../kernels/dsa-indexer-wgsl.js';
-import { radixSelectRow, TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
+import { radixSelectRow, sampleStride, TOPK_CANDIDATES, TOPK_MAX_PASSES, TOPK_MAX_PASSES_SAMPLED } from '../kernels/topk-cpu.js';
 import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
 import { indexLimit } from '../reference/dsa-reference.js';
@@ -35,7 +35,7 @@ export function selectCpu(p: PreparedIndexer, s: SelectShape): GatheredKeys {
   for (let t = 0; t < s.queries; t++) {
     const visible = Math.max(0, indexLimit(s.queries, s.keys, s.causal, t) + 1);
     indexRowScores(p, t, visible, scores);
-    radixSelectRow(scores, visible, s.topk, indices, t * width, width);
+    radixSelectRow(scores, visible, s.topk, indices, t * width, width, sampleStride(width));
   }
   return { indices, width, count: countFn(s, width) };
 }
@@ -73,7 +73,7 @@ export async function uploadIndexer(gpu: GpuContext, p: PreparedIndexer, index: 
 }
 
 /**
- * Records init + TOPK_MAX_PASSES x (pass, decide) and returns the [Nq, width] index buffer (caller releases).
+ * Records init + TOPK_MAX_PASSES (sampled: TOPK_MAX_PASSES_SAMPLED) x (pass, decide) and returns the [Nq, width] index buffer (caller releases).
  * Temporaries: state, counters, a 256-bin histogram and TOPK_CANDIDATES candidates per query token.
  */
 /** Keys per thread and scoring pass at least, when the keys are split over workgroups. */
@@ -89,6 +89,8 @@ export function selectSplits(gpu: GpuContext, s: SelectShape, blocks: number): n
 export interface SelectOptions {
   /** Subgroup-aggregated atomics in the scoring passes (default: where the device has subgroups). */
   aggregate?: boolean;
+  /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default with aggregate). */
+  sample?: boolean;
 }
 
 function passPipeline(gpu: GpuContext, ix: GpuIndexer, opts: SelectOptions): Promise<GPUComputePipeline> {
@@ -118,7 +120,9 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
       // zeroed anyway); counters are set by init, candidates written before they are read.
       if (!t.fresh && (label === 'state' || label === 'histogram')) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
     }
-    const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits }));
+    const sampled = (opts.sample ?? true) && (opts.aggregate ?? true) && gpu.features.subgroups;
+    const stride = sampled ? sampleStride(width) : 0;
+    const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits, stride }));
     const sel = [...temps, indices];
     const passGroup = gpu.bind(pass, [params, ...ix.buffers, ...sel]);
     const decideGroup = gpu.bind(decide, [params, ...sel]);
@@ -130,7 +134,7 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
         enc.dispatchWorkgroups(Math.min(decideGroups, gpu.maxWorkgroupsPerDim), Math.ceil(decideGroups / gpu.maxWorkgroupsPerDim));
       };
       runDecide();
-      for (let i = 0; i < TOPK_MAX_PASSES; i++) {
+      for (let i = 0; i < (stride ? TOPK_MAX_PASSES_SAMPLED : TOPK_MAX_PASSES); i++) {
         enc.setPipeline(pass);
         enc.setBindGroup(0, passGroup);
         enc.dispatchWorkgroups(blocks, splits);

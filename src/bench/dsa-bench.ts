@@ -149,7 +149,7 @@ export async function timeDsaGpu(gpu: GpuContext, c: DsaBenchCase, reps: number,
       const [r, w] = c.queries > 16384 ? [1, 0] : [reps, warmup];
       out.attentionOldMs = await timed(r, w, attend('tiles'));
       const oldSelectMs = await timed(r, w, async () => {
-        const again = await selectGpu(gpu, ix, sel, { aggregate: false });
+        const again = await selectGpu(gpu, ix, sel, { aggregate: false, sample: false });
         await gpu.idle();
         gpu.release(again.indices);
       });

@@ -10,6 +10,29 @@
 export const TOPK_CANDIDATES = 256;
 /** Histogram passes at most (8 bits each over the 64-bit composite), plus one collect pass. */
 export const TOPK_MAX_PASSES = 9;
+/** With a sample pass: sample, a guess that fails, then the passes above. */
+export const TOPK_MAX_PASSES_SAMPLED = TOPK_MAX_PASSES + 2;
+
+/**
+ * Sampled first digit. The first 8 bits of the composite are the sign and 7 exponent bits, which barely vary,
+ * so the first full pass resolves little and a long row needs 3 full passes (2 histograms and collect). A
+ * sample pass over every `stride`-th key (1/stride of a pass) guesses that first digit from the k/stride-th
+ * sampled key; the first full pass then histograms the next 8 bits of the guessed bucket and counts the keys
+ * above it. If the k-th key lies in the guessed bucket (almost always) the row is at 16 bits after one full
+ * pass, usually collectable: 2 full passes. Otherwise it restarts from bit 0 (one pass lost).
+ * stride = min(16, width / 64) (64 sampled keys above the threshold at least); rows with fewer than
+ * SAMPLE_MIN_RATIO x take visible keys (or stride < 2) are not sampled.
+ */
+export function sampleStride(width: number): number {
+  const stride = Math.min(16, Math.floor(width / 64));
+  return stride >= 2 ? stride : 0;
+}
+export const SAMPLE_MIN_RATIO = 4;
+
+/** Whether a row of `count` keys taking `take` is sampled first. */
+export function rowSampled(stride: number, count: number, take: number): boolean {
+  return stride >= 2 && take < count && count >= SAMPLE_MIN_RATIO * take;
+}
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -55,7 +78,7 @@ export interface SelectStats {
  * Writes the indices of the top min(k, count) of scores[0..count) into out[offset..], highest first for
  * the keys above the final prefix (in index order), then the boundary keys by rank; pads to `width` with -1.
  */
-export function radixSelectRow(scores: Float32Array, count: number, k: number, out: Int32Array, offset: number, width: number): SelectStats {
+export function radixSelectRow(scores: Float32Array, count: number, k: number, out: Int32Array, offset: number, width: number, stride = 0): SelectStats {
   const take = Math.min(k, count);
   out.fill(-1, offset, offset + width);
   if (take === 0) return { passes: 0 };
@@ -70,10 +93,38 @@ export function radixSelectRow(scores: Float32Array, count: number, k: number, o
   const p: Prefix = { bits: 0, hi: 0, lo: 0, need: take };
   const hist = new Uint32Array(256);
   let passes = 0;
-  for (;;) {
+  let guessed = false;
+  if (rowSampled(stride, count, take)) {
+    // Sample pass (counted as a pass, though it costs 1/stride), then the guessed bucket's pass.
+    passes += 2;
+    for (let s = 0; s < count; s += stride) hist[nextDigit(keyHi[s], lo(s), 0)]++;
+    const needSample = Math.ceil(take / stride);
+    let d = 255;
+    for (let above = 0; d > 0 && above + hist[d] < needSample; d--) above += hist[d];
+    const guess = { bits: 8, hi: d, lo: 0 };
     hist.fill(0);
-    passes++;
-    for (let s = 0; s < count; s++) if (comparePrefix(keyHi[s], lo(s), p) === 0) hist[nextDigit(keyHi[s], lo(s), p.bits)]++;
+    let above = 0;
+    for (let s = 0; s < count; s++) {
+      const c = comparePrefix(keyHi[s], lo(s), guess);
+      if (c > 0) above++;
+      else if (c === 0) hist[nextDigit(keyHi[s], lo(s), 8)]++;
+    }
+    const total = hist.reduce((a, b) => a + b, 0);
+    if (above < take && above + total >= take) {
+      guessed = true;
+      p.bits = 8;
+      p.hi = d;
+      p.need = take - above;
+    }
+  }
+  for (;;) {
+    if (guessed) {
+      guessed = false; // the guess pass's histogram is this round's
+    } else {
+      hist.fill(0);
+      passes++;
+      for (let s = 0; s < count; s++) if (comparePrefix(keyHi[s], lo(s), p) === 0) hist[nextDigit(keyHi[s], lo(s), p.bits)]++;
+    }
     let above = 0;
     let d = 255;
     while (above + hist[d] < p.need) above += hist[d--];

@@ -8,17 +8,17 @@
 //   decide: one thread per token: REFINE extends the prefix by the digit holding the k-th key (COLLECT once
 //           that bucket has at most TOPK_CANDIDATES keys); after COLLECT it ranks the candidates exactly
 //           (score, then lower index) and pads the row with -1. Finished workgroups return at once.
-import { TOPK_CANDIDATES } from './topk-cpu.js';
+import { SAMPLE_MIN_RATIO, TOPK_CANDIDATES } from './topk-cpu.js';
 import { indexerWgsl, type IndexerKernelShape } from './dsa-indexer-wgsl.js';
 
 export const TOPK_THREADS = 128;
-export const MODE = { init: 0, refine: 1, collect: 2, all: 3, done: 4 } as const;
+export const MODE = { init: 0, refine: 1, collect: 2, all: 3, done: 4, sample: 5, guess: 6 } as const;
 /** u32 words of selection state per token: mode, bits, hi, lo, need, take, -, -. */
 export const STATE_WORDS = 8;
 
 /** Uniform block of both kernels; keep in sync with topkParams(). */
 const PARAMS_WGSL = /* wgsl */ `
-struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> params: Params;
 fn key_limit(t: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -26,8 +26,9 @@ fn key_limit(t: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(t));
 }`;
 
-export function topkParams(p: { queries: number; keys: number; causal: boolean; width: number; splits: number }): ArrayBuffer {
-  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, 0, 0, 0]).buffer;
+/** stride: the sample pass's key stride (kernels/topk-cpu.ts sampleStride), 0 for no sample pass. */
+export function topkParams(p: { queries: number; keys: number; causal: boolean; width: number; splits: number; stride?: number }): ArrayBuffer {
+  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, p.stride ?? 0, 0, 0]).buffer;
 }
 
 /** Prefix comparison and digit of the 64-bit composite (ordered score, ~index), as topk-cpu.ts. */
@@ -77,6 +78,10 @@ fn claim(ci: u32, want: bool) -> u32 {
   if (subgroupElect() && n > 0u) { base = atomicAdd(&counters[ci], n); }
   return subgroupBroadcastFirst(base) + rank;
 }
+fn count_add(ci: u32, want: bool) {
+  let n = subgroupAdd(u32(want));
+  if (subgroupElect() && n > 0u) { atomicAdd(&counters[ci], n); }
+}
 fn hist_add(b: u32, want: bool, dig: u32) {
   let d0 = subgroupMax(select(0u, dig + 1u, want));
   let m0 = want && dig + 1u == d0;
@@ -98,10 +103,14 @@ const AGGREGATE_LOOP_WGSL = /* wgsl */ `
     let per = (u32(kend) + params.splits - 1u) / params.splits;
     let s0 = wg.y * per;
     let s1 = min(u32(kend), s0 + per);
-    for (var base = s0; base < s1; base += WG) {
-      let s = base + lid;
-      let inr = s < s1;
-      let scores = index_scores(min(s, s1 - 1u));
+    // Only sample-pass tokens in this block: visit every stride-th key (1/stride of the work).
+    let step = select(1u, params.stride, live == 2u);
+    let sa = (s0 + step - 1u) / step * step;
+    let cnt = select(0u, (s1 - sa + step - 1u) / step, s1 > sa);
+    for (var ib = 0u; ib < cnt; ib += WG) {
+      let inr = ib + lid < cnt;
+      let s = sa + min(ib + lid, cnt - 1u) * step;
+      let scores = index_scores(s);
       let lo = 0xffffffffu - s;
       for (var b = 0u; b < BQ; b++) {
         let t = q0 + b;
@@ -110,6 +119,11 @@ const AGGREGATE_LOOP_WGSL = /* wgsl */ `
         let hi = ordered_key(scores[b]);
         let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
         if (sb.x == ${MODE.refine}u) {
+          hist_add(b, vis && c == 0, next_digit(hi, lo, sb.y));
+        } else if (sb.x == ${MODE.sample}u) {
+          hist_add(b, vis && s % params.stride == 0u, next_digit(hi, lo, 0u));
+        } else if (sb.x == ${MODE.guess}u) {
+          count_add(t * 2u, vis && c > 0);
           hist_add(b, vis && c == 0, next_digit(hi, lo, sb.y));
         } else if (sb.x == ${MODE.collect}u) {
           let slot = claim(t * 2u, vis && c > 0);
@@ -150,11 +164,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       if (t < params.nq) { v = vec4u(state[t * SW], state[t * SW + 1u], state[t * SW + 2u], state[t * SW + 3u]); }
       st[b] = v;
       let m = v.x;
-      if (m == ${MODE.refine}u || m == ${MODE.collect}u || m == ${MODE.all}u) { a = 1u; }
+      if (m == ${MODE.refine}u || m == ${MODE.collect}u || m == ${MODE.all}u || m == ${MODE.guess}u) { a |= 1u; }
+      if (m == ${MODE.sample}u) { a |= 2u; }
     }
     any_active = a;
   }
-  if (workgroupUniformLoad(&any_active) == 0u) { return; }
+  let live = workgroupUniformLoad(&any_active);
+  if (live == 0u) { return; }
   for (var x = lid; x < BQ * 256u; x += WG) { atomicStore(&hist_wg[x], 0u); }
   stage_queries(q0, lid, WG);
   workgroupBarrier();${aggregate ? AGGREGATE_LOOP_WGSL : /* wgsl */ `
@@ -204,6 +220,26 @@ export function topkDecideWgsl(): string {
   return /* wgsl */ `
 ${PARAMS_WGSL}
 ${selectionBindings(1)}
+/** Extends the prefix by the digit holding the need-th key of the histogram; COLLECT once that bucket is small. */
+fn refine_step(t: u32, base: u32) {
+  var need = state[base + 4u];
+  var above = 0u;
+  var d = 255u;
+  loop {
+    let h = atomicLoad(&hist[t * 256u + d]);
+    if (above + h >= need || d == 0u) { break; }
+    above += h;
+    d -= 1u;
+  }
+  let count = atomicLoad(&hist[t * 256u + d]);
+  for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
+  need -= above;
+  let bits = state[base + 1u];
+  if (bits < 32u) { state[base + 2u] = (state[base + 2u] << 8u) | d; } else { state[base + 3u] = (state[base + 3u] << 8u) | d; }
+  state[base + 1u] = bits + 8u;
+  state[base + 4u] = need;
+  state[base] = select(${MODE.refine}u, ${MODE.collect}u, count <= CAP || bits + 8u == 64u);
+}
 fn pad_row(t: u32, first: u32) {
   for (var i = first; i < params.width; i++) { out[t * params.width + i] = -1; }
 }
@@ -221,9 +257,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
     atomicStore(&counters[t * 2u], 0u); atomicStore(&counters[t * 2u + 1u], 0u);
     if (take == 0u) { pad_row(t, 0u); state[base] = ${MODE.done}u; }
     else if (take == visible) { state[base] = ${MODE.all}u; }
+    else if (params.stride >= 2u && visible >= ${SAMPLE_MIN_RATIO}u * take) { state[base] = ${MODE.sample}u; }
     else { state[base] = ${MODE.refine}u; }
   } else if (mode == ${MODE.refine}u) {
-    var need = state[base + 4u];
+    refine_step(t, base);
+  } else if (mode == ${MODE.sample}u) {
+    // The sampled first digit: the bucket of the ceil(take / stride)-th sampled key becomes the guess.
+    let need = (state[base + 5u] + params.stride - 1u) / params.stride;
     var above = 0u;
     var d = 255u;
     loop {
@@ -232,14 +272,24 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
       above += h;
       d -= 1u;
     }
-    let count = atomicLoad(&hist[t * 256u + d]);
     for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
-    need -= above;
-    let bits = state[base + 1u];
-    if (bits < 32u) { state[base + 2u] = (state[base + 2u] << 8u) | d; } else { state[base + 3u] = (state[base + 3u] << 8u) | d; }
-    state[base + 1u] = bits + 8u;
-    state[base + 4u] = need;
-    if (count <= CAP || bits + 8u == 64u) { state[base] = ${MODE.collect}u; }
+    state[base + 1u] = 8u; state[base + 2u] = d; state[base] = ${MODE.guess}u;
+  } else if (mode == ${MODE.guess}u) {
+    // Keys above the guessed bucket were counted, the bucket's keys histogrammed by their next digit.
+    let above = atomicLoad(&counters[t * 2u]);
+    atomicStore(&counters[t * 2u], 0u);
+    var total = 0u;
+    for (var i = 0u; i < 256u; i++) { total += atomicLoad(&hist[t * 256u + i]); }
+    let need = state[base + 4u];
+    if (above < need && above + total >= need) {
+      state[base + 4u] = need - above;
+      refine_step(t, base);
+    } else {
+      for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
+      state[base + 1u] = 0u; state[base + 2u] = 0u; state[base + 3u] = 0u;
+      state[base + 4u] = state[base + 5u];
+      state[base] = ${MODE.refine}u;
+    }
   } else if (mode == ${MODE.collect}u) {
     let taken = atomicLoad(&counters[t * 2u]);
     let n = min(atomicLoad(&counters[t * 2u + 1u]), CAP);
