@@ -63,23 +63,27 @@ export function sparseLanesWgsl(headDim: number, group: number, dtype: DType, la
   const U = LANES_UNROLL;
   const chunks = (f: (c: number) => string) => Array.from({ length: C }, (_, c) => f(c)).join('\n    ');
   const butterfly = (x: string) => Array.from({ length: Math.log2(L) }, (_, i) => `${x} += subgroupShuffleXor(${x}, ${L >> (i + 1)}u);`).join(' ');
-  const keyStep = (u: number) => /* wgsl */ `
-    {
-      let e = e_begin + sub + (i + ${u}u) * S;
-      let valid = e < e_end;
-      let j = u32(idx[row + select(e_begin, e, valid)]);
-      let kb = (kbase + j) * D4 + lane;
-      var s = 0.0;
-      ${chunks((c) => `s += dot(qr[${c}], vec4<f32>(k[kb + ${c * L}u]));`)}
-      ${butterfly('s')}
-      let big = valid && s > m;
-      let ex = exp(-abs(s - m));
+  // One loop iteration: U keys per sub-split, all their index, K and V loads issued before any arithmetic
+  // (several rows in flight per lane), then dot, butterfly and the online softmax key by key.
+  const us = Array.from({ length: U }, (_, u) => u);
+  const body = [
+    ...us.map((u) => `let e${u} = e_begin + sub + (i + ${u}u) * S;
+    let valid${u} = e${u} < e_end;
+    let kb${u} = (kbase + u32(idx[row + select(e_begin, e${u}, valid${u})])) * D4 + lane;`),
+    ...us.map((u) => chunks((c) => `let k${u}_${c} = vec4<f32>(k[kb${u} + ${c * L}u]);`)),
+    ...us.map((u) => chunks((c) => `let v${u}_${c} = vec4<f32>(v[kb${u} + ${c * L}u]);`)),
+    ...us.map((u) => `var s${u} = ${Array.from({ length: C }, (_, c) => `dot(qr[${c}], k${u}_${c})`).join(' + ')};
+    ${butterfly(`s${u}`)}`),
+    ...us.map((u) => `{
+      let big = valid${u} && s${u} > m;
+      let ex = exp(-abs(s${u} - m));
       let alpha = select(1.0, ex, big);
-      let p = select(select(ex, 1.0, big), 0.0, !valid);
-      m = select(m, max(m, s), valid);
+      let p = select(select(ex, 1.0, big), 0.0, !valid${u});
+      m = select(m, max(m, s${u}), valid${u});
       l = l * alpha + p;
-      ${chunks((c) => `acc[${c}] = acc[${c}] * alpha + p * vec4<f32>(v[kb + ${c * L}u]);`)}
-    }`;
+      ${chunks((c) => `acc[${c}] = acc[${c}] * alpha + p * v${u}_${c};`)}
+    }`),
+  ].join('\n    ');
   return /* wgsl */ `${enable}
 enable subgroups;
 ${PARAMS}
@@ -127,21 +131,22 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let row = t * params.width;
   // Trip count uniform over the workgroup (shuffles stay in uniform control flow); tails are masked.
   let steps = (e_end - e_begin + S - 1u) / S;
-  for (var i = 0u; i < steps; i += ${U}u) {${Array.from({ length: U }, (_, u) => keyStep(u)).join('')}
+  for (var i = 0u; i < steps; i += ${U}u) {
+    ${body}
   }
   ${S > 1 ? /* wgsl */ `
   if (lane == 0u) { mw[sub * G + g] = m; lw[sub * G + g] = l; }
-  for (var c = 0u; c < C; c++) { accw[((sub * G + g) * L + lane) * C + c] = acc[c]; }
+  ${chunks((c) => `accw[((sub * G + g) * L + lane) * C + ${c}u] = acc[${c}];`)}
   workgroupBarrier();
   if (sub != 0u) { return; }
   var mm = NEG;
   for (var r = 0u; r < S; r++) { mm = max(mm, mw[r * G + g]); }
   l = 0.0;
-  for (var c = 0u; c < C; c++) { acc[c] = vec4<f32>(0.0); }
+  ${chunks((c) => `acc[${c}] = vec4<f32>(0.0);`)}
   for (var r = 0u; r < S; r++) {
     let w = exp(mw[r * G + g] - mm);
     l += lw[r * G + g] * w;
-    for (var c = 0u; c < C; c++) { acc[c] += accw[((r * G + g) * L + lane) * C + c] * w; }
+    ${chunks((c) => `acc[${c}] += accw[((r * G + g) * L + lane) * C + ${c}u] * w;`)}
   }
   m = mm;` : ''}
   let orow = (split * params.heads + h) * params.nq + t;
