@@ -46,10 +46,11 @@ export function sparseLanesParams(p: { queries: number; keys: number; group: num
   u[8] = p.keyStride;
   u[9] = p.splits;
   u[10] = p.heads;
+  u[11] = 0x7fc00000; // NaN
   return buf;
 }
 
-const PARAMS = 'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, pad: u32 }';
+const PARAMS = 'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
 
 /**
  * Dispatch (tokens wrapped over x/y, kvHeads * splits on z). o/lse receive split w's state at row offset
@@ -106,7 +107,7 @@ var<workgroup> lw: array<f32, ${Math.ceil((S * group) / 4) * 4}>;
 var<workgroup> accw: array<vec4<f32>, ${S > 1 ? S * group * L * C : 1}>;
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
   let t = wg.x + wg.y * nwg.x;
   if (t >= params.nq) { return; }
   let kvh = wg.z / params.splits;
@@ -150,7 +151,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   }
   m = mm;` : ''}
   let orow = (split * params.heads + h) * params.nq + t;
-  let inv = select(0.0, 1.0 / l, l > 0.0);
+  // Subgroups narrower than L (the host probes against this) would mix heads: NaN out, never a wrong number.
+  let inv = select(select(0.0, 1.0 / l, l > 0.0), bitcast<f32>(params.nan_bits), sg < L);
   ${chunks((c) => `o[orow * D4 + lane + ${c * L}u] = acc[${c}] * inv;`)}
   if (lane == 0u) { lse[orow] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0); }
 }
