@@ -94,6 +94,8 @@ describe('sparse attention kernels on webgpu', { skip: gpuDevice ? false : 'no W
     [{ heads: 4, kvHeads: 2, queries: 97, keys: 300, headDim: 128, dtype: 'f16', width: 37, causal: true }, [{ variant: 'lanes', lanes: 4 }, { variant: 'lanes', splits: 5 }]],
     [{ heads: 8, kvHeads: 1, queries: 5, keys: 300, headDim: 64, dtype: 'f32', width: 200, causal: false }, [{ variant: 'lanes' }, { variant: 'lanes', lanes: 4, splits: 7 }]],
     [{ heads: 2, kvHeads: 2, queries: 30, keys: 130, headDim: 64, dtype: 'f16', width: 50, causal: true }, [{ variant: 'lanes' }, { variant: 'lanes', splits: 2 }]],
+    // D = 80 does not fit 8 lanes of vec4 chunks: 4 lanes of 5 chunks.
+    [{ heads: 4, kvHeads: 2, queries: 13, keys: 90, headDim: 80, dtype: 'f32', width: 40, causal: true }, [{ variant: 'lanes' }, { variant: 'lanes', splits: 3 }]],
     // Decode: one token over a long key list, split over workgroups (lanesSplits) and merged.
     [{ heads: 8, kvHeads: 2, queries: 1, keys: 3000, headDim: 128, dtype: 'f16', width: 2048, causal: true }, [{ variant: 'lanes' }, { variant: 'tiles' }]],
   ];

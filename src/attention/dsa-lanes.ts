@@ -54,11 +54,17 @@ export function subgroupMinSize(gpu: GpuContext): Promise<number> {
   return p;
 }
 
-/** The lanes layout this device runs for (D, G), or undefined (then the tiles kernel runs). */
-export async function chooseLanes(gpu: GpuContext, headDim: number, group: number, lanes = DEFAULT_LANES): Promise<LanesLayout | undefined> {
+/**
+ * The lanes layout this device runs for (D, G), or undefined (then the tiles kernel runs). Without an
+ * explicit lane count, fewer lanes (down to 4) are tried when D or G do not fit 8 (e.g. D = 80).
+ */
+export async function chooseLanes(gpu: GpuContext, headDim: number, group: number, lanes?: number): Promise<LanesLayout | undefined> {
   const min = await subgroupMinSize(gpu);
-  if (min < lanes) return undefined;
-  return lanesLayout(headDim, group, lanes);
+  for (let l = lanes ?? DEFAULT_LANES; l >= (lanes ?? 4); l /= 2) {
+    const layout = min >= l ? lanesLayout(headDim, group, l) : undefined;
+    if (layout) return layout;
+  }
+  return undefined;
 }
 
 /** Splits per (token, KV head): enough workgroups to fill the GPU, at least LANES_MIN_KEYS_PER_SPLIT keys each. */

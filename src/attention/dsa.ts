@@ -68,7 +68,7 @@ export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GP
   const group = s.heads / s.kvHeads;
   const variant = opts.variant ?? 'auto';
   if (variant !== 'tiles') {
-    const layout = await chooseLanes(gpu, s.headDim, group, opts.lanes ?? DEFAULT_LANES);
+    const layout = await chooseLanes(gpu, s.headDim, group, opts.lanes);
     if (layout) return sparseLanesGpu(gpu, x, indices, width, keyStride, layout, opts.splits);
     if (variant === 'lanes') throw new UnsupportedError(`the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`);
   }
