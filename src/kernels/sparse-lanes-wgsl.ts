@@ -3,10 +3,10 @@
 // head: each holds D/L dims of the scaled query and of the accumulator, loads its D/L dims of a listed key
 // straight from global memory (vec4 loads, coalesced over the L lanes; the G heads of a KV head read the
 // same row), butterfly-reduces the dot with subgroupShuffleXor and runs the online softmax per key (one exp:
-// alpha or p is 1) redundantly per lane: no workgroup memory and no barrier in the key loop. A workgroup of
-// G*L*S threads serves the G heads of one (token, KV head, split); its S sub-splits take every S-th key and
-// are merged at the end through workgroup memory. Several splits per (token, KV head) write partial states
-// that sparseSplitMergeWgsl folds by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
+// alpha or p is 1; the accumulator is rescaled only on a new maximum) redundantly per lane: no workgroup
+// memory and no barrier in the key loop. A workgroup of G*L*S threads serves the G heads of one (token, KV
+// head, split); its S sub-splits take every S-th key and are merged at the end through workgroup memory.
+// Several splits per (token, KV head) write partial states that sparseSplitMergeWgsl folds by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
 import type { DType } from '../tensor.js';
 import { inputType } from './wgsl-common.js';
 
@@ -75,14 +75,18 @@ export function sparseLanesWgsl(headDim: number, group: number, dtype: DType, la
     ...us.map((u) => chunks((c) => `let v${u}_${c} = vec4<f32>(v[kb${u} + ${c * L}u]);`)),
     ...us.map((u) => `var s${u} = ${Array.from({ length: C }, (_, c) => `dot(qr[${c}], k${u}_${c})`).join(' + ')};
     ${butterfly(`s${u}`)}`),
+    // A new maximum (rare after the first keys: about ln n times) rescales; otherwise one fma per element.
     ...us.map((u) => `{
       let big = valid${u} && s${u} > m;
       let ex = exp(-abs(s${u} - m));
-      let alpha = select(1.0, ex, big);
+      if (big) {
+        l *= ex;
+        ${chunks((c) => `acc[${c}] *= ex;`)}
+      }
       let p = select(select(ex, 1.0, big), 0.0, !valid${u});
       m = select(m, max(m, s${u}), valid${u});
-      l = l * alpha + p;
-      ${chunks((c) => `acc[${c}] = acc[${c}] * alpha + p * v${u}_${c};`)}
+      l += p;
+      ${chunks((c) => `acc[${c}] = fma(vec4<f32>(p), v${u}_${c}, acc[${c}]);`)}
     }`),
   ].join('\n    ');
   return /* wgsl */ `${enable}
