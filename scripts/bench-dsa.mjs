@@ -57,11 +57,11 @@ for (const N of lengths) {
 }
 mkdirSync(v.out, { recursive: true });
 writeFileSync(join(v.out, 'dsa.json'), JSON.stringify({ device: device.name, date: new Date().toISOString(), rows }, null, 2));
-const oldNew = (o, n) => (o != null ? `${fmt(o)} → ${fmt(n)}` : fmt(n));
+const oldNew = (o, n, mid) => (o != null ? `${fmt(o)} → ${mid != null ? `${fmt(mid)} → ` : ''}${fmt(n)}` : fmt(n));
 const md = [`DSA on ${device.name}: ${v.heads} heads (${v['kv-heads']} KV), head dim ${v['head-dim']}, f16, causal; indexer 4 heads x 64 dims ${v.precision}, topk ${v.topk}`, '',
-  ...(v['compare-old'] ? ['Cells "a → b": old kernels (tiles attention, plain-atomics selection) → new (lanes attention with split-KV, aggregated selection), same run.', ''] : []),
+  ...(v['compare-old'] ? ['Cells "a → b": old kernels (tiles attention, plain-atomics selection) → new (lanes attention with split-KV, aggregated selection), same run. Selection: plain → aggregated atomics → aggregated + sampled first digit (the default).', ''] : []),
   '| mode | N | indexer ms | selection ms | attention ms | DSA ms | flash/dense ms | speedup | indexer share | decode step via cache ms |', '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
-  ...rows.map((r) => `| ${r.mode} | ${r.seqLen / 1024}K | ${fmt(r.indexerMs)} | ${oldNew(r.selectionOldMs, r.selectionMs)} | ${oldNew(r.attentionOldMs, r.attentionMs)} | ${oldNew(r.oldMs, r.ms)} | ${r.flashMs != null ? fmt(r.flashMs) : r.flashPredictedMs != null ? `~${fmt(r.flashPredictedMs)} (predicted)` : '—'} | ${r.speedup ? (r.oldSpeedup ? r.oldSpeedup.toFixed(1) + 'x → ' : '') + r.speedup.toFixed(1) + 'x' : '—'} | ${r.indexerShare != null ? (100 * r.indexerShare).toFixed(0) + '%' : r.error ?? '—'} | ${r.cacheStepMs != null ? fmt(r.cacheStepMs) : '—'} |`)];
+  ...rows.map((r) => `| ${r.mode} | ${r.seqLen / 1024}K | ${fmt(r.indexerMs)} | ${oldNew(r.selectionOldMs, r.selectionMs, r.selectionAggregateOnlyMs)} | ${oldNew(r.attentionOldMs, r.attentionMs)} | ${oldNew(r.oldMs, r.ms)} | ${r.flashMs != null ? fmt(r.flashMs) : r.flashPredictedMs != null ? `~${fmt(r.flashPredictedMs)} (predicted)` : '—'} | ${r.speedup ? (r.oldSpeedup ? r.oldSpeedup.toFixed(1) + 'x → ' : '') + r.speedup.toFixed(1) + 'x' : '—'} | ${r.indexerShare != null ? (100 * r.indexerShare).toFixed(0) + '%' : r.error ?? '—'} | ${r.cacheStepMs != null ? fmt(r.cacheStepMs) : '—'} |`)];
 writeFileSync(join(v.out, 'dsa.md'), md.join('\n') + '\n');
 console.log(md.join('\n'));
 device.destroy();

@@ -41,6 +41,8 @@ export interface DsaTimes {
   /** The previous kernels, when compareOld: tiles attention and the selection without subgroup aggregation. */
   attentionOldMs?: number;
   selectionOldMs?: number;
+  /** The selection with aggregated atomics but no sample pass (where the device has subgroups). */
+  selectionAggregateOnlyMs?: number;
 }
 
 function median(xs: number[]): number {
@@ -154,6 +156,12 @@ export async function timeDsaGpu(gpu: GpuContext, c: DsaBenchCase, reps: number,
         gpu.release(again.indices);
       });
       out.selectionOldMs = Math.max(0, oldSelectMs - indexerMs);
+      const aggregateOnlyMs = await timed(r, w, async () => {
+        const again = await selectGpu(gpu, ix, sel, { aggregate: true, sample: false });
+        await gpu.idle();
+        gpu.release(again.indices);
+      });
+      out.selectionAggregateOnlyMs = Math.max(0, aggregateOnlyMs - indexerMs);
     }
     return out;
   } finally {
