@@ -19,6 +19,8 @@ import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
 import type { LoadedModel, ModelConfig } from './types.js';
 import type { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
+import { StarMasks } from './star-layers.js';
+import { flashAttention } from '../attention/flash.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
 
 export interface DecoderOptions {
@@ -88,6 +90,7 @@ export class CpuDecoder implements Decoder {
   private readonly ropeFactor: number;
   private readonly chunk: number;
   private pos = 0;
+  private readonly starMasks: StarMasks;
   /** Activations of one chunk, allocated once. */
   private readonly scratch: Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'o' | 'proj' | 'gate' | 'up', Float32Array>;
 
@@ -98,6 +101,7 @@ export class CpuDecoder implements Decoder {
     const mat = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, decodeAll);
     const vec = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, true).toFloat32();
     this.chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
+    this.starMasks = new StarMasks(opts.maxTokens);
     this.layers = w.layers.map((l, i) => {
       const method = schedule.methodFor(i);
       checkDecoderMethod(method);
@@ -146,6 +150,7 @@ export class CpuDecoder implements Decoder {
   async forward(tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
     if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
+    if (this.pos === 0) this.starMasks.begin(tokens.length);
     let last: Float32Array | undefined;
     for (let a = 0; a < tokens.length; a += this.chunk) last = await this.forwardChunk(tokens.slice(a, a + this.chunk));
     return last!;
@@ -189,7 +194,9 @@ export class CpuDecoder implements Decoder {
         const vg = tensor([1, keys.n, D], 'f32', keys.values[g]);
         const state = selected
           ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
-          : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
+          : layer.method.name === 'star' || layer.method.name === 'ring'
+            ? await flashAttention(cpuDevice, qg, kg, vg, { causal: true, mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined })
+            : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
         headMajorToTokenMajor(state.o, o, T, group, D, g * group, Hq);
       }
       matmulRowsCpu(o, T, layer.wo, proj);

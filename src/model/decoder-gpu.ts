@@ -9,6 +9,7 @@ import type { GpuContext } from '../runtime/webgpu.js';
 import { cpuDevice, type Device } from '../runtime/device.js';
 import type { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
+import { StarMasks } from './star-layers.js';
 import { attention } from '../attention/attention.js';
 import { flashAttentionGpu, prepareBlockMask, type FlashVariant } from '../attention/flash.js';
 import { denseAttentionGpu } from '../attention/dense.js';
@@ -56,6 +57,7 @@ type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' 
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
+  private readonly starMasks: StarMasks;
   /** Storage of matrices, Q and the KV cache; activations and accumulations are f32 either way. */
   private readonly storage: 'f32' | 'f16';
   private readonly elementBytes: number;
@@ -80,6 +82,7 @@ export class GpuDecoder implements Decoder {
   ) {
     this.storage = opts.storage ?? 'f32';
     this.elementBytes = this.storage === 'f16' ? 2 : 4;
+    this.starMasks = new StarMasks(opts.maxTokens);
   }
 
   static async create(gpu: GpuContext, model: LoadedModel, schedule: LayerSchedule, opts: DecoderOptions): Promise<GpuDecoder> {
@@ -177,6 +180,7 @@ export class GpuDecoder implements Decoder {
   async forward(tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
     if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
+    if (this.pos === 0) this.starMasks.begin(tokens.length);
     for (let a = 0; a < tokens.length; a += this.chunk) await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
     const logits = new Float32Array(await this.gpu.read(this.act.logits, this.config.vocabSize * 4));
     return logits;
@@ -356,9 +360,11 @@ export class GpuDecoder implements Decoder {
         return denseAttentionGpu(this.gpu, inputs);
       case 'flash':
       case 'window':
-      case 'sinks': {
-        const variant = choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
-        const mask = maskForSpec(method, true);
+      case 'sinks':
+      case 'star':
+      case 'ring': {
+        const variant = method.name === 'star' || method.name === 'ring' ? 'auto' : choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
+        const mask = method.name === 'star' ? this.starMasks.mask(method) : method.name === 'ring' ? undefined : maskForSpec(method, true);
         const blocks = mask ? await prepareBlockMask(this.gpu, mask, T, n, c.headDim, this.storage, variant) : undefined;
         try {
           return await flashAttentionGpu(this.gpu, inputs, variant, blocks);

@@ -5,6 +5,7 @@ import { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaParamsFromSpec } from '../attention/cca.js';
 import type { MethodSpec } from '../attention/spec.js';
 import type { ModelConfig } from './types.js';
+import { checkStarRingLayer } from './star-layers.js';
 
 /** The CCA cache of a `cca` layer, else undefined. */
 export function ccaLayerCache(c: ModelConfig, method: MethodSpec, dtype: 'f32' | 'f16' = 'f32'): CcaKVCache | undefined {
@@ -12,5 +13,7 @@ export function ccaLayerCache(c: ModelConfig, method: MethodSpec, dtype: 'f32' |
   return new CcaKVCache({ ...ccaParamsFromSpec(method), heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, dtype });
 }
 
-/** Methods a decoder layer cannot run, refused before any weight is touched (every method runs today). */
-export function checkDecoderMethod(_method: MethodSpec): void {}
+/** Methods a decoder layer cannot run, refused before any weight is touched (star/ring across hosts). */
+export function checkDecoderMethod(method: MethodSpec): void {
+  checkStarRingLayer(method);
+}
