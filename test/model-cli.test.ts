@@ -48,3 +48,14 @@ test('bad input exits 2 with one line', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   }
 });
+
+test('--rope replaces the model\'s RoPE (linear interpolation changes the text), and a bad one exits 2', () => {
+  const base = ['--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '40', '--backend', 'cpu'];
+  const scaled = run(...base, '--rope', 'linear:factor=4');
+  assert.equal(scaled.status, 0, scaled.stderr);
+  assert.ok(scaled.stdout.length > 20);
+  assert.notEqual(scaled.stdout, expectedText().slice(0, scaled.stdout.length), 'positions divided by 4 change greedy decoding');
+  const bad = run(...base, '--rope', 'linear:size=4');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /SpecError: .*linear.*no key 'size'/);
+});

@@ -1,6 +1,7 @@
 // `longctx generate`: text from a model. Only the generated text goes to stdout (ending with a newline,
 // as llama2.c prints); progress and speed go to stderr.
 import { readFileSync } from 'node:fs';
+import { parseRopeSpec } from '../model/rope-scaling.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
@@ -17,6 +18,8 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
   Temperature 0 (default) is greedy.
   SPEC: any attend method for every layer (default flash), or hybrid:every=E,window=W for a layer schedule.
   The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.
+  --rope linear:factor=F | ntk:factor=F[,dynamic=1,original=N] | yarn:factor=F,original=N | llama3:factor=F,original=N,low=L,high=H
+    RoPE context extension, replacing the model's own (read from config.json or GGUF metadata).
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -24,7 +27,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
     'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
     seed: { type: 'string' }, backend: { type: 'string' }, attention: { type: 'string' },
-    'no-bos': { type: 'boolean' }, chunk: { type: 'string' }, storage: { type: 'string' },
+    'no-bos': { type: 'boolean' }, chunk: { type: 'string' }, storage: { type: 'string' }, rope: { type: 'string' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
   let prompt: string;
@@ -42,6 +45,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const schedule = scheduleFromSpec(parseMethodSpec(typeof v.attention === 'string' ? v.attention : 'flash'));
   const backend = backendOption(v);
   const model = loadModel(required(v, 'model'));
+  // RoPE context extension from the command line replaces what the model's config says.
+  if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
   const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
   const device = await acquireDevice(backend);
   const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
