@@ -87,14 +87,14 @@ export function selectSplits(gpu: GpuContext, s: SelectShape, blocks: number): n
 }
 
 export interface SelectOptions {
-  /** Subgroup-aggregated atomics in the scoring passes (default: where the device has subgroups). */
+  /** Subgroup-aggregated atomics in the scoring passes (default off: slower than plain ones on the H100). */
   aggregate?: boolean;
-  /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default with aggregate). */
+  /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default on). */
   sample?: boolean;
 }
 
 function passPipeline(gpu: GpuContext, ix: GpuIndexer, opts: SelectOptions): Promise<GPUComputePipeline> {
-  const aggregate = (opts.aggregate ?? true) && gpu.features.subgroups;
+  const aggregate = (opts.aggregate ?? false) && gpu.features.subgroups;
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   return gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}${aggregate ? '-aggregate' : ''}`, () => topkPassWgsl(shape, aggregate));
 }
@@ -120,7 +120,9 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
       // zeroed anyway); counters are set by init, candidates written before they are read.
       if (!t.fresh && (label === 'state' || label === 'histogram')) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
     }
-    const sampled = (opts.sample ?? true) && (opts.aggregate ?? true) && gpu.features.subgroups;
+    // The sampled first digit works with either key loop; plain atomics are the default (on the H100
+    // the subgroup-aggregated ones were slower: 654 against 491 ms of selection at 128K).
+    const sampled = opts.sample ?? true;
     const stride = sampled ? sampleStride(width) : 0;
     const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits, stride }));
     const sel = [...temps, indices];

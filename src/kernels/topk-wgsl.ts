@@ -179,7 +179,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let per = (u32(kend) + params.splits - 1u) / params.splits;
     let s0 = wg.y * per;
     let s1 = min(u32(kend), s0 + per);
-    for (var s = s0 + lid; s < s1; s += WG) {
+    // Only sample-pass tokens in this block: visit every stride-th key (1/stride of the work).
+    let step = select(1u, params.stride, live == 2u);
+    let sa = (s0 + step - 1u) / step * step;
+    for (var s = sa + lid * step; s < s1; s += WG * step) {
       let scores = index_scores(s);
       let lo = 0xffffffffu - s;
       for (var b = 0u; b < BQ; b++) {
@@ -189,6 +192,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         let hi = ordered_key(scores[b]);
         if (sb.x == ${MODE.refine}u) {
           if (compare_prefix(hi, lo, sb.y, sb.z, sb.w) == 0) { atomicAdd(&hist_wg[b * 256u + next_digit(hi, lo, sb.y)], 1u); }
+        } else if (sb.x == ${MODE.sample}u) {
+          if (s % params.stride == 0u) { atomicAdd(&hist_wg[b * 256u + next_digit(hi, lo, 0u)], 1u); }
+        } else if (sb.x == ${MODE.guess}u) {
+          let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
+          if (c > 0) { atomicAdd(&counters[t * 2u], 1u); } else if (c == 0) { atomicAdd(&hist_wg[b * 256u + next_digit(hi, lo, sb.y)], 1u); }
         } else if (sb.x == ${MODE.collect}u) {
           let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
           if (c > 0) {
