@@ -89,7 +89,7 @@ export function selectSplits(gpu: GpuContext, s: SelectShape, blocks: number): n
 export interface SelectOptions {
   /** Subgroup-aggregated atomics in the scoring passes (default off: slower than plain ones on the H100). */
   aggregate?: boolean;
-  /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default on). */
+  /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default off). */
   sample?: boolean;
 }
 
@@ -120,9 +120,10 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
       // zeroed anyway); counters are set by init, candidates written before they are read.
       if (!t.fresh && (label === 'state' || label === 'histogram')) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
     }
-    // The sampled first digit works with either key loop; plain atomics are the default (on the H100
-    // the subgroup-aggregated ones were slower: 654 against 491 ms of selection at 128K).
-    const sampled = opts.sample ?? true;
+    // Plain radix passes are the default: on the H100 (docs/BENCHMARKS.md) plain atomics without the
+    // sample pass were fastest at every length (128K: 524 ms, sampled 544, aggregated 679). Both
+    // options stay for devices where atomics contend more; they select the same keys.
+    const sampled = opts.sample ?? false;
     const stride = sampled ? sampleStride(width) : 0;
     const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits, stride }));
     const sel = [...temps, indices];
