@@ -11,7 +11,7 @@ import type { CcaKVCache } from '../attention/cca-cache.js';
 import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
 import { StarMasks } from './star-layers.js';
 import { attention } from '../attention/attention.js';
-import { flashAttentionGpu, prepareBlockMask, type FlashVariant } from '../attention/flash.js';
+import { flashAttentionGpu, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
 import { denseAttentionGpu } from '../attention/dense.js';
 import { sparseGatherGpu, type GatheredKeys } from '../attention/dsa.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
@@ -58,6 +58,8 @@ type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' 
 export class GpuDecoder implements Decoder {
   private pos = 0;
   private readonly starMasks: StarMasks;
+  /** The block mask of the last decoding step, per masked method (see attend). */
+  private readonly decodeMasks = new Map<string, { n: number; blocks: GpuBlockMask }>();
   /** Storage of matrices, Q and the KV cache; activations and accumulations are f32 either way. */
   private readonly storage: 'f32' | 'f16';
   private readonly elementBytes: number;
@@ -170,6 +172,8 @@ export class GpuDecoder implements Decoder {
   }
 
   destroy(): void {
+    this.decodeMasks.forEach((m) => m.blocks.release());
+    this.decodeMasks.clear();
     this.owned.forEach((b) => this.gpu.release(b));
     this.owned.length = 0;
     this.uniformSlots.forEach((u) => u.destroy());
@@ -180,7 +184,12 @@ export class GpuDecoder implements Decoder {
   async forward(tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
     if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
-    if (this.pos === 0) this.starMasks.begin(tokens.length);
+    if (this.pos === 0) {
+      // A new sequence: Star's mask follows its prompt, so no decoding mask carries over.
+      this.starMasks.begin(tokens.length);
+      this.decodeMasks.forEach((m) => m.blocks.release());
+      this.decodeMasks.clear();
+    }
     for (let a = 0; a < tokens.length; a += this.chunk) await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
     const logits = new Float32Array(await this.gpu.read(this.act.logits, this.config.vocabSize * 4));
     return logits;
@@ -365,11 +374,22 @@ export class GpuDecoder implements Decoder {
       case 'ring': {
         const variant = method.name === 'star' || method.name === 'ring' ? 'auto' : choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
         const mask = method.name === 'star' ? this.starMasks.mask(method) : method.name === 'ring' ? undefined : maskForSpec(method, true);
-        const blocks = mask ? await prepareBlockMask(this.gpu, mask, T, n, c.headDim, this.storage, variant) : undefined;
+        if (!mask) return flashAttentionGpu(this.gpu, inputs, variant);
+        // Decoding steps reuse their block mask while (T, n) stay the same — always, once a ring is full —
+        // so a window layer uploads nothing per token; one mask is kept per method.
+        const key = `${JSON.stringify(method)}|${variant}`;
+        const kept = this.decodeMasks.get(key);
+        if (T === 1 && kept && kept.n === n) return flashAttentionGpu(this.gpu, inputs, variant, kept.blocks);
+        const blocks = await prepareBlockMask(this.gpu, mask, T, n, c.headDim, this.storage, variant);
+        if (T === 1) {
+          kept?.blocks.release();
+          this.decodeMasks.set(key, { n, blocks });
+          return flashAttentionGpu(this.gpu, inputs, variant, blocks);
+        }
         try {
           return await flashAttentionGpu(this.gpu, inputs, variant, blocks);
         } finally {
-          blocks?.release();
+          blocks.release();
         }
       }
       default:
