@@ -75,7 +75,8 @@ export function cacheForMethod(c: ModelConfig, method: MethodSpec, maxTokens: nu
   if (ring && (method.name === 'window' || method.name === 'sinks')) {
     const left = Number(method.params.left);
     const sinks = method.name === 'sinks' ? Number(method.params.tokens) : 0;
-    if (sinks + left + 1 < maxTokens) return new RingKVCache(c.kvHeads, c.headDim, left, sinks, chunk);
+    // The ring also holds one chunk's keys while it is attended: worth it only when smaller than the run.
+    if (sinks + left + 1 + chunk < maxTokens) return new RingKVCache(c.kvHeads, c.headDim, left, sinks, chunk);
   }
   return new DenseKVCache(c.kvHeads, c.headDim, maxTokens);
 }
