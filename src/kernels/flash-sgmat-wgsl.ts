@@ -13,7 +13,7 @@
 // With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
 // kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
 // Checked against the same float64 reference as the portable kernel.
-import type { WgslMask } from './flash-wgsl.js';
+import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
  * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
@@ -49,20 +49,8 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
   workgroupBarrier();
   if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
   workgroupBarrier();`).join('');
-  const maskBindings = mask ? `
-@group(0) @binding(6) var<storage, read> block_offsets: array<u32>;
-@group(0) @binding(7) var<storage, read> block_tiles: array<u32>;
-${mask.documents ? '@group(0) @binding(8) var<storage, read> doc_ids: array<i32>;' : ''}
-fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }` : '';
-  // Causal: stream tiles up to the workgroup's last row's limit. Masked: the kept tiles of this query tile
-  // (block_offsets is read-only storage indexed by the workgroup id, so the loop bound stays uniform).
-  const loopHead = mask
-    ? `for (var e = block_offsets[wg.x]; e < block_offsets[wg.x + 1u]; e++) {
-    let entry = block_tiles[e];
-    let t0 = i32((entry >> 1u) * BC);
-    let full = (entry & 1u) == 1u;`
-    : `let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
-  for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {`;
+  const maskBindings = blockMaskBindingsWgsl(mask);
+  const loopHead = keyTileLoopWgsl(mask);
   const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
   return /* wgsl */ `enable f16;
 enable subgroups;

@@ -20,23 +20,36 @@ export interface WgslMask {
   documents: boolean;
 }
 
-export function flashPortableWgsl(headDim: number, dtype: DType, mask?: WgslMask): string {
-  const { enable, elem } = inputType(dtype);
-  const BC = flashPortableTile(headDim);
-  const maskBindings = mask ? `
+/** Bindings 6-8 of a masked flash kernel and its `allowed(qp, kp)` predicate; '' without a mask. */
+export function blockMaskBindingsWgsl(mask?: WgslMask): string {
+  return mask ? `
 @group(0) @binding(6) var<storage, read> block_offsets: array<u32>;
 @group(0) @binding(7) var<storage, read> block_tiles: array<u32>;
 ${mask.documents ? '@group(0) @binding(8) var<storage, read> doc_ids: array<i32>;' : ''}
 fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }` : '';
-  // Causal: stream tiles up to the workgroup's last row's limit (a uniform bound, so barriers stay legal).
-  // Masked: stream the kept tiles of this query tile; `full` tiles skip the predicate.
-  const loopHead = mask
+}
+
+/**
+ * The head of a flash kernel's loop over key tiles (start `t0`, BC keys; needs BR, BC, key_limit, wg).
+ * Causal: tiles up to the workgroup's last row's limit (a uniform bound, so barriers stay legal).
+ * Masked: the kept tiles of this query tile from the CSR block mask (read-only storage indexed by the
+ * workgroup id: uniform too); `full` tiles skip the predicate.
+ */
+export function keyTileLoopWgsl(mask?: WgslMask): string {
+  return mask
     ? `for (var e = block_offsets[wg.x]; e < block_offsets[wg.x + 1u]; e++) {
     let entry = block_tiles[e];
     let t0 = i32((entry >> 1u) * BC);
     let full = (entry & 1u) == 1u;`
     : `let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
   for (var t0 = 0; t0 <= wg_last; t0 += i32(BC)) {`;
+}
+
+export function flashPortableWgsl(headDim: number, dtype: DType, mask?: WgslMask): string {
+  const { enable, elem } = inputType(dtype);
+  const BC = flashPortableTile(headDim);
+  const maskBindings = blockMaskBindingsWgsl(mask);
+  const loopHead = keyTileLoopWgsl(mask);
   const visible = mask ? '(full || allowed(qp, t0 + j))' : 'true';
   return /* wgsl */ `${enable}
 ${ATTENTION_PARAMS_WGSL}
