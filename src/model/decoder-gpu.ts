@@ -4,7 +4,7 @@
 // the cache rows; a method without a GPU entry here (cca, dsa, ...) goes through attention() on host copies.
 import { ShapeError, UnsupportedError } from '../errors.js';
 import { float32ToHalf } from '../f16.js';
-import { asFloat32, tensor } from '../tensor.js';
+import { asFloat32, tensor, type Tensor } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { cpuDevice, type Device } from '../runtime/device.js';
 import type { CcaKVCache } from '../attention/cca-cache.js';
@@ -401,10 +401,7 @@ export class GpuDecoder implements Decoder {
   private async observeChunk(li: number, layer: GpuLayer, T: number): Promise<void> {
     const c = this.config;
     const D = c.headDim;
-    const read = async (b: GPUBuffer, shape: number[]) => {
-      const bytes = await this.gpu.read(b, shape[0] * shape[1] * shape[2] * this.elementBytes);
-      return asFloat32(tensor(shape, this.storage, this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes)));
-    };
+    const read = async (b: GPUBuffer, shape: number[]) => asFloat32(await this.readTensor(b, shape));
     const q = await read(this.act.qh, [c.heads, T, D]);
     const k = await read(this.act.kChunk, [c.kvHeads, T, D]);
     this.opts.observe?.(li, this.pos, T, q, k);
@@ -412,14 +409,14 @@ export class GpuDecoder implements Decoder {
       // A trained indexer reads the attention input h [T, hidden] (f32 activations).
       const h = layer.dsa.needsInput ? new Float32Array(await this.gpu.read(this.act.h, T * c.hiddenSize * 4)) : undefined;
       layer.dsa.append(k, T, h);
-      this.dsaLists = await layer.dsa.select(this.hostOrGpu(), q, T, h);
+      this.dsaLists = await layer.dsa.select(this.asDevice(), q, T, h);
     }
   }
 
   private dsaLists?: GatheredKeys;
 
-  /** The device the DSA selection runs on: the GPU's fused radix select. */
-  private hostOrGpu(): Device {
+  /** This decoder's GPU as a library Device (DSA selection, attention() on copies); destroying it is a no-op. */
+  private asDevice(): Device {
     return { backend: 'webgpu', name: this.gpu.adapterName, gpu: this.gpu, destroy() {} };
   }
 
@@ -434,18 +431,20 @@ export class GpuDecoder implements Decoder {
     await sparseGatherGpu(this.gpu, { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage }, a.dsaIndices, lists.width);
   }
 
+  /** The first shape-many values of a storage-typed buffer, as a host tensor. */
+  private async readTensor(b: GPUBuffer, shape: number[]): Promise<Tensor> {
+    const bytes = await this.gpu.read(b, shape[0] * shape[1] * shape[2] * this.elementBytes);
+    return tensor(shape, this.storage, this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes));
+  }
+
   /** CCA through its host cache: the chunk's q, k, v come down, the output goes back up. */
   private async attendCca(cache: CcaKVCache, T: number): Promise<void> {
     const c = this.config;
     const a = this.act;
     const D = c.headDim;
-    const read = async (b: GPUBuffer, values: number) => {
-      const bytes = await this.gpu.read(b, values * this.elementBytes);
-      return this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes);
-    };
-    const q = tensor([c.heads, T, D], this.storage, await read(a.qh, c.heads * T * D));
-    const k = tensor([c.kvHeads, T, D], this.storage, await read(a.kChunk, c.kvHeads * T * D));
-    const v = tensor([c.kvHeads, T, D], this.storage, await read(a.vChunk, c.kvHeads * T * D));
+    const q = await this.readTensor(a.qh, [c.heads, T, D]);
+    const k = await this.readTensor(a.kChunk, [c.kvHeads, T, D]);
+    const v = await this.readTensor(a.vChunk, [c.kvHeads, T, D]);
     const state = await cache.forward(cpuDevice, q, k, v);
     this.gpu.device.queue.writeBuffer(a.oh, 0, state.o as Float32Array<ArrayBuffer>);
   }
@@ -455,15 +454,10 @@ export class GpuDecoder implements Decoder {
     const c = this.config;
     const a = this.act;
     const D = c.headDim;
-    const read = async (b: GPUBuffer, values: number) => {
-      const bytes = await this.gpu.read(b, values * this.elementBytes);
-      return this.storage === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes);
-    };
-    const q = tensor([c.heads, T, D], this.storage, await read(a.qh, c.heads * T * D));
-    const k = tensor([c.kvHeads, n, D], this.storage, await read(a.kAttn, c.kvHeads * n * D));
-    const v = tensor([c.kvHeads, n, D], this.storage, await read(a.vAttn, c.kvHeads * n * D));
-    const device: Device = { backend: 'webgpu', name: this.gpu.adapterName, gpu: this.gpu, destroy() {} };
-    const state = await attention(device, q, k, v, method, { causal: true });
+    const q = await this.readTensor(a.qh, [c.heads, T, D]);
+    const k = await this.readTensor(a.kAttn, [c.kvHeads, n, D]);
+    const v = await this.readTensor(a.vAttn, [c.kvHeads, n, D]);
+    const state = await attention(this.asDevice(), q, k, v, method, { causal: true });
     this.gpu.device.queue.writeBuffer(a.oh, 0, state.o as Float32Array<ArrayBuffer>);
   }
 }
