@@ -4,22 +4,19 @@
 // for all G heads, and folded in with FlashAttention-2's online softmax (one rescale per tile); O and LSE
 // out. CPU twin: kernels/sparse-gather-cpu.ts.
 import type { DType } from '../tensor.js';
-import { inputType } from './wgsl-common.js';
+import { attentionParams, inputType } from './wgsl-common.js';
 import { SPARSE_TILE } from './sparse-gather-cpu.js';
 
 export const SPARSE_THREADS = 64;
 
-/** keyStride: rows per KV head in k and v (a decode cache's capacity); default the key count. */
+/**
+ * keyStride: rows per KV head in k and v (a decode cache's capacity); default the key count.
+ * The first six words are attentionParams' (nq, nk, group, causal, scale, -inf); then width, dim, stride.
+ */
 export function sparseGatherParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number; keyStride?: number }): ArrayBuffer {
   const buf = new ArrayBuffer(48);
+  new Uint8Array(buf).set(new Uint8Array(attentionParams(p)));
   const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  u[0] = p.queries;
-  u[1] = p.keys;
-  u[2] = p.group;
-  u[3] = p.causal ? 1 : 0;
-  f[4] = p.scale;
-  u[5] = 0xff800000; // -Infinity
   u[6] = p.width;
   u[7] = p.headDim;
   u[8] = p.keyStride ?? p.keys;

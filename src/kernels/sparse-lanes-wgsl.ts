@@ -9,6 +9,7 @@
 // Several splits per (token, KV head) write partial states that sparseSplitMergeWgsl folds by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
 import type { DType } from '../tensor.js';
 import { inputType } from './wgsl-common.js';
+import { sparseGatherParams } from './sparse-gather-wgsl.js';
 
 /** Threads per workgroup the kernel aims at (G*L*S, S >= 1). */
 export const LANES_TARGET_THREADS = 64;
@@ -32,18 +33,8 @@ export function lanesLayout(headDim: number, group: number, lanes: number): Lane
 
 /** Uniforms: as sparseGatherParams, plus splits and the heads of the chunk (partial states' stride). */
 export function sparseLanesParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number; keyStride: number; splits: number; heads: number }): ArrayBuffer {
-  const buf = new ArrayBuffer(48);
+  const buf = sparseGatherParams(p);
   const u = new Uint32Array(buf);
-  const f = new Float32Array(buf);
-  u[0] = p.queries;
-  u[1] = p.keys;
-  u[2] = p.group;
-  u[3] = p.causal ? 1 : 0;
-  f[4] = p.scale;
-  u[5] = 0xff800000; // -Infinity
-  u[6] = p.width;
-  u[7] = p.headDim;
-  u[8] = p.keyStride;
   u[9] = p.splits;
   u[10] = p.heads;
   u[11] = 0x7fc00000; // NaN
