@@ -99,7 +99,8 @@ export function reencodeGguf(buf: Buffer, typeFor: (name: string) => number, ver
   return buildGguf(meta, tensors, version);
 }
 
-function metaValue(v: GgufValue): MetaValue {
+/** A parsed GGUF metadata value as the builder writes it back. */
+export function metaValue(v: GgufValue): MetaValue {
   if (typeof v === 'string') return { type: 'string', value: v };
   if (typeof v === 'boolean') return { type: 'bool', value: v };
   if (typeof v === 'bigint') return { type: 'u64', value: Number(v) };

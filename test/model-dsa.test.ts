@@ -10,8 +10,8 @@ import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { loadGguf, ggufModel } from '../src/model/gguf.js';
-import { parseGguf, type GgufValue } from '../src/model/gguf-reader.js';
-import { buildGguf, encodeTensor, type BuilderTensor, type MetaValue } from './gguf-builder.js';
+import { parseGguf } from '../src/model/gguf-reader.js';
+import { buildGguf, encodeTensor, metaValue, type BuilderTensor, type MetaValue } from './gguf-builder.js';
 import { fixtureBytes } from './model-support.js';
 import { CpuDecoder } from '../src/model/decoder-cpu.js';
 import { GpuDecoder } from '../src/model/decoder-gpu.js';
@@ -207,16 +207,6 @@ function withTrainedIndexer(): Buffer {
   return buildGguf(meta, tensors);
 }
 
-function metaValue(v: GgufValue): MetaValue {
-  if (typeof v === 'string') return { type: 'string', value: v };
-  if (typeof v === 'boolean') return { type: 'bool', value: v };
-  if (typeof v === 'bigint') return { type: 'u64', value: Number(v) };
-  if (Array.isArray(v)) {
-    if (typeof v[0] === 'string') return { type: 'array', items: 'string', value: v as string[] };
-    return { type: 'array', items: (v as number[]).every(Number.isInteger) ? 'i32' : 'f32', value: v as number[] };
-  }
-  return Number.isInteger(v) ? { type: 'u32', value: v } : { type: 'f32', value: v };
-}
 
 describe('a trained indexer in the weights file', () => {
   const trained = ggufModel(withTrainedIndexer(), 'stories260K+indexer');
