@@ -74,16 +74,16 @@ def torch_reference(model_dir, token_files, last):
             if name in buffers:
                 b.copy_(buffers[name])
     inv_freq = model.model.rotary_emb.inv_freq.detach().double().cpu().numpy()
+    # Only the memory-efficient SDPA kernel (float32, causal without a materialised mask): the math
+    # fallback would allocate heads x N x N floats (8 GiB per layer at 8K) and run out of memory.
+    # The efficient kernel takes no GQA: have transformers repeat the KV heads (its own fallback path).
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    import transformers.integrations.sdpa_attention as hf_sdpa
+    hf_sdpa.use_gqa_in_sdpa = lambda *args, **kwargs: False
     refs = {}
     for name, path in token_files.items():
         ids = torch.from_numpy(np.fromfile(path, dtype="<i4").astype(np.int64)).cuda()[None]
         t = time.time()
-        # Only the memory-efficient SDPA kernel (float32, causal without a materialised mask): the math
-        # fallback would allocate heads x N x N floats (8 GiB per layer at 8K) and run out of memory.
-        # The efficient kernel takes no GQA: have transformers repeat the KV heads (its own fallback path).
-        from torch.nn.attention import SDPBackend, sdpa_kernel
-        import transformers.integrations.sdpa_attention as hf_sdpa
-        hf_sdpa.use_gqa_in_sdpa = lambda *args, **kwargs: False
         torch.cuda.empty_cache()
         with torch.no_grad(), sdpa_kernel([SDPBackend.EFFICIENT_ATTENTION]):
             hidden = model.model(input_ids=ids, attention_mask=None).last_hidden_state[:, -last:]
