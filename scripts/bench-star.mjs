@@ -7,8 +7,8 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { Cluster } from '../dist/src/dist/cluster.js';
-import { syntheticSlice } from '../dist/src/dist/synthetic.js';
+import { Cluster } from '../dist/src/cluster/cluster.js';
+import { syntheticSlice } from '../dist/src/cluster/synthetic.js';
 import { attention } from '../dist/src/attention/attention.js';
 import { cpuDevice } from '../dist/src/runtime/device.js';
 import { maxAbsDiff } from '../dist/src/reference/attention.js';

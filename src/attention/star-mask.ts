@@ -2,7 +2,7 @@
 // runner's `star` layers): context position p in block b = floor(p / block) sees the anchor (the first
 // `anchor` positions) and its own block up to itself; positions from `context` on (the query, then every
 // generated token) see everything before them. Acharya et al. 2024, "Star Attention", phases 1 and 2.
-// Across hosts the same visible sets are computed block by block and merged (star.ts, src/dist/); this
+// Across hosts the same visible sets are computed block by block and merged (star.ts, src/cluster/); this
 // mask is their single-process equal, checked against reference/star-reference.ts.
 import { ShapeError } from '../errors.js';
 import { and, causal, documents, or, queriesFrom, sinkTokens, type MaskNode } from './mask.js';

@@ -2,7 +2,7 @@
 // NATS. Without --nats it starts a loopback nats-server and H `longctx host` processes, and stops them.
 import { InputError } from '../errors.js';
 import type { MethodSpec } from '../attention/spec.js';
-import { distributedAttention } from '../dist/run.js';
+import { distributedAttention } from '../cluster/run.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { writeNpy } from '../io/npy.js';
 import { backendOption, numberOption } from './args.js';

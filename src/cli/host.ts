@@ -1,7 +1,7 @@
 // `longctx host`: a context host for Star and Ring attention, serving one NATS server until it stops.
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
-import { startHost } from '../dist/host.js';
+import { startHost } from '../cluster/host.js';
 import { backendOption, parse, required } from './args.js';
 
 export const HOST_USAGE = `usage: longctx host --nats URL [--token T] [--backend cpu|webgpu|auto] [--id NAME]
