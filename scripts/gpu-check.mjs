@@ -1,7 +1,7 @@
 // Checks every flash/dense variant the GPU offers against the float64 reference (run on the device machine).
 import { acquireDevice, randomNormal, referenceAttention, naiveHalfAttention, flashAttention, denseAttention } from '../dist/src/index.js';
 import { maxAbsDiff } from '../dist/src/reference/attention.js';
-import { and, causal as causalMask, or, sinkTokens, slidingWindow, documents, maskAllows } from '../dist/src/attention/mask.js';
+import { and, causal as causalMask, or, sinkTokens, slidingWindow, documents, maskAllows } from '../dist/src/spine/mask.js';
 const dev = await acquireDevice('webgpu');
 console.log('device:', dev.name, JSON.stringify(dev.gpu.features), 'maxBinding', dev.gpu.maxBindingBytes);
 let bad = 0;

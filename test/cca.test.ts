@@ -6,7 +6,7 @@ import { attention } from '../src/attention/attention.js';
 import { ccaAttention, ccaCacheBytes, ccaParamsFromSpec } from '../src/attention/cca.js';
 import { CcaKVCache } from '../src/attention/cca-cache.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
-import type { AttentionState } from '../src/attention/state.js';
+import type { AttentionState } from '../src/spine/state.js';
 import { naiveHalfCca, referenceCca } from '../src/reference/cca-reference.js';
 import { maxAbsDiff, referenceAttention, type ReferenceState } from '../src/reference/attention.js';
 import { randomNormal, tensor, type DType, type Tensor } from '../src/tensor.js';

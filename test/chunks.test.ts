@@ -1,7 +1,7 @@
 // Inputs larger than one binding run in chunks of key/value heads and still match the reference.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionShape } from '../src/attention/problem.js';
+import { attentionShape } from '../src/spine/problem.js';
 import { kvHeadsPerChunk, runInHeadChunks } from '../src/attention/gpu-chunks.js';
 import { flashAttentionGpu } from '../src/attention/flash.js';
 import { denseAttentionGpu } from '../src/attention/dense.js';

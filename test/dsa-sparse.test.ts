@@ -11,7 +11,7 @@ import { referenceSelect } from '../src/reference/dsa-reference.js';
 import { lanesSplits, subgroupMinSize } from '../src/attention/dsa-lanes.js';
 import { sparseLanesAttentionCpu, splitRange } from '../src/kernels/sparse-lanes-cpu.js';
 import { lanesLayout } from '../src/kernels/sparse-lanes-wgsl.js';
-import { indexLimit } from '../src/reference/dsa-reference.js';
+import { referenceLastKey as indexLimit } from '../src/reference/attention.js';
 import { naiveHalfAttention, referenceAttention } from '../src/reference/attention.js';
 import { UnsupportedError } from '../src/errors.js';
 import { randomNormal, tensor, type DType } from '../src/tensor.js';

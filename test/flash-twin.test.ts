@@ -1,14 +1,15 @@
 // The CPU twin of the subgroup-matrix kernel (f16 probabilities, lazy rescale, 32-key tiles) keeps
 // FlashAttention's error rule, so the algorithm is checked in CI even where no GPU has subgroup matrices.
+import { referenceVisible } from '../src/reference/mask-reference.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionShape } from '../src/attention/problem.js';
+import { attentionShape } from '../src/spine/problem.js';
 import { flashAttentionCpu, subgroupMatrixTwin } from '../src/kernels/flash-cpu.js';
 import { naiveHalfAttention, referenceAttention, maxAbsDiff } from '../src/reference/attention.js';
 import { randomNormal } from '../src/tensor.js';
-import { buildBlockMask } from '../src/attention/block-mask.js';
+import { buildBlockMask } from '../src/spine/block-mask.js';
 import { SGMAT_ROWS } from '../src/kernels/flash-sgmat-wgsl.js';
-import { and, causal, documents, maskAllows, or, sinkTokens, slidingWindow } from '../src/attention/mask.js';
+import { and, causal, documents, or, sinkTokens, slidingWindow } from '../src/spine/mask.js';
 import { assertMatchesReference } from './support.js';
 
 for (const [H, Hkv, Nq, Nk, D, causal] of [[4, 1, 97, 97, 64, true], [2, 2, 1, 1023, 128, true], [4, 2, 300, 700, 128, false]] as const) {
@@ -50,7 +51,7 @@ for (const [name, mask, Nq, Nk] of [
     const s = attentionShape(q, k, v, { causal: false });
     const blockMask = buildBlockMask(mask, Nq, Nk, SGMAT_ROWS, 32);
     const got = flashAttentionCpu(q, k, v, s, { ...subgroupMatrixTwin, blockMask });
-    const filter = (i: number, j: number) => maskAllows(mask, Nk - Nq + i, j);
+    const filter = (i: number, j: number) => referenceVisible(mask, Nk - Nq + i, j);
     assertMatchesReference(got, referenceAttention(q, k, v, { causal: false }, filter), naiveHalfAttention(q, k, v, { causal: false }, filter), `seed ${seed}`);
   });
 }

@@ -83,7 +83,7 @@ export function buildGguf(meta: Array<[string, MetaValue]>, tensors: BuilderTens
 }
 
 import { parseGguf, type GgufValue } from '../src/model/gguf-reader.js';
-import { WeightMatrix } from '../src/model/dequant.js';
+import { WeightMatrix } from '../src/weights/weight-matrix.js';
 
 /** The same model with each matrix re-encoded as `typeFor(name)` (vectors stay F32). */
 export function reencodeGguf(buf: Buffer, typeFor: (name: string) => number, version = 3): Buffer {

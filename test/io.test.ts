@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { encodeNpy, parseNpy } from '../src/io/npy.js';
 import { fromHalfBits, toHalfBits, float32ToHalf, halfToFloat32 } from '../src/f16.js';
 import { parseMethodSpec, formatMethodSpec } from '../src/attention/spec.js';
-import { attentionShape } from '../src/attention/problem.js';
+import { attentionShape } from '../src/spine/problem.js';
 import { InputError, ShapeError, SpecError } from '../src/errors.js';
 import { randomNormal, tensor } from '../src/tensor.js';
 

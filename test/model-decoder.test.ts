@@ -9,7 +9,7 @@ import { rmsNormCpu } from '../src/kernels/rmsnorm-cpu.js';
 import { ropeCpu } from '../src/kernels/rope-cpu.js';
 import { swigluCpu } from '../src/kernels/elementwise-cpu.js';
 import { matmulRef, rmsNormRef, ropeRef, swigluRef } from '../src/reference/decoder.js';
-import { WeightMatrix } from '../src/model/dequant.js';
+import { WeightMatrix } from '../src/weights/weight-matrix.js';
 import { ropeInverseFrequencies } from '../src/model/rope.js';
 import { loadGguf } from '../src/model/gguf.js';
 import { CpuDecoder } from '../src/model/decoder-cpu.js';

@@ -1,10 +1,11 @@
 // Block masks, sliding windows, sink tokens, documents and layer schedules, on CPU and WebGPU.
+import { referenceVisible } from '../src/reference/mask-reference.js';
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention } from '../src/attention/attention.js';
 import { flashAttention } from '../src/attention/flash.js';
-import { and, causal, classifyTile, documents, EMPTY, FULL, maskAllows, or, sinkTokens, slidingWindow, type MaskNode } from '../src/attention/mask.js';
-import { blockDensity, buildBlockMask, keptTiles } from '../src/attention/block-mask.js';
+import { and, causal, classifyTile, documents, EMPTY, FULL, maskAllows, or, sinkTokens, slidingWindow, type MaskNode } from '../src/spine/mask.js';
+import { blockDensity, buildBlockMask, keptTiles } from '../src/spine/block-mask.js';
 import { hybridSchedule, scheduleFromSpec, sinksMask, windowMask } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { naiveHalfAttention, referenceAttention, maxAbsDiff } from '../src/reference/attention.js';
@@ -29,7 +30,7 @@ test('tile classification agrees with the predicate on every element', () => {
       const q0 = Math.floor(rand() * 180), k0 = Math.floor(rand() * 180);
       const q1 = Math.min(199, q0 + Math.floor(rand() * 20)), k1 = Math.min(199, k0 + Math.floor(rand() * 20));
       let allowed = 0;
-      for (let qp = q0; qp <= q1; qp++) for (let kp = k0; kp <= k1; kp++) allowed += maskAllows(m, qp, kp) ? 1 : 0;
+      for (let qp = q0; qp <= q1; qp++) for (let kp = k0; kp <= k1; kp++) allowed += referenceVisible(m, qp, kp) ? 1 : 0;
       const kind = classifyTile(m, q0, q1, k0, k1);
       const total = (q1 - q0 + 1) * (k1 - k0 + 1);
       if (kind === FULL) assert.equal(allowed, total, `FULL tile with masked elements: ${JSON.stringify(m)} ${[q0, q1, k0, k1]}`);
@@ -81,7 +82,7 @@ for (const [backend, device] of all) {
         const k = randomNormal([c.kvHeads, c.keys, c.headDim], seed + 1, c.dtype);
         const v = randomNormal([c.kvHeads, c.keys, c.headDim], seed + 2, c.dtype);
         const m = maskOf(c);
-        const filter = (i: number, j: number) => maskAllows(m, c.keys - c.queries + i, j);
+        const filter = (i: number, j: number) => referenceVisible(m, c.keys - c.queries + i, j);
         const ref = referenceAttention(q, k, v, { causal: false }, filter);
         const naive = c.dtype === 'f16' ? naiveHalfAttention(q, k, v, { causal: false }, filter) : undefined;
         assertMatchesReference(await attention(device!, q, k, v, c.spec, { causal: c.causal }), ref, naive, `seed ${seed}`);
@@ -98,7 +99,7 @@ for (const [backend, device] of all) {
       const m = and(causal(), documents(ids));
       const q = randomNormal([2, 150, 64], 4), k = randomNormal([1, 150, 64], 5), v = randomNormal([1, 150, 64], 6);
       const got = await flashAttention(device!, q, k, v, { mask: m });
-      assertMatchesReference(got, referenceAttention(q, k, v, { causal: false }, (i, j) => maskAllows(m, i, j)), undefined, 'documents');
+      assertMatchesReference(got, referenceAttention(q, k, v, { causal: false }, (i, j) => referenceVisible(m, i, j)), undefined, 'documents');
     });
   });
 }

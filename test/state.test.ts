@@ -2,7 +2,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { flashAttention } from '../src/attention/flash.js';
-import { emptyState, mergeAll, mergeStates, type AttentionState } from '../src/attention/state.js';
+import { emptyState, mergeAll, mergeStates, type AttentionState } from '../src/spine/state.js';
 import { mergeStatesGpu } from '../src/attention/merge-gpu.js';
 import { maxAbsDiff } from '../src/reference/attention.js';
 import { cpuDevice } from '../src/runtime/device.js';

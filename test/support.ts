@@ -1,7 +1,7 @@
 // Test support: the WebGPU device (required in CI, loudly skipped elsewhere) and the error rules.
 import { acquireDevice, cpuDevice, type Device } from '../src/runtime/device.js';
 import { maxAbsDiff, type ReferenceState } from '../src/reference/attention.js';
-import type { AttentionState } from '../src/attention/state.js';
+import type { AttentionState } from '../src/spine/state.js';
 import assert from 'node:assert/strict';
 
 let gpuDevice: Promise<Device | null> | undefined;

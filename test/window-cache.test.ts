@@ -1,10 +1,11 @@
 // Decoding through the windowed KV cache equals windowed attention over the whole sequence, and the
 // cache's memory stops growing once it holds sinks + window + 1 tokens.
+import { referenceVisible } from '../src/reference/mask-reference.js';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WindowKVCache } from '../src/attention/window-cache.js';
 import { flashAttention } from '../src/attention/flash.js';
-import { and, causal, maskAllows, or, sinkTokens, slidingWindow } from '../src/attention/mask.js';
+import { and, causal, maskAllows, or, sinkTokens, slidingWindow } from '../src/spine/mask.js';
 import { referenceAttention, maxAbsDiff } from '../src/reference/attention.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { randomNormal, tensor, type Tensor } from '../src/tensor.js';
@@ -21,7 +22,7 @@ for (const [window, sinks] of [[7, 0], [16, 4], [0, 2]]) {
     const [H, Hkv, N, D] = [4, 2, 60, 32];
     const q = randomNormal([H, N, D], 31), k = randomNormal([Hkv, N, D], 32), v = randomNormal([Hkv, N, D], 33);
     const mask = and(causal(), or(sinkTokens(sinks), slidingWindow(window)));
-    const ref = referenceAttention(q, k, v, { causal: false }, (i, j) => maskAllows(mask, i, j));
+    const ref = referenceAttention(q, k, v, { causal: false }, (i, j) => referenceVisible(mask, i, j));
     const cache = new WindowKVCache(Hkv, D, window, sinks);
     const prefill = 5;
     cache.append(tensor([Hkv, prefill, D], 'f32', sliceTokens(k, 0, prefill)), tensor([Hkv, prefill, D], 'f32', sliceTokens(v, 0, prefill)));

@@ -8,7 +8,7 @@ import { asFloat32, bytesPerElement, tensor, type DType, type HostData, type Ten
 import type { Device } from '../runtime/device.js';
 import { ccaPoolCpu, coresSeen } from '../kernels/cca-cpu.js';
 import { ccaAttendPooled, checkCcaParams, type CcaParams } from './cca.js';
-import type { AttentionState } from './state.js';
+import type { AttentionState } from '../spine/state.js';
 
 export interface CcaCacheOptions extends CcaParams {
   heads: number;

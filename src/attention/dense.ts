@@ -8,9 +8,9 @@ import type { GpuContext } from '../runtime/webgpu.js';
 import { denseAttentionCpu } from '../kernels/dense-cpu.js';
 import { DENSE_TILE, densePvWgsl, denseScoresWgsl, denseSoftmaxWgsl } from '../kernels/dense-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
-import { attentionShape, type AttentionOptions } from './problem.js';
+import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
-import type { AttentionState } from './state.js';
+import type { AttentionState } from '../spine/state.js';
 
 export async function denseAttentionGpu(gpu: GpuContext, x: GpuInputs): Promise<void> {
   const s = x.shape;

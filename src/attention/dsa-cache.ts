@@ -9,7 +9,7 @@ import { prepareIndexerQueries, quantizeInt8, type IndexerPrecision, type Prepar
 import { sparseGatherAttentionCpu } from '../kernels/sparse-gather-cpu.js';
 import { selectCpu } from './dsa-select.js';
 import { dsaAttention, DSA_DEFAULT_TOPK } from './dsa.js';
-import type { AttentionState } from './state.js';
+import type { AttentionState } from '../spine/state.js';
 
 export class DsaKVCache {
   private readonly k: HostData;

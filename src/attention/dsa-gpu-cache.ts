@@ -8,7 +8,7 @@ import type { GpuContext } from '../runtime/webgpu.js';
 import { packInt8, prepareIndexerQueries, quantizeInt8, type IndexerPrecision } from '../kernels/dsa-indexer-cpu.js';
 import { selectGpu, type GpuIndexer } from './dsa-select.js';
 import { DSA_DEFAULT_TOPK, sparseGatherGpu } from './dsa.js';
-import type { AttentionState } from './state.js';
+import type { AttentionState } from '../spine/state.js';
 
 export class DsaGpuKVCache {
   private seen = 0;

@@ -8,7 +8,7 @@ import { indexerBlockQueries } from '../kernels/dsa-indexer-wgsl.js';
 import { radixSelectRow, sampleStride, TOPK_CANDIDATES, TOPK_MAX_PASSES, TOPK_MAX_PASSES_SAMPLED } from '../kernels/topk-cpu.js';
 import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
-import { indexLimit } from '../reference/dsa-reference.js';
+import { lastVisibleKey as indexLimit } from '../spine/problem.js';
 import type { IndexerInputs } from '../kernels/dsa-indexer-cpu.js';
 import { scratchBuffer, type Scratch } from './dsa-scratch.js';
 

@@ -8,11 +8,11 @@ import { flashAttentionCpu } from '../kernels/flash-cpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl } from '../kernels/flash-wgsl.js';
 import { flashSubgroupMatrixWgsl, SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
-import { attentionShape, type AttentionOptions } from './problem.js';
+import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
-import type { AttentionState } from './state.js';
-import { buildBlockMask, type BlockMask } from './block-mask.js';
-import { maskDocuments, maskKey, type MaskNode } from './mask.js';
+import type { AttentionState } from '../spine/state.js';
+import { buildBlockMask, type BlockMask } from '../spine/block-mask.js';
+import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
 
 export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix';
 

@@ -4,8 +4,8 @@
 import { UnsupportedError } from '../errors.js';
 import { bytesPerElement, tensor, toDType, type Tensor } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
-import type { AttentionShape } from './problem.js';
-import { emptyState, type AttentionState } from './state.js';
+import type { AttentionShape } from '../spine/problem.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 
 export interface GpuInputs {
   q: GPUBuffer;

@@ -6,10 +6,10 @@ import { ShapeError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { flashAttention } from './flash.js';
-import { attentionShape, type AttentionOptions } from './problem.js';
+import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { placeState, rowsAt, sliceTokens, splitEvenly, type TokenRange } from './shards.js';
 import { intParam, parseMethodSpec, type MethodSpec } from './spec.js';
-import { emptyState, mergeStates, type AttentionState } from './state.js';
+import { emptyState, mergeStates, type AttentionState } from '../spine/state.js';
 
 export function ringHosts(method: MethodSpec | string): number {
   const spec = typeof method === 'string' ? parseMethodSpec(method) : method;

@@ -3,7 +3,7 @@
 // state computed for some query rows back into the state of the whole call.
 import { ShapeError } from '../errors.js';
 import { tensor, type Tensor } from '../tensor.js';
-import { emptyState, type AttentionState } from './state.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 
 /** A half-open range of token positions [start, end). */
 export type TokenRange = readonly [number, number];

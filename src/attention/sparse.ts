@@ -3,7 +3,7 @@
 // global and local layers (ModernBERT, Warner et al. 2024: global every third layer, a 128-token window
 // elsewhere).
 import { SpecError } from '../errors.js';
-import { and, causal, or, sinkTokens, slidingWindow, type MaskNode } from './mask.js';
+import { and, causal, or, sinkTokens, slidingWindow, type MaskNode } from '../spine/mask.js';
 import { intParam, parseMethodSpec, type MethodSpec } from './spec.js';
 
 /** `window:left=L[,right=R]`: query at position p sees keys [p - L, p + R]; causal forces R = 0. */

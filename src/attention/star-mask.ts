@@ -5,7 +5,7 @@
 // Across hosts the same visible sets are computed block by block and merged (star.ts, src/cluster/); this
 // mask is their single-process equal, checked against reference/star-reference.ts.
 import { ShapeError } from '../errors.js';
-import { and, causal, documents, or, queriesFrom, sinkTokens, type MaskNode } from './mask.js';
+import { and, causal, documents, or, queriesFrom, sinkTokens, type MaskNode } from '../spine/mask.js';
 import type { StarParams } from './star.js';
 
 /**

@@ -7,11 +7,11 @@ import { ShapeError, SpecError, UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { flashAttention } from './flash.js';
-import { and, causal, documents, or, sinkTokens } from './mask.js';
-import { attentionShape, type AttentionOptions } from './problem.js';
+import { and, causal, documents, or, sinkTokens } from '../spine/mask.js';
+import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { concatTokens, placeState, rowsAt, sliceTokens, splitEvenly, type TokenRange } from './shards.js';
 import { intParam, parseMethodSpec, type MethodSpec } from './spec.js';
-import { emptyState, mergeAll, type AttentionState } from './state.js';
+import { emptyState, mergeAll, type AttentionState } from '../spine/state.js';
 
 export interface StarParams {
   /** Context block size b. */

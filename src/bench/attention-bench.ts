@@ -3,12 +3,12 @@
 // max_memory_allocated counts them). WebGPU inputs are generated on the device and stay there.
 import { denseAttentionGpu } from '../attention/dense.js';
 import { flashAttentionGpu, chooseFlashVariant, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
-import { buildBlockMask } from '../attention/block-mask.js';
+import { buildBlockMask } from '../spine/block-mask.js';
 import { chooseCcaVariant, ccaAttendedPairs, ccaAttentionGpu, ccaCacheBytes, ccaParamsFromSpec, ccaPrefillCpu, ccaPrefillPlan, type CcaGpuPlan } from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
 import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
-import type { AttentionShape } from '../attention/problem.js';
+import type { AttentionShape } from '../spine/problem.js';
 import { denseAttentionCpu, denseScoreBytes } from '../kernels/dense-cpu.js';
 import { flashAttentionCpu } from '../kernels/flash-cpu.js';
 import { LongctxError, OutOfMemoryError } from '../errors.js';

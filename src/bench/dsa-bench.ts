@@ -8,7 +8,7 @@ import type { MethodSpec } from '../attention/spec.js';
 import type { Device } from '../runtime/device.js';
 import { scoreOnceGpu, selectGpu, type GpuIndexer, type SelectShape } from '../attention/dsa-select.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
-import type { AttentionShape } from '../attention/problem.js';
+import type { AttentionShape } from '../spine/problem.js';
 import type { IndexerPrecision } from '../kernels/dsa-indexer-cpu.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { bytesPerElement, randomNormal, tensor, type DType } from '../tensor.js';

@@ -4,7 +4,7 @@
 //   chunk   = u32 magic | u32 sender | u32 message id | u32 chunk count | f64 offset | f64 total bytes | bytes
 import { InputError } from '../errors.js';
 import { numel, tensor, type DType, type Tensor } from '../tensor.js';
-import type { AttentionState } from '../attention/state.js';
+import type { AttentionState } from '../spine/state.js';
 
 const MESSAGE_MAGIC = 0x3158434c; // 'LCX1'
 const CHUNK_MAGIC = 0x3143434c; // 'LCC1'

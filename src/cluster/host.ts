@@ -5,7 +5,7 @@ import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Device } from '../runtime/device.js';
 import type { Tensor } from '../tensor.js';
-import type { AttentionState } from '../attention/state.js';
+import type { AttentionState } from '../spine/state.js';
 import { mergeStarQuery, starPhase1, starPhase2 } from '../attention/star.js';
 import { ringAccumulate, ringShardAt, ringStep } from '../attention/ring.js';
 import type { TokenRange } from '../attention/shards.js';

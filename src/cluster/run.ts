@@ -1,7 +1,7 @@
 // One distributed attention call from start to finish (what `longctx attend --hosts/--nats` does):
 // bring up the cluster, run, and tear down whatever this call started, also on errors.
 import type { Tensor } from '../tensor.js';
-import type { AttentionOptions } from '../attention/problem.js';
+import type { AttentionOptions } from '../spine/problem.js';
 import type { MethodSpec } from '../attention/spec.js';
 import { Cluster, type ClusterOptions, type DistributedResult } from './cluster.js';
 

@@ -5,7 +5,7 @@
 // sees, then over the raw window tiles [c*g, p]; the per-query key lists never exist.
 // Arithmetic runs in JS doubles and is stored as f32, so the twin checks the algorithm, not the rounding.
 import { roundHalf } from '../f16.js';
-import { emptyState, type AttentionState } from '../attention/state.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 
 /** Where the rows of one CCA call sit in the sequence (every kernel and the cache share it). */
 export interface CcaLayout {

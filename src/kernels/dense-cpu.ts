@@ -2,8 +2,8 @@
 // then a row softmax with its LSE, then O = P V. Memory grows with N^2 on purpose.
 import { OutOfMemoryError } from '../errors.js';
 import { asFloat32, type Tensor } from '../tensor.js';
-import { causalLimit, type AttentionShape } from '../attention/problem.js';
-import { emptyState, type AttentionState } from '../attention/state.js';
+import { causalLimit, type AttentionShape } from '../spine/problem.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 
 /** Largest score matrix the CPU path will allocate (a JS typed array tops out near 2^32 bytes anyway). */
 export const CPU_DENSE_MAX_SCORE_BYTES = 2 ** 31;

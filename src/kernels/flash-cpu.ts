@@ -6,10 +6,10 @@
 // Arithmetic runs in JS doubles and is stored as f32, so the twin checks the algorithm, not the rounding.
 import { roundHalf } from '../f16.js';
 import { asFloat32, type Tensor } from '../tensor.js';
-import { causalLimit, type AttentionShape } from '../attention/problem.js';
-import { emptyState, type AttentionState } from '../attention/state.js';
-import type { BlockMask } from '../attention/block-mask.js';
-import { maskAllows } from '../attention/mask.js';
+import { causalLimit, type AttentionShape } from '../spine/problem.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
+import type { BlockMask } from '../spine/block-mask.js';
+import { maskAllows } from '../spine/mask.js';
 
 export interface FlashCpuOptions {
   /** Visit only the key tiles this block mask keeps, and apply its predicate on partial ones. Its key

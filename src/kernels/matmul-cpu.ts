@@ -1,6 +1,6 @@
 // CPU twin of kernels/matmul-wgsl.ts: y[T, N] = x[T, K] W[N, K]^T + b, each weight row decoded once
 // (dequant.ts) and used for all T tokens.
-import type { WeightMatrix } from '../model/dequant.js';
+import type { WeightMatrix } from '../weights/weight-matrix.js';
 
 /** y[T, rows] = x[T, cols] W^T (+ bias): each weight row is decoded once and used for all T tokens. */
 export function matmulRowsCpu(x: Float32Array, T: number, w: WeightMatrix, y: Float32Array, bias?: Float32Array): void {

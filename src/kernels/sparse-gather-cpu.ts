@@ -3,8 +3,8 @@
 // listed keys are streamed in tiles of SPARSE_TILE with an online softmax (FlashAttention-2's rescale per
 // tile) into an attention state. The CPU twin of kernels/sparse-gather-wgsl.ts; arithmetic in doubles.
 import { asFloat32, type Tensor } from '../tensor.js';
-import type { AttentionShape } from '../attention/problem.js';
-import { emptyState, type AttentionState } from '../attention/state.js';
+import type { AttentionShape } from '../spine/problem.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 
 export const SPARSE_TILE = 16;
 

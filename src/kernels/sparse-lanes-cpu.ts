@@ -4,8 +4,8 @@
 // and the new score keeps weight 1); streams merge by their (max, sum) and splits by log-sum-exp, as on the
 // GPU (flash-decoding's split-KV, Dao et al. 2023).
 import { asFloat32, type Tensor } from '../tensor.js';
-import type { AttentionShape } from '../attention/problem.js';
-import { emptyState, type AttentionState } from '../attention/state.js';
+import type { AttentionShape } from '../spine/problem.js';
+import { emptyState, type AttentionState } from '../spine/state.js';
 import type { GatheredKeys } from './sparse-gather-cpu.js';
 
 export interface LanesSplit {

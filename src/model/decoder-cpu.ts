@@ -13,7 +13,7 @@ import { matmulRowsCpu } from '../kernels/matmul-cpu.js';
 import { rmsNormCpu } from '../kernels/rmsnorm-cpu.js';
 import { ropeCpu } from '../kernels/rope-cpu.js';
 import { swigluCpu } from '../kernels/elementwise-cpu.js';
-import { WeightMatrix } from './dequant.js';
+import { WeightMatrix } from '../weights/weight-matrix.js';
 import { DenseKVCache, RingKVCache, type LayerKVCache } from './kv-cache.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
 import type { LoadedModel, ModelConfig } from './types.js';

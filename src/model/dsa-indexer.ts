@@ -17,7 +17,7 @@
 // V3.2's Hadamard rotation before FP8 is orthogonal on both sides, so dots are unchanged and it is omitted;
 // its low-rank query path (MLA's q latent) has no Llama counterpart, so W_q reads h.
 import { InputError, ShapeError } from '../errors.js';
-import { WeightMatrix } from './dequant.js';
+import { WeightMatrix } from '../weights/weight-matrix.js';
 import { ropeInverseFrequencies } from './rope.js';
 import type { LayerWeights, ModelConfig } from './types.js';
 

@@ -4,7 +4,7 @@
 // process that is flash attention under one block mask (attention/star-mask.ts) — the same visible sets a
 // multi-host run computes and merges. Ring is exact attention, so one process runs it as flash.
 import { ShapeError, UnsupportedError } from '../errors.js';
-import type { MaskNode } from '../attention/mask.js';
+import type { MaskNode } from '../spine/mask.js';
 import type { MethodSpec } from '../attention/spec.js';
 import { starParams } from '../attention/star.js';
 import { starMask } from '../attention/star-mask.js';

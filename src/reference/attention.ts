@@ -2,18 +2,31 @@
 // Also a naive same-precision f16 implementation, the yardstick of FlashAttention's "within 2x" error rule.
 import { roundHalf } from '../f16.js';
 import { asFloat32, type Tensor } from '../tensor.js';
-import { attentionShape, causalLimit, type AttentionOptions } from '../attention/problem.js';
+import type { AttentionOptions } from '../spine/problem.js';
 
 export interface ReferenceState {
   o: Float64Array;
   lse: Float64Array;
 }
 
+/** The dimensions of q [Hq, Nq, D] and k [Hkv, Nk, D], read here rather than through the implementation's
+ * shape check so that the reference shares no code with what it checks. */
+export function referenceDims(q: Tensor, k: Tensor, opts: AttentionOptions = {}) {
+  const [heads, queries, headDim] = q.shape;
+  const [kvHeads, keys] = k.shape;
+  return { heads, kvHeads, queries, keys, headDim, causal: opts.causal ?? true, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
+}
+
+/** Query i sits at position keys - queries + i (bottom-right aligned) and, when causal, sees keys up to it. */
+export function referenceLastKey(queries: number, keys: number, causal: boolean, i: number): number {
+  return causal ? Math.min(keys - 1, keys - queries + i) : keys - 1;
+}
+
 /** Optional key predicate (query index, key index) -> visible, on top of causality. */
 export type KeyFilter = (queryIndex: number, keyIndex: number) => boolean;
 
 function naive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, round: (x: number) => number, filter?: KeyFilter): ReferenceState {
-  const s = attentionShape(q, k, v, opts);
+  const s = referenceDims(q, k, opts);
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;
   const group = heads / s.kvHeads;
@@ -23,7 +36,7 @@ function naive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, round: (
   for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / group);
     for (let i = 0; i < queries; i++) {
-      const last = causalLimit(s, i);
+      const last = referenceLastKey(queries, keys, s.causal, i);
       const qo = (h * queries + i) * D;
       let m = -Infinity;
       for (let j = 0; j <= last; j++) {

@@ -6,8 +6,7 @@
 import { roundHalf } from '../f16.js';
 import { ShapeError } from '../errors.js';
 import { asFloat32, type Tensor } from '../tensor.js';
-import { attentionShape } from '../attention/problem.js';
-import type { ReferenceState } from './attention.js';
+import { referenceDims, type ReferenceState } from './attention.js';
 
 export interface CcaReferenceParams {
   group: number;
@@ -25,7 +24,7 @@ export function ccaCoresSeen(position: number, group: number, window: number): n
  * result covers the last `queries` positions (default all), bottom-right aligned. Causal by definition.
  */
 function naiveCca(q: Tensor, k: Tensor, v: Tensor, p: CcaReferenceParams, queries: number | undefined, round: (x: number) => number): ReferenceState {
-  const s = attentionShape(q, k, v, { scale: p.scale });
+  const s = referenceDims(q, k, { scale: p.scale });
   if (s.queries !== s.keys) throw new ShapeError(`the CCA reference needs the queries of all ${s.keys} positions, got ${s.queries}`);
   const { heads, keys: N, headDim: D, scale } = s;
   const G = heads / s.kvHeads;

@@ -2,14 +2,11 @@
 // I[t,s] = sum_j w[t,j] * ReLU(q_I[j,t] . k_I[s]) in doubles, the top-k by a full sort (ties: lower key
 // index first), and exact attention over the chosen keys. What the kernels and the selection are checked against.
 import { asFloat32, type Tensor } from '../tensor.js';
-import type { AttentionOptions } from '../attention/problem.js';
+import type { AttentionOptions } from '../spine/problem.js';
 import type { IndexerInputs } from '../kernels/dsa-indexer-cpu.js';
-import { referenceAttention, type ReferenceState } from './attention.js';
+import { referenceAttention, referenceLastKey as indexLimit, type ReferenceState } from './attention.js';
 
 /** Last visible key of query t (bottom-right aligned causality, as attention/problem.ts), -1 when none. */
-export function indexLimit(queries: number, keys: number, causal: boolean, t: number): number {
-  return causal ? Math.min(keys - 1, keys - queries + t) : keys - 1;
-}
 
 /** Scores of query t against keys 0..limit, in doubles. */
 export function referenceIndexScores(index: IndexerInputs, t: number, causal = true): Float64Array {

@@ -3,7 +3,7 @@
 //   query positions p >= keys - query: every key j <= p;
 //   context block 0 (p < block): keys j <= p;  block b > 0: anchor keys j < anchor, and keys b*block <= j <= p.
 import type { Tensor } from '../tensor.js';
-import type { AttentionOptions } from '../attention/problem.js';
+import type { AttentionOptions } from '../spine/problem.js';
 import { referenceAttention, naiveHalfAttention, type KeyFilter, type ReferenceState } from './attention.js';
 
 export interface StarReferenceParams {

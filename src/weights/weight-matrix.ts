@@ -3,7 +3,7 @@
 // BF16 is the top half of an f32.
 import { ShapeError } from '../errors.js';
 import { fromHalfBits } from '../f16.js';
-import type { WeightTensor } from './types.js';
+import type { WeightTensor } from './weight-tensor.js';
 
 const Q8_BLOCK = 32;
 const Q8_BYTES = 34;

@@ -41,5 +41,10 @@ export function attentionShape(q: Tensor, k: Tensor, v: Tensor, opts: AttentionO
 
 /** The last key position (inclusive) that query i may see; -1 when it sees none. */
 export function causalLimit(s: AttentionShape, i: number): number {
-  return s.causal ? Math.min(s.keys - 1, s.keys - s.queries + i) : s.keys - 1;
+  return lastVisibleKey(s.queries, s.keys, s.causal, i);
+}
+
+/** causalLimit for callers that hold the counts rather than a shape (DSA's selection). */
+export function lastVisibleKey(queries: number, keys: number, causal: boolean, i: number): number {
+  return causal ? Math.min(keys - 1, keys - queries + i) : keys - 1;
 }
