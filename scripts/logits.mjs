@@ -32,7 +32,9 @@ const { values } = parseArgs({
   },
 });
 if (!values.model || !values.tokens || !values['out-dir']) {
-  process.stderr.write('usage: logits.mjs --model DIR --tokens a.i32[,b.i32] --out-dir OUT [--last 8] [--backend webgpu|cpu] [--attention SPEC] [--chunk 512]\n');
+  process.stderr.write(
+    'usage: logits.mjs --model DIR --tokens a.i32[,b.i32] --out-dir OUT [--last 8] [--backend webgpu|cpu] [--attention SPEC] [--chunk 512]\n',
+  );
   process.exit(2);
 }
 const last = Number(values.last);
@@ -42,7 +44,12 @@ const t0 = performance.now();
 const config = readHfConfig(join(values.model, 'config.json'));
 const weights = hfWeights(SafetensorsStore.openDirectory(values.model), config);
 // The decoder never tokenizes here; ids come from the files.
-const tokenizer = { vocabSize: config.vocabSize, encode: () => [], decode: () => '', tokenBytes: () => new Uint8Array() };
+const tokenizer = {
+  vocabSize: config.vocabSize,
+  encode: () => [],
+  decode: () => '',
+  tokenBytes: () => new Uint8Array(),
+};
 const model = { config, weights, tokenizer, source: values.model };
 const loadSeconds = (performance.now() - t0) / 1000;
 if (values['rope-out']) writeFileSync(values['rope-out'], Buffer.from(ropeInverseFrequencies(config).buffer));
@@ -67,7 +74,16 @@ try {
       }
       const name = basename(file).replace(/\.i32$/, '');
       writeFileSync(join(values['out-dir'], `${name}.logits.f32`), Buffer.from(out.buffer));
-      process.stdout.write(JSON.stringify({ file: name, tokens: ids.length, backend: device.name, loadSeconds, prefillSeconds, totalSeconds: (performance.now() - t1) / 1000 }) + '\n');
+      process.stdout.write(
+        JSON.stringify({
+          file: name,
+          tokens: ids.length,
+          backend: device.name,
+          loadSeconds,
+          prefillSeconds,
+          totalSeconds: (performance.now() - t1) / 1000,
+        }) + '\n',
+      );
     } finally {
       decoder.destroy();
     }

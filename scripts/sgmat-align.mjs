@@ -4,9 +4,13 @@
 import { acquireDevice, float32ToHalf } from '../dist/src/index.js';
 const dev = await acquireDevice('webgpu');
 const gpu = dev.gpu;
-const D = 64, BC = 32;
+const D = 64,
+  BC = 32;
 const rnd = (n) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 97) / 97 - 0.5);
-const Q = rnd(16 * D), K = rnd(BC * D).map((x, i) => x * (i % 3 - 1)), P = rnd(16 * BC), V = rnd(BC * D).reverse();
+const Q = rnd(16 * D),
+  K = rnd(BC * D).map((x, i) => x * ((i % 3) - 1)),
+  P = rnd(16 * BC),
+  V = rnd(BC * D).reverse();
 function code({ flag = 'none', qoff = 0 }) {
   const flagDecl = 'var<workgroup> flag: u32;';
   return `enable f16;
@@ -65,18 +69,39 @@ for (const v of [{}, { qoff: 2 }, { qoff: 8 }, { flag: 'last' }, { flag: 'first'
   const name = JSON.stringify(v);
   try {
     const pipe = await gpu.pipeline('align' + name, () => code(v));
-    const sb = await gpu.upload(new Float32Array(16 * BC).fill(NaN), 's'), ob = await gpu.upload(new Float32Array(16 * D).fill(NaN), 'o');
-    await gpu.run('align', (p) => { p.setPipeline(pipe); p.setBindGroup(0, gpu.bind(pipe, [...bufs, sb, ob])); p.dispatchWorkgroups(1); });
-    const S = new Float32Array(await gpu.read(sb, 16 * BC * 4)), O = new Float32Array(await gpu.read(ob, 16 * D * 4));
-    let es = 0, eo = 0;
-    for (let i = 0; i < 16; i++) for (let j = 0; j < BC; j++) {
-      let dot = 0; for (let d = 0; d < D; d++) dot += Q[i * D + d] * K[j * D + d];
-      es = Math.max(es, Math.abs(dot - S[i * BC + j]));
-    }
-    for (let i = 0; i < 16; i++) for (let d = 0; d < D; d++) {
-      let acc = 0; for (let j = 0; j < BC; j++) acc += P[i * BC + j] * V[j * D + d];
-      eo = Math.max(eo, Math.abs(acc - O[i * D + d]));
-    }
-    console.log('align', name, es < 0.05 && eo < 0.05 ? 'GOOD' : 'WRONG', 'S err', es.toExponential(2), 'O err', eo.toExponential(2));
-  } catch (e) { console.log('align', name, 'FAIL', e.message.slice(0, 300)); }
+    const sb = await gpu.upload(new Float32Array(16 * BC).fill(NaN), 's'),
+      ob = await gpu.upload(new Float32Array(16 * D).fill(NaN), 'o');
+    await gpu.run('align', (p) => {
+      p.setPipeline(pipe);
+      p.setBindGroup(0, gpu.bind(pipe, [...bufs, sb, ob]));
+      p.dispatchWorkgroups(1);
+    });
+    const S = new Float32Array(await gpu.read(sb, 16 * BC * 4)),
+      O = new Float32Array(await gpu.read(ob, 16 * D * 4));
+    let es = 0,
+      eo = 0;
+    for (let i = 0; i < 16; i++)
+      for (let j = 0; j < BC; j++) {
+        let dot = 0;
+        for (let d = 0; d < D; d++) dot += Q[i * D + d] * K[j * D + d];
+        es = Math.max(es, Math.abs(dot - S[i * BC + j]));
+      }
+    for (let i = 0; i < 16; i++)
+      for (let d = 0; d < D; d++) {
+        let acc = 0;
+        for (let j = 0; j < BC; j++) acc += P[i * BC + j] * V[j * D + d];
+        eo = Math.max(eo, Math.abs(acc - O[i * D + d]));
+      }
+    console.log(
+      'align',
+      name,
+      es < 0.05 && eo < 0.05 ? 'GOOD' : 'WRONG',
+      'S err',
+      es.toExponential(2),
+      'O err',
+      eo.toExponential(2),
+    );
+  } catch (e) {
+    console.log('align', name, 'FAIL', e.message.slice(0, 300));
+  }
 }

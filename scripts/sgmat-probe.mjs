@@ -2,9 +2,13 @@
 import { acquireDevice, float32ToHalf } from '../dist/src/index.js';
 const dev = await acquireDevice('webgpu');
 const gpu = dev.gpu;
-const D = 64, BC = 32;
+const D = 64,
+  BC = 32;
 const rnd = (n) => Float32Array.from({ length: n }, (_, i) => ((i * 7919) % 97) / 97 - 0.5);
-const Q = rnd(16 * D), K = rnd(BC * D).map((x, i) => x * (i % 3 - 1)), P = rnd(16 * BC), V = rnd(BC * D).reverse();
+const Q = rnd(16 * D),
+  K = rnd(BC * D).map((x, i) => x * ((i % 3) - 1)),
+  P = rnd(16 * BC),
+  V = rnd(BC * D).reverse();
 const code = `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;
@@ -54,17 +58,29 @@ fn main(@builtin(local_invocation_index) lid: u32) {
 const pipe = await gpu.pipeline('probe', () => code);
 const bufs = [];
 for (const a of [Q, K, P, V]) bufs.push(await gpu.upload(float32ToHalf(a), 'in'));
-const sb = await gpu.upload(new Float32Array(16 * BC).fill(NaN), 's'), ob = await gpu.upload(new Float32Array(16 * D).fill(NaN), 'o');
-await gpu.run('probe', (p) => { p.setPipeline(pipe); p.setBindGroup(0, gpu.bind(pipe, [...bufs, sb, ob])); p.dispatchWorkgroups(1); });
-const S = new Float32Array(await gpu.read(sb, 16 * BC * 4)), O = new Float32Array(await gpu.read(ob, 16 * D * 4));
-const h = (a) => Float32Array.from(float32ToHalf(a), (x) => x); // not used
-let es = 0, eo = 0, esT = 0;
-for (let i = 0; i < 16; i++) for (let j = 0; j < BC; j++) {
-  let dot = 0; for (let d = 0; d < D; d++) dot += Q[i * D + d] * K[j * D + d];
-  es = Math.max(es, Math.abs(dot - S[i * BC + j]));
-}
-for (let i = 0; i < 16; i++) for (let d = 0; d < D; d++) {
-  let acc = 0; for (let j = 0; j < BC; j++) acc += P[i * BC + j] * V[j * D + d];
-  eo = Math.max(eo, Math.abs(acc - O[i * D + d]));
-}
+const sb = await gpu.upload(new Float32Array(16 * BC).fill(NaN), 's'),
+  ob = await gpu.upload(new Float32Array(16 * D).fill(NaN), 'o');
+await gpu.run('probe', (p) => {
+  p.setPipeline(pipe);
+  p.setBindGroup(0, gpu.bind(pipe, [...bufs, sb, ob]));
+  p.dispatchWorkgroups(1);
+});
+const S = new Float32Array(await gpu.read(sb, 16 * BC * 4)),
+  O = new Float32Array(await gpu.read(ob, 16 * D * 4));
+const _h = (a) => Float32Array.from(float32ToHalf(a), (x) => x); // not used
+let es = 0,
+  eo = 0,
+  _esT = 0;
+for (let i = 0; i < 16; i++)
+  for (let j = 0; j < BC; j++) {
+    let dot = 0;
+    for (let d = 0; d < D; d++) dot += Q[i * D + d] * K[j * D + d];
+    es = Math.max(es, Math.abs(dot - S[i * BC + j]));
+  }
+for (let i = 0; i < 16; i++)
+  for (let d = 0; d < D; d++) {
+    let acc = 0;
+    for (let j = 0; j < BC; j++) acc += P[i * BC + j] * V[j * D + d];
+    eo = Math.max(eo, Math.abs(acc - O[i * D + d]));
+  }
 console.log('S err', es, 'O err', eo, 'S[0..4]', [...S.slice(0, 4)], 'O[0..4]', [...O.slice(0, 4)]);

@@ -21,7 +21,11 @@ export class UnsupportedError extends LongctxError {}
 
 /** The work needs more memory than the device allows; nothing was allocated. */
 export class OutOfMemoryError extends LongctxError {
-  constructor(message: string, readonly requestedBytes: number, readonly limitBytes: number) {
+  constructor(
+    message: string,
+    readonly requestedBytes: number,
+    readonly limitBytes: number,
+  ) {
     super(message);
   }
 }
@@ -31,7 +35,10 @@ export class DeviceError extends LongctxError {}
 
 /** A host of a distributed run (Star, Ring over NATS) died, stopped answering or failed; `host` names it. */
 export class HostError extends DeviceError {
-  constructor(message: string, readonly host: string) {
+  constructor(
+    message: string,
+    readonly host: string,
+  ) {
     super(message);
   }
 }

@@ -6,7 +6,16 @@ import { naiveHalfAttention, referenceAttention } from '../src/reference/attenti
 import { randomNormal, type DType } from '../src/tensor.js';
 import { assertMatchesReference, backends, sameBits, webgpuDevice } from './support.js';
 
-interface Case { heads: number; kvHeads: number; queries: number; keys: number; headDim: number; causal: boolean; dtype: DType; scale?: number }
+interface Case {
+  heads: number;
+  kvHeads: number;
+  queries: number;
+  keys: number;
+  headDim: number;
+  causal: boolean;
+  dtype: DType;
+  scale?: number;
+}
 
 const CASES: Case[] = [
   { heads: 4, kvHeads: 1, queries: 97, keys: 97, headDim: 64, causal: true, dtype: 'f32' },
@@ -19,7 +28,8 @@ const CASES: Case[] = [
   { heads: 4, kvHeads: 2, queries: 97, keys: 97, headDim: 128, causal: true, dtype: 'f16' },
 ];
 
-const name = (c: Case) => `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.causal ? 'causal' : 'full'} ${c.dtype}${c.scale ? ` scale=${c.scale}` : ''}`;
+const name = (c: Case) =>
+  `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.causal ? 'causal' : 'full'} ${c.dtype}${c.scale ? ` scale=${c.scale}` : ''}`;
 let seed = Date.now() % 100000; // fresh inputs each run; the seed is in the failure message
 
 after(async () => (await webgpuDevice())?.destroy());
@@ -43,7 +53,10 @@ for (const [backend, device] of await backends()) {
             assert.equal(got.o[0], 0, 'and output 0');
           }
           const again = await attention(device!, q, k, v, method, opts);
-          assert.ok(sameBits(got.o, again.o) && sameBits(got.lse, again.lse), `${method}: repeated runs are bitwise identical`);
+          assert.ok(
+            sameBits(got.o, again.o) && sameBits(got.lse, again.lse),
+            `${method}: repeated runs are bitwise identical`,
+          );
         }
       });
     }

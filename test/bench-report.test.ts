@@ -1,27 +1,65 @@
 // Tests for the benchmark report model, markdown table, SVG plot and progress bar (src/bench/).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { attentionFlops, formatBytes, formatTokens, toMarkdown, type BenchReport, type BenchRow } from '../src/bench/report.js';
+import {
+  attentionFlops,
+  formatBytes,
+  formatTokens,
+  toMarkdown,
+  type BenchReport,
+  type BenchRow,
+} from '../src/bench/report.js';
 import { toSvgPlot } from '../src/bench/svg-plot.js';
 import { ProgressBar } from '../src/bench/progress.js';
 
 function row(over: Partial<BenchRow>): BenchRow {
-  return { source: 'longctx', method: 'flash', backend: 'webgpu', variant: 'portable', dtype: 'f32', seqLen: 1024,
-    heads: 8, kvHeads: 8, headDim: 64, causal: true, ms: 1.23456, tflops: 2.345, peakBytes: 3 * 2 ** 20, status: 'ok', ...over };
+  return {
+    source: 'longctx',
+    method: 'flash',
+    backend: 'webgpu',
+    variant: 'portable',
+    dtype: 'f32',
+    seqLen: 1024,
+    heads: 8,
+    kvHeads: 8,
+    headDim: 64,
+    causal: true,
+    ms: 1.23456,
+    tflops: 2.345,
+    peakBytes: 3 * 2 ** 20,
+    status: 'ok',
+    ...over,
+  };
 }
 
 const report: BenchReport = {
-  title: 'Attention <fwd> & co', device: 'Test GPU', date: '2025-01-01',
+  title: 'Attention <fwd> & co',
+  device: 'Test GPU',
+  date: '2025-01-01',
   rows: [
-    row({ seqLen: 1024 }), row({ seqLen: 4096, ms: 10 }), row({ seqLen: 16384, ms: 150 }),
+    row({ seqLen: 1024 }),
+    row({ seqLen: 4096, ms: 10 }),
+    row({ seqLen: 16384, ms: 150 }),
     row({ source: 'pytorch', method: 'sdpa-math', variant: undefined, backend: 'cuda', seqLen: 1024, ms: 0.5 }),
-    row({ source: 'pytorch', method: 'sdpa-math', variant: undefined, backend: 'cuda', seqLen: 131072, ms: null, tflops: null, peakBytes: null, status: 'oom', note: 'CUDA out of memory' }),
+    row({
+      source: 'pytorch',
+      method: 'sdpa-math',
+      variant: undefined,
+      backend: 'cuda',
+      seqLen: 131072,
+      ms: null,
+      tflops: null,
+      peakBytes: null,
+      status: 'oom',
+      note: 'CUDA out of memory',
+    }),
   ],
 };
 
 /** Checks that every opened tag is closed in order; returns the tag names seen. */
 function balancedTags(xml: string): string[] {
-  const stack: string[] = [], seen: string[] = [];
+  const stack: string[] = [],
+    seen: string[] = [];
   for (const m of xml.matchAll(/<(\/?)([a-zA-Z]+)[^>]*?(\/?)>/g)) {
     const [, close, name, self] = m;
     seen.push(name);
@@ -58,7 +96,18 @@ test('toMarkdown: heading, one table row per report row, dashes for oom', () => 
   const tableRows = lines.filter((l) => l.startsWith('|'));
   assert.equal(tableRows.length, 2 + report.rows.length); // header + separator + rows
   const first = tableRows[2].split('|').map((c) => c.trim());
-  assert.deepEqual(first.slice(1, 11), ['longctx', 'flash', 'portable', 'webgpu', 'f32', '1K', '1.23', '2.3', '3.0 MiB', 'ok']);
+  assert.deepEqual(first.slice(1, 11), [
+    'longctx',
+    'flash',
+    'portable',
+    'webgpu',
+    'f32',
+    '1K',
+    '1.23',
+    '2.3',
+    '3.0 MiB',
+    'ok',
+  ]);
   const oom = tableRows[tableRows.length - 1].split('|').map((c) => c.trim());
   assert.equal(oom[6], '128K');
   assert.deepEqual(oom.slice(7, 10), ['—', '—', '—']);
@@ -91,15 +140,28 @@ test('toSvgPlot: empty and single-point reports', () => {
 
 function fakeStream(isTTY: boolean) {
   const out: string[] = [];
-  const stream = { isTTY, write: (s: string) => { out.push(s); return true; } };
+  const stream = {
+    isTTY,
+    write: (s: string) => {
+      out.push(s);
+      return true;
+    },
+  };
   return { out, stream: stream as unknown as NodeJS.WriteStream };
 }
 
 function captureStdout<T>(fn: () => T): { result: T; written: number } {
   const orig = process.stdout.write;
   let written = 0;
-  process.stdout.write = ((..._args: unknown[]) => { written++; return true; }) as typeof process.stdout.write;
-  try { return { result: fn(), written }; } finally { process.stdout.write = orig; }
+  process.stdout.write = ((..._args: unknown[]) => {
+    written++;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    return { result: fn(), written };
+  } finally {
+    process.stdout.write = orig;
+  }
 }
 
 test('ProgressBar: non-TTY prints one line per tick, never to stdout', () => {

@@ -37,7 +37,17 @@ function assertClose(got: AttentionState, ref: ReferenceState, half: ReferenceSt
   assert.ok(errL <= budgetL, `${label}: LSE error ${errL} > ${budgetL}`);
 }
 
-interface Case { heads: number; kvHeads: number; n: number; queries?: number; headDim: number; group: number; window: number; dtype: DType; cpuOnly?: boolean }
+interface Case {
+  heads: number;
+  kvHeads: number;
+  n: number;
+  queries?: number;
+  headDim: number;
+  group: number;
+  window: number;
+  dtype: DType;
+  cpuOnly?: boolean;
+}
 const CASES: Case[] = [
   { heads: 4, kvHeads: 2, n: 97, headDim: 64, group: 16, window: 33, dtype: 'f32' },
   { heads: 8, kvHeads: 2, n: 97, headDim: 128, group: 5, window: 1, dtype: 'f16' },
@@ -49,14 +59,21 @@ const CASES: Case[] = [
 ];
 
 function inputs(c: Case, seed: number): [Tensor, Tensor, Tensor] {
-  return [randomNormal([c.heads, c.n, c.headDim], seed, c.dtype), randomNormal([c.kvHeads, c.n, c.headDim], seed + 1, c.dtype), randomNormal([c.kvHeads, c.n, c.headDim], seed + 2, c.dtype)];
+  return [
+    randomNormal([c.heads, c.n, c.headDim], seed, c.dtype),
+    randomNormal([c.kvHeads, c.n, c.headDim], seed + 1, c.dtype),
+    randomNormal([c.kvHeads, c.n, c.headDim], seed + 2, c.dtype),
+  ];
 }
 
 test('the reference: g = 1 and w >= N are dense attention; a narrow window is not', () => {
   const [q, k, v] = inputs({ heads: 4, kvHeads: 2, n: 97, headDim: 16, group: 1, window: 1, dtype: 'f32' }, 7);
   const dense = referenceAttention(q, k, v);
   const g1 = referenceCca(q, k, v, { group: 1, window: 5 });
-  assert.ok(maxAbsDiff(g1.o, dense.o) < 1e-12 && maxAbsDiff(g1.lse, dense.lse) < 1e-12, 'g = 1: each core is its token');
+  assert.ok(
+    maxAbsDiff(g1.o, dense.o) < 1e-12 && maxAbsDiff(g1.lse, dense.lse) < 1e-12,
+    'g = 1: each core is its token',
+  );
   const wide = referenceCca(q, k, v, { group: 16, window: 97 });
   assert.ok(maxAbsDiff(wide.o, dense.o) < 1e-12, 'w >= N: no query sees a core');
   assert.ok(maxAbsDiff(referenceCca(q, k, v, { group: 16, window: 8 }).o, dense.o) > 1e-3, 'cores change the result');
@@ -91,8 +108,15 @@ for (const [backend, device] of all) {
         if (gpu) (gpu as { maxBindingBytes: number }).maxBindingBytes = 64 * 64 * 4 * 2;
         try {
           let at = 0;
-          for (const step of [40, 1, 7, 1, 1, 23, 1, 1, 1, 2, 30, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]) {
-            const got = await cache.forward(device!, rows(q, at, at + step), rows(k, at, at + step), rows(v, at, at + step));
+          for (const step of [
+            40, 1, 7, 1, 1, 23, 1, 1, 1, 2, 30, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+          ]) {
+            const got = await cache.forward(
+              device!,
+              rows(q, at, at + step),
+              rows(k, at, at + step),
+              rows(v, at, at + step),
+            );
             assertNoNaN('decode o', got.o);
             for (let h = 0; h < 4; h++) {
               for (let i = 0; i < step; i++) {
@@ -100,7 +124,10 @@ for (const [backend, device] of all) {
                 const b = full.o.subarray((h * c.n + at + i) * 64, (h * c.n + at + i + 1) * 64);
                 const tol = dtype === 'f32' ? 2e-6 : 2e-3;
                 assert.ok(maxAbsDiff(a, b) <= tol, `${dtype} token ${at + i} head ${h}: ${maxAbsDiff(a, b)}`);
-                assert.ok(Math.abs(got.lse[h * step + i] - full.lse[h * c.n + at + i]) <= tol * 10, `${dtype} lse of token ${at + i}`);
+                assert.ok(
+                  Math.abs(got.lse[h * step + i] - full.lse[h * c.n + at + i]) <= tol * 10,
+                  `${dtype} lse of token ${at + i}`,
+                );
               }
             }
             at += step;
@@ -126,7 +153,11 @@ test('KV-cache bytes: cores + a ring of w + g - 1, about (N/g + w) / N of dense'
   const cache = new CcaKVCache({ heads: 2, kvHeads: 1, headDim: 8, group: 4, window: 9, dtype: 'f16' });
   return (async () => {
     const { cpuDevice } = await import('../src/runtime/device.js');
-    const [q, k, v] = [randomNormal([2, 403, 8], 1, 'f16'), randomNormal([1, 403, 8], 2, 'f16'), randomNormal([1, 403, 8], 3, 'f16')];
+    const [q, k, v] = [
+      randomNormal([2, 403, 8], 1, 'f16'),
+      randomNormal([1, 403, 8], 2, 'f16'),
+      randomNormal([1, 403, 8], 3, 'f16'),
+    ];
     await cache.forward(cpuDevice, q, k, v);
     assert.equal(cache.bytes, (100 + 12) * 2 * 8 * 2);
     assert.ok(cache.bytes / cache.denseBytes < (403 / 4 + 9 + 4) / 403);
@@ -136,7 +167,11 @@ test('KV-cache bytes: cores + a ring of w + g - 1, about (N/g + w) / N of dense'
 test('specs and errors', async () => {
   const { cpuDevice } = await import('../src/runtime/device.js');
   assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca')), { group: 16, window: 1024, variant: 'auto' });
-  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca:group=5,window=33,variant=portable')), { group: 5, window: 33, variant: 'portable' });
+  assert.deepEqual(ccaParamsFromSpec(parseMethodSpec('cca:group=5,window=33,variant=portable')), {
+    group: 5,
+    window: 33,
+    variant: 'portable',
+  });
   assert.throws(() => ccaParamsFromSpec(parseMethodSpec('cca:variant=fast')), SpecError);
   assert.throws(() => parseMethodSpec('cca:size=3'), SpecError);
   assert.throws(() => ccaParamsFromSpec(parseMethodSpec('cca:group=0')), SpecError);
@@ -145,8 +180,15 @@ test('specs and errors', async () => {
   const [q, k, v] = inputs({ heads: 2, kvHeads: 1, n: 64, headDim: 8, group: 4, window: 4, dtype: 'f32' }, 3);
   const run = (d: Device, qq: Tensor, o = {}) => ccaAttention(d, qq, k, v, { group: 4, window: 4, ...o });
   await assert.rejects(run(cpuDevice, q, { causal: false }), UnsupportedError);
-  await assert.rejects(run(cpuDevice, rows(q, 40, 64)), ShapeError, 'queries that start after group 0 ends need the cache');
-  await assert.rejects(run(cpuDevice, rows(q, 2, 64)).then(() => run(cpuDevice, randomNormal([3, 64, 7], 1))), ShapeError);
+  await assert.rejects(
+    run(cpuDevice, rows(q, 40, 64)),
+    ShapeError,
+    'queries that start after group 0 ends need the cache',
+  );
+  await assert.rejects(
+    run(cpuDevice, rows(q, 2, 64)).then(() => run(cpuDevice, randomNormal([3, 64, 7], 1))),
+    ShapeError,
+  );
   const cache = new CcaKVCache({ heads: 2, kvHeads: 1, headDim: 8, group: 4, window: 4 });
   await assert.rejects(cache.forward(cpuDevice, rows(q, 0, 2), rows(k, 0, 3), rows(v, 0, 3)), ShapeError);
   assert.throws(() => new CcaKVCache({ heads: 3, kvHeads: 2, headDim: 8, group: 4, window: 4 }), ShapeError);

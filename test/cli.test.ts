@@ -25,7 +25,18 @@ const base = ['attend', '--q', path('q.npy'), '--k', path('k.npy'), '--v', path(
 
 for (const method of ['dense', 'flash']) {
   test(`attend --method ${method} writes out and lse that match the reference`, () => {
-    const r = run(...base, '--method', method, '--out', path(`${method}-o.npy`), '--lse', path(`${method}-l.npy`), '--no-causal', '--scale', '0.25');
+    const r = run(
+      ...base,
+      '--method',
+      method,
+      '--out',
+      path(`${method}-o.npy`),
+      '--lse',
+      path(`${method}-l.npy`),
+      '--no-causal',
+      '--scale',
+      '0.25',
+    );
     assert.equal(r.status, 0, r.stderr);
     const o = readNpy(path(`${method}-o.npy`));
     const lse = readNpy(path(`${method}-l.npy`));
@@ -53,9 +64,17 @@ test('bad input: one line on stderr and exit code 2', () => {
   writeNpy(path('kshort.npy'), randomNormal([2, 22, 32], 4, 'f16'));
   const out = ['--out', path('x.npy')];
   const cases: Array<[string[], RegExp]> = [
-    [[...base, '--method', 'flash', ...out].map((a) => (a === path('q.npy') ? path('junk.npy') : a)), /not a \.npy file/],
+    [
+      [...base, '--method', 'flash', ...out].map((a) => (a === path('q.npy') ? path('junk.npy') : a)),
+      /not a \.npy file/,
+    ],
     [[...base, '--method', 'wavelet', ...out], /unknown attention method 'wavelet'/],
-    [[...base, '--method', 'flash', ...out].map((a) => (a === path('k.npy') ? path('k3.npy') : a === path('v.npy') ? path('v3.npy') : a)), /multiple of key\/value heads/],
+    [
+      [...base, '--method', 'flash', ...out].map((a) =>
+        a === path('k.npy') ? path('k3.npy') : a === path('v.npy') ? path('v3.npy') : a,
+      ),
+      /multiple of key\/value heads/,
+    ],
     [[...base, '--method', 'flash', ...out].map((a) => (a === path('k.npy') ? path('k32.npy') : a)), /share a dtype/],
     [[...base, '--method', 'flash', ...out].map((a) => (a === path('k.npy') ? path('kshort.npy') : a)), /same shape/],
     [[...base, '--method', 'flash'], /--out is required/],

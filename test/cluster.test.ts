@@ -57,7 +57,10 @@ const STAR = 'star:block=16,anchor=16,query=9';
 async function checkCluster(c: Cluster, hosts: number): Promise<void> {
   const star = await c.attention(Q, K, V, STAR);
   const local = await attention(cpuDevice, Q, K, V, `${STAR},hosts=${hosts}`);
-  assert.ok(sameBits(star.state.o, local.o) && sameBits(star.state.lse, local.lse), `star over ${hosts} hosts equals one process bit for bit`);
+  assert.ok(
+    sameBits(star.state.o, local.o) && sameBits(star.state.lse, local.lse),
+    `star over ${hosts} hosts equals one process bit for bit`,
+  );
   assertMatchesReference(star.state, starReference(Q, K, V, starParams(STAR)), undefined, `star ${hosts} hosts`);
   assert.equal(star.timings.hostMs.length, hosts);
   const ring = await c.attention(Q, K, V, 'ring');
@@ -71,7 +74,10 @@ for (const hosts of [1, 4]) {
     const c = await Cluster.start({ hosts, backend: 'cpu', timeoutMs: 30_000 });
     try {
       assert.equal(c.hosts.length, hosts);
-      assert.ok(c.hosts.every((h) => h.pid !== process.pid), 'hosts are separate processes');
+      assert.ok(
+        c.hosts.every((h) => h.pid !== process.pid),
+        'hosts are separate processes',
+      );
       await checkCluster(c, hosts);
     } finally {
       await c.close();
@@ -83,7 +89,10 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
   let server: NatsServer;
   const hosts: ChildProcess[] = [];
   const startHost = (id: string) => {
-    const child = spawn(process.execPath, [cli, 'host', '--nats', server.url, '--backend', 'cpu', '--id', id], { env: { ...process.env, LONGCTX_NATS_TOKEN: server.token }, stdio: 'ignore' });
+    const child = spawn(process.execPath, [cli, 'host', '--nats', server.url, '--backend', 'cpu', '--id', id], {
+      env: { ...process.env, LONGCTX_NATS_TOKEN: server.token },
+      stdio: 'ignore',
+    });
     hosts.push(child);
     return child;
   };
@@ -103,7 +112,10 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
   test('2 hosts found by discovery: equal results', async () => {
     const c = await Cluster.start({ hosts: 2, nats: server.url, token: server.token, timeoutMs: 30_000 });
     try {
-      assert.deepEqual(c.hosts.map((h) => h.id), ['test-a', 'test-b']);
+      assert.deepEqual(
+        c.hosts.map((h) => h.id),
+        ['test-a', 'test-b'],
+      );
       await checkCluster(c, 2);
       await assert.rejects(c.attention(Q, K, V, 'ring:hosts=3'), InputError);
     } finally {
@@ -112,7 +124,10 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
   });
 
   test('a wrong token is refused (host and coordinator)', async () => {
-    const r = spawnSync(process.execPath, [cli, 'host', '--nats', server.url, '--token', 'wrong', '--backend', 'cpu'], { encoding: 'utf8', timeout: 30_000 });
+    const r = spawnSync(process.execPath, [cli, 'host', '--nats', server.url, '--token', 'wrong', '--backend', 'cpu'], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
     assert.equal(r.status, 2, r.stderr);
     assert.match(r.stderr, /refused the token/);
     await assert.rejects(Peer.connect({ url: server.url, token: 'nope', name: 'intruder' }), InputError);
@@ -121,12 +136,20 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
   test('the server listens on loopback only', async () => {
     const port = Number(server.url.split(':').pop());
     assert.match(server.url, /^nats:\/\/127\.0\.0\.1:/);
-    const external = Object.values(networkInterfaces()).flat().find((a) => a && a.family === 'IPv4' && !a.internal);
+    const external = Object.values(networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === 'IPv4' && !a.internal);
     if (!external) return;
     const reached = await new Promise<boolean>((resolve) => {
-      const s = tcpConnect({ host: external.address, port, timeout: 2000 }, () => { s.destroy(); resolve(true); });
+      const s = tcpConnect({ host: external.address, port, timeout: 2000 }, () => {
+        s.destroy();
+        resolve(true);
+      });
       s.on('error', () => resolve(false));
-      s.on('timeout', () => { s.destroy(); resolve(false); });
+      s.on('timeout', () => {
+        s.destroy();
+        resolve(false);
+      });
     });
     assert.equal(reached, false, `nats-server must not answer on ${external.address}`);
   });
@@ -137,7 +160,10 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
     try {
       b.kill('SIGSTOP');
       const t0 = performance.now();
-      await assert.rejects(c.attention(Q, K, V, STAR), (e: Error) => e instanceof HostError && /host 1 \(test-b/.test(e.message));
+      await assert.rejects(
+        c.attention(Q, K, V, STAR),
+        (e: Error) => e instanceof HostError && /host 1 \(test-b/.test(e.message),
+      );
       assert.ok(performance.now() - t0 < 6_000, 'within the timeout');
     } finally {
       b.kill('SIGCONT');
@@ -147,7 +173,11 @@ describe('hosts already connected to a server (longctx host --nats URL)', () => 
 });
 
 test('a host killed mid-run is named at once; the run can be retried', async () => {
-  const big = { q: randomNormal([8, 1500, 64], 21), k: randomNormal([8, 1500, 64], 22), v: randomNormal([8, 1500, 64], 23) };
+  const big = {
+    q: randomNormal([8, 1500, 64], 21),
+    k: randomNormal([8, 1500, 64], 22),
+    v: randomNormal([8, 1500, 64], 23),
+  };
   const c = await Cluster.start({ hosts: 2, backend: 'cpu', timeoutMs: 60_000 });
   try {
     const victim = c.hosts[1];
@@ -175,12 +205,39 @@ test('longctx attend --hosts 2: star across processes, equal to one process; ser
   writeNpy(p('q.npy'), Q);
   writeNpy(p('k.npy'), K);
   writeNpy(p('v.npy'), V);
-  const r = spawnSync(process.execPath, [cli, 'attend', '--q', p('q.npy'), '--k', p('k.npy'), '--v', p('v.npy'), '--method', STAR, '--hosts', '2', '--backend', 'cpu', '--out', p('o.npy'), '--lse', p('l.npy')], { encoding: 'utf8', timeout: 60_000 });
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'attend',
+      '--q',
+      p('q.npy'),
+      '--k',
+      p('k.npy'),
+      '--v',
+      p('v.npy'),
+      '--method',
+      STAR,
+      '--hosts',
+      '2',
+      '--backend',
+      'cpu',
+      '--out',
+      p('o.npy'),
+      '--lse',
+      p('l.npy'),
+    ],
+    { encoding: 'utf8', timeout: 60_000 },
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stderr, /phase 1 [\d.]+ ms/);
   const local = await attention(cpuDevice, Q, K, V, `${STAR},hosts=2`);
   assert.ok(sameBits(readNpy(p('o.npy')).data as Float32Array, local.o));
   const left = spawnSync('pgrep', ['-f', `nats-server -c ${tmpdir()}/longctx-nats-`], { encoding: 'utf8' });
-  assert.equal(left.stdout.trim().split('\n').filter(Boolean).length <= 1, true, 'only the test suite\'s own server may remain');
+  assert.equal(
+    left.stdout.trim().split('\n').filter(Boolean).length <= 1,
+    true,
+    "only the test suite's own server may remain",
+  );
   void waitExit;
 });

@@ -12,7 +12,11 @@ import { SGMAT_ROWS } from '../src/kernels/flash-sgmat-wgsl.js';
 import { and, causal, documents, or, sinkTokens, slidingWindow } from '../src/spine/mask.js';
 import { assertMatchesReference } from './support.js';
 
-for (const [H, Hkv, Nq, Nk, D, causal] of [[4, 1, 97, 97, 64, true], [2, 2, 1, 1023, 128, true], [4, 2, 300, 700, 128, false]] as const) {
+for (const [H, Hkv, Nq, Nk, D, causal] of [
+  [4, 1, 97, 97, 64, true],
+  [2, 2, 1, 1023, 128, true],
+  [4, 2, 300, 700, 128, false],
+] as const) {
   test(`subgroup-matrix twin Hq=${H} Hkv=${Hkv} Nq=${Nq} Nk=${Nk} D=${D} ${causal ? 'causal' : 'full'}`, () => {
     const seed = Date.now() % 10000;
     // Scores with a wide range, so the lazy rescale must trigger mid-row: keys grow along the sequence.
@@ -21,7 +25,12 @@ for (const [H, Hkv, Nq, Nk, D, causal] of [[4, 1, 97, 97, 64, true], [2, 2, 1, 1
     const v = randomNormal([Hkv, Nk, D], seed + 2, 'f16');
     const s = attentionShape(q, k, v, { causal });
     const got = flashAttentionCpu(q, k, v, s, subgroupMatrixTwin);
-    assertMatchesReference(got, referenceAttention(q, k, v, { causal }), naiveHalfAttention(q, k, v, { causal }), `seed ${seed}`);
+    assertMatchesReference(
+      got,
+      referenceAttention(q, k, v, { causal }),
+      naiveHalfAttention(q, k, v, { causal }),
+      `seed ${seed}`,
+    );
   });
 }
 
@@ -41,7 +50,12 @@ test('the lazy rescale changes nothing but rounding', () => {
 for (const [name, mask, Nq, Nk] of [
   ['window 37', and(causal(), slidingWindow(37)), 1023, 1023],
   ['sinks 5 + window 40', and(causal(), or(sinkTokens(5), slidingWindow(40))), 97, 300],
-  ['documents', and(causal(), documents(Int32Array.from({ length: 150 }, (_, i) => (i < 40 ? 0 : i < 41 ? 1 : 2)))), 150, 150],
+  [
+    'documents',
+    and(causal(), documents(Int32Array.from({ length: 150 }, (_, i) => (i < 40 ? 0 : i < 41 ? 1 : 2)))),
+    150,
+    150,
+  ],
 ] as const) {
   test(`subgroup-matrix twin with a block mask: ${name}, Nq=${Nq} Nk=${Nk}`, () => {
     const seed = Date.now() % 10000;
@@ -52,6 +66,11 @@ for (const [name, mask, Nq, Nk] of [
     const blockMask = buildBlockMask(mask, Nq, Nk, SGMAT_ROWS, 32);
     const got = flashAttentionCpu(q, k, v, s, { ...subgroupMatrixTwin, blockMask });
     const filter = (i: number, j: number) => referenceVisible(mask, Nk - Nq + i, j);
-    assertMatchesReference(got, referenceAttention(q, k, v, { causal: false }, filter), naiveHalfAttention(q, k, v, { causal: false }, filter), `seed ${seed}`);
+    assertMatchesReference(
+      got,
+      referenceAttention(q, k, v, { causal: false }, filter),
+      naiveHalfAttention(q, k, v, { causal: false }, filter),
+      `seed ${seed}`,
+    );
   });
 }

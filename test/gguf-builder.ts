@@ -2,10 +2,16 @@
 // re-encodes a loaded model's tensors, so loaders and dequantisation are tested on files we control.
 import { toHalfBits } from '../src/f16.js';
 
-export type MetaValue = { type: 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64'; value: number | string | boolean }
+export type MetaValue =
+  | { type: 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64'; value: number | string | boolean }
   | { type: 'array'; items: 'string' | 'f32' | 'i32'; value: Array<string | number> };
 
-export interface BuilderTensor { name: string; dims: number[]; type: number; data: Uint8Array }
+export interface BuilderTensor {
+  name: string;
+  dims: number[];
+  type: number;
+  data: Uint8Array;
+}
 
 export function encodeTensor(values: Float32Array, type: number): Uint8Array {
   if (type === 0) return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
@@ -15,7 +21,10 @@ export function encodeTensor(values: Float32Array, type: number): Uint8Array {
     const u = new Uint32Array(f.buffer);
     for (let i = 0; i < values.length; i++) {
       if (type === 1) out[i] = toHalfBits(values[i]);
-      else { f[0] = values[i]; out[i] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) >>> 16; }
+      else {
+        f[0] = values[i];
+        out[i] = (u[0] + 0x7fff + ((u[0] >> 16) & 1)) >>> 16;
+      }
     }
     return new Uint8Array(out.buffer);
   }
@@ -34,17 +43,40 @@ export function encodeTensor(values: Float32Array, type: number): Uint8Array {
   throw new Error(`builder cannot encode type ${type}`);
 }
 
-export function buildGguf(meta: Array<[string, MetaValue]>, tensors: BuilderTensor[], version = 3, alignment = 32): Buffer {
+export function buildGguf(
+  meta: Array<[string, MetaValue]>,
+  tensors: BuilderTensor[],
+  version = 3,
+  alignment = 32,
+): Buffer {
   const parts: Buffer[] = [];
-  const u32 = (n: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(n); parts.push(b); };
-  const u64 = (n: number) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(n)); parts.push(b); };
-  const str = (s: string) => { const b = Buffer.from(s, 'utf8'); u64(b.length); parts.push(b); };
+  const u32 = (n: number) => {
+    const b = Buffer.alloc(4);
+    b.writeUInt32LE(n);
+    parts.push(b);
+  };
+  const u64 = (n: number) => {
+    const b = Buffer.alloc(8);
+    b.writeBigUInt64LE(BigInt(n));
+    parts.push(b);
+  };
+  const str = (s: string) => {
+    const b = Buffer.from(s, 'utf8');
+    u64(b.length);
+    parts.push(b);
+  };
   const TYPES = { u32: 4, i32: 5, f32: 6, bool: 7, string: 8, array: 9, u64: 10 } as const;
   const scalar = (type: string, v: number | string | boolean) => {
     if (type === 'u32') u32(v as number);
-    else if (type === 'i32') { const b = Buffer.alloc(4); b.writeInt32LE(v as number); parts.push(b); }
-    else if (type === 'f32') { const b = Buffer.alloc(4); b.writeFloatLE(v as number); parts.push(b); }
-    else if (type === 'bool') parts.push(Buffer.from([v ? 1 : 0]));
+    else if (type === 'i32') {
+      const b = Buffer.alloc(4);
+      b.writeInt32LE(v as number);
+      parts.push(b);
+    } else if (type === 'f32') {
+      const b = Buffer.alloc(4);
+      b.writeFloatLE(v as number);
+      parts.push(b);
+    } else if (type === 'bool') parts.push(Buffer.from([v ? 1 : 0]));
     else if (type === 'string') str(v as string);
     else if (type === 'u64') u64(v as number);
   };
@@ -93,7 +125,12 @@ export function reencodeGguf(buf: Buffer, typeFor: (name: string) => number, ver
     const asked = t.dims.length === 2 ? typeFor(t.name) : 0;
     const type = asked === 8 && t.dims[0] % 32 !== 0 ? 0 : asked; // Q8_0 rows must hold whole blocks
     const logical = [...t.dims].reverse();
-    const values = new WeightMatrix({ name: t.name, shape: logical, dtype: 'f32', bytes: buf.subarray(t.offset, t.offset + t.byteLength) }).toFloat32();
+    const values = new WeightMatrix({
+      name: t.name,
+      shape: logical,
+      dtype: 'f32',
+      bytes: buf.subarray(t.offset, t.offset + t.byteLength),
+    }).toFloat32();
     return { name: t.name, dims: t.dims, type, data: encodeTensor(values, type) };
   });
   return buildGguf(meta, tensors, version);

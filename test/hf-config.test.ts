@@ -20,7 +20,13 @@ const llama32 = {
   num_hidden_layers: 16,
   num_key_value_heads: 8,
   rms_norm_eps: 1e-5,
-  rope_scaling: { factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192, rope_type: 'llama3' },
+  rope_scaling: {
+    factor: 32.0,
+    high_freq_factor: 4.0,
+    low_freq_factor: 1.0,
+    original_max_position_embeddings: 8192,
+    rope_type: 'llama3',
+  },
   rope_theta: 500000.0,
   tie_word_embeddings: true,
   torch_dtype: 'bfloat16',
@@ -31,18 +37,47 @@ describe('HF config.json', () => {
   it('Llama 3.2 (transformers 4): llama3 RoPE, tied, eos list', () => {
     const c = parseHfConfig(llama32);
     assert.deepEqual(c, {
-      architecture: 'llama', vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, layers: 16, heads: 32, kvHeads: 8,
-      headDim: 64, rmsNormEps: 1e-5, ropeTheta: 500000, ropeLayout: 'half', contextLength: 131072, tiedEmbeddings: true,
-      attentionBias: false, bosTokenId: 128000, eosTokenId: 128001,
+      architecture: 'llama',
+      vocabSize: 128256,
+      hiddenSize: 2048,
+      intermediateSize: 8192,
+      layers: 16,
+      heads: 32,
+      kvHeads: 8,
+      headDim: 64,
+      rmsNormEps: 1e-5,
+      ropeTheta: 500000,
+      ropeLayout: 'half',
+      contextLength: 131072,
+      tiedEmbeddings: true,
+      attentionBias: false,
+      bosTokenId: 128000,
+      eosTokenId: 128001,
       rope: { kind: 'llama3', factor: 32, originalContext: 8192, lowFreqFactor: 1, highFreqFactor: 4 },
     });
   });
 
   it('transformers 5: rope_parameters carries theta and scaling', () => {
     const { rope_scaling: _s, rope_theta: _t, ...rest } = llama32;
-    const c = parseHfConfig({ ...rest, rope_parameters: { rope_type: 'llama3', rope_theta: 500000.0, factor: 32.0, high_freq_factor: 4.0, low_freq_factor: 1.0, original_max_position_embeddings: 8192 } });
+    const c = parseHfConfig({
+      ...rest,
+      rope_parameters: {
+        rope_type: 'llama3',
+        rope_theta: 500000.0,
+        factor: 32.0,
+        high_freq_factor: 4.0,
+        low_freq_factor: 1.0,
+        original_max_position_embeddings: 8192,
+      },
+    });
     assert.equal(c.ropeTheta, 500000);
-    assert.deepEqual(c.rope, { kind: 'llama3', factor: 32, originalContext: 8192, lowFreqFactor: 1, highFreqFactor: 4 });
+    assert.deepEqual(c.rope, {
+      kind: 'llama3',
+      factor: 32,
+      originalContext: 8192,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
+    });
     const plain = parseHfConfig({ ...rest, rope_parameters: { rope_type: 'default', rope_theta: 1e6 } });
     assert.equal(plain.ropeTheta, 1e6);
     assert.deepEqual(plain.rope, { kind: 'none' });
@@ -50,9 +85,20 @@ describe('HF config.json', () => {
 
   it('Qwen2: biases on by default, head dim from hidden / heads, yarn with original context', () => {
     const c = parseHfConfig({
-      architectures: ['Qwen2ForCausalLM'], model_type: 'qwen2', hidden_size: 896, intermediate_size: 4864, num_attention_heads: 14,
-      num_hidden_layers: 24, num_key_value_heads: 2, max_position_embeddings: 32768, rms_norm_eps: 1e-6, rope_theta: 1000000.0,
-      tie_word_embeddings: true, vocab_size: 151936, bos_token_id: 151643, eos_token_id: 151645,
+      architectures: ['Qwen2ForCausalLM'],
+      model_type: 'qwen2',
+      hidden_size: 896,
+      intermediate_size: 4864,
+      num_attention_heads: 14,
+      num_hidden_layers: 24,
+      num_key_value_heads: 2,
+      max_position_embeddings: 32768,
+      rms_norm_eps: 1e-6,
+      rope_theta: 1000000.0,
+      tie_word_embeddings: true,
+      vocab_size: 151936,
+      bos_token_id: 151643,
+      eos_token_id: 151645,
       rope_scaling: { type: 'yarn', factor: 4.0, original_max_position_embeddings: 32768 },
     });
     assert.equal(c.architecture, 'qwen2');
@@ -62,7 +108,15 @@ describe('HF config.json', () => {
   });
 
   it('Mistral: defaults, untied, linear and dynamic scaling', () => {
-    const base = { model_type: 'mistral', hidden_size: 4096, intermediate_size: 14336, num_attention_heads: 32, num_hidden_layers: 32, num_key_value_heads: 8, vocab_size: 32000 };
+    const base = {
+      model_type: 'mistral',
+      hidden_size: 4096,
+      intermediate_size: 14336,
+      num_attention_heads: 32,
+      num_hidden_layers: 32,
+      num_key_value_heads: 8,
+      vocab_size: 32000,
+    };
     const c = parseHfConfig(base);
     assert.equal(c.architecture, 'mistral');
     assert.equal(c.tiedEmbeddings, false);
@@ -70,17 +124,47 @@ describe('HF config.json', () => {
     assert.equal(c.ropeTheta, 10000);
     assert.equal(c.contextLength, 131072);
     assert.equal(c.headDim, 128);
-    assert.deepEqual(parseHfConfig({ ...base, rope_scaling: { type: 'linear', factor: 2.0 } }).rope, { kind: 'linear', factor: 2 });
-    assert.deepEqual(parseHfConfig({ ...base, max_position_embeddings: 4096, rope_scaling: { rope_type: 'dynamic', factor: 2.0 } }).rope, {
-      kind: 'ntk', factor: 2, dynamic: true, originalContext: 4096,
+    assert.deepEqual(parseHfConfig({ ...base, rope_scaling: { type: 'linear', factor: 2.0 } }).rope, {
+      kind: 'linear',
+      factor: 2,
     });
+    assert.deepEqual(
+      parseHfConfig({ ...base, max_position_embeddings: 4096, rope_scaling: { rope_type: 'dynamic', factor: 2.0 } })
+        .rope,
+      {
+        kind: 'ntk',
+        factor: 2,
+        dynamic: true,
+        originalContext: 4096,
+      },
+    );
   });
 
   it('YaRN: explicit attention factor, and mscale / mscale_all_dim', () => {
     const base = { ...llama32, rope_scaling: undefined };
-    const a = parseHfConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 8, attention_factor: 1.5, beta_fast: 16, beta_slow: 2, original_max_position_embeddings: 4096 } });
-    assert.deepEqual(a.rope, { kind: 'yarn', factor: 8, originalContext: 4096, betaFast: 16, betaSlow: 2, attentionFactor: 1.5 });
-    const m = parseHfConfig({ ...base, rope_scaling: { rope_type: 'yarn', factor: 40, mscale: 1.0, mscale_all_dim: 0.707 } });
+    const a = parseHfConfig({
+      ...base,
+      rope_scaling: {
+        rope_type: 'yarn',
+        factor: 8,
+        attention_factor: 1.5,
+        beta_fast: 16,
+        beta_slow: 2,
+        original_max_position_embeddings: 4096,
+      },
+    });
+    assert.deepEqual(a.rope, {
+      kind: 'yarn',
+      factor: 8,
+      originalContext: 4096,
+      betaFast: 16,
+      betaSlow: 2,
+      attentionFactor: 1.5,
+    });
+    const m = parseHfConfig({
+      ...base,
+      rope_scaling: { rope_type: 'yarn', factor: 40, mscale: 1.0, mscale_all_dim: 0.707 },
+    });
     assert.ok(m.rope.kind === 'yarn');
     assert.equal(m.rope.originalContext, 131072);
     assert.equal(m.rope.attentionFactor, yarnMscale(40, 1) / yarnMscale(40, 0.707));
@@ -103,13 +187,21 @@ describe('HF config.json', () => {
       [{ ...llama32, bos_token_id: 999999 }, /outside the vocabulary/],
       [{ ...llama32, model_type: undefined, architectures: undefined }, /what model/],
     ];
-    for (const [json, message] of cases) assert.throws(() => parseHfConfig(json), (e: unknown) => e instanceof InputError && message.test((e as Error).message), String(message));
+    for (const [json, message] of cases)
+      assert.throws(
+        () => parseHfConfig(json),
+        (e: unknown) => e instanceof InputError && message.test((e as Error).message),
+        String(message),
+      );
     assert.throws(() => parseHfConfig([]), InputError);
     assert.throws(() => parseHfConfig(null), InputError);
   });
 
   it('unknown architectures and RoPE types are UnsupportedErrors', () => {
     assert.throws(() => parseHfConfig({ ...llama32, model_type: 'gpt2' }), UnsupportedError);
-    assert.throws(() => parseHfConfig({ ...llama32, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }), UnsupportedError);
+    assert.throws(
+      () => parseHfConfig({ ...llama32, rope_scaling: { rope_type: 'longrope', short_factor: [1], long_factor: [1] } }),
+      UnsupportedError,
+    );
   });
 });

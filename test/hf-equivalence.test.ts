@@ -11,22 +11,49 @@ import { join } from 'node:path';
 const numpy = spawnSync('python3', ['-c', 'import numpy'], { timeout: 20_000 }).status === 0;
 
 describe('HF equivalence script (tiny, numpy reference)', () => {
-  it('our logits match float64 numpy at 97 and 200 tokens', { skip: numpy ? false : 'python3 with numpy not found' }, () => {
-    const out = mkdtempSync(join(tmpdir(), 'longctx-hfeq-'));
-    const r = spawnSync('python3', ['scripts/hf-equivalence.py', '--tiny', '--backend', 'cpu', '--lengths', '97,200', '--out', out], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.status, 0, r.stdout + r.stderr);
-    const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    assert.equal(results.pass, true);
-    assert.ok(results.inv_freq_max_rel_diff < 1e-12);
-    for (const e of Object.values(results.lengths) as { rel_max_abs_diff: number; top1_agree: number }[]) {
-      assert.ok(e.rel_max_abs_diff < 1e-5, String(e.rel_max_abs_diff));
-      assert.equal(e.top1_agree, 8);
-    }
-  });
+  it(
+    'our logits match float64 numpy at 97 and 200 tokens',
+    { skip: numpy ? false : 'python3 with numpy not found' },
+    () => {
+      const out = mkdtempSync(join(tmpdir(), 'longctx-hfeq-'));
+      const r = spawnSync(
+        'python3',
+        ['scripts/hf-equivalence.py', '--tiny', '--backend', 'cpu', '--lengths', '97,200', '--out', out],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(r.status, 0, r.stdout + r.stderr);
+      const results = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
+      assert.equal(results.pass, true);
+      assert.ok(results.inv_freq_max_rel_diff < 1e-12);
+      for (const e of Object.values(results.lengths) as { rel_max_abs_diff: number; top1_agree: number }[]) {
+        assert.ok(e.rel_max_abs_diff < 1e-5, String(e.rel_max_abs_diff));
+        assert.equal(e.top1_agree, 8);
+      }
+    },
+  );
 
-  it('and it fails when the attention differs (a 10-token window)', { skip: numpy ? false : 'python3 with numpy not found' }, () => {
-    const out = mkdtempSync(join(tmpdir(), 'longctx-hfeq-'));
-    const r = spawnSync('python3', ['scripts/hf-equivalence.py', '--tiny', '--backend', 'cpu', '--lengths', '200', '--attention', 'window:left=10', '--out', out], { encoding: 'utf8', timeout: 60_000 });
-    assert.equal(r.status, 1, r.stdout + r.stderr);
-  });
+  it(
+    'and it fails when the attention differs (a 10-token window)',
+    { skip: numpy ? false : 'python3 with numpy not found' },
+    () => {
+      const out = mkdtempSync(join(tmpdir(), 'longctx-hfeq-'));
+      const r = spawnSync(
+        'python3',
+        [
+          'scripts/hf-equivalence.py',
+          '--tiny',
+          '--backend',
+          'cpu',
+          '--lengths',
+          '200',
+          '--attention',
+          'window:left=10',
+          '--out',
+          out,
+        ],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
+      assert.equal(r.status, 1, r.stdout + r.stderr);
+    },
+  );
 });

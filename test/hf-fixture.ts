@@ -73,7 +73,13 @@ export const TINY = { vocab: 300, hidden: 16, heads: 4, kvHeads: 2, headDim: 4, 
 export function tinyConfigJson(opts: TinyModelOptions = {}): Record<string, unknown> {
   const arch = opts.architecture ?? 'llama';
   const names = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', mistral: 'MistralForCausalLM' };
-  const rope = { rope_type: 'llama3', factor: 8.0, low_freq_factor: 1.0, high_freq_factor: 4.0, original_max_position_embeddings: 64 };
+  const rope = {
+    rope_type: 'llama3',
+    factor: 8.0,
+    low_freq_factor: 1.0,
+    high_freq_factor: 4.0,
+    original_max_position_embeddings: 64,
+  };
   return {
     architectures: [names[arch]],
     model_type: arch,
@@ -88,7 +94,9 @@ export function tinyConfigJson(opts: TinyModelOptions = {}): Record<string, unkn
     tie_word_embeddings: opts.tied ?? false,
     bos_token_id: 256,
     eos_token_id: [257],
-    ...(opts.ropeParameters ? { rope_parameters: { ...rope, rope_theta: 50000.0 } } : { rope_theta: 50000.0, rope_scaling: rope }),
+    ...(opts.ropeParameters
+      ? { rope_parameters: { ...rope, rope_theta: 50000.0 } }
+      : { rope_theta: 50000.0, rope_scaling: rope }),
   };
 }
 
@@ -101,7 +109,13 @@ export function tinyTensors(opts: TinyModelOptions = {}): FixtureTensor[] {
     name,
     dtype,
     shape,
-    bytes: encodeValues(randomValues(shape.reduce((a, b) => a * b, 1), seed++), dtype),
+    bytes: encodeValues(
+      randomValues(
+        shape.reduce((a, b) => a * b, 1),
+        seed++,
+      ),
+      dtype,
+    ),
   });
   const out = [make('model.embed_tokens.weight', [vocab, h])];
   for (let i = 0; i < layers; i++) {
@@ -118,7 +132,11 @@ export function tinyTensors(opts: TinyModelOptions = {}): FixtureTensor[] {
       make(`${p}mlp.down_proj.weight`, [h, ff]),
     );
     if (opts.architecture === 'qwen2') {
-      out.push(make(`${p}self_attn.q_proj.bias`, [heads * d]), make(`${p}self_attn.k_proj.bias`, [kvHeads * d]), make(`${p}self_attn.v_proj.bias`, [kvHeads * d]));
+      out.push(
+        make(`${p}self_attn.q_proj.bias`, [heads * d]),
+        make(`${p}self_attn.k_proj.bias`, [kvHeads * d]),
+        make(`${p}self_attn.v_proj.bias`, [kvHeads * d]),
+      );
     }
   }
   out.push(make('model.norm.weight', [h]));
@@ -128,7 +146,8 @@ export function tinyTensors(opts: TinyModelOptions = {}): FixtureTensor[] {
 
 /** GPT-2's byte-to-character table (printable bytes are themselves). */
 export function byteChars(): string[] {
-  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const printable = (b: number): boolean =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   let next = 256;
   return Array.from({ length: 256 }, (_, b) => String.fromCodePoint(printable(b) ? b : next++));
 }
@@ -150,7 +169,15 @@ export function tinyTokenizerJson(): Record<string, unknown> {
   vocab['<s>'] = 256;
   vocab['</s>'] = 257;
   MERGES.forEach(([a, b], i) => (vocab[a + b] = 258 + i));
-  const special = (id: number, content: string) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: true });
+  const special = (id: number, content: string) => ({
+    id,
+    content,
+    single_word: false,
+    lstrip: false,
+    rstrip: false,
+    normalized: false,
+    special: true,
+  });
   return {
     version: '1.0',
     truncation: null,
@@ -161,8 +188,16 @@ export function tinyTokenizerJson(): Record<string, unknown> {
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
-      type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null,
-      fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges: MERGES.map(([a, b]) => `${a} ${b}`),
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: false,
+      vocab,
+      merges: MERGES.map(([a, b]) => `${a} ${b}`),
     },
   };
 }
@@ -173,7 +208,10 @@ export function writeTinyModel(opts: TinyModelOptions = {}): { dir: string; tens
   const tensors = tinyTensors(opts);
   writeFileSync(join(dir, 'config.json'), JSON.stringify(tinyConfigJson(opts), null, 2));
   writeFileSync(join(dir, 'tokenizer.json'), JSON.stringify(tinyTokenizerJson()));
-  writeFileSync(join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<s>', eos_token: { content: '</s>' } }));
+  writeFileSync(
+    join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ bos_token: '<s>', eos_token: { content: '</s>' } }),
+  );
   const shards = opts.shards ?? 1;
   if (shards === 1) {
     writeFileSync(join(dir, 'model.safetensors'), safetensorsBytes(tensors));
@@ -187,7 +225,10 @@ export function writeTinyModel(opts: TinyModelOptions = {}): { dir: string; tens
       writeFileSync(join(dir, file), safetensorsBytes(part));
     }
     const total = tensors.reduce((n, t) => n + t.bytes.length, 0);
-    writeFileSync(join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }));
+    writeFileSync(
+      join(dir, 'model.safetensors.index.json'),
+      JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }),
+    );
   }
   return { dir, tensors };
 }

@@ -9,7 +9,14 @@ import { loadModel, loadModelConfig } from '../src/model/load.js';
 import { SafetensorsFile } from '../src/model/safetensors.js';
 import { HuggingFaceTokenizer } from '../src/model/hf-tokenizer.js';
 import type { LoadedModel, WeightTensor } from '../src/model/types.js';
-import { safetensorsBytes, tinyConfigJson, tinyTokenizerJson, writeTinyModel, TINY, type FixtureTensor } from './hf-fixture.js';
+import {
+  safetensorsBytes,
+  tinyConfigJson,
+  tinyTokenizerJson,
+  writeTinyModel,
+  TINY,
+  type FixtureTensor,
+} from './hf-fixture.js';
 
 function sameTensor(got: WeightTensor | undefined, want: FixtureTensor): void {
   assert.ok(got, `${want.name} loaded`);
@@ -37,7 +44,11 @@ function checkAll(model: LoadedModel, tensors: FixtureTensor[]): void {
     sameTensor(l.wGate, byName.get(`${p}mlp.gate_proj.weight`)!);
     sameTensor(l.wUp, byName.get(`${p}mlp.up_proj.weight`)!);
     sameTensor(l.wDown, byName.get(`${p}mlp.down_proj.weight`)!);
-    for (const [key, proj] of [['bq', 'q'], ['bk', 'k'], ['bv', 'v']] as const) {
+    for (const [key, proj] of [
+      ['bq', 'q'],
+      ['bk', 'k'],
+      ['bv', 'v'],
+    ] as const) {
       const want = byName.get(`${p}self_attn.${proj}_proj.bias`);
       if (want) sameTensor(l[key], want);
       else assert.equal(l[key], undefined);
@@ -56,7 +67,13 @@ describe('HF model directory', () => {
       const model = loadModel(dir);
       assert.equal(model.config.architecture, 'llama');
       assert.equal(model.config.ropeLayout, 'half');
-      assert.deepEqual(model.config.rope, { kind: 'llama3', factor: 8, originalContext: 64, lowFreqFactor: 1, highFreqFactor: 4 });
+      assert.deepEqual(model.config.rope, {
+        kind: 'llama3',
+        factor: 8,
+        originalContext: 64,
+        lowFreqFactor: 1,
+        highFreqFactor: 4,
+      });
       checkAll(model, tensors);
     });
   }
@@ -171,14 +188,28 @@ describe('malformed safetensors -> InputError, nothing allocated from unchecked 
       [{ a: { dtype: 'F32', shape: [2], data_offsets: [0, 800] } }, /outside the 8 data bytes/],
       [{ a: { dtype: 'F32', shape: [2], data_offsets: [8, 0] } }, /outside/],
       [{ a: { dtype: 'F32', shape: [2], data_offsets: [-8, 0] } }, /not \[begin, end\]/],
-      [{ a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, b: { dtype: 'F32', shape: [1], data_offsets: [2, 6] } }, /overlap/],
+      [
+        {
+          a: { dtype: 'F32', shape: [1], data_offsets: [0, 4] },
+          b: { dtype: 'F32', shape: [1], data_offsets: [2, 6] },
+        },
+        /overlap/,
+      ],
     ];
-    cases.forEach(([header, pattern], i) => assert.throws(() => SafetensorsFile.open(file(`off${i}.safetensors`, withHeader(header, 8))), inputError(pattern)));
+    cases.forEach(([header, pattern], i) =>
+      assert.throws(
+        () => SafetensorsFile.open(file(`off${i}.safetensors`, withHeader(header, 8))),
+        inputError(pattern),
+      ),
+    );
   });
 
   it('absurd or inconsistent shapes', () => {
     const cases: [unknown, RegExp][] = [
-      [{ a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } }, /needs 4835703278458516698824704 bytes/],
+      [
+        { a: { dtype: 'F32', shape: [2 ** 40, 2 ** 40], data_offsets: [0, 8] } },
+        /needs 4835703278458516698824704 bytes/,
+      ],
       [{ a: { dtype: 'F32', shape: [3], data_offsets: [0, 8] } }, /needs 12 bytes/],
       [{ a: { dtype: 'F32', shape: [1.5], data_offsets: [0, 8] } }, /not a list of non-negative integers/],
       [{ a: { dtype: 'F32', shape: 'big', data_offsets: [0, 8] } }, /not a list/],
@@ -186,7 +217,12 @@ describe('malformed safetensors -> InputError, nothing allocated from unchecked 
       [{ a: 7 }, /not an object/],
       [[1, 2], /header must be a JSON object/],
     ];
-    cases.forEach(([header, pattern], i) => assert.throws(() => SafetensorsFile.open(file(`shape${i}.safetensors`, withHeader(header, 8))), inputError(pattern)));
+    cases.forEach(([header, pattern], i) =>
+      assert.throws(
+        () => SafetensorsFile.open(file(`shape${i}.safetensors`, withHeader(header, 8))),
+        inputError(pattern),
+      ),
+    );
     const notJson = withHeader({}, 0);
     notJson[8] = 0x7b;
     notJson[9] = 0x7b;
@@ -194,7 +230,9 @@ describe('malformed safetensors -> InputError, nothing allocated from unchecked 
   });
 
   it('unsupported dtypes are UnsupportedErrors when read', () => {
-    const f = SafetensorsFile.open(file('i8.safetensors', withHeader({ a: { dtype: 'I8', shape: [8], data_offsets: [0, 8] } }, 8)));
+    const f = SafetensorsFile.open(
+      file('i8.safetensors', withHeader({ a: { dtype: 'I8', shape: [8], data_offsets: [0, 8] } }, 8)),
+    );
     assert.throws(() => f.read(['a']), UnsupportedError);
   });
 
@@ -202,9 +240,15 @@ describe('malformed safetensors -> InputError, nothing allocated from unchecked 
     const shapes = writeTinyModel();
     const cfg = tinyConfigJson();
     writeFileSync(join(shapes.dir, 'config.json'), JSON.stringify({ ...cfg, intermediate_size: 32 }));
-    assert.throws(() => loadModel(shapes.dir), inputError(/gate_proj\.weight' has shape \[24, 16\], the config implies \[32, 16\]/));
+    assert.throws(
+      () => loadModel(shapes.dir),
+      inputError(/gate_proj\.weight' has shape \[24, 16\], the config implies \[32, 16\]/),
+    );
     const qwen = writeTinyModel();
-    writeFileSync(join(qwen.dir, 'config.json'), JSON.stringify({ ...cfg, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] }));
+    writeFileSync(
+      join(qwen.dir, 'config.json'),
+      JSON.stringify({ ...cfg, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'] }),
+    );
     assert.throws(() => loadModel(qwen.dir), inputError(/missing tensor 'model\.layers\.0\.self_attn\.q_proj\.bias'/));
     const tied = writeTinyModel({ tied: true });
     writeFileSync(join(tied.dir, 'config.json'), JSON.stringify(cfg));
@@ -215,9 +259,21 @@ describe('malformed safetensors -> InputError, nothing allocated from unchecked 
     const { dir: d } = writeTinyModel({ shards: 2 });
     const indexPath = join(d, 'model.safetensors.index.json');
     const index = JSON.parse(readFileSync(indexPath, 'utf8'));
-    writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, 'model.norm.weight': '../elsewhere.safetensors' } }));
+    writeFileSync(
+      indexPath,
+      JSON.stringify({
+        ...index,
+        weight_map: { ...index.weight_map, 'model.norm.weight': '../elsewhere.safetensors' },
+      }),
+    );
     assert.throws(() => loadModel(d), inputError(/not a \.safetensors file beside the index/));
-    writeFileSync(indexPath, JSON.stringify({ ...index, weight_map: { ...index.weight_map, 'model.norm.weight': 'model-00001-of-00002.safetensors' } }));
+    writeFileSync(
+      indexPath,
+      JSON.stringify({
+        ...index,
+        weight_map: { ...index.weight_map, 'model.norm.weight': 'model-00001-of-00002.safetensors' },
+      }),
+    );
     assert.throws(() => loadModel(d), inputError(/should be in model-00001/));
     writeFileSync(indexPath, '{"weight_map": 3}');
     assert.throws(() => loadModel(d), inputError(/no weight_map/));

@@ -73,7 +73,10 @@ test('method specs parse, print and reject unknown names and keys', () => {
 
 test('shape errors say what is wrong', () => {
   const q = tensor([4, 5, 8], 'f32');
-  assert.throws(() => attentionShape(q, tensor([3, 5, 8], 'f32'), tensor([3, 5, 8], 'f32')), /multiple of key\/value heads/);
+  assert.throws(
+    () => attentionShape(q, tensor([3, 5, 8], 'f32'), tensor([3, 5, 8], 'f32')),
+    /multiple of key\/value heads/,
+  );
   assert.throws(() => attentionShape(q, tensor([2, 5, 8], 'f32'), tensor([2, 6, 8], 'f32')), ShapeError);
   assert.throws(() => attentionShape(q, tensor([2, 5, 4], 'f32'), tensor([2, 5, 4], 'f32')), /head dim/);
   assert.throws(() => attentionShape(tensor([5, 8], 'f32'), q, q), /3 dims/);

@@ -11,10 +11,22 @@ import { FIXTURE_GGUF, expectedText } from './model-support.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'longctx-generate-'));
-const run = (...args: string[]) => spawnSync(process.execPath, [cli, 'generate', ...args], { encoding: 'utf8', timeout: 120_000 });
+const run = (...args: string[]) =>
+  spawnSync(process.execPath, [cli, 'generate', ...args], { encoding: 'utf8', timeout: 120_000 });
 
 test('generate prints exactly the golden text from BOS, statistics on stderr', () => {
-  const r = run('--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '200', '--backend', 'cpu', '--attention', 'flash');
+  const r = run(
+    '--model',
+    FIXTURE_GGUF,
+    '--prompt',
+    '',
+    '--max-tokens',
+    '200',
+    '--backend',
+    'cpu',
+    '--attention',
+    'flash',
+  );
   assert.equal(r.status, 0, r.stderr);
   assert.equal(r.stdout, expectedText());
   assert.match(r.stderr, /prefill 1 tokens .* tokens\/s.*decode 200 tokens/);
@@ -22,13 +34,40 @@ test('generate prints exactly the golden text from BOS, statistics on stderr', (
 
 test('generate continues a prompt file; sampling with a seed repeats', () => {
   writeFileSync(join(dir, 'prompt.txt'), 'Once upon a time, there was a little girl named Lily.');
-  const args = ['--model', FIXTURE_GGUF, '--prompt-file', join(dir, 'prompt.txt'), '--max-tokens', '20', '--backend', 'cpu', '--temperature', '0.9', '--top-p', '0.9', '--seed', '5'];
+  const args = [
+    '--model',
+    FIXTURE_GGUF,
+    '--prompt-file',
+    join(dir, 'prompt.txt'),
+    '--max-tokens',
+    '20',
+    '--backend',
+    'cpu',
+    '--temperature',
+    '0.9',
+    '--top-p',
+    '0.9',
+    '--seed',
+    '5',
+  ];
   const [a, b] = [run(...args), run(...args)];
   assert.equal(a.status, 0, a.stderr);
   assert.ok(a.stdout.length > 20);
   assert.equal(a.stdout, b.stdout);
-  const greedy = run('--model', FIXTURE_GGUF, '--prompt-file', join(dir, 'prompt.txt'), '--max-tokens', '10', '--backend', 'cpu');
-  assert.ok(expectedText().startsWith('Once upon a time, there was a little girl named Lily.' + greedy.stdout.trimEnd()), greedy.stdout);
+  const greedy = run(
+    '--model',
+    FIXTURE_GGUF,
+    '--prompt-file',
+    join(dir, 'prompt.txt'),
+    '--max-tokens',
+    '10',
+    '--backend',
+    'cpu',
+  );
+  assert.ok(
+    expectedText().startsWith('Once upon a time, there was a little girl named Lily.' + greedy.stdout.trimEnd()),
+    greedy.stdout,
+  );
 });
 
 test('bad input exits 2 with one line', () => {
@@ -39,7 +78,10 @@ test('bad input exits 2 with one line', () => {
     [['--model', join(dir, 'missing.gguf'), '--prompt', 'x', '--max-tokens', '3'], /does not exist/],
     [['--model', truncated, '--prompt', 'x', '--max-tokens', '3'], /InputError: cut\.gguf: .*truncated/],
     [['--model', FIXTURE_GGUF, '--prompt', '', '--no-bos', '--max-tokens', '3'], /empty/],
-    [['--model', FIXTURE_GGUF, '--prompt', 'x', '--max-tokens', '3', '--attention', 'nope'], /unknown attention method/],
+    [
+      ['--model', FIXTURE_GGUF, '--prompt', 'x', '--max-tokens', '3', '--attention', 'nope'],
+      /unknown attention method/,
+    ],
     [['--model', FIXTURE_GGUF, '--max-tokens', '3'], /exactly one of --prompt/],
   ] as const) {
     const r = run(...args);
@@ -49,12 +91,16 @@ test('bad input exits 2 with one line', () => {
   }
 });
 
-test('--rope replaces the model\'s RoPE (linear interpolation changes the text), and a bad one exits 2', () => {
+test("--rope replaces the model's RoPE (linear interpolation changes the text), and a bad one exits 2", () => {
   const base = ['--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '40', '--backend', 'cpu'];
   const scaled = run(...base, '--rope', 'linear:factor=4');
   assert.equal(scaled.status, 0, scaled.stderr);
   assert.ok(scaled.stdout.length > 20);
-  assert.notEqual(scaled.stdout, expectedText().slice(0, scaled.stdout.length), 'positions divided by 4 change greedy decoding');
+  assert.notEqual(
+    scaled.stdout,
+    expectedText().slice(0, scaled.stdout.length),
+    'positions divided by 4 change greedy decoding',
+  );
   const bad = run(...base, '--rope', 'linear:size=4');
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /SpecError: .*linear.*no key 'size'/);

@@ -29,10 +29,20 @@ const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 const model = loadGguf(FIXTURE_GGUF);
 
 describe('decoder pieces against float64', () => {
-  for (const [dtype, type] of [['f32', 0], ['f16', 1], ['bf16', 30], ['q8_0', 8]] as const) {
+  for (const [dtype, type] of [
+    ['f32', 0],
+    ['f16', 1],
+    ['bf16', 30],
+    ['q8_0', 8],
+  ] as const) {
     it(`matmul with ${dtype} weight rows (odd sizes, bias)`, () => {
       const [T, rows, cols] = [7, 97, 160];
-      const w = new WeightMatrix({ name: 'w', shape: [rows, cols], dtype: dtype as WeightDType, bytes: encodeTensor(rand(rows * cols, 1), type) });
+      const w = new WeightMatrix({
+        name: 'w',
+        shape: [rows, cols],
+        dtype: dtype as WeightDType,
+        bytes: encodeTensor(rand(rows * cols, 1), type),
+      });
       const exact = w.toFloat32(); // the values the encoding holds
       const x = rand(T * cols, 2);
       const bias = rand(rows, 3);
@@ -90,7 +100,11 @@ describe('stories260K on the CPU', () => {
       const ids = expectedIds();
       const decoder = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 201 });
       let streamed = '';
-      const r = await generate(decoder, model.tokenizer, [1], { maxTokens: 200, temperature: 0, onText: (s) => (streamed += s) });
+      const r = await generate(decoder, model.tokenizer, [1], {
+        maxTokens: 200,
+        temperature: 0,
+        onText: (s) => (streamed += s),
+      });
       assert.deepEqual([1, ...r.ids.slice(0, 199)], ids);
       // llama2.c prints the 200th token too, then a newline.
       assert.equal(r.text + '\n', expectedText());
@@ -143,7 +157,12 @@ describe('stories260K on the CPU', () => {
 
   it('sampling with a seed repeats; top-p 1e-9 is greedy', async () => {
     const run = async (opts: { temperature: number; topP?: number; seed?: number }) =>
-      (await generate(new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: 31 }), model.tokenizer, [1], { maxTokens: 30, ...opts })).ids;
+      (
+        await generate(new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: 31 }), model.tokenizer, [1], {
+          maxTokens: 30,
+          ...opts,
+        })
+      ).ids;
     assert.deepEqual(await run({ temperature: 1, seed: 7 }), await run({ temperature: 1, seed: 7 }));
     assert.notDeepEqual(await run({ temperature: 1, seed: 7 }), await run({ temperature: 1, seed: 8 }));
     assert.deepEqual(await run({ temperature: 0.8, topP: 1e-9, seed: 3 }), expectedIds().slice(1, 31));

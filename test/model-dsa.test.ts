@@ -17,7 +17,16 @@ import { CpuDecoder } from '../src/model/decoder-cpu.js';
 import { GpuDecoder } from '../src/model/decoder-gpu.js';
 import { generate } from '../src/model/generate.js';
 import { randomModel } from '../src/model/random-model.js';
-import { indexKeysInto, indexQueries, indexScoresRow, layerIndexer, pairChannels, trainedIndexKeysInto, trainedIndexQueries, trainingFreeIndexer } from '../src/model/dsa-indexer.js';
+import {
+  indexKeysInto,
+  indexQueries,
+  indexScoresRow,
+  layerIndexer,
+  pairChannels,
+  trainedIndexKeysInto,
+  trainedIndexQueries,
+  trainingFreeIndexer,
+} from '../src/model/dsa-indexer.js';
 import { DsaLayer, dsaLayerParams } from '../src/model/dsa-layer.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
@@ -33,8 +42,21 @@ const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   return e;
 };
 const shape = (layout: ModelConfig['ropeLayout']): ModelConfig => ({
-  architecture: 'llama', vocabSize: 64, hiddenSize: 48, intermediateSize: 64, layers: 1, heads: 6, kvHeads: 2, headDim: 16,
-  rmsNormEps: 1e-5, ropeTheta: 10000, rope: { kind: 'none' }, ropeLayout: layout, contextLength: 512, tiedEmbeddings: true, attentionBias: false,
+  architecture: 'llama',
+  vocabSize: 64,
+  hiddenSize: 48,
+  intermediateSize: 64,
+  layers: 1,
+  heads: 6,
+  kvHeads: 2,
+  headDim: 16,
+  rmsNormEps: 1e-5,
+  ropeTheta: 10000,
+  rope: { kind: 'none' },
+  ropeLayout: layout,
+  contextLength: 512,
+  tiedEmbeddings: true,
+  attentionBias: false,
 });
 
 describe('training-free indexer', () => {
@@ -47,7 +69,9 @@ describe('training-free indexer', () => {
       const [a, b] = pairChannels(5, c.headDim, layout);
       const wk = new Float32Array(l.wk.bytes.buffer.slice(0), l.wk.bytes.byteOffset, l.wk.shape[0] * l.wk.shape[1]);
       for (const ch of [a, b]) for (let x = 0; x < c.hiddenSize; x++) wk[(c.headDim + ch) * c.hiddenSize + x] *= 20;
-      const ix = trainingFreeIndexer({ ...l, wk: { ...l.wk, bytes: new Uint8Array(wk.buffer) } }, c, { pairsPerHead: 3 });
+      const ix = trainingFreeIndexer({ ...l, wk: { ...l.wk, bytes: new Uint8Array(wk.buffer) } }, c, {
+        pairsPerHead: 3,
+      });
       assert.equal(ix.dim, 2 * 2 * 3);
       assert.ok(Array.from(ix.channels[1]).includes(a) && Array.from(ix.channels[1]).includes(b));
       for (const ch of ix.channels) {
@@ -108,7 +132,9 @@ describe('training-free indexer', () => {
       for (const s of [0, 1, 2, p - 3, p - 2, p - 1, p]) assert.ok(row.includes(s), `query ${p} keeps ${s}`);
       indexScoresRow(layer.indexer, iq.q, T, t, keys, N, scores);
       const middle = row.filter((s) => s >= 3 && s <= p - 4).map((s) => scores[s]);
-      const others = Array.from({ length: p - 6 }, (_, i) => i + 3).filter((s) => !row.includes(s)).map((s) => scores[s]);
+      const others = Array.from({ length: p - 6 }, (_, i) => i + 3)
+        .filter((s) => !row.includes(s))
+        .map((s) => scores[s]);
       assert.equal(middle.length, 5);
       assert.ok(Math.min(...middle) >= Math.max(...others) - 1e-6, 'the middle keys are the indexer top-k');
     }
@@ -118,8 +144,12 @@ describe('training-free indexer', () => {
 describe('DSA layers in the decoder (stories260K)', () => {
   it('longctx generate --attention dsa:topk=K prints the greedy text', () => {
     const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-    const run = (spec: string) => spawnSync(process.execPath, [cli, 'generate', '--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '40', '--attention', spec],
-      { encoding: 'utf8', timeout: 60_000 });
+    const run = (spec: string) =>
+      spawnSync(
+        process.execPath,
+        [cli, 'generate', '--model', FIXTURE_GGUF, '--prompt', '', '--max-tokens', '40', '--attention', spec],
+        { encoding: 'utf8', timeout: 60_000 },
+      );
     const big = run('dsa:topk=4096');
     assert.equal(big.status, 0, big.stderr);
     assert.ok(big.stdout.length > 100 && expectedText().startsWith(big.stdout.trimEnd()), big.stdout);
@@ -137,10 +167,16 @@ describe('DSA layers in the decoder (stories260K)', () => {
 
   it('CPU: small topk runs and stays finite; equals dense while the window covers the text; chunked == one by one', async () => {
     const prompt = expectedIds().slice(0, 150);
-    const flash = async (n: number) => new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: n }).forward(prompt.slice(0, n));
-    const covered = await new CpuDecoder(model, uniformSchedule('dsa:topk=16'), { maxTokens: 60 }).forward(prompt.slice(0, 60));
+    const flash = async (n: number) =>
+      new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: n }).forward(prompt.slice(0, n));
+    const covered = await new CpuDecoder(model, uniformSchedule('dsa:topk=16'), { maxTokens: 60 }).forward(
+      prompt.slice(0, 60),
+    );
     assert.ok(maxErr(covered, await flash(60)) < 1e-5);
-    const chunked = await new CpuDecoder(model, uniformSchedule('dsa:topk=16,local=16'), { maxTokens: 150, chunk: 23 }).forward(prompt);
+    const chunked = await new CpuDecoder(model, uniformSchedule('dsa:topk=16,local=16'), {
+      maxTokens: 150,
+      chunk: 23,
+    }).forward(prompt);
     const single = new CpuDecoder(model, uniformSchedule('dsa:topk=16,local=16'), { maxTokens: 150, chunk: 1 });
     let last: Float32Array = new Float32Array();
     for (const id of prompt) last = await single.forward([id]);
@@ -189,7 +225,12 @@ function withTrainedIndexer(): Buffer {
   const buf = fixtureBytes();
   const g = parseGguf(buf, 'stories260K');
   const meta = [...g.metadata].map(([k, v]): [string, MetaValue] => [k, metaValue(v)]);
-  const tensors: BuilderTensor[] = g.tensors.map((t) => ({ name: t.name, dims: t.dims, type: t.type, data: new Uint8Array(buf.subarray(t.offset, t.offset + t.byteLength)) }));
+  const tensors: BuilderTensor[] = g.tensors.map((t) => ({
+    name: t.name,
+    dims: t.dims,
+    type: t.type,
+    data: new Uint8Array(buf.subarray(t.offset, t.offset + t.byteLength)),
+  }));
   const H = 64;
   let seed = 100;
   const add = (name: string, logical: number[], std: number, mean = 0) => {
@@ -206,7 +247,6 @@ function withTrainedIndexer(): Buffer {
   }
   return buildGguf(meta, tensors);
 }
-
 
 describe('a trained indexer in the weights file', () => {
   const trained = ggufModel(withTrainedIndexer(), 'stories260K+indexer');
@@ -228,23 +268,39 @@ describe('a trained indexer in the weights file', () => {
       const k = keysAt(first);
       const { q, w } = trainedIndexQueries(ix, h, T, first);
       const out: number[] = [];
-      for (let j = 0; j < 2; j++) for (let t = 0; t < T; t++) for (let s = 0; s < T; s++) {
-        let d = 0;
-        for (let c = 0; c < 16; c++) d += q[(j * T + t) * 16 + c] * k[s * 16 + c];
-        out.push(d * w[t * 2 + j]);
-      }
+      for (let j = 0; j < 2; j++)
+        for (let t = 0; t < T; t++)
+          for (let s = 0; s < T; s++) {
+            let d = 0;
+            for (let c = 0; c < 16; c++) d += q[(j * T + t) * 16 + c] * k[s * 16 + c];
+            out.push(d * w[t * 2 + j]);
+          }
       return out;
     };
     // float64 at position 0 for token 0: no rotation, so q_I = W_q h, k_I = LayerNorm(W_k h) * g + b, w = W_proj h / 4 sqrt 2.
-    const f = (name: string) => new Float64Array(new Float32Array(layer.indexer![name as 'wq'].bytes.buffer.slice(layer.indexer![name as 'wq'].bytes.byteOffset, layer.indexer![name as 'wq'].bytes.byteOffset + layer.indexer![name as 'wq'].bytes.byteLength)));
+    const f = (name: string) =>
+      new Float64Array(
+        new Float32Array(
+          layer.indexer![name as 'wq'].bytes.buffer.slice(
+            layer.indexer![name as 'wq'].bytes.byteOffset,
+            layer.indexer![name as 'wq'].bytes.byteOffset + layer.indexer![name as 'wq'].bytes.byteLength,
+          ),
+        ),
+      );
     const [wk, g, b] = [f('wk'), f('kNormWeight'), f('kNormBias')];
-    const raw = Array.from({ length: 16 }, (_, d) => h.subarray(0, 64).reduce((acc, x, i) => acc + x * wk[d * 64 + i], 0));
+    const raw = Array.from({ length: 16 }, (_, d) =>
+      h.subarray(0, 64).reduce((acc, x, i) => acc + x * wk[d * 64 + i], 0),
+    );
     const mean = raw.reduce((x, y) => x + y) / 16;
     const sd = Math.sqrt(raw.reduce((x, y) => x + (y - mean) ** 2, 0) / 16 + 1e-6);
     const k0 = keysAt(0);
-    for (let d = 0; d < 16; d++) assert.ok(Math.abs(k0[d] - ((raw[d] - mean) / sd * g[d] + b[d])) < 1e-4, `k_I[${d}]`);
+    for (let d = 0; d < 16; d++)
+      assert.ok(Math.abs(k0[d] - (((raw[d] - mean) / sd) * g[d] + b[d])) < 1e-4, `k_I[${d}]`);
     const [a, c] = [dots(0), dots(1000)];
-    assert.ok(maxErr(a, c) < 1e-3 * Math.max(...a.map(Math.abs)), 'shifting every position leaves the scores unchanged');
+    assert.ok(
+      maxErr(a, c) < 1e-3 * Math.max(...a.map(Math.abs)),
+      'shifting every position leaves the scores unchanged',
+    );
     assert.ok(maxErr(keysAt(0), keysAt(1000)) > 1e-2, 'RoPE does rotate');
   });
 
@@ -260,7 +316,10 @@ describe('a trained indexer in the weights file', () => {
     assert.ok(maxErr(cpu, plain) > 1e-4, 'the trained indexer picks other keys than the training-free one');
     const gpuDevice = await webgpuDevice();
     if (!gpuDevice) return;
-    const g = await GpuDecoder.create(gpuDevice.gpu as GpuContext, trained, uniformSchedule(spec), { maxTokens: 90, chunk: 32 });
+    const g = await GpuDecoder.create(gpuDevice.gpu as GpuContext, trained, uniformSchedule(spec), {
+      maxTokens: 90,
+      chunk: 32,
+    });
     try {
       const got = await g.forward(prompt);
       assert.ok(maxErr(got, cpu) < 1e-3, `${maxErr(got, cpu)}`);

@@ -13,8 +13,10 @@ describe('GGUF loader', () => {
   it('reads the stories260K config and weights', () => {
     const m = loadGguf(FIXTURE_GGUF);
     const c = m.config;
-    assert.deepEqual([c.architecture, c.vocabSize, c.hiddenSize, c.intermediateSize, c.layers, c.heads, c.kvHeads, c.headDim],
-      ['llama', 512, 64, 172, 5, 8, 4, 8]);
+    assert.deepEqual(
+      [c.architecture, c.vocabSize, c.hiddenSize, c.intermediateSize, c.layers, c.heads, c.kvHeads, c.headDim],
+      ['llama', 512, 64, 172, 5, 8, 4, 8],
+    );
     assert.equal(c.ropeLayout, 'interleaved');
     assert.equal(c.ropeTheta, 10000);
     assert.ok(Math.abs(c.rmsNormEps - 1e-5) < 1e-10);
@@ -28,7 +30,11 @@ describe('GGUF loader', () => {
   it('gives InputError for a file truncated anywhere', () => {
     const buf = fixtureBytes();
     for (const at of [0, 3, 7, 15, 23, 30, 200, 5000, 14000, 14176, 145300, buf.length - 1]) {
-      assert.throws(() => ggufModel(buf.subarray(0, at), 'cut.gguf'), (e: Error) => e instanceof InputError && /cut\.gguf/.test(e.message), `truncated at ${at}`);
+      assert.throws(
+        () => ggufModel(buf.subarray(0, at), 'cut.gguf'),
+        (e: Error) => e instanceof InputError && /cut\.gguf/.test(e.message),
+        `truncated at ${at}`,
+      );
     }
   });
 
@@ -36,7 +42,11 @@ describe('GGUF loader', () => {
     const corrupt = (what: string, edit: (b: Buffer) => void, pattern: RegExp) => {
       const b = Buffer.from(fixtureBytes());
       edit(b);
-      assert.throws(() => ggufModel(b, 'bad.gguf'), (e: Error) => e instanceof InputError && /bad\.gguf/.test(e.message) && pattern.test(e.message), what);
+      assert.throws(
+        () => ggufModel(b, 'bad.gguf'),
+        (e: Error) => e instanceof InputError && /bad\.gguf/.test(e.message) && pattern.test(e.message),
+        what,
+      );
     };
     corrupt('magic', (b) => b.write('GGUX', 0), /not a GGUF file/);
     corrupt('version', (b) => b.writeUInt32LE(99, 4), /version 99/);
@@ -47,8 +57,16 @@ describe('GGUF loader', () => {
     // tokenizer.ggml.tokens: key (8 + 21 bytes) + type (4) + item type (4), then the array length.
     corrupt('array length', (b) => b.writeBigUInt64LE(1n << 40n, 24 + 8 + 21 + 4 + 4), /array of \d+ items cannot fit/);
     const infoAt = (b: Buffer, name: string) => b.indexOf(Buffer.from(name)) + name.length;
-    corrupt('tensor dims', (b) => b.writeBigUInt64LE(1n << 40n, infoAt(b, 'output.weight') + 4), /larger than the file|beyond the end/);
-    corrupt('tensor offset', (b) => b.writeBigUInt64LE(1n << 30n, infoAt(b, 'output.weight') + 4 + 16 + 4), /beyond the end of the file/);
+    corrupt(
+      'tensor dims',
+      (b) => b.writeBigUInt64LE(1n << 40n, infoAt(b, 'output.weight') + 4),
+      /larger than the file|beyond the end/,
+    );
+    corrupt(
+      'tensor offset',
+      (b) => b.writeBigUInt64LE(1n << 30n, infoAt(b, 'output.weight') + 4 + 16 + 4),
+      /beyond the end of the file/,
+    );
     corrupt('dimension count', (b) => b.writeUInt32LE(9, infoAt(b, 'output.weight')), /9 dimensions/);
   });
 
@@ -56,13 +74,23 @@ describe('GGUF loader', () => {
     const b = Buffer.from(fixtureBytes());
     const at = b.indexOf(Buffer.from('blk.0.attn_q.weight')) + 'blk.0.attn_q.weight'.length + 4 + 16;
     b.writeUInt32LE(2, at); // Q4_0: smaller than F32, so it lies inside the file
-    assert.throws(() => ggufModel(b, 'q4.gguf'), (e: Error) => e instanceof UnsupportedError && /Q4_0/.test(e.message));
+    assert.throws(
+      () => ggufModel(b, 'q4.gguf'),
+      (e: Error) => e instanceof UnsupportedError && /Q4_0/.test(e.message),
+    );
   });
 
-  for (const [name, type, tolerance] of [['F16', 1, 1e-3], ['BF16', 30, 8e-3], ['Q8_0', 8, 1.5e-2]] as const) {
+  for (const [name, type, tolerance] of [
+    ['F16', 1, 1e-3],
+    ['BF16', 30, 8e-3],
+    ['Q8_0', 8, 1.5e-2],
+  ] as const) {
     it(`loads ${name} weights (GGUF v2) and dequantises them`, () => {
       const f32 = ggufModel(fixtureBytes(), 'f32.gguf');
-      const q = ggufModel(reencodeGguf(fixtureBytes(), () => type, 2), `${name}.gguf`);
+      const q = ggufModel(
+        reencodeGguf(fixtureBytes(), () => type, 2),
+        `${name}.gguf`,
+      );
       assert.equal(q.weights.layers[2].wUp.dtype, name.toLowerCase());
       const a = new WeightMatrix(f32.weights.layers[2].wUp).toFloat32();
       const b = new WeightMatrix(q.weights.layers[2].wUp).toFloat32();

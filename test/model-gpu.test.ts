@@ -28,9 +28,20 @@ const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
 };
 
 /** Runs one kernel over fresh buffers; the output (last storage buffer) starts as NaN. */
-async function runKernel(gpu: GpuContext, key: string, wgsl: () => string, inputs: Float32Array[], outFloats: number, params: ArrayBuffer, groups: [number, number]): Promise<Float32Array> {
+async function runKernel(
+  gpu: GpuContext,
+  key: string,
+  wgsl: () => string,
+  inputs: Float32Array[],
+  outFloats: number,
+  params: ArrayBuffer,
+  groups: [number, number],
+): Promise<Float32Array> {
   const pipe = await gpu.pipeline(key, wgsl);
-  const bufs = [...(await Promise.all(inputs.map((x, i) => gpu.upload(x, `in ${i}`)))), await gpu.upload(new Float32Array(outFloats).fill(NaN), 'out')];
+  const bufs = [
+    ...(await Promise.all(inputs.map((x, i) => gpu.upload(x, `in ${i}`)))),
+    await gpu.upload(new Float32Array(outFloats).fill(NaN), 'out'),
+  ];
   const u = gpu.uniform(params);
   await gpu.run(key, (pass) => {
     pass.setPipeline(pipe);
@@ -50,8 +61,17 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
     it(`matmul kernel (${T === 1 ? 'matrix-vector' : 'tiled'}), T ${T}, 97 x 161 with bias`, async () => {
       const [rows, cols] = [97, 161];
       const [x, w, b] = [rand(T * cols, T), rand(rows * cols, 2), rand(rows, 3)];
-      const groups: [number, number] = T === 1 ? [rows, 1] : [Math.ceil(rows / MATMUL_TILE), Math.ceil(T / MATMUL_TILE)];
-      const y = await runKernel(gpu, T === 1 ? 'model-matvec' : 'model-matmul', T === 1 ? matvecWgsl : matmulTiledWgsl, [x, w, b], T * rows, matmulParams(T, rows, cols, true), groups);
+      const groups: [number, number] =
+        T === 1 ? [rows, 1] : [Math.ceil(rows / MATMUL_TILE), Math.ceil(T / MATMUL_TILE)];
+      const y = await runKernel(
+        gpu,
+        T === 1 ? 'model-matvec' : 'model-matmul',
+        T === 1 ? matvecWgsl : matmulTiledWgsl,
+        [x, w, b],
+        T * rows,
+        matmulParams(T, rows, cols, true),
+        groups,
+      );
       assertNoNaN('y', y);
       assert.ok(maxErr(y, matmulRef(x, T, w, rows, cols, b)) < 1e-4);
     });
@@ -71,17 +91,35 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
       const x = rand(T * heads * D, 9);
       const half = D / 2;
       const table = new Float32Array(2 * T * half);
-      for (let t = 0; t < T; t++) for (let i = 0; i < half; i++) {
-        const a = (first + t) * Math.pow(10000, (-2 * i) / D);
-        table[t * half + i] = Math.cos(a);
-        table[(T + t) * half + i] = Math.sin(a);
-      }
-      const out = await runKernel(gpu, 'model-rope', ropeWgsl, [x, table], heads * T * D,
-        ropeParams({ tokens: T, heads, headDim: D, stride: T, offset: 0, rotate: true, interleaved: layout === 'interleaved' }), grid((T * heads * D) / 2, ROPE_THREADS));
+      for (let t = 0; t < T; t++)
+        for (let i = 0; i < half; i++) {
+          const a = (first + t) * Math.pow(10000, (-2 * i) / D);
+          table[t * half + i] = Math.cos(a);
+          table[(T + t) * half + i] = Math.sin(a);
+        }
+      const out = await runKernel(
+        gpu,
+        'model-rope',
+        ropeWgsl,
+        [x, table],
+        heads * T * D,
+        ropeParams({
+          tokens: T,
+          heads,
+          headDim: D,
+          stride: T,
+          offset: 0,
+          rotate: true,
+          interleaved: layout === 'interleaved',
+        }),
+        grid((T * heads * D) / 2, ROPE_THREADS),
+      );
       assertNoNaN('out', out);
       const ref = ropeRef(x, T, heads, D, first, 10000, layout);
       const tokenMajor = new Float32Array(out.length);
-      for (let h = 0; h < heads; h++) for (let t = 0; t < T; t++) tokenMajor.set(out.subarray((h * T + t) * D, (h * T + t + 1) * D), (t * heads + h) * D);
+      for (let h = 0; h < heads; h++)
+        for (let t = 0; t < T; t++)
+          tokenMajor.set(out.subarray((h * T + t) * D, (h * T + t + 1) * D), (t * heads + h) * D);
       assert.ok(maxErr(tokenMajor, ref) < 2e-5);
     });
   }
@@ -124,7 +162,11 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
     it(`f16 storage (weights, Q, KV cache) stays within f16 error of the f32 CPU decoder (${spec})`, async () => {
       const prompt = expectedIds().slice(0, 60);
       const cpu = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 64 });
-      const g = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 64, chunk: 13, storage: 'f16' });
+      const g = await GpuDecoder.create(gpu, model, uniformSchedule(spec), {
+        maxTokens: 64,
+        chunk: 13,
+        storage: 'f16',
+      });
       try {
         const [a, b] = [await cpu.forward(prompt), await g.forward(prompt)];
         assertNoNaN('logits', b);

@@ -43,7 +43,10 @@ describe('star and ring layers in the model runner', () => {
   });
 
   it('errors: hosts > 1 in a model, query longer than the prompt', async () => {
-    assert.throws(() => new CpuDecoder(model, uniformSchedule('star:block=16,hosts=2'), { maxTokens: 70 }), UnsupportedError);
+    assert.throws(
+      () => new CpuDecoder(model, uniformSchedule('star:block=16,hosts=2'), { maxTokens: 70 }),
+      UnsupportedError,
+    );
     assert.throws(() => new CpuDecoder(model, uniformSchedule('ring:hosts=4'), { maxTokens: 70 }), UnsupportedError);
     const d = new CpuDecoder(model, uniformSchedule('star:block=16,query=9'), { maxTokens: 70 });
     await assert.rejects(d.forward(prompt.slice(0, 5)), ShapeError);

@@ -27,12 +27,19 @@ describe('GGUF SentencePiece tokenizer', () => {
   it('falls back to byte tokens for characters outside the vocabulary', () => {
     const ids = tok.encode('日'); // UTF-8 e6 97 a5; <0xNN> is token 3 + NN in this vocabulary
     assert.deepEqual(ids.slice(1), [3 + 0xe6, 3 + 0x97, 3 + 0xa5]);
-    const bytes = ids.map((i) => [...tok.tokenBytes(i)]).flat();
+    const bytes = ids.flatMap((i) => [...tok.tokenBytes(i)]);
     assert.deepEqual(bytes, [0x20, 0xe6, 0x97, 0xa5]);
   });
 
   it('round-trips text with unicode, newlines and repeated spaces', () => {
-    for (const s of ['Hello world', 'a  b   c', 'line one\nline two\n', 'Ünïcödé 日本語 🦙!', ' leading and trailing ', 'x'.repeat(300)]) {
+    for (const s of [
+      'Hello world',
+      'a  b   c',
+      'line one\nline two\n',
+      'Ünïcödé 日本語 🦙!',
+      ' leading and trailing ',
+      'x'.repeat(300),
+    ]) {
       assert.equal(tok.decode(tok.encode(s)), s, JSON.stringify(s));
     }
   });
@@ -65,15 +72,20 @@ describe('GGUF byte-level BPE tokenizer (gpt2)', async () => {
   for (const pre of ['llama-bpe', 'qwen2', 'default']) {
     it(`merges by rank and round-trips (pre ${pre})`, () => {
       const meta = new Map<string, import('../src/model/gguf-reader.js').GgufValue>([
-        ['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.pre', pre], ['tokenizer.ggml.tokens', tokens],
-        ['tokenizer.ggml.token_type', types], ['tokenizer.ggml.merges', merges],
-        ['tokenizer.ggml.bos_token_id', tokens.length - 2], ['tokenizer.ggml.eos_token_id', tokens.length - 1],
+        ['tokenizer.ggml.model', 'gpt2'],
+        ['tokenizer.ggml.pre', pre],
+        ['tokenizer.ggml.tokens', tokens],
+        ['tokenizer.ggml.token_type', types],
+        ['tokenizer.ggml.merges', merges],
+        ['tokenizer.ggml.bos_token_id', tokens.length - 2],
+        ['tokenizer.ggml.eos_token_id', tokens.length - 1],
       ]);
       const bpe = ggufTokenizer(meta, 'bpe.gguf');
       assert.equal(bpe.bosId, tokens.length - 2);
       assert.deepEqual(bpe.encode('hello world'), [tokens.indexOf('hello'), tokens.indexOf('Ġworld')]);
       assert.deepEqual(bpe.encode('日'), [0xe6, 0x97, 0xa5]);
-      for (const s of ['hello world', 'Ünïcödé 日本語 🦙!\n  x', "it's 12345"]) assert.equal(bpe.decode(bpe.encode(s)), s);
+      for (const s of ['hello world', 'Ünïcödé 日本語 🦙!\n  x', "it's 12345"])
+        assert.equal(bpe.decode(bpe.encode(s)), s);
       assert.deepEqual([...bpe.tokenBytes(tokens.indexOf('Ġworld'))], [...Buffer.from(' world')]);
     });
   }

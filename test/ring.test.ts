@@ -16,10 +16,18 @@ test('shards travel the ring: every host sees every shard once, its own first', 
     for (let h = 0; h < hosts; h++) {
       const seen = Array.from({ length: hosts }, (_, s) => ringShardAt(h, s, hosts));
       assert.equal(seen[0], h);
-      assert.deepEqual([...seen].sort(), Array.from({ length: hosts }, (_, i) => i));
+      assert.deepEqual(
+        [...seen].sort(),
+        Array.from({ length: hosts }, (_, i) => i),
+      );
     }
   }
-  assert.deepEqual(ringShards(10, 4), [[0, 2], [2, 5], [5, 7], [7, 10]]);
+  assert.deepEqual(ringShards(10, 4), [
+    [0, 2],
+    [2, 5],
+    [5, 7],
+    [7, 10],
+  ]);
   assert.deepEqual(ringQueryRows(4, 10, 4, 3, true), [1, 4]);
   assert.deepEqual(ringQueryRows(4, 10, 4, 0, true), [0, 0]);
 });
@@ -43,7 +51,12 @@ for (const [name, device] of all) {
             const opts = { causal: c.causal };
             const got = await attention(device!, q, k, v, `ring:hosts=${hosts}`, opts);
             const ref = referenceAttention(q, k, v, opts);
-            assertMatchesReference(got, ref, dtype === 'f16' ? naiveHalfAttention(q, k, v, opts) : undefined, `${name} ring ${hosts} ${dtype}`);
+            assertMatchesReference(
+              got,
+              ref,
+              dtype === 'f16' ? naiveHalfAttention(q, k, v, opts) : undefined,
+              `${name} ring ${hosts} ${dtype}`,
+            );
             const flash = await attention(device!, q, k, v, 'flash', opts);
             assert.ok(maxAbsDiff(got.o, flash.o) < (dtype === 'f16' ? 2e-3 : 2e-6), 'ring equals flash');
             assert.ok(maxAbsDiff(got.lse, flash.lse) < 1e-5, 'ring LSE equals flash');

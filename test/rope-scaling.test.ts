@@ -107,25 +107,64 @@ describe('--rope parser', () => {
     assert.deepEqual(parseRopeSpec('none'), { kind: 'none' });
     assert.deepEqual(parseRopeSpec('linear:factor=4'), { kind: 'linear', factor: 4 });
     assert.deepEqual(parseRopeSpec('ntk:factor=8'), { kind: 'ntk', factor: 8, dynamic: false });
-    assert.deepEqual(parseRopeSpec('ntk:factor=2,dynamic=1,original=4096'), { kind: 'ntk', factor: 2, dynamic: true, originalContext: 4096 });
-    assert.deepEqual(parseRopeSpec('yarn:factor=4,original=2048'), { kind: 'yarn', factor: 4, originalContext: 2048, betaFast: 32, betaSlow: 1 });
+    assert.deepEqual(parseRopeSpec('ntk:factor=2,dynamic=1,original=4096'), {
+      kind: 'ntk',
+      factor: 2,
+      dynamic: true,
+      originalContext: 4096,
+    });
+    assert.deepEqual(parseRopeSpec('yarn:factor=4,original=2048'), {
+      kind: 'yarn',
+      factor: 4,
+      originalContext: 2048,
+      betaFast: 32,
+      betaSlow: 1,
+    });
     assert.deepEqual(parseRopeSpec('yarn:factor=4,original=2048,fast=16,slow=2,attention=1.2'), {
-      kind: 'yarn', factor: 4, originalContext: 2048, betaFast: 16, betaSlow: 2, attentionFactor: 1.2,
+      kind: 'yarn',
+      factor: 4,
+      originalContext: 2048,
+      betaFast: 16,
+      betaSlow: 2,
+      attentionFactor: 1.2,
     });
     assert.deepEqual(parseRopeSpec('llama3:factor=8,original=8192,low=1,high=4'), {
-      kind: 'llama3', factor: 8, originalContext: 8192, lowFreqFactor: 1, highFreqFactor: 4,
+      kind: 'llama3',
+      factor: 8,
+      originalContext: 8192,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
     });
     assert.deepEqual(parseRopeSpec(' llama3:factor=32, original=8192 '), {
-      kind: 'llama3', factor: 32, originalContext: 8192, lowFreqFactor: 1, highFreqFactor: 4,
+      kind: 'llama3',
+      factor: 32,
+      originalContext: 8192,
+      lowFreqFactor: 1,
+      highFreqFactor: 4,
     });
   });
 
   it('rejects bad input with SpecError', () => {
     for (const bad of [
-      '', 'cubic:factor=2', 'linear', 'linear:factor=', 'linear:factor=abc', 'linear:factor=0.5', 'linear:factor=-2',
-      'linear:factor=Infinity', 'linear:factor=2,factor=3', 'linear:scale=2', 'linear:factor', 'yarn:factor=4',
-      'yarn:factor=4,original=20.5', 'yarn:factor=4,original=2048,fast=1,slow=32', 'llama3:factor=8,original=8192,low=4,high=1',
-      'ntk:factor=2,dynamic=maybe', 'none:factor=2', 'constructor', 'toString:factor=2',
+      '',
+      'cubic:factor=2',
+      'linear',
+      'linear:factor=',
+      'linear:factor=abc',
+      'linear:factor=0.5',
+      'linear:factor=-2',
+      'linear:factor=Infinity',
+      'linear:factor=2,factor=3',
+      'linear:scale=2',
+      'linear:factor',
+      'yarn:factor=4',
+      'yarn:factor=4,original=20.5',
+      'yarn:factor=4,original=2048,fast=1,slow=32',
+      'llama3:factor=8,original=8192,low=4,high=1',
+      'ntk:factor=2,dynamic=maybe',
+      'none:factor=2',
+      'constructor',
+      'toString:factor=2',
     ]) {
       assert.throws(() => parseRopeSpec(bad), SpecError, bad);
     }

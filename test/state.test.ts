@@ -12,7 +12,8 @@ import { webgpuDevice, assertNoNaN } from './support.js';
 function keySlice(t: Tensor, from: number, to: number): Tensor {
   const [h, n, d] = t.shape;
   const out = new Float32Array(h * (to - from) * d);
-  for (let i = 0; i < h; i++) out.set((t.data as Float32Array).subarray((i * n + from) * d, (i * n + to) * d), i * (to - from) * d);
+  for (let i = 0; i < h; i++)
+    out.set((t.data as Float32Array).subarray((i * n + from) * d, (i * n + to) * d), i * (to - from) * d);
   return tensor([h, to - from, d], 'f32', out);
 }
 
@@ -22,7 +23,13 @@ const k = randomNormal([Hkv, Nk, D], 8);
 const v = randomNormal([Hkv, Nk, D], 9);
 const full = await flashAttention(cpuDevice, q, k, v, { causal: false });
 const cuts = [0, 1, 64, 150, Nk];
-const parts = await Promise.all(cuts.slice(1).map((to, i) => flashAttention(cpuDevice, q, keySlice(k, cuts[i], to), keySlice(v, cuts[i], to), { causal: false })));
+const parts = await Promise.all(
+  cuts
+    .slice(1)
+    .map((to, i) =>
+      flashAttention(cpuDevice, q, keySlice(k, cuts[i], to), keySlice(v, cuts[i], to), { causal: false }),
+    ),
+);
 
 // Every top-level await comes before the first describe: node:test ends the file's root once they settle.
 const gpu = (await webgpuDevice())?.gpu;
@@ -41,7 +48,10 @@ describe('state merge on the CPU', () => {
   });
   test('an empty state (no keys, LSE -inf) is the identity', () => {
     const merged = mergeStates(emptyState(H, Nq, D), full);
-    assert.deepEqual([...merged.o], [...full.o].map((x) => Math.fround(x)));
+    assert.deepEqual(
+      [...merged.o],
+      [...full.o].map((x) => Math.fround(x)),
+    );
     const both = mergeStates(emptyState(H, Nq, D), emptyState(H, Nq, D));
     assert.equal(both.lse[0], -Infinity);
     assertNoNaN('empty merge', both.o);
@@ -59,7 +69,12 @@ describe('state merge on WebGPU', { skip: gpu ? false : 'no WebGPU adapter' }, (
     b.o.fill(0, 3 * D, 4 * D);
     const expected = mergeStates(a, b);
     const rows = H * Nq;
-    const up = async (s: AttentionState) => ({ o: await gpu!.upload(s.o, 'o'), lse: await gpu!.upload(s.lse, 'lse'), rows, headDim: D });
+    const up = async (s: AttentionState) => ({
+      o: await gpu!.upload(s.o, 'o'),
+      lse: await gpu!.upload(s.lse, 'lse'),
+      rows,
+      headDim: D,
+    });
     const [ga, gb] = [await up(a), await up(b)];
     await mergeStatesGpu(gpu!, ga, gb);
     const o = new Float32Array(await gpu!.read(ga.o, rows * D * 4));

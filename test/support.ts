@@ -10,22 +10,33 @@ let gpuDevice: Promise<Device | null> | undefined;
 export function webgpuDevice(): Promise<Device | null> {
   gpuDevice ??= acquireDevice('webgpu').catch((e: Error) => {
     if (process.env.CI) throw new Error(`CI must run the WebGPU tests, but: ${e.message}`);
-    process.stderr.write(`\n!!! WEBGPU TESTS SKIPPED: ${e.message}\n!!! Install lavapipe (.ci/install-lavapipe.sh) to run them.\n\n`);
+    process.stderr.write(
+      `\n!!! WEBGPU TESTS SKIPPED: ${e.message}\n!!! Install lavapipe (.ci/install-lavapipe.sh) to run them.\n\n`,
+    );
     return null;
   });
   return gpuDevice;
 }
 
 export async function backends(): Promise<Array<[string, Device | null]>> {
-  return [['cpu', cpuDevice], ['webgpu', await webgpuDevice()]];
+  return [
+    ['cpu', cpuDevice],
+    ['webgpu', await webgpuDevice()],
+  ];
 }
 
 export function assertNoNaN(name: string, xs: ArrayLike<number>): void {
-  for (let i = 0; i < xs.length; i++) if (Number.isNaN(xs[i])) assert.fail(`${name}[${i}] is NaN (an output left unwritten or a bad operation)`);
+  for (let i = 0; i < xs.length; i++)
+    if (Number.isNaN(xs[i])) assert.fail(`${name}[${i}] is NaN (an output left unwritten or a bad operation)`);
 }
 
 /** f32 inputs: close to float64. f16 inputs: within 2x the error of a naive f16 implementation (FlashAttention's rule). */
-export function assertMatchesReference(got: AttentionState, ref: ReferenceState, naiveHalf?: ReferenceState, label = ''): void {
+export function assertMatchesReference(
+  got: AttentionState,
+  ref: ReferenceState,
+  naiveHalf?: ReferenceState,
+  label = '',
+): void {
   assertNoNaN(`${label} o`, got.o);
   assertNoNaN(`${label} lse`, got.lse);
   const errO = maxAbsDiff(got.o, ref.o);

@@ -13,7 +13,14 @@ import { ringAttention } from './ring.js';
 import { ccaAttention, ccaParamsFromSpec } from './cca.js';
 import { dsaAttention, dsaOptionsFromSpec, type IndexerInputs } from './dsa.js';
 
-export async function attention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: string | MethodSpec, opts: AttentionOptions & { index?: IndexerInputs } = {}): Promise<AttentionState> {
+export async function attention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  method: string | MethodSpec,
+  opts: AttentionOptions & { index?: IndexerInputs } = {},
+): Promise<AttentionState> {
   const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
   switch (spec.name) {
     case 'dense':

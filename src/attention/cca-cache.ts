@@ -43,8 +43,15 @@ export class CcaKVCache {
 
   constructor(o: CcaCacheOptions) {
     checkCcaParams(o);
-    if (o.heads % o.kvHeads !== 0) throw new ShapeError(`query heads (${o.heads}) must be a multiple of key/value heads (${o.kvHeads})`);
-    [this.heads, this.kvHeads, this.headDim, this.group, this.window] = [o.heads, o.kvHeads, o.headDim, o.group, o.window];
+    if (o.heads % o.kvHeads !== 0)
+      throw new ShapeError(`query heads (${o.heads}) must be a multiple of key/value heads (${o.kvHeads})`);
+    [this.heads, this.kvHeads, this.headDim, this.group, this.window] = [
+      o.heads,
+      o.kvHeads,
+      o.headDim,
+      o.group,
+      o.window,
+    ];
     this.dtype = o.dtype ?? 'f32';
     this.scale = o.scale ?? 1 / Math.sqrt(o.headDim);
     this.ringCapacity = o.window + o.group - 1;
@@ -66,7 +73,13 @@ export class CcaKVCache {
 
   /** Bytes held: pooled cores and the raw ring (keys and values). */
   get bytes(): number {
-    return (this.pooled + Math.min(this.seen, this.ringCapacity)) * 2 * this.kvHeads * this.headDim * bytesPerElement(this.dtype);
+    return (
+      (this.pooled + Math.min(this.seen, this.ringCapacity)) *
+      2 *
+      this.kvHeads *
+      this.headDim *
+      bytesPerElement(this.dtype)
+    );
   }
 
   /** Bytes a dense cache of the same tokens would hold. */
@@ -81,11 +94,22 @@ export class CcaKVCache {
   async forward(device: Device, q: Tensor, k: Tensor, v: Tensor): Promise<AttentionState> {
     const n = k.shape[1];
     const D = this.headDim;
-    if (q.shape.length !== 3 || q.shape[0] !== this.heads || q.shape[1] !== n || q.shape[2] !== D
-      || k.shape.length !== 3 || k.shape[0] !== this.kvHeads || k.shape[2] !== D || v.shape.join() !== k.shape.join()) {
-      throw new ShapeError(`cache of q [${this.heads}, n, ${D}], k/v [${this.kvHeads}, n, ${D}] cannot take q [${q.shape}], k [${k.shape}], v [${v.shape}]`);
+    if (
+      q.shape.length !== 3 ||
+      q.shape[0] !== this.heads ||
+      q.shape[1] !== n ||
+      q.shape[2] !== D ||
+      k.shape.length !== 3 ||
+      k.shape[0] !== this.kvHeads ||
+      k.shape[2] !== D ||
+      v.shape.join() !== k.shape.join()
+    ) {
+      throw new ShapeError(
+        `cache of q [${this.heads}, n, ${D}], k/v [${this.kvHeads}, n, ${D}] cannot take q [${q.shape}], k [${k.shape}], v [${v.shape}]`,
+      );
     }
-    for (const t of [q, k, v]) if (t.dtype !== this.dtype) throw new ShapeError(`cache holds ${this.dtype}, got ${t.dtype}`);
+    for (const t of [q, k, v])
+      if (t.dtype !== this.dtype) throw new ShapeError(`cache holds ${this.dtype}, got ${t.dtype}`);
     const P = this.seen;
     // Raw rows of this call, contiguous: held positions [lo, P) from the ring, then the n new ones.
     const lo = coresSeen(P, this.group, this.window) * this.group;
@@ -105,8 +129,16 @@ export class CcaKVCache {
     const vRaw = tensor([this.kvHeads, R, D], this.dtype, rawV);
     this.pool(q, kRaw, vRaw, P, lo);
     const shape = [this.kvHeads, this.coreCapacity, D];
-    const state = await ccaAttendPooled(device, q, tensor(shape, this.dtype, this.coreK), tensor(shape, this.dtype, this.coreV), kRaw, vRaw,
-      { group: this.group, window: this.window, queryStart: P, rawStart: lo }, this.scale);
+    const state = await ccaAttendPooled(
+      device,
+      q,
+      tensor(shape, this.dtype, this.coreK),
+      tensor(shape, this.dtype, this.coreV),
+      kRaw,
+      vRaw,
+      { group: this.group, window: this.window, queryStart: P, rawStart: lo },
+      this.scale,
+    );
     this.keep(k, v, P);
     return state;
   }
@@ -120,10 +152,29 @@ export class CcaKVCache {
     this.reserve(this.pooled + count);
     const ck = new Float32Array(this.kvHeads * count * D);
     const cv = new Float32Array(ck.length);
-    ccaPoolCpu(asFloat32(q), asFloat32(kRaw), asFloat32(vRaw), {
-      heads: this.heads, kvHeads: this.kvHeads, headDim: D, scale: this.scale, group: this.group, window: this.window,
-      queries: n, queryStart: P, raw: kRaw.shape[1], rawStart: lo, cores: count,
-    }, this.pooled, count, ck, cv, this.dtype === 'f16');
+    ccaPoolCpu(
+      asFloat32(q),
+      asFloat32(kRaw),
+      asFloat32(vRaw),
+      {
+        heads: this.heads,
+        kvHeads: this.kvHeads,
+        headDim: D,
+        scale: this.scale,
+        group: this.group,
+        window: this.window,
+        queries: n,
+        queryStart: P,
+        raw: kRaw.shape[1],
+        rawStart: lo,
+        cores: count,
+      },
+      this.pooled,
+      count,
+      ck,
+      cv,
+      this.dtype === 'f16',
+    );
     const [sk, sv] = this.dtype === 'f16' ? [float32ToHalf(ck), float32ToHalf(cv)] : [ck, cv];
     for (let h = 0; h < this.kvHeads; h++) {
       this.coreK.set(sk.subarray(h * count * D, (h + 1) * count * D), (h * this.coreCapacity + this.pooled) * D);

@@ -8,7 +8,15 @@ import { asFloat32, bytesPerElement, toDType, type DType, type Tensor } from '..
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { ccaAttendCpu, ccaPoolCpu, coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
-import { CCA_POOL_SCORES, CCA_ROWS, CCA_SGMAT_HEAD_DIMS, ccaAttendWgsl, ccaParams, ccaPoolWgsl, ccaSubgroupMatrixWgsl } from '../kernels/cca-wgsl.js';
+import {
+  CCA_POOL_SCORES,
+  CCA_ROWS,
+  CCA_SGMAT_HEAD_DIMS,
+  ccaAttendWgsl,
+  ccaParams,
+  ccaPoolWgsl,
+  ccaSubgroupMatrixWgsl,
+} from '../kernels/cca-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import { choiceParam, intParam, type MethodSpec } from './spec.js';
@@ -30,10 +38,17 @@ export interface CcaParams {
 export type CcaVariant = 'auto' | 'portable' | 'subgroup-matrix';
 
 /** The pass-2 kernel that will run for these inputs on this device. */
-export function chooseCcaVariant(gpu: GpuContext, headDim: number, dtype: DType, asked: CcaVariant = 'auto'): 'portable' | 'subgroup-matrix' {
+export function chooseCcaVariant(
+  gpu: GpuContext,
+  headDim: number,
+  dtype: DType,
+  asked: CcaVariant = 'auto',
+): 'portable' | 'subgroup-matrix' {
   const can = gpu.features.subgroupMatrixF16 && CCA_SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
   if (asked === 'subgroup-matrix' && !can) {
-    throw new UnsupportedError(`the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype}); use variant=portable`);
+    throw new UnsupportedError(
+      `the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype}); use variant=portable`,
+    );
   }
   return asked === 'portable' || !can ? 'portable' : 'subgroup-matrix';
 }
@@ -41,15 +56,18 @@ export function chooseCcaVariant(gpu: GpuContext, headDim: number, dtype: DType,
 export interface CcaOptions extends AttentionOptions, Partial<CcaParams> {}
 
 export function checkCcaParams(p: CcaParams): CcaParams {
-  if (!Number.isInteger(p.group) || p.group < 1) throw new SpecError(`cca: group must be an integer >= 1, got ${p.group}`);
-  if (!Number.isInteger(p.window) || p.window < 1) throw new SpecError(`cca: window must be an integer >= 1 (a query always sees itself), got ${p.window}`);
+  if (!Number.isInteger(p.group) || p.group < 1)
+    throw new SpecError(`cca: group must be an integer >= 1, got ${p.group}`);
+  if (!Number.isInteger(p.window) || p.window < 1)
+    throw new SpecError(`cca: window must be an integer >= 1 (a query always sees itself), got ${p.window}`);
   return p;
 }
 
 /** `cca:group=G,window=W` (defaults 16 and 1024). */
 export function ccaParamsFromSpec(spec: MethodSpec): CcaParams {
   return checkCcaParams({
-    group: intParam(spec, 'group', CCA_DEFAULTS.group), window: intParam(spec, 'window', CCA_DEFAULTS.window),
+    group: intParam(spec, 'group', CCA_DEFAULTS.group),
+    window: intParam(spec, 'window', CCA_DEFAULTS.window),
     variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
   });
 }
@@ -71,33 +89,60 @@ export interface CcaGpuPlan extends CcaParams {
 }
 
 /** Encodes pass 1 (when poolCount > 0) and pass 2 over GPU-resident buffers; cores in coreBuffers or made here. */
-export async function ccaAttentionGpu(gpu: GpuContext, x: GpuInputs, plan: CcaGpuPlan, coreBuffers?: { k: GPUBuffer; v: GPUBuffer }): Promise<void> {
+export async function ccaAttentionGpu(
+  gpu: GpuContext,
+  x: GpuInputs,
+  plan: CcaGpuPlan,
+  coreBuffers?: { k: GPUBuffer; v: GPUBuffer },
+): Promise<void> {
   const s = x.shape;
   const G = s.heads / s.kvHeads;
   const coreCapacity = Math.max(1, plan.cores);
   if (plan.poolCount > 0 && G * plan.group + plan.group > CCA_POOL_SCORES) {
-    throw new UnsupportedError(`cca pooling holds (query heads per KV head + 1) x group = ${(G + 1) * plan.group} scores in workgroup memory, at most ${CCA_POOL_SCORES}; use a smaller group or the CPU backend`);
+    throw new UnsupportedError(
+      `cca pooling holds (query heads per KV head + 1) x group = ${(G + 1) * plan.group} scores in workgroup memory, at most ${CCA_POOL_SCORES}; use a smaller group or the CPU backend`,
+    );
   }
   const rowTiles = Math.ceil(s.queries / CCA_ROWS);
   for (const n of [rowTiles, plan.poolCount]) {
-    if (n > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`cca needs ${n} workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);
+    if (n > gpu.maxWorkgroupsPerDim)
+      throw new UnsupportedError(
+        `cca needs ${n} workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`,
+      );
   }
   const owned: GPUBuffer[] = [];
   try {
     let cores = coreBuffers;
     if (!cores) {
       const bytes = s.kvHeads * coreCapacity * s.headDim * bytesPerElement(x.dtype);
-      cores = { k: await gpu.createBuffer(bytes, 'cca core keys'), v: await gpu.createBuffer(bytes, 'cca core values') };
+      cores = {
+        k: await gpu.createBuffer(bytes, 'cca core keys'),
+        v: await gpu.createBuffer(bytes, 'cca core values'),
+      };
       owned.push(cores.k, cores.v);
     }
-    const params = gpu.uniform(ccaParams({
-      queries: s.queries, queryStart: plan.queryStart, raw: s.keys, rawStart: plan.rawStart, coreCapacity,
-      poolFirst: plan.poolFirst, group: plan.group, window: plan.window, headsPerKv: G, scale: s.scale,
-    }));
-    const attend = chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant) === 'portable'
-      ? await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype))
-      : await gpu.pipeline(`cca-attend-sgmat-${s.headDim}`, () => ccaSubgroupMatrixWgsl(s.headDim));
-    const pool = plan.poolCount > 0 ? await gpu.pipeline(`cca-pool-${s.headDim}-${x.dtype}`, () => ccaPoolWgsl(s.headDim, x.dtype)) : undefined;
+    const params = gpu.uniform(
+      ccaParams({
+        queries: s.queries,
+        queryStart: plan.queryStart,
+        raw: s.keys,
+        rawStart: plan.rawStart,
+        coreCapacity,
+        poolFirst: plan.poolFirst,
+        group: plan.group,
+        window: plan.window,
+        headsPerKv: G,
+        scale: s.scale,
+      }),
+    );
+    const attend =
+      chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant) === 'portable'
+        ? await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype))
+        : await gpu.pipeline(`cca-attend-sgmat-${s.headDim}`, () => ccaSubgroupMatrixWgsl(s.headDim));
+    const pool =
+      plan.poolCount > 0
+        ? await gpu.pipeline(`cca-pool-${s.headDim}-${x.dtype}`, () => ccaPoolWgsl(s.headDim, x.dtype))
+        : undefined;
     const poolGroup = pool && gpu.bind(pool, [x.q, x.k, x.v, cores.k, cores.v, params]);
     const attendGroup = gpu.bind(attend, [x.q, cores.k, cores.v, x.k, x.v, x.o, x.lse, params]);
     // Dispatches of one pass are ordered with their storage writes visible to later ones.
@@ -125,23 +170,44 @@ export function ccaPrefillPlan(s: AttentionShape, p: CcaParams): CcaGpuPlan {
   const queryStart = s.keys - s.queries;
   const cores = s.queries > 0 ? coresSeen(s.keys - 1, p.group, p.window) : 0;
   if (cores > 0 && p.group - 1 < queryStart) {
-    throw new ShapeError(`cca pools group 0 with the query of token ${p.group - 1}, but the queries start at token ${queryStart}; `
-      + 'prefill with a cache or decode through CcaKVCache, which keeps the cores already pooled');
+    throw new ShapeError(
+      `cca pools group 0 with the query of token ${p.group - 1}, but the queries start at token ${queryStart}; ` +
+        'prefill with a cache or decode through CcaKVCache, which keeps the cores already pooled',
+    );
   }
   return { ...p, queryStart, rawStart: 0, cores, poolFirst: 0, poolCount: cores };
 }
 
 export function ccaLayoutOf(s: AttentionShape, plan: CcaGpuPlan): CcaLayout {
   return {
-    heads: s.heads, kvHeads: s.kvHeads, headDim: s.headDim, scale: s.scale, group: plan.group, window: plan.window,
-    queries: s.queries, queryStart: plan.queryStart, raw: s.keys, rawStart: plan.rawStart, cores: Math.max(1, plan.cores),
+    heads: s.heads,
+    kvHeads: s.kvHeads,
+    headDim: s.headDim,
+    scale: s.scale,
+    group: plan.group,
+    window: plan.window,
+    queries: s.queries,
+    queryStart: plan.queryStart,
+    raw: s.keys,
+    rawStart: plan.rawStart,
+    cores: Math.max(1, plan.cores),
   };
 }
 
 /** CCA attention of q [Hq, Nq, D] over k, v [Hkv, Nk, D], causal, bottom-right aligned. */
-export async function ccaAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, opts: CcaOptions = {}): Promise<AttentionState> {
+export async function ccaAttention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: CcaOptions = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
-  const plan = ccaPrefillPlan(s, { group: opts.group ?? CCA_DEFAULTS.group, window: opts.window ?? CCA_DEFAULTS.window, variant: opts.variant });
+  const plan = ccaPrefillPlan(s, {
+    group: opts.group ?? CCA_DEFAULTS.group,
+    window: opts.window ?? CCA_DEFAULTS.window,
+    variant: opts.variant,
+  });
   if (!device.gpu) return ccaPrefillCpu(q, k, v, s, plan);
   return runInHeadChunks(device.gpu, q, k, v, s, (gpu, x) => ccaAttentionGpu(gpu, x, plan));
 }
@@ -171,8 +237,16 @@ export function ccaAttendedPairs(n: number, p: CcaParams): number {
  * rows k, v [Hkv, R, D] at positions [rawStart, rawStart + R); queries at [queryStart, queryStart + Nq).
  * What CcaKVCache runs for prefill with a cache and for decoding.
  */
-export async function ccaAttendPooled(device: Device, q: Tensor, coreK: Tensor, coreV: Tensor, k: Tensor, v: Tensor,
-  plan: CcaParams & { queryStart: number; rawStart: number }, scale?: number): Promise<AttentionState> {
+export async function ccaAttendPooled(
+  device: Device,
+  q: Tensor,
+  coreK: Tensor,
+  coreV: Tensor,
+  k: Tensor,
+  v: Tensor,
+  plan: CcaParams & { queryStart: number; rawStart: number },
+  scale?: number,
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, { scale });
   const cores = coreK.shape[1];
   if (coreK.shape[0] !== s.kvHeads || coreK.shape[2] !== s.headDim || coreV.shape.join() !== coreK.shape.join()) {
@@ -182,11 +256,20 @@ export async function ccaAttendPooled(device: Device, q: Tensor, coreK: Tensor, 
   if (lastCore > cores) throw new ShapeError(`the last query sees ${lastCore} cores, only ${cores} given`);
   const firstRaw = coresSeen(plan.queryStart, plan.group, plan.window) * plan.group;
   if (s.queries > 0 && (firstRaw < plan.rawStart || plan.queryStart + s.queries > plan.rawStart + s.keys)) {
-    throw new ShapeError(`the queries see raw positions [${firstRaw}, ${plan.queryStart + s.queries}), the raw rows hold [${plan.rawStart}, ${plan.rawStart + s.keys})`);
+    throw new ShapeError(
+      `the queries see raw positions [${firstRaw}, ${plan.queryStart + s.queries}), the raw rows hold [${plan.rawStart}, ${plan.rawStart + s.keys})`,
+    );
   }
   const full: CcaGpuPlan = { ...plan, cores, poolFirst: 0, poolCount: 0 };
   if (!device.gpu) {
-    return ccaAttendCpu(asFloat32(q), asFloat32(coreK), asFloat32(coreV), asFloat32(k), asFloat32(v), ccaLayoutOf(s, full));
+    return ccaAttendCpu(
+      asFloat32(q),
+      asFloat32(coreK),
+      asFloat32(coreV),
+      asFloat32(k),
+      asFloat32(v),
+      ccaLayoutOf(s, full),
+    );
   }
   const gpu = device.gpu;
   let done = 0; // runInHeadChunks visits KV heads in order; each chunk gets its slice of the cores
@@ -197,7 +280,10 @@ export async function ccaAttendPooled(device: Device, q: Tensor, coreK: Tensor, 
       const part = data.subarray(done * cores * s.headDim, (done + x.shape.kvHeads) * cores * s.headDim);
       return part.length ? part : new (data.constructor as Float32ArrayConstructor)(x.shape.kvHeads * per);
     };
-    const bufs = { k: await g.upload(slice(coreK), 'cca core keys'), v: await g.upload(slice(coreV), 'cca core values') };
+    const bufs = {
+      k: await g.upload(slice(coreK), 'cca core keys'),
+      v: await g.upload(slice(coreV), 'cca core values'),
+    };
     try {
       await ccaAttentionGpu(g, x, full, bufs);
     } finally {
@@ -207,4 +293,3 @@ export async function ccaAttendPooled(device: Device, q: Tensor, coreK: Tensor, 
     }
   });
 }
-

@@ -17,9 +17,15 @@ export async function denseAttentionGpu(gpu: GpuContext, x: GpuInputs): Promise<
   const rowBytes = s.keys * 4;
   const headBytes = s.queries * rowBytes;
   if (headBytes > gpu.maxBindingBytes) {
-    throw new OutOfMemoryError(`dense attention needs a ${headBytes}-byte score matrix per head, more than one binding (${gpu.maxBindingBytes}); use flash`, headBytes, gpu.maxBindingBytes);
+    throw new OutOfMemoryError(
+      `dense attention needs a ${headBytes}-byte score matrix per head, more than one binding (${gpu.maxBindingBytes}); use flash`,
+      headBytes,
+      gpu.maxBindingBytes,
+    );
   }
-  const scorePipe = await gpu.pipeline(`dense-scores-${s.headDim}-${x.dtype}`, () => denseScoresWgsl(s.headDim, x.dtype));
+  const scorePipe = await gpu.pipeline(`dense-scores-${s.headDim}-${x.dtype}`, () =>
+    denseScoresWgsl(s.headDim, x.dtype),
+  );
   const softPipe = await gpu.pipeline('dense-softmax', denseSoftmaxWgsl);
   const pvPipe = await gpu.pipeline(`dense-pv-${s.headDim}-${x.dtype}`, () => densePvWgsl(s.headDim, x.dtype));
   const scores: GPUBuffer[] = [];
@@ -29,7 +35,9 @@ export async function denseAttentionGpu(gpu: GpuContext, x: GpuInputs): Promise<
     const group = s.heads / s.kvHeads;
     await gpu.run('dense attention', (pass) => {
       for (let h = 0; h < s.heads; h++) {
-        const params = gpu.uniform(attentionParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, head: h }));
+        const params = gpu.uniform(
+          attentionParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, head: h }),
+        );
         uniforms.push(params);
         pass.setPipeline(scorePipe);
         pass.setBindGroup(0, gpu.bind(scorePipe, [x.q, x.k, scores[h], params]));
@@ -49,7 +57,13 @@ export async function denseAttentionGpu(gpu: GpuContext, x: GpuInputs): Promise<
   }
 }
 
-export async function denseAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function denseAttention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
   if (!device.gpu) return denseAttentionCpu(q, k, v, s);
   return runInHeadChunks(device.gpu, q, k, v, s, denseAttentionGpu);

@@ -5,7 +5,12 @@
 import { ShapeError } from '../errors.js';
 import { asFloat32, tensor, type DType, type HostData, type Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
-import { prepareIndexerQueries, quantizeInt8, type IndexerPrecision, type PreparedIndexer } from '../kernels/dsa-indexer-cpu.js';
+import {
+  prepareIndexerQueries,
+  quantizeInt8,
+  type IndexerPrecision,
+  type PreparedIndexer,
+} from '../kernels/dsa-indexer-cpu.js';
 import { sparseGatherAttentionCpu } from '../kernels/sparse-gather-cpu.js';
 import { selectCpu } from './dsa-select.js';
 import { dsaAttention, DSA_DEFAULT_TOPK } from './dsa.js';
@@ -19,9 +24,16 @@ export class DsaKVCache {
   private readonly indexScales: Float32Array;
   private seen = 0;
 
-  constructor(readonly kvHeads: number, readonly headDim: number, readonly indexDim: number, readonly capacity: number,
-    readonly dtype: DType = 'f32', readonly precision: IndexerPrecision = 'int8') {
-    if (capacity < 1 || kvHeads < 1 || headDim < 1 || indexDim < 1) throw new ShapeError('cache sizes must be at least 1');
+  constructor(
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly indexDim: number,
+    readonly capacity: number,
+    readonly dtype: DType = 'f32',
+    readonly precision: IndexerPrecision = 'int8',
+  ) {
+    if (capacity < 1 || kvHeads < 1 || headDim < 1 || indexDim < 1)
+      throw new ShapeError('cache sizes must be at least 1');
     const n = kvHeads * capacity * headDim;
     this.k = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
     this.v = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
@@ -36,20 +48,37 @@ export class DsaKVCache {
   }
 
   get bytes(): number {
-    return this.k.byteLength + this.v.byteLength + this.indexKeys.byteLength + this.indexInt8.byteLength + this.indexScales.byteLength;
+    return (
+      this.k.byteLength +
+      this.v.byteLength +
+      this.indexKeys.byteLength +
+      this.indexInt8.byteLength +
+      this.indexScales.byteLength
+    );
   }
 
   /** Appends tokens: k and v [Hkv, n, D], index keys [n, D_I]. */
   append(k: Tensor, v: Tensor, indexK: Tensor): void {
-    if (k.shape.length !== 3 || k.shape[0] !== this.kvHeads || k.shape[2] !== this.headDim || v.shape.join() !== k.shape.join()) {
-      throw new ShapeError(`cache of [${this.kvHeads}, *, ${this.headDim}] cannot take k [${k.shape}] and v [${v.shape}]`);
+    if (
+      k.shape.length !== 3 ||
+      k.shape[0] !== this.kvHeads ||
+      k.shape[2] !== this.headDim ||
+      v.shape.join() !== k.shape.join()
+    ) {
+      throw new ShapeError(
+        `cache of [${this.kvHeads}, *, ${this.headDim}] cannot take k [${k.shape}] and v [${v.shape}]`,
+      );
     }
-    if (k.dtype !== this.dtype || v.dtype !== this.dtype) throw new ShapeError(`cache holds ${this.dtype}, got ${k.dtype}`);
+    if (k.dtype !== this.dtype || v.dtype !== this.dtype)
+      throw new ShapeError(`cache holds ${this.dtype}, got ${k.dtype}`);
     const n = k.shape[1];
     if (indexK.shape.length !== 2 || indexK.shape[0] !== n || indexK.shape[1] !== this.indexDim) {
       throw new ShapeError(`index keys must be [${n}, ${this.indexDim}], got [${indexK.shape}]`);
     }
-    if (this.seen + n > this.capacity) throw new ShapeError(`cache of ${this.capacity} tokens is full (${this.seen} held, ${n} more); allocate a larger capacity`);
+    if (this.seen + n > this.capacity)
+      throw new ShapeError(
+        `cache of ${this.capacity} tokens is full (${this.seen} held, ${n} more); allocate a larger capacity`,
+      );
     const D = this.headDim;
     for (let h = 0; h < this.kvHeads; h++) {
       this.k.set(k.data.subarray(h * n * D, (h + 1) * n * D), (h * this.capacity + this.seen) * D);
@@ -70,7 +99,13 @@ export class DsaKVCache {
     const n = this.seen;
     const p = prepareIndexerQueries(indexQ, indexW, this.precision, n);
     if (this.precision === 'float') p.kf = this.indexKeys.subarray(0, n * this.indexDim);
-    else p.k8 = { count: n, dim: this.indexDim, values: this.indexInt8.subarray(0, n * this.indexDim), scales: this.indexScales.subarray(0, n) };
+    else
+      p.k8 = {
+        count: n,
+        dim: this.indexDim,
+        values: this.indexInt8.subarray(0, n * this.indexDim),
+        scales: this.indexScales.subarray(0, n),
+      };
     return p;
   }
 
@@ -78,32 +113,69 @@ export class DsaKVCache {
    * Attention of the last Nq appended tokens (q [Hq, Nq, D], index q [H_I, Nq, D_I], w [Nq, H_I]) over the
    * cache, causal. On the CPU it reads the cache in place; on WebGPU it hands the held tokens to dsaAttention.
    */
-  async attend(device: Device, q: Tensor, indexQ: Tensor, indexW: Tensor, opts: { topk?: number; scale?: number } = {}): Promise<AttentionState> {
+  async attend(
+    device: Device,
+    q: Tensor,
+    indexQ: Tensor,
+    indexW: Tensor,
+    opts: { topk?: number; scale?: number } = {},
+  ): Promise<AttentionState> {
     const n = this.seen;
     const [heads, queries, D] = q.shape;
-    if (q.shape.length !== 3 || D !== this.headDim || heads % this.kvHeads !== 0) throw new ShapeError(`q [${q.shape}] does not fit a cache of [${this.kvHeads}, *, ${this.headDim}]`);
+    if (q.shape.length !== 3 || D !== this.headDim || heads % this.kvHeads !== 0)
+      throw new ShapeError(`q [${q.shape}] does not fit a cache of [${this.kvHeads}, *, ${this.headDim}]`);
     if (queries > n) throw new ShapeError(`${queries} queries but only ${n} cached tokens`);
-    if (indexQ.shape.length !== 3 || indexQ.shape[1] !== queries || indexQ.shape[2] !== this.indexDim || indexW.shape.length !== 2
-      || indexW.shape[0] !== queries || indexW.shape[1] !== indexQ.shape[0]) {
-      throw new ShapeError(`index q must be [H_I, ${queries}, ${this.indexDim}] and w [${queries}, H_I]; got [${indexQ.shape}] and [${indexW.shape}]`);
+    if (
+      indexQ.shape.length !== 3 ||
+      indexQ.shape[1] !== queries ||
+      indexQ.shape[2] !== this.indexDim ||
+      indexW.shape.length !== 2 ||
+      indexW.shape[0] !== queries ||
+      indexW.shape[1] !== indexQ.shape[0]
+    ) {
+      throw new ShapeError(
+        `index q must be [H_I, ${queries}, ${this.indexDim}] and w [${queries}, H_I]; got [${indexQ.shape}] and [${indexW.shape}]`,
+      );
     }
     const topk = opts.topk ?? DSA_DEFAULT_TOPK;
-    const shape = { heads, kvHeads: this.kvHeads, queries, keys: n, headDim: D, causal: true, scale: opts.scale ?? 1 / Math.sqrt(D) };
+    const shape = {
+      heads,
+      kvHeads: this.kvHeads,
+      queries,
+      keys: n,
+      headDim: D,
+      causal: true,
+      scale: opts.scale ?? 1 / Math.sqrt(D),
+    };
     if (!device.gpu) {
       const keys = selectCpu(this.preparedIndexer(indexQ, indexW), { queries, keys: n, causal: true, topk });
       const full = [this.kvHeads, this.capacity, D];
-      return sparseGatherAttentionCpu(q, tensor(full, this.dtype, this.k), tensor(full, this.dtype, this.v), shape, keys, this.capacity);
+      return sparseGatherAttentionCpu(
+        q,
+        tensor(full, this.dtype, this.k),
+        tensor(full, this.dtype, this.v),
+        shape,
+        keys,
+        this.capacity,
+      );
     }
     // WebGPU: upload what is held (DsaGpuKVCache keeps the cache on the device instead).
     const held = (src: HostData) => {
       const out = this.dtype === 'f32' ? new Float32Array(this.kvHeads * n * D) : new Uint16Array(this.kvHeads * n * D);
-      for (let h = 0; h < this.kvHeads; h++) out.set(src.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
+      for (let h = 0; h < this.kvHeads; h++)
+        out.set(src.subarray(h * this.capacity * D, (h * this.capacity + n) * D), h * n * D);
       return tensor([this.kvHeads, n, D], this.dtype, out);
     };
-    const indexK = this.precision === 'float'
-      ? tensor([n, this.indexDim], 'f32', this.indexKeys.slice(0, n * this.indexDim))
-      : dequantized(this.indexInt8, this.indexScales, n, this.indexDim);
-    return dsaAttention(device, q, held(this.k), held(this.v), { index: { q: indexQ, k: indexK, w: indexW }, topk, indexer: this.precision, scale: shape.scale });
+    const indexK =
+      this.precision === 'float'
+        ? tensor([n, this.indexDim], 'f32', this.indexKeys.slice(0, n * this.indexDim))
+        : dequantized(this.indexInt8, this.indexScales, n, this.indexDim);
+    return dsaAttention(device, q, held(this.k), held(this.v), {
+      index: { q: indexQ, k: indexK, w: indexW },
+      topk,
+      indexer: this.precision,
+      scale: shape.scale,
+    });
   }
 }
 

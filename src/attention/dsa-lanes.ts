@@ -3,7 +3,14 @@
 // tokens are split over workgroups so the GPU fills up) and the dispatches (kernel, then merge of splits).
 import { UnsupportedError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
-import { lanesLayout, MERGE_SPLIT_THREADS, sparseLanesParams, sparseLanesWgsl, sparseSplitMergeWgsl, type LanesLayout } from '../kernels/sparse-lanes-wgsl.js';
+import {
+  lanesLayout,
+  MERGE_SPLIT_THREADS,
+  sparseLanesParams,
+  sparseLanesWgsl,
+  sparseSplitMergeWgsl,
+  type LanesLayout,
+} from '../kernels/sparse-lanes-wgsl.js';
 import type { GpuInputs } from './gpu-chunks.js';
 import { scratchBuffer, type Scratch } from './dsa-scratch.js';
 
@@ -58,7 +65,12 @@ export function subgroupMinSize(gpu: GpuContext): Promise<number> {
  * The lanes layout this device runs for (D, G), or undefined (then the tiles kernel runs). Without an
  * explicit lane count, fewer lanes (down to 4) are tried when D or G do not fit 8 (e.g. D = 80).
  */
-export async function chooseLanes(gpu: GpuContext, headDim: number, group: number, lanes?: number): Promise<LanesLayout | undefined> {
+export async function chooseLanes(
+  gpu: GpuContext,
+  headDim: number,
+  group: number,
+  lanes?: number,
+): Promise<LanesLayout | undefined> {
   const min = await subgroupMinSize(gpu);
   for (let l = lanes ?? DEFAULT_LANES; l >= (lanes ?? 4); l /= 2) {
     const layout = min >= l ? lanesLayout(headDim, group, l) : undefined;
@@ -69,24 +81,54 @@ export async function chooseLanes(gpu: GpuContext, headDim: number, group: numbe
 
 /** Splits per (token, KV head): enough workgroups to fill the GPU, at least LANES_MIN_KEYS_PER_SPLIT keys each. */
 export function lanesSplits(queries: number, kvHeads: number, width: number): number {
-  return Math.max(1, Math.min(Math.ceil(LANES_FILL_WORKGROUPS / (queries * kvHeads)), Math.ceil(width / LANES_MIN_KEYS_PER_SPLIT)));
+  return Math.max(
+    1,
+    Math.min(Math.ceil(LANES_FILL_WORKGROUPS / (queries * kvHeads)), Math.ceil(width / LANES_MIN_KEYS_PER_SPLIT)),
+  );
 }
 
-export async function sparseLanesGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number, keyStride: number, layout: LanesLayout, splitsWanted?: number): Promise<void> {
+export async function sparseLanesGpu(
+  gpu: GpuContext,
+  x: GpuInputs,
+  indices: GPUBuffer,
+  width: number,
+  keyStride: number,
+  layout: LanesLayout,
+  splitsWanted?: number,
+): Promise<void> {
   const s = x.shape;
   const group = s.heads / s.kvHeads;
   const splits = Math.max(1, Math.min(splitsWanted ?? lanesSplits(s.queries, s.kvHeads, width), width));
-  if (s.kvHeads * splits > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.kvHeads} KV heads x ${splits} splits exceed this device's dispatch grid`);
-  const pipeline = await gpu.pipeline(`sparse-lanes-${s.headDim}-${group}-${x.dtype}-${layout.lanes}-${layout.subSplits}`, () => sparseLanesWgsl(s.headDim, group, x.dtype, layout));
+  if (s.kvHeads * splits > gpu.maxWorkgroupsPerDim)
+    throw new UnsupportedError(`${s.kvHeads} KV heads x ${splits} splits exceed this device's dispatch grid`);
+  const pipeline = await gpu.pipeline(
+    `sparse-lanes-${s.headDim}-${group}-${x.dtype}-${layout.lanes}-${layout.subSplits}`,
+    () => sparseLanesWgsl(s.headDim, group, x.dtype, layout),
+  );
   const cols = Math.min(s.queries, gpu.maxWorkgroupsPerDim);
   const rows = Math.ceil(s.queries / cols);
-  if (rows > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);
+  if (rows > gpu.maxWorkgroupsPerDim)
+    throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);
   const stateRows = s.heads * s.queries;
-  const params = gpu.uniform(sparseLanesParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim, keyStride, splits, heads: s.heads }));
+  const params = gpu.uniform(
+    sparseLanesParams({
+      queries: s.queries,
+      keys: s.keys,
+      group,
+      causal: s.causal,
+      scale: s.scale,
+      width,
+      headDim: s.headDim,
+      keyStride,
+      splits,
+      heads: s.heads,
+    }),
+  );
   const temps: Scratch[] = [];
   let mparams: GPUBuffer | undefined;
   try {
-    let po = x.o, plse = x.lse;
+    let po = x.o,
+      plse = x.lse;
     if (splits > 1) {
       // Every split writes all its rows (empty ones as -inf), so reused scratch needs no clearing.
       temps.push(await scratchBuffer(gpu, splits * stateRows * s.headDim * 4, 'dsa split o'));

@@ -5,7 +5,13 @@ import { toDType } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { indexRowScores, packInt8, type IndexerPrecision, type PreparedIndexer } from '../kernels/dsa-indexer-cpu.js';
 import { indexerBlockQueries } from '../kernels/dsa-indexer-wgsl.js';
-import { radixSelectRow, sampleStride, TOPK_CANDIDATES, TOPK_MAX_PASSES, TOPK_MAX_PASSES_SAMPLED } from '../kernels/topk-cpu.js';
+import {
+  radixSelectRow,
+  sampleStride,
+  TOPK_CANDIDATES,
+  TOPK_MAX_PASSES,
+  TOPK_MAX_PASSES_SAMPLED,
+} from '../kernels/topk-cpu.js';
 import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
 import { lastVisibleKey as indexLimit } from '../spine/problem.js';
@@ -69,7 +75,14 @@ export async function uploadIndexer(gpu: GpuContext, p: PreparedIndexer, index: 
     await up(toDType(index.k, dtype).data, 'index k');
     await up(p.weights, 'index weights');
   }
-  return { precision: p.precision, dtype, heads: p.heads, dim: p.dim, buffers: owned, release: () => owned.forEach((b) => gpu.release(b)) };
+  return {
+    precision: p.precision,
+    dtype,
+    heads: p.heads,
+    dim: p.dim,
+    buffers: owned,
+    release: () => owned.forEach((b) => gpu.release(b)),
+  };
 }
 
 /**
@@ -83,7 +96,14 @@ export const SELECT_FILL_WORKGROUPS = 2048;
 
 /** Few query blocks (decoding): the keys are split over workgroups so that the GPU fills up. */
 export function selectSplits(gpu: GpuContext, s: SelectShape, blocks: number): number {
-  return Math.max(1, Math.min(Math.ceil(s.keys / (TOPK_THREADS * SELECT_KEYS_PER_THREAD)), Math.ceil(SELECT_FILL_WORKGROUPS / blocks), gpu.maxWorkgroupsPerDim));
+  return Math.max(
+    1,
+    Math.min(
+      Math.ceil(s.keys / (TOPK_THREADS * SELECT_KEYS_PER_THREAD)),
+      Math.ceil(SELECT_FILL_WORKGROUPS / blocks),
+      gpu.maxWorkgroupsPerDim,
+    ),
+  );
 }
 
 export interface SelectOptions {
@@ -96,15 +116,26 @@ export interface SelectOptions {
 function passPipeline(gpu: GpuContext, ix: GpuIndexer, opts: SelectOptions): Promise<GPUComputePipeline> {
   const aggregate = (opts.aggregate ?? false) && gpu.features.subgroups;
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
-  return gpu.pipeline(`dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}${aggregate ? '-aggregate' : ''}`, () => topkPassWgsl(shape, aggregate));
+  return gpu.pipeline(
+    `dsa-topk-pass-${ix.precision}-${ix.dtype}-${ix.heads}-${ix.dim}${aggregate ? '-aggregate' : ''}`,
+    () => topkPassWgsl(shape, aggregate),
+  );
 }
 
-export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape, opts: SelectOptions = {}): Promise<{ indices: GPUBuffer; width: number }> {
+export async function selectGpu(
+  gpu: GpuContext,
+  ix: GpuIndexer,
+  s: SelectShape,
+  opts: SelectOptions = {},
+): Promise<{ indices: GPUBuffer; width: number }> {
   const width = selectionWidth(s);
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   const bq = indexerBlockQueries(shape);
   const blocks = Math.ceil(s.queries / bq);
-  if (blocks > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens need ${blocks} indexer workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`);
+  if (blocks > gpu.maxWorkgroupsPerDim)
+    throw new UnsupportedError(
+      `${s.queries} query tokens need ${blocks} indexer workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`,
+    );
   const splits = selectSplits(gpu, s, blocks);
   const pass = await passPipeline(gpu, ix, opts);
   const decide = await gpu.pipeline('dsa-topk-decide', topkDecideWgsl);
@@ -112,20 +143,28 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
   const temps: GPUBuffer[] = [];
   const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
   try {
-    for (const [words, label] of [[STATE_WORDS, 'state'], [2, 'counters'], [256, 'histogram'], [2 * TOPK_CANDIDATES, 'candidates']] as const) {
+    for (const [words, label] of [
+      [STATE_WORDS, 'state'],
+      [2, 'counters'],
+      [256, 'histogram'],
+      [2 * TOPK_CANDIDATES, 'candidates'],
+    ] as const) {
       const t = await scratchBuffer(gpu, s.queries * words * 4, `dsa select ${label}`);
       scratch.push(t);
       temps.push(t.buffer);
       // State mode 0 = init and an empty histogram to start (a finished run leaves the histogram empty;
       // zeroed anyway); counters are set by init, candidates written before they are read.
-      if (!t.fresh && (label === 'state' || label === 'histogram')) gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
+      if (!t.fresh && (label === 'state' || label === 'histogram'))
+        gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
     }
     // Plain radix passes are the default: on the H100 (docs/BENCHMARKS.md) plain atomics without the
     // sample pass were fastest at every length (128K: 524 ms, sampled 544, aggregated 679). Both
     // options stay for devices where atomics contend more; they select the same keys.
     const sampled = opts.sample ?? false;
     const stride = sampled ? sampleStride(width) : 0;
-    const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits, stride }));
+    const params = gpu.uniform(
+      topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits, stride }),
+    );
     const sel = [...temps, indices];
     const passGroup = gpu.bind(pass, [params, ...ix.buffers, ...sel]);
     const decideGroup = gpu.bind(decide, [params, ...sel]);
@@ -134,7 +173,10 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
       const runDecide = () => {
         enc.setPipeline(decide);
         enc.setBindGroup(0, decideGroup);
-        enc.dispatchWorkgroups(Math.min(decideGroups, gpu.maxWorkgroupsPerDim), Math.ceil(decideGroups / gpu.maxWorkgroupsPerDim));
+        enc.dispatchWorkgroups(
+          Math.min(decideGroups, gpu.maxWorkgroupsPerDim),
+          Math.ceil(decideGroups / gpu.maxWorkgroupsPerDim),
+        );
       };
       runDecide();
       for (let i = 0; i < (stride ? TOPK_MAX_PASSES_SAMPLED : TOPK_MAX_PASSES); i++) {
@@ -155,7 +197,11 @@ export async function selectGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape,
 }
 
 /** Reads a selection back (tests, the CLI's checks). */
-export async function readSelection(gpu: GpuContext, sel: { indices: GPUBuffer; width: number }, s: SelectShape): Promise<GatheredKeys> {
+export async function readSelection(
+  gpu: GpuContext,
+  sel: { indices: GPUBuffer; width: number },
+  s: SelectShape,
+): Promise<GatheredKeys> {
   const indices = new Int32Array(await gpu.read(sel.indices, s.queries * sel.width * 4));
   return { indices, width: sel.width, count: countFn(s, sel.width) };
 }
@@ -164,7 +210,12 @@ export async function readSelection(gpu: GpuContext, sel: { indices: GPUBuffer; 
  * One scoring pass of the select kernel with every token histogramming its first digit: the indexer's own
  * cost (all Nq x visible scores computed once, nothing written but 256 bins per token). For benchmarks.
  */
-export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectShape, opts: SelectOptions = {}): Promise<{ run: () => Promise<void>; release: () => void }> {
+export async function scoreOnceGpu(
+  gpu: GpuContext,
+  ix: GpuIndexer,
+  s: SelectShape,
+  opts: SelectOptions = {},
+): Promise<{ run: () => Promise<void>; release: () => void }> {
   const width = selectionWidth(s);
   const shape = { precision: ix.precision, dtype: ix.dtype, heads: ix.heads, dim: ix.dim };
   const blocks = Math.ceil(s.queries / indexerBlockQueries(shape));
@@ -172,8 +223,13 @@ export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectSha
   const pass = await passPipeline(gpu, ix, opts);
   const state = new Uint32Array(s.queries * STATE_WORDS);
   for (let t = 0; t < s.queries; t++) state[t * STATE_WORDS] = 1; // refine, empty prefix
-  const bufs = [await gpu.upload(state, 'state'), await gpu.createBuffer(s.queries * 8, 'counters'), await gpu.createBuffer(s.queries * 1024, 'histogram'),
-    await gpu.createBuffer(16, 'candidates'), await gpu.createBuffer(16, 'indices')];
+  const bufs = [
+    await gpu.upload(state, 'state'),
+    await gpu.createBuffer(s.queries * 8, 'counters'),
+    await gpu.createBuffer(s.queries * 1024, 'histogram'),
+    await gpu.createBuffer(16, 'candidates'),
+    await gpu.createBuffer(16, 'indices'),
+  ];
   const params = gpu.uniform(topkParams({ queries: s.queries, keys: s.keys, causal: s.causal, width, splits }));
   const group = gpu.bind(pass, [params, ...ix.buffers, ...bufs]);
   const run = async () => {
@@ -184,5 +240,11 @@ export async function scoreOnceGpu(gpu: GpuContext, ix: GpuIndexer, s: SelectSha
     });
     await gpu.idle();
   };
-  return { run, release: () => { bufs.forEach((b) => gpu.release(b)); params.destroy(); } };
+  return {
+    run,
+    release: () => {
+      bufs.forEach((b) => gpu.release(b));
+      params.destroy();
+    },
+  };
 }

@@ -40,19 +40,28 @@ export function dsaOptionsFromSpec(spec: MethodSpec): Pick<DsaOptions, 'topk' | 
 }
 
 /** Checks the indexer inputs against Nq and Nk; returns H_I and D_I. */
-export function indexerShape(index: IndexerInputs | undefined, queries: number, keys: number): { heads: number; dim: number } {
+export function indexerShape(
+  index: IndexerInputs | undefined,
+  queries: number,
+  keys: number,
+): { heads: number; dim: number } {
   if (!index || !index.q || !index.k || !index.w) {
-    throw new InputError('dsa needs the indexer inputs: index = { q [H_I, Nq, D_I], k [Nk, D_I], w [Nq, H_I] } (attend: --index-q, --index-k, --index-w)');
+    throw new InputError(
+      'dsa needs the indexer inputs: index = { q [H_I, Nq, D_I], k [Nk, D_I], w [Nq, H_I] } (attend: --index-q, --index-k, --index-w)',
+    );
   }
   const { q, k, w } = index;
   if (q.shape.length !== 3 || k.shape.length !== 2 || w.shape.length !== 2) {
-    throw new ShapeError(`indexer inputs must be q [H_I, Nq, D_I], k [Nk, D_I], w [Nq, H_I]; got q [${q.shape}], k [${k.shape}], w [${w.shape}]`);
+    throw new ShapeError(
+      `indexer inputs must be q [H_I, Nq, D_I], k [Nk, D_I], w [Nq, H_I]; got q [${q.shape}], k [${k.shape}], w [${w.shape}]`,
+    );
   }
   const [heads, nq, dim] = q.shape;
   if (nq !== queries) throw new ShapeError(`index q has ${nq} tokens but attention has ${queries} queries`);
   if (k.shape[0] !== keys) throw new ShapeError(`index k has ${k.shape[0]} tokens but attention has ${keys} keys`);
   if (k.shape[1] !== dim) throw new ShapeError(`index q dim ${dim} differs from index k dim ${k.shape[1]}`);
-  if (w.shape[0] !== queries || w.shape[1] !== heads) throw new ShapeError(`index w must be [Nq, H_I] = [${queries}, ${heads}], got [${w.shape}]`);
+  if (w.shape[0] !== queries || w.shape[1] !== heads)
+    throw new ShapeError(`index w must be [Nq, H_I] = [${queries}, ${heads}], got [${w.shape}]`);
   if (heads < 1 || dim < 1) throw new ShapeError('indexer heads and dim must be at least 1');
   return { heads, dim };
 }
@@ -63,20 +72,44 @@ export function indexerShape(index: IndexerInputs | undefined, queries: number, 
  * Variant auto (default): the register-resident lanes kernel with split-KV (dsa-lanes.ts) where the
  * device's subgroups are wide enough, else the workgroup-memory tiles kernel.
  */
-export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GPUBuffer, width: number, keyStride = x.shape.keys, opts: SparseOptions = {}): Promise<void> {
+export async function sparseGatherGpu(
+  gpu: GpuContext,
+  x: GpuInputs,
+  indices: GPUBuffer,
+  width: number,
+  keyStride = x.shape.keys,
+  opts: SparseOptions = {},
+): Promise<void> {
   const s = x.shape;
   const group = s.heads / s.kvHeads;
   const variant = opts.variant ?? 'auto';
   if (variant !== 'tiles') {
     const layout = await chooseLanes(gpu, s.headDim, group, opts.lanes);
     if (layout) return sparseLanesGpu(gpu, x, indices, width, keyStride, layout, opts.splits);
-    if (variant === 'lanes') throw new UnsupportedError(`the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`);
+    if (variant === 'lanes')
+      throw new UnsupportedError(
+        `the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`,
+      );
   }
-  const pipeline = await gpu.pipeline(`sparse-gather-${s.headDim}-${group}-${x.dtype}`, () => sparseGatherWgsl(s.headDim, group, x.dtype));
-  const params = gpu.uniform(sparseGatherParams({ queries: s.queries, keys: s.keys, group, causal: s.causal, scale: s.scale, width, headDim: s.headDim, keyStride }));
+  const pipeline = await gpu.pipeline(`sparse-gather-${s.headDim}-${group}-${x.dtype}`, () =>
+    sparseGatherWgsl(s.headDim, group, x.dtype),
+  );
+  const params = gpu.uniform(
+    sparseGatherParams({
+      queries: s.queries,
+      keys: s.keys,
+      group,
+      causal: s.causal,
+      scale: s.scale,
+      width,
+      headDim: s.headDim,
+      keyStride,
+    }),
+  );
   const cols = Math.min(s.queries, gpu.maxWorkgroupsPerDim);
   const rows = Math.ceil(s.queries / cols);
-  if (rows > gpu.maxWorkgroupsPerDim) throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);
+  if (rows > gpu.maxWorkgroupsPerDim)
+    throw new UnsupportedError(`${s.queries} query tokens exceed this device's dispatch grid`);
   const bound = gpu.bind(pipeline, [x.q, x.k, x.v, x.o, x.lse, indices, params]);
   await gpu.run('dsa sparse attention', (pass) => {
     pass.setPipeline(pipeline);
@@ -86,7 +119,13 @@ export async function sparseGatherGpu(gpu: GpuContext, x: GpuInputs, indices: GP
   params.destroy();
 }
 
-export async function dsaAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, opts: DsaOptions = {}): Promise<AttentionState> {
+export async function dsaAttention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: DsaOptions = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
   indexerShape(opts.index, s.queries, s.keys);
   const topk = opts.topk ?? DSA_DEFAULT_TOPK;
@@ -108,7 +147,12 @@ export async function dsaAttention(device: Device, q: Tensor, k: Tensor, v: Tens
 }
 
 /** The keys DSA picks for each query token: [Nq, width] indices, on the CPU or (read back from) the GPU. */
-export async function dsaSelect(device: Device, index: IndexerInputs, shape: SelectShape, precision: IndexerPrecision = 'int8'): Promise<GatheredKeys> {
+export async function dsaSelect(
+  device: Device,
+  index: IndexerInputs,
+  shape: SelectShape,
+  precision: IndexerPrecision = 'int8',
+): Promise<GatheredKeys> {
   indexerShape(index, shape.queries, shape.keys);
   const prepared = prepareIndexer(index, precision);
   if (!device.gpu) return selectCpu(prepared, shape);
@@ -126,9 +170,19 @@ export async function dsaSelect(device: Device, index: IndexerInputs, shape: Sel
 }
 
 /** Exact attention over given key lists (from dsaSelect, or a trained indexer elsewhere). */
-export async function attendSelected(device: Device, q: Tensor, k: Tensor, v: Tensor, keys: GatheredKeys, opts: AttentionOptions & { sparse?: SparseOptions } = {}): Promise<AttentionState> {
+export async function attendSelected(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  keys: GatheredKeys,
+  opts: AttentionOptions & { sparse?: SparseOptions } = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
-  if (keys.indices.length !== s.queries * keys.width) throw new ShapeError(`key lists of ${keys.indices.length} entries do not fit ${s.queries} queries x width ${keys.width}`);
+  if (keys.indices.length !== s.queries * keys.width)
+    throw new ShapeError(
+      `key lists of ${keys.indices.length} entries do not fit ${s.queries} queries x width ${keys.width}`,
+    );
   for (let t = 0; t < s.queries; t++) {
     for (let e = 0; e < keys.count(t); e++) {
       const j = keys.indices[t * keys.width + e];
@@ -139,7 +193,9 @@ export async function attendSelected(device: Device, q: Tensor, k: Tensor, v: Te
   const gpu = device.gpu;
   const indices = await gpu.upload(keys.indices, 'dsa indices');
   try {
-    return await runInHeadChunks(gpu, q, k, v, s, (g, x) => sparseGatherGpu(g, x, indices, keys.width, s.keys, opts.sparse));
+    return await runInHeadChunks(gpu, q, k, v, s, (g, x) =>
+      sparseGatherGpu(g, x, indices, keys.width, s.keys, opts.sparse),
+    );
   } finally {
     gpu.release(indices);
   }

@@ -23,14 +23,20 @@ export type GpuKernel = (gpu: GpuContext, x: GpuInputs) => Promise<void>;
 /** Bytes that one key/value head brings into the largest single binding, with its query heads. */
 export function bytesPerKvHead(s: AttentionShape, elemBytes: number): number {
   const group = s.heads / s.kvHeads;
-  return Math.max(group * s.queries * s.headDim * 4, s.keys * s.headDim * elemBytes, group * s.queries * s.headDim * elemBytes);
+  return Math.max(
+    group * s.queries * s.headDim * 4,
+    s.keys * s.headDim * elemBytes,
+    group * s.queries * s.headDim * elemBytes,
+  );
 }
 
 export function kvHeadsPerChunk(s: AttentionShape, elemBytes: number, maxBindingBytes: number): number {
   const per = bytesPerKvHead(s, elemBytes);
   const n = Math.floor(maxBindingBytes / per);
   if (n < 1) {
-    throw new UnsupportedError(`one key/value head needs ${per} bytes in one binding, more than this device's ${maxBindingBytes}; shorten the sequence or use the CPU backend`);
+    throw new UnsupportedError(
+      `one key/value head needs ${per} bytes in one binding, more than this device's ${maxBindingBytes}; shorten the sequence or use the CPU backend`,
+    );
   }
   return Math.min(n, s.kvHeads);
 }
@@ -42,8 +48,15 @@ function slice(t: Tensor, from: number, to: number): Tensor {
 
 /** Runs `kernel` over every head chunk and returns the whole state. Inputs are converted to f32 if the device lacks f16.
  * maxBindingBytes can be lowered (tests do) to force chunking. */
-export async function runInHeadChunks(gpu: GpuContext, q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, kernel: GpuKernel,
-  maxBindingBytes = gpu.maxBindingBytes): Promise<AttentionState> {
+export async function runInHeadChunks(
+  gpu: GpuContext,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  s: AttentionShape,
+  kernel: GpuKernel,
+  maxBindingBytes = gpu.maxBindingBytes,
+): Promise<AttentionState> {
   const dtype = q.dtype === 'f16' && !gpu.features.f16 ? 'f32' : q.dtype;
   [q, k, v] = [toDType(q, dtype), toDType(k, dtype), toDType(v, dtype)];
   const group = s.heads / s.kvHeads;

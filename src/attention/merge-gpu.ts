@@ -12,7 +12,8 @@ export interface GpuState {
 }
 
 export async function mergeStatesGpu(gpu: GpuContext, a: GpuState, b: GpuState): Promise<void> {
-  if (a.rows !== b.rows || a.headDim !== b.headDim) throw new ShapeError(`cannot merge states of ${a.rows}x${a.headDim} and ${b.rows}x${b.headDim}`);
+  if (a.rows !== b.rows || a.headDim !== b.headDim)
+    throw new ShapeError(`cannot merge states of ${a.rows}x${a.headDim} and ${b.rows}x${b.headDim}`);
   const pipeline = await gpu.pipeline('merge-states', mergeStatesWgsl);
   const params = gpu.uniform(new Uint32Array([a.rows, a.headDim, 0, 0]).buffer);
   const groups = Math.ceil(a.rows / MERGE_THREADS);

@@ -24,7 +24,13 @@ export function ringShards(keys: number, hosts: number): TokenRange[] {
 }
 
 /** Query rows a host keeps: those at its shard's positions (causal), or an even split (not causal). */
-export function ringQueryRows(queries: number, keys: number, hosts: number, host: number, isCausal: boolean): TokenRange {
+export function ringQueryRows(
+  queries: number,
+  keys: number,
+  hosts: number,
+  host: number,
+  isCausal: boolean,
+): TokenRange {
   return isCausal ? rowsAt(queries, keys, ringShards(keys, hosts)[host]) : splitEvenly(queries, hosts)[host];
 }
 
@@ -37,25 +43,44 @@ export function ringShardAt(host: number, step: number, hosts: number): number {
  * One ring step on one host: its queries (positions ending at `queryEnd`, the end of its own shard)
  * over one KV shard at positions [shard[0], shard[1]). Returns undefined when causality hides the shard.
  */
-export async function ringStep(device: Device, q: Tensor, queryEnd: number, k: Tensor, v: Tensor, shard: TokenRange, opts: AttentionOptions = {}): Promise<AttentionState | undefined> {
+export async function ringStep(
+  device: Device,
+  q: Tensor,
+  queryEnd: number,
+  k: Tensor,
+  v: Tensor,
+  shard: TokenRange,
+  opts: AttentionOptions = {},
+): Promise<AttentionState | undefined> {
   const rows = q.shape[1];
   if (rows === 0 || shard[1] === shard[0]) return undefined;
   const isCausal = opts.causal ?? true;
   const queryStart = queryEnd - rows;
   if (isCausal && shard[0] >= queryEnd) return undefined;
   if (!isCausal || shard[1] <= queryStart) return flashAttention(device, q, k, v, { scale: opts.scale, causal: false });
-  if (shard[1] !== queryEnd) throw new ShapeError(`ring: a partly visible shard [${shard}] must be the host's own (ending at ${queryEnd})`);
+  if (shard[1] !== queryEnd)
+    throw new ShapeError(`ring: a partly visible shard [${shard}] must be the host's own (ending at ${queryEnd})`);
   return flashAttention(device, q, k, v, { scale: opts.scale, causal: true });
 }
 
 /** Folds one step's state into a host's running state (steps in ring order). */
-export function ringAccumulate(acc: AttentionState | undefined, step: AttentionState | undefined): AttentionState | undefined {
+export function ringAccumulate(
+  acc: AttentionState | undefined,
+  step: AttentionState | undefined,
+): AttentionState | undefined {
   if (!step) return acc;
   return acc ? mergeStates(acc, step) : step;
 }
 
 /** `ring:hosts=H` in one process: every host's steps in ring order, exactly as the hosts run them. */
-export async function ringAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function ringAttention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  method: MethodSpec | string,
+  opts: AttentionOptions = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
   const hosts = ringHosts(method);
   const shards = ringShards(s.keys, hosts);

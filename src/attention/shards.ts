@@ -11,16 +11,21 @@ export type TokenRange = readonly [number, number];
 /** Splits `count` units into `parts` contiguous ranges whose sizes differ by at most one unit. */
 export function splitEvenly(count: number, parts: number): TokenRange[] {
   if (!Number.isInteger(parts) || parts < 1) throw new ShapeError(`cannot split into ${parts} parts`);
-  return Array.from({ length: parts }, (_, h) => [Math.floor((h * count) / parts), Math.floor(((h + 1) * count) / parts)] as const);
+  return Array.from(
+    { length: parts },
+    (_, h) => [Math.floor((h * count) / parts), Math.floor(((h + 1) * count) / parts)] as const,
+  );
 }
 
 /** Tokens [start, end) of a [heads, tokens, dim] tensor (a copy, so it can travel on its own). */
 export function sliceTokens(t: Tensor, start: number, end: number): Tensor {
   const [heads, tokens, dim] = t.shape;
-  if (start < 0 || end > tokens || start > end) throw new ShapeError(`token range [${start}, ${end}) outside [0, ${tokens})`);
+  if (start < 0 || end > tokens || start > end)
+    throw new ShapeError(`token range [${start}, ${end}) outside [0, ${tokens})`);
   const n = end - start;
   const out = tensor([heads, n, dim], t.dtype);
-  for (let h = 0; h < heads; h++) out.data.set(t.data.subarray((h * tokens + start) * dim, (h * tokens + end) * dim), h * n * dim);
+  for (let h = 0; h < heads; h++)
+    out.data.set(t.data.subarray((h * tokens + start) * dim, (h * tokens + end) * dim), h * n * dim);
   return out;
 }
 
@@ -31,7 +36,8 @@ export function concatTokens(parts: Tensor[]): Tensor {
   const total = parts.reduce((a, t) => a + t.shape[1], 0);
   const out = tensor([heads, total, dim], parts[0].dtype);
   for (const t of parts) {
-    if (t.shape[0] !== heads || t.shape[2] !== dim || t.dtype !== parts[0].dtype) throw new ShapeError(`cannot concatenate [${t.shape}] ${t.dtype} with [${parts[0].shape}] ${parts[0].dtype}`);
+    if (t.shape[0] !== heads || t.shape[2] !== dim || t.dtype !== parts[0].dtype)
+      throw new ShapeError(`cannot concatenate [${t.shape}] ${t.dtype} with [${parts[0].shape}] ${parts[0].dtype}`);
   }
   for (let h = 0; h < heads; h++) {
     let at = 0;
@@ -47,7 +53,9 @@ export function concatTokens(parts: Tensor[]): Tensor {
 /** Writes `part` (state of `part.queries` rows) into `into` starting at query row `row`. */
 export function placeState(into: AttentionState, part: AttentionState, row: number): void {
   if (part.heads !== into.heads || part.headDim !== into.headDim || row + part.queries > into.queries) {
-    throw new ShapeError(`state [${part.heads},${part.queries},${part.headDim}] does not fit at row ${row} of [${into.heads},${into.queries},${into.headDim}]`);
+    throw new ShapeError(
+      `state [${part.heads},${part.queries},${part.headDim}] does not fit at row ${row} of [${into.heads},${into.queries},${into.headDim}]`,
+    );
   }
   const D = into.headDim;
   for (let h = 0; h < into.heads; h++) {

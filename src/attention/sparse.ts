@@ -45,7 +45,11 @@ export function uniformSchedule(method: MethodSpec | string): LayerSchedule {
  * on the others. ModernBERT's encoder window is W wide around the query; for a decoder it is causal,
  * the W keys before the query.
  */
-export function hybridSchedule(every: number, window: number, global: MethodSpec = { name: 'flash', params: {} }): LayerSchedule {
+export function hybridSchedule(
+  every: number,
+  window: number,
+  global: MethodSpec = { name: 'flash', params: {} },
+): LayerSchedule {
   if (every < 1) throw new SpecError(`hybrid: every must be at least 1, got ${every}`);
   const local: MethodSpec = { name: 'window', params: { left: String(window) } };
   return {

@@ -39,7 +39,8 @@ export function parseMethodSpec(text: string): MethodSpec {
       const eq = part.indexOf('=');
       if (eq <= 0) throw new SpecError(`'${part}' in '${text}' is not key=value`);
       const key = part.slice(0, eq).trim();
-      if (!keys.includes(key)) throw new SpecError(`method '${name}' has no key '${key}'${keys.length ? `; keys: ${keys.join(', ')}` : ''}`);
+      if (!keys.includes(key))
+        throw new SpecError(`method '${name}' has no key '${key}'${keys.length ? `; keys: ${keys.join(', ')}` : ''}`);
       if (key in params) throw new SpecError(`key '${key}' given twice in '${text}'`);
       params[key] = part.slice(eq + 1).trim();
     }
@@ -60,13 +61,15 @@ export function intParam(spec: MethodSpec, key: string, fallback?: number): numb
     return fallback;
   }
   const n = Number(raw);
-  if (!Number.isInteger(n) || n < 0) throw new SpecError(`${spec.name}: ${key} must be a non-negative integer, got '${raw}'`);
+  if (!Number.isInteger(n) || n < 0)
+    throw new SpecError(`${spec.name}: ${key} must be a non-negative integer, got '${raw}'`);
   return n;
 }
 
 export function choiceParam<T extends string>(spec: MethodSpec, key: string, choices: readonly T[], fallback: T): T {
   const raw = spec.params[key];
   if (raw === undefined) return fallback;
-  if (!(choices as readonly string[]).includes(raw)) throw new SpecError(`${spec.name}: ${key} must be one of ${choices.join(', ')}, got '${raw}'`);
+  if (!(choices as readonly string[]).includes(raw))
+    throw new SpecError(`${spec.name}: ${key} must be one of ${choices.join(', ')}, got '${raw}'`);
   return raw as T;
 }

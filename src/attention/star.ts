@@ -31,7 +31,8 @@ export function starParams(method: MethodSpec | string): StarParams {
   const query = intParam(spec, 'query', 0);
   const hosts = intParam(spec, 'hosts', 1);
   if (block < 1) throw new SpecError('star: block must be at least 1');
-  if (anchor > block) throw new SpecError(`star: anchor (${anchor}) must not exceed block (${block}): the anchor is a prefix of block 0`);
+  if (anchor > block)
+    throw new SpecError(`star: anchor (${anchor}) must not exceed block (${block}): the anchor is a prefix of block 0`);
   if (hosts < 1) throw new SpecError('star: hosts must be at least 1');
   return { block, anchor, query, hosts };
 }
@@ -51,7 +52,9 @@ export function starLayout(p: StarParams, keys: number): StarLayout {
   if (p.query > keys) throw new ShapeError(`star: query (${p.query}) exceeds the ${keys} keys`);
   const context = keys - p.query;
   const blocks = Math.ceil(context / p.block);
-  const hosts = splitEvenly(blocks, p.hosts).map(([b0, b1]) => [Math.min(context, b0 * p.block), Math.min(context, b1 * p.block)] as const);
+  const hosts = splitEvenly(blocks, p.hosts).map(
+    ([b0, b1]) => [Math.min(context, b0 * p.block), Math.min(context, b1 * p.block)] as const,
+  );
   return { keys, context, hosts, query: [context, keys] };
 }
 
@@ -68,7 +71,14 @@ export interface StarHostInputs {
   anchorV?: Tensor;
 }
 
-export function starHostInputs(q: Tensor, k: Tensor, v: Tensor, p: StarParams, layout: StarLayout, host: number): StarHostInputs {
+export function starHostInputs(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  p: StarParams,
+  layout: StarLayout,
+  host: number,
+): StarHostInputs {
   const [start, end] = layout.hosts[host];
   const [r0, r1] = rowsAt(q.shape[1], k.shape[1], [start, end]);
   const withAnchor = start > 0 && p.anchor > 0;
@@ -87,7 +97,12 @@ export function starHostInputs(q: Tensor, k: Tensor, v: Tensor, p: StarParams, l
  * One flash call with a block mask over the host's local keys [anchor; own tokens]: causal, and either
  * an anchor key or a key of the query's own block (documents = block ids). The anchor's KV is not kept.
  */
-export async function starPhase1(device: Device, x: StarHostInputs, p: Pick<StarParams, 'block' | 'anchor'>, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function starPhase1(
+  device: Device,
+  x: StarHostInputs,
+  p: Pick<StarParams, 'block' | 'anchor'>,
+  opts: AttentionOptions = {},
+): Promise<AttentionState> {
   const [heads, rows, dim] = x.q.shape;
   const tokens = x.k.shape[1];
   if (rows === 0 || tokens === 0) return emptyState(heads, rows, dim);
@@ -103,7 +118,14 @@ export async function starPhase1(device: Device, x: StarHostInputs, p: Pick<Star
 
 /** Phase 2 on one host: the query tokens over this host's KV (all before them), or, on the query host,
  * over the query tokens' own KV (causal). */
-export async function starPhase2(device: Device, qQuery: Tensor, k: Tensor, v: Tensor, ownQueryKv: boolean, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function starPhase2(
+  device: Device,
+  qQuery: Tensor,
+  k: Tensor,
+  v: Tensor,
+  ownQueryKv: boolean,
+  opts: AttentionOptions = {},
+): Promise<AttentionState> {
   const [heads, rows, dim] = qQuery.shape;
   if (rows === 0 || k.shape[1] === 0) return emptyState(heads, rows, dim);
   return flashAttention(device, qQuery, k, v, { scale: opts.scale, causal: ownQueryKv });
@@ -116,9 +138,17 @@ export function mergeStarQuery(hostStates: AttentionState[], own: AttentionState
 }
 
 /** `star:block=B,anchor=A,query=Q[,hosts=H]` in one process: the hosts' work, one after another. */
-export async function starAttention(device: Device, q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, opts: AttentionOptions = {}): Promise<AttentionState> {
+export async function starAttention(
+  device: Device,
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  method: MethodSpec | string,
+  opts: AttentionOptions = {},
+): Promise<AttentionState> {
   const s = attentionShape(q, k, v, opts);
-  if (!s.causal) throw new UnsupportedError('star attention is causal (a decoder\'s context encoding); drop --no-causal');
+  if (!s.causal)
+    throw new UnsupportedError("star attention is causal (a decoder's context encoding); drop --no-causal");
   const p = starParams(method);
   const layout = starLayout(p, s.keys);
   const out = emptyState(s.heads, s.queries, s.headDim);

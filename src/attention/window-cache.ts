@@ -13,7 +13,13 @@ export class WindowKVCache {
   private readonly slotPositions: Int32Array;
   private seen = 0;
 
-  constructor(readonly kvHeads: number, readonly headDim: number, readonly window: number, readonly sinks = 0, readonly dtype: DType = 'f32') {
+  constructor(
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly window: number,
+    readonly sinks = 0,
+    readonly dtype: DType = 'f32',
+  ) {
     if (window < 0 || sinks < 0) throw new ShapeError('window and sinks must be non-negative');
     this.capacity = sinks + window + 1;
     const n = kvHeads * this.capacity * headDim;
@@ -38,10 +44,18 @@ export class WindowKVCache {
 
   /** Appends tokens from k and v of shape [kvHeads, n, headDim] (prefill or one decode step). */
   append(k: Tensor, v: Tensor): void {
-    if (k.shape.length !== 3 || k.shape[0] !== this.kvHeads || k.shape[2] !== this.headDim || v.shape.join() !== k.shape.join()) {
-      throw new ShapeError(`cache of [${this.kvHeads}, *, ${this.headDim}] cannot take k [${k.shape}] and v [${v.shape}]`);
+    if (
+      k.shape.length !== 3 ||
+      k.shape[0] !== this.kvHeads ||
+      k.shape[2] !== this.headDim ||
+      v.shape.join() !== k.shape.join()
+    ) {
+      throw new ShapeError(
+        `cache of [${this.kvHeads}, *, ${this.headDim}] cannot take k [${k.shape}] and v [${v.shape}]`,
+      );
     }
-    if (k.dtype !== this.dtype || v.dtype !== this.dtype) throw new ShapeError(`cache holds ${this.dtype}, got ${k.dtype}`);
+    if (k.dtype !== this.dtype || v.dtype !== this.dtype)
+      throw new ShapeError(`cache holds ${this.dtype}, got ${k.dtype}`);
     const n = k.shape[1];
     const D = this.headDim;
     for (let t = 0; t < n; t++) {
@@ -61,14 +75,29 @@ export class WindowKVCache {
   view(): { k: Tensor; v: Tensor; positions: Int32Array } {
     const n = this.cached;
     if (n === this.capacity) {
-      return { k: tensor([this.kvHeads, n, this.headDim], this.dtype, this.k), v: tensor([this.kvHeads, n, this.headDim], this.dtype, this.v), positions: this.slotPositions };
+      return {
+        k: tensor([this.kvHeads, n, this.headDim], this.dtype, this.k),
+        v: tensor([this.kvHeads, n, this.headDim], this.dtype, this.v),
+        positions: this.slotPositions,
+      };
     }
     // Not yet full: slots 0..n-1 of each head are contiguous only per head, so gather them.
     const pick = (src: HostData) => {
-      const out = this.dtype === 'f32' ? new Float32Array(this.kvHeads * n * this.headDim) : new Uint16Array(this.kvHeads * n * this.headDim);
-      for (let h = 0; h < this.kvHeads; h++) out.set(src.subarray(h * this.capacity * this.headDim, (h * this.capacity + n) * this.headDim), h * n * this.headDim);
+      const out =
+        this.dtype === 'f32'
+          ? new Float32Array(this.kvHeads * n * this.headDim)
+          : new Uint16Array(this.kvHeads * n * this.headDim);
+      for (let h = 0; h < this.kvHeads; h++)
+        out.set(
+          src.subarray(h * this.capacity * this.headDim, (h * this.capacity + n) * this.headDim),
+          h * n * this.headDim,
+        );
       return out;
     };
-    return { k: tensor([this.kvHeads, n, this.headDim], this.dtype, pick(this.k)), v: tensor([this.kvHeads, n, this.headDim], this.dtype, pick(this.v)), positions: this.slotPositions.slice(0, n) };
+    return {
+      k: tensor([this.kvHeads, n, this.headDim], this.dtype, pick(this.k)),
+      v: tensor([this.kvHeads, n, this.headDim], this.dtype, pick(this.v)),
+      positions: this.slotPositions.slice(0, n),
+    };
   }
 }

@@ -2,9 +2,24 @@
 // TFLOP/s, and the peak device memory of the call (inputs, outputs and temporaries, as PyTorch's
 // max_memory_allocated counts them). WebGPU inputs are generated on the device and stay there.
 import { denseAttentionGpu } from '../attention/dense.js';
-import { flashAttentionGpu, chooseFlashVariant, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
+import {
+  flashAttentionGpu,
+  chooseFlashVariant,
+  prepareBlockMask,
+  type FlashVariant,
+  type GpuBlockMask,
+} from '../attention/flash.js';
 import { buildBlockMask } from '../spine/block-mask.js';
-import { chooseCcaVariant, ccaAttendedPairs, ccaAttentionGpu, ccaCacheBytes, ccaParamsFromSpec, ccaPrefillCpu, ccaPrefillPlan, type CcaGpuPlan } from '../attention/cca.js';
+import {
+  chooseCcaVariant,
+  ccaAttendedPairs,
+  ccaAttentionGpu,
+  ccaCacheBytes,
+  ccaParamsFromSpec,
+  ccaPrefillCpu,
+  ccaPrefillPlan,
+  type CcaGpuPlan,
+} from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
 import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
@@ -48,10 +63,22 @@ function layerCycle(method: MethodSpec): MethodSpec[] {
 }
 
 function shapeOf(c: AttentionCase): AttentionShape {
-  return { heads: c.heads, kvHeads: c.kvHeads, queries: c.seqLen, keys: c.seqLen, headDim: c.headDim, causal: c.causal, scale: 1 / Math.sqrt(c.headDim) };
+  return {
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    queries: c.seqLen,
+    keys: c.seqLen,
+    headDim: c.headDim,
+    causal: c.causal,
+    scale: 1 / Math.sqrt(c.headDim),
+  };
 }
 
-async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promise<{ ms: number; peak: number; variant: string }> {
+async function timeGpu(
+  gpu: GpuContext,
+  c: AttentionCase,
+  t: BenchTiming,
+): Promise<{ ms: number; peak: number; variant: string }> {
   const s = shapeOf(c);
   const f16 = c.dtype === 'f16';
   const group = s.heads / s.kvHeads;
@@ -71,11 +98,21 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       }
       const variant = choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto');
       const mask = maskForSpec(spec, s.causal);
-      const blocks = mask ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant) : undefined;
+      const blocks = mask
+        ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant)
+        : undefined;
       if (blocks) masks.push(blocks);
       calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
     }
-    const variant = calls.map((x) => (x.cca ? `cca-${chooseCcaVariant(gpu, s.headDim, c.dtype, x.cca.variant)}` : x.dense ? 'tiled' : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant))).join('+');
+    const variant = calls
+      .map((x) =>
+        x.cca
+          ? `cca-${chooseCcaVariant(gpu, s.headDim, c.dtype, x.cca.variant)}`
+          : x.dense
+            ? 'tiled'
+            : chooseFlashVariant(gpu, s.headDim, c.dtype, x.variant),
+      )
+      .join('+');
     for (let a = 0; a < s.kvHeads; a += step) {
       const kv = Math.min(step, s.kvHeads - a);
       const shape = { ...s, kvHeads: kv, heads: kv * group };
@@ -93,14 +130,22 @@ async function timeGpu(gpu: GpuContext, c: AttentionCase, t: BenchTiming): Promi
       const cca = calls.find((x) => x.cca)?.cca;
       if (cca) {
         const bytes = kv * Math.max(1, cca.cores) * s.headDim * bytesPerElement(c.dtype);
-        const cores = { k: await gpu.createBuffer(bytes, 'cca core keys'), v: await gpu.createBuffer(bytes, 'cca core values') };
+        const cores = {
+          k: await gpu.createBuffer(bytes, 'cca core keys'),
+          v: await gpu.createBuffer(bytes, 'cca core values'),
+        };
         owned.push(cores.k, cores.v);
         ccaCores.set(chunks[chunks.length - 1], cores);
       }
     }
     const once = async () => {
       for (const call of calls) {
-        for (const x of chunks) await (call.cca ? ccaAttentionGpu(gpu, x, call.cca, ccaCores.get(x)) : call.dense ? denseAttentionGpu(gpu, x) : flashAttentionGpu(gpu, x, call.variant, call.mask));
+        for (const x of chunks)
+          await (call.cca
+            ? ccaAttentionGpu(gpu, x, call.cca, ccaCores.get(x))
+            : call.dense
+              ? denseAttentionGpu(gpu, x)
+              : flashAttentionGpu(gpu, x, call.variant, call.mask));
       }
       await gpu.idle();
     };
@@ -128,7 +173,9 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
     const mask = maskForSpec(spec, s.causal);
     const blockMask = mask && buildBlockMask(mask, s.queries, s.keys, 64, 64);
     if (spec.name === 'cca') return () => ccaPrefillCpu(q, k, v, s, ccaPrefillPlan(s, ccaParamsFromSpec(spec)));
-    return spec.name === 'dense' ? () => denseAttentionCpu(q, k, v, s) : () => flashAttentionCpu(q, k, v, s, { blockMask });
+    return spec.name === 'dense'
+      ? () => denseAttentionCpu(q, k, v, s)
+      : () => flashAttentionCpu(q, k, v, s, { blockMask });
   });
   const run = () => calls.forEach((call) => call());
   for (let i = 0; i < t.warmup; i++) run();
@@ -138,9 +185,13 @@ function timeCpu(c: AttentionCase, t: BenchTiming): { ms: number; peak: number; 
     run();
     times.push(performance.now() - t0);
   }
-  const io = (q.data.byteLength + k.data.byteLength + v.data.byteLength) + s.heads * s.queries * (s.headDim + 1) * 4;
+  const io = q.data.byteLength + k.data.byteLength + v.data.byteLength + s.heads * s.queries * (s.headDim + 1) * 4;
   // CPU memory is not measured per call (the JS heap is shared); this is what the call must hold.
-  return { ms: median(times) / calls.length, peak: io + (c.method.name === 'dense' ? denseScoreBytes(s) : 0), variant: c.method.name === 'dense' ? 'js' : 'js-tiled' };
+  return {
+    ms: median(times) / calls.length,
+    peak: io + (c.method.name === 'dense' ? denseScoreBytes(s) : 0),
+    variant: c.method.name === 'dense' ? 'js' : 'js-tiled',
+  };
 }
 
 /** Query-key pairs a method attends to over N causal tokens (sparse methods count only what they keep). */
@@ -153,33 +204,75 @@ export function attendedPairs(spec: MethodSpec, n: number, isCausal: boolean): n
   };
   const all = isCausal ? (n * (n + 1)) / 2 : n * n;
   switch (spec.name) {
-    case 'window': return isCausal ? windowPairs(Number(spec.params.left) + 1) : Math.min(all, n * (Number(spec.params.left) + Number(spec.params.right ?? 0) + 1));
-    case 'sinks': return isCausal ? windowPairs(Number(spec.params.left) + 1 + Number(spec.params.tokens)) : all;
-    case 'cca': return ccaAttendedPairs(n, ccaParamsFromSpec(spec));
+    case 'window':
+      return isCausal
+        ? windowPairs(Number(spec.params.left) + 1)
+        : Math.min(all, n * (Number(spec.params.left) + Number(spec.params.right ?? 0) + 1));
+    case 'sinks':
+      return isCausal ? windowPairs(Number(spec.params.left) + 1 + Number(spec.params.tokens)) : all;
+    case 'cca':
+      return ccaAttendedPairs(n, ccaParamsFromSpec(spec));
     case 'hybrid': {
       const every = Number(spec.params.every ?? 3);
       const local = attendedPairs({ name: 'window', params: { left: spec.params.window ?? '128' } }, n, isCausal);
       return (all + (every - 1) * local) / every;
     }
-    default: return all;
+    default:
+      return all;
   }
 }
 
 export async function benchAttentionCase(device: Device, c: AttentionCase, t: BenchTiming): Promise<BenchRow> {
   const base: BenchRow = {
-    source: 'longctx', method: formatMethodSpec(c.method), backend: device.backend, dtype: c.dtype, seqLen: c.seqLen,
-    heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, causal: c.causal, ms: null, tflops: null, peakBytes: null, status: 'ok',
+    source: 'longctx',
+    method: formatMethodSpec(c.method),
+    backend: device.backend,
+    dtype: c.dtype,
+    seqLen: c.seqLen,
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    causal: c.causal,
+    ms: null,
+    tflops: null,
+    peakBytes: null,
+    status: 'ok',
   };
   try {
     if (c.method.name === 'dsa') {
       const r = await benchDsaPrefill(device, c.method, c, t.reps, t.warmup);
-      return { ...base, variant: r.variant, ms: r.ms, peakBytes: r.peak, note: r.note, tflops: (4 * dsaAttendedPairs(c.seqLen, Number(c.method.params.topk ?? 2048)) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
+      return {
+        ...base,
+        variant: r.variant,
+        ms: r.ms,
+        peakBytes: r.peak,
+        note: r.note,
+        tflops:
+          (4 * dsaAttendedPairs(c.seqLen, Number(c.method.params.topk ?? 2048)) * c.heads * c.headDim) /
+          (r.ms * 1e-3) /
+          1e12,
+      };
     }
     const r = device.gpu ? await timeGpu(device.gpu, c, t) : timeCpu(c, t);
     // CCA: what its decoding cache would hold for these N tokens, against a dense cache.
-    const cca = c.method.name === 'cca' ? ccaCacheBytes(c.seqLen, c.kvHeads, c.headDim, c.dtype, ccaParamsFromSpec(c.method)) : undefined;
-    const kvNote = cca === undefined ? {} : { note: `KV cache ${(cca / 2 ** 20).toFixed(1)} MiB = ${(100 * cca / (2 * c.seqLen * c.kvHeads * c.headDim * bytesPerElement(c.dtype))).toFixed(2)}% of dense` };
-    return { ...base, ...kvNote, variant: r.variant, ms: r.ms, peakBytes: r.peak, tflops: (4 * attendedPairs(c.method, c.seqLen, c.causal) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12 };
+    const cca =
+      c.method.name === 'cca'
+        ? ccaCacheBytes(c.seqLen, c.kvHeads, c.headDim, c.dtype, ccaParamsFromSpec(c.method))
+        : undefined;
+    const kvNote =
+      cca === undefined
+        ? {}
+        : {
+            note: `KV cache ${(cca / 2 ** 20).toFixed(1)} MiB = ${((100 * cca) / (2 * c.seqLen * c.kvHeads * c.headDim * bytesPerElement(c.dtype))).toFixed(2)}% of dense`,
+          };
+    return {
+      ...base,
+      ...kvNote,
+      variant: r.variant,
+      ms: r.ms,
+      peakBytes: r.peak,
+      tflops: (4 * attendedPairs(c.method, c.seqLen, c.causal) * c.heads * c.headDim) / (r.ms * 1e-3) / 1e12,
+    };
   } catch (e) {
     if (e instanceof OutOfMemoryError) return { ...base, status: 'oom', note: e.message.slice(0, 120) };
     if (e instanceof LongctxError) return { ...base, status: 'error', note: e.message.slice(0, 160) };

@@ -62,7 +62,15 @@ async function timed(reps: number, warmup: number, f: () => Promise<void>): Prom
 }
 
 function shapeOf(c: DsaBenchCase): AttentionShape {
-  return { heads: c.heads, kvHeads: c.kvHeads, queries: c.queries, keys: c.seqLen, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
+  return {
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    queries: c.queries,
+    keys: c.seqLen,
+    headDim: c.headDim,
+    causal: true,
+    scale: 1 / Math.sqrt(c.headDim),
+  };
 }
 
 /** q/k/v/o/lse per chunk of KV heads (no buffer above one binding). */
@@ -145,7 +153,13 @@ export async function timeDsaGpu(gpu: GpuContext, c: DsaBenchCase, reps: number,
       await gpu.idle();
     };
     const attentionMs = await timed(reps, warmup, attend('auto'));
-    const out: DsaTimes = { indexerMs, selectionMs: Math.max(0, selectMs - indexerMs), attentionMs, ms: selectMs + attentionMs, peakBytes: gpu.peakBytes - before };
+    const out: DsaTimes = {
+      indexerMs,
+      selectionMs: Math.max(0, selectMs - indexerMs),
+      attentionMs,
+      ms: selectMs + attentionMs,
+      peakBytes: gpu.peakBytes - before,
+    };
     if (c.compareOld) {
       // The old kernels are slow at long prefills: one timed run there.
       const [r, w] = c.queries > 16384 ? [1, 0] : [reps, warmup];
@@ -191,19 +205,41 @@ export function dsaAttendedPairs(n: number, topk: number): number {
 }
 
 /** A `bench attention --method dsa[:topk=K,indexer=P]` row (prefill): the parts go into the note. */
-export async function benchDsaPrefill(device: Device, spec: MethodSpec, c: { seqLen: number; heads: number; kvHeads: number; headDim: number; dtype: DType }, reps: number, warmup: number): Promise<{ ms: number; peak: number; variant: string; note: string }> {
+export async function benchDsaPrefill(
+  device: Device,
+  spec: MethodSpec,
+  c: { seqLen: number; heads: number; kvHeads: number; headDim: number; dtype: DType },
+  reps: number,
+  warmup: number,
+): Promise<{ ms: number; peak: number; variant: string; note: string }> {
   const { topk, indexer } = dsaOptionsFromSpec(spec);
   const dc: DsaBenchCase = { ...c, queries: c.seqLen, topk: topk!, indexHeads: 4, indexDim: 64, precision: indexer! };
   if (device.gpu) {
     const r = await timeDsaGpu(device.gpu, dc, reps, warmup);
-    return { ms: r.ms, peak: r.peakBytes, variant: `indexer-${indexer}`, note: `indexer ${r.indexerMs.toFixed(2)} ms, selection ${r.selectionMs.toFixed(2)} ms, attention ${r.attentionMs.toFixed(2)} ms` };
+    return {
+      ms: r.ms,
+      peak: r.peakBytes,
+      variant: `indexer-${indexer}`,
+      note: `indexer ${r.indexerMs.toFixed(2)} ms, selection ${r.selectionMs.toFixed(2)} ms, attention ${r.attentionMs.toFixed(2)} ms`,
+    };
   }
   const q = randomNormal([c.heads, c.seqLen, c.headDim], 1, c.dtype);
   const k = randomNormal([c.kvHeads, c.seqLen, c.headDim], 2, c.dtype);
   const v = randomNormal([c.kvHeads, c.seqLen, c.headDim], 3, c.dtype);
-  const index = { q: randomNormal([4, c.seqLen, 64], 4), k: randomNormal([c.seqLen, 64], 5), w: randomNormal([c.seqLen, 4], 6) };
-  const ms = await timed(reps, warmup, async () => { await dsaAttention(device, q, k, v, { index, topk, indexer }); });
-  return { ms, peak: q.data.byteLength + k.data.byteLength + v.data.byteLength, variant: `js-indexer-${indexer}`, note: '' };
+  const index = {
+    q: randomNormal([4, c.seqLen, 64], 4),
+    k: randomNormal([c.seqLen, 64], 5),
+    w: randomNormal([c.seqLen, 4], 6),
+  };
+  const ms = await timed(reps, warmup, async () => {
+    await dsaAttention(device, q, k, v, { index, topk, indexer });
+  });
+  return {
+    ms,
+    peak: q.data.byteLength + k.data.byteLength + v.data.byteLength,
+    variant: `js-indexer-${indexer}`,
+    note: '',
+  };
 }
 
 /**
@@ -211,16 +247,26 @@ export async function benchDsaPrefill(device: Device, spec: MethodSpec, c: { seq
  * query, index query and weights, select, attend, read the state back. The cache holds c.seqLen tokens
  * (constant K/V, which do not change the speed; random index keys, which decide the selection).
  */
-export async function timeDsaCacheDecodeGpu(gpu: GpuContext, c: DsaBenchCase, reps: number, warmup: number): Promise<number> {
+export async function timeDsaCacheDecodeGpu(
+  gpu: GpuContext,
+  c: DsaBenchCase,
+  reps: number,
+  warmup: number,
+): Promise<number> {
   const cache = await DsaGpuKVCache.create(gpu, c.kvHeads, c.headDim, c.indexDim, c.seqLen, c.dtype, c.precision);
   try {
     const n = c.kvHeads * c.seqLen * c.headDim;
-    const kv = c.dtype === 'f16' ? tensor([c.kvHeads, c.seqLen, c.headDim], 'f16', new Uint16Array(n).fill(0x3c00)) : tensor([c.kvHeads, c.seqLen, c.headDim], 'f32', new Float32Array(n).fill(1));
+    const kv =
+      c.dtype === 'f16'
+        ? tensor([c.kvHeads, c.seqLen, c.headDim], 'f16', new Uint16Array(n).fill(0x3c00))
+        : tensor([c.kvHeads, c.seqLen, c.headDim], 'f32', new Float32Array(n).fill(1));
     cache.append(kv, kv, randomNormal([c.seqLen, c.indexDim], 9));
     const q = randomNormal([c.heads, 1, c.headDim], 10, c.dtype);
     const iq = randomNormal([c.indexHeads, 1, c.indexDim], 11);
     const iw = randomNormal([1, c.indexHeads], 12);
-    return await timed(reps, warmup, async () => { await cache.attend(q, iq, iw, { topk: c.topk }); });
+    return await timed(reps, warmup, async () => {
+      await cache.attend(q, iq, iw, { topk: c.topk });
+    });
   } finally {
     cache.destroy();
   }

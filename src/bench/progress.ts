@@ -5,8 +5,12 @@ export class ProgressBar {
   private count = 0;
   private lastLen = 0;
 
-  constructor(private readonly total: number, private readonly label: string,
-              private readonly stream: NodeJS.WriteStream = process.stderr, private readonly width = 20) {}
+  constructor(
+    private readonly total: number,
+    private readonly label: string,
+    private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly width = 20,
+  ) {}
 
   private line(detail?: string): string {
     const frac = this.total > 0 ? Math.min(this.count / this.total, 1) : 1;

@@ -4,29 +4,40 @@
 export type BenchStatus = 'ok' | 'oom' | 'skipped' | 'error';
 
 export interface BenchRow {
-  source: string;        // 'longctx' or 'pytorch'
-  method: string;        // e.g. 'flash', 'dense', 'sdpa-flash', 'sdpa-math'
-  backend: string;       // 'webgpu', 'cpu', 'cuda'
-  variant?: string;      // kernel variant name, e.g. 'subgroup-matrix', 'portable'
-  dtype: string;         // 'f32' | 'f16' | 'bf16'
+  source: string; // 'longctx' or 'pytorch'
+  method: string; // e.g. 'flash', 'dense', 'sdpa-flash', 'sdpa-math'
+  backend: string; // 'webgpu', 'cpu', 'cuda'
+  variant?: string; // kernel variant name, e.g. 'subgroup-matrix', 'portable'
+  dtype: string; // 'f32' | 'f16' | 'bf16'
   seqLen: number;
   heads: number;
   kvHeads: number;
   headDim: number;
   causal: boolean;
-  ms: number | null;         // median milliseconds per call
-  tflops: number | null;     // 4*N^2*H*D / time, halved when causal
-  peakBytes: number | null;  // peak device memory of the call
+  ms: number | null; // median milliseconds per call
+  tflops: number | null; // 4*N^2*H*D / time, halved when causal
+  peakBytes: number | null; // peak device memory of the call
   status: BenchStatus;
   note?: string;
 }
 
-export interface BenchReport { title: string; device: string; date: string; rows: BenchRow[] }
+export interface BenchReport {
+  title: string;
+  device: string;
+  date: string;
+  rows: BenchRow[];
+}
 
 const DASH = '—';
 
 /** Forward attention FLOPs: 4*Nq*Nk*H*D (QK^T and PV), halved when causal and Nq == Nk. */
-export function attentionFlops(seqLen: number, heads: number, headDim: number, causal: boolean, queryLen = seqLen): number {
+export function attentionFlops(
+  seqLen: number,
+  heads: number,
+  headDim: number,
+  causal: boolean,
+  queryLen = seqLen,
+): number {
   const flops = 4 * queryLen * seqLen * heads * headDim;
   return causal && queryLen === seqLen ? flops / 2 : flops;
 }
@@ -42,7 +53,10 @@ export function formatBytes(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = bytes;
   let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) { v /= 1024; i++; }
+  while (Math.abs(v) >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
   return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
 }
 
@@ -64,7 +78,12 @@ export function toMarkdown(report: BenchReport): string {
     const num = <T>(v: T | null, f: (x: T) => string) => (ok && v !== null ? f(v) : DASH);
     const status = r.note ? `${r.status}: ${r.note}` : r.status;
     const cells = [
-      r.source, r.method, r.variant ?? DASH, r.backend, r.dtype, formatTokens(r.seqLen),
+      r.source,
+      r.method,
+      r.variant ?? DASH,
+      r.backend,
+      r.dtype,
+      formatTokens(r.seqLen),
       num(r.ms, (x) => String(Number(x.toPrecision(3)))),
       num(r.tflops, (x) => x.toFixed(1)),
       num(r.peakBytes, formatBytes),

@@ -6,7 +6,10 @@ export type Options = NonNullable<ParseArgsConfig['options']>;
 
 export function parse(argv: string[], options: Options): Record<string, string | boolean | undefined> {
   try {
-    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<string, string | boolean | undefined>;
+    return parseArgs({ args: argv, options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
   } catch (e) {
     throw new InputError((e as Error).message);
   }
@@ -22,24 +25,28 @@ export function numberOption(values: Record<string, unknown>, name: string): num
   const v = values[name];
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n)) throw new InputError(`--${name} must be a number, got '${v}'`);
+  if (typeof v !== 'string' || v.trim() === '' || !Number.isFinite(n))
+    throw new InputError(`--${name} must be a number, got '${v}'`);
   return n;
 }
 
 export function intList(values: Record<string, unknown>, name: string, fallback: number[]): number[] {
   const v = values[name];
   if (v === undefined) return fallback;
-  const list = String(v).split(',').map((s) => {
-    const m = /^(\d+)([kK]?)$/.exec(s.trim());
-    if (!m) throw new InputError(`--${name}: '${s}' is not a positive integer (1024 or 1K)`);
-    return Number(m[1]) * (m[2] ? 1024 : 1);
-  });
+  const list = String(v)
+    .split(',')
+    .map((s) => {
+      const m = /^(\d+)([kK]?)$/.exec(s.trim());
+      if (!m) throw new InputError(`--${name}: '${s}' is not a positive integer (1024 or 1K)`);
+      return Number(m[1]) * (m[2] ? 1024 : 1);
+    });
   if (list.some((n) => n < 1)) throw new InputError(`--${name}: values must be at least 1`);
   return list;
 }
 
 export function backendOption(values: Record<string, unknown>): 'cpu' | 'webgpu' | 'auto' {
   const b = (values.backend as string | undefined) ?? 'auto';
-  if (b !== 'cpu' && b !== 'webgpu' && b !== 'auto') throw new InputError(`--backend must be cpu, webgpu or auto, got '${b}'`);
+  if (b !== 'cpu' && b !== 'webgpu' && b !== 'auto')
+    throw new InputError(`--backend must be cpu, webgpu or auto, got '${b}'`);
   return b;
 }

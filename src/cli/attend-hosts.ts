@@ -12,29 +12,50 @@ export const ATTEND_HOSTS_USAGE = `  across processes (star, ring): --hosts H sp
   private server listen beyond loopback; [--timeout S] per request (default 120).`;
 
 export const ATTEND_HOSTS_OPTIONS = {
-  hosts: { type: 'string' }, nats: { type: 'string' }, token: { type: 'string' }, listen: { type: 'string' }, timeout: { type: 'string' },
+  hosts: { type: 'string' },
+  nats: { type: 'string' },
+  token: { type: 'string' },
+  listen: { type: 'string' },
+  timeout: { type: 'string' },
 } as const;
 
 export function wantsHosts(v: Record<string, unknown>): boolean {
   return v.hosts !== undefined || v.nats !== undefined;
 }
 
-export async function attendAcrossHosts(v: Record<string, string | boolean | undefined>, spec: MethodSpec, q: Tensor, k: Tensor, vv: Tensor, out: string): Promise<void> {
+export async function attendAcrossHosts(
+  v: Record<string, string | boolean | undefined>,
+  spec: MethodSpec,
+  q: Tensor,
+  k: Tensor,
+  vv: Tensor,
+  out: string,
+): Promise<void> {
   const hosts = numberOption(v, 'hosts') ?? (spec.params.hosts !== undefined ? Number(spec.params.hosts) : undefined);
-  if (hosts === undefined || !Number.isInteger(hosts) || hosts < 1) throw new InputError('--hosts H (a positive integer) is required to run across hosts');
+  if (hosts === undefined || !Number.isInteger(hosts) || hosts < 1)
+    throw new InputError('--hosts H (a positive integer) is required to run across hosts');
   const timeout = numberOption(v, 'timeout') ?? 120;
-  const { state, timings } = await distributedAttention(q, k, vv, spec, {
-    hosts,
-    nats: v.nats as string | undefined,
-    token: v.token as string | undefined,
-    listen: v.listen as string | undefined,
-    backend: backendOption(v),
-    timeoutMs: timeout * 1000,
-  }, { causal: !v['no-causal'], scale: numberOption(v, 'scale') });
+  const { state, timings } = await distributedAttention(
+    q,
+    k,
+    vv,
+    spec,
+    {
+      hosts,
+      nats: v.nats as string | undefined,
+      token: v.token as string | undefined,
+      listen: v.listen as string | undefined,
+      backend: backendOption(v),
+      timeoutMs: timeout * 1000,
+    },
+    { causal: !v['no-causal'], scale: numberOption(v, 'scale') },
+  );
   writeNpy(out, tensor([state.heads, state.queries, state.headDim], 'f32', state.o));
   if (typeof v.lse === 'string') writeNpy(v.lse, tensor([state.heads, state.queries], 'f32', state.lse));
   const t = timings;
-  process.stderr.write(`attend: ${spec.name} on ${hosts} hosts: [${state.heads}, ${state.queries}, ${state.headDim}]; load ${t.loadMs.toFixed(1)} ms, `
-    + `${spec.name === 'star' ? 'phase 1' : 'ring'} ${t.phase1Ms.toFixed(1)} ms (hosts ${t.hostMs.map((x) => x.toFixed(1)).join('/')}), `
-    + `${spec.name === 'star' ? `phase 2 ${t.phase2Ms.toFixed(1)} ms, ` : ''}fetch ${t.fetchMs.toFixed(1)} ms\n`);
+  process.stderr.write(
+    `attend: ${spec.name} on ${hosts} hosts: [${state.heads}, ${state.queries}, ${state.headDim}]; load ${t.loadMs.toFixed(1)} ms, ` +
+      `${spec.name === 'star' ? 'phase 1' : 'ring'} ${t.phase1Ms.toFixed(1)} ms (hosts ${t.hostMs.map((x) => x.toFixed(1)).join('/')}), ` +
+      `${spec.name === 'star' ? `phase 2 ${t.phase2Ms.toFixed(1)} ms, ` : ''}fetch ${t.fetchMs.toFixed(1)} ms\n`,
+  );
 }

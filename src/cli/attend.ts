@@ -22,10 +22,18 @@ ${ATTEND_HOSTS_USAGE}`;
 
 export async function attendCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
-    q: { type: 'string' }, k: { type: 'string' }, v: { type: 'string' },
-    method: { type: 'string' }, out: { type: 'string' }, lse: { type: 'string' },
-    backend: { type: 'string' }, 'no-causal': { type: 'boolean' }, scale: { type: 'string' },
-    'index-q': { type: 'string' }, 'index-k': { type: 'string' }, 'index-w': { type: 'string' },
+    q: { type: 'string' },
+    k: { type: 'string' },
+    v: { type: 'string' },
+    method: { type: 'string' },
+    out: { type: 'string' },
+    lse: { type: 'string' },
+    backend: { type: 'string' },
+    'no-causal': { type: 'boolean' },
+    scale: { type: 'string' },
+    'index-q': { type: 'string' },
+    'index-k': { type: 'string' },
+    'index-w': { type: 'string' },
     ...ATTEND_HOSTS_OPTIONS,
   });
   const spec = parseMethodSpec(required(v, 'method'));
@@ -37,11 +45,17 @@ export async function attendCommand(argv: string[]): Promise<void> {
   try {
     const t0 = performance.now();
     const index = spec.name === 'dsa' ? readIndexerInputs(v) : undefined;
-    const state = await attention(device, q, k, vv, spec, { causal: !v['no-causal'], scale: numberOption(v, 'scale'), index });
+    const state = await attention(device, q, k, vv, spec, {
+      causal: !v['no-causal'],
+      scale: numberOption(v, 'scale'),
+      index,
+    });
     const ms = performance.now() - t0;
     writeNpy(out, tensor([state.heads, state.queries, state.headDim], 'f32', state.o));
     if (typeof v.lse === 'string') writeNpy(v.lse, tensor([state.heads, state.queries], 'f32', state.lse));
-    process.stderr.write(`attend: ${spec.name} on ${device.name}: [${state.heads}, ${state.queries}, ${state.headDim}] in ${ms.toFixed(1)} ms\n`);
+    process.stderr.write(
+      `attend: ${spec.name} on ${device.name}: [${state.heads}, ${state.queries}, ${state.headDim}] in ${ms.toFixed(1)} ms\n`,
+    );
   } finally {
     device.destroy();
   }

@@ -27,20 +27,34 @@ export async function benchCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
   if (what !== 'attention') throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention`);
   const v = parse(rest, {
-    lengths: { type: 'string' }, method: { type: 'string', multiple: true }, dtypes: { type: 'string' },
-    heads: { type: 'string' }, 'kv-heads': { type: 'string' }, 'head-dim': { type: 'string' }, 'no-causal': { type: 'boolean' },
-    reps: { type: 'string' }, warmup: { type: 'string' }, 'budget-seconds': { type: 'string' }, backend: { type: 'string' },
-    reference: { type: 'string' }, 'out-dir': { type: 'string' }, title: { type: 'string' },
+    lengths: { type: 'string' },
+    method: { type: 'string', multiple: true },
+    dtypes: { type: 'string' },
+    heads: { type: 'string' },
+    'kv-heads': { type: 'string' },
+    'head-dim': { type: 'string' },
+    'no-causal': { type: 'boolean' },
+    reps: { type: 'string' },
+    warmup: { type: 'string' },
+    'budget-seconds': { type: 'string' },
+    backend: { type: 'string' },
+    reference: { type: 'string' },
+    'out-dir': { type: 'string' },
+    title: { type: 'string' },
   });
   const device = await acquireDevice(backendOption(v));
   const onGpu = device.backend === 'webgpu';
   const lengths = intList(v, 'lengths', onGpu ? GPU_LENGTHS : CPU_LENGTHS);
   const methods = ((v.method as unknown as string[] | undefined) ?? ['dense', 'flash']).map(parseMethodSpec);
-  for (const m of methods) if (!['dense', 'flash', 'window', 'sinks', 'hybrid', 'cca', 'dsa'].includes(m.name)) throw new InputError(`bench attention: method '${m.name}' is not benchmarked yet`);
-  const dtypes = String(v.dtypes ?? (onGpu ? 'f16' : 'f32')).split(',').map((d) => {
-    if (d !== 'f16' && d !== 'f32') throw new InputError(`--dtypes: '${d}' is not f16 or f32`);
-    return d as DType;
-  });
+  for (const m of methods)
+    if (!['dense', 'flash', 'window', 'sinks', 'hybrid', 'cca', 'dsa'].includes(m.name))
+      throw new InputError(`bench attention: method '${m.name}' is not benchmarked yet`);
+  const dtypes = String(v.dtypes ?? (onGpu ? 'f16' : 'f32'))
+    .split(',')
+    .map((d) => {
+      if (d !== 'f16' && d !== 'f32') throw new InputError(`--dtypes: '${d}' is not f16 or f32`);
+      return d as DType;
+    });
   const heads = numberOption(v, 'heads') ?? (onGpu ? 32 : 4);
   const kvHeads = numberOption(v, 'kv-heads') ?? heads;
   const headDim = numberOption(v, 'head-dim') ?? (onGpu ? 128 : 64);
@@ -68,16 +82,30 @@ export async function benchCommand(argv: string[]): Promise<void> {
       const predicted = prev?.ms ? prev.ms * (c.seqLen / prev.seqLen) ** growth : 0;
       if (prev?.failed || predicted > budgetMs) {
         row = {
-          source: 'longctx', method: formatMethodSpec(c.method), backend: device.backend, dtype: c.dtype, seqLen: c.seqLen, heads, kvHeads, headDim,
-          causal: c.causal, ms: null, tflops: null, peakBytes: null, status: 'skipped',
-          note: prev?.failed ? 'a shorter length already failed' : `predicted ${(predicted / 1000).toFixed(0)} s > budget`,
+          source: 'longctx',
+          method: formatMethodSpec(c.method),
+          backend: device.backend,
+          dtype: c.dtype,
+          seqLen: c.seqLen,
+          heads,
+          kvHeads,
+          headDim,
+          causal: c.causal,
+          ms: null,
+          tflops: null,
+          peakBytes: null,
+          status: 'skipped',
+          note: prev?.failed
+            ? 'a shorter length already failed'
+            : `predicted ${(predicted / 1000).toFixed(0)} s > budget`,
         };
       } else {
         row = await benchAttentionCase(device, c, timing);
       }
       rows.push(row);
       // A skipped row keeps the last measured one, so predictions keep growing from real figures.
-      if (row.status !== 'skipped') last.set(key, { seqLen: c.seqLen, ms: row.ms, failed: row.status === 'oom' || row.status === 'error' });
+      if (row.status !== 'skipped')
+        last.set(key, { seqLen: c.seqLen, ms: row.ms, failed: row.status === 'oom' || row.status === 'error' });
       bar.tick(`${key} ${formatTokens(c.seqLen)}: ${row.status === 'ok' ? `${row.ms!.toFixed(2)} ms` : row.status}`);
     }
   } finally {
@@ -90,15 +118,29 @@ export async function benchCommand(argv: string[]): Promise<void> {
       throw new InputError(`--reference ${v.reference}: ${(e as Error).message}`);
     }
   }
-  const report: BenchReport = { title: String(v.title ?? 'Attention forward'), device: device.name, date: new Date().toISOString().slice(0, 10), rows };
+  const report: BenchReport = {
+    title: String(v.title ?? 'Attention forward'),
+    device: device.name,
+    date: new Date().toISOString().slice(0, 10),
+    rows,
+  };
   device.destroy();
   mkdirSync(outDir, { recursive: true });
   writeFileSync(join(outDir, 'attention.json'), JSON.stringify(report, null, 2) + '\n');
   const md = toMarkdown(report);
   writeFileSync(join(outDir, 'attention.md'), md);
-  writeFileSync(join(outDir, 'attention-ms.svg'), toSvgPlot(report, { y: 'ms', title: `${report.title}: time per call` }));
-  writeFileSync(join(outDir, 'attention-tflops.svg'), toSvgPlot(report, { y: 'tflops', title: `${report.title}: TFLOP/s` }));
-  writeFileSync(join(outDir, 'attention-memory.svg'), toSvgPlot(report, { y: 'peakBytes', title: `${report.title}: peak memory` }));
+  writeFileSync(
+    join(outDir, 'attention-ms.svg'),
+    toSvgPlot(report, { y: 'ms', title: `${report.title}: time per call` }),
+  );
+  writeFileSync(
+    join(outDir, 'attention-tflops.svg'),
+    toSvgPlot(report, { y: 'tflops', title: `${report.title}: TFLOP/s` }),
+  );
+  writeFileSync(
+    join(outDir, 'attention-memory.svg'),
+    toSvgPlot(report, { y: 'peakBytes', title: `${report.title}: peak memory` }),
+  );
   process.stdout.write(md);
   process.stderr.write(`bench: wrote ${outDir}/attention.{json,md} and three SVG plots\n`);
 }

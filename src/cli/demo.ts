@@ -25,13 +25,23 @@ const DEMO_MODEL = fileURLToPath(new URL('../../../test/fixtures/stories260K/sto
 async function modelDemo(device: Device, tokens: number): Promise<void> {
   if (!existsSync(DEMO_MODEL)) return; // an installed package carries no fixtures
   const model = loadModel(DEMO_MODEL);
-  process.stdout.write(`\nstories260K (${model.config.layers} layers, trained at 512 tokens), greedy from BOS, ${tokens} tokens:\n`);
+  process.stdout.write(
+    `\nstories260K (${model.config.layers} layers, trained at 512 tokens), greedy from BOS, ${tokens} tokens:\n`,
+  );
   for (const spec of ['flash', 'window:left=64']) {
-    const decoder = await createDecoder(device, model, scheduleFromSpec(parseMethodSpec(spec)), { maxTokens: tokens + 1, chunk: 64 });
+    const decoder = await createDecoder(device, model, scheduleFromSpec(parseMethodSpec(spec)), {
+      maxTokens: tokens + 1,
+      chunk: 64,
+    });
     try {
-      const r = await generate(decoder, model.tokenizer, promptTokens(model.tokenizer, ''), { maxTokens: tokens, temperature: 0 });
+      const r = await generate(decoder, model.tokenizer, promptTokens(model.tokenizer, ''), {
+        maxTokens: tokens,
+        temperature: 0,
+      });
       const rate = (r.ids.length / Math.max(r.decodeSeconds, 1e-9)).toFixed(0);
-      process.stdout.write(`\n[${spec}] ${rate} tokens/s, KV cache ${formatBytes(decoder.cacheBytes)}\n${r.text.slice(0, 240).trim()} ...\n`);
+      process.stdout.write(
+        `\n[${spec}] ${rate} tokens/s, KV cache ${formatBytes(decoder.cacheBytes)}\n${r.text.slice(0, 240).trim()} ...\n`,
+      );
     } finally {
       decoder.destroy();
     }
@@ -43,7 +53,9 @@ export async function demoCommand(argv: string[]): Promise<void> {
   const device = await acquireDevice(backendOption(v));
   const lengths = intList(v, 'lengths', [256, 512, 1024, 2048]);
   const [heads, headDim] = [4, 64];
-  process.stdout.write(`longctx demo on ${device.name}: causal attention, ${heads} heads, head dim ${headDim}, f32\n\n`);
+  process.stdout.write(
+    `longctx demo on ${device.name}: causal attention, ${heads} heads, head dim ${headDim}, f32\n\n`,
+  );
   const rows = [['tokens', 'dense ms', 'flash ms', 'dense scores', 'flash extra', 'speed-up', 'max |dense - flash|']];
   try {
     for (const n of lengths) {
@@ -60,14 +72,23 @@ export async function demoCommand(argv: string[]): Promise<void> {
       const scores = denseScoreBytes({ heads, kvHeads: heads, queries: n, keys: n, headDim, causal: true, scale: 1 });
       // Flash keeps one running max and sum per row beyond the output it must write anyway.
       const flashExtra = heads * n * 2 * 4;
-      rows.push([String(n), denseMs.toFixed(1), flashMs.toFixed(1), formatBytes(scores), formatBytes(flashExtra),
-        `${(denseMs / flashMs).toFixed(1)}x`, maxAbsDiff(dense.o, flash.o).toExponential(1)]);
+      rows.push([
+        String(n),
+        denseMs.toFixed(1),
+        flashMs.toFixed(1),
+        formatBytes(scores),
+        formatBytes(flashExtra),
+        `${(denseMs / flashMs).toFixed(1)}x`,
+        maxAbsDiff(dense.o, flash.o).toExponential(1),
+      ]);
       process.stderr.write(`  ${n} tokens done\n`);
     }
     printTable(rows);
     const first = lengths[0];
     const lastN = lengths[lengths.length - 1];
-    process.stdout.write(`\n${lastN / first}x the tokens: dense score memory grows ${(lastN / first) ** 2}x, flash's extra memory ${lastN / first}x.\n`);
+    process.stdout.write(
+      `\n${lastN / first}x the tokens: dense score memory grows ${(lastN / first) ** 2}x, flash's extra memory ${lastN / first}x.\n`,
+    );
     await modelDemo(device, intList(v, 'tokens', [400])[0]);
   } finally {
     device.destroy();

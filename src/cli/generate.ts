@@ -24,12 +24,22 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
-    model: { type: 'string' }, prompt: { type: 'string' }, 'prompt-file': { type: 'string' },
-    'max-tokens': { type: 'string' }, temperature: { type: 'string' }, 'top-p': { type: 'string' },
-    seed: { type: 'string' }, backend: { type: 'string' }, attention: { type: 'string' },
-    'no-bos': { type: 'boolean' }, chunk: { type: 'string' }, storage: { type: 'string' }, rope: { type: 'string' },
+    model: { type: 'string' },
+    prompt: { type: 'string' },
+    'prompt-file': { type: 'string' },
+    'max-tokens': { type: 'string' },
+    temperature: { type: 'string' },
+    'top-p': { type: 'string' },
+    seed: { type: 'string' },
+    backend: { type: 'string' },
+    attention: { type: 'string' },
+    'no-bos': { type: 'boolean' },
+    chunk: { type: 'string' },
+    storage: { type: 'string' },
+    rope: { type: 'string' },
   });
-  if ((v.prompt === undefined) === (v['prompt-file'] === undefined)) throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
+  if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
+    throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
   let prompt: string;
   try {
     prompt = typeof v.prompt === 'string' ? v.prompt : readFileSync(String(v['prompt-file']), 'utf8');
@@ -37,7 +47,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     throw new InputError(`cannot read --prompt-file: ${(e as Error).message}`);
   }
   const maxTokens = numberOption(v, 'max-tokens');
-  if (maxTokens === undefined || !Number.isInteger(maxTokens) || maxTokens < 0) throw new InputError('--max-tokens N (a non-negative integer) is required');
+  if (maxTokens === undefined || !Number.isInteger(maxTokens) || maxTokens < 0)
+    throw new InputError('--max-tokens N (a non-negative integer) is required');
   const chunk = numberOption(v, 'chunk') ?? 512;
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
   const storage = (v.storage as string | undefined) ?? 'f32';
@@ -52,7 +63,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
   try {
     const c = model.config;
-    process.stderr.write(`generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`);
+    process.stderr.write(
+      `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
+    );
     const r = await generate(decoder, model.tokenizer, ids, {
       maxTokens,
       temperature: numberOption(v, 'temperature') ?? 0,
@@ -62,8 +75,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
     });
     process.stdout.write('\n');
     const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
-    process.stderr.write(`generate: prefill ${ids.length} tokens in ${r.prefillSeconds.toFixed(3)} s (${rate(ids.length, r.prefillSeconds)} tokens/s); `
-      + `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s (${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`);
+    process.stderr.write(
+      `generate: prefill ${ids.length} tokens in ${r.prefillSeconds.toFixed(3)} s (${rate(ids.length, r.prefillSeconds)} tokens/s); ` +
+        `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s (${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
+    );
   } finally {
     decoder.destroy();
     device.destroy();

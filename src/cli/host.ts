@@ -9,13 +9,25 @@ export const HOST_USAGE = `usage: longctx host --nats URL [--token T] [--backend
   --hosts H ...\`). The token may come from LONGCTX_NATS_TOKEN instead of the command line.`;
 
 export async function hostCommand(argv: string[]): Promise<void> {
-  const v = parse(argv, { nats: { type: 'string' }, token: { type: 'string' }, backend: { type: 'string' }, id: { type: 'string' } });
+  const v = parse(argv, {
+    nats: { type: 'string' },
+    token: { type: 'string' },
+    backend: { type: 'string' },
+    id: { type: 'string' },
+  });
   const url = required(v, 'nats');
   const token = (v.token as string | undefined) ?? process.env.LONGCTX_NATS_TOKEN;
-  if (token === undefined) throw new InputError('--token (or LONGCTX_NATS_TOKEN) is required: the server\'s authorization token');
+  if (token === undefined)
+    throw new InputError("--token (or LONGCTX_NATS_TOKEN) is required: the server's authorization token");
   const device = await acquireDevice(backendOption(v));
   try {
-    const host = await startHost({ url, token, device, id: v.id as string | undefined, log: (line) => process.stderr.write(`longctx host: ${line}\n`) });
+    const host = await startHost({
+      url,
+      token,
+      device,
+      id: v.id as string | undefined,
+      log: (line) => process.stderr.write(`longctx host: ${line}\n`),
+    });
     const stop = () => void host.close();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);

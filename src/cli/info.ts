@@ -6,7 +6,13 @@ export async function infoCommand(argv: string[]): Promise<void> {
   const device = await acquireDevice(backendOption(parse(argv, { backend: { type: 'string' } })));
   const g = device.gpu;
   const info = g
-    ? { backend: device.backend, device: device.name, features: g.features, maxBindingBytes: g.maxBindingBytes, maxWorkgroupStorageBytes: g.maxWorkgroupStorageBytes }
+    ? {
+        backend: device.backend,
+        device: device.name,
+        features: g.features,
+        maxBindingBytes: g.maxBindingBytes,
+        maxWorkgroupStorageBytes: g.maxWorkgroupStorageBytes,
+      }
     : { backend: device.backend, device: device.name };
   process.stdout.write(JSON.stringify(info, null, 2) + '\n');
   device.destroy();

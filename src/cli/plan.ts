@@ -17,7 +17,8 @@ export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC]
 function weightBytesOf(path: string): { bytes?: number; source?: string } {
   const st = statSync(path);
   if (st.isDirectory()) {
-    const hasWeights = existsSync(join(path, 'model.safetensors.index.json')) || existsSync(join(path, 'model.safetensors'));
+    const hasWeights =
+      existsSync(join(path, 'model.safetensors.index.json')) || existsSync(join(path, 'model.safetensors'));
     if (!hasWeights) return {};
     const store = SafetensorsStore.openDirectory(path);
     const bytes = store.names.reduce((s, n) => s + (store.entry(n)!.end - store.entry(n)!.begin), 0);
@@ -47,8 +48,15 @@ export async function planCommand(argv: string[]): Promise<void> {
   const config = loadModelConfig(model);
   const weights = weightBytesOf(model);
   const plan = planModel(config, {
-    context, batch, chunk, dtype, attention: (values.attention as string | undefined) ?? 'flash',
-    weightBytes: weights.bytes, weightSource: weights.source,
+    context,
+    batch,
+    chunk,
+    dtype,
+    attention: (values.attention as string | undefined) ?? 'flash',
+    weightBytes: weights.bytes,
+    weightSource: weights.source,
   });
-  process.stdout.write(values.json ? JSON.stringify({ model, config, ...plan }, null, 2) + '\n' : formatPlan(plan, config, model) + '\n');
+  process.stdout.write(
+    values.json ? JSON.stringify({ model, config, ...plan }, null, 2) + '\n' : formatPlan(plan, config, model) + '\n',
+  );
 }

@@ -73,7 +73,15 @@ type Part = [name: string, source: 'q' | 'k' | 'v', start: number, end: number];
 
 function shapeOf(x: RunInputs, opts: AttentionOptions): AttentionShape {
   if (x.kind === 'tensors') return attentionShape(x.q, x.k, x.v, opts);
-  return { heads: x.q.heads, kvHeads: x.k.heads, queries: x.q.tokens, keys: x.k.tokens, headDim: x.q.dim, causal: opts.causal ?? true, scale: opts.scale ?? 1 / Math.sqrt(x.q.dim) };
+  return {
+    heads: x.q.heads,
+    kvHeads: x.k.heads,
+    queries: x.q.tokens,
+    keys: x.k.tokens,
+    headDim: x.q.dim,
+    causal: opts.causal ?? true,
+    scale: opts.scale ?? 1 / Math.sqrt(x.q.dim),
+  };
 }
 
 /** A load request: the parts as tensors, or as ranges for the host to generate. */
@@ -97,7 +105,8 @@ export class Cluster {
   ) {}
 
   static async start(o: ClusterOptions): Promise<Cluster> {
-    if (!Number.isInteger(o.hosts) || o.hosts < 1) throw new InputError(`--hosts must be a positive integer, got ${o.hosts}`);
+    if (!Number.isInteger(o.hosts) || o.hosts < 1)
+      throw new InputError(`--hosts must be a positive integer, got ${o.hosts}`);
     const server = o.nats ? undefined : await startNatsServer({ listen: o.listen });
     const url = o.nats ?? server!.url;
     const token = o.token ?? server?.token ?? process.env.LONGCTX_NATS_TOKEN ?? '';
@@ -110,15 +119,27 @@ export class Cluster {
       if (!o.nats) {
         for (let i = 0; i < o.hosts; i++) {
           const id = `local-${tag}-${i}`;
-          const child = spawn(process.execPath, [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id], {
-            env: { ...process.env, LONGCTX_NATS_TOKEN: token },
-            stdio: ['ignore', 'ignore', 'pipe'],
-          });
+          const child = spawn(
+            process.execPath,
+            [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id],
+            {
+              env: { ...process.env, LONGCTX_NATS_TOKEN: token },
+              stdio: ['ignore', 'ignore', 'pipe'],
+            },
+          );
           logs.set(id, '');
           child.stderr!.setEncoding('utf8');
           child.stderr!.on('data', (t: string) => logs.set(id, (logs.get(id)! + t).slice(-2000)));
-          child.on('exit', (code, signal) => peer.failRequests((who) => who.includes(id), (who) =>
-            new HostError(`${who} exited (${signal ?? `code ${code}`}) during the run${logs.get(id) ? `: ${logs.get(id)!.trim().split('\n').pop()}` : ''}; retry the run`, who)));
+          child.on('exit', (code, signal) =>
+            peer.failRequests(
+              (who) => who.includes(id),
+              (who) =>
+                new HostError(
+                  `${who} exited (${signal ?? `code ${code}`}) during the run${logs.get(id) ? `: ${logs.get(id)!.trim().split('\n').pop()}` : ''}; retry the run`,
+                  who,
+                ),
+            ),
+          );
           children.push(child);
         }
       }
@@ -144,12 +165,23 @@ export class Cluster {
   }
 
   /** One attention call, `star:...` or `ring:...`, over this cluster's hosts. */
-  async attention(q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, opts: AttentionOptions = {}): Promise<DistributedResult> {
+  async attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    method: MethodSpec | string,
+    opts: AttentionOptions = {},
+  ): Promise<DistributedResult> {
     return this.run({ kind: 'tensors', q, k, v }, method, opts);
   }
 
   /** A run on any inputs; `fetch: false` leaves the results on the hosts (benchmarks at 128K). */
-  async run(x: RunInputs, method: MethodSpec | string, opts: AttentionOptions = {}, fetch = true): Promise<DistributedResult> {
+  async run(
+    x: RunInputs,
+    method: MethodSpec | string,
+    opts: AttentionOptions = {},
+    fetch = true,
+  ): Promise<DistributedResult> {
     const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
     const H = this.hosts.length;
     if (spec.params.hosts !== undefined && Number(spec.params.hosts) !== H) {
@@ -171,7 +203,13 @@ export class Cluster {
     }
   }
 
-  private async star(run: string, x: RunInputs, spec: MethodSpec, opts: AttentionOptions, fetch: boolean): Promise<DistributedResult> {
+  private async star(
+    run: string,
+    x: RunInputs,
+    spec: MethodSpec,
+    opts: AttentionOptions,
+    fetch: boolean,
+  ): Promise<DistributedResult> {
     const s = shapeOf(x, opts);
     if (!s.causal) throw new InputError('star attention is causal; drop --no-causal');
     const p = starParams(spec);
@@ -183,10 +221,30 @@ export class Cluster {
     await this.all('load', (i) => {
       const [start, end] = layout.hosts[i];
       const [r0, r1] = rowsAt(s.queries, s.keys, layout.hosts[i]);
-      const parts: Part[] = [['q', 'q', r0, r1], ['k', 'k', start, end], ['v', 'v', start, end], ['qq', 'q', qRows[0], qRows[1]]];
+      const parts: Part[] = [
+        ['q', 'q', r0, r1],
+        ['k', 'k', start, end],
+        ['v', 'v', start, end],
+        ['qq', 'q', qRows[0], qRows[1]],
+      ];
       if (start > 0 && p.anchor > 0) parts.push(['anchorK', 'k', 0, p.anchor], ['anchorV', 'v', 0, p.anchor]);
       if (i === H - 1) parts.push(['kq', 'k', c0, c1], ['vq', 'v', c0, c1]);
-      return loadOf(x, { run, index: i, hosts: H, start, block: p.block, anchor: p.anchor, scale: s.scale, queryHost: this.hosts[H - 1].inbox, peers: this.hosts.map((h) => h.id), timeoutMs: this.timeoutMs }, parts);
+      return loadOf(
+        x,
+        {
+          run,
+          index: i,
+          hosts: H,
+          start,
+          block: p.block,
+          anchor: p.anchor,
+          scale: s.scale,
+          queryHost: this.hosts[H - 1].inbox,
+          peers: this.hosts.map((h) => h.id),
+          timeoutMs: this.timeoutMs,
+        },
+        parts,
+      );
     });
     const t1 = performance.now();
     const phase1 = await this.all('star1', () => ({ run }));
@@ -196,10 +254,18 @@ export class Cluster {
     const out = emptyState(s.heads, fetch ? s.queries : 0, s.headDim);
     if (fetch) {
       const fetched = await this.all('fetch', () => ({ run }));
-      fetched.forEach((e, i) => placeState(out, stateFrom(e.tensors, 'phase1'), rowsAt(s.queries, s.keys, layout.hosts[i])[0]));
+      fetched.forEach((e, i) =>
+        placeState(out, stateFrom(e.tensors, 'phase1'), rowsAt(s.queries, s.keys, layout.hosts[i])[0]),
+      );
       placeState(out, stateFrom(fetched[H - 1].tensors, 'query'), qRows[0]);
     }
-    const timings = { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase1.map((e) => Number(e.meta.ms)), phase2Ms: t3 - t2, fetchMs: performance.now() - t3 };
+    const timings = {
+      loadMs: t1 - t0,
+      phase1Ms: t2 - t1,
+      hostMs: phase1.map((e) => Number(e.meta.ms)),
+      phase2Ms: t3 - t2,
+      fetchMs: performance.now() - t3,
+    };
     return { state: out, timings };
   }
 
@@ -209,9 +275,27 @@ export class Cluster {
     const shards = ringShards(s.keys, H);
     const rows = this.hosts.map((_, i) => ringQueryRows(s.queries, s.keys, H, i, s.causal));
     const t0 = performance.now();
-    await this.all('load', (i) => loadOf(x,
-      { run, index: i, hosts: H, shards, queryEnd: shards[i][1], causal: s.causal, scale: s.scale, peers: this.hosts.map((h) => h.inbox), timeoutMs: this.timeoutMs },
-      [['q', 'q', rows[i][0], rows[i][1]], ['k', 'k', shards[i][0], shards[i][1]], ['v', 'v', shards[i][0], shards[i][1]]]));
+    await this.all('load', (i) =>
+      loadOf(
+        x,
+        {
+          run,
+          index: i,
+          hosts: H,
+          shards,
+          queryEnd: shards[i][1],
+          causal: s.causal,
+          scale: s.scale,
+          peers: this.hosts.map((h) => h.inbox),
+          timeoutMs: this.timeoutMs,
+        },
+        [
+          ['q', 'q', rows[i][0], rows[i][1]],
+          ['k', 'k', shards[i][0], shards[i][1]],
+          ['v', 'v', shards[i][0], shards[i][1]],
+        ],
+      ),
+    );
     const t1 = performance.now();
     const phase = await this.all('ring', () => ({ run }));
     const t2 = performance.now();
@@ -222,20 +306,40 @@ export class Cluster {
         if ((e.meta.states as string[]).includes('ring')) placeState(out, stateFrom(e.tensors, 'ring'), rows[i][0]);
       });
     }
-    return { state: out, timings: { loadMs: t1 - t0, phase1Ms: t2 - t1, hostMs: phase.map((e) => Number(e.meta.ms)), phase2Ms: 0, fetchMs: performance.now() - t2 } };
+    return {
+      state: out,
+      timings: {
+        loadMs: t1 - t0,
+        phase1Ms: t2 - t1,
+        hostMs: phase.map((e) => Number(e.meta.ms)),
+        phase2Ms: 0,
+        fetchMs: performance.now() - t2,
+      },
+    };
   }
 
   /** The same request to every host at once; the first failure (or timeout) rejects, naming its host. */
-  private all(kind: string, build: (i: number) => Meta | [Meta, Record<string, Tensor>], timeoutMs = this.timeoutMs): Promise<Envelope[]> {
-    return Promise.all(this.hosts.map((h, i) => {
-      const b = build(i);
-      const [meta, tensors] = Array.isArray(b) ? b : [b, {}];
-      const c = h.child;
-      if (c && (c.exitCode !== null || c.signalCode !== null)) {
-        return Promise.reject(new HostError(`${this.describe(i)} has exited (${c.signalCode ?? `code ${c.exitCode}`}); start a new run`, this.describe(i)));
-      }
-      return this.peer.request(h.inbox, { ...meta, kind }, tensors, timeoutMs, this.describe(i));
-    }));
+  private all(
+    kind: string,
+    build: (i: number) => Meta | [Meta, Record<string, Tensor>],
+    timeoutMs = this.timeoutMs,
+  ): Promise<Envelope[]> {
+    return Promise.all(
+      this.hosts.map((h, i) => {
+        const b = build(i);
+        const [meta, tensors] = Array.isArray(b) ? b : [b, {}];
+        const c = h.child;
+        if (c && (c.exitCode !== null || c.signalCode !== null)) {
+          return Promise.reject(
+            new HostError(
+              `${this.describe(i)} has exited (${c.signalCode ?? `code ${c.exitCode}`}); start a new run`,
+              this.describe(i),
+            ),
+          );
+        }
+        return this.peer.request(h.inbox, { ...meta, kind }, tensors, timeoutMs, this.describe(i));
+      }),
+    );
   }
 
   /** Stops spawned hosts and the server this cluster started (not the user's). */
@@ -244,36 +348,60 @@ export class Cluster {
     this.closed = true;
     this.removeHook();
     await this.peer.close().catch(() => {});
-    await Promise.all(this.hosts.map((h) => (h.child ? waitExit(h.child, 5_000).catch(() => h.child!.kill('SIGKILL')) : undefined)));
+    await Promise.all(
+      this.hosts.map((h) => (h.child ? waitExit(h.child, 5_000).catch(() => h.child!.kill('SIGKILL')) : undefined)),
+    );
     await this.server?.stop();
   }
 }
 
 /** Asks `longctx.discover` until `count` hosts answered (those spawned with `tag`, or any on a user's server). */
-async function discover(peer: Peer, count: number, tag: string | undefined, children: ChildProcess[], logs: Map<string, string>, timeoutMs: number): Promise<HostInfo[]> {
+async function discover(
+  peer: Peer,
+  count: number,
+  tag: string | undefined,
+  children: ChildProcess[],
+  logs: Map<string, string>,
+  timeoutMs: number,
+): Promise<HostInfo[]> {
   const found = new Map<string, HostInfo>();
   peer.onMessage = (e) => {
     const m = e.meta;
     if (m.kind !== 'hello') return;
     const id = String(m.id);
     if (tag && !id.startsWith(`local-${tag}-`)) return;
-    found.set(id, { id, inbox: String(m.inbox), backend: String(m.backend), device: String(m.device), pid: Number(m.pid), machine: String(m.machine) });
+    found.set(id, {
+      id,
+      inbox: String(m.inbox),
+      backend: String(m.backend),
+      device: String(m.device),
+      pid: Number(m.pid),
+      machine: String(m.machine),
+    });
   };
   const deadline = Date.now() + timeoutMs;
   while (found.size < count) {
     const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
     if (dead) {
       const id = [...logs.keys()][children.indexOf(dead)];
-      throw new HostError(`host ${id} (pid ${dead.pid}) exited while starting: ${(logs.get(id) ?? '').trim().split('\n').pop() ?? ''}`, id);
+      throw new HostError(
+        `host ${id} (pid ${dead.pid}) exited while starting: ${(logs.get(id) ?? '').trim().split('\n').pop() ?? ''}`,
+        id,
+      );
     }
     if (Date.now() > deadline) {
-      throw new HostError(`only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`, 'discovery');
+      throw new HostError(
+        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
+        'discovery',
+      );
     }
     await sendDiscover(peer);
     await new Promise((r) => setTimeout(r, 200));
   }
   peer.onMessage = () => {};
-  const list = [...found.values()].sort((a, b) => (tag ? Number(a.id.split('-').pop()) - Number(b.id.split('-').pop()) : a.id.localeCompare(b.id)));
+  const list = [...found.values()].sort((a, b) =>
+    tag ? Number(a.id.split('-').pop()) - Number(b.id.split('-').pop()) : a.id.localeCompare(b.id),
+  );
   return list.slice(0, count);
 }
 

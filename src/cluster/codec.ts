@@ -10,7 +10,8 @@ const MESSAGE_MAGIC = 0x3158434c; // 'LCX1'
 const CHUNK_MAGIC = 0x3143434c; // 'LCC1'
 export const CHUNK_HEADER_BYTES = 32;
 
-if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1) throw new Error('longctx hosts need a little-endian machine (raw tensor bytes travel as they lie in memory)');
+if (new Uint8Array(new Uint16Array([1]).buffer)[0] !== 1)
+  throw new Error('longctx hosts need a little-endian machine (raw tensor bytes travel as they lie in memory)');
 
 export type Meta = Record<string, unknown>;
 
@@ -29,7 +30,11 @@ const bytesOf = (t: Tensor) => new Uint8Array(t.data.buffer, t.data.byteOffset, 
 
 /** The message as a list of byte ranges (no copy of tensor data). */
 export function encodeMessage(meta: Meta, tensors: Record<string, Tensor> = {}): Uint8Array[] {
-  const list: TensorHeader[] = Object.entries(tensors).map(([name, t]) => ({ name, dtype: t.dtype, shape: [...t.shape] }));
+  const list: TensorHeader[] = Object.entries(tensors).map(([name, t]) => ({
+    name,
+    dtype: t.dtype,
+    shape: [...t.shape],
+  }));
   const header = new TextEncoder().encode(JSON.stringify({ meta, tensors: list }));
   const prefix = new Uint8Array(8);
   new DataView(prefix.buffer).setUint32(0, MESSAGE_MAGIC, true);
@@ -39,15 +44,20 @@ export function encodeMessage(meta: Meta, tensors: Record<string, Tensor> = {}):
 
 export function decodeMessage(bytes: Uint8Array): Envelope {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.byteLength < 8 || view.getUint32(0, true) !== MESSAGE_MAGIC) throw new InputError('not a longctx message (bad magic)');
+  if (bytes.byteLength < 8 || view.getUint32(0, true) !== MESSAGE_MAGIC)
+    throw new InputError('not a longctx message (bad magic)');
   const headerBytes = view.getUint32(4, true);
-  const { meta, tensors: list } = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerBytes))) as { meta: Meta; tensors: TensorHeader[] };
+  const { meta, tensors: list } = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + headerBytes))) as {
+    meta: Meta;
+    tensors: TensorHeader[];
+  };
   let at = 8 + headerBytes;
   const tensors: Record<string, Tensor> = {};
   for (const h of list) {
     const n = numel(h.shape);
     const size = n * (h.dtype === 'f32' ? 4 : 2);
-    if (at + size > bytes.byteLength) throw new InputError(`message truncated: tensor '${h.name}' needs ${size} bytes at ${at} of ${bytes.byteLength}`);
+    if (at + size > bytes.byteLength)
+      throw new InputError(`message truncated: tensor '${h.name}' needs ${size} bytes at ${at} of ${bytes.byteLength}`);
     // Copy into a fresh, aligned buffer: typed arrays need 2- or 4-byte alignment (and a Node Buffer's
     // slice() would share its pool rather than copy).
     const copy = new Uint8Array(size);
@@ -60,9 +70,15 @@ export function decodeMessage(bytes: Uint8Array): Envelope {
 }
 
 /** Cuts a message into chunks of at most `maxPayload` bytes each. */
-export function* chunkMessage(parts: Uint8Array[], maxPayload: number, sender: number, id: number): Generator<Uint8Array> {
+export function* chunkMessage(
+  parts: Uint8Array[],
+  maxPayload: number,
+  sender: number,
+  id: number,
+): Generator<Uint8Array> {
   const room = maxPayload - CHUNK_HEADER_BYTES;
-  if (room < 1024) throw new InputError(`the NATS server's max payload (${maxPayload} bytes) is too small for longctx chunks`);
+  if (room < 1024)
+    throw new InputError(`the NATS server's max payload (${maxPayload} bytes) is too small for longctx chunks`);
   const total = parts.reduce((a, p) => a + p.byteLength, 0);
   const count = Math.max(1, Math.ceil(total / room));
   let part = 0;
@@ -100,7 +116,8 @@ export class Reassembler {
   /** Returns the whole message once its last chunk arrives. */
   add(chunk: Uint8Array): Uint8Array | undefined {
     const view = new DataView(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (chunk.byteLength < CHUNK_HEADER_BYTES || view.getUint32(0, true) !== CHUNK_MAGIC) throw new InputError('not a longctx chunk (bad magic)');
+    if (chunk.byteLength < CHUNK_HEADER_BYTES || view.getUint32(0, true) !== CHUNK_MAGIC)
+      throw new InputError('not a longctx chunk (bad magic)');
     const key = `${view.getUint32(4, true)}:${view.getUint32(8, true)}`;
     const count = view.getUint32(12, true);
     const offset = view.getFloat64(16, true);

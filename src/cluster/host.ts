@@ -44,19 +44,29 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   const peer = await Peer.connect({ url: o.url, token: o.token, name: `host.${id}` });
   const runs = new Map<string, Run>();
   const log = o.log ?? (() => {});
-  const hello = () => ({ kind: 'hello', id, inbox: peer.inbox, backend: o.device.backend, device: o.device.name, pid: process.pid, machine: hostname() });
+  const hello = () => ({
+    kind: 'hello',
+    id,
+    inbox: peer.inbox,
+    backend: o.device.backend,
+    device: o.device.name,
+    pid: process.pid,
+    machine: hostname(),
+  });
 
   peer.listen(DISCOVER_SUBJECT, (e) => {
     if (typeof e.meta.replyTo === 'string') peer.send(e.meta.replyTo, hello()).catch(() => {});
   });
   peer.onMessage = (e) => {
-    handle(e).then(
-      (answer) => peer.reply(e, answer.meta, answer.tensors),
-      (err: Error) => {
-        log(`${String(e.meta.kind)} failed: ${err.message}`);
-        return peer.reply(e, err);
-      },
-    ).catch((err: Error) => log(`cannot answer ${String(e.meta.kind)}: ${err.message}`));
+    handle(e)
+      .then(
+        (answer) => peer.reply(e, answer.meta, answer.tensors),
+        (err: Error) => {
+          log(`${String(e.meta.kind)} failed: ${err.message}`);
+          return peer.reply(e, err);
+        },
+      )
+      .catch((err: Error) => log(`cannot answer ${String(e.meta.kind)}: ${err.message}`));
   };
 
   const runOf = (e: Envelope): Run => {
@@ -76,15 +86,23 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
       case 'load': {
         const tensors = { ...e.tensors };
         const synthetic = m.synthetic as Record<'q' | 'k' | 'v', SyntheticTensor> | undefined;
-        if (synthetic) for (const [name, source, start, end] of m.parts as Array<[string, 'q' | 'k' | 'v', number, number]>) tensors[name] = syntheticSlice(synthetic[source], start, end);
+        if (synthetic)
+          for (const [name, source, start, end] of m.parts as Array<[string, 'q' | 'k' | 'v', number, number]>)
+            tensors[name] = syntheticSlice(synthetic[source], start, end);
         runs.set(String(m.run), { meta: m, tensors, states: {} });
         return { meta: { ok: true } };
       }
       case 'star1': {
         const r = runOf(e);
         const t = r.tensors;
-        const [state, ms] = await timed(() => starPhase1(o.device, { start: Number(r.meta.start), q: t.q, k: t.k, v: t.v, anchorK: t.anchorK, anchorV: t.anchorV },
-          { block: Number(r.meta.block), anchor: Number(r.meta.anchor) }, { scale: r.meta.scale as number }));
+        const [state, ms] = await timed(() =>
+          starPhase1(
+            o.device,
+            { start: Number(r.meta.start), q: t.q, k: t.k, v: t.v, anchorK: t.anchorK, anchorV: t.anchorV },
+            { block: Number(r.meta.block), anchor: Number(r.meta.anchor) },
+            { scale: r.meta.scale as number },
+          ),
+        );
         r.states.phase1 = state;
         return { meta: { ms } };
       }
@@ -95,13 +113,21 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         const opts = { scale: r.meta.scale as number };
         const [partial, ms] = await timed(() => starPhase2(o.device, t.qq, t.k, t.v, false, opts));
         if (index < hosts - 1) {
-          await peer.send(String(r.meta.queryHost), { mailbox: `${String(m.run)}:star2:${index}` }, stateTensors('s', partial));
+          await peer.send(
+            String(r.meta.queryHost),
+            { mailbox: `${String(m.run)}:star2:${index}` },
+            stateTensors('s', partial),
+          );
           return { meta: { ms } };
         }
         const [own, ownMs] = await timed(() => starPhase2(o.device, t.qq, t.kq, t.vq, true, opts));
         const others: AttentionState[] = [];
         for (let i = 0; i < hosts - 1; i++) {
-          const got = await peer.take(`${String(m.run)}:star2:${i}`, Number(r.meta.timeoutMs), `host ${i} (${(r.meta.peers as string[])[i]})`);
+          const got = await peer.take(
+            `${String(m.run)}:star2:${i}`,
+            Number(r.meta.timeoutMs),
+            `host ${i} (${(r.meta.peers as string[])[i]})`,
+          );
           others.push(stateFrom(got.tensors, 's'));
         }
         r.states.query = mergeStarQuery([...others, partial], own);
@@ -111,7 +137,10 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         return { meta: { ms: await ring(runOf(e), String(m.run)) } };
       case 'fetch': {
         const r = runOf(e);
-        const tensors = Object.assign({}, ...Object.entries(r.states).map(([name, s]) => stateTensors(name, s))) as Record<string, Tensor>;
+        const tensors = Object.assign(
+          {},
+          ...Object.entries(r.states).map(([name, s]) => stateTensors(name, s)),
+        ) as Record<string, Tensor>;
         return { meta: { states: Object.keys(r.states) }, tensors };
       }
       case 'drop':
@@ -137,10 +166,17 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     const queryEnd = Number(m.queryEnd);
     const sends: Promise<void>[] = [];
     if (hosts > 1) sends.push(peer.send(next, { mailbox: `${run}:kv:${h}` }, { k: r.tensors.k, v: r.tensors.v }));
-    let acc = ringAccumulate(undefined, await ringStep(o.device, q, queryEnd, r.tensors.k, r.tensors.v, shards[h], opts));
+    let acc = ringAccumulate(
+      undefined,
+      await ringStep(o.device, q, queryEnd, r.tensors.k, r.tensors.v, shards[h], opts),
+    );
     for (let step = 1; step < hosts; step++) {
       const j = ringShardAt(h, step, hosts);
-      const got = await peer.take(`${run}:kv:${j}`, Number(m.timeoutMs), `host ${prev} (${peers[prev]}), the previous host of the ring`);
+      const got = await peer.take(
+        `${run}:kv:${j}`,
+        Number(m.timeoutMs),
+        `host ${prev} (${peers[prev]}), the previous host of the ring`,
+      );
       if ((h + 1) % hosts !== j) sends.push(peer.send(next, { mailbox: `${run}:kv:${j}` }, got.tensors));
       acc = ringAccumulate(acc, await ringStep(o.device, q, queryEnd, got.tensors.k, got.tensors.v, shards[j], opts));
     }

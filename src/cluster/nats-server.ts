@@ -24,9 +24,16 @@ export interface NatsServerOptions {
 }
 
 export function natsServerBinary(): string {
-  const candidates = [process.env.NATS_SERVER, '/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
+  const candidates = [
+    process.env.NATS_SERVER,
+    '/usr/sbin/nats-server',
+    '/usr/bin/nats-server',
+    '/usr/local/bin/nats-server',
+  ];
   for (const c of candidates) if (c && existsSync(c)) return c;
-  throw new DeviceError('nats-server not found: install it (Debian: apt-get install nats-server) or set NATS_SERVER to its path, or pass --nats URL of a running server');
+  throw new DeviceError(
+    'nats-server not found: install it (Debian: apt-get install nats-server) or set NATS_SERVER to its path, or pass --nats URL of a running server',
+  );
 }
 
 export async function startNatsServer(opts: NatsServerOptions = {}): Promise<NatsServer> {
@@ -36,15 +43,19 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   const config = join(dir, 'nats.conf');
   // Tensors arrive in bursts while a host computes (and does not read): let the server buffer them
   // rather than cut the host off as a slow consumer.
-  writeFileSync(config, [
-    `host: "${opts.listen ?? '127.0.0.1'}"`,
-    `port: ${opts.port ?? -1}`,
-    'max_payload: 1048576',
-    'max_pending: 4294967296',
-    'write_deadline: "300s"',
-    `authorization { token: "${token}" }`,
-    '',
-  ].join('\n'), { mode: 0o600 });
+  writeFileSync(
+    config,
+    [
+      `host: "${opts.listen ?? '127.0.0.1'}"`,
+      `port: ${opts.port ?? -1}`,
+      'max_payload: 1048576',
+      'max_pending: 4294967296',
+      'write_deadline: "300s"',
+      `authorization { token: "${token}" }`,
+      '',
+    ].join('\n'),
+    { mode: 0o600 },
+  );
   const child = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
   const removeHook = onShutdown(() => {
     child.kill('SIGKILL');
@@ -71,7 +82,10 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
 function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> {
   return new Promise((resolve, reject) => {
     let log = '';
-    const timer = setTimeout(() => reject(new DeviceError(`nats-server did not start within ${timeoutMs} ms: ${log.trim().slice(-300)}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new DeviceError(`nats-server did not start within ${timeoutMs} ms: ${log.trim().slice(-300)}`)),
+      timeoutMs,
+    );
     child.stderr!.setEncoding('utf8');
     child.stderr!.on('data', (text: string) => {
       if (log.length > 100_000) return; // listening already (or hopeless): only drain
@@ -97,7 +111,10 @@ function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> 
 export function waitExit(child: ChildProcess, timeoutMs: number): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   return new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new DeviceError(`process ${child.pid} did not exit within ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new DeviceError(`process ${child.pid} did not exit within ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     child.once('exit', () => {
       clearTimeout(timer);
       resolve();

@@ -5,7 +5,14 @@ import type { AttentionOptions } from '../spine/problem.js';
 import type { MethodSpec } from '../attention/spec.js';
 import { Cluster, type ClusterOptions, type DistributedResult } from './cluster.js';
 
-export async function distributedAttention(q: Tensor, k: Tensor, v: Tensor, method: MethodSpec | string, cluster: ClusterOptions, opts: AttentionOptions = {}): Promise<DistributedResult> {
+export async function distributedAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  method: MethodSpec | string,
+  cluster: ClusterOptions,
+  opts: AttentionOptions = {},
+): Promise<DistributedResult> {
   const c = await Cluster.start(cluster);
   try {
     return await c.attention(q, k, v, method, opts);

@@ -43,7 +43,10 @@ export class Peer {
   private readonly waiters = new Map<string, Waiter>();
   private readonly reassembler = new Reassembler();
 
-  private constructor(readonly nc: NatsConnection, name: string) {
+  private constructor(
+    readonly nc: NatsConnection,
+    name: string,
+  ) {
     this.inbox = `${SUBJECT_PREFIX}.${name}`;
     this.maxPayload = nc.info?.max_payload ?? 1024 * 1024;
     this.listen(this.inbox, (e) => this.deliver(e));
@@ -51,11 +54,21 @@ export class Peer {
 
   static async connect(o: PeerOptions): Promise<Peer> {
     try {
-      const nc = await connect({ servers: o.url, token: o.token, name: o.name, timeout: o.connectTimeoutMs ?? 10_000, reconnect: false, maxPingOut: 10 });
+      const nc = await connect({
+        servers: o.url,
+        token: o.token,
+        name: o.name,
+        timeout: o.connectTimeoutMs ?? 10_000,
+        reconnect: false,
+        maxPingOut: 10,
+      });
       return new Peer(nc, o.name);
     } catch (e) {
       const err = e as Error & { code?: string };
-      if (/AUTHORIZATION|Authorization/.test(`${err.code} ${err.message}`)) throw new InputError(`NATS server ${o.url} refused the token (authorization violation): pass the server's --token`);
+      if (/AUTHORIZATION|Authorization/.test(`${err.code} ${err.message}`))
+        throw new InputError(
+          `NATS server ${o.url} refused the token (authorization violation): pass the server's --token`,
+        );
       throw new DeviceError(`cannot connect to NATS at ${o.url}: ${err.message}`);
     }
   }
@@ -86,15 +99,28 @@ export class Peer {
   }
 
   /** Sends and waits for the reply; `who` names the other end in the error if it does not answer. */
-  request(subject: string, meta: Meta, tensors: Record<string, Tensor>, timeoutMs: number, who: string): Promise<Envelope> {
+  request(
+    subject: string,
+    meta: Meta,
+    tensors: Record<string, Tensor>,
+    timeoutMs: number,
+    who: string,
+  ): Promise<Envelope> {
     const rid = `${this.sender}-${this.nextId++}`;
     return new Promise<Envelope>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(rid);
-        reject(new HostError(`${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, stopped or overloaded); retry the run, or raise --timeout`, who));
+        reject(
+          new HostError(
+            `${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, stopped or overloaded); retry the run, or raise --timeout`,
+            who,
+          ),
+        );
       }, timeoutMs);
       this.pending.set(rid, { who, resolve, reject, timer });
-      this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors).catch((e: Error) => this.settle(rid, undefined, new DeviceError(`sending '${String(meta.kind)}' to ${who}: ${e.message}`)));
+      this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors).catch((e: Error) =>
+        this.settle(rid, undefined, new DeviceError(`sending '${String(meta.kind)}' to ${who}: ${e.message}`)),
+      );
     });
   }
 
@@ -119,9 +145,19 @@ export class Peer {
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         this.waiters.delete(key);
-        reject(new HostError(`nothing arrived from ${who} within ${(timeoutMs / 1000).toFixed(1)} s (${key}); is it alive?`, who));
+        reject(
+          new HostError(
+            `nothing arrived from ${who} within ${(timeoutMs / 1000).toFixed(1)} s (${key}); is it alive?`,
+            who,
+          ),
+        );
       }, timeoutMs);
-      this.waiters.set(key, { resolve: (e) => { clearTimeout(timer); resolve(e); } });
+      this.waiters.set(key, {
+        resolve: (e) => {
+          clearTimeout(timer);
+          resolve(e);
+        },
+      });
     });
   }
 
@@ -169,6 +205,7 @@ export class Peer {
 function remoteError(r: { name: string; message: string }, who: string): Error {
   const message = `${who}: ${r.message}`;
   const cls = (errors as Record<string, unknown>)[r.name];
-  if (r.name === 'HostError' || typeof cls !== 'function' || r.name === 'OutOfMemoryError') return new HostError(message, who);
+  if (r.name === 'HostError' || typeof cls !== 'function' || r.name === 'OutOfMemoryError')
+    return new HostError(message, who);
   return new (cls as new (m: string) => Error)(message);
 }

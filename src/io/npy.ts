@@ -19,17 +19,25 @@ export function parseNpy(bytes: Uint8Array, name = 'array'): Tensor {
   const descr = /'descr'\s*:\s*'([^']+)'/.exec(header)?.[1];
   const fortran = /'fortran_order'\s*:\s*(True|False)/.exec(header)?.[1];
   const shapeText = /'shape'\s*:\s*\(([^)]*)\)/.exec(header)?.[1];
-  if (!descr || !fortran || shapeText === undefined) throw new InputError(`${name}: malformed .npy header: ${header.trim()}`);
-  if (fortran === 'True') throw new InputError(`${name}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
+  if (!descr || !fortran || shapeText === undefined)
+    throw new InputError(`${name}: malformed .npy header: ${header.trim()}`);
+  if (fortran === 'True')
+    throw new InputError(`${name}: Fortran-order arrays are not supported; save with np.ascontiguousarray`);
   const dtype = descr === '<f4' ? 'f32' : descr === '<f2' ? 'f16' : null;
   if (!dtype) throw new InputError(`${name}: dtype ${descr} is not supported; use float32 or float16`);
-  const shape = shapeText.split(',').map((s) => s.trim()).filter((s) => s !== '').map(Number);
+  const shape = shapeText
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+    .map(Number);
   if (shape.some((d) => !Number.isSafeInteger(d) || d < 0)) throw new InputError(`${name}: bad shape (${shapeText})`);
   const count = shape.reduce((a, b) => a * b, 1);
   const itemBytes = dtype === 'f32' ? 4 : 2;
   const dataStart = start + headerLen;
   if (bytes.length - dataStart !== count * itemBytes) {
-    throw new InputError(`${name}: shape (${shape}) needs ${count * itemBytes} data bytes, file has ${bytes.length - dataStart}`);
+    throw new InputError(
+      `${name}: shape (${shape}) needs ${count * itemBytes} data bytes, file has ${bytes.length - dataStart}`,
+    );
   }
   // A real copy (Buffer#slice is a view into Node's shared pool), so the typed array starts aligned at 0.
   const copy = new Uint8Array(bytes.byteLength - dataStart);

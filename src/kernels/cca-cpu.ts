@@ -34,8 +34,17 @@ export function coresSeen(position: number, group: number, window: number): numb
  * Pass 1: pools groups [first, first + count) into coreK/coreV [Hkv, count, D] (group n at row n - first).
  * Group n's last token (n+1)g-1 must be a query row and its g tokens raw rows.
  */
-export function ccaPoolCpu(Q: Float32Array, K: Float32Array, V: Float32Array, L: CcaLayout, first: number, count: number,
-  coreK: Float32Array, coreV: Float32Array, halfCores = false): void {
+export function ccaPoolCpu(
+  Q: Float32Array,
+  K: Float32Array,
+  V: Float32Array,
+  L: CcaLayout,
+  first: number,
+  count: number,
+  coreK: Float32Array,
+  coreV: Float32Array,
+  halfCores = false,
+): void {
   const { headDim: D, group: g } = L;
   const G = L.heads / L.kvHeads;
   const round = halfCores ? roundHalf : (x: number) => x;
@@ -57,7 +66,7 @@ export function ccaPoolCpu(Q: Float32Array, K: Float32Array, V: Float32Array, L:
           m = Math.max(m, e[j]);
         }
         let sum = 0;
-        for (let j = 0; j < g; j++) sum += (e[j] = Math.exp(e[j] - m));
+        for (let j = 0; j < g; j++) sum += e[j] = Math.exp(e[j] - m);
         for (let j = 0; j < g; j++) w[j] += e[j] / (sum * G);
       }
       const co = (kvh * count + n - first) * D;
@@ -77,8 +86,15 @@ export function ccaPoolCpu(Q: Float32Array, K: Float32Array, V: Float32Array, L:
 }
 
 /** Pass 2: one online softmax per row over the cores it sees, then its raw window, in tiles of `tile` keys. */
-export function ccaAttendCpu(Q: Float32Array, coreK: Float32Array, coreV: Float32Array, K: Float32Array, V: Float32Array,
-  L: CcaLayout, tile = 32): AttentionState {
+export function ccaAttendCpu(
+  Q: Float32Array,
+  coreK: Float32Array,
+  coreV: Float32Array,
+  K: Float32Array,
+  V: Float32Array,
+  L: CcaLayout,
+  tile = 32,
+): AttentionState {
   const { heads, queries, headDim: D, group: g } = L;
   const G = heads / L.kvHeads;
   const out = emptyState(heads, queries, D);

@@ -33,7 +33,17 @@ export interface CcaKernelParams {
 export function ccaParams(p: CcaKernelParams): ArrayBuffer {
   const buf = new ArrayBuffer(48);
   const u = new Uint32Array(buf);
-  [u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]] = [p.queries, p.queryStart, p.raw, p.rawStart, p.coreCapacity, p.poolFirst, p.group, p.window, p.headsPerKv];
+  [u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]] = [
+    p.queries,
+    p.queryStart,
+    p.raw,
+    p.rawStart,
+    p.coreCapacity,
+    p.poolFirst,
+    p.group,
+    p.window,
+    p.headsPerKv,
+  ];
   new Float32Array(buf)[9] = p.scale;
   u[10] = 0xff800000; // -Infinity: WGSL has no infinity literal
   return buf;
@@ -228,27 +238,53 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
   const BC = 32;
   const blocks = D / 16;
   const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
-  const sMma = seq(2).map((n) => seq(blocks).map((b) =>
-    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+  const oInit = seq(blocks)
+    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
+    .join('\n');
+  const sMma = seq(2)
+    .map((n) =>
+      seq(blocks)
+        .map(
+          (b) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
       let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
-      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`).join('\n')).join('\n');
-  const rescale = seq(blocks).map((b) => `
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  const rescale = seq(blocks)
+    .map(
+      (b) => `
       subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
       workgroupBarrier();
       for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
       workgroupBarrier();
       o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`).join('');
-  const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) =>
-    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
+      workgroupBarrier();`,
+    )
+    .join('');
+  const pv = seq(blocks)
+    .map((b) =>
+      seq(BC / 16)
+        .map(
+          (kb) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
       let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
-      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`).join('\n')).join('\n');
-  const store = seq(blocks).map((b) => `
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  const store = seq(blocks)
+    .map(
+      (b) => `
   subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
   if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
-  workgroupBarrier();`).join('');
+  workgroupBarrier();`,
+    )
+    .join('');
   return /* wgsl */ `enable f16;
 enable subgroups;
 enable chromium_experimental_subgroup_matrix;

@@ -17,7 +17,9 @@ export function denseAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
   if (bytes > CPU_DENSE_MAX_SCORE_BYTES) {
     throw new OutOfMemoryError(
       `dense attention would materialise ${(bytes / 2 ** 30).toFixed(1)} GiB of scores; the CPU limit is ${CPU_DENSE_MAX_SCORE_BYTES / 2 ** 30} GiB: use flash`,
-      bytes, CPU_DENSE_MAX_SCORE_BYTES);
+      bytes,
+      CPU_DENSE_MAX_SCORE_BYTES,
+    );
   }
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;

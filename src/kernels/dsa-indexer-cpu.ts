@@ -34,7 +34,8 @@ export function quantizeInt8(data: Float32Array, count: number, dim: number): In
     const scale = Math.fround(amax / 127);
     scales[i] = scale;
     if (scale === 0) continue;
-    for (let d = 0; d < dim; d++) values[i * dim + d] = Math.max(-127, Math.min(127, Math.round(data[i * dim + d] / scale)));
+    for (let d = 0; d < dim; d++)
+      values[i * dim + d] = Math.max(-127, Math.min(127, Math.round(data[i * dim + d] / scale)));
   }
   return { count, dim, values, scales };
 }
@@ -70,18 +71,28 @@ export function prepareIndexer(index: IndexerInputs, precision: IndexerPrecision
   const keys = index.k.shape[0];
   const dim = index.q.shape[2];
   const kf = asFloat32(index.k);
-  return { ...prepareIndexerQueries(index.q, index.w, precision, keys), ...(precision === 'float' ? { kf } : { k8: quantizeInt8(kf, keys, dim) }) };
+  return {
+    ...prepareIndexerQueries(index.q, index.w, precision, keys),
+    ...(precision === 'float' ? { kf } : { k8: quantizeInt8(kf, keys, dim) }),
+  };
 }
 
 /** The query side only (a decode cache holds the keys, quantised once at append). */
-export function prepareIndexerQueries(q: Tensor, w: Tensor, precision: IndexerPrecision, keys: number): PreparedIndexer {
+export function prepareIndexerQueries(
+  q: Tensor,
+  w: Tensor,
+  precision: IndexerPrecision,
+  keys: number,
+): PreparedIndexer {
   const [heads, queries, dim] = q.shape;
   const wf = asFloat32(w);
-  if (precision === 'float') return { precision, heads, dim, queries, keys, weights: Float32Array.from(wf), qf: asFloat32(q) };
+  if (precision === 'float')
+    return { precision, heads, dim, queries, keys, weights: Float32Array.from(wf), qf: asFloat32(q) };
   const q8 = quantizeInt8(asFloat32(q), heads * queries, dim);
   const weights = new Float32Array(queries * heads);
   for (let t = 0; t < queries; t++) {
-    for (let j = 0; j < heads; j++) weights[t * heads + j] = Math.fround(wf[t * heads + j] * q8.scales[j * queries + t]);
+    for (let j = 0; j < heads; j++)
+      weights[t * heads + j] = Math.fround(wf[t * heads + j] * q8.scales[j * queries + t]);
   }
   return { precision, heads, dim, queries, keys, weights, q8 };
 }
@@ -92,7 +103,8 @@ export function indexRowScores(p: PreparedIndexer, t: number, count: number, out
   for (let s = 0; s < count; s++) {
     let score = 0;
     if (p.precision === 'float') {
-      const Q = p.qf!, K = p.kf!;
+      const Q = p.qf!,
+        K = p.kf!;
       for (let j = 0; j < H; j++) {
         let dot = 0;
         const qo = (j * Nq + t) * D;
@@ -100,7 +112,8 @@ export function indexRowScores(p: PreparedIndexer, t: number, count: number, out
         score += p.weights[t * H + j] * Math.max(0, dot);
       }
     } else {
-      const Q = p.q8!.values, K = p.k8!.values;
+      const Q = p.q8!.values,
+        K = p.k8!.values;
       for (let j = 0; j < H; j++) {
         let dot = 0;
         const qo = (j * Nq + t) * D;

@@ -25,7 +25,9 @@ export function indexerBlockQueries(s: IndexerKernelShape): number {
   const bytesPerQuery = s.precision === 'int8' ? s.heads * Math.ceil(s.dim / 4) * 4 : s.heads * s.dim * 4;
   const bq = Math.min(INDEXER_MAX_BLOCK_QUERIES, Math.floor(8192 / bytesPerQuery));
   if (bq < 1) {
-    throw new UnsupportedError(`an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory (at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`);
+    throw new UnsupportedError(
+      `an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory (at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`,
+    );
   }
   return bq;
 }

@@ -24,7 +24,13 @@ export interface FlashCpuOptions {
 
 export const subgroupMatrixTwin: FlashCpuOptions = { tile: 32, halfProbabilities: true, lazyRescaleLog2: 8 };
 
-export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, opts: FlashCpuOptions = {}): AttentionState {
+export function flashAttentionCpu(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  s: AttentionShape,
+  opts: FlashCpuOptions = {},
+): AttentionState {
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;
   const tile = opts.blockMask?.keyTile ?? opts.tile ?? 64;
@@ -83,7 +89,12 @@ export function flashAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
 }
 
 /** Key ranges [start, end) of row i, tile by tile, and whether the mask predicate must run on them. */
-function* keySegments(s: AttentionShape, i: number, tile: number, blocks?: BlockMask): Generator<[number, number, boolean]> {
+function* keySegments(
+  s: AttentionShape,
+  i: number,
+  tile: number,
+  blocks?: BlockMask,
+): Generator<[number, number, boolean]> {
   if (blocks) {
     const t = Math.floor(i / blocks.queryTile);
     for (let e = blocks.offsets[t]; e < blocks.offsets[t + 1]; e++) {

@@ -27,28 +27,54 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
   const rows = 16 * subgroups;
   const blocks = D / 16;
   const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const oInit = seq(blocks).map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`).join('\n');
-  const sMma = seq(2).map((n) => seq(blocks).map((b) =>
-    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+  const oInit = seq(blocks)
+    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
+    .join('\n');
+  const sMma = seq(2)
+    .map((n) =>
+      seq(blocks)
+        .map(
+          (b) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
       let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
-      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`).join('\n')).join('\n');
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
   // O blocks go through this subgroup's own 16 x 16 corner of st (free once the scores are in registers).
-  const rescale = seq(blocks).map((b) => `
+  const rescale = seq(blocks)
+    .map(
+      (b) => `
       subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
       workgroupBarrier();
       for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
       workgroupBarrier();
       o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`).join('');
-  const pv = seq(blocks).map((b) => seq(BC / 16).map((kb) =>
-    `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
+      workgroupBarrier();`,
+    )
+    .join('');
+  const pv = seq(blocks)
+    .map((b) =>
+      seq(BC / 16)
+        .map(
+          (kb) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
       let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
-      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`).join('\n')).join('\n');
-  const store = seq(blocks).map((b) => `
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  const store = seq(blocks)
+    .map(
+      (b) => `
   subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
   if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
-  workgroupBarrier();`).join('');
+  workgroupBarrier();`,
+    )
+    .join('');
   const maskBindings = blockMaskBindingsWgsl(mask);
   const loopHead = keyTileLoopWgsl(mask);
   const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';

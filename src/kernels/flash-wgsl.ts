@@ -22,11 +22,13 @@ export interface WgslMask {
 
 /** Bindings 6-8 of a masked flash kernel and its `allowed(qp, kp)` predicate; '' without a mask. */
 export function blockMaskBindingsWgsl(mask?: WgslMask): string {
-  return mask ? `
+  return mask
+    ? `
 @group(0) @binding(6) var<storage, read> block_offsets: array<u32>;
 @group(0) @binding(7) var<storage, read> block_tiles: array<u32>;
 ${mask.documents ? '@group(0) @binding(8) var<storage, read> doc_ids: array<i32>;' : ''}
-fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }` : '';
+fn allowed(qp: i32, kp: i32) -> bool { return ${mask.predicate}; }`
+    : '';
 }
 
 /**

@@ -9,7 +9,10 @@ export function matmulRowsCpu(x: Float32Array, T: number, w: WeightMatrix, y: Fl
     const row = w.row(r);
     const b = bias ? bias[r] : 0;
     for (let t = 0; t < T; t++) {
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      let s0 = 0,
+        s1 = 0,
+        s2 = 0,
+        s3 = 0;
       const off = t * cols;
       let i = 0;
       for (; i + 3 < cols; i += 4) {

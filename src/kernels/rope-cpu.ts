@@ -5,8 +5,16 @@
  * (GGUF llama, llama2.c); 'half' rotates (i, i + D/2) (Hugging Face). Angles are float64; cos and sin
  * are scaled by attentionFactor (YaRN's mscale, 1 otherwise).
  */
-export function ropeCpu(x: Float32Array, T: number, heads: number, D: number, firstPosition: number, invFreq: Float64Array,
-  layout: 'interleaved' | 'half', attentionFactor = 1): void {
+export function ropeCpu(
+  x: Float32Array,
+  T: number,
+  heads: number,
+  D: number,
+  firstPosition: number,
+  invFreq: Float64Array,
+  layout: 'interleaved' | 'half',
+  attentionFactor = 1,
+): void {
   const half = D / 2;
   const cos = new Float64Array(half);
   const sin = new Float64Array(half);

@@ -5,8 +5,17 @@
 
 export const ROPE_THREADS = 64;
 
-export function ropeParams(p: { tokens: number; heads: number; headDim: number; stride: number; offset: number; rotate: boolean; interleaved: boolean }): ArrayBuffer {
-  return new Uint32Array([p.tokens, p.heads, p.headDim, p.stride, p.offset, p.rotate ? 1 : 0, p.interleaved ? 1 : 0, 0]).buffer;
+export function ropeParams(p: {
+  tokens: number;
+  heads: number;
+  headDim: number;
+  stride: number;
+  offset: number;
+  rotate: boolean;
+  interleaved: boolean;
+}): ArrayBuffer {
+  return new Uint32Array([p.tokens, p.heads, p.headDim, p.stride, p.offset, p.rotate ? 1 : 0, p.interleaved ? 1 : 0, 0])
+    .buffer;
 }
 
 /** out f16 stores K, V and Q in half precision (the KV cache and the flash kernels' f16 inputs). */

@@ -17,7 +17,14 @@ export interface GatheredKeys {
 }
 
 /** q [Hq, Nq, D]; k and v [Hkv, keyStride, D] of which the first s.keys rows per head are valid. */
-export function sparseGatherAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, keys: GatheredKeys, keyStride = s.keys): AttentionState {
+export function sparseGatherAttentionCpu(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  s: AttentionShape,
+  keys: GatheredKeys,
+  keyStride = s.keys,
+): AttentionState {
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, headDim: D } = s;
   const group = heads / s.kvHeads;

@@ -13,7 +13,16 @@ export const SPARSE_THREADS = 64;
  * keyStride: rows per KV head in k and v (a decode cache's capacity); default the key count.
  * The first six words are attentionParams' (nq, nk, group, causal, scale, -inf); then width, dim, stride.
  */
-export function sparseGatherParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number; keyStride?: number }): ArrayBuffer {
+export function sparseGatherParams(p: {
+  queries: number;
+  keys: number;
+  group: number;
+  causal: boolean;
+  scale: number;
+  width: number;
+  headDim: number;
+  keyStride?: number;
+}): ArrayBuffer {
   const buf = new ArrayBuffer(48);
   new Uint8Array(buf).set(new Uint8Array(attentionParams(p)));
   const u = new Uint32Array(buf);

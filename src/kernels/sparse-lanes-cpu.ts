@@ -21,13 +21,22 @@ export function splitRange(n: number, splits: number, w: number): [number, numbe
 }
 
 /** q [Hq, Nq, D]; k and v [Hkv, keyStride, D]. */
-export function sparseLanesAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionShape, keys: GatheredKeys, split: LanesSplit, keyStride = s.keys): AttentionState {
+export function sparseLanesAttentionCpu(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  s: AttentionShape,
+  keys: GatheredKeys,
+  split: LanesSplit,
+  keyStride = s.keys,
+): AttentionState {
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, headDim: D } = s;
   const group = heads / s.kvHeads;
   const out = emptyState(heads, queries, D);
   const S = split.subSplits;
-  const ms = new Float64Array(S), ls = new Float64Array(S);
+  const ms = new Float64Array(S),
+    ls = new Float64Array(S);
   const accs = Array.from({ length: S }, () => new Float64Array(D));
   const acc = new Float64Array(D);
   for (let h = 0; h < heads; h++) {
@@ -39,7 +48,8 @@ export function sparseLanesAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: Atte
       for (let w = 0; w < split.splits; w++) {
         const [begin, end] = splitRange(n, split.splits, w);
         for (let r = 0; r < S; r++) {
-          let m = -Infinity, l = 0;
+          let m = -Infinity,
+            l = 0;
           const a = accs[r].fill(0);
           for (let e = begin + r; e < end; e += S) {
             const j = keys.indices[t * keys.width + e];

@@ -32,7 +32,18 @@ export function lanesLayout(headDim: number, group: number, lanes: number): Lane
 }
 
 /** Uniforms: as sparseGatherParams, plus splits and the heads of the chunk (partial states' stride). */
-export function sparseLanesParams(p: { queries: number; keys: number; group: number; causal: boolean; scale: number; width: number; headDim: number; keyStride: number; splits: number; heads: number }): ArrayBuffer {
+export function sparseLanesParams(p: {
+  queries: number;
+  keys: number;
+  group: number;
+  causal: boolean;
+  scale: number;
+  width: number;
+  headDim: number;
+  keyStride: number;
+  splits: number;
+  heads: number;
+}): ArrayBuffer {
   const buf = sparseGatherParams(p);
   const u = new Uint32Array(buf);
   u[9] = p.splits;
@@ -41,7 +52,8 @@ export function sparseLanesParams(p: { queries: number; keys: number; group: num
   return buf;
 }
 
-const PARAMS = 'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
+const PARAMS =
+  'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
 
 /**
  * Dispatch (tokens wrapped over x/y, kvHeads * splits on z). o/lse receive split w's state at row offset
@@ -54,20 +66,26 @@ export function sparseLanesWgsl(headDim: number, group: number, dtype: DType, la
   const C = D4 / L; // vec4 chunks per lane
   const U = LANES_UNROLL;
   const chunks = (f: (c: number) => string) => Array.from({ length: C }, (_, c) => f(c)).join('\n    ');
-  const butterfly = (x: string) => Array.from({ length: Math.log2(L) }, (_, i) => `${x} += subgroupShuffleXor(${x}, ${L >> (i + 1)}u);`).join(' ');
+  const butterfly = (x: string) =>
+    Array.from({ length: Math.log2(L) }, (_, i) => `${x} += subgroupShuffleXor(${x}, ${L >> (i + 1)}u);`).join(' ');
   // One loop iteration: U keys per sub-split, all their index, K and V loads issued before any arithmetic
   // (several rows in flight per lane), then dot, butterfly and the online softmax key by key.
   const us = Array.from({ length: U }, (_, u) => u);
   const body = [
-    ...us.map((u) => `let e${u} = e_begin + sub + (i + ${u}u) * S;
+    ...us.map(
+      (u) => `let e${u} = e_begin + sub + (i + ${u}u) * S;
     let valid${u} = e${u} < e_end;
-    let kb${u} = (kbase + u32(idx[row + select(e_begin, e${u}, valid${u})])) * D4 + lane;`),
+    let kb${u} = (kbase + u32(idx[row + select(e_begin, e${u}, valid${u})])) * D4 + lane;`,
+    ),
     ...us.map((u) => chunks((c) => `let k${u}_${c} = vec4<f32>(k[kb${u} + ${c * L}u]);`)),
     ...us.map((u) => chunks((c) => `let v${u}_${c} = vec4<f32>(v[kb${u} + ${c * L}u]);`)),
-    ...us.map((u) => `var s${u} = ${Array.from({ length: C }, (_, c) => `dot(qr[${c}], k${u}_${c})`).join(' + ')};
-    ${butterfly(`s${u}`)}`),
+    ...us.map(
+      (u) => `var s${u} = ${Array.from({ length: C }, (_, c) => `dot(qr[${c}], k${u}_${c})`).join(' + ')};
+    ${butterfly(`s${u}`)}`,
+    ),
     // A new maximum (rare after the first keys: about ln n times) rescales; otherwise one fma per element.
-    ...us.map((u) => `{
+    ...us.map(
+      (u) => `{
       let big = valid${u} && s${u} > m;
       let ex = exp(-abs(s${u} - m));
       if (big) {
@@ -78,7 +96,8 @@ export function sparseLanesWgsl(headDim: number, group: number, dtype: DType, la
       m = select(m, max(m, s${u}), valid${u});
       l += p;
       ${chunks((c) => `acc[${c}] = fma(vec4<f32>(p), v${u}_${c}, acc[${c}]);`)}
-    }`),
+    }`,
+    ),
   ].join('\n    ');
   return /* wgsl */ `${enable}
 enable subgroups;
@@ -130,7 +149,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   for (var i = 0u; i < steps; i += ${U}u) {
     ${body}
   }
-  ${S > 1 ? /* wgsl */ `
+  ${
+    S > 1
+      ? /* wgsl */ `
   if (lane == 0u) { mw[sub * G + g] = m; lw[sub * G + g] = l; }
   ${chunks((c) => `accw[((sub * G + g) * L + lane) * C + ${c}u] = acc[${c}];`)}
   workgroupBarrier();
@@ -144,7 +165,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     l += lw[r * G + g] * w;
     ${chunks((c) => `acc[${c}] += accw[((r * G + g) * L + lane) * C + ${c}u] * w;`)}
   }
-  m = mm;` : ''}
+  m = mm;`
+      : ''
+  }
   let orow = (split * params.heads + h) * params.nq + t;
   // Subgroups narrower than L (the host probes against this) would mix heads: NaN out, never a wrong number.
   let inv = select(select(0.0, 1.0 / l, l > 0.0), bitcast<f32>(params.nan_bits), sg < L);

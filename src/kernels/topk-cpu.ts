@@ -41,7 +41,7 @@ const u32 = new Uint32Array(f32.buffer);
 export function orderedKey(score: number): number {
   f32[0] = score === 0 ? 0 : score;
   const b = u32[0];
-  return (b & 0x80000000) ? (~b) >>> 0 : (b | 0x80000000) >>> 0;
+  return b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;
 }
 
 /** Selection state of one query: the composite prefix chosen so far and how many keys must still come from it. */
@@ -78,7 +78,15 @@ export interface SelectStats {
  * Writes the indices of the top min(k, count) of scores[0..count) into out[offset..], highest first for
  * the keys above the final prefix (in index order), then the boundary keys by rank; pads to `width` with -1.
  */
-export function radixSelectRow(scores: Float32Array, count: number, k: number, out: Int32Array, offset: number, width: number, stride = 0): SelectStats {
+export function radixSelectRow(
+  scores: Float32Array,
+  count: number,
+  k: number,
+  out: Int32Array,
+  offset: number,
+  width: number,
+  stride = 0,
+): SelectStats {
   const take = Math.min(k, count);
   out.fill(-1, offset, offset + width);
   if (take === 0) return { passes: 0 };
@@ -123,13 +131,15 @@ export function radixSelectRow(scores: Float32Array, count: number, k: number, o
     } else {
       hist.fill(0);
       passes++;
-      for (let s = 0; s < count; s++) if (comparePrefix(keyHi[s], lo(s), p) === 0) hist[nextDigit(keyHi[s], lo(s), p.bits)]++;
+      for (let s = 0; s < count; s++)
+        if (comparePrefix(keyHi[s], lo(s), p) === 0) hist[nextDigit(keyHi[s], lo(s), p.bits)]++;
     }
     let above = 0;
     let d = 255;
     while (above + hist[d] < p.need) above += hist[d--];
     p.need -= above;
-    if (p.bits < 32) p.hi = ((p.hi << 8) | d) >>> 0; else p.lo = ((p.lo << 8) | d) >>> 0;
+    if (p.bits < 32) p.hi = ((p.hi << 8) | d) >>> 0;
+    else p.lo = ((p.lo << 8) | d) >>> 0;
     p.bits += 8;
     if (hist[d] <= TOPK_CANDIDATES || p.bits === 64) break;
   }

@@ -27,7 +27,14 @@ fn key_limit(t: u32) -> i32 {
 }`;
 
 /** stride: the sample pass's key stride (kernels/topk-cpu.ts sampleStride), 0 for no sample pass. */
-export function topkParams(p: { queries: number; keys: number; causal: boolean; width: number; splits: number; stride?: number }): ArrayBuffer {
+export function topkParams(p: {
+  queries: number;
+  keys: number;
+  causal: boolean;
+  width: number;
+  splits: number;
+  stride?: number;
+}): ArrayBuffer {
   return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, p.stride ?? 0, 0, 0]).buffer;
 }
 
@@ -173,7 +180,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (live == 0u) { return; }
   for (var x = lid; x < BQ * 256u; x += WG) { atomicStore(&hist_wg[x], 0u); }
   stage_queries(q0, lid, WG);
-  workgroupBarrier();${aggregate ? AGGREGATE_LOOP_WGSL : /* wgsl */ `
+  workgroupBarrier();${
+    aggregate
+      ? AGGREGATE_LOOP_WGSL
+      : /* wgsl */ `
   let kend = key_limit(min(params.nq - 1u, q0 + BQ - 1u)) + 1;
   if (kend > 0) {
     let per = (u32(kend) + params.splits - 1u) / params.splits;
@@ -212,7 +222,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         }
       }
     }
-  }`}
+  }`
+  }
   workgroupBarrier();
   for (var x = lid; x < BQ * 256u; x += WG) {
     let v = atomicLoad(&hist_wg[x]);

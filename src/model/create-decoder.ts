@@ -4,7 +4,12 @@ import type { LayerSchedule } from '../attention/sparse.js';
 import { CpuDecoder, type Decoder, type DecoderOptions } from './decoder-cpu.js';
 import type { LoadedModel } from './types.js';
 
-export async function createDecoder(device: Device, model: LoadedModel, schedule: LayerSchedule, opts: DecoderOptions): Promise<Decoder> {
+export async function createDecoder(
+  device: Device,
+  model: LoadedModel,
+  schedule: LayerSchedule,
+  opts: DecoderOptions,
+): Promise<Decoder> {
   if (!device.gpu) return new CpuDecoder(model, schedule, opts);
   const { GpuDecoder } = await import('./decoder-gpu.js');
   return GpuDecoder.create(device.gpu, model, schedule, opts);

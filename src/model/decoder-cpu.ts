@@ -53,10 +53,18 @@ export interface Decoder {
 }
 
 interface Layer {
-  attnNorm: Float32Array; ffnNorm: Float32Array;
-  wq: WeightMatrix; wk: WeightMatrix; wv: WeightMatrix; wo: WeightMatrix;
-  bq?: Float32Array; bk?: Float32Array; bv?: Float32Array;
-  wGate: WeightMatrix; wUp: WeightMatrix; wDown: WeightMatrix;
+  attnNorm: Float32Array;
+  ffnNorm: Float32Array;
+  wq: WeightMatrix;
+  wk: WeightMatrix;
+  wv: WeightMatrix;
+  wo: WeightMatrix;
+  bq?: Float32Array;
+  bk?: Float32Array;
+  bv?: Float32Array;
+  wGate: WeightMatrix;
+  wUp: WeightMatrix;
+  wDown: WeightMatrix;
   method: MethodSpec;
   cache: LayerKVCache;
   /** CCA layers attend through their compressed cache instead (cache then holds nothing). */
@@ -67,11 +75,19 @@ interface Layer {
 
 export function modelParameterCount(c: ModelConfig): number {
   const attn = c.hiddenSize * (c.heads + 2 * c.kvHeads) * c.headDim + c.heads * c.headDim * c.hiddenSize;
-  return c.layers * (attn + 3 * c.hiddenSize * c.intermediateSize) + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2);
+  return (
+    c.layers * (attn + 3 * c.hiddenSize * c.intermediateSize) + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2)
+  );
 }
 
 /** The cache a layer's method needs: a ring for window and sinks (when narrower than the run), else dense. */
-export function cacheForMethod(c: ModelConfig, method: MethodSpec, maxTokens: number, chunk: number, ring = true): LayerKVCache {
+export function cacheForMethod(
+  c: ModelConfig,
+  method: MethodSpec,
+  maxTokens: number,
+  chunk: number,
+  ring = true,
+): LayerKVCache {
   if (ring && (method.name === 'window' || method.name === 'sinks')) {
     const left = Number(method.params.left);
     const sinks = method.name === 'sinks' ? Number(method.params.tokens) : 0;
@@ -93,9 +109,16 @@ export class CpuDecoder implements Decoder {
   private pos = 0;
   private readonly starMasks: StarMasks;
   /** Activations of one chunk, allocated once. */
-  private readonly scratch: Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'o' | 'proj' | 'gate' | 'up', Float32Array>;
+  private readonly scratch: Record<
+    'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'o' | 'proj' | 'gate' | 'up',
+    Float32Array
+  >;
 
-  constructor(model: LoadedModel, schedule: LayerSchedule, readonly opts: DecoderOptions) {
+  constructor(
+    model: LoadedModel,
+    schedule: LayerSchedule,
+    readonly opts: DecoderOptions,
+  ) {
     const c = (this.config = model.config);
     const w = model.weights;
     const decodeAll = opts.decodeAll ?? modelParameterCount(c) * 4 < 256 * 2 ** 20;
@@ -108,12 +131,22 @@ export class CpuDecoder implements Decoder {
       checkDecoderMethod(method);
       const cca = ccaLayerCache(c, method);
       return {
-        attnNorm: vec(l.attnNorm), ffnNorm: vec(l.ffnNorm),
-        wq: mat(l.wq), wk: mat(l.wk), wv: mat(l.wv), wo: mat(l.wo),
-        bq: l.bq && vec(l.bq), bk: l.bk && vec(l.bk), bv: l.bv && vec(l.bv),
-        wGate: mat(l.wGate), wUp: mat(l.wUp), wDown: mat(l.wDown),
+        attnNorm: vec(l.attnNorm),
+        ffnNorm: vec(l.ffnNorm),
+        wq: mat(l.wq),
+        wk: mat(l.wk),
+        wv: mat(l.wv),
+        wo: mat(l.wo),
+        bq: l.bq && vec(l.bq),
+        bk: l.bk && vec(l.bk),
+        bv: l.bv && vec(l.bv),
+        wGate: mat(l.wGate),
+        wUp: mat(l.wUp),
+        wDown: mat(l.wDown),
         method,
-        cache: cca ? new DenseKVCache(c.kvHeads, c.headDim, 0) : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
+        cache: cca
+          ? new DenseKVCache(c.kvHeads, c.headDim, 0)
+          : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
         cca,
         dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), opts.maxTokens) : undefined,
       };
@@ -124,7 +157,20 @@ export class CpuDecoder implements Decoder {
     const n = this.chunk;
     const f = (per: number) => new Float32Array(n * per);
     const [qd, kd] = [c.heads * c.headDim, c.kvHeads * c.headDim];
-    this.scratch = { x: f(c.hiddenSize), h: f(c.hiddenSize), q: f(qd), k: f(kd), v: f(kd), qh: f(qd), kh: f(kd), vh: f(kd), o: f(qd), proj: f(c.hiddenSize), gate: f(c.intermediateSize), up: f(c.intermediateSize) };
+    this.scratch = {
+      x: f(c.hiddenSize),
+      h: f(c.hiddenSize),
+      q: f(qd),
+      k: f(kd),
+      v: f(kd),
+      qh: f(qd),
+      kh: f(kd),
+      vh: f(kd),
+      o: f(qd),
+      proj: f(c.hiddenSize),
+      gate: f(c.intermediateSize),
+      up: f(c.intermediateSize),
+    };
     this.invFreq = ropeInverseFrequencies(c);
     this.ropeFactor = ropeAttentionFactor(c);
   }
@@ -150,7 +196,10 @@ export class CpuDecoder implements Decoder {
 
   async forward(tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
-    if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
+    if (this.pos + tokens.length > this.opts.maxTokens)
+      throw new ShapeError(
+        `the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`,
+      );
     if (this.pos === 0) this.starMasks.begin(tokens.length);
     let last: Float32Array | undefined;
     for (let a = 0; a < tokens.length; a += this.chunk) last = await this.forwardChunk(tokens.slice(a, a + this.chunk));
@@ -164,10 +213,25 @@ export class CpuDecoder implements Decoder {
     const group = Hq / Hkv;
     const sc = this.scratch;
     const view = (a: Float32Array, per: number) => a.subarray(0, T * per);
-    const [x, h, q, k, v, proj] = [view(sc.x, H), view(sc.h, H), view(sc.q, Hq * D), view(sc.k, Hkv * D), view(sc.v, Hkv * D), view(sc.proj, H)];
-    const [qh, kh, vh, o, gate, up] = [view(sc.qh, Hq * D), view(sc.kh, Hkv * D), view(sc.vh, Hkv * D), view(sc.o, Hq * D), view(sc.gate, F), view(sc.up, F)];
+    const [x, h, q, k, v, proj] = [
+      view(sc.x, H),
+      view(sc.h, H),
+      view(sc.q, Hq * D),
+      view(sc.k, Hkv * D),
+      view(sc.v, Hkv * D),
+      view(sc.proj, H),
+    ];
+    const [qh, kh, vh, o, gate, up] = [
+      view(sc.qh, Hq * D),
+      view(sc.kh, Hkv * D),
+      view(sc.vh, Hkv * D),
+      view(sc.o, Hq * D),
+      view(sc.gate, F),
+      view(sc.up, F),
+    ];
     tokens.forEach((id, t) => {
-      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
       x.set(this.embedding.row(id), t * H);
     });
     for (const [li, layer] of this.layers.entries()) {
@@ -182,7 +246,12 @@ export class CpuDecoder implements Decoder {
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
       this.opts.observe?.(li, this.pos, T, qh, kh);
       if (layer.cca) {
-        const state = await layer.cca.forward(cpuDevice, tensor([Hq, T, D], 'f32', qh), tensor([Hkv, T, D], 'f32', kh), tensor([Hkv, T, D], 'f32', vh));
+        const state = await layer.cca.forward(
+          cpuDevice,
+          tensor([Hq, T, D], 'f32', qh),
+          tensor([Hkv, T, D], 'f32', kh),
+          tensor([Hkv, T, D], 'f32', vh),
+        );
         headMajorToTokenMajor(state.o, o, T, Hq, D, 0, Hq);
       }
       const keys = layer.cca ? undefined : layer.cache.append(kh, vh, T);
@@ -196,7 +265,10 @@ export class CpuDecoder implements Decoder {
         const state = selected
           ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
           : layer.method.name === 'star' || layer.method.name === 'ring'
-            ? await flashAttention(cpuDevice, qg, kg, vg, { causal: true, mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined })
+            ? await flashAttention(cpuDevice, qg, kg, vg, {
+                causal: true,
+                mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined,
+              })
             : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
         headMajorToTokenMajor(state.o, o, T, group, D, g * group, Hq);
       }
@@ -221,10 +293,22 @@ export class CpuDecoder implements Decoder {
 
 /** [T, heads, D] -> [heads, T, D]. */
 export function tokenMajorToHeadMajor(src: Float32Array, dst: Float32Array, T: number, heads: number, D: number): void {
-  for (let t = 0; t < T; t++) for (let h = 0; h < heads; h++) dst.set(src.subarray((t * heads + h) * D, (t * heads + h + 1) * D), (h * T + t) * D);
+  for (let t = 0; t < T; t++)
+    for (let h = 0; h < heads; h++)
+      dst.set(src.subarray((t * heads + h) * D, (t * heads + h + 1) * D), (h * T + t) * D);
 }
 
 /** Writes `heads` heads [heads, T, D] into dst [T, totalHeads, D] starting at head `first`. */
-function headMajorToTokenMajor(src: Float32Array, dst: Float32Array, T: number, heads: number, D: number, first: number, totalHeads: number): void {
-  for (let h = 0; h < heads; h++) for (let t = 0; t < T; t++) dst.set(src.subarray((h * T + t) * D, (h * T + t + 1) * D), (t * totalHeads + first + h) * D);
+function headMajorToTokenMajor(
+  src: Float32Array,
+  dst: Float32Array,
+  T: number,
+  heads: number,
+  D: number,
+  first: number,
+  totalHeads: number,
+): void {
+  for (let h = 0; h < heads; h++)
+    for (let t = 0; t < T; t++)
+      dst.set(src.subarray((h * T + t) * D, (h * T + t + 1) * D), (t * totalHeads + first + h) * D);
 }

@@ -22,7 +22,15 @@ import type { AttentionShape } from '../spine/problem.js';
 import { MATMUL_TILE, MATVEC_ROWS_PER_DIM, matmulParams, matmulTiledWgsl, matvecWgsl } from '../kernels/matmul-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../kernels/rope-wgsl.js';
-import { ELEMENTWISE_THREADS, addWgsl, elementwiseParams, embeddingWgsl, grid, headsToTokensWgsl, swigluWgsl } from '../kernels/elementwise-wgsl.js';
+import {
+  ELEMENTWISE_THREADS,
+  addWgsl,
+  elementwiseParams,
+  embeddingWgsl,
+  grid,
+  headsToTokensWgsl,
+  swigluWgsl,
+} from '../kernels/elementwise-wgsl.js';
 import { WeightMatrix } from '../weights/weight-matrix.js';
 import type { Decoder, DecoderOptions } from './decoder-cpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
@@ -37,11 +45,20 @@ function ringOf(method: MethodSpec, maxTokens: number): { sinks: number; size: n
 }
 
 interface GpuLayer {
-  attnNorm: GPUBuffer; ffnNorm: GPUBuffer;
-  wq: GPUBuffer; wk: GPUBuffer; wv: GPUBuffer; wo: GPUBuffer;
-  bq?: GPUBuffer; bk?: GPUBuffer; bv?: GPUBuffer;
-  wGate: GPUBuffer; wUp: GPUBuffer; wDown: GPUBuffer;
-  cacheK: GPUBuffer; cacheV: GPUBuffer;
+  attnNorm: GPUBuffer;
+  ffnNorm: GPUBuffer;
+  wq: GPUBuffer;
+  wk: GPUBuffer;
+  wv: GPUBuffer;
+  wo: GPUBuffer;
+  bq?: GPUBuffer;
+  bk?: GPUBuffer;
+  bv?: GPUBuffer;
+  wGate: GPUBuffer;
+  wUp: GPUBuffer;
+  wDown: GPUBuffer;
+  cacheK: GPUBuffer;
+  cacheV: GPUBuffer;
   /** Rows per head of the cache: every position (dense), or sinks + a ring of window + 1 (window, sinks). */
   slots: number;
   ring?: { sinks: number; size: number };
@@ -52,8 +69,35 @@ interface GpuLayer {
   method: MethodSpec;
 }
 
-type Pipelines = Record<'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
-type Act = Record<'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kAttn' | 'vAttn' | 'oh' | 'o' | 'lse' | 'proj' | 'gate' | 'up' | 'last' | 'logits' | 'ids' | 'rope' | 'none' | 'kChunk' | 'vChunk' | 'dsaIndices', GPUBuffer>;
+type Pipelines = Record<
+  'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads',
+  GPUComputePipeline
+>;
+type Act = Record<
+  | 'x'
+  | 'h'
+  | 'q'
+  | 'k'
+  | 'v'
+  | 'qh'
+  | 'kAttn'
+  | 'vAttn'
+  | 'oh'
+  | 'o'
+  | 'lse'
+  | 'proj'
+  | 'gate'
+  | 'up'
+  | 'last'
+  | 'logits'
+  | 'ids'
+  | 'rope'
+  | 'none'
+  | 'kChunk'
+  | 'vChunk'
+  | 'dsaIndices',
+  GPUBuffer
+>;
 
 export class GpuDecoder implements Decoder {
   private pos = 0;
@@ -87,12 +131,18 @@ export class GpuDecoder implements Decoder {
     this.starMasks = new StarMasks(opts.maxTokens);
   }
 
-  static async create(gpu: GpuContext, model: LoadedModel, schedule: LayerSchedule, opts: DecoderOptions): Promise<GpuDecoder> {
+  static async create(
+    gpu: GpuContext,
+    model: LoadedModel,
+    schedule: LayerSchedule,
+    opts: DecoderOptions,
+  ): Promise<GpuDecoder> {
     const c = model.config;
     const owned: GPUBuffer[] = [];
     try {
       const storage = opts.storage ?? 'f32';
-      if (storage === 'f16' && !gpu.features.f16) throw new UnsupportedError('f16 storage needs a device with shader-f16; use storage f32');
+      if (storage === 'f16' && !gpu.features.f16)
+        throw new UnsupportedError('f16 storage needs a device with shader-f16; use storage f32');
       const e = storage === 'f16' ? 2 : 4;
       // Matrices in the storage type; norm weights and biases (vectors) stay f32.
       const up = async (w: WeightTensor) => {
@@ -119,12 +169,24 @@ export class GpuDecoder implements Decoder {
         const slots = cca ? 0 : ring ? ring.sinks + ring.size : cap;
         packed = Math.max(packed, cca ? chunk : ring ? Math.min(cap, slots + chunk) : cap);
         layers.push({
-          attnNorm: await up(l.attnNorm), ffnNorm: await up(l.ffnNorm),
-          wq: await up(l.wq), wk: await up(l.wk), wv: await up(l.wv), wo: await up(l.wo),
-          bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)),
-          wGate: await up(l.wGate), wUp: await up(l.wUp), wDown: await up(l.wDown),
-          cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`, e), cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`, e),
-          slots, ring, method, cca,
+          attnNorm: await up(l.attnNorm),
+          ffnNorm: await up(l.ffnNorm),
+          wq: await up(l.wq),
+          wk: await up(l.wk),
+          wv: await up(l.wv),
+          wo: await up(l.wo),
+          bq: l.bq && (await up(l.bq)),
+          bk: l.bk && (await up(l.bk)),
+          bv: l.bv && (await up(l.bv)),
+          wGate: await up(l.wGate),
+          wUp: await up(l.wUp),
+          wDown: await up(l.wDown),
+          cacheK: await buf(Hkv * slots * D, `layer ${i} K cache`, e),
+          cacheV: await buf(Hkv * slots * D, `layer ${i} V cache`, e),
+          slots,
+          ring,
+          method,
+          cca,
           dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), cap) : undefined,
         });
       }
@@ -132,21 +194,38 @@ export class GpuDecoder implements Decoder {
       const output = model.weights.output ? await up(model.weights.output) : embedding;
       const outputNorm = await up(model.weights.outputNorm);
       const act: Act = {
-        x: await buf(chunk * H, 'x'), h: await buf(chunk * H, 'h'), q: await buf(chunk * Hq * D, 'q'),
-        k: await buf(chunk * Hkv * D, 'k'), v: await buf(chunk * Hkv * D, 'v'), qh: await buf(chunk * Hq * D, 'q heads', e),
-        kAttn: await buf(Hkv * packed * D, 'attention keys', e), vAttn: await buf(Hkv * packed * D, 'attention values', e),
-        kChunk: await buf(Hkv * chunk * D, 'chunk keys', e), vChunk: await buf(Hkv * chunk * D, 'chunk values', e),
-        oh: await buf(chunk * Hq * D, 'attention out'), o: await buf(chunk * Hq * D, 'o'), lse: await buf(chunk * Hq, 'lse'),
-        proj: await buf(chunk * H, 'proj'), gate: await buf(chunk * F, 'gate'), up: await buf(chunk * F, 'up'),
-        last: await buf(H, 'last'), logits: await buf(V, 'logits'), ids: await buf(chunk, 'ids'), rope: await buf(chunk * D, 'rope cos sin'),
+        x: await buf(chunk * H, 'x'),
+        h: await buf(chunk * H, 'h'),
+        q: await buf(chunk * Hq * D, 'q'),
+        k: await buf(chunk * Hkv * D, 'k'),
+        v: await buf(chunk * Hkv * D, 'v'),
+        qh: await buf(chunk * Hq * D, 'q heads', e),
+        kAttn: await buf(Hkv * packed * D, 'attention keys', e),
+        vAttn: await buf(Hkv * packed * D, 'attention values', e),
+        kChunk: await buf(Hkv * chunk * D, 'chunk keys', e),
+        vChunk: await buf(Hkv * chunk * D, 'chunk values', e),
+        oh: await buf(chunk * Hq * D, 'attention out'),
+        o: await buf(chunk * Hq * D, 'o'),
+        lse: await buf(chunk * Hq, 'lse'),
+        proj: await buf(chunk * H, 'proj'),
+        gate: await buf(chunk * F, 'gate'),
+        up: await buf(chunk * F, 'up'),
+        last: await buf(H, 'last'),
+        logits: await buf(V, 'logits'),
+        ids: await buf(chunk, 'ids'),
+        rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
         dsaIndices: await buf(chunk * Math.max(1, ...layers.map((l) => l.dsa?.width ?? 0)), 'dsa key lists'),
       };
       const pipes: Pipelines = {
-        matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)), matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
-        rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl), rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
-        embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)), add: await gpu.pipeline('model-add', addWgsl),
-        swiglu: await gpu.pipeline('model-swiglu', swigluWgsl), heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
+        matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)),
+        matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
+        rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
+        rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
+        embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)),
+        add: await gpu.pipeline('model-add', addWgsl),
+        swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
+        heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
       };
       return new GpuDecoder(gpu, c, layers, embedding, output, outputNorm, act, pipes, chunk, opts, owned);
     } catch (e) {
@@ -160,7 +239,13 @@ export class GpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((sum, l) => sum + (l.cca ? l.cca.bytes : 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes) + (l.dsa?.bytes ?? 0), 0);
+    return this.layers.reduce(
+      (sum, l) =>
+        sum +
+        (l.cca ? l.cca.bytes : 2 * this.config.kvHeads * l.slots * this.config.headDim * this.elementBytes) +
+        (l.dsa?.bytes ?? 0),
+      0,
+    );
   }
 
   reset(): void {
@@ -183,14 +268,18 @@ export class GpuDecoder implements Decoder {
 
   async forward(tokens: readonly number[]): Promise<Float32Array> {
     if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
-    if (this.pos + tokens.length > this.opts.maxTokens) throw new ShapeError(`the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`);
+    if (this.pos + tokens.length > this.opts.maxTokens)
+      throw new ShapeError(
+        `the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`,
+      );
     if (this.pos === 0) {
       // A new sequence: Star's mask follows its prompt, so no decoding mask carries over.
       this.starMasks.begin(tokens.length);
       this.decodeMasks.forEach((m) => m.blocks.release());
       this.decodeMasks.clear();
     }
-    for (let a = 0; a < tokens.length; a += this.chunk) await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
+    for (let a = 0; a < tokens.length; a += this.chunk)
+      await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
     const logits = new Float32Array(await this.gpu.read(this.act.logits, this.config.vocabSize * 4));
     return logits;
   }
@@ -199,7 +288,11 @@ export class GpuDecoder implements Decoder {
   private uniform(words: ArrayBuffer): GPUBuffer {
     let u = this.uniformSlots[this.nextSlot];
     if (!u) {
-      u = this.gpu.device.createBuffer({ size: 32, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: `decoder uniform ${this.nextSlot}` });
+      u = this.gpu.device.createBuffer({
+        size: 32,
+        usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+        label: `decoder uniform ${this.nextSlot}`,
+      });
       this.uniformSlots.push(u);
     }
     this.nextSlot++;
@@ -207,7 +300,13 @@ export class GpuDecoder implements Decoder {
     return u;
   }
 
-  private dispatch(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y = 1): void {
+  private dispatch(
+    pass: GPUComputePassEncoder,
+    pipe: GPUComputePipeline,
+    buffers: GPUBuffer[],
+    x: number,
+    y = 1,
+  ): void {
     pass.setPipeline(pipe);
     const params = buffers[buffers.length - 1];
     let byPipe = this.bindGroups.get(params);
@@ -218,15 +317,44 @@ export class GpuDecoder implements Decoder {
     pass.dispatchWorkgroups(x, y);
   }
 
-  private matmul(pass: GPUComputePassEncoder, x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+  private matmul(
+    pass: GPUComputePassEncoder,
+    x: GPUBuffer,
+    w: GPUBuffer,
+    y: GPUBuffer,
+    T: number,
+    n: number,
+    k: number,
+    bias?: GPUBuffer,
+  ): void {
     const params = this.uniform(matmulParams(T, n, k, bias !== undefined));
     const bound = [x, w, bias ?? this.act.none, y, params];
-    if (T === 1) this.dispatch(pass, this.pipes.matvec, bound, Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM));
+    if (T === 1)
+      this.dispatch(
+        pass,
+        this.pipes.matvec,
+        bound,
+        Math.min(n, MATVEC_ROWS_PER_DIM),
+        Math.ceil(n / MATVEC_ROWS_PER_DIM),
+      );
     else this.dispatch(pass, this.pipes.matmul, bound, Math.ceil(n / MATMUL_TILE), Math.ceil(T / MATMUL_TILE));
   }
 
-  private elementwise(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], n: number, a = 0, b = 0, c = 0): void {
-    this.dispatch(pass, pipe, [...buffers, this.uniform(elementwiseParams(n, a, b, c))], ...grid(n, ELEMENTWISE_THREADS));
+  private elementwise(
+    pass: GPUComputePassEncoder,
+    pipe: GPUComputePipeline,
+    buffers: GPUBuffer[],
+    n: number,
+    a = 0,
+    b = 0,
+    c = 0,
+  ): void {
+    this.dispatch(
+      pass,
+      pipe,
+      [...buffers, this.uniform(elementwiseParams(n, a, b, c))],
+      ...grid(n, ELEMENTWISE_THREADS),
+    );
   }
 
   private ropeTable(T: number): Float32Array<ArrayBuffer> {
@@ -253,17 +381,44 @@ export class GpuDecoder implements Decoder {
     const T = tokens.length;
     const [H, D, Hq, Hkv, F] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize];
     const cap = this.opts.maxTokens;
-    for (const id of tokens) if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize) throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    for (const id of tokens)
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
     gpu.device.queue.writeBuffer(a.ids, 0, new Uint32Array(tokens));
     gpu.device.queue.writeBuffer(a.rope, 0, this.ropeTable(T));
-    await gpu.run('embedding', (pass) => this.elementwise(pass, this.pipes.embedding, [this.embedding, a.ids, a.x], T * H, H));
-    const rope = (pass: GPUComputePassEncoder, src: GPUBuffer, dst: GPUBuffer, heads: number, stride: number, offset: number, rotate: boolean) => {
-      const params = this.uniform(ropeParams({ tokens: T, heads, headDim: D, stride, offset, rotate, interleaved: c.ropeLayout === 'interleaved' }));
+    await gpu.run('embedding', (pass) =>
+      this.elementwise(pass, this.pipes.embedding, [this.embedding, a.ids, a.x], T * H, H),
+    );
+    const rope = (
+      pass: GPUComputePassEncoder,
+      src: GPUBuffer,
+      dst: GPUBuffer,
+      heads: number,
+      stride: number,
+      offset: number,
+      rotate: boolean,
+    ) => {
+      const params = this.uniform(
+        ropeParams({
+          tokens: T,
+          heads,
+          headDim: D,
+          stride,
+          offset,
+          rotate,
+          interleaved: c.ropeLayout === 'interleaved',
+        }),
+      );
       this.dispatch(pass, this.pipes.rope, [src, a.rope, dst, params], ...grid((T * heads * D) / 2, ROPE_THREADS));
     };
     for (const [li, layer] of this.layers.entries()) {
       await gpu.run('attention inputs', (pass) => {
-        this.dispatch(pass, this.pipes.rmsnorm, [a.x, layer.attnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))], T);
+        this.dispatch(
+          pass,
+          this.pipes.rmsnorm,
+          [a.x, layer.attnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))],
+          T,
+        );
         this.matmul(pass, a.h, layer.wq, a.q, T, Hq * D, H, layer.bq);
         this.matmul(pass, a.h, layer.wk, a.k, T, Hkv * D, H, layer.bk);
         this.matmul(pass, a.h, layer.wv, a.v, T, Hkv * D, H, layer.bv);
@@ -296,7 +451,12 @@ export class GpuDecoder implements Decoder {
         this.elementwise(pass, this.pipes.heads, [a.oh, a.o], T * Hq * D, T, Hq, D);
         this.matmul(pass, a.o, layer.wo, a.proj, T, H, Hq * D);
         this.elementwise(pass, this.pipes.add, [a.x, a.proj], T * H);
-        this.dispatch(pass, this.pipes.rmsnorm, [a.x, layer.ffnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))], T);
+        this.dispatch(
+          pass,
+          this.pipes.rmsnorm,
+          [a.x, layer.ffnNorm, a.h, this.uniform(rmsNormParams(T, H, c.rmsNormEps))],
+          T,
+        );
         this.matmul(pass, a.h, layer.wGate, a.gate, T, F, H);
         this.matmul(pass, a.h, layer.wUp, a.up, T, F, H);
         this.elementwise(pass, this.pipes.swiglu, [a.gate, a.up], T * F);
@@ -307,7 +467,12 @@ export class GpuDecoder implements Decoder {
     this.pos += T;
     if (!last) return;
     await gpu.run('logits', (pass) => {
-      this.dispatch(pass, this.pipes.rmsnorm, [a.x, this.outputNorm, a.last, this.uniform(rmsNormParams(1, H, c.rmsNormEps, T - 1))], 1);
+      this.dispatch(
+        pass,
+        this.pipes.rmsnorm,
+        [a.x, this.outputNorm, a.last, this.uniform(rmsNormParams(1, H, c.rmsNormEps, T - 1))],
+        1,
+      );
       this.matmul(pass, a.last, this.output, a.logits, 1, c.vocabSize, H);
     });
   }
@@ -328,12 +493,15 @@ export class GpuDecoder implements Decoder {
     const ringFirst = Math.max(sinksHeld, this.pos - size);
     const n = sinksHeld + (this.pos - ringFirst) + T;
     for (let h = 0; h < c.kvHeads; h++) {
-      for (const [cache, chunk, packed] of [[layer.cacheK, a.kChunk, a.kAttn], [layer.cacheV, a.vChunk, a.vAttn]] as const) {
+      for (const [cache, chunk, packed] of [
+        [layer.cacheK, a.kChunk, a.kAttn],
+        [layer.cacheV, a.vChunk, a.vAttn],
+      ] as const) {
         const cacheRow = (r: number) => (h * layer.slots + r) * rowBytes;
         const packedRow = (r: number) => (h * n + r) * rowBytes;
         if (sinksHeld > 0) enc.copyBufferToBuffer(cache, cacheRow(0), packed, packedRow(0), sinksHeld * rowBytes);
         let at = sinksHeld;
-        for (let p = ringFirst; p < this.pos;) {
+        for (let p = ringFirst; p < this.pos; ) {
           const s = slot(p);
           const len = Math.min(this.pos - p, sinks + size - s);
           enc.copyBufferToBuffer(cache, cacheRow(s), packed, packedRow(at), len * rowBytes);
@@ -343,7 +511,7 @@ export class GpuDecoder implements Decoder {
         enc.copyBufferToBuffer(chunk, h * T * rowBytes, packed, packedRow(at), T * rowBytes);
         // Store the chunk: sink positions, then the last `size` others (earlier ones would be overwritten).
         const end = this.pos + T;
-        for (let p = this.pos; p < end;) {
+        for (let p = this.pos; p < end; ) {
           if (p >= sinks && p < end - size) {
             p = end - size;
             continue;
@@ -362,7 +530,15 @@ export class GpuDecoder implements Decoder {
   private async attend(method: MethodSpec, T: number, n: number): Promise<void> {
     const c = this.config;
     const a = this.act;
-    const shape: AttentionShape = { heads: c.heads, kvHeads: c.kvHeads, queries: T, keys: n, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
+    const shape: AttentionShape = {
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      queries: T,
+      keys: n,
+      headDim: c.headDim,
+      causal: true,
+      scale: 1 / Math.sqrt(c.headDim),
+    };
     const inputs = { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage };
     switch (method.name) {
       case 'dense':
@@ -372,8 +548,21 @@ export class GpuDecoder implements Decoder {
       case 'sinks':
       case 'star':
       case 'ring': {
-        const variant = method.name === 'star' || method.name === 'ring' ? 'auto' : choiceParam(method, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto') as FlashVariant;
-        const mask = method.name === 'star' ? this.starMasks.mask(method) : method.name === 'ring' ? undefined : maskForSpec(method, true);
+        const variant =
+          method.name === 'star' || method.name === 'ring'
+            ? 'auto'
+            : (choiceParam(
+                method,
+                'variant',
+                ['auto', 'portable', 'subgroup-matrix'] as const,
+                'auto',
+              ) as FlashVariant);
+        const mask =
+          method.name === 'star'
+            ? this.starMasks.mask(method)
+            : method.name === 'ring'
+              ? undefined
+              : maskForSpec(method, true);
         if (!mask) return flashAttentionGpu(this.gpu, inputs, variant);
         // Decoding steps reuse their block mask while (T, n) stay the same — always, once a ring is full —
         // so a window layer uploads nothing per token; one mask is kept per method.
@@ -407,7 +596,9 @@ export class GpuDecoder implements Decoder {
     this.opts.observe?.(li, this.pos, T, q, k);
     if (layer.dsa) {
       // A trained indexer reads the attention input h [T, hidden] (f32 activations).
-      const h = layer.dsa.needsInput ? new Float32Array(await this.gpu.read(this.act.h, T * c.hiddenSize * 4)) : undefined;
+      const h = layer.dsa.needsInput
+        ? new Float32Array(await this.gpu.read(this.act.h, T * c.hiddenSize * 4))
+        : undefined;
       layer.dsa.append(k, T, h);
       this.dsaLists = await layer.dsa.select(this.asDevice(), q, T, h);
     }
@@ -427,8 +618,21 @@ export class GpuDecoder implements Decoder {
     const lists = this.dsaLists!;
     if (lists.width > dsa.width) throw new ShapeError('dsa key lists wider than their buffer');
     this.gpu.device.queue.writeBuffer(a.dsaIndices, 0, lists.indices as Int32Array<ArrayBuffer>);
-    const shape: AttentionShape = { heads: c.heads, kvHeads: c.kvHeads, queries: T, keys: n, headDim: c.headDim, causal: true, scale: 1 / Math.sqrt(c.headDim) };
-    await sparseGatherGpu(this.gpu, { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage }, a.dsaIndices, lists.width);
+    const shape: AttentionShape = {
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      queries: T,
+      keys: n,
+      headDim: c.headDim,
+      causal: true,
+      scale: 1 / Math.sqrt(c.headDim),
+    };
+    await sparseGatherGpu(
+      this.gpu,
+      { q: a.qh, k: a.kAttn, v: a.vAttn, o: a.oh, lse: a.lse, shape, dtype: this.storage },
+      a.dsaIndices,
+      lists.width,
+    );
   }
 
   /** The first shape-many values of a storage-typed buffer, as a host tensor. */

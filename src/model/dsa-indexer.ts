@@ -22,8 +22,11 @@ import { ropeInverseFrequencies } from './rope.js';
 import type { LayerWeights, ModelConfig } from './types.js';
 
 export interface TrainedIndexer {
-  wq: WeightMatrix; wk: WeightMatrix; proj: WeightMatrix;
-  kNormWeight?: Float32Array; kNormBias?: Float32Array;
+  wq: WeightMatrix;
+  wk: WeightMatrix;
+  proj: WeightMatrix;
+  kNormWeight?: Float32Array;
+  kNormBias?: Float32Array;
   invFreq: Float64Array;
   config: ModelConfig;
 }
@@ -54,11 +57,16 @@ function rowNormSq(row: Float32Array, g: Float32Array): number {
   return s;
 }
 
-export function trainingFreeIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsPerHead?: number } = {}): LayerIndexer {
+export function trainingFreeIndexer(
+  layer: LayerWeights,
+  c: ModelConfig,
+  opts: { pairsPerHead?: number } = {},
+): LayerIndexer {
   const D = c.headDim;
   const half = D / 2;
   const P = Math.min(opts.pairsPerHead ?? 4, half);
-  if (!Number.isInteger(P) || P < 1) throw new ShapeError(`pairsPerHead must be a positive integer, got ${opts.pairsPerHead}`);
+  if (!Number.isInteger(P) || P < 1)
+    throw new ShapeError(`pairsPerHead must be a positive integer, got ${opts.pairsPerHead}`);
   const group = c.heads / c.kvHeads;
   const wq = new WeightMatrix(layer.wq, true);
   const wk = new WeightMatrix(layer.wk, true);
@@ -81,12 +89,18 @@ export function trainingFreeIndexer(layer: LayerWeights, c: ModelConfig, opts: {
       scores.push({ pair: i, score: Math.sqrt(qn * kn) });
     }
     scores.sort((a, b) => b.score - a.score || a.pair - b.pair);
-    const chosen = scores.slice(0, P).map((s) => s.pair).sort((a, b) => a - b);
+    const chosen = scores
+      .slice(0, P)
+      .map((s) => s.pair)
+      .sort((a, b) => a - b);
     channels.push(Int32Array.from(chosen.flatMap((i) => pairChannels(i, D, c.ropeLayout))));
   }
   const dim = c.kvHeads * 2 * P;
   return {
-    heads: c.kvHeads, dim, channels, weight: 1 / Math.sqrt(D),
+    heads: c.kvHeads,
+    dim,
+    channels,
+    weight: 1 / Math.sqrt(D),
     description: `training-free: ${c.kvHeads} index heads x ${2 * P} channels (${P} of ${half} rotary pairs per KV head by |W_Q||W_K|), D_I ${dim}, w = 1/sqrt(${D})`,
   };
 }
@@ -96,18 +110,38 @@ export function layerIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsP
   const t = layer.indexer;
   if (!t) return trainingFreeIndexer(layer, c, opts);
   const [dim, heads] = [t.wk.shape[0], t.proj.shape[0]];
-  if (dim < c.headDim || dim % 2 !== 0) throw new InputError(`${t.wk.name}: a trained indexer needs an even index dim of at least the head dim ${c.headDim} (RoPE on its first ${c.headDim} channels); got ${dim}`);
+  if (dim < c.headDim || dim % 2 !== 0)
+    throw new InputError(
+      `${t.wk.name}: a trained indexer needs an even index dim of at least the head dim ${c.headDim} (RoPE on its first ${c.headDim} channels); got ${dim}`,
+    );
   const vec = (w?: LayerWeights['wk']) => w && new WeightMatrix(w, true).toFloat32();
   return {
-    trained: { wq: new WeightMatrix(t.wq, true), wk: new WeightMatrix(t.wk, true), proj: new WeightMatrix(t.proj, true),
-      kNormWeight: vec(t.kNormWeight), kNormBias: vec(t.kNormBias), invFreq: ropeInverseFrequencies(c), config: c },
-    heads, dim, channels: [], weight: 1 / Math.sqrt(heads * dim),
+    trained: {
+      wq: new WeightMatrix(t.wq, true),
+      wk: new WeightMatrix(t.wk, true),
+      proj: new WeightMatrix(t.proj, true),
+      kNormWeight: vec(t.kNormWeight),
+      kNormBias: vec(t.kNormBias),
+      invFreq: ropeInverseFrequencies(c),
+      config: c,
+    },
+    heads,
+    dim,
+    channels: [],
+    weight: 1 / Math.sqrt(heads * dim),
     description: `trained (${t.wq.name.replace(/attn_q\.weight$/, '*')}): ${heads} index heads x ${dim}, w = W_proj h / sqrt(${heads * dim})`,
   };
 }
 
 /** The model's RoPE on the first head-dim channels of `rows` vectors of length `stride` at `offset`, position pos. */
-function ropeHead(x: Float32Array, offset: number, rows: number, stride: number, pos: number, ti: TrainedIndexer): void {
+function ropeHead(
+  x: Float32Array,
+  offset: number,
+  rows: number,
+  stride: number,
+  pos: number,
+  ti: TrainedIndexer,
+): void {
   const c = ti.config;
   for (let i = 0; i < c.headDim / 2; i++) {
     const [a, b] = pairChannels(i, c.headDim, c.ropeLayout);
@@ -123,7 +157,14 @@ function ropeHead(x: Float32Array, offset: number, rows: number, stride: number,
 }
 
 /** A trained indexer's keys [T, D_I] of h [T, hidden] at positions first.., written into out at row `at`. */
-export function trainedIndexKeysInto(ix: LayerIndexer, h: Float32Array, T: number, first: number, out: Float32Array, at: number): void {
+export function trainedIndexKeysInto(
+  ix: LayerIndexer,
+  h: Float32Array,
+  T: number,
+  first: number,
+  out: Float32Array,
+  at: number,
+): void {
   const ti = ix.trained!;
   const H = ti.config.hiddenSize;
   const D_I = ix.dim;
@@ -137,14 +178,20 @@ export function trainedIndexKeysInto(ix: LayerIndexer, h: Float32Array, T: numbe
       let v = 0;
       for (let d = 0; d < D_I; d++) v += (out[row + d] - mean) ** 2 / D_I;
       const inv = 1 / Math.sqrt(v + 1e-6);
-      for (let d = 0; d < D_I; d++) out[row + d] = (out[row + d] - mean) * inv * (ti.kNormWeight?.[d] ?? 1) + (ti.kNormBias?.[d] ?? 0);
+      for (let d = 0; d < D_I; d++)
+        out[row + d] = (out[row + d] - mean) * inv * (ti.kNormWeight?.[d] ?? 1) + (ti.kNormBias?.[d] ?? 0);
     }
     ropeHead(out, row, 1, D_I, first + t, ti);
   }
 }
 
 /** A trained indexer's queries q_I [H_I, T, D_I] and weights w [T, H_I] of h [T, hidden] at positions first... */
-export function trainedIndexQueries(ix: LayerIndexer, h: Float32Array, T: number, first: number): { q: Float32Array; w: Float32Array } {
+export function trainedIndexQueries(
+  ix: LayerIndexer,
+  h: Float32Array,
+  T: number,
+  first: number,
+): { q: Float32Array; w: Float32Array } {
   const ti = ix.trained!;
   const H = ti.config.hiddenSize;
   const [HI, D_I] = [ix.heads, ix.dim];
@@ -168,7 +215,14 @@ function dotRow(row: Float32Array, x: Float32Array): number {
 }
 
 /** Index keys [T, D_I] of post-RoPE keys k [Hkv, T, D] (head-major), written into out at row `at`. */
-export function indexKeysInto(ix: LayerIndexer, k: Float32Array, T: number, D: number, out: Float32Array, at: number): void {
+export function indexKeysInto(
+  ix: LayerIndexer,
+  k: Float32Array,
+  T: number,
+  D: number,
+  out: Float32Array,
+  at: number,
+): void {
   const per = ix.dim / ix.heads;
   for (let t = 0; t < T; t++) {
     const row = (at + t) * ix.dim;
@@ -181,7 +235,13 @@ export function indexKeysInto(ix: LayerIndexer, k: Float32Array, T: number, D: n
 }
 
 /** Index queries q_I [H_I, T, D_I] and weights w [T, H_I] of post-RoPE queries q [Hq, T, D] (head-major). */
-export function indexQueries(ix: LayerIndexer, q: Float32Array, heads: number, T: number, D: number): { q: Float32Array; w: Float32Array } {
+export function indexQueries(
+  ix: LayerIndexer,
+  q: Float32Array,
+  heads: number,
+  T: number,
+  D: number,
+): { q: Float32Array; w: Float32Array } {
   const per = ix.dim / ix.heads;
   const group = heads / ix.heads;
   const out = new Float32Array(ix.heads * T * ix.dim);
@@ -199,7 +259,15 @@ export function indexQueries(ix: LayerIndexer, q: Float32Array, heads: number, T
 }
 
 /** I[s] for one query (its index query rows at token t of q_I [H_I, T, D_I]) against keys 0..n-1 [n, D_I]. */
-export function indexScoresRow(ix: LayerIndexer, qI: Float32Array, T: number, t: number, keys: Float32Array, n: number, out: Float32Array): void {
+export function indexScoresRow(
+  ix: LayerIndexer,
+  qI: Float32Array,
+  T: number,
+  t: number,
+  keys: Float32Array,
+  n: number,
+  out: Float32Array,
+): void {
   const per = ix.dim / ix.heads;
   for (let s = 0; s < n; s++) {
     let total = 0;

@@ -10,7 +10,14 @@ import { tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../attention/dsa.js';
 import { intParam, type MethodSpec } from '../attention/spec.js';
-import { indexKeysInto, indexQueries, layerIndexer, trainedIndexKeysInto, trainedIndexQueries, type LayerIndexer } from './dsa-indexer.js';
+import {
+  indexKeysInto,
+  indexQueries,
+  layerIndexer,
+  trainedIndexKeysInto,
+  trainedIndexQueries,
+  type LayerIndexer,
+} from './dsa-indexer.js';
 import type { LayerWeights, ModelConfig } from './types.js';
 
 export const DSA_SINKS = 4;
@@ -30,7 +37,8 @@ export function dsaLayerParams(spec: MethodSpec): DsaLayerParams {
   const sinks = intParam(spec, 'sinks', DSA_SINKS);
   const local = intParam(spec, 'local', DSA_LOCAL);
   const pairs = intParam(spec, 'pairs', 4);
-  if (sinks < 0 || local < 1 || pairs < 1) throw new SpecError('dsa: sinks must be >= 0, local >= 1 (the token itself) and pairs >= 1');
+  if (sinks < 0 || local < 1 || pairs < 1)
+    throw new SpecError('dsa: sinks must be >= 0, local >= 1 (the token itself) and pairs >= 1');
   return { topk: topk!, precision: indexer ?? 'int8', sinks, local, pairs };
 }
 
@@ -39,7 +47,12 @@ export class DsaLayer {
   private readonly indexKeys: Float32Array;
   length = 0;
 
-  constructor(weights: LayerWeights, private readonly c: ModelConfig, readonly params: DsaLayerParams, readonly capacity: number) {
+  constructor(
+    weights: LayerWeights,
+    private readonly c: ModelConfig,
+    readonly params: DsaLayerParams,
+    readonly capacity: number,
+  ) {
     this.indexer = layerIndexer(weights, c, { pairsPerHead: params.pairs });
     this.indexKeys = new Float32Array(capacity * this.indexer.dim);
   }
@@ -79,7 +92,9 @@ export class DsaLayer {
     const middle = n - W - S;
     let picked: GatheredKeys | undefined;
     if (middle > 0 && topk > 0) {
-      const iq = this.indexer.trained ? trainedIndexQueries(this.indexer, h!, T, first) : indexQueries(this.indexer, q, this.c.heads, T, this.c.headDim);
+      const iq = this.indexer.trained
+        ? trainedIndexQueries(this.indexer, h!, T, first)
+        : indexQueries(this.indexer, q, this.c.heads, T, this.c.headDim);
       const D_I = this.indexer.dim;
       const index = {
         q: tensor([this.indexer.heads, T, D_I], 'f32', iq.q),
@@ -95,7 +110,10 @@ export class DsaLayer {
       for (let s = 0; s < Math.min(S, p + 1); s++) indices[at++] = s;
       if (picked) {
         const m = picked.count(t);
-        const row = picked.indices.subarray(t * picked.width, t * picked.width + m).map((j) => j + S).sort();
+        const row = picked.indices
+          .subarray(t * picked.width, t * picked.width + m)
+          .map((j) => j + S)
+          .sort();
         indices.set(row, at);
         at += m;
       }

@@ -40,7 +40,10 @@ export class TextStream {
   private readonly decoder = new TextDecoder('utf-8');
   private afterBos: boolean;
 
-  constructor(private readonly tokenizer: Tokenizer, lastPromptId: number | undefined) {
+  constructor(
+    private readonly tokenizer: Tokenizer,
+    lastPromptId: number | undefined,
+  ) {
     this.afterBos = lastPromptId !== undefined && lastPromptId === tokenizer.bosId;
   }
 
@@ -59,8 +62,14 @@ export class TextStream {
   }
 }
 
-export async function generate(decoder: Decoder, tokenizer: Tokenizer, promptIds: number[], opts: GenerateOptions): Promise<GenerateResult> {
-  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0) throw new InputError(`max tokens must be a non-negative integer, got ${opts.maxTokens}`);
+export async function generate(
+  decoder: Decoder,
+  tokenizer: Tokenizer,
+  promptIds: number[],
+  opts: GenerateOptions,
+): Promise<GenerateResult> {
+  if (!Number.isInteger(opts.maxTokens) || opts.maxTokens < 0)
+    throw new InputError(`max tokens must be a non-negative integer, got ${opts.maxTokens}`);
   // Embeddings may be padded beyond the tokenizer (Qwen2); padded rows are never sampled.
   const vocab = Math.min(decoder.config.vocabSize, tokenizer.vocabSize);
   const sampler = new Sampler(vocab, opts);

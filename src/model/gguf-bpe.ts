@@ -8,8 +8,10 @@ import type { Tokenizer } from './types.js';
 
 /** llama.cpp's pre-tokenizer regexes (llama-vocab.cpp) by tokenizer.ggml.pre. */
 const PRE_TOKENIZERS: Record<string, string> = {
-  'llama-bpe': "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
-  qwen2: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  'llama-bpe':
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+  qwen2:
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
   gpt2: "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+",
 };
 PRE_TOKENIZERS.default = PRE_TOKENIZERS.gpt2;
@@ -18,18 +20,40 @@ PRE_TOKENIZERS.smaug = PRE_TOKENIZERS['llama-bpe'];
 const CONTROL = 3;
 const USER_DEFINED = 4;
 
-export function ggufBpeTokenizer(meta: Map<string, GgufValue>, tokens: string[], types: number[], file: string): Tokenizer {
+export function ggufBpeTokenizer(
+  meta: Map<string, GgufValue>,
+  tokens: string[],
+  types: number[],
+  file: string,
+): Tokenizer {
   const pre = String(meta.get('tokenizer.ggml.pre') ?? 'default');
   const regex = PRE_TOKENIZERS[pre];
-  if (!regex) throw new UnsupportedError(`${file}: BPE pre-tokenizer '${pre}' is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`);
+  if (!regex)
+    throw new UnsupportedError(
+      `${file}: BPE pre-tokenizer '${pre}' is not supported (supported: ${Object.keys(PRE_TOKENIZERS).join(', ')})`,
+    );
   const merges = meta.get('tokenizer.ggml.merges');
-  if (!Array.isArray(merges) || merges.some((m) => typeof m !== 'string')) throw new InputError(`${file}: tokenizer.ggml.merges is missing or not an array of strings`);
+  if (!Array.isArray(merges) || merges.some((m) => typeof m !== 'string'))
+    throw new InputError(`${file}: tokenizer.ggml.merges is missing or not an array of strings`);
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => {
     if (!(t in vocab)) vocab[t] = i;
   });
-  const added = tokens.flatMap((content, id) => (types[id] === CONTROL || types[id] === USER_DEFINED
-    ? [{ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: types[id] === CONTROL }] : []));
+  const added = tokens.flatMap((content, id) =>
+    types[id] === CONTROL || types[id] === USER_DEFINED
+      ? [
+          {
+            id,
+            content,
+            single_word: false,
+            lstrip: false,
+            rstrip: false,
+            normalized: false,
+            special: types[id] === CONTROL,
+          },
+        ]
+      : [],
+  );
   const json = {
     version: '1.0',
     added_tokens: added,
@@ -43,11 +67,27 @@ export function ggufBpeTokenizer(meta: Map<string, GgufValue>, tokens: string[],
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: null, end_of_word_suffix: null, fuse_unk: false, byte_fallback: false, ignore_merges: pre === 'llama-bpe', vocab, merges },
+    model: {
+      type: 'BPE',
+      dropout: null,
+      unk_token: null,
+      continuing_subword_prefix: null,
+      end_of_word_suffix: null,
+      fuse_unk: false,
+      byte_fallback: false,
+      ignore_merges: pre === 'llama-bpe',
+      vocab,
+      merges,
+    },
   };
   const id = (key: string) => {
     const v = meta.get(key);
     return typeof v === 'number' && v >= 0 && v < tokens.length ? v : undefined;
   };
-  return new HuggingFaceTokenizer(json, {}, { bosTokenId: id('tokenizer.ggml.bos_token_id'), eosTokenId: id('tokenizer.ggml.eos_token_id') }, file);
+  return new HuggingFaceTokenizer(
+    json,
+    {},
+    { bosTokenId: id('tokenizer.ggml.bos_token_id'), eosTokenId: id('tokenizer.ggml.eos_token_id') },
+    file,
+  );
 }

@@ -28,15 +28,26 @@ export interface GgufFile {
 
 /** ggml type id -> name, block size (elements) and bytes per block, for sizes and messages. */
 export const GGML_TYPES: Record<number, { name: string; block: number; bytes: number }> = {
-  0: { name: 'F32', block: 1, bytes: 4 }, 1: { name: 'F16', block: 1, bytes: 2 },
-  2: { name: 'Q4_0', block: 32, bytes: 18 }, 3: { name: 'Q4_1', block: 32, bytes: 20 },
-  6: { name: 'Q5_0', block: 32, bytes: 22 }, 7: { name: 'Q5_1', block: 32, bytes: 24 },
-  8: { name: 'Q8_0', block: 32, bytes: 34 }, 9: { name: 'Q8_1', block: 32, bytes: 36 },
-  10: { name: 'Q2_K', block: 256, bytes: 84 }, 11: { name: 'Q3_K', block: 256, bytes: 110 },
-  12: { name: 'Q4_K', block: 256, bytes: 144 }, 13: { name: 'Q5_K', block: 256, bytes: 176 },
-  14: { name: 'Q6_K', block: 256, bytes: 210 }, 15: { name: 'Q8_K', block: 256, bytes: 292 },
-  24: { name: 'I8', block: 1, bytes: 1 }, 25: { name: 'I16', block: 1, bytes: 2 }, 26: { name: 'I32', block: 1, bytes: 4 },
-  27: { name: 'I64', block: 1, bytes: 8 }, 28: { name: 'F64', block: 1, bytes: 8 }, 30: { name: 'BF16', block: 1, bytes: 2 },
+  0: { name: 'F32', block: 1, bytes: 4 },
+  1: { name: 'F16', block: 1, bytes: 2 },
+  2: { name: 'Q4_0', block: 32, bytes: 18 },
+  3: { name: 'Q4_1', block: 32, bytes: 20 },
+  6: { name: 'Q5_0', block: 32, bytes: 22 },
+  7: { name: 'Q5_1', block: 32, bytes: 24 },
+  8: { name: 'Q8_0', block: 32, bytes: 34 },
+  9: { name: 'Q8_1', block: 32, bytes: 36 },
+  10: { name: 'Q2_K', block: 256, bytes: 84 },
+  11: { name: 'Q3_K', block: 256, bytes: 110 },
+  12: { name: 'Q4_K', block: 256, bytes: 144 },
+  13: { name: 'Q5_K', block: 256, bytes: 176 },
+  14: { name: 'Q6_K', block: 256, bytes: 210 },
+  15: { name: 'Q8_K', block: 256, bytes: 292 },
+  24: { name: 'I8', block: 1, bytes: 1 },
+  25: { name: 'I16', block: 1, bytes: 2 },
+  26: { name: 'I32', block: 1, bytes: 4 },
+  27: { name: 'I64', block: 1, bytes: 8 },
+  28: { name: 'F64', block: 1, bytes: 8 },
+  30: { name: 'BF16', block: 1, bytes: 2 },
 };
 
 export function ggmlTypeName(type: number): string {
@@ -45,23 +56,49 @@ export function ggmlTypeName(type: number): string {
 
 const MAGIC = 0x46554747; // "GGUF" little-endian
 /** Smallest encoded size of a value of each metadata type, to bound array counts before reading. */
-const MIN_VALUE_BYTES: Record<number, number> = { 0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 8: 8, 9: 12, 10: 8, 11: 8, 12: 8 };
+const MIN_VALUE_BYTES: Record<number, number> = {
+  0: 1,
+  1: 1,
+  2: 2,
+  3: 2,
+  4: 4,
+  5: 4,
+  6: 4,
+  7: 1,
+  8: 8,
+  9: 12,
+  10: 8,
+  11: 8,
+  12: 8,
+};
 const MAX_DIMS = 4;
 
 class Cursor {
   pos = 0;
-  constructor(readonly buf: Buffer, readonly file: string) {}
+  constructor(
+    readonly buf: Buffer,
+    readonly file: string,
+  ) {}
 
   fail(what: string): never {
     throw new InputError(`${this.file}: not a valid GGUF file: ${what} (at byte ${this.pos} of ${this.buf.length})`);
   }
 
   need(bytes: number, what: string): void {
-    if (bytes < 0 || this.pos + bytes > this.buf.length) this.fail(`truncated while reading ${what} (needs ${bytes} bytes)`);
+    if (bytes < 0 || this.pos + bytes > this.buf.length)
+      this.fail(`truncated while reading ${what} (needs ${bytes} bytes)`);
   }
 
-  u8(what: string): number { this.need(1, what); return this.buf.readUInt8(this.pos++); }
-  u32(what: string): number { this.need(4, what); const v = this.buf.readUInt32LE(this.pos); this.pos += 4; return v; }
+  u8(what: string): number {
+    this.need(1, what);
+    return this.buf.readUInt8(this.pos++);
+  }
+  u32(what: string): number {
+    this.need(4, what);
+    const v = this.buf.readUInt32LE(this.pos);
+    this.pos += 4;
+    return v;
+  }
 
   /** A u64 that must fit a JS number (counts, lengths, offsets). */
   count(what: string): number {
@@ -82,32 +119,51 @@ class Cursor {
 
   value(type: number, what: string, depth = 0): GgufValue {
     const b = this.buf;
-    const take = <T>(n: number, read: (at: number) => T): T => { this.need(n, what); const v = read(this.pos); this.pos += n; return v; };
+    const take = <T>(n: number, read: (at: number) => T): T => {
+      this.need(n, what);
+      const v = read(this.pos);
+      this.pos += n;
+      return v;
+    };
     switch (type) {
-      case 0: return take(1, (p) => b.readUInt8(p));
-      case 1: return take(1, (p) => b.readInt8(p));
-      case 2: return take(2, (p) => b.readUInt16LE(p));
-      case 3: return take(2, (p) => b.readInt16LE(p));
-      case 4: return take(4, (p) => b.readUInt32LE(p));
-      case 5: return take(4, (p) => b.readInt32LE(p));
-      case 6: return take(4, (p) => b.readFloatLE(p));
-      case 7: return take(1, (p) => b.readUInt8(p) !== 0);
-      case 8: return this.string(what);
+      case 0:
+        return take(1, (p) => b.readUInt8(p));
+      case 1:
+        return take(1, (p) => b.readInt8(p));
+      case 2:
+        return take(2, (p) => b.readUInt16LE(p));
+      case 3:
+        return take(2, (p) => b.readInt16LE(p));
+      case 4:
+        return take(4, (p) => b.readUInt32LE(p));
+      case 5:
+        return take(4, (p) => b.readInt32LE(p));
+      case 6:
+        return take(4, (p) => b.readFloatLE(p));
+      case 7:
+        return take(1, (p) => b.readUInt8(p) !== 0);
+      case 8:
+        return this.string(what);
       case 9: {
         if (depth > 2) this.fail(`${what}: arrays nested too deeply`);
         const itemType = this.u32(`item type of ${what}`);
         const min = MIN_VALUE_BYTES[itemType];
         if (min === undefined) this.fail(`${what}: unknown array item type ${itemType}`);
         const n = this.count(`length of array ${what}`);
-        if (n * min > b.length - this.pos) this.fail(`${what}: array of ${n} items cannot fit in the ${b.length - this.pos} bytes left`);
+        if (n * min > b.length - this.pos)
+          this.fail(`${what}: array of ${n} items cannot fit in the ${b.length - this.pos} bytes left`);
         const out: GgufValue[] = new Array(n);
         for (let i = 0; i < n; i++) out[i] = this.value(itemType, what, depth + 1);
         return out;
       }
-      case 10: return take(8, (p) => b.readBigUInt64LE(p));
-      case 11: return take(8, (p) => b.readBigInt64LE(p));
-      case 12: return take(8, (p) => b.readDoubleLE(p));
-      default: return this.fail(`${what}: unknown metadata value type ${type}`);
+      case 10:
+        return take(8, (p) => b.readBigUInt64LE(p));
+      case 11:
+        return take(8, (p) => b.readBigInt64LE(p));
+      case 12:
+        return take(8, (p) => b.readDoubleLE(p));
+      default:
+        return this.fail(`${what}: unknown metadata value type ${type}`);
     }
   }
 }
@@ -120,8 +176,12 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
   }
   c.pos = 4;
   const version = c.u32('version');
-  if (version === 1) throw new UnsupportedError(`${file}: GGUF version 1 is not supported (only 2 and 3); re-convert it with a current llama.cpp`);
-  if (version !== 2 && version !== 3) c.fail(`version ${version} is unknown (expected 2 or 3; a big-endian file is not supported)`);
+  if (version === 1)
+    throw new UnsupportedError(
+      `${file}: GGUF version 1 is not supported (only 2 and 3); re-convert it with a current llama.cpp`,
+    );
+  if (version !== 2 && version !== 3)
+    c.fail(`version ${version} is unknown (expected 2 or 3; a big-endian file is not supported)`);
   const tensorCount = c.count('tensor count');
   const kvCount = c.count('metadata count');
   // The smallest key/value is 8 (key length) + 4 (type) + 1 byte; the smallest tensor info 8 + 4 + 4 + 8.
@@ -151,10 +211,12 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
     const relative = c.count(`offset of ${name}`);
     const info = GGML_TYPES[type];
     const elements = dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(elements) || elements > buf.length * 8) c.fail(`tensor ${name} of shape [${dims}] is larger than the file`);
+    if (!Number.isSafeInteger(elements) || elements > buf.length * 8)
+      c.fail(`tensor ${name} of shape [${dims}] is larger than the file`);
     let byteLength = 0;
     if (info) {
-      if (dims[0] % info.block !== 0) c.fail(`tensor ${name}: row length ${dims[0]} is not a multiple of ${info.name}'s block of ${info.block}`);
+      if (dims[0] % info.block !== 0)
+        c.fail(`tensor ${name}: row length ${dims[0]} is not a multiple of ${info.name}'s block of ${info.block}`);
       byteLength = (elements / info.block) * info.bytes;
     }
     raw.push({ name, dims, type, relative, byteLength });
@@ -164,7 +226,9 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
     if (relative % alignment !== 0) c.fail(`tensor ${t.name}: offset ${relative} is not aligned to ${alignment}`);
     const offset = dataOffset + relative;
     if (offset + t.byteLength > buf.length) {
-      throw new InputError(`${file}: not a valid GGUF file: tensor ${t.name} (${ggmlTypeName(t.type)} [${t.dims}]) lies at bytes ${offset}..${offset + t.byteLength}, beyond the end of the file (${buf.length} bytes; truncated?)`);
+      throw new InputError(
+        `${file}: not a valid GGUF file: tensor ${t.name} (${ggmlTypeName(t.type)} [${t.dims}]) lies at bytes ${offset}..${offset + t.byteLength}, beyond the end of the file (${buf.length} bytes; truncated?)`,
+      );
     }
     return { ...t, offset };
   });

@@ -8,19 +8,31 @@ import { ggufBpeTokenizer } from './gguf-bpe.js';
 import type { Tokenizer } from './types.js';
 
 const SPACE = '\u2581'; // ▁
-const enum TokenType { Normal = 1, Unknown = 2, Control = 3, UserDefined = 4, Unused = 5, Byte = 6 }
+const enum TokenType {
+  Normal = 1,
+  Unknown = 2,
+  Control = 3,
+  UserDefined = 4,
+  Unused = 5,
+  Byte = 6,
+}
 
 export function ggufTokenizer(meta: Map<string, GgufValue>, file: string): Tokenizer {
   const model = meta.get('tokenizer.ggml.model');
-  if (model === undefined) throw new InputError(`${file}: no tokenizer in the metadata (tokenizer.ggml.model is missing)`);
-  if (model !== 'llama' && model !== 'gpt2') throw new UnsupportedError(`${file}: tokenizer '${String(model)}' is not supported (supported: llama (SentencePiece), gpt2 (byte-level BPE))`);
+  if (model === undefined)
+    throw new InputError(`${file}: no tokenizer in the metadata (tokenizer.ggml.model is missing)`);
+  if (model !== 'llama' && model !== 'gpt2')
+    throw new UnsupportedError(
+      `${file}: tokenizer '${String(model)}' is not supported (supported: llama (SentencePiece), gpt2 (byte-level BPE))`,
+    );
   const tokens = meta.get('tokenizer.ggml.tokens');
   if (!Array.isArray(tokens) || tokens.length === 0 || tokens.some((t) => typeof t !== 'string')) {
     throw new InputError(`${file}: tokenizer.ggml.tokens is missing or not an array of strings`);
   }
   const scores = meta.get('tokenizer.ggml.scores') ?? [];
   const types = meta.get('tokenizer.ggml.token_type') ?? [];
-  if (!Array.isArray(scores) || !Array.isArray(types)) throw new InputError(`${file}: tokenizer scores or token types are not arrays`);
+  if (!Array.isArray(scores) || !Array.isArray(types))
+    throw new InputError(`${file}: tokenizer scores or token types are not arrays`);
   if (model === 'gpt2') return ggufBpeTokenizer(meta, tokens as string[], types.map(Number), file);
   const id = (key: string): number | undefined => {
     const v = meta.get(key);
@@ -35,7 +47,12 @@ export function ggufTokenizer(meta: Map<string, GgufValue>, file: string): Token
   });
 }
 
-interface SpmOptions { bosId?: number; eosId?: number; unknownId?: number; addSpacePrefix: boolean }
+interface SpmOptions {
+  bosId?: number;
+  eosId?: number;
+  unknownId?: number;
+  addSpacePrefix: boolean;
+}
 
 export class SentencePieceTokenizer implements Tokenizer {
   readonly vocabSize: number;
@@ -46,7 +63,12 @@ export class SentencePieceTokenizer implements Tokenizer {
   private readonly pieces: Uint8Array[];
   private readonly encoder = new TextEncoder();
 
-  constructor(private readonly tokens: string[], private readonly scores: number[], private readonly types: number[], private readonly opts: SpmOptions) {
+  constructor(
+    readonly tokens: string[],
+    private readonly scores: number[],
+    readonly types: number[],
+    private readonly opts: SpmOptions,
+  ) {
     this.vocabSize = tokens.length;
     this.bosId = opts.bosId;
     this.eosId = opts.eosId;
@@ -74,7 +96,7 @@ export class SentencePieceTokenizer implements Tokenizer {
     // Symbols: a doubly linked list over code points, as llama.cpp's llm_symbol.
     const start: number[] = [];
     const len: number[] = [];
-    for (let i = 0; i < s.length;) {
+    for (let i = 0; i < s.length; ) {
       const n = s.codePointAt(i)! > 0xffff ? 2 : 1;
       start.push(i);
       len.push(n);
@@ -91,7 +113,10 @@ export class SentencePieceTokenizer implements Tokenizer {
       const id = this.ids.get(piece);
       if (id === undefined) return;
       heap.push({ left, right, score: this.scores[id] ?? 0, size: piece.length });
-      merged.set(piece, [s.slice(start[left], start[left] + len[left]), s.slice(start[right], start[right] + len[right])]);
+      merged.set(piece, [
+        s.slice(start[left], start[left] + len[left]),
+        s.slice(start[right], start[right] + len[right]),
+      ]);
     };
     for (let i = 1; i < count; i++) tryAdd(i - 1, i);
     for (let b = heap.pop(); b; b = heap.pop()) {
@@ -113,7 +138,10 @@ export class SentencePieceTokenizer implements Tokenizer {
         const b = this.byteIds[byte];
         if (b >= 0) out.push(b);
         else if (this.opts.unknownId !== undefined) out.push(this.opts.unknownId);
-        else throw new InputError(`the tokenizer cannot encode byte 0x${byte.toString(16)} (no byte tokens, no unknown token)`);
+        else
+          throw new InputError(
+            `the tokenizer cannot encode byte 0x${byte.toString(16)} (no byte tokens, no unknown token)`,
+          );
       }
     };
     for (let i = 0; i >= 0 && i < count; i = next[i]) if (len[i] > 0) emit(s.slice(start[i], start[i] + len[i]));
@@ -121,7 +149,8 @@ export class SentencePieceTokenizer implements Tokenizer {
   }
 
   tokenBytes(id: number): Uint8Array {
-    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize) throw new InputError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
+    if (!Number.isInteger(id) || id < 0 || id >= this.vocabSize)
+      throw new InputError(`token id ${id} is outside the vocabulary (0..${this.vocabSize - 1})`);
     return this.pieces[id];
   }
 
@@ -134,7 +163,12 @@ export class SentencePieceTokenizer implements Tokenizer {
   }
 }
 
-interface Bigram { left: number; right: number; score: number; size: number }
+interface Bigram {
+  left: number;
+  right: number;
+  score: number;
+  size: number;
+}
 
 /** Max-heap on score, ties to the leftmost pair (llama.cpp's llm_bigram_spm comparator). */
 class BigramHeap {
@@ -145,7 +179,7 @@ class BigramHeap {
   push(x: Bigram): void {
     const h = this.items;
     h.push(x);
-    for (let i = h.length - 1; i > 0;) {
+    for (let i = h.length - 1; i > 0; ) {
       const p = (i - 1) >> 1;
       if (!this.before(h[i], h[p])) break;
       [h[i], h[p]] = [h[p], h[i]];
@@ -159,8 +193,9 @@ class BigramHeap {
     const last = h.pop()!;
     if (h.length > 0) {
       h[0] = last;
-      for (let i = 0; ;) {
-        const l = 2 * i + 1, r = l + 1;
+      for (let i = 0; ; ) {
+        const l = 2 * i + 1,
+          r = l + 1;
         let m = i;
         if (l < h.length && this.before(h[l], h[m])) m = l;
         if (r < h.length && this.before(h[r], h[m])) m = r;

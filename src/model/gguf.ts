@@ -30,7 +30,9 @@ export function ggufModel(buf: Buffer, file: string): LoadedModel {
   const weights = ggufWeights(gguf, config, file);
   const tokenizer = ggufTokenizer(gguf.metadata, file);
   if (tokenizer.vocabSize !== config.vocabSize) {
-    throw new InputError(`${file}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${config.vocabSize} rows`);
+    throw new InputError(
+      `${file}: the tokenizer has ${tokenizer.vocabSize} tokens but token_embd has ${config.vocabSize} rows`,
+    );
   }
   return { config, weights, tokenizer, source: file };
 }
@@ -42,13 +44,15 @@ function num(meta: Map<string, GgufValue>, key: string, file: string, fallback?:
     return fallback;
   }
   const n = typeof v === 'bigint' ? Number(v) : v;
-  if (typeof n !== 'number' || !Number.isFinite(n)) throw new InputError(`${file}: metadata ${key} is not a number (${String(v)})`);
+  if (typeof n !== 'number' || !Number.isFinite(n))
+    throw new InputError(`${file}: metadata ${key} is not a number (${String(v)})`);
   return n;
 }
 
 function positiveInt(meta: Map<string, GgufValue>, key: string, file: string, fallback?: number): number {
   const n = num(meta, key, file, fallback);
-  if (!Number.isInteger(n) || n < 1 || n > 1 << 24) throw new InputError(`${file}: metadata ${key} = ${n} is not a plausible size`);
+  if (!Number.isInteger(n) || n < 1 || n > 1 << 24)
+    throw new InputError(`${file}: metadata ${key} = ${n} is not a plausible size`);
   return n;
 }
 
@@ -56,18 +60,26 @@ function ggufConfig(g: GgufFile, file: string): ModelConfig {
   const m = g.metadata;
   const arch = m.get('general.architecture');
   if (typeof arch !== 'string') throw new InputError(`${file}: metadata general.architecture is missing`);
-  if (!(ARCHITECTURES as readonly string[]).includes(arch)) throw new UnsupportedError(`${file}: architecture '${arch}' is not supported (supported: ${ARCHITECTURES.join(', ')})`);
+  if (!(ARCHITECTURES as readonly string[]).includes(arch))
+    throw new UnsupportedError(
+      `${file}: architecture '${arch}' is not supported (supported: ${ARCHITECTURES.join(', ')})`,
+    );
   const embd = g.tensors.find((t) => t.name === 'token_embd.weight');
-  if (!embd || embd.dims.length !== 2) throw new InputError(`${file}: tensor token_embd.weight is missing or not a matrix`);
+  if (!embd || embd.dims.length !== 2)
+    throw new InputError(`${file}: tensor token_embd.weight is missing or not a matrix`);
   const hiddenSize = positiveInt(m, `${arch}.embedding_length`, file);
   const heads = positiveInt(m, `${arch}.attention.head_count`, file);
   const kvHeads = positiveInt(m, `${arch}.attention.head_count_kv`, file, heads);
   const headDim = positiveInt(m, `${arch}.attention.key_length`, file, Math.floor(hiddenSize / heads));
-  if (heads % kvHeads !== 0) throw new InputError(`${file}: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
+  if (heads % kvHeads !== 0)
+    throw new InputError(`${file}: ${heads} query heads are not a multiple of ${kvHeads} key/value heads`);
   const ropeDims = positiveInt(m, `${arch}.rope.dimension_count`, file, headDim);
-  if (ropeDims !== headDim) throw new UnsupportedError(`${file}: partial RoPE (${ropeDims} of ${headDim} dims) is not supported`);
+  if (ropeDims !== headDim)
+    throw new UnsupportedError(`${file}: partial RoPE (${ropeDims} of ${headDim} dims) is not supported`);
   if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
-    throw new UnsupportedError(`${file}: per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 scaling baked in by llama.cpp) are not supported yet; load the Hugging Face directory instead`);
+    throw new UnsupportedError(
+      `${file}: per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 scaling baked in by llama.cpp) are not supported yet; load the Hugging Face directory instead`,
+    );
   }
   const contextLength = positiveInt(m, `${arch}.context_length`, file, 2048);
   const eps = num(m, `${arch}.attention.layer_norm_rms_epsilon`, file, 1e-5);
@@ -143,22 +155,35 @@ function ggufWeights(g: GgufFile, config: ModelConfig, file: string): LoadedMode
 }
 
 /** A layer's trained DSA indexer (blk.N.indexer.attn_q / attn_k / proj .weight, k_norm.weight / .bias), if any. */
-function trainedIndexer(p: string, byName: Map<string, GgufTensorInfo>, H: number, get: (name: string, shape: number[], optional?: boolean) => WeightTensor | undefined): LayerWeights['indexer'] {
+function trainedIndexer(
+  p: string,
+  byName: Map<string, GgufTensorInfo>,
+  H: number,
+  get: (name: string, shape: number[], optional?: boolean) => WeightTensor | undefined,
+): LayerWeights['indexer'] {
   const k = byName.get(`${p}indexer.attn_k.weight`);
   const proj = byName.get(`${p}indexer.proj.weight`);
   if (!k && !proj && !byName.has(`${p}indexer.attn_q.weight`)) return undefined;
   const [dim, heads] = [k ? Number(k.dims[1]) : 0, proj ? Number(proj.dims[1]) : 0];
   return {
-    wq: get(`${p}indexer.attn_q.weight`, [heads * dim, H])!, wk: get(`${p}indexer.attn_k.weight`, [dim, H])!, proj: get(`${p}indexer.proj.weight`, [heads, H])!,
-    kNormWeight: get(`${p}indexer.k_norm.weight`, [dim], true), kNormBias: get(`${p}indexer.k_norm.bias`, [dim], true),
+    wq: get(`${p}indexer.attn_q.weight`, [heads * dim, H])!,
+    wk: get(`${p}indexer.attn_k.weight`, [dim, H])!,
+    proj: get(`${p}indexer.proj.weight`, [heads, H])!,
+    kNormWeight: get(`${p}indexer.k_norm.weight`, [dim], true),
+    kNormBias: get(`${p}indexer.k_norm.bias`, [dim], true),
   };
 }
 
 function weightTensor(g: GgufFile, t: GgufTensorInfo, shape: number[], file: string): WeightTensor {
   const dtype = DTYPES[t.type];
-  if (!dtype) throw new UnsupportedError(`${file}: tensor ${t.name} is ${ggmlTypeName(t.type)}; supported tensor types: F32, F16, BF16, Q8_0 (re-quantise the model to one of them)`);
+  if (!dtype)
+    throw new UnsupportedError(
+      `${file}: tensor ${t.name} is ${ggmlTypeName(t.type)}; supported tensor types: F32, F16, BF16, Q8_0 (re-quantise the model to one of them)`,
+    );
   const logical = [...t.dims].reverse();
-  if (logical.join() !== shape.join()) throw new InputError(`${file}: tensor ${t.name} has shape [${logical}], expected [${shape}] from the metadata`);
-  if (dtype === 'q8_0' && shape.length === 1) throw new UnsupportedError(`${file}: vector ${t.name} is Q8_0; only matrices may be quantised`);
+  if (logical.join() !== shape.join())
+    throw new InputError(`${file}: tensor ${t.name} has shape [${logical}], expected [${shape}] from the metadata`);
+  if (dtype === 'q8_0' && shape.length === 1)
+    throw new UnsupportedError(`${file}: vector ${t.name} is Q8_0; only matrices may be quantised`);
   return { name: t.name, shape: logical, dtype, bytes: g.buffer.subarray(t.offset, t.offset + t.byteLength) };
 }

@@ -42,7 +42,8 @@ export function readHfConfig(path: string): ModelConfig {
 }
 
 export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfig {
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${source}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new InputError(`${source}: expected a JSON object`);
   const c = json as Json;
   const where = (key: string): string => `${source}: ${key}`;
 
@@ -52,7 +53,8 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
       if (fallback === undefined) throw new InputError(`${where(key)} is missing`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new InputError(`${where(key)} must be a positive integer, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1)
+      throw new InputError(`${where(key)} must be a positive integer, got ${JSON.stringify(v)}`);
     return v;
   };
   const num = (key: string, fallback?: number, obj: Json = c): number => {
@@ -61,7 +63,8 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
       if (fallback === undefined) throw new InputError(`${where(key)} is missing`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InputError(`${where(key)} must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw new InputError(`${where(key)} must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   };
   const bool = (key: string, fallback: boolean): boolean => {
@@ -76,7 +79,8 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
     // Llama 3 instruct lists several end tokens; the first is the model's own.
     const first = Array.isArray(v) ? v[0] : v;
     if (first === undefined) return undefined;
-    if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0) throw new InputError(`${where(key)} must be a token id or a list of them, got ${JSON.stringify(v)}`);
+    if (typeof first !== 'number' || !Number.isSafeInteger(first) || first < 0)
+      throw new InputError(`${where(key)} must be a token id or a list of them, got ${JSON.stringify(v)}`);
     return first;
   };
 
@@ -85,10 +89,14 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
   const hiddenSize = int('hidden_size');
   const heads = int('num_attention_heads');
   const kvHeads = int('num_key_value_heads', heads);
-  if (heads % kvHeads !== 0) throw new InputError(`${source}: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
+  if (heads % kvHeads !== 0)
+    throw new InputError(`${source}: num_attention_heads ${heads} is not a multiple of num_key_value_heads ${kvHeads}`);
   let headDim: number;
   if (c.head_dim === undefined || c.head_dim === null) {
-    if (hiddenSize % heads !== 0) throw new InputError(`${source}: hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${heads}, and head_dim is not given`);
+    if (hiddenSize % heads !== 0)
+      throw new InputError(
+        `${source}: hidden_size ${hiddenSize} is not a multiple of num_attention_heads ${heads}, and head_dim is not given`,
+      );
     headDim = hiddenSize / heads;
   } else {
     headDim = int('head_dim');
@@ -98,11 +106,16 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
   const vocabSize = int('vocab_size');
   const bosTokenId = tokenId('bos_token_id');
   const eosTokenId = tokenId('eos_token_id');
-  for (const [key, id] of [['bos_token_id', bosTokenId], ['eos_token_id', eosTokenId]] as const) {
-    if (id !== undefined && id >= vocabSize) throw new InputError(`${where(key)} ${id} is outside the vocabulary of ${vocabSize}`);
+  for (const [key, id] of [
+    ['bos_token_id', bosTokenId],
+    ['eos_token_id', eosTokenId],
+  ] as const) {
+    if (id !== undefined && id >= vocabSize)
+      throw new InputError(`${where(key)} ${id} is outside the vocabulary of ${vocabSize}`);
   }
   const { theta, rope } = ropeOf(c, source, contextLength, d.theta);
-  if (bool('mlp_bias', false)) throw new UnsupportedError(`${source}: mlp_bias (biases on the MLP projections) is not supported`);
+  if (bool('mlp_bias', false))
+    throw new UnsupportedError(`${source}: mlp_bias (biases on the MLP projections) is not supported`);
   return {
     architecture,
     vocabSize,
@@ -127,16 +140,26 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
 
 function architectureOf(c: Json, source: string): ModelConfig['architecture'] {
   const named = typeof c.model_type === 'string' ? c.model_type : undefined;
-  const listed = Array.isArray(c.architectures) && typeof c.architectures[0] === 'string' ? (c.architectures[0] as string) : undefined;
+  const listed =
+    Array.isArray(c.architectures) && typeof c.architectures[0] === 'string'
+      ? (c.architectures[0] as string)
+      : undefined;
   const key = named ?? listed;
-  if (key === undefined) throw new InputError(`${source}: neither model_type nor architectures says what model this is`);
+  if (key === undefined)
+    throw new InputError(`${source}: neither model_type nor architectures says what model this is`);
   const arch = Object.hasOwn(ARCHITECTURES, key) ? ARCHITECTURES[key] : undefined;
-  if (!arch) throw new UnsupportedError(`${source}: model type '${key}' is not supported; supported: llama, qwen2, mistral`);
+  if (!arch)
+    throw new UnsupportedError(`${source}: model type '${key}' is not supported; supported: llama, qwen2, mistral`);
   return arch;
 }
 
 /** RoPE base and scaling from rope_parameters (transformers 5) or rope_theta + rope_scaling (transformers 4). */
-function ropeOf(c: Json, source: string, contextLength: number, defaultTheta: number): { theta: number; rope: RopeScaling } {
+function ropeOf(
+  c: Json,
+  source: string,
+  contextLength: number,
+  defaultTheta: number,
+): { theta: number; rope: RopeScaling } {
   const params = objectOrNull(c.rope_parameters, `${source}: rope_parameters`);
   const legacy = objectOrNull(c.rope_scaling, `${source}: rope_scaling`);
   const p: Json = params ?? legacy ?? {};
@@ -148,7 +171,8 @@ function ropeOf(c: Json, source: string, contextLength: number, defaultTheta: nu
       if (fallback === undefined) throw new InputError(`${field(key)} is missing`);
       return fallback;
     }
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new InputError(`${field(key)} must be a positive number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
+      throw new InputError(`${field(key)} must be a positive number, got ${JSON.stringify(v)}`);
     return v;
   };
   const context = (key: string, fallback?: number): number => {
@@ -160,12 +184,14 @@ function ropeOf(c: Json, source: string, contextLength: number, defaultTheta: nu
   const thetaRaw = p.rope_theta ?? c.rope_theta;
   let theta = defaultTheta;
   if (thetaRaw !== undefined && thetaRaw !== null) {
-    if (typeof thetaRaw !== 'number' || !Number.isFinite(thetaRaw) || thetaRaw <= 1) throw new InputError(`${source}: rope_theta must be a number above 1, got ${JSON.stringify(thetaRaw)}`);
+    if (typeof thetaRaw !== 'number' || !Number.isFinite(thetaRaw) || thetaRaw <= 1)
+      throw new InputError(`${source}: rope_theta must be a number above 1, got ${JSON.stringify(thetaRaw)}`);
     theta = thetaRaw;
   }
 
   const typeRaw = p.rope_type ?? p.type ?? 'default';
-  if (typeof typeRaw !== 'string') throw new InputError(`${field('rope_type')} must be a string, got ${JSON.stringify(typeRaw)}`);
+  if (typeof typeRaw !== 'string')
+    throw new InputError(`${field('rope_type')} must be a string, got ${JSON.stringify(typeRaw)}`);
   const factor = (): number => {
     const f = num('factor');
     if (f < 1) throw new InputError(`${field('factor')} must be at least 1, got ${f}`);
@@ -186,10 +212,19 @@ function ropeOf(c: Json, source: string, contextLength: number, defaultTheta: nu
       // DeepSeek-style configs leave out factor and give the two contexts instead.
       const f = p.factor === undefined || p.factor === null ? contextLength / originalContext : factor();
       const mscale = p.mscale === undefined || p.mscale === null ? undefined : num('mscale');
-      const mscaleAllDim = p.mscale_all_dim === undefined || p.mscale_all_dim === null ? undefined : num('mscale_all_dim');
-      let attentionFactor = p.attention_factor === undefined || p.attention_factor === null ? undefined : num('attention_factor');
-      if (attentionFactor === undefined && mscale && mscaleAllDim) attentionFactor = yarnMscale(f, mscale) / yarnMscale(f, mscaleAllDim);
-      const rope: RopeScaling = { kind: 'yarn', factor: f, originalContext, betaFast: num('beta_fast', 32), betaSlow: num('beta_slow', 1) };
+      const mscaleAllDim =
+        p.mscale_all_dim === undefined || p.mscale_all_dim === null ? undefined : num('mscale_all_dim');
+      let attentionFactor =
+        p.attention_factor === undefined || p.attention_factor === null ? undefined : num('attention_factor');
+      if (attentionFactor === undefined && mscale && mscaleAllDim)
+        attentionFactor = yarnMscale(f, mscale) / yarnMscale(f, mscaleAllDim);
+      const rope: RopeScaling = {
+        kind: 'yarn',
+        factor: f,
+        originalContext,
+        betaFast: num('beta_fast', 32),
+        betaSlow: num('beta_slow', 1),
+      };
       return { theta, rope: attentionFactor === undefined ? rope : { ...rope, attentionFactor } };
     }
     case 'llama3': {
@@ -200,16 +235,22 @@ function ropeOf(c: Json, source: string, contextLength: number, defaultTheta: nu
         lowFreqFactor: num('low_freq_factor'),
         highFreqFactor: num('high_freq_factor'),
       };
-      if (rope.highFreqFactor <= rope.lowFreqFactor) throw new InputError(`${field('high_freq_factor')} (${rope.highFreqFactor}) must exceed low_freq_factor (${rope.lowFreqFactor})`);
+      if (rope.highFreqFactor <= rope.lowFreqFactor)
+        throw new InputError(
+          `${field('high_freq_factor')} (${rope.highFreqFactor}) must exceed low_freq_factor (${rope.lowFreqFactor})`,
+        );
       return { theta, rope };
     }
     default:
-      throw new UnsupportedError(`${field('rope_type')} '${typeRaw}' is not supported; supported: default, linear, ntk, dynamic, yarn, llama3`);
+      throw new UnsupportedError(
+        `${field('rope_type')} '${typeRaw}' is not supported; supported: default, linear, ntk, dynamic, yarn, llama3`,
+      );
   }
 }
 
 function objectOrNull(v: unknown, what: string): Json | null {
   if (v === undefined || v === null) return null;
-  if (typeof v !== 'object' || Array.isArray(v)) throw new InputError(`${what} must be an object, got ${JSON.stringify(v)}`);
+  if (typeof v !== 'object' || Array.isArray(v))
+    throw new InputError(`${what} must be an object, got ${JSON.stringify(v)}`);
   return v as Json;
 }

@@ -18,13 +18,15 @@ function readJson(path: string): Json {
   } catch (e) {
     throw new InputError(`cannot read ${path} as JSON: ${(e as Error).message}`);
   }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new InputError(`${path}: expected a JSON object`);
+  if (typeof json !== 'object' || json === null || Array.isArray(json))
+    throw new InputError(`${path}: expected a JSON object`);
   return json as Json;
 }
 
 /** GPT-2's bytes_to_unicode: printable bytes map to themselves, the rest to U+0100 onwards. Inverted here. */
 function byteLevelDecoder(): Map<string, number> {
-  const printable = (b: number): boolean => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
+  const printable = (b: number): boolean =>
+    (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const map = new Map<string, number>();
   let next = 256;
   for (let b = 0; b < 256; b++) map.set(String.fromCodePoint(printable(b) ? b : next++), b);
@@ -55,7 +57,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
   private readonly pieces: (Uint8Array | undefined)[];
   private readonly encoder = new TextEncoder();
 
-  constructor(tokenizerJson: Json, tokenizerConfig: Json = {}, fallbacks: HfTokenizerFallbacks = {}, readonly source = 'tokenizer.json') {
+  constructor(
+    tokenizerJson: Json,
+    tokenizerConfig: Json = {},
+    fallbacks: HfTokenizerFallbacks = {},
+    readonly source = 'tokenizer.json',
+  ) {
     const model = tokenizerJson.model as Json | undefined;
     if (typeof model !== 'object' || model === null || typeof model.vocab !== 'object' || model.vocab === null) {
       throw new InputError(`${source}: no model.vocab; not a tokenizer.json`);
@@ -72,12 +79,17 @@ export class HuggingFaceTokenizer implements Tokenizer {
 
     // Bytes of every piece, computed once: added tokens are literal text, the rest are byte-encoded.
     const added = this.hf.get_added_tokens_decoder();
-    const byteLevel = mentions(tokenizerJson.decoder, 'ByteLevel') || mentions(tokenizerJson.pre_tokenizer, 'ByteLevel');
+    const byteLevel =
+      mentions(tokenizerJson.decoder, 'ByteLevel') || mentions(tokenizerJson.pre_tokenizer, 'ByteLevel');
     const unbyte = byteLevel ? byteLevelDecoder() : undefined;
     this.pieces = new Array(this.vocabSize);
     for (const [piece, id] of vocab) {
       const special = added.get(id);
-      this.pieces[id] = special ? this.encoder.encode(special.content) : unbyte ? this.byteLevelBytes(piece, unbyte) : this.sentencePieceBytes(piece);
+      this.pieces[id] = special
+        ? this.encoder.encode(special.content)
+        : unbyte
+          ? this.byteLevelBytes(piece, unbyte)
+          : this.sentencePieceBytes(piece);
     }
 
     this.bosId = this.specialId(tokenizerConfig.bos_token) ?? fallbacks.bosTokenId;
@@ -88,7 +100,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const path = join(dir, 'tokenizer.json');
     if (!existsSync(path)) throw new InputError(`${dir}: no tokenizer.json`);
     const configPath = join(dir, 'tokenizer_config.json');
-    return new HuggingFaceTokenizer(readJson(path), existsSync(configPath) ? readJson(configPath) : {}, fallbacks, path);
+    return new HuggingFaceTokenizer(
+      readJson(path),
+      existsSync(configPath) ? readJson(configPath) : {},
+      fallbacks,
+      path,
+    );
   }
 
   encode(text: string): number[] {
@@ -106,7 +123,12 @@ export class HuggingFaceTokenizer implements Tokenizer {
   }
 
   private specialId(token: unknown): number | undefined {
-    const content = typeof token === 'string' ? token : typeof token === 'object' && token !== null ? (token as Json).content : undefined;
+    const content =
+      typeof token === 'string'
+        ? token
+        : typeof token === 'object' && token !== null
+          ? (token as Json).content
+          : undefined;
     return typeof content === 'string' ? this.hf.token_to_id(content) : undefined;
   }
 

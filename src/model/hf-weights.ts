@@ -38,16 +38,26 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
   if (!config.tiedEmbeddings) top.push({ name: 'lm_head.weight', shape: [config.vocabSize, config.hiddenSize] });
   const layers = Array.from({ length: config.layers }, (_, i) => layerNames(config, i));
   // Biases are required when the config has them (Qwen2) and ignored otherwise, as transformers does.
-  const wanted = [...top, ...layers.flatMap((l) => Object.values(l))].filter((w) => !w.optional || config.attentionBias);
+  const wanted = [...top, ...layers.flatMap((l) => Object.values(l))].filter(
+    (w) => !w.optional || config.attentionBias,
+  );
   if (config.attentionBias && store.has('model.layers.0.self_attn.o_proj.bias')) {
-    throw new UnsupportedError(`${store.dir}: an output-projection bias (o_proj.bias, Llama with attention_bias) is not supported`);
+    throw new UnsupportedError(
+      `${store.dir}: an output-projection bias (o_proj.bias, Llama with attention_bias) is not supported`,
+    );
   }
 
   // Check presence and shapes from the headers before reading any bytes.
   for (const w of wanted) {
     const entry = store.entry(w.name);
-    if (!entry) throw new InputError(`${store.dir}: missing tensor '${w.name}'${w.name === 'lm_head.weight' ? ' (config says the embeddings are not tied)' : ''}`);
-    if (entry.shape.join() !== w.shape.join()) throw new InputError(`${entry.file}: tensor '${w.name}' has shape [${entry.shape.join(', ')}], the config implies [${w.shape.join(', ')}]`);
+    if (!entry)
+      throw new InputError(
+        `${store.dir}: missing tensor '${w.name}'${w.name === 'lm_head.weight' ? ' (config says the embeddings are not tied)' : ''}`,
+      );
+    if (entry.shape.join() !== w.shape.join())
+      throw new InputError(
+        `${entry.file}: tensor '${w.name}' has shape [${entry.shape.join(', ')}], the config implies [${w.shape.join(', ')}]`,
+      );
   }
   const tensors = store.read(wanted.map((w) => w.name));
   const get = (w: Wanted): WeightTensor => tensors.get(w.name)!;
@@ -58,8 +68,15 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
     ...(config.tiedEmbeddings ? {} : { output: get(top[2]) }),
     layers: layers.map((l) => {
       const out: LayerWeights = {
-        attnNorm: get(l.attnNorm), wq: get(l.wq), wk: get(l.wk), wv: get(l.wv), wo: get(l.wo),
-        ffnNorm: get(l.ffnNorm), wGate: get(l.wGate), wUp: get(l.wUp), wDown: get(l.wDown),
+        attnNorm: get(l.attnNorm),
+        wq: get(l.wq),
+        wk: get(l.wk),
+        wv: get(l.wv),
+        wo: get(l.wo),
+        ffnNorm: get(l.ffnNorm),
+        wGate: get(l.wGate),
+        wUp: get(l.wUp),
+        wDown: get(l.wDown),
       };
       const [bq, bk, bv] = [maybe(l.bq), maybe(l.bk), maybe(l.bv)];
       if (bq) out.bq = bq;

@@ -26,7 +26,11 @@ export class DenseKVCache implements LayerKVCache {
   private readonly v: Float32Array[];
   length = 0;
 
-  constructor(readonly kvHeads: number, readonly headDim: number, readonly capacity: number) {
+  constructor(
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly capacity: number,
+  ) {
     this.k = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
     this.v = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
   }
@@ -41,7 +45,8 @@ export class DenseKVCache implements LayerKVCache {
 
   append(k: Float32Array, v: Float32Array, T: number): KeysView {
     const D = this.headDim;
-    if (this.length + T > this.capacity) throw new ShapeError(`KV cache holds ${this.capacity} tokens; ${this.length} + ${T} do not fit`);
+    if (this.length + T > this.capacity)
+      throw new ShapeError(`KV cache holds ${this.capacity} tokens; ${this.length} + ${T} do not fit`);
     for (let h = 0; h < this.kvHeads; h++) {
       this.k[h].set(k.subarray(h * T * D, (h + 1) * T * D), this.length * D);
       this.v[h].set(v.subarray(h * T * D, (h + 1) * T * D), this.length * D);
@@ -67,7 +72,13 @@ export class RingKVCache implements LayerKVCache {
   private readonly ring: number;
   length = 0;
 
-  constructor(readonly kvHeads: number, readonly headDim: number, readonly window: number, readonly sinks: number, readonly maxChunk: number) {
+  constructor(
+    readonly kvHeads: number,
+    readonly headDim: number,
+    readonly window: number,
+    readonly sinks: number,
+    readonly maxChunk: number,
+  ) {
     this.ring = window + 1;
     const held = (sinks + this.ring) * headDim;
     const scratch = (sinks + this.ring + maxChunk) * headDim;
@@ -90,13 +101,17 @@ export class RingKVCache implements LayerKVCache {
   }
 
   append(k: Float32Array, v: Float32Array, T: number): KeysView {
-    if (T > this.maxChunk) throw new ShapeError(`ring KV cache takes chunks of at most ${this.maxChunk} tokens, got ${T}`);
+    if (T > this.maxChunk)
+      throw new ShapeError(`ring KV cache takes chunks of at most ${this.maxChunk} tokens, got ${T}`);
     const D = this.headDim;
     const sinksHeld = Math.min(this.length, this.sinks);
     const ringFirst = Math.max(sinksHeld, this.length - this.ring);
     const n = sinksHeld + (this.length - ringFirst) + T;
     for (let h = 0; h < this.kvHeads; h++) {
-      for (const [ring, scratch, chunk] of [[this.ringK[h], this.scratchK[h], k], [this.ringV[h], this.scratchV[h], v]] as const) {
+      for (const [ring, scratch, chunk] of [
+        [this.ringK[h], this.scratchK[h], k],
+        [this.ringV[h], this.scratchV[h], v],
+      ] as const) {
         scratch.set(ring.subarray(0, sinksHeld * D), 0);
         let at = sinksHeld;
         for (let p = ringFirst; p < this.length; p++, at++) {
@@ -115,6 +130,10 @@ export class RingKVCache implements LayerKVCache {
       }
     }
     this.length += T;
-    return { keys: this.scratchK.map((a) => a.subarray(0, n * D)), values: this.scratchV.map((a) => a.subarray(0, n * D)), n };
+    return {
+      keys: this.scratchK.map((a) => a.subarray(0, n * D)),
+      values: this.scratchV.map((a) => a.subarray(0, n * D)),
+      n,
+    };
   }
 }

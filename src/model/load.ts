@@ -19,17 +19,27 @@ function kindOf(path: string): 'dir' | 'file' {
 export function loadModel(path: string): LoadedModel {
   if (kindOf(path) === 'dir') return loadHfModel(path);
   if (path.toLowerCase().endsWith('.gguf')) return loadGguf(path);
-  throw new InputError(`model ${path}: expected a .gguf file or a Hugging Face directory (config.json, *.safetensors, tokenizer.json)`);
+  throw new InputError(
+    `model ${path}: expected a .gguf file or a Hugging Face directory (config.json, *.safetensors, tokenizer.json)`,
+  );
 }
 
 export function loadHfModel(dir: string): LoadedModel {
   const configPath = join(dir, 'config.json');
-  if (!existsSync(configPath)) throw new InputError(`${dir}: no config.json (a Hugging Face model directory has config.json, *.safetensors and tokenizer.json)`);
+  if (!existsSync(configPath))
+    throw new InputError(
+      `${dir}: no config.json (a Hugging Face model directory has config.json, *.safetensors and tokenizer.json)`,
+    );
   const config = readHfConfig(configPath);
-  const tokenizer = HuggingFaceTokenizer.fromDirectory(dir, { bosTokenId: config.bosTokenId, eosTokenId: config.eosTokenId });
+  const tokenizer = HuggingFaceTokenizer.fromDirectory(dir, {
+    bosTokenId: config.bosTokenId,
+    eosTokenId: config.eosTokenId,
+  });
   // The embedding may be padded beyond the tokenizer (Qwen2: 151936 rows, 151665 tokens), never the reverse.
   if (tokenizer.vocabSize > config.vocabSize) {
-    throw new InputError(`${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`);
+    throw new InputError(
+      `${dir}: tokenizer.json has ${tokenizer.vocabSize} tokens but config.json's vocab_size is ${config.vocabSize}`,
+    );
   }
   const weights = hfWeights(SafetensorsStore.openDirectory(dir), config);
   return { config, weights, tokenizer, source: dir };

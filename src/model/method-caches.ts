@@ -8,9 +8,19 @@ import type { ModelConfig } from './types.js';
 import { checkStarRingLayer } from './star-layers.js';
 
 /** The CCA cache of a `cca` layer, else undefined. */
-export function ccaLayerCache(c: ModelConfig, method: MethodSpec, dtype: 'f32' | 'f16' = 'f32'): CcaKVCache | undefined {
+export function ccaLayerCache(
+  c: ModelConfig,
+  method: MethodSpec,
+  dtype: 'f32' | 'f16' = 'f32',
+): CcaKVCache | undefined {
   if (method.name !== 'cca') return undefined;
-  return new CcaKVCache({ ...ccaParamsFromSpec(method), heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim, dtype });
+  return new CcaKVCache({
+    ...ccaParamsFromSpec(method),
+    heads: c.heads,
+    kvHeads: c.kvHeads,
+    headDim: c.headDim,
+    dtype,
+  });
 }
 
 /** Methods a decoder layer cannot run, refused before any weight is touched (star/ring across hosts). */

@@ -75,7 +75,13 @@ function parseLayerSpec(text: string): MethodSpec {
   return { name, params };
 }
 
-function layerPlan(c: ModelConfig, spec: MethodSpec, n: number, chunk: number, bytes: number): Omit<LayerGroupPlan, 'layers'> {
+function layerPlan(
+  c: ModelConfig,
+  spec: MethodSpec,
+  n: number,
+  chunk: number,
+  bytes: number,
+): Omit<LayerGroupPlan, 'layers'> {
   const rowBytes = 2 * c.kvHeads * c.headDim * bytes;
   const dense = { method: formatMethodSpec(spec), cachedRows: n, kvBytesPerLayer: n * rowBytes, scoreBytes: 0 };
   switch (spec.name) {
@@ -96,7 +102,11 @@ function layerPlan(c: ModelConfig, spec: MethodSpec, n: number, chunk: number, b
     case 'cca': {
       const p = ccaParamsFromSpec(spec);
       const rows = Math.floor(n / p.group) + Math.min(n, p.window + p.group - 1);
-      return { ...dense, cachedRows: rows, kvBytesPerLayer: ccaCacheBytes(n, c.kvHeads, c.headDim, bytes === 2 ? 'f16' : 'f32', p) };
+      return {
+        ...dense,
+        cachedRows: rows,
+        kvBytesPerLayer: ccaCacheBytes(n, c.kvHeads, c.headDim, bytes === 2 ? 'f16' : 'f32', p),
+      };
     }
     case 'dsa': {
       const indexDim = intParam(spec, 'dim', DSA_INDEX_DIM);
@@ -115,7 +125,8 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
   const chunk = Math.min(o.chunk ?? DEFAULT_PREFILL_CHUNK, n);
   if (!Number.isSafeInteger(n) || n < 1) throw new SpecError(`context must be a positive integer, got ${n}`);
   if (!Number.isSafeInteger(batch) || batch < 1) throw new SpecError(`batch must be a positive integer, got ${batch}`);
-  if (!Number.isSafeInteger(chunk) || chunk < 1) throw new SpecError(`chunk must be a positive integer, got ${o.chunk}`);
+  if (!Number.isSafeInteger(chunk) || chunk < 1)
+    throw new SpecError(`chunk must be a positive integer, got ${o.chunk}`);
 
   const top = parseLayerSpec(o.attention);
   const schedule = top.name === 'hybrid' ? scheduleFromSpec(top) : undefined;
@@ -142,9 +153,19 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
   const parameters = parameterCount(c);
   const weightBytes = o.weightBytes ?? parameters * 2;
   return {
-    context: n, batch, dtype, chunk, attention: o.attention, parameters, weightBytes,
+    context: n,
+    batch,
+    dtype,
+    chunk,
+    attention: o.attention,
+    parameters,
+    weightBytes,
     weightSource: o.weightSource ?? 'parameters x 2 bytes (f16/bf16), from the config',
-    groups: list, kvCacheBytes, denseKvCacheBytes, activationBytes, totalBytes: weightBytes + kvCacheBytes + activationBytes,
+    groups: list,
+    kvCacheBytes,
+    denseKvCacheBytes,
+    activationBytes,
+    totalBytes: weightBytes + kvCacheBytes + activationBytes,
   };
 }
 
@@ -168,7 +189,10 @@ export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string
     `attention  ${p.attention}`,
     '',
     `${pad('layers', 8)}${pad('method', 34)}${right('cached rows', 12)}${right('KV / layer', 14)}${right('KV total', 14)}`,
-    ...p.groups.map((g) => `${pad(String(g.layers), 8)}${pad(g.method, 34)}${right(String(g.cachedRows), 12)}${right(formatBytes(g.kvBytesPerLayer), 14)}${right(formatBytes(g.layers * g.kvBytesPerLayer * p.batch), 14)}`),
+    ...p.groups.map(
+      (g) =>
+        `${pad(String(g.layers), 8)}${pad(g.method, 34)}${right(String(g.cachedRows), 12)}${right(formatBytes(g.kvBytesPerLayer), 14)}${right(formatBytes(g.layers * g.kvBytesPerLayer * p.batch), 14)}`,
+    ),
     '',
     `${pad('weights', 22)}${right(formatBytes(p.weightBytes), 12)}   ${p.weightSource}`,
     `${pad('KV cache', 22)}${right(formatBytes(p.kvCacheBytes), 12)}   dense would be ${formatBytes(p.denseKvCacheBytes)} (${((100 * p.kvCacheBytes) / p.denseKvCacheBytes).toFixed(1)}%)`,

@@ -4,9 +4,23 @@
 import type { LayerWeights, LoadedModel, ModelConfig, WeightTensor } from './types.js';
 
 export const LLAMA_3_2_1B_SHAPE: ModelConfig = {
-  architecture: 'llama', vocabSize: 128256, hiddenSize: 2048, intermediateSize: 8192, layers: 16, heads: 32, kvHeads: 8,
-  headDim: 64, rmsNormEps: 1e-5, ropeTheta: 500000, rope: { kind: 'none' }, ropeLayout: 'half', contextLength: 131072,
-  tiedEmbeddings: true, attentionBias: false, bosTokenId: 128000, eosTokenId: 128001,
+  architecture: 'llama',
+  vocabSize: 128256,
+  hiddenSize: 2048,
+  intermediateSize: 8192,
+  layers: 16,
+  heads: 32,
+  kvHeads: 8,
+  headDim: 64,
+  rmsNormEps: 1e-5,
+  ropeTheta: 500000,
+  rope: { kind: 'none' },
+  ropeLayout: 'half',
+  contextLength: 131072,
+  tiedEmbeddings: true,
+  attentionBias: false,
+  bosTokenId: 128000,
+  eosTokenId: 128001,
 };
 
 export function randomModel(config: ModelConfig, seed = 1): LoadedModel {
@@ -16,28 +30,40 @@ export function randomModel(config: ModelConfig, seed = 1): LoadedModel {
     const values = new Float32Array(n);
     const span = (hi - lo) / 4294967296;
     for (let i = 0; i < n; i++) {
-      s ^= s << 13; s >>>= 0;
+      s ^= s << 13;
+      s >>>= 0;
       s ^= s >>> 17;
-      s ^= s << 5; s >>>= 0;
+      s ^= s << 5;
+      s >>>= 0;
       values[i] = lo + s * span;
     }
     return { name, shape, dtype: 'f32', bytes: new Uint8Array(values.buffer) };
   };
   const c = config;
-  const mat = (name: string, out: number, inp: number) => tensor(name, [out, inp], -Math.sqrt(3 / inp), Math.sqrt(3 / inp));
+  const mat = (name: string, out: number, inp: number) =>
+    tensor(name, [out, inp], -Math.sqrt(3 / inp), Math.sqrt(3 / inp));
   const norm = (name: string) => tensor(name, [c.hiddenSize], 0.5, 1.5);
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.layers; i++) {
     layers.push({
-      attnNorm: norm(`blk.${i}.attn_norm`), ffnNorm: norm(`blk.${i}.ffn_norm`),
-      wq: mat(`blk.${i}.attn_q`, c.heads * c.headDim, c.hiddenSize), wk: mat(`blk.${i}.attn_k`, c.kvHeads * c.headDim, c.hiddenSize),
-      wv: mat(`blk.${i}.attn_v`, c.kvHeads * c.headDim, c.hiddenSize), wo: mat(`blk.${i}.attn_output`, c.hiddenSize, c.heads * c.headDim),
-      wGate: mat(`blk.${i}.ffn_gate`, c.intermediateSize, c.hiddenSize), wUp: mat(`blk.${i}.ffn_up`, c.intermediateSize, c.hiddenSize),
+      attnNorm: norm(`blk.${i}.attn_norm`),
+      ffnNorm: norm(`blk.${i}.ffn_norm`),
+      wq: mat(`blk.${i}.attn_q`, c.heads * c.headDim, c.hiddenSize),
+      wk: mat(`blk.${i}.attn_k`, c.kvHeads * c.headDim, c.hiddenSize),
+      wv: mat(`blk.${i}.attn_v`, c.kvHeads * c.headDim, c.hiddenSize),
+      wo: mat(`blk.${i}.attn_output`, c.hiddenSize, c.heads * c.headDim),
+      wGate: mat(`blk.${i}.ffn_gate`, c.intermediateSize, c.hiddenSize),
+      wUp: mat(`blk.${i}.ffn_up`, c.intermediateSize, c.hiddenSize),
       wDown: mat(`blk.${i}.ffn_down`, c.hiddenSize, c.intermediateSize),
     });
   }
   const tokenEmbedding = tensor('token_embd', [c.vocabSize, c.hiddenSize], -1, 1);
-  const weights = { tokenEmbedding, layers, outputNorm: norm('output_norm'), output: c.tiedEmbeddings ? undefined : mat('output', c.vocabSize, c.hiddenSize) };
+  const weights = {
+    tokenEmbedding,
+    layers,
+    outputNorm: norm('output_norm'),
+    output: c.tiedEmbeddings ? undefined : mat('output', c.vocabSize, c.hiddenSize),
+  };
   const tokenizer = { vocabSize: c.vocabSize, encode: () => [], decode: () => '', tokenBytes: () => new Uint8Array(0) };
   return { config, weights, tokenizer, source: `random ${c.layers}-layer ${c.hiddenSize}-wide model` };
 }

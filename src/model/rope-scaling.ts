@@ -43,7 +43,13 @@ export function ntkInverseFrequencies(headDim: number, theta: number, factor: nu
  * Dynamic NTK at sequence length seqLen: unscaled up to originalContext, then the base grows with the length
  * (transformers takes seq_len = max(seqLen, max_position_embeddings)).
  */
-export function dynamicNtkInverseFrequencies(headDim: number, theta: number, factor: number, originalContext: number, seqLen: number): Float64Array {
+export function dynamicNtkInverseFrequencies(
+  headDim: number,
+  theta: number,
+  factor: number,
+  originalContext: number,
+  seqLen: number,
+): Float64Array {
   const n = Math.max(seqLen, originalContext);
   const scaled = theta * Math.pow((factor * n) / originalContext - (factor - 1), headDim / (headDim - 2));
   return baseInverseFrequencies(headDim, scaled);
@@ -60,7 +66,13 @@ export function yarnCorrectionDim(rotations: number, headDim: number, theta: num
 }
 
 /** [low, high] dims of the ramp: floor and ceil of the correction dims, clamped to [0, headDim - 1]. */
-export function yarnCorrectionRange(betaFast: number, betaSlow: number, headDim: number, theta: number, context: number): [number, number] {
+export function yarnCorrectionRange(
+  betaFast: number,
+  betaSlow: number,
+  headDim: number,
+  theta: number,
+  context: number,
+): [number, number] {
   const low = Math.floor(yarnCorrectionDim(betaFast, headDim, theta, context));
   const high = Math.ceil(yarnCorrectionDim(betaSlow, headDim, theta, context));
   return [Math.max(low, 0), Math.min(high, headDim - 1)];
@@ -74,7 +86,11 @@ export function yarnLinearRamp(low: number, high: number, n: number): Float64Arr
   return ramp;
 }
 
-export function yarnFrequencies(headDim: number, theta: number, rope: Extract<RopeScaling, { kind: 'yarn' }>): RopeFrequencies {
+export function yarnFrequencies(
+  headDim: number,
+  theta: number,
+  rope: Extract<RopeScaling, { kind: 'yarn' }>,
+): RopeFrequencies {
   const base = baseInverseFrequencies(headDim, theta);
   const [low, high] = yarnCorrectionRange(rope.betaFast, rope.betaSlow, headDim, theta, rope.originalContext);
   const ramp = yarnLinearRamp(low, high, headDim / 2);
@@ -83,7 +99,11 @@ export function yarnFrequencies(headDim: number, theta: number, rope: Extract<Ro
   return { inverseFrequencies: inv, attentionFactor: rope.attentionFactor ?? yarnMscale(rope.factor) };
 }
 
-export function llama3InverseFrequencies(headDim: number, theta: number, rope: Extract<RopeScaling, { kind: 'llama3' }>): Float64Array {
+export function llama3InverseFrequencies(
+  headDim: number,
+  theta: number,
+  rope: Extract<RopeScaling, { kind: 'llama3' }>,
+): Float64Array {
   const { factor, originalContext, lowFreqFactor, highFreqFactor } = rope;
   const lowFreqWavelength = originalContext / lowFreqFactor;
   const highFreqWavelength = originalContext / highFreqFactor;
@@ -148,7 +168,10 @@ export function parseRopeSpec(text: string): RopeScaling {
     const eq = part.indexOf('=');
     if (eq <= 0) throw new SpecError(`'${part}' in --rope '${text}' is not key=value`);
     const key = part.slice(0, eq).trim();
-    if (!keys.includes(key)) throw new SpecError(`RoPE scaling '${kind}' has no key '${key}'${keys.length ? `; keys: ${keys.join(', ')}` : ''}`);
+    if (!keys.includes(key))
+      throw new SpecError(
+        `RoPE scaling '${kind}' has no key '${key}'${keys.length ? `; keys: ${keys.join(', ')}` : ''}`,
+      );
     if (params.has(key)) throw new SpecError(`key '${key}' given twice in --rope '${text}'`);
     params.set(key, part.slice(eq + 1).trim());
   }
@@ -159,13 +182,15 @@ export function parseRopeSpec(text: string): RopeScaling {
       return fallback;
     }
     const n = Number(raw);
-    if (raw === '' || !Number.isFinite(n) || n <= min) throw new SpecError(`--rope ${kind}: ${key} must be a number above ${min}, got '${raw}'`);
+    if (raw === '' || !Number.isFinite(n) || n <= min)
+      throw new SpecError(`--rope ${kind}: ${key} must be a number above ${min}, got '${raw}'`);
     return n;
   };
   const context = (key: string): number | undefined => {
     if (!params.has(key)) return undefined;
     const n = num(key);
-    if (!Number.isInteger(n)) throw new SpecError(`--rope ${kind}: ${key} must be a whole number of tokens, got '${params.get(key)}'`);
+    if (!Number.isInteger(n))
+      throw new SpecError(`--rope ${kind}: ${key} must be a whole number of tokens, got '${params.get(key)}'`);
     return n;
   };
   const factor = (): number => {
@@ -175,7 +200,8 @@ export function parseRopeSpec(text: string): RopeScaling {
   };
   const needContext = (key: string): number => {
     const n = context(key);
-    if (n === undefined) throw new SpecError(`RoPE scaling '${kind}' needs ${key}=N (the context the model was trained at)`);
+    if (n === undefined)
+      throw new SpecError(`RoPE scaling '${kind}' needs ${key}=N (the context the model was trained at)`);
     return n;
   };
   switch (kind) {
@@ -185,19 +211,34 @@ export function parseRopeSpec(text: string): RopeScaling {
       return { kind, factor: factor() };
     case 'ntk': {
       const dyn = params.get('dynamic');
-      if (dyn !== undefined && !['0', '1', 'true', 'false'].includes(dyn)) throw new SpecError(`--rope ntk: dynamic must be 0, 1, true or false, got '${dyn}'`);
+      if (dyn !== undefined && !['0', '1', 'true', 'false'].includes(dyn))
+        throw new SpecError(`--rope ntk: dynamic must be 0, 1, true or false, got '${dyn}'`);
       const spec: RopeScaling = { kind, factor: factor(), dynamic: dyn === '1' || dyn === 'true' };
       const original = context('original');
       return original === undefined ? spec : { ...spec, originalContext: original };
     }
     case 'yarn': {
-      const spec: RopeScaling = { kind, factor: factor(), originalContext: needContext('original'), betaFast: num('fast', 32), betaSlow: num('slow', 1) };
-      if (spec.betaFast < spec.betaSlow) throw new SpecError(`--rope yarn: fast (${spec.betaFast}) must be at least slow (${spec.betaSlow})`);
+      const spec: RopeScaling = {
+        kind,
+        factor: factor(),
+        originalContext: needContext('original'),
+        betaFast: num('fast', 32),
+        betaSlow: num('slow', 1),
+      };
+      if (spec.betaFast < spec.betaSlow)
+        throw new SpecError(`--rope yarn: fast (${spec.betaFast}) must be at least slow (${spec.betaSlow})`);
       return params.has('attention') ? { ...spec, attentionFactor: num('attention') } : spec;
     }
     case 'llama3': {
-      const spec: RopeScaling = { kind, factor: factor(), originalContext: needContext('original'), lowFreqFactor: num('low', 1), highFreqFactor: num('high', 4) };
-      if (spec.highFreqFactor <= spec.lowFreqFactor) throw new SpecError(`--rope llama3: high (${spec.highFreqFactor}) must exceed low (${spec.lowFreqFactor})`);
+      const spec: RopeScaling = {
+        kind,
+        factor: factor(),
+        originalContext: needContext('original'),
+        lowFreqFactor: num('low', 1),
+        highFreqFactor: num('high', 4),
+      };
+      if (spec.highFreqFactor <= spec.lowFreqFactor)
+        throw new SpecError(`--rope llama3: high (${spec.highFreqFactor}) must exceed low (${spec.lowFreqFactor})`);
       return spec;
     }
   }

@@ -10,8 +10,21 @@ import type { WeightDType, WeightTensor } from './types.js';
 
 /** Bytes per element of every dtype the format defines (so that sizes of all tensors can be checked). */
 const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, I64: 8, U64: 8, F32: 4, I32: 4, U32: 4, F16: 2, BF16: 2, I16: 2, U16: 2,
-  F8_E4M3: 1, F8_E5M2: 1, I8: 1, U8: 1, BOOL: 1,
+  F64: 8,
+  I64: 8,
+  U64: 8,
+  F32: 4,
+  I32: 4,
+  U32: 4,
+  F16: 2,
+  BF16: 2,
+  I16: 2,
+  U16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I8: 1,
+  U8: 1,
+  BOOL: 1,
 };
 const SUPPORTED: Record<string, WeightDType> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 
@@ -32,7 +45,11 @@ export interface SafetensorsEntry {
 
 /** One .safetensors file: its validated header; tensor bytes are read on demand. */
 export class SafetensorsFile {
-  private constructor(readonly path: string, readonly entries: ReadonlyMap<string, SafetensorsEntry>, readonly metadata: Record<string, string>) {}
+  private constructor(
+    readonly path: string,
+    readonly entries: ReadonlyMap<string, SafetensorsEntry>,
+    readonly metadata: Record<string, string>,
+  ) {}
 
   static open(path: string): SafetensorsFile {
     let fd: number;
@@ -43,11 +60,18 @@ export class SafetensorsFile {
     }
     try {
       const fileBytes = fstatSync(fd).size;
-      if (fileBytes < 8) throw new InputError(`${path}: ${fileBytes} bytes is too short for a safetensors file (8-byte header length first)`);
+      if (fileBytes < 8)
+        throw new InputError(
+          `${path}: ${fileBytes} bytes is too short for a safetensors file (8-byte header length first)`,
+        );
       const lengthBytes = readExactly(fd, path, 0, 8);
       const headerLength = new DataView(lengthBytes.buffer, lengthBytes.byteOffset, 8).getBigUint64(0, true);
-      if (headerLength > BigInt(fileBytes - 8)) throw new InputError(`${path}: header length ${headerLength} runs past the end of the file (${fileBytes} bytes); truncated or not safetensors`);
-      if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new InputError(`${path}: header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
+      if (headerLength > BigInt(fileBytes - 8))
+        throw new InputError(
+          `${path}: header length ${headerLength} runs past the end of the file (${fileBytes} bytes); truncated or not safetensors`,
+        );
+      if (headerLength > BigInt(MAX_HEADER_BYTES))
+        throw new InputError(`${path}: header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte limit`);
       const headerBytes = Number(headerLength);
       const text = new TextDecoder('utf-8', { fatal: false }).decode(readExactly(fd, path, 8, headerBytes));
       let header: unknown;
@@ -75,8 +99,14 @@ export class SafetensorsFile {
         const entry = this.entries.get(name);
         if (!entry) throw new InputError(`${this.path}: no tensor '${name}'`);
         const dtype = SUPPORTED[entry.dtype];
-        if (!dtype) throw new UnsupportedError(`${this.path}: tensor '${name}' is ${entry.dtype}; supported: F32, F16, BF16`);
-        out.set(name, { name, shape: entry.shape, dtype, bytes: readExactly(fd, this.path, entry.begin, entry.end - entry.begin) });
+        if (!dtype)
+          throw new UnsupportedError(`${this.path}: tensor '${name}' is ${entry.dtype}; supported: F32, F16, BF16`);
+        out.set(name, {
+          name,
+          shape: entry.shape,
+          dtype,
+          bytes: readExactly(fd, this.path, entry.begin, entry.end - entry.begin),
+        });
       }
     } finally {
       closeSync(fd);
@@ -85,8 +115,14 @@ export class SafetensorsFile {
   }
 }
 
-function parseHeader(header: unknown, path: string, dataStart: number, fileBytes: number): [Map<string, SafetensorsEntry>, Record<string, string>] {
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new InputError(`${path}: header must be a JSON object`);
+function parseHeader(
+  header: unknown,
+  path: string,
+  dataStart: number,
+  fileBytes: number,
+): [Map<string, SafetensorsEntry>, Record<string, string>] {
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new InputError(`${path}: header must be a JSON object`);
   const dataBytes = fileBytes - dataStart;
   const entries = new Map<string, SafetensorsEntry>();
   let metadata: Record<string, string> = {};
@@ -98,20 +134,35 @@ function parseHeader(header: unknown, path: string, dataStart: number, fileBytes
     const bad = (why: string): InputError => new InputError(`${path}: tensor '${name}': ${why}`);
     if (typeof raw !== 'object' || raw === null) throw bad('entry is not an object');
     const { dtype, shape, data_offsets: offsets } = raw as Record<string, unknown>;
-    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype)) throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
-    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
-    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0)) throw bad(`data_offsets ${JSON.stringify(offsets)} is not [begin, end]`);
+    if (typeof dtype !== 'string' || !Object.hasOwn(DTYPE_BYTES, dtype))
+      throw bad(`unknown dtype ${JSON.stringify(dtype)}`);
+    if (!Array.isArray(shape) || !shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw bad(`shape ${JSON.stringify(shape)} is not a list of non-negative integers`);
+    if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isSafeInteger(o) && o >= 0))
+      throw bad(`data_offsets ${JSON.stringify(offsets)} is not [begin, end]`);
     const [begin, end] = offsets as [number, number];
-    if (begin > end || end > dataBytes) throw bad(`data_offsets [${begin}, ${end}] fall outside the ${dataBytes} data bytes (truncated file?)`);
+    if (begin > end || end > dataBytes)
+      throw bad(`data_offsets [${begin}, ${end}] fall outside the ${dataBytes} data bytes (truncated file?)`);
     // Element count in BigInt: an absurd shape must not overflow into a plausible size.
     const expected = (shape as number[]).reduce((n, d) => n * BigInt(d), 1n) * BigInt(DTYPE_BYTES[dtype]);
-    if (expected !== BigInt(end - begin)) throw bad(`shape [${shape.join(', ')}] of ${dtype} needs ${expected} bytes, but data_offsets span ${end - begin}`);
-    entries.set(name, { name, file: path, dtype, shape: shape as number[], begin: dataStart + begin, end: dataStart + end });
+    if (expected !== BigInt(end - begin))
+      throw bad(
+        `shape [${shape.join(', ')}] of ${dtype} needs ${expected} bytes, but data_offsets span ${end - begin}`,
+      );
+    entries.set(name, {
+      name,
+      file: path,
+      dtype,
+      shape: shape as number[],
+      begin: dataStart + begin,
+      end: dataStart + end,
+    });
   }
   // Tensors must not share bytes.
   const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
   for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end) throw new InputError(`${path}: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    if (sorted[i].begin < sorted[i - 1].end)
+      throw new InputError(`${path}: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
   }
   return [entries, metadata];
 }
@@ -121,7 +172,10 @@ function readExactly(fd: number, path: string, position: number, length: number)
   let done = 0;
   while (done < length) {
     const n = readSync(fd, out, done, Math.min(READ_CHUNK_BYTES, length - done), position + done);
-    if (n === 0) throw new InputError(`${path}: file ended at byte ${position + done}, expected ${length - done} more (truncated?)`);
+    if (n === 0)
+      throw new InputError(
+        `${path}: file ended at byte ${position + done}, expected ${length - done} more (truncated?)`,
+      );
     done += n;
   }
   return out;
@@ -129,7 +183,11 @@ function readExactly(fd: number, path: string, position: number, length: number)
 
 /** All tensors of a checkpoint directory: sharded through model.safetensors.index.json, or every *.safetensors. */
 export class SafetensorsStore {
-  private constructor(readonly dir: string, private readonly files: SafetensorsFile[], private readonly owner: Map<string, SafetensorsFile>) {}
+  private constructor(
+    readonly dir: string,
+    private readonly files: SafetensorsFile[],
+    private readonly owner: Map<string, SafetensorsFile>,
+  ) {}
 
   static openDirectory(dir: string): SafetensorsStore {
     const index = join(dir, 'model.safetensors.index.json');
@@ -139,7 +197,9 @@ export class SafetensorsStore {
       weightMap = readIndex(index);
       fileNames = [...new Set(Object.values(weightMap))].sort();
     } else {
-      fileNames = readdirSync(dir).filter((f) => f.endsWith('.safetensors')).sort();
+      fileNames = readdirSync(dir)
+        .filter((f) => f.endsWith('.safetensors'))
+        .sort();
       if (fileNames.length === 0) throw new InputError(`${dir}: no *.safetensors files`);
     }
     const files = fileNames.map((f) => SafetensorsFile.open(join(dir, f)));
@@ -153,7 +213,8 @@ export class SafetensorsStore {
     }
     if (weightMap) {
       for (const [name, f] of Object.entries(weightMap)) {
-        if (owner.get(name)?.path !== join(dir, f)) throw new InputError(`${index}: tensor '${name}' should be in ${f}, but that file does not hold it`);
+        if (owner.get(name)?.path !== join(dir, f))
+          throw new InputError(`${index}: tensor '${name}' should be in ${f}, but that file does not hold it`);
       }
     }
     return new SafetensorsStore(dir, files, owner);
@@ -181,7 +242,10 @@ export class SafetensorsStore {
     const byFile = new Map<SafetensorsFile, string[]>();
     for (const name of names) {
       const file = this.owner.get(name);
-      if (!file) throw new InputError(`${this.dir}: no tensor '${name}' in ${this.files.map((f) => basename(f.path)).join(', ')}`);
+      if (!file)
+        throw new InputError(
+          `${this.dir}: no tensor '${name}' in ${this.files.map((f) => basename(f.path)).join(', ')}`,
+        );
       byFile.set(file, [...(byFile.get(file) ?? []), name]);
     }
     const out = new Map<string, WeightTensor>();
@@ -198,11 +262,14 @@ function readIndex(path: string): Record<string, string> {
     throw new InputError(`${path}: ${(e as Error).message}`);
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
-  if (typeof map !== 'object' || map === null || Array.isArray(map)) throw new InputError(`${path}: no weight_map object`);
+  if (typeof map !== 'object' || map === null || Array.isArray(map))
+    throw new InputError(`${path}: no weight_map object`);
   for (const [name, f] of Object.entries(map)) {
     // Shards live beside the index; a path elsewhere is refused rather than followed.
     if (typeof f !== 'string' || f !== basename(f) || f === '..' || !f.endsWith('.safetensors')) {
-      throw new InputError(`${path}: tensor '${name}' maps to ${JSON.stringify(f)}, not a .safetensors file beside the index`);
+      throw new InputError(
+        `${path}: tensor '${name}' maps to ${JSON.stringify(f)}, not a .safetensors file beside the index`,
+      );
     }
   }
   return map as Record<string, string>;

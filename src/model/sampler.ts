@@ -26,8 +26,12 @@ export class Sampler {
   private readonly probs: Float64Array;
   private readonly order: Uint32Array;
 
-  constructor(vocabSize: number, readonly opts: SamplerOptions) {
-    if (!(opts.temperature >= 0) || !Number.isFinite(opts.temperature)) throw new InputError(`temperature must be a number >= 0, got ${opts.temperature}`);
+  constructor(
+    vocabSize: number,
+    readonly opts: SamplerOptions,
+  ) {
+    if (!(opts.temperature >= 0) || !Number.isFinite(opts.temperature))
+      throw new InputError(`temperature must be a number >= 0, got ${opts.temperature}`);
     const p = opts.topP ?? 1;
     if (!(p > 0 && p <= 1)) throw new InputError(`top-p must be in (0, 1], got ${p}`);
     this.random = seededRandom(opts.seed ?? 0);

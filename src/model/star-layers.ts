@@ -14,7 +14,9 @@ export function checkStarRingLayer(method: MethodSpec): void {
   if (method.name !== 'star' && method.name !== 'ring') return;
   const hosts = Number(method.params.hosts ?? 1);
   if (hosts > 1) {
-    throw new UnsupportedError(`${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as across hosts); drop hosts=, or use \`longctx attend --hosts\` for one attention call across hosts`);
+    throw new UnsupportedError(
+      `${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as across hosts); drop hosts=, or use \`longctx attend --hosts\` for one attention call across hosts`,
+    );
   }
   if (method.name === 'star') starParams(method); // spec errors before any weight is touched
 }
@@ -33,12 +35,14 @@ export class StarMasks {
   }
 
   mask(method: MethodSpec): MaskNode {
-    if (this.prompt === undefined) throw new ShapeError('star: no prompt yet (the first forward of a sequence fixes the context)');
+    if (this.prompt === undefined)
+      throw new ShapeError('star: no prompt yet (the first forward of a sequence fixes the context)');
     const key = JSON.stringify(method.params);
     let m = this.masks.get(key);
     if (!m) {
       const p = starParams(method);
-      if (p.query > this.prompt) throw new ShapeError(`star: query=${p.query} exceeds the prompt's ${this.prompt} tokens`);
+      if (p.query > this.prompt)
+        throw new ShapeError(`star: query=${p.query} exceeds the prompt's ${this.prompt} tokens`);
       m = starMask(p, this.prompt - p.query, this.capacity);
       this.masks.set(key, m);
     }

@@ -9,7 +9,14 @@ export type RopeScaling =
   /** NTK-aware: theta scaled by factor^(d/(d-2)) (bloc97; HF "dynamic" uses it per length). */
   | { kind: 'ntk'; factor: number; dynamic?: boolean; originalContext?: number }
   /** YaRN (Peng et al. 2023): ramp between interpolation and extrapolation per frequency, plus mscale. */
-  | { kind: 'yarn'; factor: number; originalContext: number; betaFast: number; betaSlow: number; attentionFactor?: number }
+  | {
+      kind: 'yarn';
+      factor: number;
+      originalContext: number;
+      betaFast: number;
+      betaSlow: number;
+      attentionFactor?: number;
+    }
   /** Llama 3.1: wavelengths above originalContext/lowFreqFactor divided by factor, below .../highFreqFactor kept. */
   | { kind: 'llama3'; factor: number; originalContext: number; lowFreqFactor: number; highFreqFactor: number };
 

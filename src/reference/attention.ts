@@ -14,7 +14,15 @@ export interface ReferenceState {
 export function referenceDims(q: Tensor, k: Tensor, opts: AttentionOptions = {}) {
   const [heads, queries, headDim] = q.shape;
   const [kvHeads, keys] = k.shape;
-  return { heads, kvHeads, queries, keys, headDim, causal: opts.causal ?? true, scale: opts.scale ?? 1 / Math.sqrt(headDim) };
+  return {
+    heads,
+    kvHeads,
+    queries,
+    keys,
+    headDim,
+    causal: opts.causal ?? true,
+    scale: opts.scale ?? 1 / Math.sqrt(headDim),
+  };
 }
 
 /** Query i sits at position keys - queries + i (bottom-right aligned) and, when causal, sees keys up to it. */
@@ -25,7 +33,14 @@ export function referenceLastKey(queries: number, keys: number, causal: boolean,
 /** Optional key predicate (query index, key index) -> visible, on top of causality. */
 export type KeyFilter = (queryIndex: number, keyIndex: number) => boolean;
 
-function naive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, round: (x: number) => number, filter?: KeyFilter): ReferenceState {
+function naive(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions,
+  round: (x: number) => number,
+  filter?: KeyFilter,
+): ReferenceState {
   const s = referenceDims(q, k, opts);
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;
@@ -66,12 +81,24 @@ function naive(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions, round: (
   return { o, lse };
 }
 
-export function referenceAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}, filter?: KeyFilter): ReferenceState {
+export function referenceAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+  filter?: KeyFilter,
+): ReferenceState {
   return naive(q, k, v, opts, (x) => x, filter);
 }
 
 /** Scores, probabilities and output rounded to f16 as a plain f16 implementation would (PyTorch's naive path). */
-export function naiveHalfAttention(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}, filter?: KeyFilter): ReferenceState {
+export function naiveHalfAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  opts: AttentionOptions = {},
+  filter?: KeyFilter,
+): ReferenceState {
   return naive(q, k, v, opts, roundHalf, filter);
 }
 

@@ -23,9 +23,17 @@ export function ccaCoresSeen(position: number, group: number, window: number): n
  * q holds the queries of ALL Nk positions [Hq, Nk, D] (pooling needs every group's last query); the
  * result covers the last `queries` positions (default all), bottom-right aligned. Causal by definition.
  */
-function naiveCca(q: Tensor, k: Tensor, v: Tensor, p: CcaReferenceParams, queries: number | undefined, round: (x: number) => number): ReferenceState {
+function naiveCca(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  p: CcaReferenceParams,
+  queries: number | undefined,
+  round: (x: number) => number,
+): ReferenceState {
   const s = referenceDims(q, k, { scale: p.scale });
-  if (s.queries !== s.keys) throw new ShapeError(`the CCA reference needs the queries of all ${s.keys} positions, got ${s.queries}`);
+  if (s.queries !== s.keys)
+    throw new ShapeError(`the CCA reference needs the queries of all ${s.keys} positions, got ${s.queries}`);
   const { heads, keys: N, headDim: D, scale } = s;
   const G = heads / s.kvHeads;
   const g = p.group;

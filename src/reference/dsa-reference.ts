@@ -29,13 +29,17 @@ export function referenceIndexScores(index: IndexerInputs, t: number, causal = t
 }
 
 /** The top-k key indices of each query by a full sort, highest score first, ties by lower index. */
-export function referenceSelect(index: IndexerInputs, topk: number, causal = true): { selected: Int32Array[]; scores: Float64Array[] } {
+export function referenceSelect(
+  index: IndexerInputs,
+  topk: number,
+  causal = true,
+): { selected: Int32Array[]; scores: Float64Array[] } {
   const Nq = index.q.shape[1];
   const selected: Int32Array[] = [];
   const scores: Float64Array[] = [];
   for (let t = 0; t < Nq; t++) {
     const sc = referenceIndexScores(index, t, causal);
-    const order = Int32Array.from(sc.keys()).sort((a, b) => (sc[b] - sc[a]) || (a - b));
+    const order = Int32Array.from(sc.keys()).sort((a, b) => sc[b] - sc[a] || a - b);
     selected.push(order.slice(0, Math.min(topk, sc.length)));
     scores.push(sc);
   }
@@ -43,7 +47,13 @@ export function referenceSelect(index: IndexerInputs, topk: number, causal = tru
 }
 
 /** Exact attention over each query's selected keys (shared by all heads), in doubles. */
-export function referenceSparseAttention(q: Tensor, k: Tensor, v: Tensor, selected: Int32Array[], opts: AttentionOptions = {}): ReferenceState {
+export function referenceSparseAttention(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  selected: Int32Array[],
+  opts: AttentionOptions = {},
+): ReferenceState {
   const sets = selected.map((s) => new Set(s));
   return referenceAttention(q, k, v, { ...opts, causal: false }, (i, j) => sets[i].has(j));
 }
@@ -52,7 +62,11 @@ export function referenceSparseAttention(q: Tensor, k: Tensor, v: Tensor, select
  * Recall of a selection against the reference ranking: the share of the reference's top-k that it chose.
  * `excludeNearTies` drops from the count keys whose score is within that relative distance of the k-th score.
  */
-export function selectionRecall(got: ArrayLike<number>[], ref: { selected: Int32Array[]; scores: Float64Array[] }, excludeNearTies = 0): number {
+export function selectionRecall(
+  got: ArrayLike<number>[],
+  ref: { selected: Int32Array[]; scores: Float64Array[] },
+  excludeNearTies = 0,
+): number {
   let hit = 0;
   let total = 0;
   for (let t = 0; t < ref.selected.length; t++) {

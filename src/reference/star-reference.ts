@@ -26,11 +26,23 @@ function filterFor(p: StarReferenceParams, q: Tensor, k: Tensor): KeyFilter {
   return (i, j) => starVisible(p, keys, first + i, j);
 }
 
-export function starReference(q: Tensor, k: Tensor, v: Tensor, p: StarReferenceParams, opts: AttentionOptions = {}): ReferenceState {
+export function starReference(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  p: StarReferenceParams,
+  opts: AttentionOptions = {},
+): ReferenceState {
   return referenceAttention(q, k, v, { ...opts, causal: true }, filterFor(p, q, k));
 }
 
 /** The same visible sets with f16 rounding, the yardstick for f16 inputs. */
-export function starNaiveHalf(q: Tensor, k: Tensor, v: Tensor, p: StarReferenceParams, opts: AttentionOptions = {}): ReferenceState {
+export function starNaiveHalf(
+  q: Tensor,
+  k: Tensor,
+  v: Tensor,
+  p: StarReferenceParams,
+  opts: AttentionOptions = {},
+): ReferenceState {
   return naiveHalfAttention(q, k, v, { ...opts, causal: true }, filterFor(p, q, k));
 }

@@ -19,7 +19,10 @@ export async function acquireDevice(backend: BackendName = 'auto'): Promise<Devi
   if (backend === 'cpu') return cpuDevice;
   const gpu = await acquireGpu();
   if (!gpu) {
-    if (backend === 'webgpu') throw new DeviceError('no WebGPU adapter found (on Linux, install Mesa\'s lavapipe: see .ci/install-lavapipe.sh); use --backend cpu');
+    if (backend === 'webgpu')
+      throw new DeviceError(
+        "no WebGPU adapter found (on Linux, install Mesa's lavapipe: see .ci/install-lavapipe.sh); use --backend cpu",
+      );
     return cpuDevice;
   }
   return { backend: 'webgpu', name: gpu.adapterName, gpu, destroy: () => gpu.destroy() };

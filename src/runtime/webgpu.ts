@@ -80,7 +80,11 @@ export class GpuContext {
   async createBuffer(bytes: number, label: string, usage = 0): Promise<GPUBuffer> {
     const size = Math.max(16, Math.ceil(bytes / 16) * 16);
     if (size > this.maxBindingBytes) {
-      throw new OutOfMemoryError(`${label}: ${size} bytes exceed this device's largest binding (${this.maxBindingBytes} bytes)`, size, this.maxBindingBytes);
+      throw new OutOfMemoryError(
+        `${label}: ${size} bytes exceed this device's largest binding (${this.maxBindingBytes} bytes)`,
+        size,
+        this.maxBindingBytes,
+      );
     }
     try {
       return await this.tryCreateBuffer(size, label, usage);
@@ -104,7 +108,12 @@ export class GpuContext {
     if (oom || validation) {
       buffer.destroy();
       const why = (oom ?? validation)!.message;
-      if (oom) throw new OutOfMemoryError(`${label}: the device could not allocate ${size} bytes (${why})`, size, this.liveBytes);
+      if (oom)
+        throw new OutOfMemoryError(
+          `${label}: the device could not allocate ${size} bytes (${why})`,
+          size,
+          this.liveBytes,
+        );
       throw new DeviceError(`${label}: buffer of ${size} bytes refused: ${why}`);
     }
     this.live.set(buffer, size);
@@ -128,7 +137,10 @@ export class GpuContext {
   }
 
   uniform(words: ArrayBuffer): GPUBuffer {
-    const buffer = this.device.createBuffer({ size: Math.max(16, Math.ceil(words.byteLength / 16) * 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST });
+    const buffer = this.device.createBuffer({
+      size: Math.max(16, Math.ceil(words.byteLength / 16) * 16),
+      usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+    });
     this.device.queue.writeBuffer(buffer, 0, words);
     return buffer;
   }
@@ -222,10 +234,18 @@ export async function acquireGpu(): Promise<GpuContext | null> {
   if (!adapter) return null;
   const want: GPUFeatureName[] = [];
   const has = (f: string) => adapter.features.has(f);
-  for (const f of ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix']) if (has(f)) want.push(f as GPUFeatureName);
+  for (const f of ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'])
+    if (has(f)) want.push(f as GPUFeatureName);
   const requiredLimits: Record<string, number> = {};
-  for (const name of ['maxStorageBufferBindingSize', 'maxBufferSize', 'maxComputeWorkgroupStorageSize',
-    'maxComputeInvocationsPerWorkgroup', 'maxComputeWorkgroupSizeX', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupsPerDimension']) {
+  for (const name of [
+    'maxStorageBufferBindingSize',
+    'maxBufferSize',
+    'maxComputeWorkgroupStorageSize',
+    'maxComputeInvocationsPerWorkgroup',
+    'maxComputeWorkgroupSizeX',
+    'maxStorageBuffersPerShaderStage',
+    'maxComputeWorkgroupsPerDimension',
+  ]) {
     const v = (adapter.limits as unknown as Record<string, number>)[name];
     if (typeof v === 'number') requiredLimits[name] = v;
   }
@@ -235,17 +255,34 @@ export async function acquireGpu(): Promise<GpuContext | null> {
   } catch (e) {
     throw new DeviceError(`the WebGPU adapter refused a device: ${(e as Error).message}`);
   }
-  const configs = ((adapter.info as unknown as { subgroupMatrixConfigs?: Array<{ componentType: string; resultComponentType: string; M: number; N: number; K: number }> }).subgroupMatrixConfigs) ?? [];
+  const configs =
+    (
+      adapter.info as unknown as {
+        subgroupMatrixConfigs?: Array<{
+          componentType: string;
+          resultComponentType: string;
+          M: number;
+          N: number;
+          K: number;
+        }>;
+      }
+    ).subgroupMatrixConfigs ?? [];
   const info = adapter.info;
   const features: GpuFeatures = {
     f16: has('shader-f16'),
     subgroups: has('subgroups'),
-    subgroupMatrixF16: has('chromium-experimental-subgroup-matrix') && has('shader-f16') && has('subgroups')
-      && (info as unknown as { subgroupMinSize?: number }).subgroupMinSize === 32
-      && (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize === 32
-      && configs.some((c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16),
+    subgroupMatrixF16:
+      has('chromium-experimental-subgroup-matrix') &&
+      has('shader-f16') &&
+      has('subgroups') &&
+      (info as unknown as { subgroupMinSize?: number }).subgroupMinSize === 32 &&
+      (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize === 32 &&
+      configs.some(
+        (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
+      ),
     timestamps: has('timestamp-query'),
   };
-  const name = [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
+  const name =
+    [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
   return new GpuContext(device, name, found.instance, features);
 }

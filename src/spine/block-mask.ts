@@ -20,8 +20,17 @@ export interface BlockMask {
 }
 
 /** Query i sits at position keys - queries + i (bottom-right aligned, as in causal attention). */
-export function buildBlockMask(mask: MaskNode, queries: number, keys: number, queryTile: number, keyTile: number): BlockMask {
-  if (queries > keys) throw new ShapeError(`a masked call needs at least as many keys (${keys}) as queries (${queries}): query positions are keys - queries + i`);
+export function buildBlockMask(
+  mask: MaskNode,
+  queries: number,
+  keys: number,
+  queryTile: number,
+  keyTile: number,
+): BlockMask {
+  if (queries > keys)
+    throw new ShapeError(
+      `a masked call needs at least as many keys (${keys}) as queries (${queries}): query positions are keys - queries + i`,
+    );
   const queryTiles = Math.ceil(queries / queryTile);
   const keyTiles = Math.ceil(keys / keyTile);
   const offsets = new Uint32Array(queryTiles + 1);
@@ -45,7 +54,18 @@ export function buildBlockMask(mask: MaskNode, queries: number, keys: number, qu
     }
     offsets[t + 1] = n;
   }
-  return { mask, queries, keys, queryTile, keyTile, queryTiles, keyTiles, offsets, tiles: tiles.slice(0, Math.max(n, 1)), fullTiles };
+  return {
+    mask,
+    queries,
+    keys,
+    queryTile,
+    keyTile,
+    queryTiles,
+    keyTiles,
+    offsets,
+    tiles: tiles.slice(0, Math.max(n, 1)),
+    fullTiles,
+  };
 }
 
 export function keptTiles(b: BlockMask): number {

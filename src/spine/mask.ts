@@ -23,7 +23,10 @@ export const slidingWindow = (left: number, right = 0): MaskNode => ({ kind: 'wi
 export const sinkTokens = (tokens: number): MaskNode => ({ kind: 'sinks', tokens });
 export const documents = (ids: Int32Array): MaskNode => {
   for (let i = 1; i < ids.length; i++) {
-    if (ids[i] < ids[i - 1]) throw new ShapeError(`document ids must be non-decreasing (packed sequences); position ${i} has ${ids[i]} after ${ids[i - 1]}`);
+    if (ids[i] < ids[i - 1])
+      throw new ShapeError(
+        `document ids must be non-decreasing (packed sequences); position ${i} has ${ids[i]} after ${ids[i - 1]}`,
+      );
   }
   return { kind: 'document', ids };
 };
@@ -34,13 +37,20 @@ export const or = (...parts: MaskNode[]): MaskNode => ({ kind: 'or', parts });
 /** Whether the query at position qp may see the key at position kp. */
 export function maskAllows(m: MaskNode, qp: number, kp: number): boolean {
   switch (m.kind) {
-    case 'causal': return kp <= qp;
-    case 'window': return kp >= qp - m.left && kp <= qp + m.right;
-    case 'sinks': return kp < m.tokens;
-    case 'document': return m.ids[qp] === m.ids[kp];
-    case 'queriesFrom': return qp >= m.start;
-    case 'and': return m.parts.every((p) => maskAllows(p, qp, kp));
-    case 'or': return m.parts.some((p) => maskAllows(p, qp, kp));
+    case 'causal':
+      return kp <= qp;
+    case 'window':
+      return kp >= qp - m.left && kp <= qp + m.right;
+    case 'sinks':
+      return kp < m.tokens;
+    case 'document':
+      return m.ids[qp] === m.ids[kp];
+    case 'queriesFrom':
+      return qp >= m.start;
+    case 'and':
+      return m.parts.every((p) => maskAllows(p, qp, kp));
+    case 'or':
+      return m.parts.some((p) => maskAllows(p, qp, kp));
   }
 }
 
@@ -90,20 +100,31 @@ export function classifyTile(m: MaskNode, q0: number, q1: number, k0: number, k1
 /** The predicate as a WGSL bool expression over `qp: i32` and `kp: i32`; documents read `doc_ids`. */
 export function maskWgsl(m: MaskNode): string {
   switch (m.kind) {
-    case 'causal': return '(kp <= qp)';
-    case 'window': return `(kp >= qp - ${m.left} && kp <= qp + ${m.right})`;
-    case 'sinks': return `(kp < ${m.tokens})`;
-    case 'document': return '(doc_ids[qp] == doc_ids[kp])';
-    case 'queriesFrom': return `(qp >= ${m.start})`;
-    case 'and': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' && ')})` : 'true';
-    case 'or': return m.parts.length ? `(${m.parts.map(maskWgsl).join(' || ')})` : 'false';
+    case 'causal':
+      return '(kp <= qp)';
+    case 'window':
+      return `(kp >= qp - ${m.left} && kp <= qp + ${m.right})`;
+    case 'sinks':
+      return `(kp < ${m.tokens})`;
+    case 'document':
+      return '(doc_ids[qp] == doc_ids[kp])';
+    case 'queriesFrom':
+      return `(qp >= ${m.start})`;
+    case 'and':
+      return m.parts.length ? `(${m.parts.map(maskWgsl).join(' && ')})` : 'true';
+    case 'or':
+      return m.parts.length ? `(${m.parts.map(maskWgsl).join(' || ')})` : 'false';
   }
 }
 
 /** The document ids a mask reads, if any (the GPU kernels bind them). */
 export function maskDocuments(m: MaskNode): Int32Array | undefined {
   if (m.kind === 'document') return m.ids;
-  if (m.kind === 'and' || m.kind === 'or') for (const p of m.parts) { const d = maskDocuments(p); if (d) return d; }
+  if (m.kind === 'and' || m.kind === 'or')
+    for (const p of m.parts) {
+      const d = maskDocuments(p);
+      if (d) return d;
+    }
   return undefined;
 }
 
@@ -114,12 +135,19 @@ export function maskKey(m: MaskNode): string {
 
 export function describeMask(m: MaskNode): string {
   switch (m.kind) {
-    case 'causal': return 'causal';
-    case 'window': return `window(${m.left},${m.right})`;
-    case 'sinks': return `sinks(${m.tokens})`;
-    case 'document': return 'document';
-    case 'queriesFrom': return `queries from ${m.start}`;
-    case 'and': return m.parts.map(describeMask).join(' & ');
-    case 'or': return `(${m.parts.map(describeMask).join(' | ')})`;
+    case 'causal':
+      return 'causal';
+    case 'window':
+      return `window(${m.left},${m.right})`;
+    case 'sinks':
+      return `sinks(${m.tokens})`;
+    case 'document':
+      return 'document';
+    case 'queriesFrom':
+      return `queries from ${m.start}`;
+    case 'and':
+      return m.parts.map(describeMask).join(' & ');
+    case 'or':
+      return `(${m.parts.map(describeMask).join(' | ')})`;
   }
 }

@@ -20,8 +20,13 @@ export interface AttentionShape {
 }
 
 export function attentionShape(q: Tensor, k: Tensor, v: Tensor, opts: AttentionOptions = {}): AttentionShape {
-  for (const [name, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (t.shape.length !== 3) throw new ShapeError(`${name} must have 3 dims [heads, tokens, headDim], got [${t.shape}]`);
+  for (const [name, t] of [
+    ['q', q],
+    ['k', k],
+    ['v', v],
+  ] as const) {
+    if (t.shape.length !== 3)
+      throw new ShapeError(`${name} must have 3 dims [heads, tokens, headDim], got [${t.shape}]`);
   }
   const [heads, queries, headDim] = q.shape;
   const [kvHeads, keys, kd] = k.shape;
@@ -31,9 +36,12 @@ export function attentionShape(q: Tensor, k: Tensor, v: Tensor, opts: AttentionO
   if (kd !== headDim) throw new ShapeError(`q head dim ${headDim} differs from k head dim ${kd}`);
   if (headDim < 1 || kvHeads < 1 || heads < 1) throw new ShapeError('heads and head dim must be at least 1');
   if (heads % kvHeads !== 0) {
-    throw new ShapeError(`query heads (${heads}) must be a multiple of key/value heads (${kvHeads}) for grouped-query attention`);
+    throw new ShapeError(
+      `query heads (${heads}) must be a multiple of key/value heads (${kvHeads}) for grouped-query attention`,
+    );
   }
-  if (q.dtype !== k.dtype || k.dtype !== v.dtype) throw new ShapeError(`q, k, v must share a dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
+  if (q.dtype !== k.dtype || k.dtype !== v.dtype)
+    throw new ShapeError(`q, k, v must share a dtype, got ${q.dtype}, ${k.dtype}, ${v.dtype}`);
   const scale = opts.scale ?? 1 / Math.sqrt(headDim);
   if (!Number.isFinite(scale)) throw new ShapeError(`scale must be a finite number, got ${scale}`);
   return { heads, kvHeads, queries, keys, headDim, causal: opts.causal ?? true, scale };

@@ -21,7 +21,9 @@ export function emptyState(heads: number, queries: number, headDim: number): Att
 /** Merges b into a copy of a. CPU twin of kernels/merge.ts. */
 export function mergeStates(a: AttentionState, b: AttentionState): AttentionState {
   if (a.heads !== b.heads || a.queries !== b.queries || a.headDim !== b.headDim) {
-    throw new ShapeError(`cannot merge states of shapes [${a.heads},${a.queries},${a.headDim}] and [${b.heads},${b.queries},${b.headDim}]`);
+    throw new ShapeError(
+      `cannot merge states of shapes [${a.heads},${a.queries},${a.headDim}] and [${b.heads},${b.queries},${b.headDim}]`,
+    );
   }
   const out = emptyState(a.heads, a.queries, a.headDim);
   const D = a.headDim;

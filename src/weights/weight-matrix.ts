@@ -21,9 +21,13 @@ export class WeightMatrix {
   private readonly view: DataView;
   private readonly scratch: Float32Array;
 
-  constructor(readonly weight: WeightTensor, decodeAll = false) {
+  constructor(
+    readonly weight: WeightTensor,
+    decodeAll = false,
+  ) {
     const [rows, cols] = weight.shape.length === 1 ? [1, weight.shape[0]] : weight.shape;
-    if (weight.shape.length > 2) throw new ShapeError(`${weight.name}: a weight matrix must have 1 or 2 dims, got [${weight.shape}]`);
+    if (weight.shape.length > 2)
+      throw new ShapeError(`${weight.name}: a weight matrix must have 1 or 2 dims, got [${weight.shape}]`);
     this.rows = rows;
     this.cols = cols;
     const b = weight.bytes;
@@ -31,7 +35,10 @@ export class WeightMatrix {
     this.scratch = new Float32Array(cols);
     if (weight.dtype === 'f32') {
       // Float32Array views need 4-byte alignment of the offset; copy when the file slice is not aligned.
-      this.f32 = b.byteOffset % 4 === 0 ? new Float32Array(b.buffer, b.byteOffset, rows * cols) : new Float32Array(b.slice().buffer);
+      this.f32 =
+        b.byteOffset % 4 === 0
+          ? new Float32Array(b.buffer, b.byteOffset, rows * cols)
+          : new Float32Array(b.slice().buffer);
     } else if (decodeAll) {
       const all = new Float32Array(rows * cols);
       for (let r = 0; r < rows; r++) this.decodeRow(r, all.subarray(r * cols, (r + 1) * cols));
