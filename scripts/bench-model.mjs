@@ -7,8 +7,8 @@
 // one took longer than the budget.
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { LLAMA_3_2_1B_SHAPE, randomModel } from '../dist/src/model/random-model.js';
-import { createDecoder } from '../dist/src/model/create-decoder.js';
+import { LLAMA_3_2_1B_SHAPE, randomModel } from '../dist/src/model/load/random-model.js';
+import { createDecoder } from '../dist/src/model/forward/create-decoder.js';
 import { scheduleFromSpec } from '../dist/src/attention/sparse.js';
 import { parseMethodSpec } from '../dist/src/attention/spec.js';
 import { acquireDevice } from '../dist/src/runtime/device.js';

@@ -16,12 +16,17 @@
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadGguf } from '../dist/src/model/gguf.js';
-import { CpuDecoder } from '../dist/src/model/decoder-cpu.js';
-import { GpuDecoder } from '../dist/src/model/decoder-gpu.js';
+import { loadGguf } from '../dist/src/model/load/gguf.js';
+import { CpuDecoder } from '../dist/src/model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../dist/src/model/forward/decoder-gpu.js';
 import { uniformSchedule } from '../dist/src/attention/sparse.js';
 import { acquireDevice } from '../dist/src/runtime/device.js';
-import { indexKeysInto, indexQueries, indexScoresRow, trainingFreeIndexer } from '../dist/src/model/dsa-indexer.js';
+import {
+  indexKeysInto,
+  indexQueries,
+  indexScoresRow,
+  trainingFreeIndexer,
+} from '../dist/src/model/caches/dsa-indexer.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const { values: a } = parseArgs({

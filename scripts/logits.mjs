@@ -10,14 +10,14 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readHfConfig } from '../dist/src/model/hf-config.js';
-import { SafetensorsStore } from '../dist/src/model/safetensors.js';
-import { hfWeights } from '../dist/src/model/hf-weights.js';
-import { ropeInverseFrequencies } from '../dist/src/model/rope.js';
+import { readHfConfig } from '../dist/src/model/load/hf-config.js';
+import { SafetensorsStore } from '../dist/src/model/load/safetensors.js';
+import { hfWeights } from '../dist/src/model/load/hf-weights.js';
+import { ropeInverseFrequencies } from '../dist/src/model/positions/rope.js';
 import { scheduleFromSpec } from '../dist/src/attention/sparse.js';
 import { parseMethodSpec } from '../dist/src/attention/spec.js';
 import { acquireDevice } from '../dist/src/runtime/device.js';
-import { createDecoder } from '../dist/src/model/create-decoder.js';
+import { createDecoder } from '../dist/src/model/forward/create-decoder.js';
 
 const { values } = parseArgs({
   options: {

@@ -114,7 +114,7 @@ export function buildGguf(
   return out;
 }
 
-import { parseGguf, type GgufValue } from '../src/model/gguf-reader.js';
+import { parseGguf, type GgufValue } from '../src/model/load/gguf-reader.js';
 import { WeightMatrix } from '../src/weights/weight-matrix.js';
 
 /** The same model with each matrix re-encoded as `typeFor(name)` (vectors stay F32). */

@@ -2,8 +2,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError, UnsupportedError } from '../src/errors.js';
-import { parseHfConfig } from '../src/model/hf-config.js';
-import { yarnMscale } from '../src/model/rope-scaling.js';
+import { parseHfConfig } from '../src/model/load/hf-config.js';
+import { yarnMscale } from '../src/model/positions/rope-scaling.js';
 
 // Llama 3.2 1B's config.json as transformers 4 writes it.
 const llama32 = {

@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, truncateSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, UnsupportedError } from '../src/errors.js';
-import { loadModel, loadModelConfig } from '../src/model/load.js';
-import { SafetensorsFile } from '../src/model/safetensors.js';
-import { HuggingFaceTokenizer } from '../src/model/hf-tokenizer.js';
+import { loadModel, loadModelConfig } from '../src/model/load/load.js';
+import { SafetensorsFile } from '../src/model/load/safetensors.js';
+import { HuggingFaceTokenizer } from '../src/model/load/hf-tokenizer.js';
 import type { LoadedModel, WeightTensor } from '../src/model/types.js';
 import {
   safetensorsBytes,

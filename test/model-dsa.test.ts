@@ -9,14 +9,14 @@ import { fileURLToPath } from 'node:url';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
 import { cpuDevice } from '../src/runtime/device.js';
-import { loadGguf, ggufModel } from '../src/model/gguf.js';
-import { parseGguf } from '../src/model/gguf-reader.js';
+import { loadGguf, ggufModel } from '../src/model/load/gguf.js';
+import { parseGguf } from '../src/model/load/gguf-reader.js';
 import { buildGguf, encodeTensor, metaValue, type BuilderTensor, type MetaValue } from './gguf-builder.js';
 import { fixtureBytes } from './model-support.js';
-import { CpuDecoder } from '../src/model/decoder-cpu.js';
-import { GpuDecoder } from '../src/model/decoder-gpu.js';
-import { generate } from '../src/model/generate.js';
-import { randomModel } from '../src/model/random-model.js';
+import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../src/model/forward/decoder-gpu.js';
+import { generate } from '../src/model/generation/generate.js';
+import { randomModel } from '../src/model/load/random-model.js';
 import {
   indexKeysInto,
   indexQueries,
@@ -26,8 +26,8 @@ import {
   trainedIndexKeysInto,
   trainedIndexQueries,
   trainingFreeIndexer,
-} from '../src/model/dsa-indexer.js';
-import { DsaLayer, dsaLayerParams } from '../src/model/dsa-layer.js';
+} from '../src/model/caches/dsa-indexer.js';
+import { DsaLayer, dsaLayerParams } from '../src/model/caches/dsa-layer.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';

@@ -4,7 +4,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { InputError, UnsupportedError } from '../src/errors.js';
-import { ggufModel, loadGguf } from '../src/model/gguf.js';
+import { ggufModel, loadGguf } from '../src/model/load/gguf.js';
 import { WeightMatrix } from '../src/weights/weight-matrix.js';
 import { FIXTURE_GGUF, fixtureBytes } from './model-support.js';
 import { reencodeGguf } from './gguf-builder.js';

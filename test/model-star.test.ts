@@ -3,9 +3,9 @@
 // it the same way whatever the chunking, on CPU and WebGPU, and decoding must see everything.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadGguf } from '../src/model/gguf.js';
-import { CpuDecoder } from '../src/model/decoder-cpu.js';
-import { GpuDecoder } from '../src/model/decoder-gpu.js';
+import { loadGguf } from '../src/model/load/gguf.js';
+import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../src/model/forward/decoder-gpu.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { UnsupportedError, ShapeError } from '../src/errors.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';

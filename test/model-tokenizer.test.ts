@@ -1,8 +1,8 @@
 // The GGUF SentencePiece tokenizer: known encodings of the fixture's text, byte fallback, round trips.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadGguf } from '../src/model/gguf.js';
-import { promptTokens, TextStream } from '../src/model/generate.js';
+import { loadGguf } from '../src/model/load/gguf.js';
+import { promptTokens, TextStream } from '../src/model/generation/generate.js';
 import { InputError } from '../src/errors.js';
 import { FIXTURE_GGUF, expectedIds, expectedText } from './model-support.js';
 
@@ -61,7 +61,7 @@ describe('GGUF SentencePiece tokenizer', () => {
 });
 
 describe('GGUF byte-level BPE tokenizer (gpt2)', async () => {
-  const { ggufTokenizer } = await import('../src/model/gguf-tokenizer.js');
+  const { ggufTokenizer } = await import('../src/model/load/gguf-tokenizer.js');
   const printable = (b: number) => (b >= 0x21 && b <= 0x7e) || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
   const byteChars: string[] = [];
   let next = 256;
@@ -71,7 +71,7 @@ describe('GGUF byte-level BPE tokenizer (gpt2)', async () => {
   const types = tokens.map((_, i) => (i >= tokens.length - 2 ? 3 : 1));
   for (const pre of ['llama-bpe', 'qwen2', 'default']) {
     it(`merges by rank and round-trips (pre ${pre})`, () => {
-      const meta = new Map<string, import('../src/model/gguf-reader.js').GgufValue>([
+      const meta = new Map<string, import('../src/model/load/gguf-reader.js').GgufValue>([
         ['tokenizer.ggml.model', 'gpt2'],
         ['tokenizer.ggml.pre', pre],
         ['tokenizer.ggml.tokens', tokens],

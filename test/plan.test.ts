@@ -6,7 +6,7 @@ import { writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpecError } from '../src/errors.js';
-import { parseHfConfig } from '../src/model/hf-config.js';
+import { parseHfConfig } from '../src/model/load/hf-config.js';
 import { parameterCount, planModel } from '../src/model/plan.js';
 import { tinyConfigJson, writeTinyModel, TINY } from './hf-fixture.js';
 

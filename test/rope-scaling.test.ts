@@ -9,7 +9,7 @@ import {
   yarnCorrectionRange,
   yarnLinearRamp,
   type RopeConfig,
-} from '../src/model/rope-scaling.js';
+} from '../src/model/positions/rope-scaling.js';
 import type { RopeScaling } from '../src/model/types.js';
 
 function close(actual: number, expected: number, rel = 1e-12, what = ''): void {

@@ -1,14 +1,14 @@
 // `longctx generate`: text from a model. Only the generated text goes to stdout (ending with a newline,
 // as llama2.c prints); progress and speed go to stderr.
 import { readFileSync } from 'node:fs';
-import { parseRopeSpec } from '../model/rope-scaling.js';
+import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { acquireDevice } from '../runtime/device.js';
-import { createDecoder } from '../model/create-decoder.js';
-import { generate, promptTokens } from '../model/generate.js';
-import { loadModel } from '../model/load.js';
+import { createDecoder } from '../model/forward/create-decoder.js';
+import { generate, promptTokens } from '../model/generation/generate.js';
+import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]

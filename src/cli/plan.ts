@@ -2,9 +2,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
-import { loadModelConfig } from '../model/load.js';
+import { loadModelConfig } from '../model/load/load.js';
 import { formatPlan, planModel } from '../model/plan.js';
-import { SafetensorsStore } from '../model/safetensors.js';
+import { SafetensorsStore } from '../model/load/safetensors.js';
 import { intList, parse, required } from './args.js';
 
 export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f16|f32] [--chunk 512] [--json]

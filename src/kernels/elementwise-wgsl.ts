@@ -1,6 +1,6 @@
 // The decoder's elementwise steps, one thread per value: embedding rows gathered by token id, residual
 // add, SwiGLU (Shazeer 2020: silu(gate) * up) and head-major [heads, T, D] back to token-major [T, heads * D].
-// CPU twins: elementwise-cpu.ts and the loops of model/decoder-cpu.ts.
+// CPU twins: elementwise-cpu.ts and the loops of model/forward/decoder-cpu.ts.
 
 export const ELEMENTWISE_THREADS = 256;
 

@@ -62,7 +62,7 @@ export interface LayerWeights {
   wGate: WeightTensor;
   wUp: WeightTensor;
   wDown: WeightTensor;
-  /** A trained DSA lightning indexer, when the file has one (GGUF blk.N.indexer.*; see model/dsa-indexer.ts). */
+  /** A trained DSA lightning indexer, when the file has one (GGUF blk.N.indexer.*; see model/caches/dsa-indexer.ts). */
   indexer?: TrainedIndexerWeights;
 }
 

@@ -1,7 +1,7 @@
 // A model with random weights in a given shape, held in memory (no file, no tokenizer): for benchmarks
 // and `plan`-style experiments at real sizes. Weights are uniform in +-sqrt(3 / in) (unit-variance
 // activations), norms in [0.5, 1.5], drawn with a seeded xorshift so runs repeat.
-import type { LayerWeights, LoadedModel, ModelConfig, WeightTensor } from './types.js';
+import type { LayerWeights, LoadedModel, ModelConfig, WeightTensor } from '../types.js';
 
 export const LLAMA_3_2_1B_SHAPE: ModelConfig = {
   architecture: 'llama',

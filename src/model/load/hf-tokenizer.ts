@@ -6,8 +6,8 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
-import { InputError } from '../errors.js';
-import type { Tokenizer } from './types.js';
+import { InputError } from '../../errors.js';
+import type { Tokenizer } from '../types.js';
 
 type Json = Record<string, unknown>;
 

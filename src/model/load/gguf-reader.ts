@@ -2,7 +2,7 @@
 // and the aligned data section, as slices of one Buffer. Every count and size is checked against the
 // bytes that remain before anything is allocated from it, so a corrupt file gives an InputError.
 // Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
-import { InputError, UnsupportedError } from '../errors.js';
+import { InputError, UnsupportedError } from '../../errors.js';
 
 export type GgufValue = number | bigint | boolean | string | GgufValue[];
 

@@ -1,7 +1,7 @@
 // Choosing the next token from logits: greedy (temperature 0), or softmax at a temperature restricted to
 // the smallest set whose probability reaches top_p (Holtzman et al. 2019, nucleus sampling), drawn
 // with a seeded PRNG so runs repeat.
-import { InputError } from '../errors.js';
+import { InputError } from '../../errors.js';
 
 /** mulberry32: a small, fast 32-bit PRNG; uniform in [0, 1). */
 export function seededRandom(seed: number): () => number {

@@ -3,10 +3,10 @@
 // name), and the tokenizer stored in the metadata. GGUF dims [ne0 = in, ne1 = out] are row-major [out][in].
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
-import { InputError, UnsupportedError } from '../errors.js';
+import { InputError, UnsupportedError } from '../../errors.js';
 import { ggmlTypeName, parseGguf, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf-reader.js';
 import { ggufTokenizer } from './gguf-tokenizer.js';
-import type { LayerWeights, LoadedModel, ModelConfig, RopeScaling, WeightDType, WeightTensor } from './types.js';
+import type { LayerWeights, LoadedModel, ModelConfig, RopeScaling, WeightDType, WeightTensor } from '../types.js';
 
 const DTYPES: Record<number, WeightDType> = { 0: 'f32', 1: 'f16', 8: 'q8_0', 30: 'bf16' };
 const ARCHITECTURES = ['llama', 'qwen2', 'mistral'] as const;

@@ -3,13 +3,13 @@
 // planning needs: a config.json alone is enough there.
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError } from '../../errors.js';
 import { loadGguf } from './gguf.js';
 import { readHfConfig } from './hf-config.js';
 import { HuggingFaceTokenizer } from './hf-tokenizer.js';
 import { hfWeights } from './hf-weights.js';
 import { SafetensorsStore } from './safetensors.js';
-import type { LoadedModel, ModelConfig } from './types.js';
+import type { LoadedModel, ModelConfig } from '../types.js';
 
 function kindOf(path: string): 'dir' | 'file' {
   if (!existsSync(path)) throw new InputError(`model ${path} does not exist`);

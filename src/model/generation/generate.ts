@@ -1,9 +1,9 @@
 // Generation: prefill the prompt (BOS first unless asked not to), then decode one token at a time,
 // streaming text as complete UTF-8 arrives, until max tokens or EOS.
-import { InputError } from '../errors.js';
-import type { Decoder } from './decoder-cpu.js';
+import { InputError } from '../../errors.js';
+import type { Decoder } from '../forward/decoder-cpu.js';
 import { Sampler, type SamplerOptions } from './sampler.js';
-import type { Tokenizer } from './types.js';
+import type { Tokenizer } from '../types.js';
 
 export interface GenerateOptions extends SamplerOptions {
   maxTokens: number;

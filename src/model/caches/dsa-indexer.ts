@@ -16,10 +16,10 @@
 // frequencies and pair layout) on the first head-dim channels of q_I and k_I, w = W_proj h / sqrt(H_I D_I).
 // V3.2's Hadamard rotation before FP8 is orthogonal on both sides, so dots are unchanged and it is omitted;
 // its low-rank query path (MLA's q latent) has no Llama counterpart, so W_q reads h.
-import { InputError, ShapeError } from '../errors.js';
-import { WeightMatrix } from '../weights/weight-matrix.js';
-import { ropeInverseFrequencies } from './rope.js';
-import type { LayerWeights, ModelConfig } from './types.js';
+import { InputError, ShapeError } from '../../errors.js';
+import { WeightMatrix } from '../../weights/weight-matrix.js';
+import { ropeInverseFrequencies } from '../positions/rope.js';
+import type { LayerWeights, ModelConfig } from '../types.js';
 
 export interface TrainedIndexer {
   wq: WeightMatrix;

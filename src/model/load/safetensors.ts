@@ -5,8 +5,8 @@
 // each tensor's byte range against the data size, and shape x dtype size against that range.
 import { closeSync, fstatSync, openSync, readSync, readFileSync, existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { InputError, UnsupportedError } from '../errors.js';
-import type { WeightDType, WeightTensor } from './types.js';
+import { InputError, UnsupportedError } from '../../errors.js';
+import type { WeightDType, WeightTensor } from '../types.js';
 
 /** Bytes per element of every dtype the format defines (so that sizes of all tensors can be checked). */
 const DTYPE_BYTES: Record<string, number> = {

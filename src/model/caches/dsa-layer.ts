@@ -5,11 +5,11 @@
 // The indexer only ranks the middle keys (its index keys S..n-W with the usual bottom-right causal limit
 // give exactly S..p-W per query), so the three parts never overlap and a row holds min(p+1, k+S+W) keys:
 // the count the gather kernels assume. With k >= the context every key is listed: exact dense attention.
-import { SpecError } from '../errors.js';
-import { tensor } from '../tensor.js';
-import type { Device } from '../runtime/device.js';
-import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../attention/dsa.js';
-import { intParam, type MethodSpec } from '../attention/spec.js';
+import { SpecError } from '../../errors.js';
+import { tensor } from '../../tensor.js';
+import type { Device } from '../../runtime/device.js';
+import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../../attention/dsa.js';
+import { intParam, type MethodSpec } from '../../attention/spec.js';
 import {
   indexKeysInto,
   indexQueries,
@@ -18,7 +18,7 @@ import {
   trainedIndexQueries,
   type LayerIndexer,
 } from './dsa-indexer.js';
-import type { LayerWeights, ModelConfig } from './types.js';
+import type { LayerWeights, ModelConfig } from '../types.js';
 
 export const DSA_SINKS = 4;
 export const DSA_LOCAL = 64;

@@ -10,8 +10,8 @@
 //   extrapolation (unchanged), between the pairs that turn beta_fast and beta_slow times in N0 tokens;
 //   attention factor 0.1 ln(factor) + 1.
 // - Llama 3.1: wavelengths above N0/low divided by factor, below N0/high kept, smooth in between.
-import { SpecError } from '../errors.js';
-import type { ModelConfig, RopeScaling } from './types.js';
+import { SpecError } from '../../errors.js';
+import type { ModelConfig, RopeScaling } from '../types.js';
 
 export type RopeConfig = Pick<ModelConfig, 'headDim' | 'ropeTheta' | 'rope' | 'contextLength'>;
 

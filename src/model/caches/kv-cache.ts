@@ -2,7 +2,7 @@
 // attention call, per key/value head, a contiguous [keys, D] view whose last T rows are the new chunk and
 // whose keys sit in position order, so the method's bottom-right-aligned mask (causal, window, sinks)
 // applies unchanged: that is what makes chunked prefill exact.
-import { ShapeError } from '../errors.js';
+import { ShapeError } from '../../errors.js';
 
 export interface KeysView {
   /** Per key/value head: keys and values [n, D], views into the cache or its scratch. */

@@ -1,8 +1,8 @@
 // Hugging Face tensor names (Llama, Qwen2, Mistral) -> ModelWeights, with every shape checked against the
 // config. nn.Linear stores [out, in], the row-major layout ModelWeights asks for, so bytes pass unchanged.
-import { InputError, UnsupportedError } from '../errors.js';
+import { InputError, UnsupportedError } from '../../errors.js';
 import type { SafetensorsStore } from './safetensors.js';
-import type { LayerWeights, ModelConfig, ModelWeights, WeightTensor } from './types.js';
+import type { LayerWeights, ModelConfig, ModelWeights, WeightTensor } from '../types.js';
 
 interface Wanted {
   name: string;

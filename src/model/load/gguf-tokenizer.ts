@@ -2,10 +2,10 @@
 // llama.cpp's llm_tokenizer_spm does: spaces become "▁", a leading space is added, characters are
 // merged pairwise by the highest-scoring vocabulary piece (ties: leftmost) and characters missing from
 // the vocabulary fall back to <0xNN> byte tokens. "gpt2" (byte-level BPE) is in gguf-bpe.ts.
-import { InputError, UnsupportedError } from '../errors.js';
+import { InputError, UnsupportedError } from '../../errors.js';
 import type { GgufValue } from './gguf-reader.js';
 import { ggufBpeTokenizer } from './gguf-bpe.js';
-import type { Tokenizer } from './types.js';
+import type { Tokenizer } from '../types.js';
 
 const SPACE = '\u2581'; // ▁
 const enum TokenType {

@@ -3,9 +3,9 @@
 // rope_parameters: {rope_type, rope_theta, factor, ...}). Defaults are those of the transformers config
 // classes; a field that is present but wrong is an InputError naming it, never a silent default.
 import { readFileSync } from 'node:fs';
-import { InputError, UnsupportedError } from '../errors.js';
-import { yarnMscale } from './rope-scaling.js';
-import type { ModelConfig, RopeScaling } from './types.js';
+import { InputError, UnsupportedError } from '../../errors.js';
+import { yarnMscale } from '../positions/rope-scaling.js';
+import type { ModelConfig, RopeScaling } from '../types.js';
 
 type Json = Record<string, unknown>;
 

@@ -1,10 +1,10 @@
 // GGUF "gpt2" tokenizers (byte-level BPE: Llama 3, Qwen2, GPT-2): the vocabulary and merges of the
 // metadata are rewritten as a tokenizer.json and run by @huggingface/tokenizers (HuggingFaceTokenizer),
 // with the pre-tokenizer regex that llama.cpp uses for the file's `tokenizer.ggml.pre`.
-import { InputError, UnsupportedError } from '../errors.js';
+import { InputError, UnsupportedError } from '../../errors.js';
 import type { GgufValue } from './gguf-reader.js';
 import { HuggingFaceTokenizer } from './hf-tokenizer.js';
-import type { Tokenizer } from './types.js';
+import type { Tokenizer } from '../types.js';
 
 /** llama.cpp's pre-tokenizer regexes (llama-vocab.cpp) by tokenizer.ggml.pre. */
 const PRE_TOKENIZERS: Record<string, string> = {

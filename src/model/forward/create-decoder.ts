@@ -1,8 +1,8 @@
 // The decoder for a device: WebGPU when the device has a GPU, else the CPU.
-import type { Device } from '../runtime/device.js';
-import type { LayerSchedule } from '../attention/sparse.js';
+import type { Device } from '../../runtime/device.js';
+import type { LayerSchedule } from '../../attention/sparse.js';
 import { CpuDecoder, type Decoder, type DecoderOptions } from './decoder-cpu.js';
-import type { LoadedModel } from './types.js';
+import type { LoadedModel } from '../types.js';
 
 export async function createDecoder(
   device: Device,

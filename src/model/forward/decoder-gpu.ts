@@ -2,26 +2,32 @@
 // GPU; only token ids, RoPE's cos/sin (float64 on the host) go up and the last logits come down.
 // Attention runs through the library's GPU kernels (flash with the method's block mask, or dense) on
 // the cache rows; a method without a GPU entry here (cca, dsa, ...) goes through attention() on host copies.
-import { ShapeError, UnsupportedError } from '../errors.js';
-import { float32ToHalf } from '../f16.js';
-import { asFloat32, tensor, type Tensor } from '../tensor.js';
-import type { GpuContext } from '../runtime/webgpu.js';
-import { cpuDevice, type Device } from '../runtime/device.js';
-import type { CcaKVCache } from '../attention/cca-cache.js';
-import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
-import { StarMasks } from './star-layers.js';
-import { attention } from '../attention/attention.js';
-import { flashAttentionGpu, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../attention/flash.js';
-import { denseAttentionGpu } from '../attention/dense.js';
-import { sparseGatherGpu, type GatheredKeys } from '../attention/dsa.js';
-import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
-import { maskForSpec } from '../attention/sparse.js';
-import { choiceParam, type MethodSpec } from '../attention/spec.js';
-import type { LayerSchedule } from '../attention/sparse.js';
-import type { AttentionShape } from '../spine/problem.js';
-import { MATMUL_TILE, MATVEC_ROWS_PER_DIM, matmulParams, matmulTiledWgsl, matvecWgsl } from '../kernels/matmul-wgsl.js';
-import { rmsNormParams, rmsNormWgsl } from '../kernels/rmsnorm-wgsl.js';
-import { ROPE_THREADS, ropeParams, ropeWgsl } from '../kernels/rope-wgsl.js';
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import { float32ToHalf } from '../../f16.js';
+import { asFloat32, tensor, type Tensor } from '../../tensor.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import { cpuDevice, type Device } from '../../runtime/device.js';
+import type { CcaKVCache } from '../../attention/cca-cache.js';
+import { ccaLayerCache, checkDecoderMethod } from '../caches/method-caches.js';
+import { StarMasks } from '../caches/star-layers.js';
+import { attention } from '../../attention/attention.js';
+import { flashAttentionGpu, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../../attention/flash.js';
+import { denseAttentionGpu } from '../../attention/dense.js';
+import { sparseGatherGpu, type GatheredKeys } from '../../attention/dsa.js';
+import { DsaLayer, dsaLayerParams } from '../caches/dsa-layer.js';
+import { maskForSpec } from '../../attention/sparse.js';
+import { choiceParam, type MethodSpec } from '../../attention/spec.js';
+import type { LayerSchedule } from '../../attention/sparse.js';
+import type { AttentionShape } from '../../spine/problem.js';
+import {
+  MATMUL_TILE,
+  MATVEC_ROWS_PER_DIM,
+  matmulParams,
+  matmulTiledWgsl,
+  matvecWgsl,
+} from '../../kernels/matmul-wgsl.js';
+import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
+import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
   ELEMENTWISE_THREADS,
   addWgsl,
@@ -30,11 +36,11 @@ import {
   grid,
   headsToTokensWgsl,
   swigluWgsl,
-} from '../kernels/elementwise-wgsl.js';
-import { WeightMatrix } from '../weights/weight-matrix.js';
+} from '../../kernels/elementwise-wgsl.js';
+import { WeightMatrix } from '../../weights/weight-matrix.js';
 import type { Decoder, DecoderOptions } from './decoder-cpu.js';
-import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
-import type { LoadedModel, ModelConfig, WeightTensor } from './types.js';
+import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
+import type { LoadedModel, ModelConfig, WeightTensor } from '../types.js';
 
 /** The ring a window or sinks layer keeps, when narrower than the run (as cacheForMethod on the CPU). */
 function ringOf(method: MethodSpec, maxTokens: number): { sinks: number; size: number } | undefined {

@@ -1,10 +1,10 @@
 // Caches of the attention methods that are more than keys in position order: CCA keeps pooled cores plus
 // a raw ring (attention/cca-cache.ts) and attends through it; DSA keeps index keys beside a dense cache
 // (dsa-layer.ts, with the training-free indexer of dsa-indexer.ts).
-import { CcaKVCache } from '../attention/cca-cache.js';
-import { ccaParamsFromSpec } from '../attention/cca.js';
-import type { MethodSpec } from '../attention/spec.js';
-import type { ModelConfig } from './types.js';
+import { CcaKVCache } from '../../attention/cca-cache.js';
+import { ccaParamsFromSpec } from '../../attention/cca.js';
+import type { MethodSpec } from '../../attention/spec.js';
+import type { ModelConfig } from '../types.js';
 import { checkStarRingLayer } from './star-layers.js';
 
 /** The CCA cache of a `cca` layer, else undefined. */

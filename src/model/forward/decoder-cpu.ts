@@ -2,26 +2,26 @@
 // grouped-query attention through attention() with the layer's method -> output projection -> residual,
 // RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the (possibly tied) output projection.
 // A prompt runs in chunks of `chunk` tokens against the KV cache, so no N x N matrix exists beyond a chunk.
-import { ShapeError } from '../errors.js';
-import { tensor } from '../tensor.js';
-import { cpuDevice } from '../runtime/device.js';
-import { attention } from '../attention/attention.js';
-import { attendSelected } from '../attention/dsa.js';
-import type { MethodSpec } from '../attention/spec.js';
-import type { LayerSchedule } from '../attention/sparse.js';
-import { matmulRowsCpu } from '../kernels/matmul-cpu.js';
-import { rmsNormCpu } from '../kernels/rmsnorm-cpu.js';
-import { ropeCpu } from '../kernels/rope-cpu.js';
-import { swigluCpu } from '../kernels/elementwise-cpu.js';
-import { WeightMatrix } from '../weights/weight-matrix.js';
-import { DenseKVCache, RingKVCache, type LayerKVCache } from './kv-cache.js';
-import { ropeAttentionFactor, ropeInverseFrequencies } from './rope.js';
-import type { LoadedModel, ModelConfig } from './types.js';
-import type { CcaKVCache } from '../attention/cca-cache.js';
-import { ccaLayerCache, checkDecoderMethod } from './method-caches.js';
-import { StarMasks } from './star-layers.js';
-import { flashAttention } from '../attention/flash.js';
-import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
+import { ShapeError } from '../../errors.js';
+import { tensor } from '../../tensor.js';
+import { cpuDevice } from '../../runtime/device.js';
+import { attention } from '../../attention/attention.js';
+import { attendSelected } from '../../attention/dsa.js';
+import type { MethodSpec } from '../../attention/spec.js';
+import type { LayerSchedule } from '../../attention/sparse.js';
+import { matmulRowsCpu } from '../../kernels/matmul-cpu.js';
+import { rmsNormCpu } from '../../kernels/rmsnorm-cpu.js';
+import { ropeCpu } from '../../kernels/rope-cpu.js';
+import { swigluCpu } from '../../kernels/elementwise-cpu.js';
+import { WeightMatrix } from '../../weights/weight-matrix.js';
+import { DenseKVCache, RingKVCache, type LayerKVCache } from '../caches/kv-cache.js';
+import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
+import type { LoadedModel, ModelConfig } from '../types.js';
+import type { CcaKVCache } from '../../attention/cca-cache.js';
+import { ccaLayerCache, checkDecoderMethod } from '../caches/method-caches.js';
+import { StarMasks } from '../caches/star-layers.js';
+import { flashAttention } from '../../attention/flash.js';
+import { DsaLayer, dsaLayerParams } from '../caches/dsa-layer.js';
 
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */

@@ -3,11 +3,11 @@
 // with the anchor (phase 1); the query and every generated token see all before them (phase 2). In one
 // process that is flash attention under one block mask (attention/star-mask.ts) — the same visible sets a
 // multi-host run computes and merges. Ring is exact attention, so one process runs it as flash.
-import { ShapeError, UnsupportedError } from '../errors.js';
-import type { MaskNode } from '../spine/mask.js';
-import type { MethodSpec } from '../attention/spec.js';
-import { starParams } from '../attention/star.js';
-import { starMask } from '../attention/star-mask.js';
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import type { MaskNode } from '../../spine/mask.js';
+import type { MethodSpec } from '../../attention/spec.js';
+import { starParams } from '../../attention/star.js';
+import { starMask } from '../../attention/star-mask.js';
 
 /** Refuses what the runner cannot do for these methods: layers spread over hosts. */
 export function checkStarRingLayer(method: MethodSpec): void {

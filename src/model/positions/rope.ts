@@ -1,7 +1,7 @@
 // RoPE frequencies (Su et al. 2021, RoFormer): dimension pair i of a head rotates by position * inv_freq[i],
 // inv_freq[i] = theta^(-2i/d). Context-extension scalings (linear, NTK, YaRN, Llama 3) change these
 // frequencies and, for YaRN, the attention factor; the decoder takes both from here and nothing else.
-import type { ModelConfig } from './types.js';
+import type { ModelConfig } from '../types.js';
 import { scaledRope } from './rope-scaling.js';
 
 /** inv_freq[i] for the headDim / 2 rotated pairs, in float64. */
