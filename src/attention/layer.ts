@@ -1,0 +1,31 @@
+// One attention layer of a model (docs/DESIGN.md, "the model on the device"): it owns its KV cache on the
+// backend it runs on and serves prefill chunks and single-token decoding through the same call. Methods
+// differ inside these objects, never in the decoder; which kernel and variant a layer runs is decided once,
+// when the layer is made (the planner), and the layer says what it chose in `plan`.
+
+/** A chunk of T new tokens at positions [start, start + T): q [Hq, T, D] and k [Hkv, T, D] rotated by RoPE,
+ * v [Hkv, T, D], in the layer's storage dtype, where the layer's backend keeps them (GPU buffers on WebGPU,
+ * host arrays on the CPU). The layer appends k and v to its cache and writes o [Hq, T, D] (f32) to `out`.
+ * The cache holds exactly the `start` tokens before the chunk. */
+export interface LayerChunk<Buffer> {
+  q: Buffer;
+  k: Buffer;
+  v: Buffer;
+  out: Buffer;
+  start: number;
+  tokens: number;
+}
+
+export interface LayerAttention<Buffer> {
+  /** The method spec it serves, e.g. `cca:group=16,window=1024`. */
+  readonly spec: string;
+  /** The kernel version and geometry chosen for it, with the reason (`plan` prints this). */
+  readonly plan: string;
+  forward(chunk: LayerChunk<Buffer>): Promise<void>;
+  /** Bytes the cache holds on its backend now (for `plan`, `--stats` and the benchmarks). */
+  readonly cacheBytes: number;
+  /** Forgets every cached token (a new sequence); keeps the allocations. */
+  reset(): void;
+  /** Releases what the layer allocated; the layer is unusable afterwards. */
+  destroy(): void;
+}
