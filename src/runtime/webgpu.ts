@@ -17,6 +17,18 @@ const DAWN_OPTIONS = [
   'disable-dawn-features=timestamp_quantization',
 ];
 
+/** Counts of what crosses to the host or is allocated; see GpuContext.counters. */
+export interface GpuCounters {
+  /** Device-to-host reads (GpuContext.read) and their bytes. */
+  hostReads: number;
+  hostReadBytes: number;
+  /** Storage and staging buffers created through this context. */
+  buffersCreated: number;
+  /** Uniform buffers created through GpuContext.uniform. */
+  uniformsCreated: number;
+  bindGroupsCreated: number;
+}
+
 export class GpuContext {
   readonly features: GpuFeatures;
   readonly maxBindingBytes: number;
@@ -26,6 +38,16 @@ export class GpuContext {
   private live = new Map<GPUBuffer, number>();
   private liveBytes = 0;
   private peak = 0;
+  /** One staging buffer for host reads, grown when a larger read comes (never one per read). */
+  private staging?: GPUBuffer;
+  /** What this context did since it was made: tests hold reads and creations per decoded token to a budget. */
+  readonly counters: GpuCounters = {
+    hostReads: 0,
+    hostReadBytes: 0,
+    buffersCreated: 0,
+    uniformsCreated: 0,
+    bindGroupsCreated: 0,
+  };
 
   constructor(
     readonly device: GPUDevice,
@@ -116,6 +138,7 @@ export class GpuContext {
         );
       throw new DeviceError(`${label}: buffer of ${size} bytes refused: ${why}`);
     }
+    this.counters.buffersCreated++;
     this.live.set(buffer, size);
     this.liveBytes += size;
     this.peak = Math.max(this.peak, this.liveBytes);
@@ -137,6 +160,7 @@ export class GpuContext {
   }
 
   uniform(words: ArrayBuffer): GPUBuffer {
+    this.counters.uniformsCreated++;
     const buffer = this.device.createBuffer({
       size: Math.max(16, Math.ceil(words.byteLength / 16) * 16),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
@@ -145,16 +169,35 @@ export class GpuContext {
     return buffer;
   }
 
-  async read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+  /** Reads run one at a time: they share the staging buffer, which cannot be mapped twice. */
+  private reading: Promise<unknown> = Promise.resolve();
+
+  read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const next = this.reading.then(() => this.readNow(buffer, bytes));
+    this.reading = next.catch(() => undefined);
+    return next;
+  }
+
+  private async readNow(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
     const size = Math.ceil(bytes / 4) * 4;
-    const staging = this.device.createBuffer({ size, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    if (!this.staging || this.staging.size < size) {
+      this.staging?.destroy();
+      this.counters.buffersCreated++;
+      this.staging = this.device.createBuffer({
+        size: Math.max(size, 256),
+        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        label: 'host read staging',
+      });
+    }
+    const staging = this.staging;
+    this.counters.hostReads++;
+    this.counters.hostReadBytes += bytes;
     const enc = this.device.createCommandEncoder();
     enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
     this.device.queue.submit([enc.finish()]);
-    await staging.mapAsync(GPUMapMode.READ);
-    const copy = staging.getMappedRange().slice(0, bytes);
+    await staging.mapAsync(GPUMapMode.READ, 0, size);
+    const copy = staging.getMappedRange(0, size).slice(0, bytes);
     staging.unmap();
-    staging.destroy();
     return copy;
   }
 
@@ -171,6 +214,7 @@ export class GpuContext {
   }
 
   bind(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
+    this.counters.bindGroupsCreated++;
     return this.device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: buffers.map((buffer, binding) => ({ binding, resource: { buffer } })),
@@ -192,6 +236,8 @@ export class GpuContext {
   }
 
   destroy(): void {
+    this.staging?.destroy();
+    this.staging = undefined;
     for (const b of this.live.keys()) b.destroy();
     this.live.clear();
     this.liveBytes = 0;
