@@ -135,7 +135,8 @@ export class Cluster {
               (who) => who.includes(id),
               (who) =>
                 new HostError(
-                  `${who} exited (${signal ?? `code ${code}`}) during the run${logs.get(id) ? `: ${logs.get(id)!.trim().split('\n').pop()}` : ''}; retry the run`,
+                  `${who} exited (${signal ?? `code ${code}`}) during the run` +
+                    `${logs.get(id) ? `: ${logs.get(id)!.trim().split('\n').pop()}` : ''}; retry the run`,
                   who,
                 ),
             ),
@@ -391,7 +392,8 @@ async function discover(
     }
     if (Date.now() > deadline) {
       throw new HostError(
-        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
+        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s` +
+          `${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
         'discovery',
       );
     }

@@ -26,7 +26,8 @@ export function indexerBlockQueries(s: IndexerKernelShape): number {
   const bq = Math.min(INDEXER_MAX_BLOCK_QUERIES, Math.floor(8192 / bytesPerQuery));
   if (bq < 1) {
     throw new UnsupportedError(
-      `an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory (at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`,
+      `an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory ` +
+        `(at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`,
     );
   }
   return bq;

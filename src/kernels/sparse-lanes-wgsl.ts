@@ -53,7 +53,8 @@ export function sparseLanesParams(p: {
 }
 
 const PARAMS =
-  'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
+  'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, ' +
+  'stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
 
 /**
  * Dispatch (tokens wrapped over x/y, kvHeads * splits on z). o/lse receive split w's state at row offset
@@ -121,7 +122,8 @@ var<workgroup> lw: array<f32, ${Math.ceil((S * group) / 4) * 4}>;
 var<workgroup> accw: array<vec4<f32>, ${S > 1 ? S * group * L * C : 1}>;
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
   let t = wg.x + wg.y * nwg.x;
   if (t >= params.nq) { return; }
   let kvh = wg.z / params.splits;
