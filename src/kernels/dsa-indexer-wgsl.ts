@@ -37,7 +37,7 @@ export function indexerBlockQueries(s: IndexerKernelShape): number {
 export function indexerWgsl(s: IndexerKernelShape, first: number): { enable: string; bindings: number; code: string } {
   const BQ = indexerBlockQueries(s);
   const H = s.heads;
-  const pad4 = (n: number) => Math.ceil(n / 4) * 4; // workgroup arrays in multiples of 16 bytes (WEBGPU-NOTES)
+  const pad4 = (n: number) => Math.ceil(n / 4) * 4; // workgroup arrays in multiples of 16 bytes (docs/WEBGPU.md)
   if (s.precision === 'int8') {
     const W = Math.ceil(s.dim / 4);
     return {

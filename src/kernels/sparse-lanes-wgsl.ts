@@ -6,7 +6,8 @@
 // alpha or p is 1; the accumulator is rescaled only on a new maximum) redundantly per lane: no workgroup
 // memory and no barrier in the key loop. A workgroup of G*L*S threads serves the G heads of one (token, KV
 // head, split); its S sub-splits take every S-th key and are merged at the end through workgroup memory.
-// Several splits per (token, KV head) write partial states that the one merge kernel (merge-wgsl.ts) folds by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
+// Several splits per (token, KV head) write partial states that the one merge kernel (merge-wgsl.ts) folds
+// by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
 import type { DType } from '../tensor.js';
 import { inputType } from './wgsl-common.js';
 import { sparseGatherParams } from './sparse-gather-wgsl.js';
