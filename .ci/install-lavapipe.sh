@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs Mesa 25's lavapipe (bookworm-backports) so that WebGPU (Dawn) runs on the CPU.
-# Bookworm's own Mesa 22.3 is refused by Dawn; see ../shared/WEBGPU-NOTES.md.
+# Bookworm's own Mesa 22.3 is refused by Dawn; see docs/WEBGPU.md.
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 src=/etc/apt/sources.list.d/bookworm-backports.sources

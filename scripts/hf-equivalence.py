@@ -5,8 +5,8 @@ A Llama-3.2-1B-shaped config (hidden 2048, 16 layers, 32 heads, 8 KV heads, head
 vocab 128256, Llama 3 RoPE factor 32 from 8192, tied embeddings) gets random weights (seed 0; norm
 weights drawn in [0.5, 1.5] so that a missing norm shows), is saved with save_pretrained as f16
 safetensors, and runs in float32 (TF32 off) on random token sequences of each length. The logits of the
-last 8 positions are compared with scripts/logits.mjs (our loader + decoder): max abs diff, relative
-to the largest reference logit, and top-1 agreement. Also RoPE's inv_freq against ours.
+last 8 positions are compared with scripts/logits.ts (our loader + decoder, built to dist/scripts/logits.js):
+max abs diff, relative to the largest reference logit, and top-1 agreement. Also RoPE's inv_freq against ours.
 
   python3 scripts/hf-equivalence.py [--lengths 4096,8192,16384,32768] [--backend webgpu]
   python3 scripts/hf-equivalence.py --tiny --backend cpu     # no torch: a numpy float64 reference
@@ -216,7 +216,7 @@ def main():
         token_files[f"tokens-{n}"] = path
     try:
         inv_ref, refs, reference = (numpy_reference if args.tiny else torch_reference)(model_dir, token_files, LAST)
-        cmd = ["node", "scripts/logits.mjs", "--model", model_dir, "--tokens", ",".join(token_files.values()),
+        cmd = ["node", "dist/scripts/logits.js", "--model", model_dir, "--tokens", ",".join(token_files.values()),
                "--out-dir", work, "--last", str(LAST), "--backend", args.backend, "--attention", args.attention,
                "--rope-out", os.path.join(work, "inv_freq.f64")]
         print("running:", " ".join(cmd), file=sys.stderr, flush=True)
@@ -225,7 +225,7 @@ def main():
         except subprocess.TimeoutExpired as e:  # keep the lengths that finished
             out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
             err = e.stderr.decode() if isinstance(e.stderr, bytes) else (e.stderr or "")
-            run = subprocess.CompletedProcess(cmd, 124, out, err + f"\nlogits.mjs timed out after {args.node_timeout} s\n")
+            run = subprocess.CompletedProcess(cmd, 124, out, err + f"\nlogits.js timed out after {args.node_timeout} s\n")
         sys.stderr.write(run.stderr[-4000:])
         timings = {json.loads(l)["file"]: json.loads(l) for l in run.stdout.splitlines() if l.startswith("{")}
         inv_ours = np.fromfile(os.path.join(work, "inv_freq.f64"), dtype="<f8") if os.path.exists(os.path.join(work, "inv_freq.f64")) else None

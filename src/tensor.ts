@@ -59,3 +59,14 @@ export function randomNormal(shape: readonly number[], seed: number, dtype: DTyp
   }
   return toDType(tensor(shape, 'f32', values), dtype);
 }
+
+/** The largest |a[i] - b[i]|: equal values (-Infinity too) count 0, a NaN on either side counts Infinity. */
+export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] === b[i]) continue; // also -Infinity against -Infinity
+    const d = Math.abs(a[i] - b[i]);
+    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
+  }
+  return worst;
+}

@@ -29,7 +29,8 @@ const CASES: Case[] = [
 ];
 
 const name = (c: Case) =>
-  `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.causal ? 'causal' : 'full'} ${c.dtype}${c.scale ? ` scale=${c.scale}` : ''}`;
+  `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ` +
+  `${c.causal ? 'causal' : 'full'} ${c.dtype}${c.scale ? ` scale=${c.scale}` : ''}`;
 let seed = Date.now() % 100000; // fresh inputs each run; the seed is in the failure message
 
 after(async () => (await webgpuDevice())?.destroy());

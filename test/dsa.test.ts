@@ -101,7 +101,9 @@ const GPU_CASES: Case[] = [
 for (const [backend, device] of all) {
   describe(`dsa on ${backend}`, { skip: device ? false : 'no WebGPU adapter' }, () => {
     for (const c of backend === 'cpu' ? CPU_CASES : GPU_CASES) {
-      const label = `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.dtype} topk=${c.topk} ${c.causal ? 'causal' : 'full'}`;
+      const label =
+        `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.dtype} ` +
+        `topk=${c.topk} ${c.causal ? 'causal' : 'full'}`;
       test(`float indexer selects the float64 top-k (but near-ties); attention over it matches float64: ${label}`, async () => {
         const seed = Date.now() % 100000;
         const index = randomIndex(4, c.queries, c.keys, 64, seed, c.dtype);

@@ -1,6 +1,6 @@
 // End to end on a Hugging Face layout: scripts/hf-equivalence.py --tiny writes a tiny Llama (GQA, Llama 3
 // RoPE, tied, f16 safetensors), computes its logits in numpy float64, and compares ours (loader + CPU
-// decoder, through scripts/logits.mjs). Needs python3 with numpy; skipped where there is none.
+// decoder, through scripts/logits.ts). Needs python3 with numpy; skipped where there is none.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';

@@ -148,7 +148,10 @@ function maskOf(c: Case): MaskNode {
 for (const [backend, device] of all) {
   describe(`sparse attention on ${backend}`, { skip: device ? false : 'no WebGPU adapter' }, () => {
     for (const c of CASES) {
-      test(`${c.spec} ${c.causal ? 'causal' : 'full'} Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.dtype}`, async () => {
+      const name =
+        `${c.spec} ${c.causal ? 'causal' : 'full'} ` +
+        `Hq=${c.heads} Hkv=${c.kvHeads} Nq=${c.queries} Nk=${c.keys} D=${c.headDim} ${c.dtype}`;
+      test(name, async () => {
         const seed = Date.now() % 100000;
         const q = randomNormal([c.heads, c.queries, c.headDim], seed, c.dtype);
         const k = randomNormal([c.kvHeads, c.keys, c.headDim], seed + 1, c.dtype);

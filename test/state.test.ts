@@ -84,4 +84,37 @@ describe('state merge on WebGPU', { skip: gpu ? false : 'no WebGPU adapter' }, (
     assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
     assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
   });
+
+  test('at an odd head dim (one column per thread), with rows empty in one state or in both', async () => {
+    const [heads, queries, dim] = [3, 29, 13];
+    const random = (seed: number): AttentionState => ({
+      heads,
+      queries,
+      headDim: dim,
+      o: randomNormal([heads, queries, dim], seed).data as Float32Array,
+      lse: (randomNormal([heads, queries], seed + 1).data as Float32Array).map((x) => 3 * x),
+    });
+    const [a, b] = [random(21), random(23)];
+    for (const [s, row] of [
+      [a, 0],
+      [b, 5],
+      [a, 7],
+      [b, 7],
+    ] as const) {
+      s.lse[row] = -Infinity;
+      s.o.fill(0, row * dim, (row + 1) * dim);
+    }
+    const expected = mergeStates(a, b);
+    const rows = heads * queries;
+    const ga = { o: await gpu!.upload(a.o, 'o'), lse: await gpu!.upload(a.lse, 'lse'), rows, headDim: dim };
+    const gb = { o: await gpu!.upload(b.o, 'o'), lse: await gpu!.upload(b.lse, 'lse'), rows, headDim: dim };
+    await mergeStatesGpu(gpu!, ga, gb);
+    const o = new Float32Array(await gpu!.read(ga.o, rows * dim * 4));
+    const lse = new Float32Array(await gpu!.read(ga.lse, rows * 4));
+    for (const buf of [ga.o, ga.lse, gb.o, gb.lse]) gpu!.release(buf);
+    assertNoNaN('gpu merge', o);
+    assert.equal(lse[7], -Infinity);
+    assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
+    assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
+  });
 });

@@ -8,15 +8,8 @@ import { asFloat32, bytesPerElement, toDType, type DType, type Tensor } from '..
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { ccaAttendCpu, ccaPoolCpu, coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
-import {
-  CCA_POOL_SCORES,
-  CCA_ROWS,
-  CCA_SGMAT_HEAD_DIMS,
-  ccaAttendWgsl,
-  ccaParams,
-  ccaPoolWgsl,
-  ccaSubgroupMatrixWgsl,
-} from '../kernels/cca-wgsl.js';
+import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../kernels/cca-wgsl.js';
+import { CCA_SGMAT_HEAD_DIMS, ccaSubgroupMatrixWgsl } from '../kernels/cca-sgmat-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import { choiceParam, intParam, type MethodSpec } from './spec.js';
@@ -47,7 +40,9 @@ export function chooseCcaVariant(
   const can = gpu.features.subgroupMatrixF16 && CCA_SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
   if (asked === 'subgroup-matrix' && !can) {
     throw new UnsupportedError(
-      `the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype}); use variant=portable`,
+      `the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a ` +
+        `device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, ` +
+        `head dim ${headDim}, ${dtype}); use variant=portable`,
     );
   }
   return asked === 'portable' || !can ? 'portable' : 'subgroup-matrix';
@@ -100,7 +95,8 @@ export async function ccaAttentionGpu(
   const coreCapacity = Math.max(1, plan.cores);
   if (plan.poolCount > 0 && G * plan.group + plan.group > CCA_POOL_SCORES) {
     throw new UnsupportedError(
-      `cca pooling holds (query heads per KV head + 1) x group = ${(G + 1) * plan.group} scores in workgroup memory, at most ${CCA_POOL_SCORES}; use a smaller group or the CPU backend`,
+      `cca pooling holds (query heads per KV head + 1) x group = ${(G + 1) * plan.group} scores in workgroup ` +
+        `memory, at most ${CCA_POOL_SCORES}; use a smaller group or the CPU backend`,
     );
   }
   const rowTiles = Math.ceil(s.queries / CCA_ROWS);

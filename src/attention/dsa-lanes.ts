@@ -3,14 +3,8 @@
 // tokens are split over workgroups so the GPU fills up) and the dispatches (kernel, then merge of splits).
 import { UnsupportedError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
-import {
-  lanesLayout,
-  MERGE_SPLIT_THREADS,
-  sparseLanesParams,
-  sparseLanesWgsl,
-  sparseSplitMergeWgsl,
-  type LanesLayout,
-} from '../kernels/sparse-lanes-wgsl.js';
+import { lanesLayout, sparseLanesParams, sparseLanesWgsl, type LanesLayout } from '../kernels/sparse-lanes-wgsl.js';
+import { mergeStatesWgsl, mergeWorkgroups } from '../kernels/merge-wgsl.js';
 import type { GpuInputs } from './gpu-chunks.js';
 import { scratchBuffer, type Scratch } from './dsa-scratch.js';
 
@@ -138,11 +132,10 @@ export async function sparseLanesGpu(
     const bound = gpu.bind(pipeline, [x.q, x.k, x.v, po, plse, indices, params]);
     let merge: { pipeline: GPUComputePipeline; group: GPUBindGroup; x: number; y: number } | undefined;
     if (splits > 1) {
-      const mp = await gpu.pipeline(`sparse-split-merge-${s.headDim}`, () => sparseSplitMergeWgsl(s.headDim));
+      const mp = await gpu.pipeline(`merge-states-${s.headDim}`, () => mergeStatesWgsl(s.headDim));
       mparams = gpu.uniform(new Uint32Array([stateRows, splits, 0xff800000, 0]).buffer);
-      const groups = Math.ceil((stateRows * s.headDim) / 4 / MERGE_SPLIT_THREADS);
-      const mx = Math.min(groups, gpu.maxWorkgroupsPerDim);
-      merge = { pipeline: mp, group: gpu.bind(mp, [po, plse, x.o, x.lse, mparams]), x: mx, y: Math.ceil(groups / mx) };
+      const [mx, my] = mergeWorkgroups(stateRows, s.headDim, gpu.maxWorkgroupsPerDim);
+      merge = { pipeline: mp, group: gpu.bind(mp, [po, plse, x.o, x.lse, mparams]), x: mx, y: my };
     }
     await gpu.run('dsa sparse attention (lanes)', (pass) => {
       pass.setPipeline(pipeline);

@@ -88,7 +88,8 @@ export async function sparseGatherGpu(
     if (layout) return sparseLanesGpu(gpu, x, indices, width, keyStride, layout, opts.splits);
     if (variant === 'lanes')
       throw new UnsupportedError(
-        `the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`,
+        `the lanes sparse kernel needs subgroups of at least ${opts.lanes ?? DEFAULT_LANES} lanes and head ` +
+          `dim a multiple of ${4 * (opts.lanes ?? DEFAULT_LANES)} (group ${group}, dim ${s.headDim})`,
       );
   }
   const pipeline = await gpu.pipeline(`sparse-gather-${s.headDim}-${group}-${x.dtype}`, () =>

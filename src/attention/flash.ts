@@ -67,7 +67,9 @@ export function chooseFlashVariant(
   const canSgmat = gpu.features.subgroupMatrixF16 && SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
   if (asked === 'subgroup-matrix' && !canSgmat) {
     throw new UnsupportedError(
-      `the subgroup-matrix flash kernel needs f16 inputs, head dim ${SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype})`,
+      `the subgroup-matrix flash kernel needs f16 inputs, head dim ${SGMAT_HEAD_DIMS.join(' or ')} and a ` +
+        `device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, ` +
+        `head dim ${headDim}, ${dtype})`,
     );
   }
   if (asked === 'portable') return 'portable';

@@ -263,7 +263,9 @@ export async function benchAttentionCase(device: Device, c: AttentionCase, t: Be
       cca === undefined
         ? {}
         : {
-            note: `KV cache ${(cca / 2 ** 20).toFixed(1)} MiB = ${((100 * cca) / (2 * c.seqLen * c.kvHeads * c.headDim * bytesPerElement(c.dtype))).toFixed(2)}% of dense`,
+            note:
+              `KV cache ${(cca / 2 ** 20).toFixed(1)} MiB = ` +
+              `${((100 * cca) / (2 * c.seqLen * c.kvHeads * c.headDim * bytesPerElement(c.dtype))).toFixed(2)}% of dense`,
           };
     return {
       ...base,

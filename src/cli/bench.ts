@@ -12,21 +12,40 @@ import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
+import { BENCH_DSA_USAGE, benchDsaCommand } from './bench-dsa.js';
+import { BENCH_STAR_USAGE, benchStarCommand } from './bench-star.js';
 
-export const BENCH_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
+export const BENCH_ATTENTION_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
                       [--heads 32] [--kv-heads H] [--head-dim 128] [--no-causal] [--reps 3] [--warmup 1]
                       [--budget-seconds 60] [--backend cpu|webgpu|auto] [--reference rows.json]
                       [--out-dir bench-out] [--title T]
   A method whose predicted time (quadratic in length; linear for window and sinks) exceeds
   --budget-seconds per call is skipped.`;
 
+/** The benchmarks, by name: `longctx bench NAME ...`. */
+const BENCHES: Record<string, { usage: string; run: (argv: string[]) => Promise<void> }> = {
+  attention: { usage: BENCH_ATTENTION_USAGE, run: benchAttentionCommand },
+  dsa: { usage: BENCH_DSA_USAGE, run: benchDsaCommand },
+  star: { usage: BENCH_STAR_USAGE, run: benchStarCommand },
+};
+
+export const BENCH_USAGE = Object.values(BENCHES)
+  .map((b) => b.usage)
+  .join('\n\n');
+
 const GPU_LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072];
 const CPU_LENGTHS = [256, 512, 1024, 2048];
 
 export async function benchCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what !== 'attention') throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention`);
-  const v = parse(rest, {
+  const bench = BENCHES[what ?? ''];
+  if (!bench || !Object.hasOwn(BENCHES, what))
+    throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: ${Object.keys(BENCHES).join(', ')}`);
+  await bench.run(rest);
+}
+
+async function benchAttentionCommand(argv: string[]): Promise<void> {
+  const v = parse(argv, {
     lengths: { type: 'string' },
     method: { type: 'string', multiple: true },
     dtypes: { type: 'string' },

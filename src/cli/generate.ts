@@ -64,7 +64,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
   try {
     const c = model.config;
     process.stderr.write(
-      `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
+      `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ` +
+        `${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
     );
     const r = await generate(decoder, model.tokenizer, ids, {
       maxTokens,
@@ -77,7 +78,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
     process.stderr.write(
       `generate: prefill ${ids.length} tokens in ${r.prefillSeconds.toFixed(3)} s (${rate(ids.length, r.prefillSeconds)} tokens/s); ` +
-        `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s (${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
+        `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s ` +
+        `(${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)` +
+        `${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
     );
   } finally {
     decoder.destroy();

@@ -4,6 +4,7 @@ import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '.
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { EVAL_MASS_USAGE, evalMassCommand } from './eval-mass.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { HOST_USAGE, hostCommand } from './host.js';
@@ -13,7 +14,8 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
   longctx demo [--backend cpu|webgpu|auto]      dense against flash as the length grows
   longctx attend ...                            run one attention call on .npy arrays
-  longctx bench attention ...                   speed and memory sweep (JSON, markdown, SVG)
+  longctx bench attention|dsa|star ...          speed and memory sweeps (JSON, markdown, SVG)
+  longctx eval-mass ...                         attention mass DSA's indexer keeps, per layer, on real text
   longctx info [--backend ...]                  the device, its features and limits
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
@@ -27,7 +29,9 @@ ${GENERATE_USAGE}
 
 ${PLAN_USAGE}
 
-${HOST_USAGE}`;
+${HOST_USAGE}
+
+${EVAL_MASS_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -38,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await benchCommand(rest);
       return 0;
+    case 'eval-mass':
+      return evalMassCommand(rest).then(() => 0);
     case 'demo':
       await demoCommand(rest);
       return 0;

@@ -112,7 +112,8 @@ export class Peer {
         this.pending.delete(rid);
         reject(
           new HostError(
-            `${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, stopped or overloaded); retry the run, or raise --timeout`,
+            `${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, ` +
+              `stopped or overloaded); retry the run, or raise --timeout`,
             who,
           ),
         );

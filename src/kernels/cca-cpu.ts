@@ -6,6 +6,7 @@
 // Arithmetic runs in JS doubles and is stored as f32, so the twin checks the algorithm, not the rounding.
 import { roundHalf } from '../f16.js';
 import { emptyState, type AttentionState } from '../spine/state.js';
+import { OnlineSoftmaxRow } from './online-softmax-cpu.js';
 
 /** Where the rows of one CCA call sit in the sequence (every kernel and the cache share it). */
 export interface CcaLayout {
@@ -98,17 +99,13 @@ export function ccaAttendCpu(
   const { heads, queries, headDim: D, group: g } = L;
   const G = heads / L.kvHeads;
   const out = emptyState(heads, queries, D);
-  const acc = new Float64Array(D);
-  const x = new Float64Array(tile);
+  const row = new OnlineSoftmaxRow(D, tile);
   for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / G);
     for (let i = 0; i < queries; i++) {
       const p = L.queryStart + i;
       const c = coresSeen(p, g, L.window);
-      const qo = (h * queries + i) * D;
-      let m = -Infinity;
-      let l = 0;
-      acc.fill(0);
+      row.start();
       // Two sources, one softmax: core rows [0, c), then raw rows for positions [c*g, p].
       const sources: Array<[Float32Array, Float32Array, number, number, number]> = [
         [coreK, coreV, kvh * L.cores, 0, c],
@@ -117,31 +114,11 @@ export function ccaAttendCpu(
       for (const [KS, VS, base, from, to] of sources) {
         for (let t0 = from; t0 < to; t0 += tile) {
           const t1 = Math.min(to, t0 + tile);
-          let tileMax = -Infinity;
-          for (let j = t0; j < t1; j++) {
-            const ko = (base + j) * D;
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += Q[qo + d] * KS[ko + d];
-            x[j - t0] = dot * L.scale;
-            tileMax = Math.max(tileMax, x[j - t0]);
-          }
-          const mNew = Math.max(m, tileMax);
-          const alpha = m === -Infinity ? 0 : Math.exp(m - mNew);
-          l *= alpha;
-          for (let d = 0; d < D; d++) acc[d] *= alpha;
-          m = mNew;
-          for (let j = t0; j < t1; j++) {
-            const pr = Math.exp(x[j - t0] - m);
-            l += pr;
-            const vo = (base + j) * D;
-            for (let d = 0; d < D; d++) acc[d] += pr * VS[vo + d];
-          }
+          for (let j = t0; j < t1; j++) row.rows[j - t0] = (base + j) * D;
+          row.tile(Q, (h * queries + i) * D, L.scale, KS, VS, t1 - t0);
         }
       }
-      if (l === 0) continue;
-      const r = h * queries + i;
-      out.lse[r] = m + Math.log(l);
-      for (let d = 0; d < D; d++) out.o[r * D + d] = acc[d] / l;
+      row.finish(out, h * queries + i);
     }
   }
   return out;

@@ -16,7 +16,8 @@ export function denseAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
   const bytes = denseScoreBytes(s);
   if (bytes > CPU_DENSE_MAX_SCORE_BYTES) {
     throw new OutOfMemoryError(
-      `dense attention would materialise ${(bytes / 2 ** 30).toFixed(1)} GiB of scores; the CPU limit is ${CPU_DENSE_MAX_SCORE_BYTES / 2 ** 30} GiB: use flash`,
+      `dense attention would materialise ${(bytes / 2 ** 30).toFixed(1)} GiB of scores; the CPU limit is ` +
+        `${CPU_DENSE_MAX_SCORE_BYTES / 2 ** 30} GiB: use flash`,
       bytes,
       CPU_DENSE_MAX_SCORE_BYTES,
     );

@@ -26,7 +26,8 @@ export function indexerBlockQueries(s: IndexerKernelShape): number {
   const bq = Math.min(INDEXER_MAX_BLOCK_QUERIES, Math.floor(8192 / bytesPerQuery));
   if (bq < 1) {
     throw new UnsupportedError(
-      `an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory (at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`,
+      `an indexer of ${s.heads} heads x ${s.dim} dims needs ${bytesPerQuery} bytes per token of workgroup memory ` +
+        `(at most 8192${s.precision === 'float' ? '; use indexer=int8' : ''})`,
     );
   }
   return bq;
@@ -36,7 +37,7 @@ export function indexerBlockQueries(s: IndexerKernelShape): number {
 export function indexerWgsl(s: IndexerKernelShape, first: number): { enable: string; bindings: number; code: string } {
   const BQ = indexerBlockQueries(s);
   const H = s.heads;
-  const pad4 = (n: number) => Math.ceil(n / 4) * 4; // workgroup arrays in multiples of 16 bytes (WEBGPU-NOTES)
+  const pad4 = (n: number) => Math.ceil(n / 4) * 4; // workgroup arrays in multiples of 16 bytes (docs/WEBGPU.md)
   if (s.precision === 'int8') {
     const W = Math.ceil(s.dim / 4);
     return {

@@ -1,5 +1,5 @@
-// FlashAttention-2 on the CPU (Dao 2023): per query row, key/value tiles are streamed with an online
-// softmax (running max m, running sum l, rescaled accumulator); the N x N scores never exist.
+// FlashAttention-2 on the CPU (Dao 2023): per query row, key/value tiles are streamed with an online softmax
+// (running max m, running sum l, rescaled accumulator; online-softmax-cpu.ts); the N x N scores never exist.
 // The CPU twin of kernels/flash-wgsl.ts (tiles of 64 keys, one rescale per tile) and, with
 // `subgroupMatrixTwin`, of kernels/flash-sgmat-wgsl.ts: tiles of 32, probabilities rounded to f16 before
 // P V, and FlashAttention-4's lazy rescale (the max used for P moves only when a tile exceeds it by 2^8).
@@ -10,6 +10,7 @@ import { causalLimit, type AttentionShape } from '../spine/problem.js';
 import { emptyState, type AttentionState } from '../spine/state.js';
 import type { BlockMask } from '../spine/block-mask.js';
 import { maskAllows } from '../spine/mask.js';
+import { OnlineSoftmaxRow } from './online-softmax-cpu.js';
 
 export interface FlashCpuOptions {
   /** Visit only the key tiles this block mask keeps, and apply its predicate on partial ones. Its key
@@ -34,55 +35,25 @@ export function flashAttentionCpu(
   const [Q, K, V] = [asFloat32(q), asFloat32(k), asFloat32(v)];
   const { heads, queries, keys, headDim: D } = s;
   const tile = opts.blockMask?.keyTile ?? opts.tile ?? 64;
-  const lazy = opts.lazyRescaleLog2 ?? 0;
-  const round = opts.halfProbabilities ? roundHalf : (x: number) => x;
   const group = heads / s.kvHeads;
   const scale2 = s.scale * Math.LOG2E; // scores in the log2 domain, as the kernels keep them
   const out = emptyState(heads, queries, D);
-  const acc = new Float64Array(D);
-  const x = new Float64Array(tile);
+  const row = new OnlineSoftmaxRow(D, tile, {
+    base2: true,
+    lazy: opts.lazyRescaleLog2 ?? 0,
+    round: opts.halfProbabilities ? roundHalf : undefined,
+  });
   for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / group);
     for (let i = 0; i < queries; i++) {
-      const qo = (h * queries + i) * D;
       const qp = keys - queries + i;
-      let m = -Infinity;
-      let l = 0;
-      acc.fill(0);
+      row.start();
       for (const [t0, t1, partial] of keySegments(s, i, tile, opts.blockMask)) {
-        let tileMax = -Infinity;
-        for (let j = t0; j < t1; j++) {
-          if (partial && !maskAllows(opts.blockMask!.mask, qp, j)) {
-            x[j - t0] = -Infinity;
-            continue;
-          }
-          const ko = (kvh * keys + j) * D;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
-          x[j - t0] = dot * scale2;
-          tileMax = Math.max(tileMax, x[j - t0]);
-        }
-        if (tileMax === -Infinity) continue;
-        if (tileMax > m + lazy) {
-          const mNew = Math.max(m, tileMax);
-          const alpha = m === -Infinity ? 0 : 2 ** (m - mNew);
-          l *= alpha;
-          for (let d = 0; d < D; d++) acc[d] *= alpha;
-          m = mNew;
-        }
-        for (let j = t0; j < t1; j++) {
-          if (x[j - t0] === -Infinity) continue;
-          const p = 2 ** (x[j - t0] - m);
-          l += p;
-          const pv = round(p);
-          const vo = (kvh * keys + j) * D;
-          for (let d = 0; d < D; d++) acc[d] += pv * V[vo + d];
-        }
+        for (let j = t0; j < t1; j++)
+          row.rows[j - t0] = partial && !maskAllows(opts.blockMask!.mask, qp, j) ? -1 : (kvh * keys + j) * D;
+        row.tile(Q, (h * queries + i) * D, scale2, K, V, t1 - t0);
       }
-      if (l === 0) continue;
-      const r = h * queries + i;
-      out.lse[r] = (m + Math.log2(l)) * Math.LN2;
-      for (let d = 0; d < D; d++) out.o[r * D + d] = acc[d] / l;
+      row.finish(out, h * queries + i);
     }
   }
   return out;

@@ -1,35 +1,59 @@
-// Merges two attention states over disjoint key sets, in place into the first (Milakov & Gimelshein 2018,
-// "Online normalizer calculation for softmax"; the split-KV combine of FlashDecoding):
-// L = logaddexp(L1, L2), O = e^(L1 - L) O1 + e^(L2 - L) O2. One thread per (row, 4 columns).
-// CPU twin: mergeStates in attention/state.ts.
+// Folds S attention states over disjoint key sets into one (Milakov & Gimelshein 2018, "Online normalizer
+// calculation for softmax"; the split-KV combine of FlashDecoding, Dao et al. 2023): with M = max_s L_s,
+// L = M + log sum_s e^(L_s - M) and O = sum_s e^(L_s - M) O_s / sum_s e^(L_s - M); empty states (L = -inf)
+// add nothing, and a row no state saw stays O = 0, L = -inf. The states come stacked, o [S, rows, D] and
+// lse [S, rows]; one thread per (row, 4 columns), or per (row, column) when D is not a multiple of 4.
+// The one GPU merge: DSA's split-KV decoding folds its splits with it, mergeStatesGpu folds two states.
+// CPU twin: mergeStates in spine/state.ts.
 
-export const MERGE_THREADS = 256;
+export const MERGE_THREADS = 64;
 
-export function mergeStatesWgsl(): string {
+/** Columns per thread for head dim D. */
+export function mergeWidth(headDim: number): number {
+  return headDim % 4 === 0 ? 4 : 1;
+}
+
+/** Bindings: stacked o and lse (read), the merged o and lse (written), then the uniform
+ * { rows, splits, neg_inf_bits (0xff800000), pad }. Dispatch ceil(rows * D / width / MERGE_THREADS) threads'
+ * workgroups, folded into x and y. */
+export function mergeStatesWgsl(headDim: number): string {
+  const W = mergeWidth(headDim);
+  const T = W === 4 ? 'vec4<f32>' : 'f32';
   return /* wgsl */ `
-struct MergeParams { rows: u32, dim: u32, pad0: u32, pad1: u32 }
-@group(0) @binding(0) var<storage, read_write> o1: array<f32>;
-@group(0) @binding(1) var<storage, read_write> lse1: array<f32>;
-@group(0) @binding(2) var<storage, read> o2: array<f32>;
-@group(0) @binding(3) var<storage, read> lse2: array<f32>;
-@group(0) @binding(4) var<uniform> params: MergeParams;
-
+struct Params { rows: u32, splits: u32, neg_inf_bits: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> po: array<${T}>;
+@group(0) @binding(1) var<storage, read> plse: array<f32>;
+@group(0) @binding(2) var<storage, read_write> o: array<${T}>;
+@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+const DW: u32 = ${headDim / W}u;
 @compute @workgroup_size(${MERGE_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let row = gid.x + gid.y * nwg.x * ${MERGE_THREADS}u;
-  if (row >= params.rows) { return; }
-  let a = lse1[row];
-  let b = lse2[row];
-  let m = max(a, b);
-  // Both empty (-inf): keep the first state as it is (O = 0, L = -inf).
-  if (m < -3.0e38) { return; }
-  let l = m + log(exp(a - m) + exp(b - m));
-  let wa = exp(a - l);
-  let wb = exp(b - l);
-  let base = row * params.dim;
-  for (var d = 0u; d < params.dim; d++) { o1[base + d] = wa * o1[base + d] + wb * o2[base + d]; }
-  // Write L only after every reader of this row is done: this thread is its only reader.
-  lse1[row] = l;
+  let x = gid.x + gid.y * nwg.x * ${MERGE_THREADS}u;
+  if (x >= params.rows * DW) { return; }
+  let r = x / DW;
+  let d = x % DW;
+  var mm = -3.0e38;
+  for (var w = 0u; w < params.splits; w++) { mm = max(mm, plse[w * params.rows + r]); }
+  var sum = 0.0;
+  var acc = ${T}(0.0);
+  for (var w = 0u; w < params.splits; w++) {
+    let a = plse[w * params.rows + r];
+    if (a > -3.0e38) {
+      let e = exp(a - mm);
+      sum += e;
+      acc += po[(w * params.rows + r) * DW + d] * e;
+    }
+  }
+  o[r * DW + d] = select(${T}(0.0), acc / sum, sum > 0.0);
+  if (d == 0u) { lse[r] = select(bitcast<f32>(params.neg_inf_bits), mm + log(sum), sum > 0.0); }
 }
 `;
+}
+
+/** Workgroups (x, y) for merging `rows` rows of head dim D within the per-dimension limit. */
+export function mergeWorkgroups(rows: number, headDim: number, maxPerDim: number): [number, number] {
+  const groups = Math.ceil((rows * headDim) / mergeWidth(headDim) / MERGE_THREADS);
+  const x = Math.min(groups, maxPerDim);
+  return [x, Math.ceil(groups / x)];
 }

@@ -5,6 +5,7 @@
 import { asFloat32, type Tensor } from '../tensor.js';
 import type { AttentionShape } from '../spine/problem.js';
 import { emptyState, type AttentionState } from '../spine/state.js';
+import { OnlineSoftmaxRow } from './online-softmax-cpu.js';
 
 export const SPARSE_TILE = 16;
 
@@ -29,42 +30,18 @@ export function sparseGatherAttentionCpu(
   const { heads, queries, headDim: D } = s;
   const group = heads / s.kvHeads;
   const out = emptyState(heads, queries, D);
-  const acc = new Float64Array(D);
-  const x = new Float64Array(SPARSE_TILE);
+  const row = new OnlineSoftmaxRow(D, SPARSE_TILE);
   for (let h = 0; h < heads; h++) {
     const kvh = Math.floor(h / group);
     for (let t = 0; t < queries; t++) {
       const n = keys.count(t);
-      const qo = (h * queries + t) * D;
-      let m = -Infinity;
-      let l = 0;
-      acc.fill(0);
+      row.start();
       for (let e0 = 0; e0 < n; e0 += SPARSE_TILE) {
         const e1 = Math.min(n, e0 + SPARSE_TILE);
-        let tileMax = -Infinity;
-        for (let e = e0; e < e1; e++) {
-          const ko = (kvh * keyStride + keys.indices[t * keys.width + e]) * D;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
-          x[e - e0] = dot * s.scale;
-          tileMax = Math.max(tileMax, x[e - e0]);
-        }
-        const mNew = Math.max(m, tileMax);
-        const alpha = m === -Infinity ? 0 : Math.exp(m - mNew);
-        l *= alpha;
-        for (let d = 0; d < D; d++) acc[d] *= alpha;
-        m = mNew;
-        for (let e = e0; e < e1; e++) {
-          const p = Math.exp(x[e - e0] - m);
-          l += p;
-          const vo = (kvh * keyStride + keys.indices[t * keys.width + e]) * D;
-          for (let d = 0; d < D; d++) acc[d] += p * V[vo + d];
-        }
+        for (let e = e0; e < e1; e++) row.rows[e - e0] = (kvh * keyStride + keys.indices[t * keys.width + e]) * D;
+        row.tile(Q, (h * queries + t) * D, s.scale, K, V, e1 - e0);
       }
-      if (l === 0) continue;
-      const r = h * queries + t;
-      out.lse[r] = m + Math.log(l);
-      for (let d = 0; d < D; d++) out.o[r * D + d] = acc[d] / l;
+      row.finish(out, h * queries + t);
     }
   }
   return out;

@@ -40,7 +40,8 @@ export function sparseGatherWgsl(headDim: number, group: number, dtype: DType): 
   const NA = Math.ceil((group * D) / WG);
   const pad4 = (n: number) => Math.ceil(n / 4) * 4;
   return /* wgsl */ `${enable}
-struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32,
+                 stride: u32, pad0: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(0) var<storage, read> q: array<${elem}>;
 @group(0) @binding(1) var<storage, read> k: array<${elem}>;
 @group(0) @binding(2) var<storage, read> v: array<${elem}>;

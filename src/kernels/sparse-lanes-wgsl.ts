@@ -6,7 +6,8 @@
 // alpha or p is 1; the accumulator is rescaled only on a new maximum) redundantly per lane: no workgroup
 // memory and no barrier in the key loop. A workgroup of G*L*S threads serves the G heads of one (token, KV
 // head, split); its S sub-splits take every S-th key and are merged at the end through workgroup memory.
-// Several splits per (token, KV head) write partial states that sparseSplitMergeWgsl folds by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
+// Several splits per (token, KV head) write partial states that the one merge kernel (merge-wgsl.ts) folds
+// by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
 import type { DType } from '../tensor.js';
 import { inputType } from './wgsl-common.js';
 import { sparseGatherParams } from './sparse-gather-wgsl.js';
@@ -53,7 +54,8 @@ export function sparseLanesParams(p: {
 }
 
 const PARAMS =
-  'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
+  'struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_bits: u32, width: u32, dim: u32, ' +
+  'stride: u32, splits: u32, heads: u32, nan_bits: u32 }';
 
 /**
  * Dispatch (tokens wrapped over x/y, kvHeads * splits on z). o/lse receive split w's state at row offset
@@ -121,7 +123,8 @@ var<workgroup> lw: array<f32, ${Math.ceil((S * group) / 4) * 4}>;
 var<workgroup> accw: array<vec4<f32>, ${S > 1 ? S * group * L * C : 1}>;
 
 @compute @workgroup_size(${WG})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
+        @builtin(local_invocation_index) lid: u32, @builtin(subgroup_size) sg: u32) {
   let t = wg.x + wg.y * nwg.x;
   if (t >= params.nq) { return; }
   let kvh = wg.z / params.splits;
@@ -173,43 +176,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   let inv = select(select(0.0, 1.0 / l, l > 0.0), bitcast<f32>(params.nan_bits), sg < L);
   ${chunks((c) => `o[orow * D4 + lane + ${c * L}u] = acc[${c}] * inv;`)}
   if (lane == 0u) { lse[orow] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0); }
-}
-`;
-}
-
-export const MERGE_SPLIT_THREADS = 64;
-
-/** Folds `splits` partial states [splits, rows, D] into the final [rows, D] by log-sum-exp; a thread per (row, vec4). */
-export function sparseSplitMergeWgsl(headDim: number): string {
-  const D4 = headDim / 4;
-  return /* wgsl */ `
-struct Params { rows: u32, splits: u32, neg_inf_bits: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> po: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> plse: array<f32>;
-@group(0) @binding(2) var<storage, read_write> o: array<vec4<f32>>;
-@group(0) @binding(3) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;
-const D4: u32 = ${D4}u;
-@compute @workgroup_size(${MERGE_SPLIT_THREADS})
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let x = gid.x + gid.y * nwg.x * ${MERGE_SPLIT_THREADS}u;
-  if (x >= params.rows * D4) { return; }
-  let r = x / D4;
-  let d = x % D4;
-  var mm = -3.0e38;
-  for (var w = 0u; w < params.splits; w++) { mm = max(mm, plse[w * params.rows + r]); }
-  var sum = 0.0;
-  var acc = vec4<f32>(0.0);
-  for (var w = 0u; w < params.splits; w++) {
-    let a = plse[w * params.rows + r];
-    if (a > -3.0e38) {
-      let e = exp(a - mm);
-      sum += e;
-      acc += po[(w * params.rows + r) * D4 + d] * e;
-    }
-  }
-  o[r * D4 + d] = select(vec4<f32>(0.0), acc / sum, sum > 0.0);
-  if (d == 0u) { lse[r] = select(bitcast<f32>(params.neg_inf_bits), mm + log(sum), sum > 0.0); }
 }
 `;
 }

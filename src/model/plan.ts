@@ -184,19 +184,23 @@ export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string
   const pad = (s: string, w: number): string => s.padEnd(w);
   const right = (s: string, w: number): string => s.padStart(w);
   const lines = [
-    `model      ${source}: ${c.architecture}, ${c.layers} layers, ${c.heads} heads (${c.kvHeads} KV) x ${c.headDim}, hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(p.parameters / 1e9).toFixed(2)}B parameters`,
+    `model      ${source}: ${c.architecture}, ${c.layers} layers, ${c.heads} heads (${c.kvHeads} KV) x ${c.headDim}, ` +
+      `hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(p.parameters / 1e9).toFixed(2)}B parameters`,
     `context    ${p.context} tokens, batch ${p.batch}, ${p.dtype} KV cache and activations, prefill in chunks of ${p.chunk}`,
     `attention  ${p.attention}`,
     '',
     `${pad('layers', 8)}${pad('method', 34)}${right('cached rows', 12)}${right('KV / layer', 14)}${right('KV total', 14)}`,
     ...p.groups.map(
       (g) =>
-        `${pad(String(g.layers), 8)}${pad(g.method, 34)}${right(String(g.cachedRows), 12)}${right(formatBytes(g.kvBytesPerLayer), 14)}${right(formatBytes(g.layers * g.kvBytesPerLayer * p.batch), 14)}`,
+        `${pad(String(g.layers), 8)}${pad(g.method, 34)}${right(String(g.cachedRows), 12)}` +
+        `${right(formatBytes(g.kvBytesPerLayer), 14)}${right(formatBytes(g.layers * g.kvBytesPerLayer * p.batch), 14)}`,
     ),
     '',
     `${pad('weights', 22)}${right(formatBytes(p.weightBytes), 12)}   ${p.weightSource}`,
-    `${pad('KV cache', 22)}${right(formatBytes(p.kvCacheBytes), 12)}   dense would be ${formatBytes(p.denseKvCacheBytes)} (${((100 * p.kvCacheBytes) / p.denseKvCacheBytes).toFixed(1)}%)`,
-    `${pad('prefill activations', 22)}${right(formatBytes(p.activationBytes), 12)}   peak of one layer, one chunk${p.groups.some((g) => g.scoreBytes > 0) ? ' (dense attention materialises chunk x N scores)' : ''}`,
+    `${pad('KV cache', 22)}${right(formatBytes(p.kvCacheBytes), 12)}   dense would be ` +
+      `${formatBytes(p.denseKvCacheBytes)} (${((100 * p.kvCacheBytes) / p.denseKvCacheBytes).toFixed(1)}%)`,
+    `${pad('prefill activations', 22)}${right(formatBytes(p.activationBytes), 12)}   peak of one layer, one ` +
+      `chunk${p.groups.some((g) => g.scoreBytes > 0) ? ' (dense attention materialises chunk x N scores)' : ''}`,
     `${pad('total', 22)}${right(formatBytes(p.totalBytes), 12)}`,
   ];
   return lines.join('\n');

@@ -102,12 +102,5 @@ export function naiveHalfAttention(
   return naive(q, k, v, opts, roundHalf, filter);
 }
 
-export function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let worst = 0;
-  for (let i = 0; i < a.length; i++) {
-    if (a[i] === b[i]) continue; // also -Infinity against -Infinity
-    const d = Math.abs(a[i] - b[i]);
-    worst = Number.isNaN(d) ? Infinity : Math.max(worst, d);
-  }
-  return worst;
-}
+// The comparison tests use beside the references; it lives with the tensor, so the demo needs no reference.
+export { maxAbsDiff } from '../tensor.js';

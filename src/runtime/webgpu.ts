@@ -52,7 +52,7 @@ export class GpuContext {
   constructor(
     readonly device: GPUDevice,
     readonly adapterName: string,
-    /** Dawn's GPU instance: held so that V8 never collects it while work runs (WEBGPU-NOTES.md). */
+    /** Dawn's GPU instance: held so that V8 never collects it while work runs (docs/WEBGPU.md). */
     private readonly instance: unknown,
     features: GpuFeatures,
   ) {
@@ -224,7 +224,7 @@ export class GpuContext {
   /**
    * Dawn frees destroyed buffers only once a later queue serial completes: on the H100, 79 GiB of
    * destroyed 1 GiB buffers stayed held through idle waits, timers and V8 GC, and came back after one
-   * empty submit (scripts/memory-probe.mjs). Called before giving up on an allocation.
+   * empty submit (docs/WEBGPU.md). Called before giving up on an allocation.
    */
   async flushDestroyed(): Promise<void> {
     this.device.queue.submit([this.device.createCommandEncoder().finish()]);

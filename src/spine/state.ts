@@ -18,7 +18,7 @@ export function emptyState(heads: number, queries: number, headDim: number): Att
   return { heads, queries, headDim, o: new Float32Array(heads * queries * headDim), lse };
 }
 
-/** Merges b into a copy of a. CPU twin of kernels/merge.ts. */
+/** Merges b into a copy of a. CPU twin of kernels/merge-wgsl.ts. */
 export function mergeStates(a: AttentionState, b: AttentionState): AttentionState {
   if (a.heads !== b.heads || a.queries !== b.queries || a.headDim !== b.headDim) {
     throw new ShapeError(

@@ -101,7 +101,9 @@ export function trainingFreeIndexer(
     dim,
     channels,
     weight: 1 / Math.sqrt(D),
-    description: `training-free: ${c.kvHeads} index heads x ${2 * P} channels (${P} of ${half} rotary pairs per KV head by |W_Q||W_K|), D_I ${dim}, w = 1/sqrt(${D})`,
+    description:
+      `training-free: ${c.kvHeads} index heads x ${2 * P} channels (${P} of ${half} rotary pairs ` +
+      `per KV head by |W_Q||W_K|), D_I ${dim}, w = 1/sqrt(${D})`,
   };
 }
 
@@ -112,7 +114,8 @@ export function layerIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsP
   const [dim, heads] = [t.wk.shape[0], t.proj.shape[0]];
   if (dim < c.headDim || dim % 2 !== 0)
     throw new InputError(
-      `${t.wk.name}: a trained indexer needs an even index dim of at least the head dim ${c.headDim} (RoPE on its first ${c.headDim} channels); got ${dim}`,
+      `${t.wk.name}: a trained indexer needs an even index dim of at least the head dim ${c.headDim} (RoPE on ` +
+        `its first ${c.headDim} channels); got ${dim}`,
     );
   const vec = (w?: LayerWeights['wk']) => w && new WeightMatrix(w, true).toFloat32();
   return {

@@ -15,7 +15,8 @@ export function checkStarRingLayer(method: MethodSpec): void {
   const hosts = Number(method.params.hosts ?? 1);
   if (hosts > 1) {
     throw new UnsupportedError(
-      `${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as across hosts); drop hosts=, or use \`longctx attend --hosts\` for one attention call across hosts`,
+      `${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as ` +
+        `across hosts); drop hosts=, or use \`longctx attend --hosts\` for one attention call across hosts`,
     );
   }
   if (method.name === 'star') starParams(method); // spec errors before any weight is touched

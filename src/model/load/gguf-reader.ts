@@ -227,7 +227,8 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
     const offset = dataOffset + relative;
     if (offset + t.byteLength > buf.length) {
       throw new InputError(
-        `${file}: not a valid GGUF file: tensor ${t.name} (${ggmlTypeName(t.type)} [${t.dims}]) lies at bytes ${offset}..${offset + t.byteLength}, beyond the end of the file (${buf.length} bytes; truncated?)`,
+        `${file}: not a valid GGUF file: tensor ${t.name} (${ggmlTypeName(t.type)} [${t.dims}]) lies at bytes ` +
+          `${offset}..${offset + t.byteLength}, beyond the end of the file (${buf.length} bytes; truncated?)`,
       );
     }
     return { ...t, offset };

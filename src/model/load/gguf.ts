@@ -78,7 +78,8 @@ function ggufConfig(g: GgufFile, file: string): ModelConfig {
     throw new UnsupportedError(`${file}: partial RoPE (${ropeDims} of ${headDim} dims) is not supported`);
   if (g.tensors.some((t) => t.name === 'rope_freqs.weight')) {
     throw new UnsupportedError(
-      `${file}: per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 scaling baked in by llama.cpp) are not supported yet; load the Hugging Face directory instead`,
+      `${file}: per-frequency RoPE factors (rope_freqs.weight, Llama 3.1 scaling baked in by llama.cpp) are ` +
+        `not supported yet; load the Hugging Face directory instead`,
     );
   }
   const contextLength = positiveInt(m, `${arch}.context_length`, file, 2048);

@@ -1,23 +1,23 @@
-#!/usr/bin/env node
 // Logits of the last K positions of token sequences, from a Hugging Face directory (config.json +
 // safetensors; no tokenizer needed) through our decoder: the first N - K tokens as one chunked prefill,
 // then the last K one at a time, keeping each step's logits. Used by scripts/hf-equivalence.py.
-//
-//   node scripts/logits.mjs --model DIR --tokens a.i32,b.i32 --out-dir OUT [--last 8] [--backend webgpu]
+// TypeScript compiled with the project (tsconfig includes scripts/): run its build output,
+//   node dist/scripts/logits.js --model DIR --tokens a.i32,b.i32 --out-dir OUT [--last 8] [--backend webgpu]
 //        [--attention flash] [--chunk 512] [--rope-out inv_freq.f64]
 // Each a.i32 (little-endian int32 ids) gives OUT/a.logits.f32 ([K, vocab] float32) and a line of timing
 // JSON on stdout.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { readHfConfig } from '../dist/src/model/load/hf-config.js';
-import { SafetensorsStore } from '../dist/src/model/load/safetensors.js';
-import { hfWeights } from '../dist/src/model/load/hf-weights.js';
-import { ropeInverseFrequencies } from '../dist/src/model/positions/rope.js';
-import { scheduleFromSpec } from '../dist/src/attention/sparse.js';
-import { parseMethodSpec } from '../dist/src/attention/spec.js';
-import { acquireDevice } from '../dist/src/runtime/device.js';
-import { createDecoder } from '../dist/src/model/forward/create-decoder.js';
+import { readHfConfig } from '../src/model/load/hf-config.js';
+import { SafetensorsStore } from '../src/model/load/safetensors.js';
+import { hfWeights } from '../src/model/load/hf-weights.js';
+import { ropeInverseFrequencies } from '../src/model/positions/rope.js';
+import { scheduleFromSpec } from '../src/attention/sparse.js';
+import { parseMethodSpec } from '../src/attention/spec.js';
+import { acquireDevice } from '../src/runtime/device.js';
+import { backendOption } from '../src/cli/args.js';
+import { createDecoder } from '../src/model/forward/create-decoder.js';
 
 const { values } = parseArgs({
   options: {
@@ -33,7 +33,7 @@ const { values } = parseArgs({
 });
 if (!values.model || !values.tokens || !values['out-dir']) {
   process.stderr.write(
-    'usage: logits.mjs --model DIR --tokens a.i32[,b.i32] --out-dir OUT [--last 8] [--backend webgpu|cpu] [--attention SPEC] [--chunk 512]\n',
+    'usage: logits.js --model DIR --tokens a.i32[,b.i32] --out-dir OUT [--last 8] [--backend webgpu|cpu] [--attention SPEC] [--chunk 512]\n',
   );
   process.exit(2);
 }
@@ -54,7 +54,7 @@ const model = { config, weights, tokenizer, source: values.model };
 const loadSeconds = (performance.now() - t0) / 1000;
 if (values['rope-out']) writeFileSync(values['rope-out'], Buffer.from(ropeInverseFrequencies(config).buffer));
 
-const device = await acquireDevice(values.backend);
+const device = await acquireDevice(backendOption(values));
 const schedule = scheduleFromSpec(parseMethodSpec(values.attention));
 try {
   for (const file of values.tokens.split(',')) {
