@@ -8,15 +8,8 @@ import { asFloat32, bytesPerElement, toDType, type DType, type Tensor } from '..
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { ccaAttendCpu, ccaPoolCpu, coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
-import {
-  CCA_POOL_SCORES,
-  CCA_ROWS,
-  CCA_SGMAT_HEAD_DIMS,
-  ccaAttendWgsl,
-  ccaParams,
-  ccaPoolWgsl,
-  ccaSubgroupMatrixWgsl,
-} from '../kernels/cca-wgsl.js';
+import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../kernels/cca-wgsl.js';
+import { CCA_SGMAT_HEAD_DIMS, ccaSubgroupMatrixWgsl } from '../kernels/cca-sgmat-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import { choiceParam, intParam, type MethodSpec } from './spec.js';

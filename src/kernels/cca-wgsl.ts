@@ -13,9 +13,26 @@ const CCA_PARAMS_WGSL = /* wgsl */ `
 struct Params {
   nq: u32, query_start: u32, nraw: u32, raw_start: u32,
   core_cap: u32, pool_first: u32, gsize: u32, window: u32,
-  heads_per_kv: u32, scale: f32, neg_inf_bits: u32, pad: u32,
+  heads_per_kv: u32, scale: f32, neg_inf_bits: u32, ring_row0: u32,
+  ring_cap: u32, ring_end: u32, pad0: u32, pad1: u32,
 }
-fn cores_seen(p: i32) -> i32 { return max(0, (p + 1 - i32(params.window)) / i32(params.gsize)); }`;
+fn cores_seen(p: i32) -> i32 { return max(0, (p + 1 - i32(params.window)) / i32(params.gsize)); }
+// Raw position j lives in the ring (rows ring_row0 + j % ring_cap of the core buffers, a resident cache)
+// when j < ring_end, else in the raw rows k, v (row j - raw_start). Without a ring, ring_end = 0.
+fn in_ring(j: i32) -> bool { return j < i32(params.ring_end); }
+fn ring_row(kvh: u32, j: i32) -> u32 { return kvh * params.core_cap + params.ring_row0 + u32(j) % params.ring_cap; }
+fn raw_row(kvh: u32, j: i32) -> u32 { return u32(i32(kvh * params.nraw) + j - i32(params.raw_start)); }`;
+
+/** The raw-row reads of a kernel whose core buffers are bound as core_k/core_v and raw rows as k/v. */
+const RAW_AT_WGSL = /* wgsl */ `
+fn raw_k(kvh: u32, j: i32, d: u32) -> f32 {
+  if (in_ring(j)) { return f32(core_k[ring_row(kvh, j) * D + d]); }
+  return f32(k[raw_row(kvh, j) * D + d]);
+}
+fn raw_v(kvh: u32, j: i32, d: u32) -> f32 {
+  if (in_ring(j)) { return f32(core_v[ring_row(kvh, j) * D + d]); }
+  return f32(v[raw_row(kvh, j) * D + d]);
+}`;
 
 export interface CcaKernelParams {
   queries: number;
@@ -28,10 +45,15 @@ export interface CcaKernelParams {
   window: number;
   headsPerKv: number;
   scale: number;
+  /** A resident ring (attention/layers/cca-gpu.ts): positions below ringEnd are read from core-buffer rows
+   * ringRow0 + position % ringCapacity. Default: no ring. */
+  ringRow0?: number;
+  ringCapacity?: number;
+  ringEnd?: number;
 }
 
 export function ccaParams(p: CcaKernelParams): ArrayBuffer {
-  const buf = new ArrayBuffer(48);
+  const buf = new ArrayBuffer(64);
   const u = new Uint32Array(buf);
   [u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]] = [
     p.queries,
@@ -46,6 +68,7 @@ export function ccaParams(p: CcaKernelParams): ArrayBuffer {
   ];
   new Float32Array(buf)[9] = p.scale;
   u[10] = 0xff800000; // -Infinity: WGSL has no infinity literal
+  [u[11], u[12], u[13]] = [p.ringRow0 ?? 0, Math.max(1, p.ringCapacity ?? 1), p.ringEnd ?? 0];
   return buf;
 }
 
@@ -67,6 +90,7 @@ ${CCA_PARAMS_WGSL}
 
 const D: u32 = ${headDim}u;
 const T: u32 = ${POOL_THREADS}u;
+${RAW_AT_WGSL}
 var<workgroup> sc: array<f32, ${CCA_POOL_SCORES}>;
 
 @compute @workgroup_size(${POOL_THREADS})
@@ -76,13 +100,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let G = params.heads_per_kv;
   let g = params.gsize;
   let qi = (n + 1u) * g - 1u - params.query_start;
-  let r0 = n * g - params.raw_start;
+  let j0 = i32(n * g);
   for (var t = lid; t < G * g; t += T) {
     let h = kvh * G + t / g;
     let qo = (h * params.nq + qi) * D;
-    let ko = (kvh * params.nraw + r0 + t % g) * D;
+    let j = j0 + i32(t % g);
     var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += f32(q[qo + d]) * f32(k[ko + d]); }
+    for (var d = 0u; d < D; d++) { dot += f32(q[qo + d]) * raw_k(kvh, j, d); }
     sc[t] = dot * params.scale;
   }
   workgroupBarrier();
@@ -102,14 +126,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     sc[G * g + lid] = w;
   }
   workgroupBarrier();
-  let kbase = (kvh * params.nraw + r0) * D;
   let cbase = (kvh * params.core_cap + n) * D;
   for (var d = lid; d < D; d += T) {
     var ck = 0.0; var cv = 0.0;
     for (var j = 0u; j < g; j++) {
       let w = sc[G * g + j];
-      ck += w * f32(k[kbase + j * D + d]);
-      cv += w * f32(v[kbase + j * D + d]);
+      ck += w * raw_k(kvh, j0 + i32(j), d);
+      cv += w * raw_v(kvh, j0 + i32(j), d);
     }
     core_k[cbase + d] = ${elem}(ck);
     core_v[cbase + d] = ${elem}(cv);
@@ -117,6 +140,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 }
 `;
 }
+
+export { CCA_PARAMS_WGSL };
 
 export const CCA_ROWS = FLASH_PORTABLE_ROWS;
 
@@ -139,6 +164,7 @@ const D: u32 = ${headDim}u;
 const BR: u32 = ${CCA_ROWS}u;
 const BC: i32 = ${BC};
 const NEG: f32 = -3.0e38;
+${RAW_AT_WGSL}
 var<workgroup> ks: array<f32, ${BC * headDim}>;
 var<workgroup> vs: array<f32, ${BC * headDim}>;
 
@@ -167,7 +193,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var m = NEG;
   var l = 0.0;
   let cbase = i32(kvh * params.core_cap);
-  let rbase = i32(kvh * params.nraw) - i32(params.raw_start);
   for (var t = 0; t < tiles; t++) {
     let is_core = t < core_tiles;
     // t0: a core index in the core tiles, a position in the raw tiles.
@@ -180,8 +205,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         let a = u32(cbase + j) * D + x % D;
         kx = f32(core_k[a]); vx = f32(core_v[a]);
       } else if (!is_core && j <= p_last) {
-        let a = u32(rbase + j) * D + x % D;
-        kx = f32(k[a]); vx = f32(v[a]);
+        kx = raw_k(kvh, j, x % D); vx = raw_v(kvh, j, x % D);
       }
       ks[x] = kx; vs[x] = vx;
     }
@@ -216,201 +240,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let inv = select(0.0, 1.0 / l, l > 0.0);
     for (var d = 0u; d < D; d++) { o[r * D + d] = acc[d] * inv; }
     lse[r] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0);
-  }
-}
-`;
-}
-
-/** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
-export const CCA_SGMAT_HEAD_DIMS = [64, 128];
-
-/**
- * Pass 2 on subgroup matrices (tensor cores), following flash-sgmat-wgsl.ts: 4 subgroups of 16 query rows,
- * key tiles of 32 (core tiles, then raw window tiles), S = Q K^T and O += P V as 16x16x16 f16 products with
- * f32 accumulators, scores in the log2 domain, FlashAttention-4's lazy rescale (the max used for P moves only
- * when a row's tile max exceeds it by 2^8), P rounded to f16. Every workgroup variable is a multiple of 16
- * bytes (see that file for why). Bindings as ccaAttendWgsl's.
- */
-export function ccaSubgroupMatrixWgsl(headDim: number): string {
-  const D = headDim;
-  const subgroups = 4;
-  const rows = 16 * subgroups;
-  const BC = 32;
-  const blocks = D / 16;
-  const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const oInit = seq(blocks)
-    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
-    .join('\n');
-  const sMma = seq(2)
-    .map((n) =>
-      seq(blocks)
-        .map(
-          (b) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
-      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
-      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const rescale = seq(blocks)
-    .map(
-      (b) => `
-      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-      workgroupBarrier();
-      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
-      workgroupBarrier();
-      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`,
-    )
-    .join('');
-  const pv = seq(blocks)
-    .map((b) =>
-      seq(BC / 16)
-        .map(
-          (kb) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
-      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
-      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const store = seq(blocks)
-    .map(
-      (b) => `
-  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-  workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
-  workgroupBarrier();`,
-    )
-    .join('');
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
-@group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> ckg: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> cvg: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> kg: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read> vg: array<vec4<f16>>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-${CCA_PARAMS_WGSL}
-
-const D: u32 = ${D}u;
-const BR: u32 = ${rows}u;
-const BC: u32 = ${BC}u;
-const THREADS: u32 = ${32 * subgroups}u;
-const NEG: f32 = -3.0e38;
-var<workgroup> st: array<f32, ${rows * BC}>;
-var<workgroup> qs: array<f16, ${rows * D}>;
-var<workgroup> kv: array<f16, ${2 * BC * D}>;
-var<workgroup> pt: array<f16, ${rows * BC}>;
-var<workgroup> need: array<u32, 4>;
-
-fn put4(at: u32, x: vec4<f16>) {
-  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
-}
-
-fn putq(at: u32, x: vec4<f16>) {
-  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
-}
-
-@compute @workgroup_size(${32 * subgroups})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
-        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let h = wg.y;
-  let kvh = h / params.heads_per_kv;
-  let sbase = sg * 16u * BC;
-  let r = lane / 2u;
-  let side = lane % 2u;
-  let i = wg.x * BR + sg * 16u + r;
-  let row_ok = i < params.nq;
-  let p = i32(params.query_start + min(i, params.nq - 1u));
-  let c_row = cores_seen(p);
-  let raw_row = c_row * i32(params.gsize);
-  let p_first = i32(params.query_start + wg.x * BR);
-  let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
-  let c_last = cores_seen(p_last);
-  let raw_lo = cores_seen(p_first) * i32(params.gsize);
-  let core_tiles = (c_last + i32(BC) - 1) / i32(BC);
-  let tiles = core_tiles + (p_last - raw_lo + i32(BC)) / i32(BC);
-  let c2 = params.scale * 1.4426950408889634;
-
-  let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
-  for (var e = lid; e < BR * D / 4u; e += THREADS) {
-    let row = e / (D / 4u);
-    var qx = vec4<f16>(0.0);
-    if (wg.x * BR + row < params.nq) { qx = qg[qbase + e]; }
-    putq(e * 4u, qx);
-  }
-${oInit}
-  var m = NEG;
-  var l = 0.0;
-  var x: array<f32, 16>;
-  let cbase = i32(kvh * params.core_cap);
-  let rbase = i32(kvh * params.nraw) - i32(params.raw_start);
-  for (var t = 0; t < tiles; t++) {
-    let is_core = t < core_tiles;
-    let t0 = select(raw_lo + (t - core_tiles) * i32(BC), t * i32(BC), is_core);
-    let t_end = select(p_last + 1, c_last, is_core);
-    let src = select(rbase, cbase, is_core) + t0;
-    workgroupBarrier();
-    if (lid == 0u) { need[0] = 0u; }
-    for (var e = lid; e < BC * D / 4u; e += THREADS) {
-      let j = t0 + i32(e / (D / 4u));
-      var kx = vec4<f16>(0.0);
-      var vx = vec4<f16>(0.0);
-      let a = u32(src) * (D / 4u) + e;
-      if (j < t_end) {
-        if (is_core) { kx = ckg[a]; vx = cvg[a]; } else { kx = kg[a]; vx = vg[a]; }
-      }
-      put4(e * 4u, kx);
-      put4(BC * D + e * 4u, vx);
-    }
-    workgroupBarrier();
-    var s0 = subgroup_matrix_result<f32, 16, 16>();
-    var s1 = subgroup_matrix_result<f32, 16, 16>();
-${sMma}
-    subgroupMatrixStore(&st, sbase, s0, false, BC);
-    subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
-    workgroupBarrier();
-    // This row's part: cores [0, c_row), raw positions [c_row * g, p].
-    let lo = select(raw_row, 0, is_core);
-    let hi = select(p, c_row - 1, is_core);
-    var tile_max = NEG;
-    for (var c = 0u; c < 16u; c++) {
-      let j = t0 + i32(side * 16u + c);
-      let visible = row_ok && j >= lo && j <= hi;
-      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
-      tile_max = max(tile_max, x[c]);
-    }
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    if (tile_max > m + 8.0) { need[0] = 1u; }
-    if (workgroupUniformLoad(&need[0]) != 0u) {
-      let m_new = max(m, tile_max);
-      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
-      l *= alpha;
-      m = m_new;
-${rescale}
-    }
-    var rowsum = 0.0;
-    for (var c = 0u; c < 16u; c++) {
-      let pr = select(exp2(x[c] - m), 0.0, x[c] == NEG);
-      pt[sbase + r * BC + side * 16u + c] = f16(pr);
-      rowsum += pr;
-    }
-    l += rowsum + subgroupShuffleXor(rowsum, 1u);
-    workgroupBarrier();
-${pv}
-  }
-  let inv = select(0.0, 1.0 / l, l > 0.0);
-  let obase = (h * params.nq + i) * D;
-${store}
-  if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
   }
 }
 `;

@@ -1,0 +1,200 @@
+// CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
+// chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
+// window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
+// Follows flash-sgmat-wgsl.ts. CPU twin: cca-cpu.ts.
+import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
+
+/** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
+export const CCA_SGMAT_HEAD_DIMS = [64, 128];
+
+/**
+ * Pass 2 on subgroup matrices (tensor cores), following flash-sgmat-wgsl.ts: 4 subgroups of 16 query rows,
+ * key tiles of 32 (core tiles, then raw window tiles), S = Q K^T and O += P V as 16x16x16 f16 products with
+ * f32 accumulators, scores in the log2 domain, FlashAttention-4's lazy rescale (the max used for P moves only
+ * when a row's tile max exceeds it by 2^8), P rounded to f16. Every workgroup variable is a multiple of 16
+ * bytes (see that file for why). Bindings as ccaAttendWgsl's.
+ */
+export function ccaSubgroupMatrixWgsl(headDim: number): string {
+  const D = headDim;
+  const subgroups = 4;
+  const rows = 16 * subgroups;
+  const BC = 32;
+  const blocks = D / 16;
+  const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
+  const oInit = seq(blocks)
+    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
+    .join('\n');
+  const sMma = seq(2)
+    .map((n) =>
+      seq(blocks)
+        .map(
+          (b) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  const rescale = seq(blocks)
+    .map(
+      (b) => `
+      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
+      workgroupBarrier();
+      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
+      workgroupBarrier();
+      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
+      workgroupBarrier();`,
+    )
+    .join('');
+  const pv = seq(blocks)
+    .map((b) =>
+      seq(BC / 16)
+        .map(
+          (kb) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
+      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+  const store = seq(blocks)
+    .map(
+      (b) => `
+  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
+  workgroupBarrier();
+  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
+  workgroupBarrier();`,
+    )
+    .join('');
+  return /* wgsl */ `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;
+@group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
+@group(0) @binding(1) var<storage, read> ckg: array<vec4<f16>>;
+@group(0) @binding(2) var<storage, read> cvg: array<vec4<f16>>;
+@group(0) @binding(3) var<storage, read> kg: array<vec4<f16>>;
+@group(0) @binding(4) var<storage, read> vg: array<vec4<f16>>;
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
+${CCA_PARAMS_WGSL}
+
+const D: u32 = ${D}u;
+const BR: u32 = ${rows}u;
+const BC: u32 = ${BC}u;
+const THREADS: u32 = ${32 * subgroups}u;
+const NEG: f32 = -3.0e38;
+var<workgroup> st: array<f32, ${rows * BC}>;
+var<workgroup> qs: array<f16, ${rows * D}>;
+var<workgroup> kv: array<f16, ${2 * BC * D}>;
+var<workgroup> pt: array<f16, ${rows * BC}>;
+var<workgroup> need: array<u32, 4>;
+
+fn put4(at: u32, x: vec4<f16>) {
+  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
+}
+
+fn putq(at: u32, x: vec4<f16>) {
+  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
+}
+
+@compute @workgroup_size(${32 * subgroups})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let h = wg.y;
+  let kvh = h / params.heads_per_kv;
+  let sbase = sg * 16u * BC;
+  let r = lane / 2u;
+  let side = lane % 2u;
+  let i = wg.x * BR + sg * 16u + r;
+  let row_ok = i < params.nq;
+  let p = i32(params.query_start + min(i, params.nq - 1u));
+  let c_row = cores_seen(p);
+  let raw_row = c_row * i32(params.gsize);
+  let p_first = i32(params.query_start + wg.x * BR);
+  let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let c_last = cores_seen(p_last);
+  let raw_lo = cores_seen(p_first) * i32(params.gsize);
+  let core_tiles = (c_last + i32(BC) - 1) / i32(BC);
+  let tiles = core_tiles + (p_last - raw_lo + i32(BC)) / i32(BC);
+  let c2 = params.scale * 1.4426950408889634;
+
+  let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
+  for (var e = lid; e < BR * D / 4u; e += THREADS) {
+    let row = e / (D / 4u);
+    var qx = vec4<f16>(0.0);
+    if (wg.x * BR + row < params.nq) { qx = qg[qbase + e]; }
+    putq(e * 4u, qx);
+  }
+${oInit}
+  var m = NEG;
+  var l = 0.0;
+  var x: array<f32, 16>;
+  let cbase = i32(kvh * params.core_cap);
+  for (var t = 0; t < tiles; t++) {
+    let is_core = t < core_tiles;
+    let t0 = select(raw_lo + (t - core_tiles) * i32(BC), t * i32(BC), is_core);
+    let t_end = select(p_last + 1, c_last, is_core);
+    workgroupBarrier();
+    if (lid == 0u) { need[0] = 0u; }
+    for (var e = lid; e < BC * D / 4u; e += THREADS) {
+      let j = t0 + i32(e / (D / 4u));
+      var kx = vec4<f16>(0.0);
+      var vx = vec4<f16>(0.0);
+      let c4 = e % (D / 4u);
+      if (j < t_end) {
+        if (is_core) { let a = u32(cbase + j) * (D / 4u) + c4; kx = ckg[a]; vx = cvg[a]; }
+        else if (in_ring(j)) { let a = ring_row(kvh, j) * (D / 4u) + c4; kx = ckg[a]; vx = cvg[a]; }
+        else { let a = raw_row(kvh, j) * (D / 4u) + c4; kx = kg[a]; vx = vg[a]; }
+      }
+      put4(e * 4u, kx);
+      put4(BC * D + e * 4u, vx);
+    }
+    workgroupBarrier();
+    var s0 = subgroup_matrix_result<f32, 16, 16>();
+    var s1 = subgroup_matrix_result<f32, 16, 16>();
+${sMma}
+    subgroupMatrixStore(&st, sbase, s0, false, BC);
+    subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
+    workgroupBarrier();
+    // This row's part: cores [0, c_row), raw positions [c_row * g, p].
+    let lo = select(raw_row, 0, is_core);
+    let hi = select(p, c_row - 1, is_core);
+    var tile_max = NEG;
+    for (var c = 0u; c < 16u; c++) {
+      let j = t0 + i32(side * 16u + c);
+      let visible = row_ok && j >= lo && j <= hi;
+      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
+      tile_max = max(tile_max, x[c]);
+    }
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    if (tile_max > m + 8.0) { need[0] = 1u; }
+    if (workgroupUniformLoad(&need[0]) != 0u) {
+      let m_new = max(m, tile_max);
+      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
+      l *= alpha;
+      m = m_new;
+${rescale}
+    }
+    var rowsum = 0.0;
+    for (var c = 0u; c < 16u; c++) {
+      let pr = select(exp2(x[c] - m), 0.0, x[c] == NEG);
+      pt[sbase + r * BC + side * 16u + c] = f16(pr);
+      rowsum += pr;
+    }
+    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+    workgroupBarrier();
+${pv}
+  }
+  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let obase = (h * params.nq + i) * D;
+${store}
+  if (row_ok && side == 0u) {
+    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+  }
+}
+`;
+}
