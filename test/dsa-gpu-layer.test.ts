@@ -159,6 +159,11 @@ describe('dsa resident GPU layer', { skip: device ? false : 'no WebGPU device' }
           start = n;
         }
         assert.ok(start - c.sinks - c.local > 4 * c.topk, 'top-k drops most middle keys');
+        assert.equal(
+          layer.cacheBytes,
+          start * (2 * c.kvHeads * c.headDim * (c.dtype === 'f16' ? 2 : 4)) +
+            start * (c.precision === 'int8' ? 2 * Math.ceil((2 * c.pairs) / 4) * 4 + 4 : 2 * 2 * c.pairs * 4),
+        );
         layer.reset();
         await assert.rejects(layer.forward({ ...bufs, start: 5, tokens: 1 }), ShapeError);
       } finally {
@@ -167,4 +172,50 @@ describe('dsa resident GPU layer', { skip: device ? false : 'no WebGPU device' }
       }
     });
   }
+
+  test('two layers of one device share the selection scratch; interleaved chunks stay each its own', async () => {
+    const gpu = device!.gpu!;
+    const c = { ...CASES[0], chunks: [90, 50], decode: 3 };
+    const total = 143;
+    const config = { ...LLAMA_3_2_1B_SHAPE, vocabSize: 8, hiddenSize: 24, intermediateSize: 8, layers: 2 };
+    Object.assign(config, { heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim });
+    const model = randomModel(config, 7).weights.layers;
+    const runs = await Promise.all(
+      [0, 1].map(async (l) => {
+        const cpu = new DsaLayer(model[l], config, { ...c }, total);
+        const opts = { ...c, maxTokens: total, maxChunk: 90, indexer: cpu.indexer, scoreBudgetBytes: 40 * total * 4 };
+        const data = [30, 31, 32].map((seed) => randomNormal([seed === 30 ? 4 : 2, total, 64], seed + 10 * l, 'f32'));
+        return { cpu, gpu: await DsaGpuLayer.create(gpu, opts), data, bufs: await chunkBuffers(gpu, c, 90) };
+      }),
+    );
+    try {
+      let start = 0;
+      for (const T of [90, 50, 1, 1, 1]) {
+        for (const r of runs) {
+          const [qc, kc, vc] = r.data.map((t) => tokens(t, start, start + T));
+          writeTensor(gpu, r.bufs.q, qc);
+          writeTensor(gpu, r.bufs.k, kc);
+          writeTensor(gpu, r.bufs.v, vc);
+          poison(gpu, r.bufs.out, 4 * T * 64);
+        }
+        // Both layers' submits in flight together (their blocks interleave on the queue).
+        await Promise.all(runs.map((r) => r.gpu.forward({ ...r.bufs, start, tokens: T })));
+        for (const [l, r] of runs.entries()) {
+          const [qc, kc] = r.data.map((t) => tokens(t, start, start + T));
+          r.cpu.append(asFloat32(kc), T);
+          const lists = await r.cpu.select(cpuDevice, asFloat32(qc), T);
+          const n = start + T;
+          const [, k, v] = r.data;
+          const want = await attendSelected(cpuDevice, qc, tokens(k, 0, n), tokens(v, 0, n), lists, { causal: true });
+          assertClose(await readFloats(gpu, r.bufs.out, 4 * T * 64), want.o, 1e-4, `layer ${l} tokens ${start}..${n}`);
+        }
+        start += T;
+      }
+    } finally {
+      for (const r of runs) {
+        r.gpu.destroy();
+        for (const b of Object.values(r.bufs)) gpu.release(b);
+      }
+    }
+  });
 });

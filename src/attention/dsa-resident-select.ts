@@ -3,7 +3,8 @@
 // then the radix-select passes of kernels/topk-wgsl.ts run over the stored scores (no pass recomputes a
 // score) and write the block's rows of the chunk's picks. Blocks are as many tokens as the scratch budget
 // holds at the longest context (decoding: one token, one block). Everything is made at construction; a
-// block costs uniform writes and one submit.
+// block costs uniform writes and one submit. The scratch (scores, selection state) is shared by the layers
+// of a device: each block's submit writes and reads it in full (and leaves the histogram empty).
 import { UnsupportedError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { indexScoreParams, indexScoresWgsl, SCORE_BLOCK_QUERIES } from '../kernels/dsa-indexer-scores-wgsl.js';
@@ -11,10 +12,10 @@ import type { IndexerSlots } from '../kernels/dsa-indexer-project-wgsl.js';
 import { TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
 import { STATE_WORDS, STORED_BLOCK_QUERIES, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
 import { selectSplits } from './dsa-select.js';
-import { persistentUniform, wrapGrid, writeUniform } from './layers/gpu-binds.js';
+import { persistentUniform, releaseShared, sharedBuffer, wrapGrid, writeUniform } from './layers/gpu-binds.js';
 
-/** Bytes of stored scores per layer by default (64 MiB: 128 tokens per block at 128K keys). */
-export const SCORE_SCRATCH_BYTES = 64 << 20;
+/** Bytes of stored scores by default (256 MiB: 512 tokens per block at 128K keys), shared by the layers. */
+export const SCORE_SCRATCH_BYTES = 256 << 20;
 
 export interface ResidentSelectShape {
   slots: IndexerSlots;
@@ -98,9 +99,9 @@ export class ResidentSelection {
         [blockQueries * 256 * 4, 'dsa select histogram'], // zero when fresh; every finished selection leaves it so
         [blockQueries * 2 * TOPK_CANDIDATES * 4, 'dsa select candidates'],
       ] as const)
-        owned.push(await gpu.createBuffer(bytes, label));
+        owned.push(await sharedBuffer(gpu, bytes, label));
     } catch (e) {
-      owned.forEach((b) => gpu.release(b));
+      owned.forEach((b) => releaseShared(gpu, b));
       throw e;
     }
     return new ResidentSelection(gpu, kernels, owned, index, picked, blockQueries);
@@ -172,7 +173,7 @@ export class ResidentSelection {
   }
 
   destroy(): void {
-    this.owned.forEach((b) => this.gpu.release(b));
+    this.owned.forEach((b) => releaseShared(this.gpu, b));
     this.scoreParams.destroy();
     this.topkParams.destroy();
   }

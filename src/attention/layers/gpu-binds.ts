@@ -37,3 +37,36 @@ export function wrapGrid(gpu: GpuContext, groups: number): [number, number] {
   const columns = Math.max(1, Math.min(groups, gpu.maxWorkgroupsPerDim));
   return [columns, Math.ceil(groups / columns)];
 }
+
+const shared = new WeakMap<GpuContext, Map<string, { buffer: GPUBuffer; refs: number }>>();
+
+/**
+ * A scratch buffer shared by the resident layers of one device (keyed by label and size): for temporaries
+ * that one submit writes and reads in full (stored scores, selection state), so layers need not hold a copy
+ * each. A fresh buffer is zeroed. Give it back with releaseShared.
+ */
+export async function sharedBuffer(gpu: GpuContext, bytes: number, label: string): Promise<GPUBuffer> {
+  let map = shared.get(gpu);
+  if (!map) shared.set(gpu, (map = new Map()));
+  const key = `${label}/${bytes}`;
+  const hit = map.get(key);
+  if (hit) {
+    hit.refs++;
+    return hit.buffer;
+  }
+  const buffer = await gpu.createBuffer(bytes, label);
+  map.set(key, { buffer, refs: 1 });
+  return buffer;
+}
+
+export function releaseShared(gpu: GpuContext, buffer: GPUBuffer): void {
+  const map = shared.get(gpu);
+  for (const [key, e] of map ?? []) {
+    if (e.buffer !== buffer) continue;
+    if (--e.refs === 0) {
+      map!.delete(key);
+      gpu.release(buffer);
+    }
+    return;
+  }
+}
