@@ -1,6 +1,6 @@
 // The resident CCA layer (attention/layers/cca-gpu.ts) against the CPU truth (attention/cca-cache.ts):
 // prefill in chunks of several sizes, then 20+ decode steps, on odd shapes (group 5 and 16, window 1, 33 and
-// 100, GQA 4:2 and 8:2, head dim 64 and 33, f32 and f16 storage) long enough that cores pool; outputs
+// 100, GQA 4:2 and 8:2, head dims 64 and 33, f32 and f16 storage) long enough that cores pool; outputs
 // poisoned before every chunk; nothing read back or created by a decode step after the first.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -39,6 +39,7 @@ const CASES: Case[] = [
   { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 1, dtype: 'f16', chunks: [64, 7, 60], decode: 21 },
   { heads: 4, kvHeads: 2, headDim: 33, group: 16, window: 100, dtype: 'f32', chunks: [150, 90], decode: 20 },
   { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 100, dtype: 'f16', chunks: [3, 130], decode: 20 },
+  { heads: 4, kvHeads: 2, headDim: 33, group: 5, window: 33, dtype: 'f16', chunks: [70, 45], decode: 20 },
 ];
 
 describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }, () => {
