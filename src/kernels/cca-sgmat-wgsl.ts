@@ -1,7 +1,7 @@
-// CCA-Attention's pass 2 on subgroup matrices (tensor cores): the core tiles, then the raw window tiles, as
-// in cca-wgsl.ts's portable pass 2, with flash-sgmat-wgsl.ts's tile loop (Chen et al., ICML 2025, "Core
-// Context Aware Transformers"; FlashAttention-4's lazy rescale). Pass 1 (pooling) and the uniform block:
-// cca-wgsl.ts. CPU twin: cca-cpu.ts.
+// CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
+// chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
+// window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
+// Follows flash-sgmat-wgsl.ts. CPU twin: cca-cpu.ts.
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
 
 /** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
@@ -134,21 +134,21 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, 16>;
   let cbase = i32(kvh * params.core_cap);
-  let rbase = i32(kvh * params.nraw) - i32(params.raw_start);
   for (var t = 0; t < tiles; t++) {
     let is_core = t < core_tiles;
     let t0 = select(raw_lo + (t - core_tiles) * i32(BC), t * i32(BC), is_core);
     let t_end = select(p_last + 1, c_last, is_core);
-    let src = select(rbase, cbase, is_core) + t0;
     workgroupBarrier();
     if (lid == 0u) { need[0] = 0u; }
     for (var e = lid; e < BC * D / 4u; e += THREADS) {
       let j = t0 + i32(e / (D / 4u));
       var kx = vec4<f16>(0.0);
       var vx = vec4<f16>(0.0);
-      let a = u32(src) * (D / 4u) + e;
+      let c4 = e % (D / 4u);
       if (j < t_end) {
-        if (is_core) { kx = ckg[a]; vx = cvg[a]; } else { kx = kg[a]; vx = vg[a]; }
+        if (is_core) { let a = u32(cbase + j) * (D / 4u) + c4; kx = ckg[a]; vx = cvg[a]; }
+        else if (in_ring(j)) { let a = ring_row(kvh, j) * (D / 4u) + c4; kx = ckg[a]; vx = cvg[a]; }
+        else { let a = raw_row(kvh, j) * (D / 4u) + c4; kx = kg[a]; vx = vg[a]; }
       }
       put4(e * 4u, kx);
       put4(BC * D + e * 4u, vx);

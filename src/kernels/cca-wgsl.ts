@@ -9,13 +9,30 @@ import { FLASH_PORTABLE_ROWS, flashPortableTile } from './flash-wgsl.js';
 import { inputType } from './wgsl-common.js';
 
 /** Uniform block of both CCA kernels; keep in sync with ccaParams(). */
-export const CCA_PARAMS_WGSL = /* wgsl */ `
+const CCA_PARAMS_WGSL = /* wgsl */ `
 struct Params {
   nq: u32, query_start: u32, nraw: u32, raw_start: u32,
   core_cap: u32, pool_first: u32, gsize: u32, window: u32,
-  heads_per_kv: u32, scale: f32, neg_inf_bits: u32, pad: u32,
+  heads_per_kv: u32, scale: f32, neg_inf_bits: u32, ring_row0: u32,
+  ring_cap: u32, ring_end: u32, pad0: u32, pad1: u32,
 }
-fn cores_seen(p: i32) -> i32 { return max(0, (p + 1 - i32(params.window)) / i32(params.gsize)); }`;
+fn cores_seen(p: i32) -> i32 { return max(0, (p + 1 - i32(params.window)) / i32(params.gsize)); }
+// Raw position j lives in the ring (rows ring_row0 + j % ring_cap of the core buffers, a resident cache)
+// when j < ring_end, else in the raw rows k, v (row j - raw_start). Without a ring, ring_end = 0.
+fn in_ring(j: i32) -> bool { return j < i32(params.ring_end); }
+fn ring_row(kvh: u32, j: i32) -> u32 { return kvh * params.core_cap + params.ring_row0 + u32(j) % params.ring_cap; }
+fn raw_row(kvh: u32, j: i32) -> u32 { return u32(i32(kvh * params.nraw) + j - i32(params.raw_start)); }`;
+
+/** The raw-row reads of a kernel whose core buffers are bound as core_k/core_v and raw rows as k/v. */
+const RAW_AT_WGSL = /* wgsl */ `
+fn raw_k(kvh: u32, j: i32, d: u32) -> f32 {
+  if (in_ring(j)) { return f32(core_k[ring_row(kvh, j) * D + d]); }
+  return f32(k[raw_row(kvh, j) * D + d]);
+}
+fn raw_v(kvh: u32, j: i32, d: u32) -> f32 {
+  if (in_ring(j)) { return f32(core_v[ring_row(kvh, j) * D + d]); }
+  return f32(v[raw_row(kvh, j) * D + d]);
+}`;
 
 export interface CcaKernelParams {
   queries: number;
@@ -28,10 +45,15 @@ export interface CcaKernelParams {
   window: number;
   headsPerKv: number;
   scale: number;
+  /** A resident ring (attention/layers/cca-gpu.ts): positions below ringEnd are read from core-buffer rows
+   * ringRow0 + position % ringCapacity. Default: no ring. */
+  ringRow0?: number;
+  ringCapacity?: number;
+  ringEnd?: number;
 }
 
 export function ccaParams(p: CcaKernelParams): ArrayBuffer {
-  const buf = new ArrayBuffer(48);
+  const buf = new ArrayBuffer(64);
   const u = new Uint32Array(buf);
   [u[0], u[1], u[2], u[3], u[4], u[5], u[6], u[7], u[8]] = [
     p.queries,
@@ -46,6 +68,7 @@ export function ccaParams(p: CcaKernelParams): ArrayBuffer {
   ];
   new Float32Array(buf)[9] = p.scale;
   u[10] = 0xff800000; // -Infinity: WGSL has no infinity literal
+  [u[11], u[12], u[13]] = [p.ringRow0 ?? 0, Math.max(1, p.ringCapacity ?? 1), p.ringEnd ?? 0];
   return buf;
 }
 
@@ -67,6 +90,7 @@ ${CCA_PARAMS_WGSL}
 
 const D: u32 = ${headDim}u;
 const T: u32 = ${POOL_THREADS}u;
+${RAW_AT_WGSL}
 var<workgroup> sc: array<f32, ${CCA_POOL_SCORES}>;
 
 @compute @workgroup_size(${POOL_THREADS})
@@ -76,13 +100,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let G = params.heads_per_kv;
   let g = params.gsize;
   let qi = (n + 1u) * g - 1u - params.query_start;
-  let r0 = n * g - params.raw_start;
+  let j0 = i32(n * g);
   for (var t = lid; t < G * g; t += T) {
     let h = kvh * G + t / g;
     let qo = (h * params.nq + qi) * D;
-    let ko = (kvh * params.nraw + r0 + t % g) * D;
+    let j = j0 + i32(t % g);
     var dot = 0.0;
-    for (var d = 0u; d < D; d++) { dot += f32(q[qo + d]) * f32(k[ko + d]); }
+    for (var d = 0u; d < D; d++) { dot += f32(q[qo + d]) * raw_k(kvh, j, d); }
     sc[t] = dot * params.scale;
   }
   workgroupBarrier();
@@ -102,14 +126,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     sc[G * g + lid] = w;
   }
   workgroupBarrier();
-  let kbase = (kvh * params.nraw + r0) * D;
   let cbase = (kvh * params.core_cap + n) * D;
   for (var d = lid; d < D; d += T) {
     var ck = 0.0; var cv = 0.0;
     for (var j = 0u; j < g; j++) {
       let w = sc[G * g + j];
-      ck += w * f32(k[kbase + j * D + d]);
-      cv += w * f32(v[kbase + j * D + d]);
+      ck += w * raw_k(kvh, j0 + i32(j), d);
+      cv += w * raw_v(kvh, j0 + i32(j), d);
     }
     core_k[cbase + d] = ${elem}(ck);
     core_v[cbase + d] = ${elem}(cv);
@@ -117,6 +140,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 }
 `;
 }
+
+export { CCA_PARAMS_WGSL };
 
 export const CCA_ROWS = FLASH_PORTABLE_ROWS;
 
@@ -139,6 +164,7 @@ const D: u32 = ${headDim}u;
 const BR: u32 = ${CCA_ROWS}u;
 const BC: i32 = ${BC};
 const NEG: f32 = -3.0e38;
+${RAW_AT_WGSL}
 var<workgroup> ks: array<f32, ${BC * headDim}>;
 var<workgroup> vs: array<f32, ${BC * headDim}>;
 
@@ -167,7 +193,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   var m = NEG;
   var l = 0.0;
   let cbase = i32(kvh * params.core_cap);
-  let rbase = i32(kvh * params.nraw) - i32(params.raw_start);
   for (var t = 0; t < tiles; t++) {
     let is_core = t < core_tiles;
     // t0: a core index in the core tiles, a position in the raw tiles.
@@ -180,8 +205,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         let a = u32(cbase + j) * D + x % D;
         kx = f32(core_k[a]); vx = f32(core_v[a]);
       } else if (!is_core && j <= p_last) {
-        let a = u32(rbase + j) * D + x % D;
-        kx = f32(k[a]); vx = f32(v[a]);
+        kx = raw_k(kvh, j, x % D); vx = raw_v(kvh, j, x % D);
       }
       ks[x] = kx; vs[x] = vx;
     }

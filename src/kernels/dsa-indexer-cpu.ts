@@ -24,14 +24,31 @@ export interface Int8Vectors {
   scales: Float32Array;
 }
 
-/** Symmetric per-vector int8: scale = max|x| / 127, rounded to nearest; an all-zero vector gets scale 0. */
+const bits32 = new Float32Array(1);
+const bitsU32 = new Uint32Array(bits32.buffer);
+
+/**
+ * The int8 scale of a vector of largest magnitude amax: the least power of two 2^e with 127 * 2^e >= amax
+ * (as DeepSeek-V3.1/V3.2's UE8M0 FP8 scales), 0 below 2^-120 (an all-zero vector). A power of two makes
+ * x / scale and its rounding exact in f32 on every device, so the GPU quantiser (dsa-indexer-project-wgsl.ts)
+ * matches this one bit for bit; the price is at most one bit of the int8 range (values reach 64..127).
+ */
+export function int8Scale(amax: number): number {
+  if (!(amax >= 2 ** -120)) return 0;
+  bits32[0] = amax;
+  const b = bitsU32[0];
+  // amax = m 2^E, m in [1, 2): 127 2^e >= amax  <=>  e >= E - 6 + log2(m / (127 / 64)).
+  return 2 ** (((b >>> 23) & 255) - 127 - 6 + ((b & 0x7fffff) > 0x7e0000 ? 1 : 0));
+}
+
+/** Symmetric per-vector int8: scale = int8Scale(max|x|), values round(x / scale) (half up), in [-127, 127]. */
 export function quantizeInt8(data: Float32Array, count: number, dim: number): Int8Vectors {
   const values = new Int8Array(count * dim);
   const scales = new Float32Array(count);
   for (let i = 0; i < count; i++) {
     let amax = 0;
     for (let d = 0; d < dim; d++) amax = Math.max(amax, Math.abs(data[i * dim + d]));
-    const scale = Math.fround(amax / 127);
+    const scale = int8Scale(amax);
     scales[i] = scale;
     if (scale === 0) continue;
     for (let d = 0; d < dim; d++)

@@ -18,7 +18,7 @@ export const STATE_WORDS = 8;
 
 /** Uniform block of both kernels; keep in sync with topkParams(). */
 const PARAMS_WGSL = /* wgsl */ `
-struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, pad1: u32, pad2: u32 }
+struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, row0: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> params: Params;
 fn key_limit(t: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -26,7 +26,10 @@ fn key_limit(t: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(t));
 }`;
 
-/** stride: the sample pass's key stride (kernels/topk-cpu.ts sampleStride), 0 for no sample pass. */
+/**
+ * stride: the sample pass's key stride (kernels/topk-cpu.ts sampleStride), 0 for no sample pass.
+ * outRow0: the output row of token 0 (a block of a chunk's tokens writes its rows of the chunk's lists).
+ */
 export function topkParams(p: {
   queries: number;
   keys: number;
@@ -34,8 +37,10 @@ export function topkParams(p: {
   width: number;
   splits: number;
   stride?: number;
+  outRow0?: number;
 }): ArrayBuffer {
-  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, p.stride ?? 0, 0, 0]).buffer;
+  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, p.stride ?? 0, p.outRow0 ?? 0, 0])
+    .buffer;
 }
 
 /** Prefix comparison and digit of the 64-bit composite (ordered score, ~index), as topk-cpu.ts. */
@@ -134,20 +139,47 @@ const AGGREGATE_LOOP_WGSL = /* wgsl */ `
           hist_add(b, vis && c == 0, next_digit(hi, lo, sb.y));
         } else if (sb.x == ${MODE.collect}u) {
           let slot = claim(t * 2u, vis && c > 0);
-          if (vis && c > 0 && slot < params.width) { out[t * params.width + slot] = i32(s); }
+          if (vis && c > 0 && slot < params.width) { out[(params.row0 + t) * params.width + slot] = i32(s); }
           let cs = claim(t * 2u + 1u, vis && c == 0);
           if (vis && c == 0 && cs < CAP) { cand[(t * CAP + cs) * 2u] = hi; cand[(t * CAP + cs) * 2u + 1u] = s; }
         } else if (sb.x == ${MODE.all}u) {
           let slot = claim(t * 2u, vis);
-          if (vis && slot < params.width) { out[t * params.width + slot] = i32(s); }
+          if (vis && slot < params.width) { out[(params.row0 + t) * params.width + slot] = i32(s); }
         }
       }
     }
   }`;
 
-/** The fused score + histogram/collect pass. Bindings: params, indexer (3 or 4), then selection. */
-export function topkPassWgsl(s: IndexerKernelShape, aggregate = false): string {
-  const ix = indexerWgsl(s, 1);
+/**
+ * The indexer part of a pass that reads scores stored once (kernels/dsa-indexer-scores-wgsl.ts) instead of
+ * recomputing them: scores [nq, nk] at binding 1, token-major; the same stage/index_scores interface.
+ */
+export function storedScoresWgsl(first: number): { enable: string; bindings: number; code: string } {
+  return {
+    enable: '',
+    bindings: 1,
+    code: /* wgsl */ `
+@group(0) @binding(${first}) var<storage, read> scores: array<f32>;
+const BQ: u32 = ${STORED_BLOCK_QUERIES}u;
+var<private> q_first: u32;
+fn stage_queries(q0: u32, lid: u32, threads: u32) { q_first = q0; }
+fn index_scores(s: u32) -> array<f32, BQ> {
+  var out: array<f32, BQ>;
+  for (var b = 0u; b < BQ; b++) {
+    let t = q_first + b;
+    if (t < params.nq) { out[b] = scores[t * params.nk + s]; }
+  }
+  return out;
+}`,
+  };
+}
+
+/** Tokens per workgroup of the stored-score pass. */
+export const STORED_BLOCK_QUERIES = 4;
+
+/** The fused score + histogram/collect pass. Bindings: params, indexer (3 or 4; stored: 1), then selection. */
+export function topkPassWgsl(s: IndexerKernelShape | 'stored', aggregate = false): string {
+  const ix = s === 'stored' ? storedScoresWgsl(1) : indexerWgsl(s, 1);
   return /* wgsl */ `${ix.enable}
 ${aggregate ? 'enable subgroups;' : ''}
 ${PARAMS_WGSL}
@@ -211,14 +243,14 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
           let c = compare_prefix(hi, lo, sb.y, sb.z, sb.w);
           if (c > 0) {
             let slot = atomicAdd(&counters[t * 2u], 1u);
-            if (slot < params.width) { out[t * params.width + slot] = i32(s); }
+            if (slot < params.width) { out[(params.row0 + t) * params.width + slot] = i32(s); }
           } else if (c == 0) {
             let slot = atomicAdd(&counters[t * 2u + 1u], 1u);
             if (slot < CAP) { cand[(t * CAP + slot) * 2u] = hi; cand[(t * CAP + slot) * 2u + 1u] = s; }
           }
         } else if (sb.x == ${MODE.all}u) {
           let slot = atomicAdd(&counters[t * 2u], 1u);
-          if (slot < params.width) { out[t * params.width + slot] = i32(s); }
+          if (slot < params.width) { out[(params.row0 + t) * params.width + slot] = i32(s); }
         }
       }
     }
@@ -260,7 +292,7 @@ fn refine_step(t: u32, base: u32) {
   state[base] = select(${MODE.refine}u, ${MODE.collect}u, count <= CAP || bits + 8u == 64u);
 }
 fn pad_row(t: u32, first: u32) {
-  for (var i = first; i < params.width; i++) { out[t * params.width + i] = -1; }
+  for (var i = first; i < params.width; i++) { out[(params.row0 + t) * params.width + i] = -1; }
 }
 @compute @workgroup_size(64)
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -322,7 +354,7 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
         let ib = cand[(t * CAP + b) * 2u + 1u];
         if (kb > ka || (kb == ka && ib < ia)) { rank += 1u; }
       }
-      if (rank < need && taken + rank < params.width) { out[t * params.width + taken + rank] = i32(ia); }
+      if (rank < need && taken + rank < params.width) { out[(params.row0 + t) * params.width + taken + rank] = i32(ia); }
     }
     pad_row(t, state[base + 5u]);
     state[base] = ${MODE.done}u;

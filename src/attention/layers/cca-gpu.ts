@@ -1,0 +1,215 @@
+// A CCA-Attention layer resident on WebGPU (Chen et al., ICML 2025; the CPU truth is attention/cca-cache.ts):
+// the compressed cache (the pooled cores of fully past groups and a ring of the last w + g - 1 raw tokens,
+// one buffer per K and V laid out [Hkv, cores + ring, D]) stays on the device. Each chunk (a prefill chunk of
+// any size or one decoded token) is one compute pass: pool the groups whose last token is in the chunk
+// (pass 1, that token's query, raw rows read from ring and chunk in place), attend over cores + ring + chunk
+// (pass 2, portable or subgroup-matrix), then write the chunk's last tokens into the ring. Nothing is read
+// back and nothing is allocated per chunk: uniforms are rewritten, bind groups kept per caller buffer set.
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import { bytesPerElement, type DType } from '../../tensor.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
+import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
+import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
+import type { LayerAttention, LayerChunk } from '../layer.js';
+import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
+
+export interface CcaGpuLayerOptions extends CcaParams {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Tokens of the longest sequence (sizes the core store: floor(maxTokens / g) cores). */
+  maxTokens: number;
+  /** Tokens of the largest chunk (sizes the LSE scratch); default min(maxTokens, 4096). */
+  maxChunk?: number;
+  dtype: DType;
+  /** Score scale; default 1/sqrt(D). */
+  scale?: number;
+}
+
+interface Kernels {
+  pool: GPUComputePipeline;
+  attend: GPUComputePipeline;
+  append: GPUComputePipeline;
+}
+
+export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
+  readonly spec: string;
+  readonly plan: string;
+  readonly ringCapacity: number;
+  readonly coreCapacity: number;
+  private seen = 0;
+  private pooled = 0;
+  private readonly binds = new BindGroupCache();
+
+  private constructor(
+    private readonly gpu: GpuContext,
+    readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant'>> & { variant: 'portable' | 'subgroup-matrix' },
+    private readonly kernels: Kernels,
+    private readonly cacheK: GPUBuffer,
+    private readonly cacheV: GPUBuffer,
+    private readonly lse: GPUBuffer,
+    private readonly params: GPUBuffer,
+    private readonly appendParams: GPUBuffer,
+  ) {
+    const o = opts;
+    this.ringCapacity = o.window + o.group - 1;
+    this.coreCapacity = Math.max(1, Math.floor(o.maxTokens / o.group));
+    this.spec = `cca:group=${o.group},window=${o.window}`;
+    const why =
+      o.variant === 'subgroup-matrix'
+        ? 'f16 subgroup matrices on this device'
+        : `${o.dtype}, head dim ${o.headDim}${gpu.features.subgroupMatrixF16 ? '' : ', no f16 subgroup matrices'}`;
+    this.plan =
+      `cca resident: pool per (KV head, group) with the group's last query, pass 2 ${o.variant} (${why}), ` +
+      `cores ${this.coreCapacity} + ring ${this.ringCapacity} rows per KV head, ${o.dtype}`;
+  }
+
+  static async create(gpu: GpuContext, options: CcaGpuLayerOptions): Promise<CcaGpuLayer> {
+    checkCcaParams(options);
+    const { heads, kvHeads, headDim: D, dtype, maxTokens, group, window } = options;
+    if (!(kvHeads >= 1 && heads % kvHeads === 0 && D >= 1 && maxTokens >= 1))
+      throw new ShapeError(`cca layer: heads ${heads} must be a multiple of KV heads ${kvHeads}, dims >= 1`);
+    if (dtype === 'f16' && !gpu.features.f16)
+      throw new UnsupportedError('this device has no shader-f16; use f32 storage for the cca layer');
+    const G = heads / kvHeads;
+    if ((G + 1) * group > CCA_POOL_SCORES)
+      throw new UnsupportedError(
+        `cca pooling holds (query heads per KV head + 1) x group = ${(G + 1) * group} scores in workgroup memory, ` +
+          `at most ${CCA_POOL_SCORES}; use a smaller group`,
+      );
+    const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
+    const variant = chooseCcaVariant(gpu, D, dtype, options.variant);
+    const opts = { ...options, maxChunk, variant, scale: options.scale ?? 1 / Math.sqrt(D) };
+    const rows = Math.max(1, Math.floor(maxTokens / group)) + window + group - 1;
+    const cacheBytes = kvHeads * rows * D * bytesPerElement(dtype);
+    const kernels: Kernels = {
+      pool: await gpu.pipeline(`cca-pool-${D}-${dtype}`, () => ccaPoolWgsl(D, dtype)),
+      attend:
+        variant === 'portable'
+          ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
+          : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
+      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
+    };
+    const owned: GPUBuffer[] = [];
+    try {
+      owned.push(await gpu.createBuffer(cacheBytes, 'cca cores + ring keys'));
+      owned.push(await gpu.createBuffer(cacheBytes, 'cca cores + ring values'));
+      owned.push(await gpu.createBuffer(heads * maxChunk * 4, 'cca lse scratch'));
+    } catch (e) {
+      owned.forEach((b) => gpu.release(b));
+      throw e;
+    }
+    const [k, v, lse] = owned;
+    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, persistentUniform(gpu, 64), persistentUniform(gpu, 32));
+  }
+
+  /** Tokens seen so far (the next token's position). */
+  get length(): number {
+    return this.seen;
+  }
+
+  get cores(): number {
+    return this.pooled;
+  }
+
+  /** Bytes the cache holds: pooled cores and the raw ring, keys and values (as CcaKVCache.bytes). */
+  get cacheBytes(): number {
+    const o = this.opts;
+    const rows = this.pooled + Math.min(this.seen, this.ringCapacity);
+    return 2 * rows * o.kvHeads * o.headDim * bytesPerElement(o.dtype);
+  }
+
+  /** Bytes allocated on the device for the cache (cores for maxTokens plus the ring), keys and values. */
+  get allocatedBytes(): number {
+    return this.cacheK.size + this.cacheV.size;
+  }
+
+  async forward(chunk: LayerChunk<GPUBuffer>): Promise<void> {
+    const o = this.opts;
+    const { start: P, tokens: T } = chunk;
+    if (P !== this.seen)
+      throw new ShapeError(`cca layer holds ${this.seen} tokens but the chunk starts at ${P}; reset() first`);
+    if (!Number.isInteger(T) || T < 1 || T > o.maxChunk)
+      throw new ShapeError(`cca layer takes chunks of 1..${o.maxChunk} tokens, got ${T}`);
+    if (P + T > o.maxTokens) throw new ShapeError(`cca layer holds at most ${o.maxTokens} tokens (${P} + ${T})`);
+    const gpu = this.gpu;
+    const rowTiles = Math.ceil(T / CCA_ROWS);
+    const poolCount = Math.floor((P + T) / o.group) - this.pooled;
+    const G = o.heads / o.kvHeads;
+    if (Math.max(rowTiles, poolCount) > gpu.maxWorkgroupsPerDim)
+      throw new UnsupportedError(`a cca chunk of ${T} tokens needs more workgroups than this device allows`);
+    const first = Math.max(0, T - this.ringCapacity);
+    const [columns, rows] = wrapGrid(gpu, Math.ceil(((T - first) * o.headDim) / KV_APPEND_THREADS));
+    writeUniform(
+      gpu,
+      this.params,
+      ccaParams({
+        queries: T,
+        queryStart: P,
+        raw: T,
+        rawStart: P,
+        coreCapacity: this.coreCapacity + this.ringCapacity,
+        poolFirst: this.pooled,
+        group: o.group,
+        window: o.window,
+        headsPerKv: G,
+        scale: o.scale,
+        ringRow0: this.coreCapacity,
+        ringCapacity: this.ringCapacity,
+        ringEnd: P,
+      }),
+    );
+    writeUniform(
+      gpu,
+      this.appendParams,
+      kvAppendParams({
+        tokens: T,
+        first,
+        start: P,
+        row0: this.coreCapacity,
+        modulus: this.ringCapacity,
+        rows: this.coreCapacity + this.ringCapacity,
+        headDim: o.headDim,
+        columns,
+      }),
+    );
+    const { q, k, v, out } = chunk;
+    const { pool, attend, append } = this.kernels;
+    const [poolGroup, attendGroup, appendGroup] = this.binds.get([q, k, v, out], () => [
+      gpu.bind(pool, [q, k, v, this.cacheK, this.cacheV, this.params]),
+      gpu.bind(attend, [q, this.cacheK, this.cacheV, k, v, out, this.lse, this.params]),
+      gpu.bind(append, [k, v, this.cacheK, this.cacheV, this.appendParams]),
+    ]);
+    // One pass: its dispatches run in order with storage writes visible to the next (pool -> attend reads
+    // the new cores; attend reads the ring before append overwrites its oldest slots).
+    await gpu.run('cca layer', (pass) => {
+      if (poolCount > 0) {
+        pass.setPipeline(pool);
+        pass.setBindGroup(0, poolGroup);
+        pass.dispatchWorkgroups(poolCount, o.kvHeads);
+      }
+      pass.setPipeline(attend);
+      pass.setBindGroup(0, attendGroup);
+      pass.dispatchWorkgroups(rowTiles, o.heads);
+      pass.setPipeline(append);
+      pass.setBindGroup(0, appendGroup);
+      pass.dispatchWorkgroups(columns, rows, o.kvHeads);
+    });
+    this.pooled += poolCount;
+    this.seen += T;
+  }
+
+  reset(): void {
+    this.seen = 0;
+    this.pooled = 0;
+  }
+
+  destroy(): void {
+    for (const b of [this.cacheK, this.cacheV, this.lse]) this.gpu.release(b);
+    this.params.destroy();
+    this.appendParams.destroy();
+    this.binds.clear();
+  }
+}

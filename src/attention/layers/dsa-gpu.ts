@@ -1,0 +1,291 @@
+// A DSA layer resident on WebGPU (DeepSeek-V3.2 sec. 2.1; the CPU truth is model/caches/dsa-layer.ts with the
+// CPU selection and gathered attention): the dense KV cache [Hkv, maxTokens, D] and the training-free
+// indexer's index keys (int8 with a power-of-two scale per token, or f32) stay on the device. Per chunk:
+// append k and v in place; project the chunk's rotated k and q onto the index heads' rotary pairs and
+// quantise them (kernels/dsa-indexer-project-wgsl.ts); score each block of query tokens against the middle
+// keys once and radix-select the top-k over the stored scores (dsa-resident-select.ts); assemble sinks +
+// picks + local window (kernels/sparse-lists-wgsl.ts); gathered attention (dsa-resident-attend.ts). No host
+// reads; uniforms rewritten and bind groups kept, so a decode step allocates nothing.
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import { bytesPerElement, type DType } from '../../tensor.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import type { IndexerPrecision } from '../../kernels/dsa-indexer-cpu.js';
+import {
+  indexKeysWgsl,
+  indexQueriesWgsl,
+  PROJECT_THREADS,
+  projectParams,
+  slotWords,
+  type IndexerSlots,
+} from '../../kernels/dsa-indexer-project-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
+import { LISTS_THREADS, sparseListsParams, sparseListsWgsl } from '../../kernels/sparse-lists-wgsl.js';
+import { ResidentSelection } from '../dsa-resident-select.js';
+import { ResidentSparseAttention } from '../dsa-resident-attend.js';
+import type { LayerAttention, LayerChunk } from '../layer.js';
+import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
+
+/** What the layer needs of model/caches/dsa-indexer.ts's LayerIndexer (which satisfies it). */
+export interface ResidentIndexer {
+  heads: number;
+  dim: number;
+  /** Per index head j: the channels (within head dim D) of KV head j, in slot order. */
+  channels: ArrayLike<number>[];
+  /** Set for a trained indexer (not resident yet). */
+  trained?: unknown;
+}
+
+/** As model/caches/dsa-layer.ts DsaLayerParams (sinks, local window, top-k of the middle keys). */
+export interface DsaResidentParams {
+  topk: number;
+  precision: IndexerPrecision;
+  sinks: number;
+  local: number;
+}
+
+export interface DsaGpuLayerOptions extends DsaResidentParams {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  maxTokens: number;
+  /** Largest chunk (default min(maxTokens, 4096)). */
+  maxChunk?: number;
+  dtype: DType;
+  indexer: ResidentIndexer;
+  scale?: number;
+  /** Bytes of the stored-score scratch (default 64 MiB). */
+  scoreBudgetBytes?: number;
+}
+
+interface Kernels {
+  append: GPUComputePipeline;
+  keys: GPUComputePipeline;
+  queries: GPUComputePipeline;
+  lists: GPUComputePipeline;
+}
+
+export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
+  readonly spec: string;
+  readonly plan: string;
+  readonly listWidth: number;
+  private seen = 0;
+  private readonly binds = new BindGroupCache();
+  private readonly uniforms: { append: GPUBuffer; project: GPUBuffer; lists: GPUBuffer };
+  private readonly listsGroup: GPUBindGroup;
+
+  private constructor(
+    private readonly gpu: GpuContext,
+    private readonly o: Required<Omit<DsaGpuLayerOptions, 'scoreBudgetBytes'>>,
+    private readonly slots: IndexerSlots,
+    private readonly kernels: Kernels,
+    private readonly buf: Record<'k' | 'v' | 'ik' | 'channels' | 'iq' | 'iw' | 'picked' | 'lists', GPUBuffer> & {
+      kscale?: GPUBuffer;
+    },
+    private readonly select: ResidentSelection,
+    private readonly attend: ResidentSparseAttention,
+    listWidth: number,
+  ) {
+    this.listWidth = listWidth;
+    this.uniforms = {
+      append: persistentUniform(gpu, 32),
+      project: persistentUniform(gpu, 32),
+      lists: persistentUniform(gpu, 32),
+    };
+    this.listsGroup = gpu.bind(kernels.lists, [buf.picked, buf.lists, this.uniforms.lists]);
+    this.spec = `dsa:topk=${o.topk},indexer=${o.precision},sinks=${o.sinks},local=${o.local}`;
+    this.plan =
+      `dsa resident: ${o.indexer.heads} index heads x ${slots.per} channels (${o.precision}), scores stored per ` +
+      `block of ${select.blockQueries} tokens then radix select, gathered attention ${attend.variant}, ${o.dtype}`;
+  }
+
+  static async create(gpu: GpuContext, options: DsaGpuLayerOptions): Promise<DsaGpuLayer> {
+    const { heads, kvHeads, headDim: D, dtype, maxTokens, indexer: ix, topk, sinks, local } = options;
+    if (!(kvHeads >= 1 && heads % kvHeads === 0 && D >= 1 && maxTokens >= 1))
+      throw new ShapeError(`dsa layer: heads ${heads} must be a multiple of KV heads ${kvHeads}, dims >= 1`);
+    if (ix.trained)
+      throw new UnsupportedError(
+        'a trained DSA indexer is not resident on the GPU yet (it needs the attention input h); use the CPU decoder',
+      );
+    if (ix.heads < 1 || heads % ix.heads !== 0 || ix.dim % ix.heads !== 0 || ix.channels.length !== ix.heads)
+      throw new ShapeError(`dsa indexer of ${ix.heads} heads x ${ix.dim} does not fit ${heads} query heads`);
+    if (!(topk >= 1 && sinks >= 0 && local >= 1)) throw new ShapeError('dsa layer: topk >= 1, sinks >= 0, local >= 1');
+    if (dtype === 'f16' && !gpu.features.f16)
+      throw new UnsupportedError('this device has no shader-f16; use f32 storage for the dsa layer');
+    const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
+    const slots: IndexerSlots = { precision: options.precision, heads: ix.heads, per: ix.dim / ix.heads };
+    const SW = slotWords(slots);
+    const channels = new Uint32Array(ix.heads * slots.per);
+    ix.channels.forEach((ch, j) => {
+      for (let c = 0; c < slots.per; c++) {
+        if (!(ch[c] >= 0 && ch[c] < D)) throw new ShapeError(`dsa indexer channel ${ch[c]} outside head dim ${D}`);
+        channels[j * slots.per + c] = ch[c];
+      }
+    });
+    const listWidth = Math.min(maxTokens, topk + sinks + local);
+    const kernels: Kernels = {
+      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
+      keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
+        indexKeysWgsl(slots, dtype),
+      ),
+      queries: await gpu.pipeline(`dsa-index-queries-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
+        indexQueriesWgsl(slots, dtype),
+      ),
+      lists: await gpu.pipeline('sparse-lists', sparseListsWgsl),
+    };
+    const owned: GPUBuffer[] = [];
+    const make = async (bytes: number, label: string) => {
+      const b = await gpu.createBuffer(bytes, label);
+      owned.push(b);
+      return b;
+    };
+    let select: ResidentSelection | undefined;
+    try {
+      const kvBytes = kvHeads * maxTokens * D * bytesPerElement(dtype);
+      const buf = {
+        k: await make(kvBytes, 'dsa cache keys'),
+        v: await make(kvBytes, 'dsa cache values'),
+        ik: await make(maxTokens * ix.heads * SW * 4, 'dsa index keys'),
+        kscale: slots.precision === 'int8' ? await make(maxTokens * 4, 'dsa index key scales') : undefined,
+        channels: await make(channels.byteLength, 'dsa index channels'),
+        iq: await make(ix.heads * maxChunk * SW * 4, 'dsa index queries'),
+        iw: await make(maxChunk * ix.heads * 4, 'dsa index weights'),
+        picked: await make(maxChunk * topk * 4, 'dsa picks'),
+        lists: await make(maxChunk * listWidth * 4, 'dsa key lists'),
+      };
+      gpu.device.queue.writeBuffer(buf.channels, 0, channels);
+      select = await ResidentSelection.create(
+        gpu,
+        { slots, maxKeys: maxTokens, maxChunk, topk, scoreBudgetBytes: options.scoreBudgetBytes },
+        buf,
+        buf.picked,
+      );
+      const scale = options.scale ?? 1 / Math.sqrt(D);
+      const attend = await ResidentSparseAttention.create(gpu, {
+        heads,
+        kvHeads,
+        headDim: D,
+        dtype,
+        scale,
+        keyStride: maxTokens,
+        listWidth,
+        maxChunk,
+      });
+      const o = { ...options, maxChunk, scale };
+      delete (o as DsaGpuLayerOptions).scoreBudgetBytes;
+      return new DsaGpuLayer(gpu, o, slots, kernels, buf, select, attend, listWidth);
+    } catch (e) {
+      select?.destroy();
+      owned.forEach((b) => gpu.release(b));
+      throw e;
+    }
+  }
+
+  get length(): number {
+    return this.seen;
+  }
+
+  /** Bytes held: keys and values of the tokens so far, and their index keys (and scales). */
+  get cacheBytes(): number {
+    const o = this.o;
+    const index = this.o.indexer.heads * slotWords(this.slots) * 4 + (this.buf.kscale ? 4 : 0);
+    return this.seen * (2 * o.kvHeads * o.headDim * bytesPerElement(o.dtype) + index);
+  }
+
+  async forward(chunk: LayerChunk<GPUBuffer>): Promise<void> {
+    const o = this.o;
+    const { start: P, tokens: T } = chunk;
+    if (P !== this.seen)
+      throw new ShapeError(`dsa layer holds ${this.seen} tokens but the chunk starts at ${P}; reset() first`);
+    if (!Number.isInteger(T) || T < 1 || T > o.maxChunk)
+      throw new ShapeError(`dsa layer takes chunks of 1..${o.maxChunk} tokens, got ${T}`);
+    if (P + T > o.maxTokens) throw new ShapeError(`dsa layer holds at most ${o.maxTokens} tokens (${P} + ${T})`);
+    const gpu = this.gpu;
+    const n = P + T;
+    const middle = Math.max(0, n - o.local - o.sinks);
+    const width = middle > 0 ? Math.min(o.topk, middle) : 0;
+    const { q, k, v, out } = chunk;
+    const b = this.buf;
+    const kn = this.kernels;
+    const groups = this.binds.get([q, k, v, out], () => [
+      gpu.bind(kn.append, [k, v, b.k, b.v, this.uniforms.append]),
+      gpu.bind(kn.keys, [k, b.channels, b.ik, ...(b.kscale ? [b.kscale] : []), this.uniforms.project]),
+      gpu.bind(kn.queries, [q, b.channels, b.iq, b.iw, this.uniforms.project]),
+      ...this.attend.bindings(q, b.k, b.v, b.lists, out),
+    ]);
+    const [appendCols, appendRows] = wrapGrid(gpu, Math.ceil((T * o.headDim) / KV_APPEND_THREADS));
+    writeUniform(
+      gpu,
+      this.uniforms.append,
+      kvAppendParams({
+        tokens: T,
+        first: 0,
+        start: P,
+        row0: 0,
+        modulus: o.maxTokens,
+        rows: o.maxTokens,
+        headDim: o.headDim,
+        columns: appendCols,
+      }),
+    );
+    writeUniform(
+      gpu,
+      this.uniforms.project,
+      projectParams({ tokens: T, start: P, headDim: o.headDim, group: o.heads / o.indexer.heads }),
+    );
+    const [listCols, listRows] = wrapGrid(gpu, Math.ceil((T * this.listWidth) / LISTS_THREADS));
+    writeUniform(
+      gpu,
+      this.uniforms.lists,
+      sparseListsParams({
+        tokens: T,
+        start: P,
+        sinks: o.sinks,
+        local: o.local,
+        middle,
+        pickedWidth: width,
+        listWidth: this.listWidth,
+        columns: listCols,
+      }),
+    );
+    const attend = this.attend.prepare(T, n, groups.slice(3));
+    const blocks = width > 0 ? this.select.blocks(T, middle) : [];
+    const runs = Math.max(1, blocks.length);
+    for (let i = 0; i < runs; i++) {
+      // Each block rewrites the selection uniforms, so each is its own submit (the queue keeps them in order).
+      const selectBlock = blocks[i] && this.select.prepare(blocks[i], T, o.sinks, width);
+      await gpu.run('dsa layer', (pass) => {
+        if (i === 0) {
+          pass.setPipeline(kn.append);
+          pass.setBindGroup(0, groups[0]);
+          pass.dispatchWorkgroups(appendCols, appendRows, o.kvHeads);
+          pass.setPipeline(kn.keys);
+          pass.setBindGroup(0, groups[1]);
+          pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
+          pass.setPipeline(kn.queries);
+          pass.setBindGroup(0, groups[2]);
+          pass.dispatchWorkgroups(Math.ceil((o.indexer.heads * T) / PROJECT_THREADS));
+        }
+        selectBlock?.(pass);
+        if (i === runs - 1) {
+          pass.setPipeline(kn.lists);
+          pass.setBindGroup(0, this.listsGroup);
+          pass.dispatchWorkgroups(listCols, listRows);
+          attend(pass);
+        }
+      });
+    }
+    this.seen = n;
+  }
+
+  reset(): void {
+    this.seen = 0;
+  }
+
+  destroy(): void {
+    for (const x of Object.values(this.buf)) if (x) this.gpu.release(x);
+    this.select.destroy();
+    this.attend.destroy();
+    for (const u of Object.values(this.uniforms)) u.destroy();
+    this.binds.clear();
+  }
+}

@@ -1,0 +1,100 @@
+// The resident CCA layer (attention/layers/cca-gpu.ts) against the CPU truth (attention/cca-cache.ts):
+// prefill in chunks of several sizes, then 20+ decode steps, on odd shapes (group 5 and 16, window 1, 33 and
+// 100, GQA 4:2 and 8:2, head dims 64 and 33, f32 and f16 storage) long enough that cores pool; outputs
+// poisoned before every chunk; nothing read back or created by a decode step after the first.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { CcaGpuLayer } from '../src/attention/layers/cca-gpu.js';
+import { CcaKVCache } from '../src/attention/cca-cache.js';
+import { cpuDevice } from '../src/runtime/device.js';
+import { randomNormal, type DType } from '../src/tensor.js';
+import { ShapeError } from '../src/errors.js';
+import { webgpuDevice } from './support.js';
+import {
+  assertClose,
+  assertSameCounters,
+  chunkBuffers,
+  counters,
+  poison,
+  readFloats,
+  tokens,
+  writeTensor,
+} from './cca-dsa-layer-support.js';
+
+const device = await webgpuDevice();
+after(() => device?.destroy());
+
+interface Case {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  group: number;
+  window: number;
+  dtype: DType;
+  chunks: number[];
+  decode: number;
+}
+const CASES: Case[] = [
+  { heads: 4, kvHeads: 2, headDim: 64, group: 16, window: 33, dtype: 'f32', chunks: [37, 100, 1, 64], decode: 22 },
+  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 1, dtype: 'f16', chunks: [64, 7, 60], decode: 21 },
+  { heads: 4, kvHeads: 2, headDim: 33, group: 16, window: 100, dtype: 'f32', chunks: [150, 90], decode: 20 },
+  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 100, dtype: 'f16', chunks: [3, 130], decode: 20 },
+  { heads: 4, kvHeads: 2, headDim: 33, group: 5, window: 33, dtype: 'f16', chunks: [70, 45], decode: 20 },
+];
+
+describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }, () => {
+  for (const c of CASES) {
+    const name = `Hq ${c.heads}:${c.kvHeads} D ${c.headDim} g ${c.group} w ${c.window} ${c.dtype} chunks ${c.chunks}`;
+    test(`${name} + ${c.decode} decode steps equal CcaKVCache`, async () => {
+      const gpu = device!.gpu!;
+      const total = c.chunks.reduce((a, b) => a + b, 0) + c.decode;
+      const maxChunk = Math.max(...c.chunks);
+      const layer = await CcaGpuLayer.create(gpu, { ...c, maxTokens: total, maxChunk });
+      const cpu = new CcaKVCache({ ...c });
+      const bufs = await chunkBuffers(gpu, c, maxChunk);
+      const [q, k, v] = [
+        randomNormal([c.heads, total, c.headDim], 11, c.dtype),
+        randomNormal([c.kvHeads, total, c.headDim], 12, c.dtype),
+        randomNormal([c.kvHeads, total, c.headDim], 13, c.dtype),
+      ];
+      const tol = c.dtype === 'f32' ? 1e-4 : 5e-3;
+      const steps = [...c.chunks, ...Array.from({ length: c.decode }, () => 1)];
+      let start = 0;
+      try {
+        for (const [i, T] of steps.entries()) {
+          const [qc, kc, vc] = [q, k, v].map((t) => tokens(t, start, start + T));
+          writeTensor(gpu, bufs.q, qc);
+          writeTensor(gpu, bufs.k, kc);
+          writeTensor(gpu, bufs.v, vc);
+          poison(gpu, bufs.out, c.heads * T * c.headDim);
+          const before = counters(gpu);
+          await layer.forward({ ...bufs, start, tokens: T });
+          if (i > c.chunks.length) assertSameCounters(before, counters(gpu), `step ${i}`);
+          const want = await cpu.forward(cpuDevice, qc, kc, vc);
+          const got = await readFloats(gpu, bufs.out, c.heads * T * c.headDim);
+          assertClose(got, want.o, tol, `${name} chunk ${i} (tokens ${start}..${start + T})`);
+          start += T;
+        }
+        assert.equal(layer.cores, cpu.cores);
+        assert.ok(layer.cores > 4, 'cores pooled');
+        assert.equal(layer.cacheBytes, cpu.bytes);
+        // reset: a second sequence gives the first one's outputs again.
+        layer.reset();
+        const T = c.chunks[0];
+        const [qc, kc, vc] = [q, k, v].map((t) => tokens(t, 0, T));
+        const fresh = new CcaKVCache({ ...c });
+        writeTensor(gpu, bufs.q, qc);
+        writeTensor(gpu, bufs.k, kc);
+        writeTensor(gpu, bufs.v, vc);
+        poison(gpu, bufs.out, c.heads * T * c.headDim);
+        await layer.forward({ ...bufs, start: 0, tokens: T });
+        const want = await fresh.forward(cpuDevice, qc, kc, vc);
+        assertClose(await readFloats(gpu, bufs.out, c.heads * T * c.headDim), want.o, tol, `${name} after reset`);
+        await assert.rejects(layer.forward({ ...bufs, start: 0, tokens: 1 }), ShapeError);
+      } finally {
+        layer.destroy();
+        for (const b of Object.values(bufs)) gpu.release(b);
+      }
+    });
+  }
+});
