@@ -12,20 +12,24 @@ import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
+import { BENCH_KERNELS_USAGE, benchKernelsCommand } from './bench-kernels.js';
 
 export const BENCH_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
                       [--heads 32] [--kv-heads H] [--head-dim 128] [--no-causal] [--reps 3] [--warmup 1]
                       [--budget-seconds 60] [--backend cpu|webgpu|auto] [--reference rows.json]
                       [--out-dir bench-out] [--title T]
   A method whose predicted time (quadratic in length; linear for window and sinks) exceeds
-  --budget-seconds per call is skipped.`;
+  --budget-seconds per call is skipped.
+${BENCH_KERNELS_USAGE}`;
 
 const GPU_LENGTHS = [1024, 2048, 4096, 8192, 16384, 32768, 65536, 131072];
 const CPU_LENGTHS = [256, 512, 1024, 2048];
 
 export async function benchCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what !== 'attention') throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention`);
+  if (what === 'kernels') return benchKernelsCommand(rest);
+  if (what !== 'attention')
+    throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention, kernels`);
   const v = parse(rest, {
     lengths: { type: 'string' },
     method: { type: 'string', multiple: true },
