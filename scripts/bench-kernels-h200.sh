@@ -26,7 +26,7 @@ echo "bench: $(left) s left" >&2
 for t in disable_robustness disable_workgroup_init skip_validation disable_robustness,disable_workgroup_init,skip_validation; do
   [ "$(left)" -gt 25 ] || break
   timeout "$(cap 60)" node dist/src/cli/main.js bench kernels "${ref[@]}" --out-dir "$work" --toggles "$t" \
-    --families flash,matmul,gemv --lengths 16K --seconds 0.15 --versions "${AB_VERSIONS:-tc2-128x32,sgmat-v1,tc-128x128x32,tc-128x128x64,gemv-r2}" \
+    --families flash,matmul,gemv --lengths 16K --seconds 0.15 --versions "${AB_VERSIONS:-tc2-128x32,tc2-64x32,sgmat-v1,tc-128x128x32,tc-128x128x64,tc-256x128x32-s,gemv-r2,gemv-r1t128}" \
     > "$work/ab-$t.out" 2>&1
 done
 echo "done, $(left) s left" >&2

@@ -101,7 +101,7 @@ const wanted = (o: KernelBenchOptions, name: string) => o.versions.length === 0 
 export async function benchFlash(gpu: GpuContext, o: KernelBenchOptions): Promise<KernelBenchRow[]> {
   const rows: KernelBenchRow[] = [];
   const H = 32;
-  const cases = [...o.lengths.map((n) => ({ n, d: 128 })), { n: o.lengths[0], d: 64 }];
+  const cases = [...o.lengths.map((n) => ({ n, d: 128 })), ...[64, 80, 32].map((d) => ({ n: o.lengths[0], d }))];
   for (const { n, d } of cases) {
     const name = `causal H${H} D${d} N${n}`;
     // Heads per dispatch: the f32 output of a chunk must fit one binding; every chunk is dispatched.
@@ -168,6 +168,8 @@ export async function benchMatmul(gpu: GpuContext, o: KernelBenchOptions): Promi
     : [
         [4096, 2048, 8192],
         [4096, 8192, 2048],
+        [512, 2048, 2048],
+        [512, 8192, 2048],
       ]) {
     const name = `M${m} N${n} K${k}`;
     const x16 = await randomGpuBuffer(gpu, m * k, true, 4, 'x f16');

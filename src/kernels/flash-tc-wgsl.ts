@@ -28,6 +28,7 @@ export interface FlashTcConfig {
 }
 
 export const FLASH_TC_CONFIGS: Record<string, FlashTcConfig> = {
+  'tc2-64x32': { subgroups: 4, keyTile: 32 },
   'tc2-128x32': { subgroups: 8, keyTile: 32 },
   'tc2-64x64': { subgroups: 4, keyTile: 64 },
 };

@@ -1,22 +1,23 @@
 // Decode-shape matrix-vector product y[N] = W[N, K] x[K] + b with f16 weights: bandwidth-bound, so the
 // kernel only has to keep enough 16-byte weight loads in flight (the GEMV of llama.cpp's ggml-vulkan
 // mul_mat_vec and of every decode engine: structure only, no code copied). A workgroup of 256 threads is
-// 8 groups of 32; each group owns ROWS consecutive weight rows and walks K in 16-byte chunks (8 f16)
-// with its 32 threads side by side (coalesced), ROWS independent loads per step; partial sums are
-// reduced with subgroupAdd when the subgroup is exactly a 32-thread group, through workgroup memory
-// otherwise (lavapipe's subgroups are 8 wide). Bindings and uniform are matvecWgsl's (matmul-wgsl.ts),
+// 256 / TPR groups of TPR threads; each group owns ROWS consecutive weight rows and walks K in 16-byte
+// chunks (8 f16) with its threads side by side (coalesced), ROWS independent loads per step. Long rows
+// (K = 8192) want more threads per row, so that enough loads are in flight with few rows (N = 2048).
+// Partial sums are reduced with subgroupAdd when subgroups are 32 wide (one per 32 threads), through
+// workgroup memory otherwise (lavapipe's subgroups are 8 wide). Bindings and uniform are matvecWgsl's (matmul-wgsl.ts),
 // x f32. Needs K % 8 == 0. Checked against matmulRef (float64) like the other matmuls.
 
 export const GEMV_THREADS = 256;
 /** Workgroups along x before wrapping to y. */
 export const GEMV_GROUPS_PER_DIM = 32768;
 
-export function gemvRowsPerWorkgroup(rowsPerGroup: number): number {
-  return (GEMV_THREADS / 32) * rowsPerGroup;
+export function gemvRowsPerWorkgroup(rowsPerGroup: number, threadsPerRow = 32): number {
+  return (GEMV_THREADS / threadsPerRow) * rowsPerGroup;
 }
 
-export function gemvGrid(n: number, rowsPerGroup: number): [number, number] {
-  const groups = Math.ceil(n / gemvRowsPerWorkgroup(rowsPerGroup));
+export function gemvGrid(n: number, rowsPerGroup: number, threadsPerRow = 32): [number, number] {
+  const groups = Math.ceil(n / gemvRowsPerWorkgroup(rowsPerGroup, threadsPerRow));
   return [Math.min(groups, GEMV_GROUPS_PER_DIM), Math.ceil(groups / GEMV_GROUPS_PER_DIM)];
 }
 
@@ -26,21 +27,23 @@ export function gemvUnsupported(k: number): string | null {
 
 const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
 
-export function gemvWgsl(rowsPerGroup: number): string {
+export function gemvWgsl(rowsPerGroup: number, threadsPerRow = 32): string {
   const R = rowsPerGroup;
-  const rowsPerWg = gemvRowsPerWorkgroup(R);
+  const TPR = threadsPerRow;
+  const rowsPerWg = gemvRowsPerWorkgroup(R, TPR);
   const sums = seq(R).map((r) => `  var s${r} = 0.0;`);
   const rows = seq(R).map((r) => `  let w${r} = min(row0 + ${r}u, params.n - 1u) * kc;`);
   const body = seq(R).map((r) => `    s${r} += dot8(w[w${r} + c], xa, xb);`);
   const finish = seq(R).map(
     (r) => `  {
     let total = subgroupAdd(s${r});
-    red[lid] = s${r};
+    red[lid] = select(s${r}, total, sg_size == 32u);
     workgroupBarrier();
     let row = row0 + ${r}u;
     if (t == 0u && row < params.n) {
-      var sum = total;
-      if (sg_size != 32u) { sum = 0.0; for (var c = 0u; c < 32u; c++) { sum += red[lid + c]; } }
+      var sum = 0.0;
+      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum += red[lid + c]; } }
+      else { for (var c = 0u; c < ${TPR}u; c++) { sum += red[lid + c]; } }
       var b = 0.0;
       if (params.has_bias != 0u) { b = bias[row]; }
       y[row] = sum + b;
@@ -67,13 +70,13 @@ fn dot8(v: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> f32 {
 @compute @workgroup_size(${GEMV_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_size) sg_size: u32) {
-  let g = lid / 32u;
-  let t = lid % 32u;
+  let g = lid / ${TPR}u;
+  let t = lid % ${TPR}u;
   let row0 = (wg.x + wg.y * ${GEMV_GROUPS_PER_DIM}u) * ${rowsPerWg}u + g * ${R}u;
   let kc = params.k / 8u;
 ${sums.join('\n')}
 ${rows.join('\n')}
-  for (var c = t; c < kc; c += 32u) {
+  for (var c = t; c < kc; c += ${TPR}u) {
     let xa = x[2u * c];
     let xb = x[2u * c + 1u];
 ${body.join('\n')}

@@ -27,6 +27,9 @@ export const MATMUL_TC_CONFIGS: Record<string, MatmulTcConfig> = {
   'tc-128x128x32': { bm: 128, bn: 128, bk: 32, sgM: 2, sgN: 4, buffers: 2 },
   'tc-128x128x64': { bm: 128, bn: 128, bk: 64, sgM: 2, sgN: 4, buffers: 1 },
   'tc-128x64x32': { bm: 128, bn: 64, bk: 32, sgM: 4, sgN: 2, buffers: 2 },
+  'tc-128x128x32-s': { bm: 128, bn: 128, bk: 32, sgM: 2, sgN: 4, buffers: 1 },
+  'tc-128x256x32-s': { bm: 128, bn: 256, bk: 32, sgM: 2, sgN: 4, buffers: 1 },
+  'tc-256x128x32-s': { bm: 256, bn: 128, bk: 32, sgM: 4, sgN: 2, buffers: 1 },
 };
 
 export type ActivationStorage = 'f32' | 'f16';

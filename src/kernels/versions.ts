@@ -136,18 +136,25 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
     halfActivations: false,
     propagatesNaN: true,
   },
-  ...[1, 2, 4].map(
-    (rows): MatmulVersion => ({
+  ...[
+    [1, 32],
+    [2, 32],
+    [4, 32],
+    [1, 64],
+    [1, 128],
+    [1, 256],
+  ].map(
+    ([rows, tpr]): MatmulVersion => ({
       family: 'gemv',
-      name: `gemv-r${rows}`,
+      name: tpr === 32 ? `gemv-r${rows}` : `gemv-r${rows}t${tpr}`,
       unsupported: (dev, weights, k) =>
         !dev.features.f16 || !dev.features.subgroups
           ? 'needs shader-f16 and subgroups'
           : weights !== 'f16'
             ? 'needs f16 weights'
             : gemvUnsupported(k),
-      wgsl: () => gemvWgsl(rows),
-      grid: (_m, n) => gemvGrid(n, rows),
+      wgsl: () => gemvWgsl(rows, tpr),
+      grid: (_m, n) => gemvGrid(n, rows, tpr),
       halfActivations: false,
       propagatesNaN: true,
     }),
