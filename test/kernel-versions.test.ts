@@ -7,7 +7,15 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { webgpuDevice } from './support.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
-import { FLASH_VERSIONS, GEMV_VERSIONS, MATMUL_VERSIONS, type FlashVersion } from '../src/kernels/versions.js';
+import {
+  FLASH_VERSIONS,
+  GEMV_VERSIONS,
+  MATMUL_VERSIONS,
+  preferredFlash,
+  preferredGemv,
+  preferredMatmul,
+  type FlashVersion,
+} from '../src/kernels/versions.js';
 import { flashDispatcher, matmulDispatcher } from '../src/bench/kernel-run.js';
 import { flashAttentionCpu } from '../src/kernels/flash-cpu.js';
 import { matmulTcTwin } from '../src/kernels/matmul-tc-cpu.js';
@@ -386,4 +394,15 @@ for (const [family, versions, cases] of [
 test('kernel versions: what was skipped', () => {
   if (skipped.length) console.log(`${skipped.length} skipped:\n${skipped.join('\n')}`);
   assert.ok(FLASH_VERSIONS.length >= 4 && MATMUL_VERSIONS.length >= 2 && GEMV_VERSIONS.length >= 2);
+  // The measured defaults fall back to something this device runs (or, without one, something portable).
+  for (const dev of gpu ? [gpu, FULL_FEATURED] : [FULL_FEATURED]) {
+    for (const d of [32, 64, 80, 128, 96]) assert.equal(preferredFlash(dev, 'f16', d).unsupported(dev, 'f16', d), null);
+    for (const [m, n, k] of [
+      [512, 2048, 2048],
+      [4096, 8192, 2048],
+    ])
+      assert.equal(preferredMatmul(dev, m, n, k).unsupported(dev, 'f16', k), null);
+    for (const k of [2048, 8192]) assert.equal(preferredGemv(dev, k).unsupported(dev, 'f16', k), null);
+  }
+  assert.equal(preferredFlash(FULL_FEATURED, 'f16', 128).name, 'tc2-128x32');
 });

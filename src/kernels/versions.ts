@@ -168,3 +168,33 @@ export function flashVersion(name: string): FlashVersion | undefined {
 export function matmulVersion(name: string): MatmulVersion | undefined {
   return [...MATMUL_VERSIONS, ...GEMV_VERSIONS].find((v) => v.name === name);
 }
+
+/**
+ * The version to use for a shape, from the H200 measurements of 2026-12-01 (docs/BENCHMARKS.md,
+ * docs/bench/kernels-h200.json), falling back down each list to what the device supports. The
+ * planner may override these; they are the measured defaults, not a law.
+ */
+export function preferredFlash(dev: KernelDevice, dtype: DType, headDim: number): FlashVersion {
+  const order = headDim <= 32 ? ['tc2-64x32', 'tc2-128x32'] : ['tc2-128x32', 'tc2-64x32'];
+  for (const name of [...order, 'sgmat-v1', 'portable']) {
+    const v = flashVersion(name)!;
+    if (!v.unsupported(dev, dtype, headDim)) return v;
+  }
+  return flashVersion('portable')!;
+}
+
+export function preferredMatmul(dev: KernelDevice, m: number, n: number, k: number): MatmulVersion {
+  // Short chunks with narrow outputs have too few 256-row tiles to fill 132 SMs: 128x64 wins there.
+  const order = m <= 512 && n <= 2048 ? ['tc-128x64x32', 'tc-64x64x32'] : ['tc-256x128x32-s', 'tc-128x256x32-s'];
+  for (const name of [...order, 'tc-128x128x32']) {
+    const v = matmulVersion(name)!;
+    if (!v.unsupported(dev, 'f16', k)) return v;
+  }
+  return matmulVersion('tiled-v1')!;
+}
+
+export function preferredGemv(dev: KernelDevice, k: number): MatmulVersion {
+  // Long rows (K 8192 over N 2048) need 128 threads per row to keep enough loads in flight.
+  const v = matmulVersion(k >= 4096 ? 'gemv-r1t128' : 'gemv-r2')!;
+  return v.unsupported(dev, 'f16', k) ? matmulVersion('matvec-v1')! : v;
+}
