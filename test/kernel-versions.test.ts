@@ -38,6 +38,9 @@ import {
   type MaskNode,
 } from '../src/spine/mask.js';
 import type { AttentionState } from '../src/spine/state.js';
+import { flashAttention } from '../src/attention/flash.js';
+import { UnsupportedError } from '../src/errors.js';
+import { benchFlash, benchGemv, benchMatmul } from '../src/bench/kernel-bench.js';
 
 const device = await webgpuDevice();
 const gpu = device?.gpu;
@@ -267,6 +270,50 @@ test('flash versions with a KV row stride read keys of head h at h * stride + j'
     ran++;
   }
   if (!ran) t.diagnostic('no version with a KV stride runs on this device');
+});
+
+test("flash.ts's 'tc2' variant runs the tc2 kernel through the library path, or refuses with a typed error", async () => {
+  const mask = and(causal(), slidingWindow(50));
+  const [H, Hkv, N, D] = [4, 2, 300, 128];
+  const q = randomNormal([H, N, D], 31, 'f16');
+  const k = randomNormal([Hkv, N, D], 32, 'f16');
+  const v = randomNormal([Hkv, N, D], 33, 'f16');
+  if (!device || gpu?.features.subgroupMatrixF16 !== true) {
+    if (device) await assert.rejects(flashAttention(device, q, k, v, { variant: 'tc2' }), UnsupportedError);
+    skip('tc2 through flash.ts', 'the device has no f16 subgroup matrices (the refusal was checked)');
+    return;
+  }
+  for (const m of [undefined, mask]) {
+    const filter = m ? (i: number, j: number) => referenceVisible(m, i, j) : undefined;
+    const opts = { causal: !m };
+    const got = await flashAttention(device, q, k, v, { variant: 'tc2', ...(m ? { mask: m, causal: false } : {}) });
+    checkState(
+      got,
+      referenceAttention(q, k, v, opts, filter),
+      naiveHalfAttention(q, k, v, opts, filter),
+      'tc2 via flash.ts',
+    );
+  }
+});
+
+test('bench kernels times every version the device runs (small shapes)', async (t) => {
+  if (!gpu) {
+    skip('bench kernels smoke test', 'no WebGPU device');
+    return;
+  }
+  const lines: string[] = [];
+  const o = { lengths: [64], versions: [], targetSeconds: 0.01, small: true, log: (l: string) => lines.push(l) };
+  const rows = [...(await benchMatmul(gpu, o)), ...(await benchGemv(gpu, o)), ...(await benchFlash(gpu, o))];
+  for (const r of rows) {
+    assert.equal(r.error, undefined, `${r.family} ${r.version}: ${r.error}`);
+    assert.ok(r.ms !== null && r.ms > 0 && ((r.tflops ?? 0) > 0 || (r.gbps ?? 0) > 0), JSON.stringify(r));
+  }
+  for (const family of ['flash', 'matmul', 'gemv', 'copy'])
+    assert.ok(
+      rows.some((r) => r.family === family),
+      family,
+    );
+  t.diagnostic(`${rows.length} rows`);
 });
 
 // Matmuls and GEMVs: y[M, N] = x[M, K] W[N, K]^T + b with f16 weights and f32 activations (the decoder's).

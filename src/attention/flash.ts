@@ -1,6 +1,7 @@
 // FlashAttention: exact attention, tiled, online softmax, output + LSE, never materialising scores.
 // Variants: 'portable' (any WebGPU device, any head dim), 'subgroup-matrix' (f16 tensor cores, D 64/128)
-// and 'tc2' (the second tensor-core kernel, flash-tc-wgsl.ts: D multiple of 16; opt-in until measured).
+// and 'tc2' (the second tensor-core kernel, flash-tc-wgsl.ts: D a multiple of 16; 5x 'subgroup-matrix' on
+// the H200, docs/BENCHMARKS.md; opt-in until the planner makes it auto's choice).
 import { UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
@@ -10,9 +11,6 @@ import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl } from '../ke
 import { flashSubgroupMatrixWgsl, SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
 import { flashVersion } from '../kernels/versions.js';
-
-/** The kernel version behind the 'tc2' variant (kernels/versions.ts). */
-const TC2_VERSION = 'tc2-128x32';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import type { AttentionState } from '../spine/state.js';
@@ -20,6 +18,9 @@ import { buildBlockMask, type BlockMask } from '../spine/block-mask.js';
 import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
 
 export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
+
+/** The kernel version behind the 'tc2' variant (kernels/versions.ts). */
+const TC2_VERSION = 'tc2-128x32';
 
 export interface FlashOptions extends AttentionOptions {
   variant?: FlashVariant;
