@@ -1,5 +1,7 @@
 // FlashAttention: exact attention, tiled, online softmax, output + LSE, never materialising scores.
-// Variants: 'portable' (any WebGPU device, any head dim) and 'subgroup-matrix' (f16 tensor cores, D 64/128).
+// Variants: 'portable' (any WebGPU device, any head dim), 'subgroup-matrix' (f16 tensor cores, D 64/128)
+// and 'tc2' (the second tensor-core kernel, flash-tc-wgsl.ts: D a multiple of 16; 5x 'subgroup-matrix' on
+// the H200, docs/BENCHMARKS.md; opt-in until the planner makes it auto's choice).
 import { UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
@@ -8,13 +10,17 @@ import { flashAttentionCpu } from '../kernels/flash-cpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl } from '../kernels/flash-wgsl.js';
 import { flashSubgroupMatrixWgsl, SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
+import { flashVersion } from '../kernels/versions.js';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import type { AttentionState } from '../spine/state.js';
 import { buildBlockMask, type BlockMask } from '../spine/block-mask.js';
 import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
 
-export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix';
+export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
+
+/** The kernel version behind the 'tc2' variant (kernels/versions.ts). */
+const TC2_VERSION = 'tc2-128x32';
 
 export interface FlashOptions extends AttentionOptions {
   variant?: FlashVariant;
@@ -42,8 +48,9 @@ export async function prepareBlockMask(
   variant: FlashVariant = 'auto',
 ): Promise<GpuBlockMask> {
   const which = chooseFlashVariant(gpu, headDim, dtype, variant);
-  const rows = which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS;
-  const keyTile = which === 'portable' ? flashPortableTile(headDim) : 32;
+  const tc2 = which === 'tc2' ? flashVersion(TC2_VERSION)!.tiles(headDim) : undefined;
+  const rows = tc2?.rows ?? (which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS);
+  const keyTile = tc2?.keyTile ?? (which === 'portable' ? flashPortableTile(headDim) : 32);
   const blocks = buildBlockMask(mask, queries, keys, rows, keyTile);
   const owned = [await gpu.upload(blocks.offsets, 'block offsets'), await gpu.upload(blocks.tiles, 'block tiles')];
   const ids = maskDocuments(mask);
@@ -63,7 +70,12 @@ export function chooseFlashVariant(
   headDim: number,
   dtype: Tensor['dtype'],
   asked: FlashVariant = 'auto',
-): 'portable' | 'subgroup-matrix' {
+): 'portable' | 'subgroup-matrix' | 'tc2' {
+  if (asked === 'tc2') {
+    const why = flashVersion(TC2_VERSION)!.unsupported(gpu, dtype, headDim);
+    if (why) throw new UnsupportedError(`the tc2 flash kernel cannot run here: ${why}`);
+    return 'tc2';
+  }
   const canSgmat = gpu.features.subgroupMatrixF16 && SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
   if (asked === 'subgroup-matrix' && !canSgmat) {
     throw new UnsupportedError(
@@ -85,10 +97,14 @@ export async function flashAttentionGpu(
 ): Promise<void> {
   const s = x.shape;
   const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant);
-  const rows = which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS;
+  const tc2 = which === 'tc2' ? flashVersion(TC2_VERSION)! : undefined;
+  const rows = tc2?.tiles(s.headDim).rows ?? (which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS);
   const wgslMask = mask && { predicate: maskKey(mask.blocks.mask), documents: mask.documents !== undefined };
-  const pipeline =
-    which === 'portable'
+  const pipeline = tc2
+    ? await gpu.pipeline(`flash-${TC2_VERSION}-${s.headDim}-${wgslMask?.predicate ?? 'causal'}`, () =>
+        tc2.wgsl(s.headDim, x.dtype, wgslMask),
+      )
+    : which === 'portable'
       ? await gpu.pipeline(`flash-portable-${s.headDim}-${x.dtype}-${wgslMask?.predicate ?? 'causal'}`, () =>
           flashPortableWgsl(s.headDim, x.dtype, wgslMask),
         )

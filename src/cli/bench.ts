@@ -13,6 +13,7 @@ import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
 import { BENCH_DSA_USAGE, benchDsaCommand } from './bench-dsa.js';
+import { BENCH_KERNELS_USAGE, benchKernelsCommand } from './bench-kernels.js';
 import { BENCH_STAR_USAGE, benchStarCommand } from './bench-star.js';
 
 export const BENCH_ATTENTION_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
@@ -27,6 +28,7 @@ const BENCHES: Record<string, { usage: string; run: (argv: string[]) => Promise<
   attention: { usage: BENCH_ATTENTION_USAGE, run: benchAttentionCommand },
   dsa: { usage: BENCH_DSA_USAGE, run: benchDsaCommand },
   star: { usage: BENCH_STAR_USAGE, run: benchStarCommand },
+  kernels: { usage: BENCH_KERNELS_USAGE, run: benchKernelsCommand },
 };
 
 export const BENCH_USAGE = Object.values(BENCHES)

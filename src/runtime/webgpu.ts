@@ -256,7 +256,7 @@ function writePadded(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView
   }
 }
 
-async function getGpu(): Promise<{ gpu: GPU; instance: unknown } | null> {
+async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance: unknown } | null> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
   if (nav?.gpu) return { gpu: nav.gpu, instance: nav.gpu };
   if (typeof process === 'undefined' || !process.versions?.node) return null;
@@ -268,13 +268,17 @@ async function getGpu(): Promise<{ gpu: GPU; instance: unknown } | null> {
     return null;
   }
   Object.assign(globalThis, mod.globals);
-  const gpu = mod.create(DAWN_OPTIONS);
+  const options = extraToggles.length
+    ? [`${DAWN_OPTIONS[0]},${extraToggles.join(',')}`, ...DAWN_OPTIONS.slice(1)]
+    : DAWN_OPTIONS;
+  const gpu = mod.create(options);
   return { gpu, instance: gpu };
 }
 
-/** Acquires a WebGPU device with the adapter's maximum limits and the features we can use, or null. */
-export async function acquireGpu(): Promise<GpuContext | null> {
-  const found = await getGpu();
+/** Acquires a WebGPU device with the adapter's maximum limits and the features we can use, or null.
+ * extraToggles: more Dawn toggles to enable (the kernel benchmark's A/B of disable_robustness etc.). */
+export async function acquireGpu(extraToggles: string[] = []): Promise<GpuContext | null> {
+  const found = await getGpu(extraToggles);
   if (!found) return null;
   const adapter = await found.gpu.requestAdapter({ powerPreference: 'high-performance' });
   if (!adapter) return null;

@@ -1,0 +1,86 @@
+// Decode-shape matrix-vector product y[N] = W[N, K] x[K] + b with f16 weights: bandwidth-bound, so the
+// kernel only has to keep enough 16-byte weight loads in flight (the GEMV of llama.cpp's ggml-vulkan
+// mul_mat_vec and of every decode engine: structure only, no code copied). A workgroup of 256 threads is
+// 256 / TPR groups of TPR threads; each group owns ROWS consecutive weight rows and walks K in 16-byte
+// chunks (8 f16) with its threads side by side (coalesced), ROWS independent loads per step. Long rows
+// (K = 8192) want more threads per row, so that enough loads are in flight with few rows (N = 2048).
+// Partial sums are reduced with subgroupAdd when subgroups are 32 wide (one per 32 threads), through
+// workgroup memory otherwise (lavapipe's subgroups are 8 wide). Bindings and uniform are matvecWgsl's (matmul-wgsl.ts),
+// x f32. Needs K % 8 == 0. Checked against matmulRef (float64) like the other matmuls.
+
+export const GEMV_THREADS = 256;
+/** Workgroups along x before wrapping to y. */
+export const GEMV_GROUPS_PER_DIM = 32768;
+
+export function gemvRowsPerWorkgroup(rowsPerGroup: number, threadsPerRow = 32): number {
+  return (GEMV_THREADS / threadsPerRow) * rowsPerGroup;
+}
+
+export function gemvGrid(n: number, rowsPerGroup: number, threadsPerRow = 32): [number, number] {
+  const groups = Math.ceil(n / gemvRowsPerWorkgroup(rowsPerGroup, threadsPerRow));
+  return [Math.min(groups, GEMV_GROUPS_PER_DIM), Math.ceil(groups / GEMV_GROUPS_PER_DIM)];
+}
+
+export function gemvUnsupported(k: number): string | null {
+  return k % 8 === 0 ? null : `K = ${k} is not a multiple of 8 (16-byte weight loads)`;
+}
+
+const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
+
+export function gemvWgsl(rowsPerGroup: number, threadsPerRow = 32): string {
+  const R = rowsPerGroup;
+  const TPR = threadsPerRow;
+  const rowsPerWg = gemvRowsPerWorkgroup(R, TPR);
+  const sums = seq(R).map((r) => `  var s${r} = 0.0;`);
+  const rows = seq(R).map((r) => `  let w${r} = min(row0 + ${r}u, params.n - 1u) * kc;`);
+  const body = seq(R).map((r) => `    s${r} += dot8(w[w${r} + c], xa, xb);`);
+  const finish = seq(R).map(
+    (r) => `  {
+    let total = subgroupAdd(s${r});
+    red[lid] = select(s${r}, total, sg_size == 32u);
+    workgroupBarrier();
+    let row = row0 + ${r}u;
+    if (t == 0u && row < params.n) {
+      var sum = 0.0;
+      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum += red[lid + c]; } }
+      else { for (var c = 0u; c < ${TPR}u; c++) { sum += red[lid + c]; } }
+      var b = 0.0;
+      if (params.has_bias != 0u) { b = bias[row]; }
+      y[row] = sum + b;
+    }
+    workgroupBarrier();
+  }`,
+  );
+  return /* wgsl */ `enable f16;
+enable subgroups;
+struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
+@group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+var<workgroup> red: array<f32, ${GEMV_THREADS}>;
+
+fn dot8(v: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> f32 {
+  let p = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.x)), vec2<f32>(bitcast<vec2<f16>>(v.y)));
+  let q = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.z)), vec2<f32>(bitcast<vec2<f16>>(v.w)));
+  return dot(p, a) + dot(q, b);
+}
+
+@compute @workgroup_size(${GEMV_THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_size) sg_size: u32) {
+  let g = lid / ${TPR}u;
+  let t = lid % ${TPR}u;
+  let row0 = (wg.x + wg.y * ${GEMV_GROUPS_PER_DIM}u) * ${rowsPerWg}u + g * ${R}u;
+  let kc = params.k / 8u;
+${sums.join('\n')}
+${rows.join('\n')}
+  for (var c = t; c < kc; c += ${TPR}u) {
+    let xa = x[2u * c];
+    let xb = x[2u * c + 1u];
+${body.join('\n')}
+  }
+${finish.join('\n')}
+}`;
+}

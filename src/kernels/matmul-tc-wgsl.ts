@@ -1,0 +1,249 @@
+// y[M, N] = x[M, K] W[N, K]^T + b on subgroup matrices (tensor cores through Dawn's
+// chromium_experimental_subgroup_matrix): f16 operands, f32 accumulation. The shared-memory GEMM of
+// NVIDIA's vk_cooperative_matrix_perf sample and llama.cpp's ggml-vulkan mul_mm (structure only, no
+// code copied): a BM x BN output tile per workgroup of 4-8 subgroups, each subgroup holding a grid of
+// FM x FN accumulators so every fragment it loads is reused FN (or FM) times; K advances BK at a time
+// through workgroup memory rows skewed by 16 bytes; the next K tile is loaded into registers (16-byte
+// loads) before the math on the current one, and either double-buffered in workgroup memory (one
+// barrier per K tile) or stored after it (two barriers). Weights row-major [out, in] (GGUF's layout)
+// are read column-major as the right operand, so no transpose pass exists.
+// Bindings and uniform are matmulTiledWgsl's (matmul-wgsl.ts: x, w, bias, y, params {t, n, k, has_bias}),
+// so the decoder swaps one pipeline for the other. x may be f32 (the decoder's activations, rounded to
+// f16 as they are staged) or f16. Needs K % 8 == 0. CPU twin: matmulTcTwin (test/kernel-versions).
+
+export interface MatmulTcConfig {
+  bm: number;
+  bn: number;
+  bk: number;
+  /** Subgroups along M and N (their product: 4 or 8). */
+  sgM: number;
+  sgN: number;
+  /** 2: double-buffered workgroup tiles (one barrier per K tile); 1: single (two barriers). */
+  buffers: 1 | 2;
+}
+
+export const MATMUL_TC_CONFIGS: Record<string, MatmulTcConfig> = {
+  'tc-64x64x32': { bm: 64, bn: 64, bk: 32, sgM: 2, sgN: 2, buffers: 2 },
+  'tc-128x128x32': { bm: 128, bn: 128, bk: 32, sgM: 2, sgN: 4, buffers: 2 },
+  'tc-128x128x64': { bm: 128, bn: 128, bk: 64, sgM: 2, sgN: 4, buffers: 1 },
+  'tc-128x64x32': { bm: 128, bn: 64, bk: 32, sgM: 4, sgN: 2, buffers: 2 },
+  'tc-128x128x32-s': { bm: 128, bn: 128, bk: 32, sgM: 2, sgN: 4, buffers: 1 },
+  'tc-128x256x32-s': { bm: 128, bn: 256, bk: 32, sgM: 2, sgN: 4, buffers: 1 },
+  'tc-256x128x32-s': { bm: 256, bn: 128, bk: 32, sgM: 4, sgN: 2, buffers: 1 },
+};
+
+export type ActivationStorage = 'f32' | 'f16';
+
+export function matmulTcWorkgroupBytes(c: MatmulTcConfig): number {
+  const lda = c.bk + 8;
+  return c.buffers * (c.bm + c.bn) * lda * 2 + c.sgM * c.sgN * 256 * 4;
+}
+
+export function matmulTcUnsupported(k: number, c: MatmulTcConfig, maxWorkgroupBytes: number): string | null {
+  if (k % 8 !== 0) return `K = ${k} is not a multiple of 8 (16-byte weight loads)`;
+  const bytes = matmulTcWorkgroupBytes(c);
+  if (bytes > maxWorkgroupBytes) return `needs ${bytes} bytes of workgroup memory, the device has ${maxWorkgroupBytes}`;
+  return null;
+}
+
+/** Workgroups (x over N, y over M). */
+export function matmulTcGrid(m: number, n: number, c: MatmulTcConfig): [number, number] {
+  return [Math.ceil(n / c.bn), Math.ceil(m / c.bm)];
+}
+
+const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
+
+export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'): string {
+  const { bm, bn, bk, sgM, sgN, buffers } = c;
+  const subgroups = sgM * sgN;
+  const THREADS = 32 * subgroups;
+  const WM = bm / sgM;
+  const WN = bn / sgN;
+  const FM = WM / 16;
+  const FN = WN / 16;
+  const LD = bk + 8;
+  const xPer = xType === 'f32' ? 4 : 8; // elements per 16-byte chunk of x
+  const aChunks = (bm * bk) / xPer;
+  const bChunks = (bn * bk) / 8;
+  const aPer = Math.ceil(aChunks / THREADS);
+  const bPer = Math.ceil(bChunks / THREADS);
+  const aRegs = seq(aPer).map((p) => `  var ra${p} = ${xType === 'f32' ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)'};`);
+  const bRegs = seq(bPer).map((p) => `  var rb${p} = vec4<u32>(0u);`);
+  const fetch = [
+    ...seq(aPer).map(
+      (
+        p,
+      ) => `    { let ch = lid + ${p * THREADS}u; let row = tok0 + ch / ${bk / xPer}u; let kk = k0 + (ch % ${bk / xPer}u) * ${xPer}u;
+      if (ch < ${aChunks}u && row < params.t && kk < params.k) { ra${p} = x[(row * params.k + kk) / ${xPer}u]; }
+      else { ra${p} = ${xType === 'f32' ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)'}; } }`,
+    ),
+    ...seq(bPer).map(
+      (
+        p,
+      ) => `    { let ch = lid + ${p * THREADS}u; let row = col0 + ch / ${bk / 8}u; let kk = k0 + (ch % ${bk / 8}u) * 8u;
+      if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = w[(row * params.k + kk) / 8u]; } else { rb${p} = vec4<u32>(0u); } }`,
+    ),
+  ].join('\n');
+  const stash = [
+    ...seq(aPer).map(
+      (p) => `    { let ch = lid + ${p * THREADS}u;
+      if (ch < ${aChunks}u) { put${xType === 'f32' ? '4f' : '8'}a(abuf + (ch / ${bk / xPer}u) * LD + (ch % ${bk / xPer}u) * ${xPer}u, ra${p}); } }`,
+    ),
+    ...seq(bPer).map(
+      (p) => `    { let ch = lid + ${p * THREADS}u;
+      if (ch < ${bChunks}u) { put8b(bbuf + (ch / ${bk / 8}u) * LD + (ch % ${bk / 8}u) * 8u, rb${p}); } }`,
+    ),
+  ].join('\n');
+  const accInit = seq(FM)
+    .flatMap((i) => seq(FN).map((j) => `  var c${i}_${j} = subgroup_matrix_result<f32, 16, 16>();`))
+    .join('\n');
+  const math = seq(bk / 16)
+    .map((kk) =>
+      [
+        ...seq(FM).map(
+          (i) =>
+            `      let a${i} = ` +
+            `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&sa, abuf + (sm * ${WM}u + ${i * 16}u) * LD + ${kk * 16}u, false, LD);`,
+        ),
+        ...seq(FN).map(
+          (j) =>
+            `      let b${j} = ` +
+            `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&sb, bbuf + (sn * ${WN}u + ${j * 16}u) * LD + ${kk * 16}u, true, LD);`,
+        ),
+        ...seq(FM).flatMap((i) =>
+          seq(FN).map((j) => `      c${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}_${j});`),
+        ),
+      ].join('\n'),
+    )
+    .map((block) => `    {\n${block}\n    }`)
+    .join('\n');
+  const direct = seq(FM)
+    .flatMap((i) =>
+      seq(FN).map(
+        (j) =>
+          `    subgroupMatrixStore(&y, (tok0 + sm * ${WM}u + ${i * 16}u) * params.n + col0 + sn * ${WN}u + ${j * 16}u, c${i}_${j}, false, params.n);`,
+      ),
+    )
+    .join('\n');
+  const viaScratch = seq(FM)
+    .flatMap((i) =>
+      seq(FN).map(
+        (j) => `    subgroupMatrixStore(&ep, sg * 256u, c${i}_${j}, false, 16u);
+    workgroupBarrier();
+    { let row = tok0 + sm * ${WM}u + ${i * 16}u + lane / 2u;
+      let col = col0 + sn * ${WN}u + ${j * 16}u + (lane % 2u) * 8u;
+      for (var cc = 0u; cc < 8u; cc++) {
+        if (row < params.t && col + cc < params.n) {
+          var b = 0.0;
+          if (params.has_bias != 0u) { b = bias[col + cc]; }
+          y[row * params.n + col + cc] = ep[sg * 256u + (lane / 2u) * 16u + (lane % 2u) * 8u + cc] + b;
+        }
+      } }
+    workgroupBarrier();`,
+      ),
+    )
+    .join('\n');
+  const A = bm * LD;
+  const B = bn * LD;
+  const bufA = buffers === 2 ? `(t % 2u) * ${A}u` : '0u';
+  const bufB = buffers === 2 ? `(t % 2u) * ${B}u` : '0u';
+  const nextA = buffers === 2 ? `((t + 1u) % 2u) * ${A}u` : '0u';
+  const nextB = buffers === 2 ? `((t + 1u) % 2u) * ${B}u` : '0u';
+  // Double-buffered: stash tile t + 1 into the other buffer after the math on t, one barrier.
+  // Single: barrier, stash tile t, fetch t + 1, barrier, math on t.
+  const loop =
+    buffers === 2
+      ? `  for (var t = 0u; t < tiles; t++) {
+    let k0 = (t + 1u) * ${bk}u;
+    if (t + 1u < tiles) {
+${fetch}
+    }
+    { let abuf = ${bufA}; let bbuf = ${bufB};
+${math}
+    }
+    if (t + 1u < tiles) {
+      let abuf = ${nextA}; let bbuf = ${nextB};
+${stash}
+    }
+    workgroupBarrier();
+  }`
+      : `  for (var t = 0u; t < tiles; t++) {
+    workgroupBarrier();
+    { let abuf = 0u; let bbuf = 0u;
+${stash}
+    }
+    if (t + 1u < tiles) {
+      let k0 = (t + 1u) * ${bk}u;
+${fetch}
+    }
+    workgroupBarrier();
+    { let abuf = 0u; let bbuf = 0u;
+${math}
+    }
+  }`;
+  const first =
+    buffers === 2
+      ? `  { let k0 = 0u;
+${fetch}
+  }
+  { let abuf = 0u; let bbuf = 0u;
+${stash}
+  }
+  workgroupBarrier();`
+      : `  { let k0 = 0u;
+${fetch}
+  }`;
+  return /* wgsl */ `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;
+struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
+@group(0) @binding(0) var<storage, read> x: array<${xType === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(2) var<storage, read> bias: array<f32>;
+@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<uniform> params: Params;
+
+const LD: u32 = ${LD}u; // workgroup rows of BK halves plus 16 bytes of skew
+var<workgroup> sa: array<f16, ${buffers * A}>;
+var<workgroup> sb: array<f16, ${buffers * B}>;
+var<workgroup> ep: array<f32, ${subgroups * 256}>; // one 16 x 16 accumulator per subgroup for edge tiles
+
+fn put8a(at: u32, v: vec4<u32>) {
+  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
+  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
+  sa[at] = p.x; sa[at + 1u] = p.y; sa[at + 2u] = q.x; sa[at + 3u] = q.y;
+  sa[at + 4u] = r.x; sa[at + 5u] = r.y; sa[at + 6u] = s.x; sa[at + 7u] = s.y;
+}
+fn put4fa(at: u32, v: vec4<f32>) {
+  sa[at] = f16(v.x); sa[at + 1u] = f16(v.y); sa[at + 2u] = f16(v.z); sa[at + 3u] = f16(v.w);
+}
+fn put8b(at: u32, v: vec4<u32>) {
+  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
+  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
+  sb[at] = p.x; sb[at + 1u] = p.y; sb[at + 2u] = q.x; sb[at + 3u] = q.y;
+  sb[at + 4u] = r.x; sb[at + 5u] = r.y; sb[at + 6u] = s.x; sb[at + 7u] = s.y;
+}
+
+@compute @workgroup_size(${THREADS})
+fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+        @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
+  let tok0 = wg.y * ${bm}u;
+  let col0 = wg.x * ${bn}u;
+  let sm = sg / ${sgN}u;
+  let sn = sg % ${sgN}u;
+  let tiles = (params.k + ${bk - 1}u) / ${bk}u;
+${aRegs.join('\n')}
+${bRegs.join('\n')}
+${accInit}
+${first}
+${loop}
+  // Interior tiles without bias go straight to y; edges and bias through a 16 x 16 scratch per subgroup.
+  let interior = tok0 + ${bm}u <= params.t && col0 + ${bn}u <= params.n && params.has_bias == 0u && (params.n % 4u) == 0u;
+  if (interior) {
+${direct}
+  } else {
+${viaScratch}
+  }
+}`;
+}
