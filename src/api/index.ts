@@ -10,3 +10,5 @@ export type { ChatMessage, ChatTemplate } from './chat.js';
 export type { ContextPlan, ContextPlanOptions } from './plan.js';
 export type { LoadProgress, ModelSource } from './source.js';
 export * from './errors.js';
+export { loadSession, type LoadSessionOptions } from './load-session.js';
+export type { SessionHeader, LayerCacheState, SessionPositions } from './session-file.js';

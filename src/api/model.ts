@@ -13,6 +13,7 @@ import { DisposedError } from './errors.js';
 import { type ContextPlan, defaultMemoryBudget, heldWeightBytes, planContext, refuse } from './plan.js';
 import { type LoadProgress, type ModelFiles, type ModelSource, readModelFiles } from './source.js';
 import { Session } from './session.js';
+import { modelFingerprint } from './session-file.js';
 
 export interface LoadModelOptions {
   /** 'auto' (default): WebGPU when an adapter exists, else the CPU; or a Device already acquired (kept alive). */
@@ -42,6 +43,7 @@ export class Model {
   private readonly sessions = new Set<Session>();
   private template?: ChatTemplate;
   private disposed = false;
+  private fingerprintPromise?: Promise<string>;
 
   constructor(
     private readonly files: ModelFiles,
@@ -68,6 +70,12 @@ export class Model {
   /** The raw files behind the model (saved sessions hash them). */
   get modelFiles(): ModelFiles {
     return this.files;
+  }
+
+  /** A fingerprint of the weights (session-file.ts), computed once. */
+  fingerprint(): Promise<string> {
+    this.fingerprintPromise ??= modelFingerprint(this.files.model);
+    return this.fingerprintPromise;
   }
 
   /** The chat template, parsed on first use; a NoChatTemplateError when the model has none. */
@@ -110,13 +118,21 @@ export class Model {
       chunk,
       storage: this.storage,
     });
+    const c = model.config;
     const session = new Session(
       decoder,
       this.tokenizer,
-      { contextSize, attention, chunk, wholePrompt: parseMethodSpec(attention).name === 'star' },
+      {
+        contextSize,
+        attention,
+        chunk,
+        wholePrompt: parseMethodSpec(attention).name === 'star',
+        positions: { rope: c.rope, ropeTheta: c.ropeTheta, ropeLayout: c.ropeLayout },
+      },
       () => this.chatTemplate(),
       this.files.special,
       (s) => this.sessions.delete(s),
+      this,
     );
     this.sessions.add(session);
     return session;

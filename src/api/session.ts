@@ -11,6 +11,14 @@ import type { ChatMessage, ChatTemplate } from './chat.js';
 import { ContextOverflowError, DisposedError } from './errors.js';
 import { Generation, type GenerationResult } from './generation.js';
 import { StopText } from './stop-text.js';
+import { encodeSessionFile, type SessionHeader, type SessionPositions } from './session-file.js';
+
+/** What a session knows of its model for saving: its identity. */
+export interface SessionOwner {
+  fingerprint(): Promise<string>;
+  readonly source: string;
+  readonly config: { architecture: string; layers: number; vocabSize: number };
+}
 
 export interface PrefillProgress {
   tokens: number;
@@ -43,6 +51,8 @@ export interface GenerateOptions extends PrefillOptions {
 export interface SessionInfo {
   contextSize: number;
   attention: string;
+  /** RoPE as this session applies it (the model's, or the session's override). */
+  positions: SessionPositions;
   chunk: number;
   /** Methods whose prefill must see the whole prompt at once (Star's anchor block). */
   wholePrompt: boolean;
@@ -68,6 +78,7 @@ export class Session {
     private readonly template: () => ChatTemplate,
     private readonly special: { bos?: string },
     private readonly onDispose: (s: Session) => void,
+    private readonly owner: SessionOwner,
   ) {}
 
   get contextSize(): number {
@@ -294,9 +305,46 @@ export class Session {
     if (this.disposed) throw new DisposedError('the session was disposed');
   }
 
-  /** The decoder behind the session, for saving and restoring its caches (session-file.ts). */
-  get decoderForSaving(): Decoder {
-    return this.decoder;
+  /** The header a file saved from this session now would carry. */
+  async header(): Promise<SessionHeader> {
+    const c = this.owner.config;
+    return {
+      format: 'longctx-session',
+      version: 1,
+      model: {
+        fingerprint: await this.owner.fingerprint(),
+        source: this.owner.source,
+        architecture: c.architecture,
+        layers: c.layers,
+        vocabSize: c.vocabSize,
+      },
+      attention: this.info.attention,
+      positions: this.info.positions,
+      contextSize: this.contextSize,
+      tokenCount: this.ids.length,
+      caches: null,
+    };
+  }
+
+  /** The context as a session file (written to `file` in Node when given); loadSession(model, file) resumes it. */
+  async save(file?: string): Promise<Uint8Array> {
+    this.check();
+    if (this.busy) throw new InputError('the session is busy; save it once the running call has finished');
+    const bytes = encodeSessionFile(await this.header(), this.ids);
+    if (file !== undefined) {
+      const { writeFile } = await import('node:fs/promises');
+      await writeFile(file, bytes);
+    }
+    return bytes;
+  }
+
+  /** Restores a saved context: the saved tokens are fed again (see session-file.ts). */
+  async restore(ids: readonly number[], o: PrefillOptions = {}): Promise<void> {
+    this.check();
+    await this.exclusive(async () => {
+      this.reset();
+      await this.feed(ids, o);
+    });
   }
 
   get isDisposed(): boolean {
