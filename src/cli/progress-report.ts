@@ -28,3 +28,9 @@ export function prefillProgress(
     bar.update(p.tokens);
   };
 }
+
+/** onPrefillProgress for generation/generate.ts (tokens done, total). */
+export function prefillBar(label: string, minTokens = 2048, stream: NodeJS.WriteStream = process.stderr) {
+  const report = prefillProgress(label, minTokens, stream);
+  return (tokens: number, totalTokens: number) => report({ tokens, totalTokens, tokensPerSecond: 0, etaSeconds: 0 });
+}

@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import { loadModel } from '../api/model.js';
 import { createServer } from '../server/server.js';
 import { backendOption, numberOption, parse, required } from './args.js';
-import { loadProgress } from './progress-report.js';
+import { loadProgress, prefillProgress } from './progress-report.js';
 
 export const SERVE_USAGE = `usage: longctx serve --model F [--host 127.0.0.1] [--port 8080] [--api-key K] [--queue N]
                      [--context N] [--attention SPEC] [--backend cpu|webgpu|auto] [--storage f32|f16]
@@ -72,6 +72,7 @@ export async function serveCommand(argv: string[]): Promise<void> {
       queueTimeoutSeconds: numberOption(v, 'queue-timeout'),
       generationTimeoutSeconds: numberOption(v, 'generation-timeout'),
       log,
+      prefillProgress: () => prefillProgress('serve: prefill'),
     });
     const url = await server.listen(port, host);
     log(

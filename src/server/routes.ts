@@ -3,7 +3,7 @@
 // true) or one JSON body. The prompt is the whole context: the session reuses a cached beginning.
 import type { ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import type { Session } from '../api/session.js';
+import type { PrefillProgress, Session } from '../api/session.js';
 import type { Generation, GenerationResult } from '../api/generation.js';
 import { badRequest, HttpError } from './http-error.js';
 import type { ChatRequest, CompletionRequest, SamplingRequest } from './requests.js';
@@ -11,7 +11,7 @@ import type { ChatRequest, CompletionRequest, SamplingRequest } from './requests
 export interface PreparedRequest {
   promptTokens: number;
   /** Serves the request; resolves to the tokens generated. */
-  run(res: ServerResponse, signal: AbortSignal): Promise<number>;
+  run(res: ServerResponse, signal: AbortSignal, onProgress?: (p: PrefillProgress) => void): Promise<number>;
 }
 
 const DRAIN_TIMEOUT_MS = 30_000;
@@ -27,14 +27,19 @@ export function prepareCompletion(session: Session, r: CompletionRequest, modelI
   );
   return {
     promptTokens: ids.length,
-    run: (res, signal) =>
-      respond(res, session.generate(r.prompt, { ...options(r, maxTokens, signal), replace: true, bos: true }), r, {
-        id: `cmpl-${randomBytes(12).toString('hex')}`,
-        object: 'text_completion',
-        modelId,
-        chunk: (text, finish) => ({ text, index: 0, logprobs: null, finish_reason: finish }),
-        whole: (g) => ({ text: g.text, index: 0, logprobs: null, finish_reason: g.finishReason }),
-      }),
+    run: (res, signal, onProgress) =>
+      respond(
+        res,
+        session.generate(r.prompt, { ...options(r, maxTokens, signal), onProgress, replace: true, bos: true }),
+        r,
+        {
+          id: `cmpl-${randomBytes(12).toString('hex')}`,
+          object: 'text_completion',
+          modelId,
+          chunk: (text, finish) => ({ text, index: 0, logprobs: null, finish_reason: finish }),
+          whole: (g) => ({ text: g.text, index: 0, logprobs: null, finish_reason: g.finishReason }),
+        },
+      ),
   };
 }
 
@@ -43,8 +48,8 @@ export function prepareChat(session: Session, r: ChatRequest, modelId: string): 
   const maxTokens = checkLength(session, ids.length, r.maxTokens ?? session.contextSize - ids.length, 'messages');
   return {
     promptTokens: ids.length,
-    run: (res, signal) =>
-      respond(res, session.chat(r.messages, options(r, maxTokens, signal)), r, {
+    run: (res, signal, onProgress) =>
+      respond(res, session.chat(r.messages, { ...options(r, maxTokens, signal), onProgress }), r, {
         id: `chatcmpl-${randomBytes(12).toString('hex')}`,
         object: 'chat.completion',
         modelId,

@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Model } from '../api/model.js';
-import type { Session } from '../api/session.js';
+import type { PrefillProgress, Session } from '../api/session.js';
 import { HttpError } from './http-error.js';
 import { RequestQueue } from './queue.js';
 import { chatRequest, completionRequest } from './requests.js';
@@ -27,6 +27,8 @@ export interface ServerOptions {
   modelId?: string;
   /** Written each request's one-line log (default: nothing). */
   log?: (line: string) => void;
+  /** A progress reporter for each request's prefill (the CLI draws a bar for long prompts). */
+  prefillProgress?: () => (p: PrefillProgress) => void;
 }
 
 export interface ServerStats {
@@ -140,7 +142,7 @@ export class OpenAiServer {
       const tokens = await this.queue.run(async () => {
         this.running.add(client);
         try {
-          return await job.run(res, signal);
+          return await job.run(res, signal, this.options.prefillProgress?.());
         } finally {
           this.running.delete(client);
         }
