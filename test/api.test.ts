@@ -11,6 +11,7 @@ import {
   ContextTooLargeError,
   DisposedError,
   loadModel,
+  modelFromWeights,
   NoChatTemplateError,
   plan,
   type Model,
@@ -220,6 +221,16 @@ describe('library API', () => {
     assert.ok(!ids.slice(1).includes(256));
     const r = await s.chat([{ role: 'user', content: 'hello world' }], { maxTokens: 3 }).complete();
     assert.ok(r.completionTokens <= 3);
+  });
+
+  it('modelFromWeights: weights already in memory serve sessions like a loaded file', async () => {
+    const { ggufModel } = await import('../src/model/load/gguf.js');
+    const m = await modelFromWeights(ggufModel(fixtureBytes(), 'in memory'), { device: 'cpu' });
+    models.push(m);
+    assert.equal(m.source, 'in memory');
+    const s = await m.createSession({ contextSize: 16 });
+    assert.deepEqual((await s.generate('', { maxTokens: 15 }).complete()).ids, golden.slice(1, 16));
+    assert.throws(() => s.chat([{ role: 'user', content: 'hi' }]), NoChatTemplateError);
   });
 
   it('dispose: Symbol.dispose and Symbol.asyncDispose end sessions; the model disposes its sessions', async () => {

@@ -1,4 +1,12 @@
-export { loadModel, plan, Model, type LoadModelOptions, type SessionOptions, type PlanOptions } from './model.js';
+export {
+  loadModel,
+  modelFromWeights,
+  plan,
+  Model,
+  type LoadModelOptions,
+  type SessionOptions,
+  type PlanOptions,
+} from './model.js';
 export {
   Session,
   type PrefillOptions,

@@ -172,6 +172,18 @@ export async function loadModel(source: ModelSource, o: LoadModelOptions = {}): 
   return new Model(files, device, !given, storage, memoryBytes, o.chatTemplate ?? files.chatTemplate);
 }
 
+/** A model from weights already in memory (a loader of your own, or random weights for benchmarks). */
+export async function modelFromWeights(
+  loaded: LoadedModel,
+  o: Omit<LoadModelOptions, 'onProgress' | 'signal'> = {},
+): Promise<Model> {
+  const storage = o.storage ?? 'f32';
+  const given = typeof o.device === 'object' ? o.device : undefined;
+  const device = given ?? (await acquireDevice((o.device as BackendName | undefined) ?? 'auto'));
+  const files: ModelFiles = { model: loaded, special: {}, chatTemplate: undefined };
+  return new Model(files, device, !given, storage, o.memoryBytes ?? (await defaultMemoryBudget()), o.chatTemplate);
+}
+
 function weightList(m: LoadedModel): WeightTensor[] {
   const w = m.weights;
   const list = [w.tokenEmbedding, w.outputNorm, ...(w.output ? [w.output] : [])];
