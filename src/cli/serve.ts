@@ -76,7 +76,8 @@ export async function serveCommand(argv: string[]): Promise<void> {
     });
     const url = await server.listen(port, host);
     log(
-      `listening on ${url} (model ${server.modelId} on ${model.device.name}, context ${server.session.contextSize}, ${server.session.attention}${apiKey ? ', API key required' : ''})`,
+      `listening on ${url} (model ${server.modelId} on ${model.device.name}, ` +
+        `context ${server.session.contextSize}, ${server.session.attention}${apiKey ? ', API key required' : ''})`,
     );
     await new Promise<void>((resolve) => {
       const stop = (signal: string) => {

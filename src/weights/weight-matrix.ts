@@ -27,7 +27,8 @@ export class WeightMatrix {
       const f = BLOCK_FORMATS[weight.dtype];
       if (cols % f.values !== 0 || b.byteLength < (rows * cols * f.bytes) / f.values)
         throw new ShapeError(
-          `${weight.name}: ${weight.dtype} rows of ${cols} need whole blocks of ${f.values} and ${(rows * cols * f.bytes) / f.values} bytes (got ${b.byteLength})`,
+          `${weight.name}: ${weight.dtype} rows of ${cols} need whole blocks of ${f.values} ` +
+            `and ${(rows * cols * f.bytes) / f.values} bytes (got ${b.byteLength})`,
         );
     }
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
