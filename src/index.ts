@@ -6,3 +6,5 @@ export { GpuContext } from './runtime/webgpu.js';
 export * from './attention/index.js';
 export * from './io/npy.js';
 export { referenceAttention, naiveHalfAttention } from './reference/attention.js';
+export * from './api/index.js';
+export type { ModelConfig, Tokenizer, RopeScaling } from './model/types.js';

@@ -1,6 +1,8 @@
-// Test support: writes GGUF v2/v3 files (metadata of any type, tensors in F32, F16, BF16, Q8_0), and
+// Test support: writes GGUF v2/v3 files (metadata of any type, tensors in F32, F16, BF16, Q8_0, and Q4_0,
+// Q4_K, Q5_K, Q6_K through quant-encode.ts), and
 // re-encodes a loaded model's tensors, so loaders and dequantisation are tested on files we control.
 import { toHalfBits } from '../src/f16.js';
+import { QUANTISERS, quantise } from './quant-encode.js';
 
 export type MetaValue =
   | { type: 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64'; value: number | string | boolean }
@@ -40,6 +42,7 @@ export function encodeTensor(values: Float32Array, type: number): Uint8Array {
     }
     return new Uint8Array(out);
   }
+  if (QUANTISERS[type]) return quantise(values, type);
   throw new Error(`builder cannot encode type ${type}`);
 }
 
@@ -123,7 +126,8 @@ export function reencodeGguf(buf: Buffer, typeFor: (name: string) => number, ver
   const meta: Array<[string, MetaValue]> = [...g.metadata].map(([k, v]) => [k, metaValue(v)]);
   const tensors = g.tensors.map((t) => {
     const asked = t.dims.length === 2 ? typeFor(t.name) : 0;
-    const type = asked === 8 && t.dims[0] % 32 !== 0 ? 0 : asked; // Q8_0 rows must hold whole blocks
+    const block = QUANTISERS[asked]?.[0] ?? (asked === 8 ? 32 : 1);
+    const type = t.dims[0] % block !== 0 ? 0 : asked; // quantised rows must hold whole blocks
     const logical = [...t.dims].reverse();
     const values = new WeightMatrix({
       name: t.name,

@@ -73,10 +73,10 @@ describe('GGUF loader', () => {
   it('names an unsupported tensor type', () => {
     const b = Buffer.from(fixtureBytes());
     const at = b.indexOf(Buffer.from('blk.0.attn_q.weight')) + 'blk.0.attn_q.weight'.length + 4 + 16;
-    b.writeUInt32LE(2, at); // Q4_0: smaller than F32, so it lies inside the file
+    b.writeUInt32LE(3, at); // Q4_1 (not supported; Q4_0 is): smaller than F32, so it lies inside the file
     assert.throws(
       () => ggufModel(b, 'q4.gguf'),
-      (e: Error) => e instanceof UnsupportedError && /Q4_0/.test(e.message),
+      (e: Error) => e instanceof UnsupportedError && /Q4_1/.test(e.message),
     );
   });
 

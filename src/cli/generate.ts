@@ -10,6 +10,7 @@ import { createDecoder } from '../model/forward/create-decoder.js';
 import { generate, promptTokens } from '../model/generation/generate.js';
 import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
+import { prefillBar } from './progress-report.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
@@ -73,6 +74,10 @@ export async function generateCommand(argv: string[]): Promise<void> {
       topP: numberOption(v, 'top-p'),
       seed: numberOption(v, 'seed'),
       onText: (s) => process.stdout.write(s),
+      // Progress on stderr for a long prompt (Star lays out its anchor from the whole prompt: one call).
+      ...(schedule.methodFor(0).name === 'star'
+        ? {}
+        : { prefillSlice: chunk, onPrefillProgress: prefillBar('prefill') }),
     });
     process.stdout.write('\n');
     const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');

@@ -9,6 +9,7 @@ import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
+import { SERVE_USAGE, serveCommand } from './serve.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -20,6 +21,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
   longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
+  longctx serve --model F [--port 8080] ...     an OpenAI-compatible HTTP server for one model
 
 ${ATTEND_USAGE}
 
@@ -28,6 +30,8 @@ ${BENCH_USAGE}
 ${GENERATE_USAGE}
 
 ${PLAN_USAGE}
+
+${SERVE_USAGE}
 
 ${HOST_USAGE}
 
@@ -58,6 +62,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'plan':
       await planCommand(rest);
+      return 0;
+    case 'serve':
+      await serveCommand(rest);
       return 0;
     case undefined:
     case 'help':

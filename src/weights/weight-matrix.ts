@@ -1,17 +1,9 @@
 // Weights in their file encoding, read back as f32 one row at a time (or all at once for small models).
-// Q8_0 (llama.cpp/ggml): blocks of 32 values, an f16 scale d then 32 int8 q, value = d * q.
-// BF16 is the top half of an f32.
+// Block quantisations (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K: llama.cpp's) decode through quant-blocks.ts; a row
+// is a whole number of blocks. BF16 is the top half of an f32.
 import { ShapeError } from '../errors.js';
-import { fromHalfBits } from '../f16.js';
+import { BLOCK_FORMATS, HALF_TABLE, isBlockDType } from './quant-blocks.js';
 import type { WeightTensor } from './weight-tensor.js';
-
-const Q8_BLOCK = 32;
-const Q8_BYTES = 34;
-const HALF_TABLE = (() => {
-  const t = new Float32Array(65536);
-  for (let i = 0; i < 65536; i++) t[i] = fromHalfBits(i);
-  return t;
-})();
 
 /** A weight matrix [rows, cols] that hands out f32 rows. F32 rows are views; others decode into scratch. */
 export class WeightMatrix {
@@ -31,6 +23,14 @@ export class WeightMatrix {
     this.rows = rows;
     this.cols = cols;
     const b = weight.bytes;
+    if (isBlockDType(weight.dtype)) {
+      const f = BLOCK_FORMATS[weight.dtype];
+      if (cols % f.values !== 0 || b.byteLength < (rows * cols * f.bytes) / f.values)
+        throw new ShapeError(
+          `${weight.name}: ${weight.dtype} rows of ${cols} need whole blocks of ${f.values} ` +
+            `and ${(rows * cols * f.bytes) / f.values} bytes (got ${b.byteLength})`,
+        );
+    }
     this.view = new DataView(b.buffer, b.byteOffset, b.byteLength);
     this.scratch = new Float32Array(cols);
     if (weight.dtype === 'f32') {
@@ -71,12 +71,14 @@ export class WeightMatrix {
       case 'bf16':
         for (let i = 0, at = r * n * 2; i < n; i++, at += 2) out[i] = bf16(v.getUint16(at, true));
         return;
-      case 'q8_0': {
-        let at = r * (n / Q8_BLOCK) * Q8_BYTES;
-        for (let i = 0; i < n; i += Q8_BLOCK, at += Q8_BYTES) {
-          const d = HALF_TABLE[v.getUint16(at, true)];
-          for (let j = 0; j < Q8_BLOCK; j++) out[i + j] = d * v.getInt8(at + 2 + j);
-        }
+      case 'q8_0':
+      case 'q4_0':
+      case 'q4_k':
+      case 'q5_k':
+      case 'q6_k': {
+        const f = BLOCK_FORMATS[this.weight.dtype];
+        const b = this.weight.bytes;
+        for (let i = 0, at = r * (n / f.values) * f.bytes; i < n; i += f.values, at += f.bytes) f.decode(b, at, out, i);
         return;
       }
       case 'f32':

@@ -13,6 +13,9 @@ export interface GenerateOptions extends SamplerOptions {
   onText?: (text: string) => void;
   /** Stop at the tokenizer's EOS (default true). */
   stopAtEos?: boolean;
+  /** Feed the prompt in slices of this many tokens, reporting each (default: in one call; Star needs one). */
+  prefillSlice?: number;
+  onPrefillProgress?: (tokens: number, totalTokens: number) => void;
 }
 
 export interface GenerateResult {
@@ -82,7 +85,7 @@ export async function generate(
     opts.onText?.(s);
   };
   const t0 = performance.now();
-  let logits = opts.maxTokens > 0 ? await decoder.forward(promptIds) : undefined;
+  let logits = opts.maxTokens > 0 ? await prefill(decoder, promptIds, opts) : undefined;
   const t1 = performance.now();
   let stoppedAtEos = false;
   for (let i = 0; i < opts.maxTokens && logits; i++) {
@@ -98,4 +101,14 @@ export async function generate(
   emit(stream.flush());
   const t2 = performance.now();
   return { promptIds, ids, text, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, stoppedAtEos };
+}
+
+async function prefill(decoder: Decoder, ids: number[], opts: GenerateOptions): Promise<Float32Array> {
+  const slice = opts.prefillSlice ?? ids.length;
+  let logits: Float32Array | undefined;
+  for (let at = 0; at < ids.length; at += slice) {
+    logits = await decoder.forward(ids.slice(at, at + slice));
+    opts.onPrefillProgress?.(Math.min(ids.length, at + slice), ids.length);
+  }
+  return logits!;
 }

@@ -1,6 +1,6 @@
 // Loads a GGUF model (llama, qwen2, mistral architectures) into the LoadedModel contract: the config from
-// `<arch>.*` metadata, weights as byte slices of the file (F32, F16, BF16, Q8_0; others are refused by
-// name), and the tokenizer stored in the metadata. GGUF dims [ne0 = in, ne1 = out] are row-major [out][in].
+// `<arch>.*` metadata, weights as byte slices of the file (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K;
+// others are refused by name), and the tokenizer stored in the metadata. GGUF dims [ne0 = in, ne1 = out] are row-major [out][in].
 import { readFileSync, statSync } from 'node:fs';
 import { basename } from 'node:path';
 import { InputError, UnsupportedError } from '../../errors.js';
@@ -8,7 +8,19 @@ import { ggmlTypeName, parseGguf, type GgufFile, type GgufTensorInfo, type GgufV
 import { ggufTokenizer } from './gguf-tokenizer.js';
 import type { LayerWeights, LoadedModel, ModelConfig, RopeScaling, WeightDType, WeightTensor } from '../types.js';
 
-const DTYPES: Record<number, WeightDType> = { 0: 'f32', 1: 'f16', 8: 'q8_0', 30: 'bf16' };
+const DTYPES: Record<number, WeightDType> = {
+  0: 'f32',
+  1: 'f16',
+  2: 'q4_0',
+  8: 'q8_0',
+  12: 'q4_k',
+  13: 'q5_k',
+  14: 'q6_k',
+  30: 'bf16',
+};
+const SUPPORTED_TYPES = Object.keys(DTYPES)
+  .map((t) => ggmlTypeName(Number(t)))
+  .join(', ');
 const ARCHITECTURES = ['llama', 'qwen2', 'mistral'] as const;
 
 export function loadGguf(path: string): LoadedModel {
@@ -179,12 +191,12 @@ function weightTensor(g: GgufFile, t: GgufTensorInfo, shape: number[], file: str
   const dtype = DTYPES[t.type];
   if (!dtype)
     throw new UnsupportedError(
-      `${file}: tensor ${t.name} is ${ggmlTypeName(t.type)}; supported tensor types: F32, F16, BF16, Q8_0 (re-quantise the model to one of them)`,
+      `${file}: tensor ${t.name} is ${ggmlTypeName(t.type)}; supported tensor types: ${SUPPORTED_TYPES} (re-quantise the model to one of them)`,
     );
   const logical = [...t.dims].reverse();
   if (logical.join() !== shape.join())
     throw new InputError(`${file}: tensor ${t.name} has shape [${logical}], expected [${shape}] from the metadata`);
-  if (dtype === 'q8_0' && shape.length === 1)
-    throw new UnsupportedError(`${file}: vector ${t.name} is Q8_0; only matrices may be quantised`);
+  if (dtype.startsWith('q') && shape.length === 1)
+    throw new UnsupportedError(`${file}: vector ${t.name} is ${ggmlTypeName(t.type)}; only matrices may be quantised`);
   return { name: t.name, shape: logical, dtype, bytes: g.buffer.subarray(t.offset, t.offset + t.byteLength) };
 }

@@ -1,0 +1,64 @@
+// loadSession(model, file): a saved context back in a new session, after checking that the file was made with
+// this model, attention method and position scheme (SessionMismatchError otherwise).
+import { InputError } from '../errors.js';
+import type { Model, SessionOptions } from './model.js';
+import type { PrefillOptions, Session } from './session.js';
+import { checkHeader, decodeSessionFile } from './session-file.js';
+import { parseRopeSpec } from '../model/positions/rope-scaling.js';
+
+export interface LoadSessionOptions extends PrefillOptions {
+  /** Context of the new session (default: the saved one). */
+  contextSize?: number;
+  /** Must equal the saved method when given (default: the saved one). */
+  attention?: string;
+  rope?: SessionOptions['rope'];
+  chunk?: number;
+}
+
+export async function loadSession(
+  model: Model,
+  source: string | Uint8Array,
+  o: LoadSessionOptions = {},
+): Promise<Session> {
+  let bytes: Uint8Array;
+  let name = 'the session';
+  if (typeof source === 'string') {
+    name = source;
+    const { readFile } = await import('node:fs/promises');
+    bytes = await readFile(source).catch((e: Error) => {
+      throw new InputError(`cannot read session ${source}: ${e.message}`);
+    });
+  } else bytes = source;
+  const { header, ids } = decodeSessionFile(bytes, name);
+  const c = model.config;
+  const contextSize = o.contextSize ?? header.contextSize;
+  const attention = o.attention ?? header.attention;
+  const rope = typeof o.rope === 'string' ? parseRopeSpec(o.rope) : (o.rope ?? c.rope);
+  // Checked before the session's caches are allocated.
+  checkHeader(
+    header,
+    {
+      model: {
+        fingerprint: await model.fingerprint(),
+        source: model.source,
+        architecture: c.architecture,
+        layers: c.layers,
+        vocabSize: c.vocabSize,
+      },
+      attention,
+      positions: { rope, ropeTheta: c.ropeTheta, ropeLayout: c.ropeLayout },
+      contextSize,
+    },
+    name,
+  );
+  const bad = ids.find((id) => id >= c.vocabSize);
+  if (bad !== undefined) throw new InputError(`${name}: token id ${bad} is outside the vocabulary of ${c.vocabSize}`);
+  const session = await model.createSession({ contextSize, attention, rope, chunk: o.chunk });
+  try {
+    await session.restore(ids, o);
+    return session;
+  } catch (e) {
+    session.dispose();
+    throw e;
+  }
+}

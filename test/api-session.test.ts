@@ -1,0 +1,96 @@
+// Saved sessions: for every attention method the decoders run, generating after loadSession equals generating
+// after the prefill it saved; a file from another model, method, RoPE or format version is a
+// SessionMismatchError, and a damaged file an InputError, before anything is allocated.
+import { describe, it, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { InputError, loadModel, loadSession, SessionMismatchError } from '../src/index.js';
+import { reencodeGguf } from './gguf-builder.js';
+import { FIXTURE_GGUF, fixtureBytes } from './model-support.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'longctx-session-'));
+const DOC = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
+const METHODS = [
+  'flash',
+  'dense',
+  'window:left=16',
+  'sinks:tokens=4,left=16',
+  'cca:group=4,window=16',
+  'dsa:topk=16,local=8,sinks=2',
+  'hybrid:every=2,window=16',
+  'star:block=16',
+];
+
+describe('saved sessions', async () => {
+  const model = await loadModel(FIXTURE_GGUF, { device: 'cpu' });
+  after(() => model.dispose());
+
+  for (const attention of METHODS) {
+    it(`generate after loadSession equals generate after prefill (${attention})`, async () => {
+      const a = await model.createSession({ contextSize: 96, attention, chunk: 16 });
+      await a.prefill(DOC);
+      const file = join(dir, `${attention.replace(/[^a-z0-9]/g, '_')}.session`);
+      const bytes = await a.save(file);
+      assert.deepEqual(new Uint8Array(readFileSync(file)), bytes);
+      const expected = await a.generate(' Then', { maxTokens: 12 }).complete();
+      a.dispose();
+      const b = await loadSession(model, file);
+      assert.equal(b.attention, attention);
+      assert.equal(b.tokenCount, model.tokenizer.encode(DOC).length + 1);
+      const got = await b.generate(' Then', { maxTokens: 12 }).complete();
+      assert.deepEqual(got.ids, expected.ids);
+      b.dispose();
+    });
+  }
+
+  it('refuses a file of another model, method, RoPE, version or size with typed errors', async () => {
+    const a = await model.createSession({ contextSize: 64, attention: 'flash' });
+    await a.prefill(DOC);
+    const bytes = await a.save();
+    a.dispose();
+    const q8 = await loadModel(
+      reencodeGguf(fixtureBytes(), () => 8),
+      { device: 'cpu' },
+    );
+    try {
+      await assert.rejects(
+        loadSession(q8, bytes),
+        (e: Error) => e instanceof SessionMismatchError && /model/.test(e.message),
+      );
+    } finally {
+      q8.dispose();
+    }
+    await assert.rejects(
+      loadSession(model, bytes, { attention: 'window:left=8' }),
+      (e: Error) => e instanceof SessionMismatchError && /attention/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(model, bytes, { rope: 'linear:factor=2' }),
+      (e: Error) => e instanceof SessionMismatchError && /positions/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(model, bytes, { contextSize: 8 }),
+      (e: Error) => e instanceof SessionMismatchError && /more than/.test(e.message),
+    );
+    const newer = bytes.slice();
+    newer[8] = 2;
+    await assert.rejects(
+      loadSession(model, newer),
+      (e: Error) => e instanceof SessionMismatchError && /version 2/.test(e.message),
+    );
+    const notOne = bytes.slice();
+    notOne[0] = 0x58;
+    await assert.rejects(
+      loadSession(model, notOne),
+      (e: Error) => e instanceof InputError && /not a longctx session/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(model, bytes.subarray(0, bytes.length - 4)),
+      (e: Error) => e instanceof InputError && /truncated/.test(e.message),
+    );
+    await assert.rejects(loadSession(model, join(dir, 'missing.session')), (e: Error) => e instanceof InputError);
+    assert.equal((await loadSession(model, bytes)).tokenCount, model.tokenizer.encode(DOC).length + 1);
+  });
+});

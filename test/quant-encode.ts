@@ -1,0 +1,99 @@
+// Test support: simple quantisers for llama.cpp's Q4_0, Q4_K, Q5_K and Q6_K blocks (round to nearest with
+// per-block max/min scales; not llama.cpp's search for the best scales), so tests can build GGUF files
+// with those tensors. Bit placement follows the ggml layouts the reference (src/reference/) reads.
+import { fromHalfBits, toHalfBits } from '../src/f16.js';
+
+const roundHalf = (x: number) => fromHalfBits(toHalfBits(x));
+const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
+
+function q4_0(x: Float32Array, out: Uint8Array, at: number): void {
+  let max = 0;
+  for (const v of x) if (Math.abs(v) > Math.abs(max)) max = v;
+  const d = roundHalf(max / -8);
+  writeHalf(out, at, d);
+  for (let j = 0; j < 16; j++) {
+    const q = (v: number) => clamp(d === 0 ? 8 : Math.round(v / d + 8), 0, 15);
+    out[at + 2 + j] = q(x[j]) | (q(x[j + 16]) << 4);
+  }
+}
+
+/** Q4_K (bits 4) or Q5_K (bits 5): per sub-block of 32 a scale and a min, both 6-bit under f16 d, dmin. */
+function kQuant(bits: 4 | 5) {
+  const levels = 2 ** bits - 1;
+  return (x: Float32Array, out: Uint8Array, at: number): void => {
+    const scales: number[] = [];
+    const mins: number[] = [];
+    for (let s = 0; s < 8; s++) {
+      const part = x.subarray(32 * s, 32 * s + 32);
+      const lo = Math.min(0, ...part);
+      const hi = Math.max(...part);
+      scales.push((hi - lo) / levels);
+      mins.push(-lo);
+    }
+    const d = roundHalf(Math.max(...scales) / 63);
+    const dmin = roundHalf(Math.max(...mins) / 63);
+    const sc = scales.map((s) => clamp(d === 0 ? 0 : Math.round(s / d), 0, 63));
+    const m = mins.map((v) => clamp(dmin === 0 ? 0 : Math.round(v / dmin), 0, 63));
+    writeHalf(out, at, d);
+    writeHalf(out, at + 2, dmin);
+    for (let j = 0; j < 4; j++) {
+      out[at + 4 + j] = sc[j] | ((sc[j + 4] >> 4) << 6);
+      out[at + 8 + j] = m[j] | ((m[j + 4] >> 4) << 6);
+      out[at + 12 + j] = (sc[j + 4] & 15) | ((m[j + 4] & 15) << 4);
+    }
+    const qh = at + 16;
+    const qs = at + (bits === 5 ? 48 : 16);
+    for (let i = 0; i < 256; i++) {
+      const s = i >> 5;
+      const l = i & 31;
+      const step = d * sc[s];
+      const q = clamp(step === 0 ? 0 : Math.round((x[i] + dmin * m[s]) / step), 0, levels);
+      out[qs + 32 * (s >> 1) + l] |= (q & 15) << (4 * (s & 1));
+      if (bits === 5) out[qh + l] |= (q >> 4) << s;
+    }
+  };
+}
+
+function q6_K(x: Float32Array, out: Uint8Array, at: number): void {
+  const scales: number[] = [];
+  for (let s = 0; s < 16; s++) {
+    let amax = 0;
+    for (let j = 0; j < 16; j++) amax = Math.max(amax, Math.abs(x[16 * s + j]));
+    scales.push(amax / 31);
+  }
+  const d = roundHalf(Math.max(...scales) / 127);
+  const sc = scales.map((s) => clamp(d === 0 ? 0 : Math.round(s / d), -128, 127));
+  for (let s = 0; s < 16; s++) out[at + 192 + s] = sc[s] & 255;
+  writeHalf(out, at + 208, d);
+  for (let i = 0; i < 256; i++) {
+    const step = d * sc[i >> 4];
+    const q = clamp(step === 0 ? 0 : Math.round(x[i] / step), -32, 31) + 32;
+    const half = i >> 7;
+    const quarter = (i & 127) >> 5;
+    const l = i & 31;
+    out[at + 64 * half + l + 32 * (quarter & 1)] |= (q & 15) << (quarter < 2 ? 0 : 4);
+    out[at + 128 + 32 * half + l] |= (q >> 4) << (2 * quarter);
+  }
+}
+
+function writeHalf(out: Uint8Array, at: number, v: number): void {
+  const bits = toHalfBits(v);
+  out[at] = bits & 255;
+  out[at + 1] = bits >> 8;
+}
+
+/** ggml type id -> [values per block, bytes per block, quantiser]. */
+export const QUANTISERS: Record<number, [number, number, (x: Float32Array, out: Uint8Array, at: number) => void]> = {
+  2: [32, 18, q4_0],
+  12: [256, 144, kQuant(4)],
+  13: [256, 176, kQuant(5)],
+  14: [256, 210, q6_K],
+};
+
+export function quantise(values: Float32Array, type: number): Uint8Array {
+  const [n, bytes, encode] = QUANTISERS[type];
+  if (values.length % n !== 0) throw new Error(`${values.length} values are not whole blocks of ${n}`);
+  const out = new Uint8Array((values.length / n) * bytes);
+  for (let b = 0; b < values.length / n; b++) encode(values.subarray(b * n, (b + 1) * n), out, b * bytes);
+  return out;
+}

@@ -1,0 +1,227 @@
+// llama.cpp's block quantisations: Q4_0, Q4_K, Q5_K, Q6_K (and Q8_0) decoded by weights/quant-blocks.ts
+// against a float64 reference of the formulas on random blocks (every bit pattern, odd block counts), the
+// test quantiser's round trip, the GGUF type table, and a GGUF with those tensors generating the same
+// greedy ids on the CPU and on WebGPU.
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { toHalfBits } from '../src/f16.js';
+import { WeightMatrix } from '../src/weights/weight-matrix.js';
+import type { WeightDType } from '../src/weights/weight-tensor.js';
+import { dequantizeReference, QUANT_REFERENCE, type QuantName } from '../src/reference/quant-reference.js';
+import { ggufModel } from '../src/model/load/gguf.js';
+import { parseGguf } from '../src/model/load/gguf-reader.js';
+import { randomModel } from '../src/model/load/random-model.js';
+import type { ModelConfig } from '../src/model/types.js';
+import { loadModel } from '../src/index.js';
+import { buildGguf, encodeTensor, metaValue, type BuilderTensor, type MetaValue } from './gguf-builder.js';
+import { fixtureBytes } from './model-support.js';
+import { assertNoNaN, webgpuDevice } from './support.js';
+
+const gpu = await webgpuDevice();
+const FORMATS: Array<[QuantName, number]> = [
+  ['q4_0', 2],
+  ['q4_k', 12],
+  ['q5_k', 13],
+  ['q6_k', 14],
+  ['q8_0', 8],
+];
+/** Where each format keeps its f16 scales (byte offsets in a block). */
+const HALF_FIELDS: Record<QuantName, number[]> = { q4_0: [0], q8_0: [0], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208] };
+
+function xorshift(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
+    return s / 2 ** 32;
+  };
+}
+
+/** Random blocks: every byte random, f16 scales random finite halves (tiny to large, either sign). */
+function randomBlocks(name: QuantName, blocks: number, seed: number): Uint8Array {
+  const f = QUANT_REFERENCE[name];
+  const rand = xorshift(seed);
+  const b = new Uint8Array(blocks * f.bytes);
+  for (let i = 0; i < b.length; i++) b[i] = Math.floor(rand() * 256);
+  for (let k = 0; k < blocks; k++)
+    for (const at of HALF_FIELDS[name]) {
+      const bits = toHalfBits((rand() - 0.5) * 2 ** (Math.floor(rand() * 24) - 16));
+      b[k * f.bytes + at] = bits & 255;
+      b[k * f.bytes + at + 1] = bits >> 8;
+    }
+  return b;
+}
+
+describe('block quantisations against float64', () => {
+  for (const [name] of FORMATS) {
+    it(`${name}: random blocks decode as the formulas say`, () => {
+      const f = QUANT_REFERENCE[name];
+      for (const [rows, blocksPerRow, seed] of [
+        [1, 1, 1],
+        [3, 5, 2],
+        [7, 3, 3],
+      ]) {
+        const cols = blocksPerRow * f.values;
+        const bytes = randomBlocks(name, rows * blocksPerRow, seed);
+        const ref = dequantizeReference(name, bytes, rows, cols);
+        const m = new WeightMatrix({ name, shape: [rows, cols], dtype: name as WeightDType, bytes });
+        const all = m.toFloat32();
+        assertNoNaN(name, all);
+        let nonzero = 0;
+        for (let i = 0; i < ref.length; i++) {
+          // f32 products and one subtraction: a few ulps of the terms' size.
+          const tol = 4e-7 * (Math.abs(ref[i]) + 1e-30) + 1e-12;
+          if (Math.abs(all[i] - ref[i]) > tol && Math.abs(all[i] - ref[i]) > 1e-6 * maxAbs(ref))
+            assert.fail(`${name} value ${i}: ${all[i]} vs ${ref[i]}`);
+          if (ref[i] !== 0) nonzero++;
+        }
+        assert.ok(nonzero > ref.length / 2, 'the random blocks exercise most values');
+        for (let r = 0; r < rows; r++) assert.deepEqual(m.row(r), all.subarray(r * cols, (r + 1) * cols));
+      }
+    });
+  }
+
+  it('rows that are not whole blocks, or bytes that are short, are ShapeErrors', () => {
+    const bytes = new Uint8Array(144);
+    assert.throws(() => new WeightMatrix({ name: 'w', shape: [1, 128], dtype: 'q4_k', bytes }), /whole blocks of 256/);
+    assert.throws(() => new WeightMatrix({ name: 'w', shape: [2, 256], dtype: 'q4_k', bytes }), /288 bytes/);
+  });
+
+  for (const [name, type, tolerance] of [
+    ['q4_0', 2, 0.08],
+    ['q4_k', 12, 0.05],
+    ['q5_k', 13, 0.025],
+    ['q6_k', 14, 0.02],
+  ] as const) {
+    it(`${name}: the test quantiser round-trips within ${tolerance} of the range`, () => {
+      const rand = xorshift(7);
+      const values = Float32Array.from({ length: 3 * 256 }, () => (rand() - 0.5) * 2);
+      const m = new WeightMatrix({ name, shape: [3, 256], dtype: name, bytes: encodeTensor(values, type) });
+      const back = m.toFloat32();
+      let err = 0;
+      for (let i = 0; i < values.length; i++) err = Math.max(err, Math.abs(back[i] - values[i]));
+      assert.ok(err > 0 && err <= tolerance * 2, `${name}: max error ${err}`);
+    });
+  }
+});
+
+/** A 2-layer Llama of width 256 with stories260K's tokenizer, its matrices in the given ggml types. */
+function quantisedGguf(types: (name: string) => number): Buffer {
+  const config: ModelConfig = {
+    architecture: 'llama',
+    vocabSize: 512,
+    hiddenSize: 256,
+    intermediateSize: 512,
+    layers: 2,
+    heads: 4,
+    kvHeads: 2,
+    headDim: 64,
+    rmsNormEps: 1e-5,
+    ropeTheta: 10000,
+    rope: { kind: 'none' },
+    ropeLayout: 'interleaved',
+    contextLength: 256,
+    tiedEmbeddings: false,
+    attentionBias: false,
+  };
+  const m = randomModel(config, 5);
+  const fixture = parseGguf(fixtureBytes(), 'fixture').metadata;
+  const meta: Array<[string, MetaValue]> = [
+    ['general.architecture', { type: 'string', value: 'llama' }],
+    ['llama.embedding_length', { type: 'u32', value: 256 }],
+    ['llama.feed_forward_length', { type: 'u32', value: 512 }],
+    ['llama.block_count', { type: 'u32', value: 2 }],
+    ['llama.attention.head_count', { type: 'u32', value: 4 }],
+    ['llama.attention.head_count_kv', { type: 'u32', value: 2 }],
+    ['llama.context_length', { type: 'u32', value: 256 }],
+    ...[...fixture]
+      .filter(([k]) => k.startsWith('tokenizer.'))
+      .map(([k, v]) => [k, metaValue(v)] as [string, MetaValue]),
+  ];
+  const tensors: BuilderTensor[] = [];
+  const add = (name: string, t: { shape: readonly number[]; bytes: Uint8Array }) => {
+    const values = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
+    const type = t.shape.length === 2 ? types(name) : 0;
+    // Q4_1 (type 3, 20 bytes per 32) is not encoded here: zero bytes stand in for a type the loader refuses.
+    const data = type === 3 ? new Uint8Array((values.length / 32) * 20) : encodeTensor(values, type);
+    tensors.push({ name, dims: [...t.shape].reverse(), type, data });
+  };
+  const w = m.weights;
+  add('token_embd.weight', w.tokenEmbedding);
+  add('output_norm.weight', w.outputNorm);
+  add('output.weight', w.output!);
+  const names = [
+    'attn_norm',
+    'ffn_norm',
+    'attn_q',
+    'attn_k',
+    'attn_v',
+    'attn_output',
+    'ffn_gate',
+    'ffn_up',
+    'ffn_down',
+  ];
+  const fields = ['attnNorm', 'ffnNorm', 'wq', 'wk', 'wv', 'wo', 'wGate', 'wUp', 'wDown'] as const;
+  w.layers.forEach((l, i) => names.forEach((n, k) => add(`blk.${i}.${n}.weight`, l[fields[k]])));
+  return buildGguf(meta, tensors);
+}
+
+// Every format in one model: the embedding Q6_K, attention Q4_K and Q4_0, the MLP Q5_K, the output Q6_K.
+const MIXED = (name: string): number =>
+  name.startsWith('token_embd') || name === 'output.weight'
+    ? 14
+    : /attn_(q|k)\./.test(name)
+      ? 12
+      : /attn_(v|output)/.test(name)
+        ? 2
+        : 13;
+
+describe('a GGUF with quantised tensors', () => {
+  it('loads with each matrix in its type, and names an unsupported type', () => {
+    const m = ggufModel(quantisedGguf(MIXED), 'mixed.gguf');
+    assert.equal(m.weights.tokenEmbedding.dtype, 'q6_k');
+    assert.equal(m.weights.layers[0].wq.dtype, 'q4_k');
+    assert.equal(m.weights.layers[1].wv.dtype, 'q4_0');
+    assert.equal(m.weights.layers[1].wDown.dtype, 'q5_k');
+    assert.throws(
+      () =>
+        ggufModel(
+          quantisedGguf((n) => (n.includes('ffn_up') ? 3 : 0)),
+          'q4_1.gguf',
+        ),
+      (e: Error) => /Q4_1; supported tensor types: F32, F16, Q4_0, Q8_0, Q4_K, Q5_K, Q6_K, BF16/.test(e.message),
+    );
+  });
+
+  it(
+    'generates the same greedy ids on the CPU and on WebGPU',
+    { skip: gpu ? false : 'no WebGPU adapter' },
+    async () => {
+      const bytes = quantisedGguf(MIXED);
+      const run = async (device: 'cpu' | NonNullable<typeof gpu>) => {
+        const model = await loadModel(bytes, { device });
+        try {
+          const s = await model.createSession({ contextSize: 40 });
+          const g = s.generate('Once upon a time', { maxTokens: 24, stopAtEos: false });
+          return (await g.complete()).ids;
+        } finally {
+          model.dispose();
+        }
+      };
+      const cpu = await run('cpu');
+      const webgpu = await run(gpu!);
+      assert.equal(cpu.length, 24);
+      assert.ok(new Set(cpu).size > 3, 'a random model that does not repeat one token');
+      assert.deepEqual(webgpu, cpu);
+    },
+  );
+});
+
+function maxAbs(xs: ArrayLike<number>): number {
+  let m = 0;
+  for (let i = 0; i < xs.length; i++) m = Math.max(m, Math.abs(xs[i]));
+  return m;
+}
