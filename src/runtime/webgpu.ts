@@ -159,11 +159,12 @@ export class GpuContext {
     return buffer;
   }
 
-  uniform(words: ArrayBuffer): GPUBuffer {
+  uniform(words: ArrayBuffer, label?: string): GPUBuffer {
     this.counters.uniformsCreated++;
     const buffer = this.device.createBuffer({
       size: Math.max(16, Math.ceil(words.byteLength / 16) * 16),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label,
     });
     this.device.queue.writeBuffer(buffer, 0, words);
     return buffer;
@@ -208,6 +209,16 @@ export class GpuContext {
     const pass = enc.beginComputePass();
     record(pass);
     pass.end();
+    this.device.queue.submit([enc.finish()]);
+    const err = await this.device.popErrorScope();
+    if (err) throw new DeviceError(`${label}: ${err.message}`);
+  }
+
+  /** Records copies and passes into one encoder, submits it, and reports validation errors as DeviceError. */
+  async encode(label: string, record: (enc: GPUCommandEncoder) => void): Promise<void> {
+    this.device.pushErrorScope('validation');
+    const enc = this.device.createCommandEncoder({ label });
+    record(enc);
     this.device.queue.submit([enc.finish()]);
     const err = await this.device.popErrorScope();
     if (err) throw new DeviceError(`${label}: ${err.message}`);
