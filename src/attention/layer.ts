@@ -45,4 +45,6 @@ export interface LayerDims {
   /** Tokens per forward chunk at most. */
   chunk: number;
   dtype: DType;
+  /** Window and sinks layers keep a ring of what a query sees (default); false keeps every position. */
+  ring?: boolean;
 }

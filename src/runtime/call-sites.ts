@@ -35,9 +35,9 @@ export class CallSites {
     return u;
   }
 
-  /** The bind group of `buffers` (last: this call site's uniform), made once while the buffers stay the same. */
-  group(pipe: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {
-    const key = buffers[buffers.length - 1];
+  /** The bind group of `buffers`, made once per (call site, pipeline) while the buffers stay the same;
+   * `key` is the call site's uniform (default: the last buffer). */
+  group(pipe: GPUComputePipeline, buffers: GPUBuffer[], key = buffers[buffers.length - 1]): GPUBindGroup {
     let byPipe = this.groups.get(key);
     if (!byPipe) this.groups.set(key, (byPipe = new Map()));
     const cached = byPipe.get(pipe);
@@ -48,10 +48,16 @@ export class CallSites {
     return group;
   }
 
-  dispatch(pass: GPUComputePassEncoder, pipe: GPUComputePipeline, buffers: GPUBuffer[], x: number, y = 1, z = 1): void {
+  dispatch(
+    pass: GPUComputePassEncoder,
+    pipe: GPUComputePipeline,
+    buffers: GPUBuffer[],
+    groups: readonly number[],
+    key?: GPUBuffer,
+  ): void {
     pass.setPipeline(pipe);
-    pass.setBindGroup(0, this.group(pipe, buffers));
-    pass.dispatchWorkgroups(x, y, z);
+    pass.setBindGroup(0, this.group(pipe, buffers, key));
+    pass.dispatchWorkgroups(groups[0], groups[1] ?? 1, groups[2] ?? 1);
   }
 
   destroy(): void {

@@ -29,7 +29,7 @@ export interface KvMethod {
  * window and the sinks). When that is no smaller than the run, the cache is dense; a query then still sees
  * every row it holds, since then every position after the sinks lies within its window.
  */
-export function kvMethod(spec: MethodSpec, maxTokens: number): KvMethod {
+export function kvMethod(spec: MethodSpec, maxTokens: number, ring = true): KvMethod {
   const dense = RingLayout.dense(maxTokens);
   const base = { spec, variant: variantParam(spec), kernel: 'flash' as const, layout: dense };
   switch (spec.name) {
@@ -47,9 +47,11 @@ export function kvMethod(spec: MethodSpec, maxTokens: number): KvMethod {
     case 'sinks': {
       const sinks = spec.name === 'sinks' ? intParam(spec, 'tokens') : 0;
       const left = intParam(spec, 'left');
-      const layout = sinks + left + 1 < maxTokens ? new RingLayout(sinks, left + 1) : dense;
+      const narrower = sinks + left + 1 < maxTokens;
+      const layout = ring && narrower ? new RingLayout(sinks, left + 1) : dense;
       const mask = maskForSpec(spec, true);
-      return { ...base, layout, mask: () => mask, seesAllRows: () => true };
+      // A dense cache kept on request (ring false) holds positions a narrow window no longer sees.
+      return { ...base, layout, mask: () => mask, seesAllRows: () => ring || !narrower };
     }
     case 'star': {
       const p = starParams(spec);

@@ -3,25 +3,16 @@
 // RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the (possibly tied) output projection.
 // A prompt runs in chunks of `chunk` tokens against the KV cache, so no N x N matrix exists beyond a chunk.
 import { ShapeError } from '../../errors.js';
-import { tensor } from '../../tensor.js';
-import { cpuDevice } from '../../runtime/device.js';
-import { attention } from '../../attention/attention.js';
-import { attendSelected } from '../../attention/dsa.js';
-import type { MethodSpec } from '../../attention/spec.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
+import type { LayerAttention, LayerDims } from '../../attention/layer.js';
 import { matmulRowsCpu } from '../../kernels/matmul-cpu.js';
 import { rmsNormCpu } from '../../kernels/rmsnorm-cpu.js';
 import { ropeCpu } from '../../kernels/rope-cpu.js';
 import { swigluCpu } from '../../kernels/elementwise-cpu.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
-import { DenseKVCache, RingKVCache, type LayerKVCache } from '../caches/kv-cache.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
-import type { CcaKVCache } from '../../attention/cca-cache.js';
-import { ccaLayerCache, checkDecoderMethod } from '../caches/method-caches.js';
-import { StarMasks } from '../caches/star-layers.js';
-import { flashAttention } from '../../attention/flash.js';
-import { DsaLayer, dsaLayerParams } from '../caches/dsa-layer.js';
+import { createCpuLayer } from '../caches/layer-factory.js';
 
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */
@@ -65,12 +56,7 @@ interface Layer {
   wGate: WeightMatrix;
   wUp: WeightMatrix;
   wDown: WeightMatrix;
-  method: MethodSpec;
-  cache: LayerKVCache;
-  /** CCA layers attend through their compressed cache instead (cache then holds nothing). */
-  cca?: CcaKVCache;
-  /** DSA layers: index keys and key selection (cache holds their keys and values). */
-  dsa?: DsaLayer;
+  attention: LayerAttention<Float32Array>;
 }
 
 export function modelParameterCount(c: ModelConfig): number {
@@ -78,23 +64,6 @@ export function modelParameterCount(c: ModelConfig): number {
   return (
     c.layers * (attn + 3 * c.hiddenSize * c.intermediateSize) + c.vocabSize * c.hiddenSize * (c.tiedEmbeddings ? 1 : 2)
   );
-}
-
-/** The cache a layer's method needs: a ring for window and sinks (when narrower than the run), else dense. */
-export function cacheForMethod(
-  c: ModelConfig,
-  method: MethodSpec,
-  maxTokens: number,
-  chunk: number,
-  ring = true,
-): LayerKVCache {
-  if (ring && (method.name === 'window' || method.name === 'sinks')) {
-    const left = Number(method.params.left);
-    const sinks = method.name === 'sinks' ? Number(method.params.tokens) : 0;
-    // The ring also holds one chunk's keys while it is attended: worth it only when smaller than the run.
-    if (sinks + left + 1 + chunk < maxTokens) return new RingKVCache(c.kvHeads, c.headDim, left, sinks, chunk);
-  }
-  return new DenseKVCache(c.kvHeads, c.headDim, maxTokens);
 }
 
 export class CpuDecoder implements Decoder {
@@ -107,10 +76,10 @@ export class CpuDecoder implements Decoder {
   private readonly ropeFactor: number;
   private readonly chunk: number;
   private pos = 0;
-  private readonly starMasks: StarMasks;
+  private prompt?: number;
   /** Activations of one chunk, allocated once. */
   private readonly scratch: Record<
-    'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'o' | 'proj' | 'gate' | 'up',
+    'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'oh' | 'o' | 'proj' | 'gate' | 'up',
     Float32Array
   >;
 
@@ -125,11 +94,17 @@ export class CpuDecoder implements Decoder {
     const mat = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, decodeAll);
     const vec = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, true).toFloat32();
     this.chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
-    this.starMasks = new StarMasks(opts.maxTokens);
+    const dims: LayerDims = {
+      heads: c.heads,
+      kvHeads: c.kvHeads,
+      headDim: c.headDim,
+      maxTokens: opts.maxTokens,
+      chunk: this.chunk,
+      dtype: 'f32',
+      ring: opts.ringCaches ?? true,
+    };
     this.layers = w.layers.map((l, i) => {
-      const method = schedule.methodFor(i);
-      checkDecoderMethod(method);
-      const cca = ccaLayerCache(c, method);
+      const attention = createCpuLayer({ index: i, method: schedule.methodFor(i), dims, config: c, weights: l });
       return {
         attnNorm: vec(l.attnNorm),
         ffnNorm: vec(l.ffnNorm),
@@ -143,12 +118,7 @@ export class CpuDecoder implements Decoder {
         wGate: mat(l.wGate),
         wUp: mat(l.wUp),
         wDown: mat(l.wDown),
-        method,
-        cache: cca
-          ? new DenseKVCache(c.kvHeads, c.headDim, 0)
-          : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
-        cca,
-        dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), opts.maxTokens) : undefined,
+        attention,
       };
     });
     this.embedding = mat(w.tokenEmbedding);
@@ -166,6 +136,7 @@ export class CpuDecoder implements Decoder {
       qh: f(qd),
       kh: f(kd),
       vh: f(kd),
+      oh: f(qd),
       o: f(qd),
       proj: f(c.hiddenSize),
       gate: f(c.intermediateSize),
@@ -180,15 +151,16 @@ export class CpuDecoder implements Decoder {
   }
 
   get cacheBytes(): number {
-    return this.layers.reduce((a, l) => a + (l.cca ? l.cca.bytes : l.cache.bytes) + (l.dsa?.bytes ?? 0), 0);
+    return this.layers.reduce((a, l) => a + l.attention.cacheBytes, 0);
+  }
+
+  /** Each layer's method and kernel choice (`generate --stats`, `plan`). */
+  get plans(): string[] {
+    return this.layers.map((l) => l.attention.plan);
   }
 
   reset(): void {
-    for (const l of this.layers) {
-      l.cache.reset();
-      l.dsa?.reset();
-      if (l.cca) l.cca = ccaLayerCache(this.config, l.method);
-    }
+    for (const l of this.layers) l.attention.reset();
     this.pos = 0;
   }
 
@@ -200,7 +172,7 @@ export class CpuDecoder implements Decoder {
       throw new ShapeError(
         `the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`,
       );
-    if (this.pos === 0) this.starMasks.begin(tokens.length);
+    if (this.pos === 0) this.prompt = tokens.length;
     let last: Float32Array | undefined;
     for (let a = 0; a < tokens.length; a += this.chunk) last = await this.forwardChunk(tokens.slice(a, a + this.chunk));
     return last!;
@@ -210,7 +182,6 @@ export class CpuDecoder implements Decoder {
     const c = this.config;
     const T = tokens.length;
     const [H, D, Hq, Hkv, F] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize];
-    const group = Hq / Hkv;
     const sc = this.scratch;
     const view = (a: Float32Array, per: number) => a.subarray(0, T * per);
     const [x, h, q, k, v, proj] = [
@@ -221,10 +192,11 @@ export class CpuDecoder implements Decoder {
       view(sc.v, Hkv * D),
       view(sc.proj, H),
     ];
-    const [qh, kh, vh, o, gate, up] = [
+    const [qh, kh, vh, oh, o, gate, up] = [
       view(sc.qh, Hq * D),
       view(sc.kh, Hkv * D),
       view(sc.vh, Hkv * D),
+      view(sc.oh, Hq * D),
       view(sc.o, Hq * D),
       view(sc.gate, F),
       view(sc.up, F),
@@ -245,33 +217,17 @@ export class CpuDecoder implements Decoder {
       tokenMajorToHeadMajor(k, kh, T, Hkv, D);
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
       this.opts.observe?.(li, this.pos, T, qh, kh);
-      if (layer.cca) {
-        const state = await layer.cca.forward(
-          cpuDevice,
-          tensor([Hq, T, D], 'f32', qh),
-          tensor([Hkv, T, D], 'f32', kh),
-          tensor([Hkv, T, D], 'f32', vh),
-        );
-        headMajorToTokenMajor(state.o, o, T, Hq, D, 0, Hq);
-      }
-      const keys = layer.cca ? undefined : layer.cache.append(kh, vh, T);
-      layer.dsa?.append(kh, T, h);
-      const selected = layer.dsa && (await layer.dsa.select(cpuDevice, qh, T, h));
-      for (let g = 0; keys && g < Hkv; g++) {
-        // One call per key/value head: its cache rows are contiguous views, so nothing is copied.
-        const qg = tensor([group, T, D], 'f32', qh.subarray(g * group * T * D, (g + 1) * group * T * D));
-        const kg = tensor([1, keys.n, D], 'f32', keys.keys[g]);
-        const vg = tensor([1, keys.n, D], 'f32', keys.values[g]);
-        const state = selected
-          ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
-          : layer.method.name === 'star' || layer.method.name === 'ring'
-            ? await flashAttention(cpuDevice, qg, kg, vg, {
-                causal: true,
-                mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined,
-              })
-            : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
-        headMajorToTokenMajor(state.o, o, T, group, D, g * group, Hq);
-      }
+      await layer.attention.forward({
+        q: qh,
+        k: kh,
+        v: vh,
+        out: oh,
+        start: this.pos,
+        tokens: T,
+        promptTokens: this.prompt,
+        input: h,
+      });
+      headMajorToTokenMajor(oh, o, T, Hq, D, 0, Hq);
       matmulRowsCpu(o, T, layer.wo, proj);
       for (let i = 0; i < x.length; i++) x[i] += proj[i];
       rmsNormCpu(x, T, H, layer.ffnNorm, c.rmsNormEps, h);
