@@ -12,6 +12,7 @@ import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
+import { benchModelCommand } from './bench-model.js';
 
 export const BENCH_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
                       [--heads 32] [--kv-heads H] [--head-dim 128] [--no-causal] [--reps 3] [--warmup 1]
@@ -25,7 +26,9 @@ const CPU_LENGTHS = [256, 512, 1024, 2048];
 
 export async function benchCommand(argv: string[]): Promise<void> {
   const [what, ...rest] = argv;
-  if (what !== 'attention') throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention`);
+  if (what === 'model') return benchModelCommand(rest);
+  if (what !== 'attention')
+    throw new InputError(`bench: unknown benchmark '${what ?? ''}'; available: attention, model`);
   const v = parse(rest, {
     lengths: { type: 'string' },
     method: { type: 'string', multiple: true },

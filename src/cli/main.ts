@@ -14,6 +14,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx demo [--backend cpu|webgpu|auto]      dense against flash as the length grows
   longctx attend ...                            run one attention call on .npy arrays
   longctx bench attention ...                   speed and memory sweep (JSON, markdown, SVG)
+  longctx bench model ...                       a random-weight model's prefill, decode, memory per method and context
   longctx info [--backend ...]                  the device, its features and limits
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer

@@ -32,8 +32,9 @@ export class CpuKvLayer implements LayerAttention<Float32Array> {
     this.v = new Float32Array(n);
   }
 
+  /** Bytes of the rows held now (the cache is allocated once for the run). */
   get cacheBytes(): number {
-    return this.k.byteLength + this.v.byteLength;
+    return 2 * this.dims.kvHeads * this.method.layout.held(this.length) * this.dims.headDim * 4;
   }
 
   get plan(): string {

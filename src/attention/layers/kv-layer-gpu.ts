@@ -110,8 +110,10 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
     return new GpuKvLayer(gpu, dims, method, k, v, scratch);
   }
 
+  /** Bytes of the rows held now (the cache is allocated once for the run: layout.slots rows per head). */
   get cacheBytes(): number {
-    return 2 * this.dims.kvHeads * this.method.layout.slots * this.dims.headDim * (this.dims.dtype === 'f16' ? 2 : 4);
+    const rows = this.method.layout.held(this.length);
+    return 2 * this.dims.kvHeads * rows * this.dims.headDim * (this.dims.dtype === 'f16' ? 2 : 4);
   }
 
   get plan(): string {
