@@ -2,7 +2,7 @@
 // process): its cache layout, the mask of a prefill chunk over position-ordered keys, and when a single
 // query sees every row it holds (then decoding reads the cache in place, in slot order: attention does
 // not depend on the order of its keys).
-import { SpecError } from '../../errors.js';
+import { ShapeError, SpecError } from '../../errors.js';
 import type { MaskNode } from '../../spine/mask.js';
 import { intParam, variantParam, type FlashVariant, type MethodSpec } from '../spec.js';
 import { maskForSpec } from '../sparse.js';
@@ -58,8 +58,8 @@ export function kvMethod(spec: MethodSpec, maxTokens: number, ring = true): KvMe
       const masks = new Map<number, MaskNode>();
       const context = (prompt: number | undefined) => {
         if (prompt === undefined)
-          throw new SpecError('star: the first forward of a sequence (its prompt) is not known');
-        if (p.query > prompt) throw new SpecError(`star: query=${p.query} exceeds the prompt's ${prompt} tokens`);
+          throw new ShapeError('star: the first forward of a sequence (its prompt) is not known');
+        if (p.query > prompt) throw new ShapeError(`star: query=${p.query} exceeds the prompt's ${prompt} tokens`);
         return prompt - p.query;
       };
       return {
