@@ -16,7 +16,8 @@ import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
 import { DenseKVCache } from '../src/model/caches/kv-cache.js';
 import { RingLayout } from '../src/attention/layers/ring-layout.js';
 import { generate } from '../src/model/generation/generate.js';
-import { uniformSchedule, hybridSchedule } from '../src/attention/sparse.js';
+import { uniformSchedule, hybridSchedule, scheduleFromSpec } from '../src/attention/sparse.js';
+import { parseMethodSpec } from '../src/attention/spec.js';
 import type { ModelConfig, WeightDType } from '../src/model/types.js';
 import { encodeTensor } from './gguf-builder.js';
 import { FIXTURE_GGUF, expectedIds, expectedText } from './model-support.js';
@@ -96,10 +97,19 @@ describe('decoder pieces against float64', () => {
 });
 
 describe('stories260K on the CPU', () => {
-  for (const spec of ['dense', 'flash', 'window:left=4096']) {
+  // Every method that equals exact attention at 200 tokens (a window, sinks, a Star block wider than the run).
+  for (const spec of [
+    'dense',
+    'flash',
+    'window:left=4096',
+    'sinks:tokens=4,left=4096',
+    'hybrid:every=2,window=4096',
+    'star:block=256',
+    'ring',
+  ]) {
     it(`greedy from BOS reproduces the golden ids and text (${spec})`, async () => {
       const ids = expectedIds();
-      const decoder = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 201 });
+      const decoder = new CpuDecoder(model, scheduleFromSpec(parseMethodSpec(spec)), { maxTokens: 201 });
       let streamed = '';
       const r = await generate(decoder, model.tokenizer, [1], {
         maxTokens: 200,
