@@ -66,6 +66,10 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
 
   async submit(): Promise<void> {}
 
+  forwardScope<T>(work: () => Promise<T>): Promise<T> {
+    return work();
+  }
+
   async read(b: Float32Array, n: number): Promise<Float32Array> {
     return b.slice(0, n);
   }

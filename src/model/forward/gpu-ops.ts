@@ -126,6 +126,10 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     if (recorded.length) await this.gpu.run(label, (pass) => recorded.forEach((r) => r(pass)));
   }
 
+  forwardScope<T>(work: () => Promise<T>): Promise<T> {
+    return this.gpu.checked('forward pass', work);
+  }
+
   async read(b: GPUBuffer, n: number, storage = false): Promise<Float32Array> {
     const dtype = storage ? this.storage : 'f32';
     const bytes = await this.gpu.read(b, n * (dtype === 'f16' ? 2 : 4));

@@ -57,9 +57,11 @@ export class LlamaDecoder<B, M, V> implements Decoder {
       if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
         throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
     if (this.pos === 0) this.prompt = tokens.length;
-    for (let a = 0; a < tokens.length; a += this.chunk)
-      await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
-    return this.ops.read(this.act.logits, c.vocabSize);
+    return this.ops.forwardScope(async () => {
+      for (let a = 0; a < tokens.length; a += this.chunk)
+        await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
+      return this.ops.read(this.act.logits, c.vocabSize);
+    });
   }
 
   private async forwardChunk(tokens: readonly number[], last: boolean): Promise<void> {

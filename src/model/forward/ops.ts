@@ -60,6 +60,8 @@ export interface ForwardOps<B, M, V> {
   /** gate = silu(gate) * up over n values. */
   swiglu(gate: B, up: B, n: number): void;
   submit(label: string): Promise<void>;
+  /** Runs one forward (of one or more chunks); WebGPU validates all its submissions once, at the end. */
+  forwardScope<T>(work: () => Promise<T>): Promise<T>;
   /** The first n f32 values of b on the host (logits; observers' q and k, in the storage dtype, as f32). */
   read(b: B, n: number, storage?: boolean): Promise<Float32Array>;
 }
