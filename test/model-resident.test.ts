@@ -12,6 +12,7 @@ import { scheduleFromSpec } from '../src/attention/sparse.js';
 import type { Decoder } from '../src/model/forward/decoder-cpu.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { DECODE_SPLIT_MIN_KEYS } from '../src/attention/planner.js';
+import { DeviceError } from '../src/errors.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
 import { webgpuDevice } from './support.js';
 
@@ -59,6 +60,18 @@ describe(
         }
       });
     }
+
+    it('a validation error inside one checked forward is still reported, as a DeviceError', async () => {
+      await assert.rejects(
+        gpu.checked('forward pass', async () => {
+          // MAP_READ may only pair with COPY_DST: an invalid buffer, reported at the scope's end.
+          gpu.device.createBuffer({ size: 16, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.STORAGE });
+          await gpu.run('nothing', () => {});
+        }),
+        DeviceError,
+      );
+      assert.equal(await gpu.checked('fine', async () => 7), 7);
+    });
 
     // Resident methods: past the first decoded tokens, a token costs one read (the logits) and no creation.
     // flash runs long enough that its counted last 50 tokens run split-KV decoding (CI time keeps the others short).
