@@ -13,8 +13,10 @@ lengths="${LENGTHS:-1024,4096,16384}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 timeout 90 python3 scripts/bench_model_torch.py --out "$out/torch.json" --lengths "$lengths" 2>&1 | tail -n 8
 # f16 storage (weights, Q, KV) for every method, as one would serve; then flash in f32 (the exact path).
-timeout "$(left)" node scripts/bench-model.mjs --backend webgpu --lengths "$lengths" --decode 32 --budget-seconds 30 --storage f16 \
-  --method flash --method window:left=1024 --method hybrid:every=3,window=128 --method dense ${MODEL_ARGS:-} \
-  --out "$out/longctx-f16.json" 2>&1 | grep -v "artificially reduced" | tee "$out/longctx-f16.md"
-timeout "$(left)" node scripts/bench-model.mjs --backend webgpu --lengths "$lengths" --decode 32 --budget-seconds 30 --storage f32 \
-  --method flash ${MODEL_ARGS:-} --out "$out/longctx-f32.json" 2>&1 | grep -v "artificially reduced" | tee "$out/longctx-f32.md"
+
+timeout "$(left)" node dist/src/cli/main.js bench model --backend webgpu --contexts "$lengths" --decode 32 --storage f16 \
+  --budget-seconds "$(( $(left) / 2 ))" --method flash --method window:left=1024 --method hybrid:every=3,window=128 \
+  --method dense ${MODEL_ARGS:-} --out-dir "$out/f16" 2>&1 | grep -v "artificially reduced" | tail -n 20
+timeout "$(left)" node dist/src/cli/main.js bench model --backend webgpu --contexts "$lengths" --decode 32 --storage f32 \
+  --budget-seconds "$(( $(left) - 10 ))" --method flash ${MODEL_ARGS:-} --out-dir "$out/f32" 2>&1 |
+  grep -v "artificially reduced" | tail -n 20

@@ -47,9 +47,11 @@ with torch.inference_mode():
         torch.cuda.synchronize()
         decode = time.perf_counter() - b
         row = dict(method=f"transformers sdpa {args.dtype}", length=length, prefillSeconds=prefill,
-                   prefillTokensPerSecond=length / prefill, decodeSteps=args.decode, decodeTokensPerSecond=args.decode / decode)
+                   prefillTokensPerSecond=length / prefill, decodeSteps=args.decode, decodeTokensPerSecond=args.decode / decode,
+                   peakBytes=torch.cuda.max_memory_allocated())
         rows.append(row)
         print(json.dumps(row), flush=True)
         del out, past
         torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
 json.dump({"rows": rows}, open(args.out, "w"), indent=2)

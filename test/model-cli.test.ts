@@ -105,3 +105,47 @@ test("--rope replaces the model's RoPE (linear interpolation changes the text), 
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /SpecError: .*linear.*no key 'size'/);
 });
+
+test('bench model on the CPU: a tiny random model, two methods, JSON + markdown + SVG, a progress line per run', () => {
+  const out = join(dir, 'bench');
+  const r = spawnSync(
+    process.execPath,
+    [
+      cli,
+      'bench',
+      'model',
+      '--shape',
+      'tiny',
+      '--layers',
+      '1',
+      '--contexts',
+      '96,160',
+      '--decode',
+      '4',
+      '--chunk',
+      '64',
+      '--method',
+      'flash',
+      '--method',
+      'window:left=16',
+      '--backend',
+      'cpu',
+      '--out-dir',
+      out,
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const report = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8'));
+  assert.equal(report.config.layers, 1);
+  assert.equal(report.rows.length, 4);
+  for (const row of report.rows) assert.ok(row.status === 'ok' && row.decodeTokensPerSecond > 0, JSON.stringify(row));
+  // The window keeps left + 1 rows per head whatever the context; flash keeps every position.
+  const kv = (m: string, n: number) =>
+    report.rows.find((x: { method: string; context: number }) => x.method === m && x.context === n).kvBytes;
+  assert.equal(kv('window:left=16', 96), kv('window:left=16', 160));
+  assert.ok(kv('flash', 160) > kv('flash', 96));
+  assert.match(readFileSync(join(out, 'model.md'), 'utf8'), /\| longctx \| window:left=16 \| f32 \| 160 \|/);
+  assert.match(readFileSync(join(out, 'model-decode.svg'), 'utf8'), /^<svg/);
+  assert.equal(r.stderr.match(/bench model on .*\d\/4/g)?.length, 4);
+});

@@ -13,9 +13,11 @@ import { WeightMatrix } from '../src/weights/weight-matrix.js';
 import { ropeInverseFrequencies } from '../src/model/positions/rope.js';
 import { loadGguf } from '../src/model/load/gguf.js';
 import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
-import { DenseKVCache, RingKVCache } from '../src/model/caches/kv-cache.js';
+import { DenseKVCache } from '../src/model/caches/kv-cache.js';
+import { RingLayout } from '../src/attention/layers/ring-layout.js';
 import { generate } from '../src/model/generation/generate.js';
-import { uniformSchedule, hybridSchedule } from '../src/attention/sparse.js';
+import { uniformSchedule, hybridSchedule, scheduleFromSpec } from '../src/attention/sparse.js';
+import { parseMethodSpec } from '../src/attention/spec.js';
 import type { ModelConfig, WeightDType } from '../src/model/types.js';
 import { encodeTensor } from './gguf-builder.js';
 import { FIXTURE_GGUF, expectedIds, expectedText } from './model-support.js';
@@ -95,10 +97,19 @@ describe('decoder pieces against float64', () => {
 });
 
 describe('stories260K on the CPU', () => {
-  for (const spec of ['dense', 'flash', 'window:left=4096']) {
+  // Every method that equals exact attention at 200 tokens (a window, sinks, a Star block wider than the run).
+  for (const spec of [
+    'dense',
+    'flash',
+    'window:left=4096',
+    'sinks:tokens=4,left=4096',
+    'hybrid:every=2,window=4096',
+    'star:block=256',
+    'ring',
+  ]) {
     it(`greedy from BOS reproduces the golden ids and text (${spec})`, async () => {
       const ids = expectedIds();
-      const decoder = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 201 });
+      const decoder = new CpuDecoder(model, scheduleFromSpec(parseMethodSpec(spec)), { maxTokens: 201 });
       let streamed = '';
       const r = await generate(decoder, model.tokenizer, [1], {
         maxTokens: 200,
@@ -170,9 +181,22 @@ describe('stories260K on the CPU', () => {
 
   it('caches are preallocated and bounded', () => {
     const dense = new DenseKVCache(2, 8, 100);
-    const ring = new RingKVCache(2, 8, 16, 4, 8);
+    const ring = new RingLayout(4, 17);
     assert.equal(dense.bytes, 2 * 2 * 100 * 8 * 4);
-    assert.ok(ring.bytes < dense.bytes);
+    assert.equal(ring.slots, 21);
+    // Positions 0-3 are sinks; 4.. cycle through rows 4..20; of a 40-token chunk only the sinks and the last 17 stay.
+    assert.deepEqual(
+      [0, 3, 4, 20, 21, 22, 38].map((p) => ring.slot(p)),
+      [0, 3, 4, 20, 4, 5, 4],
+    );
+    assert.deepEqual(ring.survivors(0, 40), [
+      [0, 4],
+      [23, 40],
+    ]);
+    assert.deepEqual(ring.runs(20, 26), [
+      { slot: 20, rows: 1 },
+      { slot: 4, rows: 5 },
+    ]);
     assert.throws(() => dense.append(new Float32Array(2 * 101 * 8), new Float32Array(2 * 101 * 8), 101));
   });
 });

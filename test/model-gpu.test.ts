@@ -124,7 +124,7 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
     });
   }
 
-  for (const spec of ['dense', 'flash', 'window:left=4096']) {
+  for (const spec of ['dense', 'flash', 'window:left=4096', 'sinks:tokens=4,left=4096', 'star:block=256', 'ring']) {
     it(`stories260K greedy from BOS reproduces the golden ids and text (${spec})`, async () => {
       const decoder = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 201 });
       try {

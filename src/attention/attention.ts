@@ -5,7 +5,7 @@ import type { Device } from '../runtime/device.js';
 import { denseAttention } from './dense.js';
 import { flashAttention } from './flash.js';
 import type { AttentionOptions } from '../spine/problem.js';
-import { choiceParam, intParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import { intParam, parseMethodSpec, variantParam, type MethodSpec } from './spec.js';
 import { maskForSpec, scheduleFromSpec } from './sparse.js';
 import type { AttentionState } from '../spine/state.js';
 import { starAttention } from './star.js';
@@ -30,7 +30,7 @@ export async function attention(
     case 'sinks':
       return flashAttention(device, q, k, v, {
         ...opts,
-        variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
+        variant: variantParam(spec),
         mask: maskForSpec(spec, opts.causal ?? true),
       });
     case 'star':

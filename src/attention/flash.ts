@@ -1,26 +1,23 @@
 // FlashAttention: exact attention, tiled, online softmax, output + LSE, never materialising scores.
-// Variants: 'portable' (any WebGPU device, any head dim), 'subgroup-matrix' (f16 tensor cores, D 64/128)
-// and 'tc2' (the second tensor-core kernel, flash-tc-wgsl.ts: D a multiple of 16; 5x 'subgroup-matrix' on
-// the H200, docs/BENCHMARKS.md; opt-in until the planner makes it auto's choice).
+// Variants: 'portable' (any WebGPU device, any head dim) and 'subgroup-matrix' (f16 tensor cores, D 64/128).
 import { UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { flashAttentionCpu } from '../kernels/flash-cpu.js';
-import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl } from '../kernels/flash-wgsl.js';
-import { flashSubgroupMatrixWgsl, SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
+import { FLASH_PORTABLE_ROWS, flashPortableWgsl } from '../kernels/flash-wgsl.js';
+import { flashSubgroupMatrixWgsl, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
-import { flashVersion } from '../kernels/versions.js';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import type { AttentionState } from '../spine/state.js';
 import { buildBlockMask, type BlockMask } from '../spine/block-mask.js';
 import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
+import type { FlashVariant } from './spec.js';
+import { planFlash, TC2_VERSION, type KernelTarget } from './planner.js';
+import { flashVersion } from '../kernels/versions.js';
 
-export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
-
-/** The kernel version behind the 'tc2' variant (kernels/versions.ts). */
-const TC2_VERSION = 'tc2-128x32';
+export type { FlashVariant } from './spec.js';
 
 export interface FlashOptions extends AttentionOptions {
   variant?: FlashVariant;
@@ -37,6 +34,19 @@ export interface GpuBlockMask {
   release(): void;
 }
 
+/** The planner's target for a tiled (prefill-style) flash call on this device. */
+function tiledTarget(gpu: GpuContext, headDim: number, dtype: Tensor['dtype'], masked: boolean): KernelTarget {
+  return {
+    features: gpu.features,
+    dtype,
+    headDim,
+    queries: 0,
+    keys: 0,
+    masked,
+    maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes,
+  };
+}
+
 /** Builds `mask`'s block mask for the tiles of the kernel that will run, and uploads it. */
 export async function prepareBlockMask(
   gpu: GpuContext,
@@ -47,11 +57,8 @@ export async function prepareBlockMask(
   dtype: Tensor['dtype'],
   variant: FlashVariant = 'auto',
 ): Promise<GpuBlockMask> {
-  const which = chooseFlashVariant(gpu, headDim, dtype, variant);
-  const tc2 = which === 'tc2' ? flashVersion(TC2_VERSION)!.tiles(headDim) : undefined;
-  const rows = tc2?.rows ?? (which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS);
-  const keyTile = tc2?.keyTile ?? (which === 'portable' ? flashPortableTile(headDim) : 32);
-  const blocks = buildBlockMask(mask, queries, keys, rows, keyTile);
+  const plan = planFlash(tiledTarget(gpu, headDim, dtype, true), variant);
+  const blocks = buildBlockMask(mask, queries, keys, plan.rows, plan.keyTile);
   const owned = [await gpu.upload(blocks.offsets, 'block offsets'), await gpu.upload(blocks.tiles, 'block tiles')];
   const ids = maskDocuments(mask);
   if (ids) owned.push(await gpu.upload(ids, 'document ids'));
@@ -64,37 +71,35 @@ export async function prepareBlockMask(
   };
 }
 
-/** The variant that will run for these inputs on this device. */
+/** The tiled variant that will run for these inputs on this device (the planner's choice). */
 export function chooseFlashVariant(
   gpu: GpuContext,
   headDim: number,
   dtype: Tensor['dtype'],
   asked: FlashVariant = 'auto',
 ): 'portable' | 'subgroup-matrix' | 'tc2' {
-  if (asked === 'tc2') {
-    const why = flashVersion(TC2_VERSION)!.unsupported(gpu, dtype, headDim);
-    if (why) throw new UnsupportedError(`the tc2 flash kernel cannot run here: ${why}`);
-    return 'tc2';
-  }
-  const canSgmat = gpu.features.subgroupMatrixF16 && SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
-  if (asked === 'subgroup-matrix' && !canSgmat) {
-    throw new UnsupportedError(
-      `the subgroup-matrix flash kernel needs f16 inputs, head dim ${SGMAT_HEAD_DIMS.join(' or ')} and a ` +
-        `device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, ` +
-        `head dim ${headDim}, ${dtype})`,
-    );
-  }
-  if (asked === 'portable') return 'portable';
-  return canSgmat ? 'subgroup-matrix' : 'portable';
+  return planFlash(tiledTarget(gpu, headDim, dtype, false), asked).version as 'portable' | 'subgroup-matrix' | 'tc2';
 }
 
-/** Encodes the flash kernel over GPU-resident buffers (used by attention() and the benchmarks). */
-export async function flashAttentionGpu(
+/** One flash dispatch: its pipeline, its bindings around the uniform (inserted at binding 5), params, grid. */
+export interface FlashCall {
+  pipeline: GPUComputePipeline;
+  /** Bindings 0-4 (q, k, v, o, lse). */
+  head: GPUBuffer[];
+  /** Bindings 6.. (the block mask). */
+  tail: GPUBuffer[];
+  params: ArrayBuffer;
+  groups: [number, number];
+}
+
+/** Prepares the flash kernel over GPU-resident buffers; kvStride: rows per KV head in k and v (a cache). */
+export async function flashCall(
   gpu: GpuContext,
   x: GpuInputs,
   variant: FlashVariant = 'auto',
   mask?: GpuBlockMask,
-): Promise<void> {
+  kvStride?: number,
+): Promise<FlashCall> {
   const s = x.shape;
   const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant);
   const tc2 = which === 'tc2' ? flashVersion(TC2_VERSION)! : undefined;
@@ -111,21 +116,38 @@ export async function flashAttentionGpu(
       : await gpu.pipeline(`flash-sgmat-${s.headDim}-${wgslMask?.predicate ?? 'causal'}`, () =>
           flashSubgroupMatrixWgsl(s.headDim, wgslMask),
         );
-  const params = gpu.uniform(
-    attentionParams({ queries: s.queries, keys: s.keys, group: s.heads / s.kvHeads, causal: s.causal, scale: s.scale }),
-  );
+  const params = attentionParams({
+    queries: s.queries,
+    keys: s.keys,
+    group: s.heads / s.kvHeads,
+    causal: s.causal,
+    scale: s.scale,
+    kvStride,
+  });
   const tiles = Math.ceil(s.queries / rows);
   if (tiles > gpu.maxWorkgroupsPerDim)
     throw new UnsupportedError(
       `${s.queries} queries need ${tiles} workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`,
     );
-  const bound = [x.q, x.k, x.v, x.o, x.lse, params];
-  if (mask) bound.push(mask.offsets, mask.tiles, ...(mask.documents ? [mask.documents] : []));
-  const group = gpu.bind(pipeline, bound);
+  const tail = mask ? [mask.offsets, mask.tiles, ...(mask.documents ? [mask.documents] : [])] : [];
+  return { pipeline, head: [x.q, x.k, x.v, x.o, x.lse], tail, params, groups: [tiles, s.heads] };
+}
+
+/** Encodes the flash kernel over GPU-resident buffers (used by attention() and the benchmarks). */
+export async function flashAttentionGpu(
+  gpu: GpuContext,
+  x: GpuInputs,
+  variant: FlashVariant = 'auto',
+  mask?: GpuBlockMask,
+  kvStride?: number,
+): Promise<void> {
+  const call = await flashCall(gpu, x, variant, mask, kvStride);
+  const params = gpu.uniform(call.params);
+  const group = gpu.bind(call.pipeline, [...call.head, params, ...call.tail]);
   await gpu.run('flash attention', (pass) => {
-    pass.setPipeline(pipeline);
+    pass.setPipeline(call.pipeline);
     pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(tiles, s.heads);
+    pass.dispatchWorkgroups(...call.groups);
   });
   params.destroy();
 }

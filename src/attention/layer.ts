@@ -1,7 +1,8 @@
 // One attention layer of a model (docs/DESIGN.md, "the model on the device"): it owns its KV cache on the
 // backend it runs on and serves prefill chunks and single-token decoding through the same call. Methods
-// differ inside these objects, never in the decoder; which kernel and variant a layer runs is decided once,
-// when the layer is made (the planner), and the layer says what it chose in `plan`.
+// differ inside these objects, never in the decoder; which kernel and variant a layer runs is decided by
+// the planner (attention/planner.ts), and the layer says what it chose in `plan`.
+import type { DType } from '../tensor.js';
 
 /** A chunk of T new tokens at positions [start, start + T): q [Hq, T, D] and k [Hkv, T, D] rotated by RoPE,
  * v [Hkv, T, D], in the layer's storage dtype, where the layer's backend keeps them (GPU buffers on WebGPU,
@@ -14,6 +15,10 @@ export interface LayerChunk<Buffer> {
   out: Buffer;
   start: number;
   tokens: number;
+  /** Tokens of the sequence's first forward (its prompt): Star's block mask follows it. */
+  promptTokens?: number;
+  /** The attention input h [T, hidden] (f32), for layers whose indexer reads it (DSA's trained indexer). */
+  input?: Buffer;
 }
 
 export interface LayerAttention<Buffer> {
@@ -28,4 +33,18 @@ export interface LayerAttention<Buffer> {
   reset(): void;
   /** Releases what the layer allocated; the layer is unusable afterwards. */
   destroy(): void;
+}
+
+/** What every layer of a model shares: its attention shape, the run's size and the storage dtype. */
+export interface LayerDims {
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  /** Tokens the run holds at most (prompt + generated): caches are sized once from it. */
+  maxTokens: number;
+  /** Tokens per forward chunk at most. */
+  chunk: number;
+  dtype: DType;
+  /** Window and sinks layers keep a ring of what a query sees (default); false keeps every position. */
+  ring?: boolean;
 }

@@ -73,3 +73,11 @@ export function choiceParam<T extends string>(spec: MethodSpec, key: string, cho
     throw new SpecError(`${spec.name}: ${key} must be one of ${choices.join(', ')}, got '${raw}'`);
   return raw as T;
 }
+
+export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
+export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
+
+/** The `variant=` of a flash-family spec (flash, window, sinks, cca): the one place it is parsed. */
+export function variantParam(spec: MethodSpec): FlashVariant {
+  return choiceParam(spec, 'variant', FLASH_VARIANTS, 'auto');
+}

@@ -4,6 +4,7 @@
 // invariant to the order of keys, so the ring is handed to the kernel as it lies.
 import { ShapeError } from '../errors.js';
 import { tensor, type DType, type HostData, type Tensor } from '../tensor.js';
+import { RingLayout } from './layers/ring-layout.js';
 
 export class WindowKVCache {
   readonly capacity: number;
@@ -12,6 +13,7 @@ export class WindowKVCache {
   /** Position of the token in each slot. */
   private readonly slotPositions: Int32Array;
   private seen = 0;
+  private readonly layout: RingLayout;
 
   constructor(
     readonly kvHeads: number,
@@ -21,7 +23,8 @@ export class WindowKVCache {
     readonly dtype: DType = 'f32',
   ) {
     if (window < 0 || sinks < 0) throw new ShapeError('window and sinks must be non-negative');
-    this.capacity = sinks + window + 1;
+    this.layout = new RingLayout(sinks, window + 1);
+    this.capacity = this.layout.slots;
     const n = kvHeads * this.capacity * headDim;
     this.k = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
     this.v = dtype === 'f32' ? new Float32Array(n) : new Uint16Array(n);
@@ -60,7 +63,7 @@ export class WindowKVCache {
     const D = this.headDim;
     for (let t = 0; t < n; t++) {
       const pos = this.seen++;
-      const slot = pos < this.sinks ? pos : this.sinks + ((pos - this.sinks) % (this.window + 1));
+      const slot = this.layout.slot(pos);
       this.slotPositions[slot] = pos;
       for (let h = 0; h < this.kvHeads; h++) {
         const from = (h * n + t) * D;

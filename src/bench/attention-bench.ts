@@ -21,7 +21,7 @@ import {
   type CcaGpuPlan,
 } from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
-import { choiceParam, formatMethodSpec, type MethodSpec } from '../attention/spec.js';
+import { formatMethodSpec, variantParam, type MethodSpec } from '../attention/spec.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
 import type { AttentionShape } from '../spine/problem.js';
 import { denseAttentionCpu, denseScoreBytes } from '../kernels/dense-cpu.js';
@@ -96,7 +96,7 @@ async function timeGpu(
         calls.push({ dense: false, variant: 'portable', cca: ccaPrefillPlan(s, ccaParamsFromSpec(spec)) });
         continue;
       }
-      const variant = choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto');
+      const variant = variantParam(spec);
       const mask = maskForSpec(spec, s.causal);
       const blocks = mask
         ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant)

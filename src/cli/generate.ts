@@ -7,6 +7,8 @@ import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { acquireDevice } from '../runtime/device.js';
 import { createDecoder } from '../model/forward/create-decoder.js';
+import type { Decoder } from '../model/forward/decoder-cpu.js';
+import type { GpuContext, GpuCounters } from '../runtime/webgpu.js';
 import { generate, promptTokens } from '../model/generation/generate.js';
 import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
@@ -14,14 +16,16 @@ import { prefillBar } from './progress-report.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
-                        [--storage f32|f16]
+                        [--storage f32|f16] [--stats]
   F: a GGUF file (F32, F16, BF16, Q8_0 tensors) or a Hugging Face directory; llama, qwen2, mistral.
   Temperature 0 (default) is greedy.
   SPEC: any attend method for every layer (default flash), or hybrid:every=E,window=W for a layer schedule.
   The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.
   --rope linear:factor=F | ntk:factor=F[,dynamic=1,original=N] | yarn:factor=F,original=N | llama3:factor=F,original=N,low=L,high=H
     RoPE context extension, replacing the model's own (read from config.json or GGUF metadata).
-  --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.`;
+  --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
+  --stats: each layer's method and kernel (the planner's choice and reason) and, on WebGPU, the host reads
+    and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -38,6 +42,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     chunk: { type: 'string' },
     storage: { type: 'string' },
     rope: { type: 'string' },
+    stats: { type: 'boolean' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
@@ -68,7 +73,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
       `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ` +
         `${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
     );
-    const r = await generate(decoder, model.tokenizer, ids, {
+    const counted = v.stats && device.gpu ? new CountingDecoder(decoder, device.gpu) : undefined;
+    const r = await generate(counted ?? decoder, model.tokenizer, ids, {
       maxTokens,
       temperature: numberOption(v, 'temperature') ?? 0,
       topP: numberOption(v, 'top-p'),
@@ -87,8 +93,72 @@ export async function generateCommand(argv: string[]): Promise<void> {
         `(${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)` +
         `${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
     );
+    if (v.stats) {
+      const plans = (decoder as { plans?: string[] }).plans ?? [];
+      const groups = new Map<string, number[]>();
+      plans.forEach((p, i) => groups.set(p, [...(groups.get(p) ?? []), i]));
+      for (const [p, layers] of groups) process.stderr.write(`stats: layers ${layers.join(',')}: ${p}\n`);
+      if (counted) process.stderr.write(counted.summary(Math.ceil(ids.length / chunk)));
+    }
   } finally {
     decoder.destroy();
     device.destroy();
+  }
+}
+
+/** Counts what each forward costs the host and the device: the first is the prefill, the rest decode steps. */
+class CountingDecoder implements Decoder {
+  private calls = 0;
+  private prefill?: GpuCounters;
+  private decode: GpuCounters = {
+    hostReads: 0,
+    hostReadBytes: 0,
+    buffersCreated: 0,
+    uniformsCreated: 0,
+    bindGroupsCreated: 0,
+  };
+
+  constructor(
+    private readonly inner: Decoder,
+    private readonly gpu: GpuContext,
+  ) {}
+
+  get config() {
+    return this.inner.config;
+  }
+  get position() {
+    return this.inner.position;
+  }
+  get cacheBytes() {
+    return this.inner.cacheBytes;
+  }
+  reset(): void {
+    this.inner.reset();
+  }
+  destroy(): void {
+    this.inner.destroy();
+  }
+
+  async forward(tokens: readonly number[]): Promise<Float32Array> {
+    const before = { ...this.gpu.counters };
+    const logits = await this.inner.forward(tokens);
+    const delta = Object.fromEntries(
+      Object.entries(this.gpu.counters).map(([k, x]) => [k, x - before[k as keyof GpuCounters]]),
+    ) as unknown as GpuCounters;
+    if (this.calls++ === 0) this.prefill = delta;
+    else for (const k of Object.keys(delta) as (keyof GpuCounters)[]) this.decode[k] += delta[k];
+    return logits;
+  }
+
+  summary(chunks: number): string {
+    const line = (c: GpuCounters, per: number) =>
+      `${(c.hostReads / per).toFixed(2)} host reads (${(c.hostReadBytes / per).toFixed(0)} bytes), ` +
+      `${(c.buffersCreated / per).toFixed(2)} buffers, ${(c.uniformsCreated / per).toFixed(2)} uniforms, ` +
+      `${(c.bindGroupsCreated / per).toFixed(2)} bind groups created`;
+    const steps = Math.max(0, this.calls - 1);
+    return (
+      (this.prefill ? `stats: prefill, per chunk (${chunks}): ${line(this.prefill, chunks)}\n` : '') +
+      (steps ? `stats: per decoded token (${steps}): ${line(this.decode, steps)}\n` : '')
+    );
   }
 }

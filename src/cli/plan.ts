@@ -7,11 +7,13 @@ import { formatPlan, planModel } from '../model/plan.js';
 import { SafetensorsStore } from '../model/load/safetensors.js';
 import { intList, parse, required } from './args.js';
 
-export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f16|f32] [--chunk 512] [--json]
+export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f16|f32] [--chunk 512] [--device P] [--json]
   --model F        a .gguf file, a Hugging Face directory, or a config.json alone (weights then estimated)
   --context N      tokens (e.g. 131072 or 128K)
   --attention SPEC any method of the attend grammar, or hybrid:every=E,window=W (default flash)
-  prints weights, KV cache per layer method, peak prefill activations and the total`;
+  --device P       the device whose kernels to name: tensor-cores (default), portable, cpu
+  prints weights, KV cache per layer method, peak prefill activations, the total, and per layer method the
+  kernel the planner picks for a prefill chunk and a decoding step, with its reason`;
 
 /** Weight bytes from the files' headers where there are files: safetensors entries, or the GGUF's size. */
 function weightBytesOf(path: string): { bytes?: number; source?: string } {
@@ -37,6 +39,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     dtype: { type: 'string' },
     chunk: { type: 'string' },
     json: { type: 'boolean' },
+    device: { type: 'string' },
   });
   const model = required(values, 'model');
   const [context, ...more] = intList(values, 'context', []);
@@ -55,6 +58,7 @@ export async function planCommand(argv: string[]): Promise<void> {
     attention: (values.attention as string | undefined) ?? 'flash',
     weightBytes: weights.bytes,
     weightSource: weights.source,
+    device: values.device as string | undefined,
   });
   process.stdout.write(
     values.json ? JSON.stringify({ model, config, ...plan }, null, 2) + '\n' : formatPlan(plan, config, model) + '\n',

@@ -26,7 +26,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   let i = wg.y * T + lid.y; // query row
   let j = wg.x * T + lid.x; // key column
   let qbase = params.head * params.nq * D;
-  let kbase = (params.head / params.group) * params.nk * D;
+  let kbase = (params.head / params.group) * kv_rows() * D;
   var dot = 0.0;
   for (var d0 = 0u; d0 < D; d0 += T) {
     let qi = wg.y * T + lid.y; let qd = d0 + lid.x;
@@ -103,7 +103,7 @@ var<workgroup> vt: array<f32, 256>;
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
   let i = wg.y * T + lid.y; // query row
   let d = wg.x * T + lid.x; // output column
-  let vbase = (params.head / params.group) * params.nk * D;
+  let vbase = (params.head / params.group) * kv_rows() * D;
   var acc = 0.0;
   for (var j0 = 0u; j0 < params.nk; j0 += T) {
     let pj = j0 + lid.x;

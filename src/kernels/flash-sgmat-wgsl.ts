@@ -87,8 +87,9 @@ requires subgroup_id;
 
 struct Params {
   nq: u32, nk: u32, group: u32, causal: u32,
-  scale: f32, neg_inf_bits: u32, head: u32, pad: u32,
+  scale: f32, neg_inf_bits: u32, head: u32, kv_stride: u32,
 }
+fn kv_rows() -> u32 { return select(params.kv_stride, params.nk, params.kv_stride == 0u); }
 @group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> kg: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> vg: array<vec4<f16>>;
@@ -149,7 +150,7 @@ ${oInit}
   var m = NEG;
   var l = 0.0;
   var x: array<f32, 16>;
-  let kbase = kvh * params.nk * (D / 4u);
+  let kbase = kvh * kv_rows() * (D / 4u);
   ${loopHead}
     workgroupBarrier();
     if (lid == 0u) { need[0] = 0u; }

@@ -88,7 +88,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   var m = NEG;
   var l = 0.0;
-  let kbase = kvh * params.nk * D;
+  let kbase = kvh * kv_rows() * D;
   ${loopHead}
     workgroupBarrier();
     for (var x = lid; x < BC * D; x += BR) {

@@ -1,57 +1,54 @@
-// Appends a chunk's keys and values [H, T, D] to a resident cache laid out [H, rows, D], on the GPU: token t
-// (position start + t) goes to row row0 + (start + t) % modulus of its head. With modulus >= the cache's
-// tokens that is a dense cache written in place (DSA); with a smaller modulus a ring (CCA's last w + g - 1
-// raw tokens), of which a chunk writes only its last `modulus` tokens (earlier ones would be overwritten by
-// the same dispatch). One thread per element; no host copy. Plain copy, no paper to follow.
+// Appends a chunk's keys and values [Hkv, T, D] to a KV cache in place: the token at position p goes to
+// row h * slots + slot(p) of its head, where slot(p) = p for the first `sinks` positions and
+// sinks + (p - sinks) mod ring after them (a dense cache is a ring that never wraps). Of a chunk longer
+// than the ring only the positions that survive it are written (the sinks and the last `ring`), so no two
+// threads write one row. One thread per value; CPU twin: attention/layers/ring-layout.ts (RingLayout.append).
 import type { DType } from '../tensor.js';
 import { inputType } from './wgsl-common.js';
 
-export const KV_APPEND_THREADS = 64;
+export const KV_APPEND_THREADS = 256;
 
 export interface KvAppendParams {
-  /** Tokens in the chunk (rows per head of the source). */
   tokens: number;
-  /** First chunk token written (max(0, tokens - modulus) for a ring). */
-  first: number;
-  /** Position of chunk token 0. */
-  start: number;
-  row0: number;
-  modulus: number;
-  /** Rows per head of the cache. */
-  rows: number;
+  kvHeads: number;
   headDim: number;
-  /** Workgroups along x (the grid wraps onto y beyond the device's limit). */
-  columns: number;
+  /** Rows per head in the cache. */
+  slots: number;
+  start: number;
+  sinks: number;
+  ring: number;
 }
 
 export function kvAppendParams(p: KvAppendParams): ArrayBuffer {
-  return new Uint32Array([p.tokens, p.first, p.start, p.row0, p.modulus, p.rows, p.headDim, p.columns]).buffer;
+  return new Uint32Array([p.tokens * p.kvHeads * p.headDim, p.tokens, p.headDim, p.slots, p.start, p.sinks, p.ring, 0])
+    .buffer;
 }
 
-/** Dispatch (columns, ceil(groups / columns), heads) with groups = ceil((tokens - first) * D / 64). */
 export function kvAppendWgsl(dtype: DType): string {
   const { enable, elem } = inputType(dtype);
   return /* wgsl */ `${enable}
-struct Params { tokens: u32, first: u32, start: u32, row0: u32, modulus: u32, rows: u32, dim: u32, columns: u32 }
-@group(0) @binding(0) var<storage, read> src_k: array<${elem}>;
-@group(0) @binding(1) var<storage, read> src_v: array<${elem}>;
-@group(0) @binding(2) var<storage, read_write> dst_k: array<${elem}>;
-@group(0) @binding(3) var<storage, read_write> dst_v: array<${elem}>;
+struct Params { n: u32, t: u32, d: u32, slots: u32, start: u32, sinks: u32, ring: u32, pad: u32 }
+@group(0) @binding(0) var<storage, read> k: array<${elem}>;
+@group(0) @binding(1) var<storage, read> v: array<${elem}>;
+@group(0) @binding(2) var<storage, read_write> cache_k: array<${elem}>;
+@group(0) @binding(3) var<storage, read_write> cache_v: array<${elem}>;
 @group(0) @binding(4) var<uniform> params: Params;
 
 @compute @workgroup_size(${KV_APPEND_THREADS})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let e = (wg.x + wg.y * params.columns) * ${KV_APPEND_THREADS}u + lid;
-  let D = params.dim;
-  let t = params.first + e / D;
-  if (t >= params.tokens) { return; }
-  let h = wg.z;
-  let d = e % D;
-  let at_src = (h * params.tokens + t) * D + d;
-  let row = params.row0 + (params.start + t) % params.modulus;
-  let at_dst = (h * params.rows + row) * D + d;
-  dst_k[at_dst] = src_k[at_src];
-  dst_v[at_dst] = src_v[at_src];
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * ${KV_APPEND_THREADS}u;
+  if (i >= params.n) { return; }
+  let d = i % params.d;
+  let t = (i / params.d) % params.t;
+  let h = i / (params.d * params.t);
+  let p = params.start + t;
+  let end = params.start + params.t;
+  if (p >= params.sinks && p + params.ring < end) { return; } // overwritten later in this chunk
+  var slot = p;
+  if (p >= params.sinks) { slot = params.sinks + (p - params.sinks) % params.ring; }
+  let row = (h * params.slots + slot) * params.d + d;
+  cache_k[row] = k[i];
+  cache_v[row] = v[i];
 }
 `;
 }

@@ -5,8 +5,11 @@ import type { DType } from '../tensor.js';
 export const ATTENTION_PARAMS_WGSL = /* wgsl */ `
 struct Params {
   nq: u32, nk: u32, group: u32, causal: u32,
-  scale: f32, neg_inf_bits: u32, head: u32, pad: u32,
-}`;
+  scale: f32, neg_inf_bits: u32, head: u32, kv_stride: u32,
+}
+/** Rows per key/value head in k and v: kv_stride when set (a cache larger than the visible keys), else nk.
+ * Keys of KV head h, row j, sit at row h * kv_rows() + j. */
+fn kv_rows() -> u32 { return select(params.kv_stride, params.nk, params.kv_stride == 0u); }`;
 
 export interface AttentionParams {
   queries: number;
@@ -16,6 +19,9 @@ export interface AttentionParams {
   scale: number;
   /** Query head (within the bound chunk) for kernels dispatched once per head. */
   head?: number;
+  /** Rows per key/value head in k and v when they hold more rows than `keys` (a decode cache read in
+   * place); default `keys` (packed). */
+  kvStride?: number;
 }
 
 export function attentionParams(p: AttentionParams): ArrayBuffer {
@@ -29,6 +35,7 @@ export function attentionParams(p: AttentionParams): ArrayBuffer {
   f[4] = p.scale;
   u[5] = 0xff800000; // -Infinity: WGSL has no infinity literal
   u[6] = p.head ?? 0;
+  u[7] = p.kvStride ?? 0;
   return buf;
 }
 

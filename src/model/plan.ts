@@ -8,6 +8,7 @@ import { ccaCacheBytes, ccaParamsFromSpec } from '../attention/cca.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { formatMethodSpec, intParam, METHOD_KEYS, parseMethodSpec, type MethodSpec } from '../attention/spec.js';
 import type { ModelConfig } from './types.js';
+import { deviceProfile, layerKernels, type LayerKernels } from './plan-kernels.js';
 
 export interface PlanOptions {
   context: number;
@@ -20,6 +21,8 @@ export interface PlanOptions {
   /** Bytes of the weights when known (file headers); otherwise parameters x 2 (f16/bf16). */
   weightBytes?: number;
   weightSource?: string;
+  /** Device profile whose kernels `plan` names (plan-kernels.ts): tensor-cores (default), portable, cpu. */
+  device?: string;
 }
 
 export interface LayerGroupPlan {
@@ -31,6 +34,8 @@ export interface LayerGroupPlan {
   kvBytesPerLayer: number;
   /** Score bytes one prefill chunk materialises (0 for flash-style kernels). */
   scoreBytes: number;
+  /** The kernels the planner picks for a prefill chunk and a decoding step at the full context. */
+  kernels?: LayerKernels;
 }
 
 export interface ModelPlan {
@@ -48,6 +53,7 @@ export interface ModelPlan {
   denseKvCacheBytes: number;
   activationBytes: number;
   totalBytes: number;
+  device: string;
 }
 
 /** Index key width of DSA's indexer when the spec does not say (issue 4: 4 heads x 64 dims for Llama shapes). */
@@ -130,13 +136,19 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
 
   const top = parseLayerSpec(o.attention);
   const schedule = top.name === 'hybrid' ? scheduleFromSpec(top) : undefined;
+  const profile = deviceProfile(o.device ?? 'tensor-cores');
   const groups = new Map<string, LayerGroupPlan>();
   for (let layer = 0; layer < c.layers; layer++) {
     const spec = schedule ? schedule.methodFor(layer) : top;
     const key = formatMethodSpec(spec);
     const g = groups.get(key);
     if (g) g.layers++;
-    else groups.set(key, { ...layerPlan(c, spec, n, chunk, bytes), layers: 1 });
+    else
+      groups.set(key, {
+        ...layerPlan(c, spec, n, chunk, bytes),
+        layers: 1,
+        kernels: layerKernels(c, spec, { context: n, chunk, dtype, features: profile.features }),
+      });
   }
   const list = [...groups.values()];
   const kvCacheBytes = batch * list.reduce((s, g) => s + g.layers * g.kvBytesPerLayer, 0);
@@ -166,6 +178,7 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
     denseKvCacheBytes,
     activationBytes,
     totalBytes: weightBytes + kvCacheBytes + activationBytes,
+    device: profile.description,
   };
 }
 
@@ -202,6 +215,11 @@ export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string
     `${pad('prefill activations', 22)}${right(formatBytes(p.activationBytes), 12)}   peak of one layer, one ` +
       `chunk${p.groups.some((g) => g.scoreBytes > 0) ? ' (dense attention materialises chunk x N scores)' : ''}`,
     `${pad('total', 22)}${right(formatBytes(p.totalBytes), 12)}`,
+    '',
+    `kernels on ${p.device}:`,
+    ...p.groups.flatMap((g) =>
+      g.kernels ? [`  ${g.method}`, `    prefill  ${g.kernels.prefill}`, `    decode   ${g.kernels.decode}`] : [],
+    ),
   ];
   return lines.join('\n');
 }

@@ -159,11 +159,12 @@ export class GpuContext {
     return buffer;
   }
 
-  uniform(words: ArrayBuffer): GPUBuffer {
+  uniform(words: ArrayBuffer, label?: string): GPUBuffer {
     this.counters.uniformsCreated++;
     const buffer = this.device.createBuffer({
       size: Math.max(16, Math.ceil(words.byteLength / 16) * 16),
       usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST,
+      label,
     });
     this.device.queue.writeBuffer(buffer, 0, words);
     return buffer;
@@ -203,14 +204,52 @@ export class GpuContext {
 
   /** Runs one compute pass of dispatches and reports validation errors as DeviceError. */
   async run(label: string, record: (pass: GPUComputePassEncoder) => void): Promise<void> {
+    return this.encode(label, (enc) => {
+      const pass = enc.beginComputePass();
+      record(pass);
+      pass.end();
+    });
+  }
+
+  /** Inside `checked`: submissions are validated once, at its end, not each on its own. */
+  private deferred = 0;
+
+  /** Records copies and passes into one encoder, submits it, and reports validation errors as DeviceError. */
+  async encode(label: string, record: (enc: GPUCommandEncoder) => void): Promise<void> {
+    if (this.deferred > 0) {
+      const enc = this.device.createCommandEncoder({ label });
+      record(enc);
+      this.device.queue.submit([enc.finish()]);
+      return;
+    }
     this.device.pushErrorScope('validation');
     const enc = this.device.createCommandEncoder({ label });
-    const pass = enc.beginComputePass();
-    record(pass);
-    pass.end();
+    record(enc);
     this.device.queue.submit([enc.finish()]);
     const err = await this.device.popErrorScope();
     if (err) throw new DeviceError(`${label}: ${err.message}`);
+  }
+
+  /**
+   * Runs `work` with one validation scope around all its submissions instead of one each: every popped
+   * scope is a round trip to Dawn, and a decoding step submits a few passes per layer (the model's forward).
+   * A validation error is reported at the end, under `label`.
+   */
+  async checked<T>(label: string, work: () => Promise<T>): Promise<T> {
+    this.device.pushErrorScope('validation');
+    this.deferred++;
+    let result: T;
+    try {
+      result = await work();
+    } catch (e) {
+      this.deferred--;
+      await this.device.popErrorScope();
+      throw e;
+    }
+    this.deferred--;
+    const err = await this.device.popErrorScope();
+    if (err) throw new DeviceError(`${label}: ${err.message}`);
+    return result;
   }
 
   bind(pipeline: GPUComputePipeline, buffers: GPUBuffer[]): GPUBindGroup {

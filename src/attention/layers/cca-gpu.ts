@@ -10,7 +10,7 @@ import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';

@@ -18,7 +18,7 @@ import {
   slotWords,
   type IndexerSlots,
 } from '../../kernels/dsa-indexer-project-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
 import { LISTS_THREADS, sparseListsParams, sparseListsWgsl } from '../../kernels/sparse-lists-wgsl.js';
 import { ResidentSelection } from '../dsa-resident-select.js';
 import { ResidentSparseAttention } from '../dsa-resident-attend.js';

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The model on the H200 in one device call (issue 11's measurement): a random-weight model of
+# Llama-3.2-1B's shape, f16 storage, contexts 4K, 32K and 128K, six attention methods, 128 decoded tokens
+# after each prefill, beside transformers (SDPA, f16) in the same call. Results under $OUT/model-h200/
+# (model.json, model.md, SVG plots, torch.json, run.log). Within 9 minutes: transformers gets 150 s, then
+# `longctx bench model` runs on what is left, skipping a context that the previous one predicts will not fit.
+#   source .device/prelude.sh && bash scripts/bench-model-h200.sh      (carry .device; dist/ built)
+set -uo pipefail
+out="${OUT:-bench-out}/model-h200"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1
+start=$(date +%s)
+total=${TOTAL_SECONDS:-520}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+timeout 150 python3 scripts/bench_model_torch.py --out "$out/torch.json" --lengths 4096,32768,131072 --decode 128 2>&1 |
+  tail -n 8 | tee "$out/torch.log"
+left=$((total - ($(date +%s) - start) - 15))
+reference=()
+[ -s "$out/torch.json" ] && reference=(--reference "$out/torch.json")
+timeout "$((left + 10))" node dist/src/cli/main.js bench model --backend webgpu --storage f16 --contexts 4K,32K,128K \
+  --decode 128 --chunk 512 --budget-seconds "$left" --out-dir "$out" "${reference[@]}" \
+  --method flash --method window:left=1024 --method hybrid:every=3,window=128 --method cca:group=16,window=1024 \
+  --method dsa:topk=2048 --method star:block=8192 2>&1 | grep -v -e "artificially reduced" -e "deprecated" |
+  tee "$out/run.log" | tail -n 40
+echo "bench-model-h200: $(($(date +%s) - start)) s; results in $out"

@@ -1,0 +1,272 @@
+// CCA and DSA layers through their existing host implementations, behind the layer interface: on WebGPU
+// the chunk's q, k, v (and the attention input, for a trained indexer) are read back, CCA attends on the
+// CPU and DSA selects there (its gathered attention runs on the GPU over the cache read in place). These
+// are the round trips issue 11 removes: the GPU-resident layers (attention/layers/cca-gpu.ts, dsa-gpu.ts)
+// replace them through gpuLayerFactories (layer-factory.ts).
+import { ShapeError } from '../../errors.js';
+import { asFloat32, tensor, type DType, type Tensor } from '../../tensor.js';
+import { cpuDevice, type Device } from '../../runtime/device.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import { CallSites } from '../../runtime/call-sites.js';
+import { grid } from '../../kernels/elementwise-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
+import { attendSelected, sparseGatherGpu } from '../../attention/dsa.js';
+import type { CcaKVCache } from '../../attention/cca-cache.js';
+import { formatMethodSpec, type MethodSpec } from '../../attention/spec.js';
+import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import { DenseKVCache } from './kv-cache.js';
+import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
+import { ccaLayerCache } from './method-caches.js';
+import type { LayerWeights, ModelConfig } from '../types.js';
+
+/** How a host layer reaches its chunk: host arrays as they are, or GPU buffers read back and written up. */
+export interface HostIo<Buffer> {
+  device: Device;
+  /** The first shape-many values of b, in `dtype` (the storage dtype, or f32 for activations). */
+  read(b: Buffer, shape: number[], dtype?: DType): Promise<Tensor>;
+  write(out: Buffer, o: Float32Array): void;
+}
+
+const count = (shape: number[]) => shape.reduce((a, x) => a * x, 1);
+
+export const cpuIo: HostIo<Float32Array> = {
+  device: cpuDevice,
+  read: async (b, shape) => tensor(shape, 'f32', b.subarray(0, count(shape))),
+  write: (out, o) => out.set(o),
+};
+
+export function gpuIo(gpu: GpuContext, storage: DType): HostIo<GPUBuffer> {
+  return {
+    device: { backend: 'webgpu', name: gpu.adapterName, gpu, destroy() {} },
+    read: async (b, shape, dtype = storage) => {
+      const bytes = await gpu.read(b, count(shape) * (dtype === 'f16' ? 2 : 4));
+      return tensor(shape, dtype, dtype === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes));
+    },
+    write: (out, o) => gpu.device.queue.writeBuffer(out, 0, o as Float32Array<ArrayBuffer>),
+  };
+}
+
+/** CCA through its host cache (attention/cca-cache.ts). */
+export class CcaHostLayer<Buffer> implements LayerAttention<Buffer> {
+  readonly spec: string;
+  private cache: CcaKVCache;
+
+  constructor(
+    private readonly io: HostIo<Buffer>,
+    private readonly config: ModelConfig,
+    private readonly method: MethodSpec,
+    private readonly dtype: LayerDims['dtype'],
+  ) {
+    this.spec = formatMethodSpec(method);
+    this.cache = ccaLayerCache(config, method, dtype)!;
+  }
+
+  get plan(): string {
+    return `${this.spec}: CCA through its host cache (q, k, v read back per chunk: to be replaced by the GPU-resident layer)`;
+  }
+
+  get cacheBytes(): number {
+    return this.cache.bytes;
+  }
+
+  async forward(c: LayerChunk<Buffer>): Promise<void> {
+    const { heads, kvHeads, headDim: D } = this.config;
+    const T = c.tokens;
+    const q = await this.io.read(c.q, [heads, T, D]);
+    const k = await this.io.read(c.k, [kvHeads, T, D]);
+    const v = await this.io.read(c.v, [kvHeads, T, D]);
+    const state = await this.cache.forward(cpuDevice, q, k, v);
+    this.io.write(c.out, state.o);
+  }
+
+  reset(): void {
+    this.cache = ccaLayerCache(this.config, this.method, this.dtype)!;
+  }
+
+  destroy(): void {}
+}
+
+type KeyLists = Awaited<ReturnType<DsaLayer['select']>>;
+
+/** DSA: index keys and selection on the host (dsa-layer.ts); keys and values in a dense cache. */
+abstract class DsaHostLayer<Buffer> implements LayerAttention<Buffer> {
+  readonly spec: string;
+  protected readonly dsa: DsaLayer;
+
+  constructor(
+    protected readonly io: HostIo<Buffer>,
+    protected readonly dims: LayerDims,
+    weights: LayerWeights,
+    private readonly config: ModelConfig,
+    method: MethodSpec,
+  ) {
+    this.spec = formatMethodSpec(method);
+    this.dsa = new DsaLayer(weights, config, dsaLayerParams(method), dims.maxTokens);
+  }
+
+  get plan(): string {
+    return `${this.spec}: indexer and top-k selection on the host (q and k read back per chunk), gathered attention on the layer's backend`;
+  }
+
+  abstract get cacheBytes(): number;
+  abstract reset(): void;
+  abstract destroy(): void;
+  /** Appends the chunk's keys and values; attends with the selected key lists. */
+  protected abstract attend(c: LayerChunk<Buffer>, q: Float32Array, lists: KeyLists): Promise<void>;
+
+  async forward(c: LayerChunk<Buffer>): Promise<void> {
+    const { heads, kvHeads, headDim: D } = this.dims;
+    const T = c.tokens;
+    if (c.start !== this.dsa.length)
+      throw new ShapeError(`${this.spec} layer holds ${this.dsa.length} tokens; a chunk came at ${c.start}`);
+    const q = asFloat32(await this.io.read(c.q, [heads, T, D]));
+    const k = asFloat32(await this.io.read(c.k, [kvHeads, T, D]));
+    let h: Float32Array | undefined;
+    if (this.dsa.needsInput) {
+      if (!c.input) throw new ShapeError(`${this.spec}: a trained indexer needs the attention input`);
+      h = asFloat32(await this.io.read(c.input, [T, this.config.hiddenSize], 'f32'));
+    }
+    this.dsa.append(k, T, h);
+    const lists = await this.dsa.select(this.io.device, q, T, h);
+    await this.attend(c, q, lists);
+  }
+}
+
+export class DsaCpuLayer extends DsaHostLayer<Float32Array> {
+  private readonly cache: DenseKVCache;
+
+  constructor(dims: LayerDims, weights: LayerWeights, config: ModelConfig, method: MethodSpec) {
+    super(cpuIo, dims, weights, config, method);
+    this.cache = new DenseKVCache(dims.kvHeads, dims.headDim, dims.maxTokens);
+  }
+
+  get cacheBytes(): number {
+    return this.cache.bytes + this.dsa.bytes;
+  }
+
+  reset(): void {
+    this.cache.reset();
+    this.dsa.reset();
+  }
+
+  destroy(): void {}
+
+  protected async attend(c: LayerChunk<Float32Array>, q: Float32Array, lists: KeyLists): Promise<void> {
+    const { heads, kvHeads, headDim: D } = this.dims;
+    const T = c.tokens;
+    const group = heads / kvHeads;
+    const keys = this.cache.append(c.k, c.v, T);
+    for (let g = 0; g < kvHeads; g++) {
+      const qg = tensor([group, T, D], 'f32', q.subarray(g * group * T * D, (g + 1) * group * T * D));
+      const kg = tensor([1, keys.n, D], 'f32', keys.keys[g]);
+      const vg = tensor([1, keys.n, D], 'f32', keys.values[g]);
+      const state = await attendSelected(cpuDevice, qg, kg, vg, lists, { causal: true });
+      c.out.set(state.o, g * group * T * D);
+    }
+  }
+}
+
+export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
+  private readonly sites: CallSites;
+
+  private constructor(
+    private readonly gpu: GpuContext,
+    dims: LayerDims,
+    weights: LayerWeights,
+    config: ModelConfig,
+    method: MethodSpec,
+    private readonly k: GPUBuffer,
+    private readonly v: GPUBuffer,
+    private readonly lists: GPUBuffer,
+    private readonly lse: GPUBuffer,
+  ) {
+    super(gpuIo(gpu, dims.dtype), dims, weights, config, method);
+    this.sites = new CallSites(gpu, `${this.spec} layer`);
+  }
+
+  static async create(
+    gpu: GpuContext,
+    dims: LayerDims,
+    weights: LayerWeights,
+    config: ModelConfig,
+    method: MethodSpec,
+  ): Promise<DsaGpuHostLayer> {
+    const bytes = dims.kvHeads * dims.maxTokens * dims.headDim * (dims.dtype === 'f16' ? 2 : 4);
+    const width = new DsaLayer(weights, config, dsaLayerParams(method), dims.maxTokens).width;
+    const owned: GPUBuffer[] = [];
+    try {
+      for (const [b, label] of [
+        [bytes, 'dsa K cache'],
+        [bytes, 'dsa V cache'],
+        [dims.chunk * width * 4, 'dsa key lists'],
+        [dims.heads * dims.chunk * 4, 'dsa lse'],
+      ] as const)
+        owned.push(await gpu.createBuffer(b, label));
+    } catch (e) {
+      owned.forEach((b) => gpu.release(b));
+      throw e;
+    }
+    const [k, v, lists, lse] = owned;
+    return new DsaGpuHostLayer(gpu, dims, weights, config, method, k, v, lists, lse);
+  }
+
+  get cacheBytes(): number {
+    return (
+      2 * this.dims.kvHeads * this.dims.maxTokens * this.dims.headDim * (this.dims.dtype === 'f16' ? 2 : 4) +
+      this.dsa.bytes
+    );
+  }
+
+  reset(): void {
+    this.dsa.reset();
+  }
+
+  destroy(): void {
+    [this.k, this.v, this.lists, this.lse].forEach((b) => this.gpu.release(b));
+    this.sites.destroy();
+  }
+
+  protected async attend(c: LayerChunk<GPUBuffer>, _q: Float32Array, lists: KeyLists): Promise<void> {
+    const d = this.dims;
+    const T = c.tokens;
+    const n = c.start + T;
+    this.sites.begin();
+    this.gpu.device.queue.writeBuffer(this.lists, 0, lists.indices as Int32Array<ArrayBuffer>);
+    const append = await this.gpu.pipeline(`kv-append-${d.dtype}`, () => kvAppendWgsl(d.dtype));
+    const u = this.sites.uniform(
+      kvAppendParams({
+        tokens: T,
+        kvHeads: d.kvHeads,
+        headDim: d.headDim,
+        slots: d.maxTokens,
+        start: c.start,
+        sinks: 0,
+        ring: d.maxTokens,
+      }),
+    );
+    await this.gpu.run(`${this.spec} append`, (pass) =>
+      this.sites.dispatch(
+        pass,
+        append,
+        [c.k, c.v, this.k, this.v, u],
+        grid(d.kvHeads * T * d.headDim, KV_APPEND_THREADS),
+      ),
+    );
+    const shape = {
+      heads: d.heads,
+      kvHeads: d.kvHeads,
+      queries: T,
+      keys: n,
+      headDim: d.headDim,
+      causal: true,
+      scale: 1 / Math.sqrt(d.headDim),
+    };
+    await sparseGatherGpu(
+      this.gpu,
+      { q: c.q, k: this.k, v: this.v, o: c.out, lse: this.lse, shape, dtype: d.dtype },
+      this.lists,
+      lists.width,
+      d.maxTokens,
+    );
+  }
+}

@@ -1,0 +1,62 @@
+// The decoder's weights on the GPU: matrices uploaded once in the storage dtype (decoded to f32 first),
+// norm weights and biases (vectors) in f32.
+import { float32ToHalf } from '../../f16.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import { WeightMatrix } from '../../weights/weight-matrix.js';
+import type { LoadedModel, WeightTensor } from '../types.js';
+
+export interface GpuLayerWeights {
+  attnNorm: GPUBuffer;
+  ffnNorm: GPUBuffer;
+  wq: GPUBuffer;
+  wk: GPUBuffer;
+  wv: GPUBuffer;
+  wo: GPUBuffer;
+  bq?: GPUBuffer;
+  bk?: GPUBuffer;
+  bv?: GPUBuffer;
+  wGate: GPUBuffer;
+  wUp: GPUBuffer;
+  wDown: GPUBuffer;
+}
+
+export interface GpuWeights {
+  layers: GpuLayerWeights[];
+  embedding: GPUBuffer;
+  output: GPUBuffer;
+  outputNorm: GPUBuffer;
+}
+
+/** Uploads every weight; each buffer is pushed to `owned` as soon as it exists (the caller frees on failure). */
+export async function uploadWeights(
+  gpu: GpuContext,
+  model: LoadedModel,
+  storage: 'f32' | 'f16',
+  owned: GPUBuffer[],
+): Promise<GpuWeights> {
+  const up = async (w: WeightTensor) => {
+    const values = new WeightMatrix(w).toFloat32();
+    const b = await gpu.upload(storage === 'f16' && w.shape.length === 2 ? float32ToHalf(values) : values, w.name);
+    owned.push(b);
+    return b;
+  };
+  const layers: GpuLayerWeights[] = [];
+  for (const l of model.weights.layers)
+    layers.push({
+      attnNorm: await up(l.attnNorm),
+      ffnNorm: await up(l.ffnNorm),
+      wq: await up(l.wq),
+      wk: await up(l.wk),
+      wv: await up(l.wv),
+      wo: await up(l.wo),
+      bq: l.bq && (await up(l.bq)),
+      bk: l.bk && (await up(l.bk)),
+      bv: l.bv && (await up(l.bv)),
+      wGate: await up(l.wGate),
+      wUp: await up(l.wUp),
+      wDown: await up(l.wDown),
+    });
+  const embedding = await up(model.weights.tokenEmbedding);
+  const output = model.weights.output ? await up(model.weights.output) : embedding;
+  return { layers, embedding, output, outputNorm: await up(model.weights.outputNorm) };
+}

@@ -1,0 +1,116 @@
+// The Llama-family forward pass, written once over ForwardOps (ops.ts): embeddings; per layer RMSNorm ->
+// Q/K/V (+ Qwen2 biases) -> RoPE -> the layer's attention object -> output projection -> residual,
+// RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the (possibly tied) output projection of the last
+// position. A prompt runs in chunks against the layers' caches. CpuDecoder and GpuDecoder only build
+// their backend's ops, weights, activations and layers.
+import { ShapeError } from '../../errors.js';
+import type { LayerAttention } from '../../attention/layer.js';
+import type { ModelConfig } from '../types.js';
+import type { Activations, ForwardOps, ModelWeightsOf } from './ops.js';
+import type { Decoder, DecoderOptions } from './decoder-cpu.js';
+
+export class LlamaDecoder<B, M, V> implements Decoder {
+  private pos = 0;
+  private prompt?: number;
+
+  constructor(
+    readonly config: ModelConfig,
+    protected readonly ops: ForwardOps<B, M, V>,
+    protected readonly weights: ModelWeightsOf<M, V>,
+    protected readonly attention: LayerAttention<B>[],
+    protected readonly act: Activations<B>,
+    protected readonly chunk: number,
+    protected readonly opts: DecoderOptions,
+  ) {}
+
+  get position(): number {
+    return this.pos;
+  }
+
+  /** KV-cache bytes the layers hold now. */
+  get cacheBytes(): number {
+    return this.attention.reduce((sum, a) => sum + a.cacheBytes, 0);
+  }
+
+  /** Each layer's method and kernel choice (`generate --stats`, the benchmarks). */
+  get plans(): string[] {
+    return this.attention.map((a) => a.plan);
+  }
+
+  reset(): void {
+    this.pos = 0;
+    this.attention.forEach((a) => a.reset());
+  }
+
+  destroy(): void {
+    this.attention.forEach((a) => a.destroy());
+  }
+
+  async forward(tokens: readonly number[]): Promise<Float32Array> {
+    const c = this.config;
+    if (tokens.length === 0) throw new ShapeError('forward needs at least one token');
+    if (this.pos + tokens.length > this.opts.maxTokens)
+      throw new ShapeError(
+        `the run was sized for ${this.opts.maxTokens} tokens; ${this.pos} + ${tokens.length} exceed it`,
+      );
+    for (const id of tokens)
+      if (!Number.isInteger(id) || id < 0 || id >= c.vocabSize)
+        throw new ShapeError(`token id ${id} is outside the vocabulary (0..${c.vocabSize - 1})`);
+    if (this.pos === 0) this.prompt = tokens.length;
+    return this.ops.forwardScope(async () => {
+      for (let a = 0; a < tokens.length; a += this.chunk)
+        await this.forwardChunk(tokens.slice(a, a + this.chunk), a + this.chunk >= tokens.length);
+      return this.ops.read(this.act.logits, c.vocabSize);
+    });
+  }
+
+  private async forwardChunk(tokens: readonly number[], last: boolean): Promise<void> {
+    const { ops, act: a, weights: w, config: c } = this;
+    const T = tokens.length;
+    const [H, D, Hq, Hkv, F] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize];
+    ops.embed(w.embedding, tokens, this.pos, a.x);
+    for (const [li, l] of w.layers.entries()) {
+      ops.rmsNorm(a.x, l.attnNorm, a.h, T);
+      ops.matmul(a.h, l.wq, a.q, T, Hq * D, H, l.bq);
+      ops.matmul(a.h, l.wk, a.k, T, Hkv * D, H, l.bk);
+      ops.matmul(a.h, l.wv, a.v, T, Hkv * D, H, l.bv);
+      ops.rope(a.q, a.qh, T, Hq, true);
+      ops.rope(a.k, a.kh, T, Hkv, true);
+      ops.rope(a.v, a.vh, T, Hkv, false);
+      await ops.submit('attention inputs');
+      if (this.opts.observe)
+        this.opts.observe(
+          li,
+          this.pos,
+          T,
+          await ops.read(a.qh, Hq * T * D, true),
+          await ops.read(a.kh, Hkv * T * D, true),
+        );
+      await this.attention[li].forward({
+        q: a.qh,
+        k: a.kh,
+        v: a.vh,
+        out: a.oh,
+        start: this.pos,
+        tokens: T,
+        promptTokens: this.prompt,
+        input: a.h,
+      });
+      ops.headsToTokens(a.oh, a.o, T, Hq);
+      ops.matmul(a.o, l.wo, a.proj, T, H, Hq * D);
+      ops.add(a.x, a.proj, T * H);
+      ops.rmsNorm(a.x, l.ffnNorm, a.h, T);
+      ops.matmul(a.h, l.wGate, a.gate, T, F, H);
+      ops.matmul(a.h, l.wUp, a.up, T, F, H);
+      ops.swiglu(a.gate, a.up, T * F);
+      ops.matmul(a.gate, l.wDown, a.proj, T, H, F);
+      ops.add(a.x, a.proj, T * H);
+    }
+    this.pos += T;
+    if (last) {
+      ops.rmsNorm(a.x, w.outputNorm, a.last, 1, T - 1);
+      ops.matmul(a.last, w.output, a.logits, 1, c.vocabSize, H);
+    }
+    await ops.submit('attention output, MLP and logits');
+  }
+}

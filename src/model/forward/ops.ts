@@ -1,0 +1,67 @@
+// The operations the Llama forward pass is written over (llama-forward.ts), one implementation per
+// backend: cpu-ops.ts (the exact twin CI checks) and gpu-ops.ts (WebGPU). B is where activations live,
+// M a weight matrix, V a weight vector. Ops may record instead of run: `submit` makes everything recorded
+// so far happen before what comes next (on WebGPU one compute pass; on the CPU nothing to do).
+
+export interface LayerWeightsOf<M, V> {
+  attnNorm: V;
+  ffnNorm: V;
+  wq: M;
+  wk: M;
+  wv: M;
+  wo: M;
+  bq?: V;
+  bk?: V;
+  bv?: V;
+  wGate: M;
+  wUp: M;
+  wDown: M;
+}
+
+export interface ModelWeightsOf<M, V> {
+  layers: LayerWeightsOf<M, V>[];
+  embedding: M;
+  output: M;
+  outputNorm: V;
+}
+
+/** Activations of one chunk of up to `chunk` tokens (token-major unless named *h: head-major [heads, T, D]). */
+export interface Activations<B> {
+  x: B;
+  h: B;
+  q: B;
+  k: B;
+  v: B;
+  qh: B;
+  kh: B;
+  vh: B;
+  oh: B;
+  o: B;
+  proj: B;
+  gate: B;
+  up: B;
+  last: B;
+  logits: B;
+}
+
+export interface ForwardOps<B, M, V> {
+  /** x[t] = the embedding row of tokens[t]; RoPE's table for positions [position, position + T). */
+  embed(table: M, tokens: readonly number[], position: number, x: B): void;
+  /** out = RMSNorm of `rows` rows of x from row `first`, times w. */
+  rmsNorm(x: B, w: V, out: B, rows: number, first?: number): void;
+  /** y [T, n] = x [T, k] w^T (+ bias). */
+  matmul(x: B, w: M, y: B, T: number, n: number, k: number, bias?: V): void;
+  /** Token-major src [T, heads, D] into head-major dst [heads, T, D] in the storage dtype, rotated by RoPE or not. */
+  rope(src: B, dst: B, T: number, heads: number, rotate: boolean): void;
+  /** Head-major src [heads, T, D] (f32) into token-major dst [T, heads * D]. */
+  headsToTokens(src: B, dst: B, T: number, heads: number): void;
+  /** x += y over n values. */
+  add(x: B, y: B, n: number): void;
+  /** gate = silu(gate) * up over n values. */
+  swiglu(gate: B, up: B, n: number): void;
+  submit(label: string): Promise<void>;
+  /** Runs one forward (of one or more chunks); WebGPU validates all its submissions once, at the end. */
+  forwardScope<T>(work: () => Promise<T>): Promise<T>;
+  /** The first n f32 values of b on the host (logits; observers' q and k, in the storage dtype, as f32). */
+  read(b: B, n: number, storage?: boolean): Promise<Float32Array>;
+}
