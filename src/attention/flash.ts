@@ -70,8 +70,18 @@ export function chooseFlashVariant(
       `the subgroup-matrix flash kernel needs f16 inputs, head dim ${SGMAT_HEAD_DIMS.join(' or ')} and a device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, head dim ${headDim}, ${dtype})`,
     );
   }
+  if (!canSgmat || asked === 'portable') checkPortableHeadDim(gpu, headDim);
   if (asked === 'portable') return 'portable';
   return canSgmat ? 'subgroup-matrix' : 'portable';
+}
+
+/** The portable kernel stages two f32 tiles of BC x D keys/values in workgroup memory: refuse before compiling. */
+function checkPortableHeadDim(gpu: GpuContext, headDim: number): void {
+  const bytes = 2 * flashPortableTile(headDim) * headDim * 4;
+  if (bytes > gpu.maxWorkgroupStorageBytes || headDim >= 1 << 16)
+    throw new UnsupportedError(
+      `head dim ${headDim} needs ${bytes} bytes of workgroup memory in the portable flash kernel, more than this device's ${gpu.maxWorkgroupStorageBytes}; use --method dense or the CPU backend`,
+    );
 }
 
 /** Encodes the flash kernel over GPU-resident buffers (used by attention() and the benchmarks). */

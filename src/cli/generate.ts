@@ -55,11 +55,17 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
   const schedule = scheduleFromSpec(parseMethodSpec(typeof v.attention === 'string' ? v.attention : 'flash'));
   const backend = backendOption(v);
+  if (storage === 'f16' && backend === 'cpu')
+    throw new InputError(
+      '--storage f16 is for WebGPU: the CPU backend keeps weights and the KV cache in f32 (drop --storage, or use --backend webgpu)',
+    );
   const model = loadModel(required(v, 'model'));
   // RoPE context extension from the command line replaces what the model's config says.
   if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
   const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
   const device = await acquireDevice(backend);
+  if (storage === 'f16' && device.backend === 'cpu')
+    process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
   const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
   try {
     const c = model.config;

@@ -3,9 +3,10 @@
 import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '../errors.js';
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
-import { demoCommand } from './demo.js';
+import { DEMO_USAGE, demoCommand } from './demo.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
-import { infoCommand } from './info.js';
+import { INFO_USAGE, infoCommand } from './info.js';
+import { runFiltered } from './quiet-dawn.js';
 import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
 
@@ -29,8 +30,31 @@ ${PLAN_USAGE}
 
 ${HOST_USAGE}`;
 
+/** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
+const SUBCOMMAND_USAGE: Record<string, string> = {
+  attend: ATTEND_USAGE,
+  bench: BENCH_USAGE,
+  demo: DEMO_USAGE,
+  generate: GENERATE_USAGE,
+  info: INFO_USAGE,
+  host: HOST_USAGE,
+  plan: PLAN_USAGE,
+};
+
+/** Subcommands that may open a WebGPU adapter (and so get Dawn's warnings filtered), unless --backend cpu. */
+const MAY_USE_WEBGPU = new Set(['attend', 'bench', 'demo', 'generate', 'info', 'host']);
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && Object.hasOwn(SUBCOMMAND_USAGE, command) && wantsHelp(rest)) {
+    process.stdout.write(SUBCOMMAND_USAGE[command] + '\n');
+    return 0;
+  }
+  const cpuOnly = rest.some((a, i) => a === '--backend=cpu' || (a === '--backend' && rest[i + 1] === 'cpu'));
+  if (command !== undefined && MAY_USE_WEBGPU.has(command) && !cpuOnly) {
+    const filtered = runFiltered(argv);
+    if (filtered) return filtered;
+  }
   switch (command) {
     case 'attend':
       await attendCommand(rest);
@@ -63,6 +87,11 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`longctx: unknown command '${command}' (try longctx help)\n`);
       return 2;
   }
+}
+
+/** `--help` or `-h` anywhere but as the value of an option (`--prompt --help` is a prompt). */
+function wantsHelp(args: string[]): boolean {
+  return args.some((a, i) => (a === '--help' || a === '-h') && !(i > 0 && /^--(prompt|title)$/.test(args[i - 1])));
 }
 
 main(process.argv.slice(2)).then(
