@@ -104,6 +104,18 @@ main(process.argv.slice(2)).then(
       const ours = err instanceof DeviceError || err instanceof OutOfMemoryError || err instanceof UnsupportedError;
       process.exit(ours ? 1 : 2);
     }
+    // Last resorts, each still one line: a system error that escaped its reader or writer, an allocation V8
+    // refused. Anything else is a bug in longctx and keeps its stack.
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      const device = ['ENOSPC', 'EIO', 'EDQUOT', 'ENOMEM'].includes(code);
+      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${err.message}\n`);
+      process.exit(device ? 1 : 2);
+    }
+    if (err instanceof RangeError && /allocation failed|Invalid typed array length|Array buffer/.test(err.message)) {
+      process.stderr.write(`longctx: OutOfMemoryError: ${err.message} (the run needs more memory than it got)\n`);
+      process.exit(1);
+    }
     process.stderr.write(`longctx: internal error: ${err?.stack ?? String(e)}\n`);
     process.exit(1);
   },
