@@ -48,6 +48,7 @@ export function flashAttentionCpu(
       const qp = keys - queries + i;
       let m = -Infinity;
       let l = 0;
+      let bad = false; // a visible score that is NaN or infinite: the row is NaN (HARDENING.md)
       acc.fill(0);
       for (const [t0, t1, partial] of keySegments(s, i, tile, opts.blockMask)) {
         let tileMax = -Infinity;
@@ -60,6 +61,7 @@ export function flashAttentionCpu(
           let dot = 0;
           for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
           x[j - t0] = dot * scale2;
+          if (!Number.isFinite(x[j - t0])) bad = true;
           tileMax = Math.max(tileMax, x[j - t0]);
         }
         if (tileMax === -Infinity) continue;
@@ -79,8 +81,13 @@ export function flashAttentionCpu(
           for (let d = 0; d < D; d++) acc[d] += pv * V[vo + d];
         }
       }
-      if (l === 0) continue;
       const r = h * queries + i;
+      if (bad) {
+        out.lse[r] = Number.NaN;
+        out.o.fill(Number.NaN, r * D, (r + 1) * D);
+        continue;
+      }
+      if (l === 0) continue;
       out.lse[r] = (m + Math.log2(l)) * Math.LN2;
       for (let d = 0; d < D; d++) out.o[r * D + d] = acc[d] / l;
     }

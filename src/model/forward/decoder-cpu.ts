@@ -2,6 +2,7 @@
 // grouped-query attention through attention() with the layer's method -> output projection -> residual,
 // RMSNorm -> SwiGLU MLP -> residual; final RMSNorm and the (possibly tied) output projection.
 // A prompt runs in chunks of `chunk` tokens against the KV cache, so no N x N matrix exists beyond a chunk.
+import { checkFiniteActivations } from '../load/finite.js';
 import { ShapeError } from '../../errors.js';
 import { tensor } from '../../tensor.js';
 import { cpuDevice } from '../../runtime/device.js';
@@ -280,6 +281,7 @@ export class CpuDecoder implements Decoder {
       swigluCpu(gate, up, T * F);
       matmulRowsCpu(gate, T, layer.wDown, proj);
       for (let i = 0; i < x.length; i++) x[i] += proj[i];
+      checkFiniteActivations(x, li, this.pos); // NaN policy: stop naming the layer (HARDENING.md)
     }
     this.pos += T;
     const lastRow = x.subarray((T - 1) * H, T * H);
