@@ -11,7 +11,9 @@ export function writeInt(buf: Uint8Array, at: number, value: number, bytes: 4 | 
 }
 
 /** `buf` with `remove` bytes at `at` replaced by `insert`. */
-function splice(buf: Uint8Array, at: number, remove: number, insert: Uint8Array): Uint8Array {
+function splice(buf: Uint8Array, at0: number, remove0: number, insert: Uint8Array): Uint8Array {
+  const at = Math.min(at0, buf.length);
+  const remove = Math.min(remove0, buf.length - at);
   const out = new Uint8Array(buf.length - remove + insert.length);
   out.set(buf.subarray(0, at));
   out.set(insert, at);
@@ -27,8 +29,12 @@ export function mutateBytes(
 ): Uint8Array {
   let buf: Uint8Array = new Uint8Array(input);
   const [f0, f1] = [Math.min(focus[0], buf.length), Math.min(focus[1], buf.length)];
+  // Positions stay inside the buffer as earlier rounds shrink it.
   const where = (): number =>
-    random.chance(0.8) && f1 > f0 ? f0 + random.int(f1 - f0) : random.int(Math.max(1, buf.length));
+    Math.min(
+      random.chance(0.8) && f1 > f0 ? f0 + random.int(f1 - f0) : random.int(Math.max(1, buf.length)),
+      Math.max(0, buf.length - 1),
+    );
   const rounds = 1 + random.int(3);
   for (let r = 0; r < rounds; r++) {
     switch (random.int(9)) {
