@@ -18,7 +18,7 @@ import type { SyntheticTensor } from './synthetic.js';
 import { startNatsServer, waitExit, type NatsServer } from './nats-server.js';
 import { onShutdown } from './shutdown.js';
 import { Peer } from './transport.js';
-import { DISCOVER_SUBJECT } from './host.js';
+import { discover } from './discover.js';
 import { ALIVE_SUBJECT } from './heartbeat.js';
 
 export interface ClusterOptions {
@@ -371,58 +371,4 @@ export class Cluster {
     );
     await this.server?.stop();
   }
-}
-
-/** Asks `longctx.discover` until `count` hosts answered (those spawned with `tag`, or any on a user's server). */
-async function discover(
-  peer: Peer,
-  count: number,
-  tag: string | undefined,
-  children: ChildProcess[],
-  logs: Map<string, string>,
-  timeoutMs: number,
-): Promise<HostInfo[]> {
-  const found = new Map<string, HostInfo>();
-  peer.onMessage = (e) => {
-    const m = e.meta;
-    if (m.kind !== 'hello') return;
-    const id = String(m.id);
-    if (tag && !id.startsWith(`local-${tag}-`)) return;
-    found.set(id, {
-      id,
-      inbox: String(m.inbox),
-      backend: String(m.backend),
-      device: String(m.device),
-      pid: Number(m.pid),
-      machine: String(m.machine),
-    });
-  };
-  const deadline = Date.now() + timeoutMs;
-  while (found.size < count) {
-    const dead = children.find((c) => c.exitCode !== null || c.signalCode !== null);
-    if (dead) {
-      const id = [...logs.keys()][children.indexOf(dead)];
-      throw new HostError(
-        `host ${id} (pid ${dead.pid}) exited while starting: ${(logs.get(id) ?? '').trim().split('\n').pop() ?? ''}`,
-        id,
-      );
-    }
-    if (Date.now() > deadline) {
-      throw new HostError(
-        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
-        'discovery',
-      );
-    }
-    await sendDiscover(peer);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  peer.onMessage = () => {};
-  const list = [...found.values()].sort((a, b) =>
-    tag ? Number(a.id.split('-').pop()) - Number(b.id.split('-').pop()) : a.id.localeCompare(b.id),
-  );
-  return list.slice(0, count);
-}
-
-function sendDiscover(peer: Peer): Promise<void> {
-  return peer.send(DISCOVER_SUBJECT, { kind: 'discover', replyTo: peer.inbox });
 }
