@@ -42,3 +42,14 @@ export class HostError extends DeviceError {
     super(message);
   }
 }
+
+/** A value that must be finite is not: a weight at load, or an activation of a layer while decoding. */
+export class NonFiniteError extends InputError {
+  constructor(
+    message: string,
+    /** The tensor or layer named, e.g. "blk.3.attn_q.weight" or "layer 5". */
+    readonly where: string,
+  ) {
+    super(message);
+  }
+}

@@ -1,10 +1,11 @@
 // Star and Ring across host processes over a real nats-server: the codec, results equal to one process
 // (bit for bit) and to the float64 reference for 1, 2 and 4 hosts, and the faults: a wrong token, a host
-// killed or stopped mid-run (a HostError naming it, within the timeout), a retry, loopback only.
+// killed or stopped mid-run (a HostError naming it, within the timeout), a retry, loopback only; a killed
+// coordinator takes its hosts and server with it, and --timeout is silence, not compute time.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,4 +241,107 @@ test('longctx attend --hosts 2: star across processes, equal to one process; ser
     "only the test suite's own server may remain",
   );
   void waitExit;
+});
+
+/** Pids of every process below `root` (Linux /proc), children first found by parent pid. */
+function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // exited while listed
+    }
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const [child, p] of parent) if (p === pid) out.push(child), walk(child);
+  };
+  walk(root);
+  return out;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
+  } catch {
+    return false;
+  }
+};
+
+test(
+  'SIGKILL of the coordinator: hosts and nats-server exit within seconds, no token file remains',
+  {
+    skip: !existsSync('/proc/self/stat'),
+  },
+  async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'longctx-orphans-'));
+    const temp = join(dir, 'tmp');
+    mkdirSync(temp);
+    const big = randomNormal([8, 1500, 64], 41);
+    writeNpy(join(dir, 'x.npy'), big);
+    const x = join(dir, 'x.npy');
+    const coordinator = spawn(
+      process.execPath,
+      [
+        cli,
+        'attend',
+        '--q',
+        x,
+        '--k',
+        x,
+        '--v',
+        x,
+        '--method',
+        'ring',
+        '--hosts',
+        '2',
+        '--backend',
+        'cpu',
+        '--out',
+        join(dir, 'o.npy'),
+      ],
+      { env: { ...process.env, TMPDIR: temp }, stdio: 'ignore' },
+    );
+    // The keeper shell, nats-server under it and two hosts.
+    let pids: number[] = [];
+    const deadline = Date.now() + 30_000;
+    while (pids.length < 4 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      pids = descendants(coordinator.pid!);
+    }
+    assert.ok(pids.length >= 4, `coordinator started its server and hosts (${pids.length} processes)`);
+    await new Promise((r) => setTimeout(r, 500)); // into the run
+    coordinator.kill('SIGKILL');
+    const t0 = Date.now();
+    while (pids.some(alive) && Date.now() - t0 < 5_000) await new Promise((r) => setTimeout(r, 100));
+    assert.deepEqual(pids.filter(alive), [], 'no child outlives the coordinator by 5 s');
+    assert.deepEqual(readdirSync(temp), [], 'the token config folder is gone');
+  },
+);
+
+test('--timeout is silence: a host computing longer than it is not dead; the compute budget is separate', async () => {
+  // Synthetic inputs (hosts make their own slices): only compute, no transfer, takes time here.
+  // 4000 tokens: a few seconds of compute per host here, well over the 1.5 s timeout (hosts beat every 0.5 s).
+  const g = (seed: number) => ({ heads: 4, tokens: 4000, dim: 64, dtype: 'f32' as const, seed });
+  const x = { kind: 'synthetic' as const, q: g(1), k: g(2), v: g(3) };
+  const c = await Cluster.start({ hosts: 2, backend: 'cpu', timeoutMs: 1_500 });
+  try {
+    const r = await c.run(x, 'ring', {}, false);
+    assert.ok(Math.max(...r.timings.hostMs) > 1_500, `a host computed ${r.timings.hostMs} ms, longer than the timeout`);
+  } finally {
+    await c.close();
+  }
+  const tight = await Cluster.start({ hosts: 2, backend: 'cpu', timeoutMs: 1_500, computeTimeoutMs: 500 });
+  try {
+    await assert.rejects(
+      tight.run(x, 'ring', {}, false),
+      (e: Error) => e instanceof HostError && /compute budget/.test(e.message),
+    );
+  } finally {
+    await tight.close();
+  }
 });

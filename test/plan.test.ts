@@ -131,7 +131,8 @@ describe('longctx plan (CLI)', () => {
       p.weightBytes,
       tensors.reduce((s, t) => s + t.bytes.length, 0),
     );
-    assert.equal(p.kvCacheBytes, TINY.layers * 128 * 2 * TINY.kvHeads * TINY.headDim * 2);
+    // f32 (4 bytes): plan's default is generate's --storage default.
+    assert.equal(p.kvCacheBytes, TINY.layers * 128 * 2 * TINY.kvHeads * TINY.headDim * 4);
     assert.equal(p.config.layers, TINY.layers);
   });
 

@@ -61,7 +61,8 @@ export function checkCcaParams(p: CcaParams): CcaParams {
 /** `cca:group=G,window=W` (defaults 16 and 1024). */
 export function ccaParamsFromSpec(spec: MethodSpec): CcaParams {
   return checkCcaParams({
-    group: intParam(spec, 'group', CCA_DEFAULTS.group),
+    // Pooling keeps one weight per token of a group, so a group is bounded (64K tokens) before anything allocates.
+    group: intParam(spec, 'group', CCA_DEFAULTS.group, 1 << 16),
     window: intParam(spec, 'window', CCA_DEFAULTS.window),
     variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
   });

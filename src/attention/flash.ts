@@ -5,7 +5,7 @@ import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { flashAttentionCpu } from '../kernels/flash-cpu.js';
-import { FLASH_PORTABLE_ROWS, flashPortableWgsl } from '../kernels/flash-wgsl.js';
+import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl } from '../kernels/flash-wgsl.js';
 import { flashSubgroupMatrixWgsl, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
@@ -78,7 +78,9 @@ export function chooseFlashVariant(
   dtype: Tensor['dtype'],
   asked: FlashVariant = 'auto',
 ): 'portable' | 'subgroup-matrix' | 'tc2' {
-  return planFlash(tiledTarget(gpu, headDim, dtype, false), asked).version as 'portable' | 'subgroup-matrix' | 'tc2';
+  const version = planFlash(tiledTarget(gpu, headDim, dtype, false), asked).version;
+  if (version === 'portable') checkPortableHeadDim(gpu, headDim);
+  return version as 'portable' | 'subgroup-matrix' | 'tc2';
 }
 
 /** One flash dispatch: its pipeline, its bindings around the uniform (inserted at binding 5), params, grid. */
@@ -131,6 +133,16 @@ export async function flashCall(
     );
   const tail = mask ? [mask.offsets, mask.tiles, ...(mask.documents ? [mask.documents] : [])] : [];
   return { pipeline, head: [x.q, x.k, x.v, x.o, x.lse], tail, params, groups: [tiles, s.heads] };
+}
+
+/** The portable kernel stages two f32 tiles of BC x D keys/values in workgroup memory: refuse before compiling. */
+function checkPortableHeadDim(gpu: GpuContext, headDim: number): void {
+  const bytes = 2 * flashPortableTile(headDim) * headDim * 4;
+  if (bytes > gpu.maxWorkgroupStorageBytes || headDim >= 1 << 16)
+    throw new UnsupportedError(
+      `head dim ${headDim} needs ${bytes} bytes of workgroup memory in the portable flash kernel, more than this ` +
+        `device's ${gpu.maxWorkgroupStorageBytes}; use --method dense or the CPU backend`,
+    );
 }
 
 /** Encodes the flash kernel over GPU-resident buffers (used by attention() and the benchmarks). */

@@ -53,8 +53,11 @@ export function formatMethodSpec(spec: MethodSpec): string {
   return kv.length ? `${spec.name}:${kv.join(',')}` : spec.name;
 }
 
-/** A positive integer parameter, or the default when absent. */
-export function intParam(spec: MethodSpec, key: string, fallback?: number): number {
+/** Largest integer a spec accepts (2^30 tokens): kernels compare positions in i32 and add windows to them. */
+export const MAX_SPEC_INT = 2 ** 30;
+
+/** A non-negative integer parameter (at most `max`), or the default when absent. */
+export function intParam(spec: MethodSpec, key: string, fallback?: number, max = MAX_SPEC_INT): number {
   const raw = spec.params[key];
   if (raw === undefined) {
     if (fallback === undefined) throw new SpecError(`method '${spec.name}' needs ${key}=N`);
@@ -63,6 +66,7 @@ export function intParam(spec: MethodSpec, key: string, fallback?: number): numb
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0)
     throw new SpecError(`${spec.name}: ${key} must be a non-negative integer, got '${raw}'`);
+  if (n > max) throw new SpecError(`${spec.name}: ${key}=${raw} is more than the limit of ${max}`);
   return n;
 }
 

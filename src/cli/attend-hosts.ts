@@ -9,7 +9,8 @@ import { backendOption, numberOption } from './args.js';
 
 export const ATTEND_HOSTS_USAGE = `  across processes (star, ring): --hosts H spawns H \`longctx host\` processes on a private loopback
   nats-server; --nats URL [--token T] uses H hosts already connected there; [--listen ADDR] lets the
-  private server listen beyond loopback; [--timeout S] per request (default 120).`;
+  private server listen beyond loopback; [--timeout S] silence after which a host counts as dead (no reply
+  and no heartbeat; default 30); [--compute-timeout S] the longest one step may compute (default 3600).`;
 
 export const ATTEND_HOSTS_OPTIONS = {
   hosts: { type: 'string' },
@@ -17,6 +18,7 @@ export const ATTEND_HOSTS_OPTIONS = {
   token: { type: 'string' },
   listen: { type: 'string' },
   timeout: { type: 'string' },
+  'compute-timeout': { type: 'string' },
 } as const;
 
 export function wantsHosts(v: Record<string, unknown>): boolean {
@@ -34,7 +36,8 @@ export async function attendAcrossHosts(
   const hosts = numberOption(v, 'hosts') ?? (spec.params.hosts !== undefined ? Number(spec.params.hosts) : undefined);
   if (hosts === undefined || !Number.isInteger(hosts) || hosts < 1)
     throw new InputError('--hosts H (a positive integer) is required to run across hosts');
-  const timeout = numberOption(v, 'timeout') ?? 120;
+  const timeout = numberOption(v, 'timeout') ?? 30;
+  const computeTimeout = numberOption(v, 'compute-timeout') ?? 3600;
   const { state, timings } = await distributedAttention(
     q,
     k,
@@ -47,6 +50,7 @@ export async function attendAcrossHosts(
       listen: v.listen as string | undefined,
       backend: backendOption(v),
       timeoutMs: timeout * 1000,
+      computeTimeoutMs: computeTimeout * 1000,
     },
     { causal: !v['no-causal'], scale: numberOption(v, 'scale') },
   );

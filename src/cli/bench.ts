@@ -8,7 +8,7 @@ import { ProgressBar } from '../bench/progress.js';
 import { formatTokens, toMarkdown, type BenchReport, type BenchRow } from '../bench/report.js';
 import { toSvgPlot } from '../bench/svg-plot.js';
 import { formatMethodSpec, parseMethodSpec } from '../attention/spec.js';
-import { InputError } from '../errors.js';
+import { InputError, ShapeError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import type { DType } from '../tensor.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
@@ -81,6 +81,8 @@ async function benchAttentionCommand(argv: string[]): Promise<void> {
   const heads = numberOption(v, 'heads') ?? (onGpu ? 32 : 4);
   const kvHeads = numberOption(v, 'kv-heads') ?? heads;
   const headDim = numberOption(v, 'head-dim') ?? (onGpu ? 128 : 64);
+  if (heads % kvHeads !== 0)
+    throw new ShapeError(`--heads ${heads} must be a multiple of --kv-heads ${kvHeads} for grouped-query attention`);
   const timing = { reps: numberOption(v, 'reps') ?? 3, warmup: numberOption(v, 'warmup') ?? 1 };
   const budgetMs = (numberOption(v, 'budget-seconds') ?? 60) * 1000;
   const outDir = String(v['out-dir'] ?? 'bench-out');

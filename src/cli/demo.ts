@@ -47,6 +47,10 @@ async function modelDemo(device: Device, tokens: number): Promise<void> {
   }
 }
 
+export const DEMO_USAGE = `usage: longctx demo [--backend cpu|webgpu|auto] [--lengths 256,512,1024,2048] [--tokens 400]
+  Dense against flash attention as the length grows (time, score memory, agreement), then the embedded
+  stories260K model generating --tokens tokens with exact and windowed attention.`;
+
 export async function demoCommand(argv: string[]): Promise<void> {
   const v = parse(argv, { backend: { type: 'string' }, lengths: { type: 'string' }, tokens: { type: 'string' } });
   const device = await acquireDevice(backendOption(v));

@@ -1,6 +1,8 @@
 // `longctx generate`: text from a model. Only the generated text goes to stdout (ending with a newline,
 // as llama2.c prints); progress and speed go to stderr.
-import { readFileSync } from 'node:fs';
+import { readBounded } from '../io/bounded-read.js';
+import { limit } from '../io/limits.js';
+import { checkRunFits, checkRunServed, type RunShape } from '../model/load/run-fits.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
@@ -23,6 +25,8 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
   The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.
   --rope linear:factor=F | ntk:factor=F[,dynamic=1,original=N] | yarn:factor=F,original=N | llama3:factor=F,original=N,low=L,high=H
     RoPE context extension, replacing the model's own (read from config.json or GGUF metadata).
+  A prompt plus --max-tokens beyond the model's trained context is refused unless the RoPE scaling or a
+    windowed method serves it; --allow-overflow runs it anyway.
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
   --stats: each layer's method and kernel (the planner's choice and reason) and, on WebGPU, the host reads
     and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
@@ -43,15 +47,19 @@ export async function generateCommand(argv: string[]): Promise<void> {
     storage: { type: 'string' },
     rope: { type: 'string' },
     stats: { type: 'boolean' },
+    'allow-overflow': { type: 'boolean' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
-  let prompt: string;
-  try {
-    prompt = typeof v.prompt === 'string' ? v.prompt : readFileSync(String(v['prompt-file']), 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read --prompt-file: ${(e as Error).message}`);
-  }
+  const prompt =
+    typeof v.prompt === 'string'
+      ? v.prompt
+      : readBounded(
+          String(v['prompt-file']),
+          limit('PROMPT_BYTES'),
+          '--prompt-file',
+          'LONGCTX_MAX_PROMPT_BYTES',
+        ).toString('utf8');
   const maxTokens = numberOption(v, 'max-tokens');
   if (maxTokens === undefined || !Number.isInteger(maxTokens) || maxTokens < 0)
     throw new InputError('--max-tokens N (a non-negative integer) is required');
@@ -59,13 +67,36 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
   const storage = (v.storage as string | undefined) ?? 'f32';
   if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
-  const schedule = scheduleFromSpec(parseMethodSpec(typeof v.attention === 'string' ? v.attention : 'flash'));
+  const attention = typeof v.attention === 'string' ? v.attention : 'flash';
+  const schedule = scheduleFromSpec(parseMethodSpec(attention));
   const backend = backendOption(v);
+  if (storage === 'f16' && backend === 'cpu')
+    throw new InputError(
+      '--storage f16 is for WebGPU: the CPU backend keeps weights and the KV cache in f32 (drop --storage, or use --backend webgpu)',
+    );
   const model = loadModel(required(v, 'model'));
   // RoPE context extension from the command line replaces what the model's config says.
   if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
   const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
+  const run: RunShape = {
+    promptTokens: ids.length,
+    newTokens: maxTokens,
+    attention,
+    schedule,
+    storage,
+    chunk,
+    allowOverflow: v['allow-overflow'] === true,
+  };
+  checkRunServed(model.config, run, model.source);
   const device = await acquireDevice(backend);
+  if (storage === 'f16' && device.backend === 'cpu')
+    process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
+  try {
+    checkRunFits(device, model.config, run);
+  } catch (e) {
+    device.destroy();
+    throw e;
+  }
   const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
   try {
     const c = model.config;

@@ -4,9 +4,11 @@ import { acquireDevice } from '../runtime/device.js';
 import { startHost } from '../cluster/host.js';
 import { backendOption, parse, required } from './args.js';
 
-export const HOST_USAGE = `usage: longctx host --nats URL [--token T] [--backend cpu|webgpu|auto] [--id NAME]
+export const HOST_USAGE = `usage: longctx host --nats URL [--token T] [--backend cpu|webgpu|auto] [--id NAME] [--exit-with-stdin]
   Serves Star/Ring attention steps for coordinators on that NATS server (\`longctx attend --nats URL
-  --hosts H ...\`). The token may come from LONGCTX_NATS_TOKEN instead of the command line.`;
+  --hosts H ...\`). The token may come from LONGCTX_NATS_TOKEN instead of the command line.
+  --exit-with-stdin: stop when stdin closes (how a coordinator that spawned the host takes it down with
+  it, even when the coordinator is killed). A heartbeat on longctx.alive.<id> shows the host is alive.`;
 
 export async function hostCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -14,6 +16,7 @@ export async function hostCommand(argv: string[]): Promise<void> {
     token: { type: 'string' },
     backend: { type: 'string' },
     id: { type: 'string' },
+    'exit-with-stdin': { type: 'boolean' },
   });
   const url = required(v, 'nats');
   const token = (v.token as string | undefined) ?? process.env.LONGCTX_NATS_TOKEN;
@@ -27,11 +30,23 @@ export async function hostCommand(argv: string[]): Promise<void> {
       device,
       id: v.id as string | undefined,
       log: (line) => process.stderr.write(`longctx host: ${line}\n`),
+      parentPid: v['exit-with-stdin'] ? process.ppid : undefined,
     });
-    const stop = () => void host.close();
+    const stop = () => {
+      void host.close();
+      // A close that hangs (a kernel still running) must not keep the process: exit regardless.
+      setTimeout(() => process.exit(1), 5_000).unref();
+    };
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
+    if (v['exit-with-stdin']) {
+      process.stdin.on('error', stop);
+      process.stdin.on('close', stop);
+      process.stdin.on('end', stop);
+      process.stdin.resume();
+    }
     await host.done;
+    process.stdin.destroy(); // let the process end once the host is done
   } finally {
     device.destroy();
   }

@@ -2,6 +2,9 @@
 import { acquireDevice } from '../runtime/device.js';
 import { backendOption, parse } from './args.js';
 
+export const INFO_USAGE = `usage: longctx info [--backend cpu|webgpu|auto]
+  Prints the device the library would use (JSON): backend, name, features and limits.`;
+
 export async function infoCommand(argv: string[]): Promise<void> {
   const device = await acquireDevice(backendOption(parse(argv, { backend: { type: 'string' } })));
   const g = device.gpu;

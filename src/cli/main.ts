@@ -3,10 +3,11 @@
 import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '../errors.js';
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
-import { demoCommand } from './demo.js';
+import { DEMO_USAGE, demoCommand } from './demo.js';
 import { EVAL_MASS_USAGE, evalMassCommand } from './eval-mass.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
-import { infoCommand } from './info.js';
+import { INFO_USAGE, infoCommand } from './info.js';
+import { runFiltered } from './quiet-dawn.js';
 import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
@@ -37,8 +38,31 @@ ${HOST_USAGE}
 
 ${EVAL_MASS_USAGE}`;
 
+/** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
+const SUBCOMMAND_USAGE: Record<string, string> = {
+  attend: ATTEND_USAGE,
+  bench: BENCH_USAGE,
+  demo: DEMO_USAGE,
+  generate: GENERATE_USAGE,
+  info: INFO_USAGE,
+  host: HOST_USAGE,
+  plan: PLAN_USAGE,
+};
+
+/** Subcommands that may open a WebGPU adapter (and so get Dawn's warnings filtered), unless --backend cpu. */
+const MAY_USE_WEBGPU = new Set(['attend', 'bench', 'demo', 'generate', 'info', 'host']);
+
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command !== undefined && Object.hasOwn(SUBCOMMAND_USAGE, command) && wantsHelp(rest)) {
+    process.stdout.write(SUBCOMMAND_USAGE[command] + '\n');
+    return 0;
+  }
+  const cpuOnly = rest.some((a, i) => a === '--backend=cpu' || (a === '--backend' && rest[i + 1] === 'cpu'));
+  if (command !== undefined && MAY_USE_WEBGPU.has(command) && !cpuOnly) {
+    const filtered = runFiltered(argv);
+    if (filtered) return filtered;
+  }
   switch (command) {
     case 'attend':
       await attendCommand(rest);
@@ -78,6 +102,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
+/** `--help` or `-h` anywhere but as the value of an option (`--prompt --help` is a prompt). */
+function wantsHelp(args: string[]): boolean {
+  return args.some((a, i) => (a === '--help' || a === '-h') && !(i > 0 && /^--(prompt|title)$/.test(args[i - 1])));
+}
+
 main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
@@ -87,6 +116,18 @@ main(process.argv.slice(2)).then(
       // Input problems are the caller's to fix (2); device, memory and support limits are ours to report (1).
       const ours = err instanceof DeviceError || err instanceof OutOfMemoryError || err instanceof UnsupportedError;
       process.exit(ours ? 1 : 2);
+    }
+    // Last resorts, each still one line: a system error that escaped its reader or writer, an allocation V8
+    // refused. Anything else is a bug in longctx and keeps its stack.
+    const code = (err as NodeJS.ErrnoException | undefined)?.code;
+    if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
+      const device = ['ENOSPC', 'EIO', 'EDQUOT', 'ENOMEM'].includes(code);
+      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${err.message}\n`);
+      process.exit(device ? 1 : 2);
+    }
+    if (err instanceof RangeError && /allocation failed|Invalid typed array length|Array buffer/.test(err.message)) {
+      process.stderr.write(`longctx: OutOfMemoryError: ${err.message} (the run needs more memory than it got)\n`);
+      process.exit(1);
     }
     process.stderr.write(`longctx: internal error: ${err?.stack ?? String(e)}\n`);
     process.exit(1);

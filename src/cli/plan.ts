@@ -7,10 +7,11 @@ import { formatPlan, planModel } from '../model/plan.js';
 import { SafetensorsStore } from '../model/load/safetensors.js';
 import { intList, parse, required } from './args.js';
 
-export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f16|f32] [--chunk 512] [--device P] [--json]
+export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f32|f16] [--chunk 512] [--device P] [--json]
   --model F        a .gguf file, a Hugging Face directory, or a config.json alone (weights then estimated)
   --context N      tokens (e.g. 131072 or 128K)
   --attention SPEC any method of the attend grammar, or hybrid:every=E,window=W (default flash)
+  --dtype          KV cache and activations: f32 (default, as generate's --storage) or f16
   --device P       the device whose kernels to name: tensor-cores (default), portable, cpu
   prints weights, KV cache per layer method, peak prefill activations, the total, and per layer method the
   kernel the planner picks for a prefill chunk and a decoding step, with its reason`;
@@ -46,7 +47,8 @@ export async function planCommand(argv: string[]): Promise<void> {
   if (context === undefined || more.length) throw new InputError('--context takes one length (e.g. 131072 or 128K)');
   const [batch] = intList(values, 'batch', [1]);
   const [chunk] = intList(values, 'chunk', [512]);
-  const dtype = (values.dtype as string | undefined) ?? 'f16';
+  // The default is generate's --storage default (f32), so that plan predicts what generate allocates.
+  const dtype = (values.dtype as string | undefined) ?? 'f32';
   if (dtype !== 'f16' && dtype !== 'f32') throw new InputError(`--dtype must be f16 or f32, got '${dtype}'`);
   const config = loadModelConfig(model);
   const weights = weightBytesOf(model);

@@ -19,6 +19,7 @@ import { startNatsServer, waitExit, type NatsServer } from './nats-server.js';
 import { onShutdown } from './shutdown.js';
 import { Peer } from './transport.js';
 import { discover } from './discover.js';
+import { ALIVE_SUBJECT } from './heartbeat.js';
 
 export interface ClusterOptions {
   hosts: number;
@@ -29,8 +30,10 @@ export interface ClusterOptions {
   backend?: BackendName;
   /** Address the started server listens on (default 127.0.0.1: nothing beyond loopback). */
   listen?: string;
-  /** Per request (default 120 s). */
+  /** Silence from a host (no reply, no heartbeat) that counts as dead (default 30 s). */
   timeoutMs?: number;
+  /** The whole of one request, compute included (default 1 hour). */
+  computeTimeoutMs?: number;
   /** For hosts to appear (default 30 s). */
   startTimeoutMs?: number;
   log?: (line: string) => void;
@@ -96,13 +99,23 @@ const cliMain = fileURLToPath(new URL('../cli/main.js', import.meta.url));
 
 export class Cluster {
   private closed = false;
+  /** Host id -> Date.now() of its last heartbeat. */
+  private readonly lastSeen = new Map<string, number>();
   private constructor(
     readonly peer: Peer,
     readonly hosts: HostInfo[],
     private readonly server: NatsServer | undefined,
     private readonly timeoutMs: number,
+    private readonly computeTimeoutMs: number,
     private readonly removeHook: () => void,
-  ) {}
+  ) {
+    const prefix = `${ALIVE_SUBJECT}.`;
+    peer.nc.subscribe(`${ALIVE_SUBJECT}.*`, {
+      callback: (err, msg) => {
+        if (!err) this.lastSeen.set(msg.subject.slice(prefix.length), Date.now());
+      },
+    });
+  }
 
   static async start(o: ClusterOptions): Promise<Cluster> {
     if (!Number.isInteger(o.hosts) || o.hosts < 1)
@@ -119,12 +132,14 @@ export class Cluster {
       if (!o.nats) {
         for (let i = 0; i < o.hosts; i++) {
           const id = `local-${tag}-${i}`;
+          // Its stdin is a pipe from this process: when this process dies (even by SIGKILL), the host sees
+          // the pipe close and exits. Dawn's warnings stay in the host's log (no filtering child).
           const child = spawn(
             process.execPath,
-            [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id],
+            [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id, '--exit-with-stdin'],
             {
-              env: { ...process.env, LONGCTX_NATS_TOKEN: token },
-              stdio: ['ignore', 'ignore', 'pipe'],
+              env: { ...process.env, LONGCTX_NATS_TOKEN: token, LONGCTX_DAWN_WARNINGS: '1' },
+              stdio: ['pipe', 'ignore', 'pipe'],
             },
           );
           logs.set(id, '');
@@ -147,7 +162,7 @@ export class Cluster {
       const hosts = await discover(peer, o.hosts, o.nats ? undefined : tag, children, logs, o.startTimeoutMs ?? 30_000);
       hosts.forEach((h) => (h.child = children.find((c) => c.pid === h.pid)));
       o.log?.(`hosts: ${hosts.map((h) => `${h.id} (${h.device})`).join(', ')} via ${url}`);
-      return new Cluster(peer, hosts, server, o.timeoutMs ?? 120_000, () => {
+      return new Cluster(peer, hosts, server, o.timeoutMs ?? 30_000, o.computeTimeoutMs ?? 3_600_000, () => {
         removeHook();
         children.forEach((c) => c.kill('SIGTERM'));
       });
@@ -242,7 +257,7 @@ export class Cluster {
           scale: s.scale,
           queryHost: this.hosts[H - 1].inbox,
           peers: this.hosts.map((h) => h.id),
-          timeoutMs: this.timeoutMs,
+          timeoutMs: this.computeTimeoutMs,
         },
         parts,
       );
@@ -288,7 +303,7 @@ export class Cluster {
           causal: s.causal,
           scale: s.scale,
           peers: this.hosts.map((h) => h.inbox),
-          timeoutMs: this.timeoutMs,
+          timeoutMs: this.computeTimeoutMs,
         },
         [
           ['q', 'q', rows[i][0], rows[i][1]],
@@ -338,7 +353,10 @@ export class Cluster {
             ),
           );
         }
-        return this.peer.request(h.inbox, { ...meta, kind }, tensors, timeoutMs, this.describe(i));
+        return this.peer.request(h.inbox, { ...meta, kind }, tensors, timeoutMs, this.describe(i), {
+          lastSeen: () => this.lastSeen.get(h.id) ?? 0,
+          budgetMs: this.computeTimeoutMs,
+        });
       }),
     );
   }

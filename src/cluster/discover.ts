@@ -1,5 +1,5 @@
-// Host discovery for a distributed run: ask on `longctx.discover` until enough hosts said hello, naming a host
-// that died while starting, within the start timeout.
+// Finding hosts: the coordinator asks on longctx.discover until enough hosts said hello (those it spawned,
+// by their tag, or any on a user's server), failing fast when a spawned one exits while starting.
 import type { ChildProcess } from 'node:child_process';
 import { HostError } from '../errors.js';
 import type { HostInfo } from './cluster.js';
@@ -42,8 +42,8 @@ export async function discover(
     }
     if (Date.now() > deadline) {
       throw new HostError(
-        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} s` +
-          `${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
+        `only ${found.size} of ${count} hosts answered within ${timeoutMs / 1000} ` +
+          `s${tag ? '' : ' (start them with `longctx host --nats URL --token T`)'}`,
         'discovery',
       );
     }

@@ -13,6 +13,7 @@ import { InputError } from '../errors.js';
 import { stateFrom, stateTensors, type Envelope, type Meta } from './codec.js';
 import { Peer, SUBJECT_PREFIX } from './transport.js';
 import { syntheticSlice, type SyntheticTensor } from './synthetic.js';
+import { startHeartbeat } from './heartbeat.js';
 
 export const DISCOVER_SUBJECT = `${SUBJECT_PREFIX}.discover`;
 
@@ -23,6 +24,10 @@ export interface HostOptions {
   /** Stable name (default: hostname-pid-random). */
   id?: string;
   log?: (line: string) => void;
+  /** Interval of the heartbeat on longctx.alive.<id> (default 500 ms). */
+  heartbeatMs?: number;
+  /** Kill this process when its parent is no longer this pid (a spawned host dies with its coordinator). */
+  parentPid?: number;
 }
 
 interface Run {
@@ -42,6 +47,14 @@ export interface RunningHost {
 export async function startHost(o: HostOptions): Promise<RunningHost> {
   const id = o.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const peer = await Peer.connect({ url: o.url, token: o.token, name: `host.${id}` });
+  // Beating before discovery answers: a host the coordinator can find is one it can see alive.
+  const stopHeartbeat = await startHeartbeat({
+    url: o.url,
+    token: o.token,
+    id,
+    intervalMs: o.heartbeatMs ?? 500,
+    parentPid: o.parentPid,
+  });
   const runs = new Map<string, Run>();
   const log = o.log ?? (() => {});
   const hello = () => ({
@@ -185,7 +198,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     return performance.now() - t0;
   }
 
-  const done = peer.nc.closed().then(() => undefined);
+  const done = peer.nc.closed().then(() => stopHeartbeat());
   log(`host ${id} on ${o.device.name}, connected to ${o.url}`);
   return { id, peer, done, close: () => peer.close() };
 }

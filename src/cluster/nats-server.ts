@@ -1,6 +1,9 @@
 // Starts a private nats-server (Debian's package, or the binary in $NATS_SERVER) for one run: loopback
 // only unless asked, a random port, a random token in a 0600 config file (never on a command line), and
-// stopped afterwards, also when the process exits or gets SIGINT/SIGTERM.
+// stopped afterwards, also when the process exits or gets SIGINT/SIGTERM. The config (the token) is
+// removed as soon as the server listens, so a killed coordinator leaves nothing secret on disk; and the
+// server runs under a small shell keeper that stops it when the keeper's stdin (a pipe from this process)
+// closes, so even SIGKILL of this process leaves no server behind.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -56,21 +59,38 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
     ].join('\n'),
     { mode: 0o600 },
   );
-  const child = spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  const removeHook = onShutdown(() => {
+  const keeper = existsSync('/bin/sh');
+  const child = keeper
+    ? spawn('/bin/sh', ['-c', KEEPER_SCRIPT, binary, config], { stdio: ['pipe', 'ignore', 'pipe'] })
+    : spawn(binary, ['-c', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let serverPid: number | undefined;
+  const killAll = () => {
+    if (serverPid !== undefined) {
+      try {
+        process.kill(serverPid, 'SIGKILL');
+      } catch {
+        // gone already
+      }
+    }
     child.kill('SIGKILL');
+  };
+  const removeHook = onShutdown(() => {
+    killAll();
     rmSync(dir, { recursive: true, force: true });
   });
   const stop = async () => {
     removeHook();
     if (child.exitCode === null && child.signalCode === null) {
-      child.kill('SIGTERM');
-      await waitExit(child, 3000).catch(() => child.kill('SIGKILL'));
+      if (keeper) child.stdin!.end();
+      else child.kill('SIGTERM');
+      await waitExit(child, 3000).catch(killAll);
     }
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    const port = await listeningPort(child, opts.startTimeoutMs ?? 10_000);
+    const { port, pid } = await listeningPort(child, opts.startTimeoutMs ?? 10_000);
+    serverPid = pid;
+    rmSync(dir, { recursive: true, force: true }); // read at start; the token lives on only in memory
     const host = !opts.listen || opts.listen === '0.0.0.0' ? '127.0.0.1' : opts.listen;
     return { url: `nats://${host}:${port}`, token, stop };
   } catch (e) {
@@ -79,7 +99,15 @@ export async function startNatsServer(opts: NatsServerOptions = {}): Promise<Nat
   }
 }
 
-function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> {
+/** Runs nats-server ($0 -c $1) until stdin closes or a signal comes, then stops it. */
+const KEEPER_SCRIPT = `"$0" -c "$1" & pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid; exit 0' INT TERM HUP
+while IFS= read -r _; do :; done
+kill $pid 2>/dev/null
+wait $pid`;
+
+/** The port from nats-server's log, and its pid (each log line starts with [pid]). */
+function listeningPort(child: ChildProcess, timeoutMs: number): Promise<{ port: number; pid?: number }> {
   return new Promise((resolve, reject) => {
     let log = '';
     const timer = setTimeout(
@@ -93,8 +121,9 @@ function listeningPort(child: ChildProcess, timeoutMs: number): Promise<number> 
       const m = /Listening for client connections on [^\s]*:(\d+)/.exec(log);
       if (m) {
         clearTimeout(timer);
+        const pid = /^\[(\d+)\]/m.exec(log)?.[1];
         log = log.padEnd(100_001); // keep draining its log so it never blocks on a full pipe
-        resolve(Number(m[1]));
+        resolve({ port: Number(m[1]), pid: pid === undefined ? undefined : Number(pid) });
       }
     });
     child.on('exit', (code, signal) => {

@@ -27,6 +27,14 @@ interface Pending {
   timer: NodeJS.Timeout;
 }
 
+/** How a request waits when the other end has a heartbeat: silence and compute time are bounded apart. */
+export interface Liveness {
+  /** When the other end last showed a sign of life (Date.now() milliseconds; 0 if never). */
+  lastSeen(): number;
+  /** The whole request, compute included, may take at most this long. */
+  budgetMs: number;
+}
+
 interface Waiter {
   resolve(e: Envelope): void;
 }
@@ -98,26 +106,50 @@ export class Peer {
     await this.nc.flush();
   }
 
-  /** Sends and waits for the reply; `who` names the other end in the error if it does not answer. */
+  /**
+   * Sends and waits for the reply; `who` names the other end in the error if it does not answer. Without
+   * `liveness`, `timeoutMs` bounds the whole wait; with it, `timeoutMs` bounds silence (no reply and no
+   * heartbeat) and `liveness.budgetMs` the whole wait.
+   */
   request(
     subject: string,
     meta: Meta,
     tensors: Record<string, Tensor>,
     timeoutMs: number,
     who: string,
+    liveness?: Liveness,
   ): Promise<Envelope> {
     const rid = `${this.sender}-${this.nextId++}`;
+    const kind = String(meta.kind);
     return new Promise<Envelope>((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const start = Date.now();
+      const fail = (message: string) => {
         this.pending.delete(rid);
-        reject(
-          new HostError(
-            `${who} did not answer '${String(meta.kind)}' within ${(timeoutMs / 1000).toFixed(1)} s (dead, ` +
-              `stopped or overloaded); retry the run, or raise --timeout`,
-            who,
-          ),
-        );
-      }, timeoutMs);
+        clearInterval(timer);
+        reject(new HostError(message, who));
+      };
+      const period = Math.max(50, Math.min(1000, timeoutMs / 4));
+      let lastTick = start;
+      const check = () => {
+        const now = Date.now();
+        // A late tick means this process was busy (encoding, sending): heartbeats may wait unread in the
+        // socket, so judge silence only on a tick that came on time.
+        const late = now - lastTick > 2 * period;
+        lastTick = now;
+        if (late) return;
+        const silent = now - Math.max(start, liveness?.lastSeen() ?? 0);
+        if (silent >= timeoutMs)
+          fail(
+            `${who} showed no sign of life for ${(silent / 1000).toFixed(1)} s during '${kind}' (dead, stopped ` +
+              `or cut off); retry the run, or raise --timeout`,
+          );
+        else if (liveness && now - start >= liveness.budgetMs)
+          fail(
+            `${who} is alive but did not finish '${kind}' within the compute budget of ${(liveness.budgetMs / 1000).toFixed(0)} ` +
+              `s; raise --compute-timeout`,
+          );
+      };
+      const timer = setInterval(check, period);
       this.pending.set(rid, { who, resolve, reject, timer });
       this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors).catch((e: Error) =>
         this.settle(rid, undefined, new DeviceError(`sending '${String(meta.kind)}' to ${who}: ${e.message}`)),
@@ -194,7 +226,7 @@ export class Peer {
     const p = this.pending.get(rid);
     if (!p) return;
     this.pending.delete(rid);
-    clearTimeout(p.timer);
+    clearInterval(p.timer);
     const remote = e?.meta.error as { name: string; message: string } | undefined;
     if (failure) p.reject(failure);
     else if (remote) p.reject(remoteError(remote, p.who));

@@ -50,6 +50,15 @@ export function denseAttentionCpu(q: Tensor, k: Tensor, v: Tensor, s: AttentionS
     for (let i = 0; i < queries; i++) {
       const r = h * queries + i;
       const row = r * keys;
+      // NaN in, NaN out (HARDENING.md): a visible score that is NaN or infinite makes the row NaN.
+      const last = causalLimit(s, i);
+      let bad = false;
+      for (let j = 0; j <= last; j++) if (!Number.isFinite(scores[row + j])) bad = true;
+      if (bad) {
+        out.lse[r] = Number.NaN;
+        out.o.fill(Number.NaN, r * D, (r + 1) * D);
+        continue;
+      }
       let m = -Infinity;
       for (let j = 0; j < keys; j++) m = Math.max(m, scores[row + j]);
       if (m === -Infinity) continue;

@@ -2,7 +2,7 @@
 // product through workgroup memory), a row softmax in place with its LSE, then O = P V (tiled again).
 // Dispatched once per query head; the scores buffer of that head is [Nq, Nk] f32. CPU twin: dense-cpu.ts.
 import type { DType } from '../tensor.js';
-import { ATTENTION_PARAMS_WGSL, CAUSAL_LIMIT_WGSL, inputType } from './wgsl-common.js';
+import { ATTENTION_PARAMS_WGSL, CAUSAL_LIMIT_WGSL, NON_FINITE_WGSL, inputType } from './wgsl-common.js';
 
 export const DENSE_TILE = 16;
 export const SOFTMAX_THREADS = 256;
@@ -20,6 +20,7 @@ const T: u32 = 16u;
 var<workgroup> qt: array<f32, 256>;
 var<workgroup> kt: array<f32, 256>;
 ${CAUSAL_LIMIT_WGSL}
+${NON_FINITE_WGSL}
 
 @compute @workgroup_size(16, 16)
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec3u) {
@@ -39,7 +40,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
   }
   if (i < params.nq && j < params.nk) {
     let visible = i32(j) <= key_limit(i);
-    scores[i * params.nk + j] = select(bitcast<f32>(params.neg_inf_bits), dot * params.scale, visible);
+    // A visible non-finite score is stored as NaN, so the softmax tells it from a masked one (-inf).
+    let score = select(dot * params.scale, nan_value(), non_finite(dot * params.scale));
+    scores[i * params.nk + j] = select(bitcast<f32>(params.neg_inf_bits), score, visible);
   }
 }
 `;
@@ -53,6 +56,8 @@ ${ATTENTION_PARAMS_WGSL}
 @group(0) @binding(2) var<uniform> params: Params;
 const N: u32 = ${SOFTMAX_THREADS}u;
 var<workgroup> red: array<f32, ${SOFTMAX_THREADS}>;
+var<workgroup> bad_row: atomic<u32>; // zero at the start of each workgroup (one row)
+${NON_FINITE_WGSL}
 
 @compute @workgroup_size(${SOFTMAX_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -60,7 +65,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (i >= params.nq) { return; } // uniform per workgroup
   let row = i * params.nk;
   var m = -3.0e38;
-  for (var j = lid; j < params.nk; j += N) { m = max(m, scores[row + j]); }
+  for (var j = lid; j < params.nk; j += N) {
+    m = max(m, scores[row + j]);
+    if (is_nan(scores[row + j])) { atomicOr(&bad_row, 1u); }
+  }
   red[lid] = m;
   workgroupBarrier();
   for (var w = N / 2u; w > 0u; w /= 2u) {
@@ -80,8 +88,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   sum = red[0];
   let seen = sum > 0.0 && m > -3.0e38;
   let inv = select(0.0, 1.0 / sum, seen);
-  for (var j = lid; j < params.nk; j += N) { scores[row + j] = select(0.0, exp(scores[row + j] - m) * inv, seen); }
-  if (lid == 0u) { lse[params.head * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), m + log(sum), seen); }
+  let bad = atomicLoad(&bad_row) != 0u; // NaN in, NaN out (HARDENING.md)
+  for (var j = lid; j < params.nk; j += N) {
+    scores[row + j] = select(select(0.0, exp(scores[row + j] - m) * inv, seen), nan_value(), bad);
+  }
+  if (lid == 0u) {
+    lse[params.head * params.nq + i] = select(select(bitcast<f32>(params.neg_inf_bits), m + log(sum), seen), nan_value(), bad);
+  }
 }
 `;
 }

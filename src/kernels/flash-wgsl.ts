@@ -4,7 +4,7 @@
 // With a block mask (FlexAttention's scheme) the workgroup visits only its query tile's kept key tiles
 // and evaluates the mask predicate only on partial ones.
 import type { DType } from '../tensor.js';
-import { ATTENTION_PARAMS_WGSL, CAUSAL_LIMIT_WGSL, inputType } from './wgsl-common.js';
+import { ATTENTION_PARAMS_WGSL, CAUSAL_LIMIT_WGSL, NON_FINITE_WGSL, inputType } from './wgsl-common.js';
 
 export const FLASH_PORTABLE_ROWS = 64;
 
@@ -70,6 +70,7 @@ const NEG: f32 = -3.0e38;
 var<workgroup> ks: array<f32, ${BC * headDim}>;
 var<workgroup> vs: array<f32, ${BC * headDim}>;
 ${CAUSAL_LIMIT_WGSL}
+${NON_FINITE_WGSL}
 
 @compute @workgroup_size(${FLASH_PORTABLE_ROWS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -88,6 +89,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   var m = NEG;
   var l = 0.0;
+  var bad = false; // a visible score that is NaN or infinite: the row is NaN (HARDENING.md)
   let kbase = kvh * kv_rows() * D;
   ${loopHead}
     workgroupBarrier();
@@ -108,6 +110,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
           for (var d = 0u; d < D; d++) { dot += qrow[d] * ks[u32(j) * D + d]; }
         }
         s[j] = dot;
+        bad = bad || non_finite(dot);
         tile_max = max(tile_max, dot);
       }
       if (tile_max > NEG) {
@@ -127,8 +130,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (row_ok) {
     let r = h * params.nq + i;
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < D; d++) { o[r * D + d] = acc[d] * inv; }
-    lse[r] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0);
+    for (var d = 0u; d < D; d++) { o[r * D + d] = select(acc[d] * inv, nan_value(), bad); }
+    lse[r] = select(select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0), nan_value(), bad);
   }
 }
 `;

@@ -17,6 +17,8 @@ export interface OnlineSoftmaxOptions {
 export class OnlineSoftmaxRow {
   private m = -Infinity;
   private l = 0;
+  /** A visible score was NaN or infinite: the row is NaN (the NaN policy, docs/HARDENING.md). */
+  private bad = false;
   private readonly acc: Float64Array;
   private readonly x: Float64Array;
   /** Per key of the next tile: its row offset (in elements) into K and V, or -1 where a mask hides it. */
@@ -36,6 +38,7 @@ export class OnlineSoftmaxRow {
   start(): void {
     this.m = -Infinity;
     this.l = 0;
+    this.bad = false;
     this.acc.fill(0);
   }
 
@@ -56,6 +59,7 @@ export class OnlineSoftmaxRow {
       let dot = 0;
       for (let d = 0; d < D; d++) dot += Q[qo + d] * K[ko + d];
       x[e] = dot * scale;
+      if (!Number.isFinite(x[e])) this.bad = true;
       tileMax = Math.max(tileMax, x[e]);
     }
     if (tileMax === -Infinity) return;
@@ -84,6 +88,11 @@ export class OnlineSoftmaxRow {
   finish(out: AttentionState, r: number): void {
     const D = this.headDim;
     const l = this.l;
+    if (this.bad) {
+      out.lse[r] = Number.NaN;
+      out.o.fill(Number.NaN, r * D, (r + 1) * D);
+      return;
+    }
     if (l === 0) return;
     out.lse[r] = this.opts.base2 ? (this.m + Math.log2(l)) * Math.LN2 : this.m + Math.log(l);
     for (let d = 0; d < D; d++) out.o[r * D + d] = this.acc[d] / l;

@@ -51,3 +51,13 @@ fn key_limit(i: u32) -> i32 {
   if (params.causal == 0u) { return all; }
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }`;
+
+/**
+ * The NaN policy's helpers (docs/HARDENING.md: a row that reads a NaN or infinite score is NaN, never "no
+ * key"). Tested on the bits, since WGSL lets a compiler assume floats are finite; NaN made at run time from
+ * the -Infinity uniform, since a NaN constant does not compile.
+ */
+export const NON_FINITE_WGSL = /* wgsl */ `
+fn non_finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn nan_value() -> f32 { return bitcast<f32>(params.neg_inf_bits | 0x00400000u); }`;

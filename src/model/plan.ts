@@ -193,12 +193,18 @@ export function formatBytes(b: number): string {
   return u === 0 ? `${b} B` : `${v.toFixed(2)} ${units[u]}`;
 }
 
+/** 260K, 15.2M, 7.24B: three significant figures in the unit that fits. */
+export function formatCount(n: number): string {
+  const [unit, scale] = n >= 1e9 ? ['B', 1e9] : n >= 1e6 ? ['M', 1e6] : n >= 1e3 ? ['K', 1e3] : ['', 1];
+  return `${Number((n / scale).toPrecision(3))}${unit}`;
+}
+
 export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string {
   const pad = (s: string, w: number): string => s.padEnd(w);
   const right = (s: string, w: number): string => s.padStart(w);
   const lines = [
     `model      ${source}: ${c.architecture}, ${c.layers} layers, ${c.heads} heads (${c.kvHeads} KV) x ${c.headDim}, ` +
-      `hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${(p.parameters / 1e9).toFixed(2)}B parameters`,
+      `hidden ${c.hiddenSize}, vocab ${c.vocabSize}, ${formatCount(p.parameters)} parameters`,
     `context    ${p.context} tokens, batch ${p.batch}, ${p.dtype} KV cache and activations, prefill in chunks of ${p.chunk}`,
     `attention  ${p.attention}`,
     '',

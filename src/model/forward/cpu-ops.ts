@@ -1,5 +1,6 @@
 // ForwardOps on the CPU: every operation runs at once on host arrays (submit has nothing to wait for).
 // The exact twin of gpu-ops.ts that CI checks; activations are f32 throughout.
+import { checkFiniteActivations } from '../load/finite.js';
 import { matmulRowsCpu } from '../../kernels/matmul-cpu.js';
 import { rmsNormCpu } from '../../kernels/rmsnorm-cpu.js';
 import { ropeCpu } from '../../kernels/rope-cpu.js';
@@ -13,6 +14,10 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
   private readonly invFreq: Float64Array;
   private readonly ropeFactor: number;
   private position = 0;
+
+  checkFinite(x: Float32Array, values: number, layer: number, position: number): void {
+    checkFiniteActivations(x.subarray(0, values), layer, position);
+  }
 
   constructor(private readonly c: ModelConfig) {
     this.invFreq = ropeInverseFrequencies(c);

@@ -105,6 +105,7 @@ export class LlamaDecoder<B, M, V> implements Decoder {
       ops.swiglu(a.gate, a.up, T * F);
       ops.matmul(a.gate, l.wDown, a.proj, T, H, F);
       ops.add(a.x, a.proj, T * H);
+      ops.checkFinite?.(a.x, T * H, li, this.pos);
     }
     this.pos += T;
     if (last) {

@@ -59,6 +59,9 @@ export interface ForwardOps<B, M, V> {
   add(x: B, y: B, n: number): void;
   /** gate = silu(gate) * up over n values. */
   swiglu(gate: B, up: B, n: number): void;
+  /** The NaN policy (docs/HARDENING.md): throws a NonFiniteError naming the layer when x [T, hidden] is not
+   * finite. The CPU checks each layer; WebGPU does not yet (it would need a flag read back with the logits). */
+  checkFinite?(x: B, values: number, layer: number, position: number): void;
   submit(label: string): Promise<void>;
   /** Runs one forward (of one or more chunks); WebGPU validates all its submissions once, at the end. */
   forwardScope<T>(work: () => Promise<T>): Promise<T>;

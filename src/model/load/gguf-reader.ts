@@ -192,6 +192,10 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
   for (let i = 0; i < kvCount; i++) {
     const key = c.string(`key of metadata entry ${i}`);
     const type = c.u32(`type of ${key}`);
+    if (metadata.has(key)) c.fail(`metadata key ${key} appears twice`);
+    // The spec makes general.alignment a uint32; any integer type is accepted, a string or float is not.
+    if (key === 'general.alignment' && ![0, 1, 2, 3, 4, 5, 10, 11].includes(type))
+      c.fail(`general.alignment has value type ${type}, not an integer`);
     metadata.set(key, c.value(type, key));
   }
   const alignValue = metadata.get('general.alignment') ?? 32;
@@ -201,8 +205,11 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
   }
 
   const raw: Array<Omit<GgufTensorInfo, 'offset'> & { relative: number }> = [];
+  const names = new Set<string>();
   for (let i = 0; i < tensorCount; i++) {
     const name = c.string(`name of tensor ${i}`);
+    if (names.has(name)) c.fail(`tensor ${name} is listed twice`);
+    names.add(name);
     const nDims = c.u32(`dimension count of ${name}`);
     if (nDims < 1 || nDims > MAX_DIMS) c.fail(`tensor ${name} has ${nDims} dimensions (1 to ${MAX_DIMS} allowed)`);
     const dims: number[] = [];

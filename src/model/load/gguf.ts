@@ -1,7 +1,9 @@
 // Loads a GGUF model (llama, qwen2, mistral architectures) into the LoadedModel contract: the config from
 // `<arch>.*` metadata, weights as byte slices of the file (F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K;
 // others are refused by name), and the tokenizer stored in the metadata. GGUF dims [ne0 = in, ne1 = out] are row-major [out][in].
-import { readFileSync, statSync } from 'node:fs';
+import { constants } from 'node:buffer';
+import { readBounded } from '../../io/bounded-read.js';
+import { checkModelBounds } from './model-bounds.js';
 import { basename } from 'node:path';
 import { InputError, UnsupportedError } from '../../errors.js';
 import { ggmlTypeName, parseGguf, type GgufFile, type GgufTensorInfo, type GgufValue } from './gguf-reader.js';
@@ -24,14 +26,8 @@ const SUPPORTED_TYPES = Object.keys(DTYPES)
 const ARCHITECTURES = ['llama', 'qwen2', 'mistral'] as const;
 
 export function loadGguf(path: string): LoadedModel {
-  let buf: Buffer;
-  try {
-    if (!statSync(path).isFile()) throw new InputError(`${path} is not a file`);
-    buf = readFileSync(path);
-  } catch (e) {
-    if (e instanceof InputError) throw e;
-    throw new InputError(`cannot read model ${path}: ${(e as Error).message}`);
-  }
+  // One Buffer holds the file (tensors are views into it): at most Node's largest Buffer, and the host's memory.
+  const buf = readBounded(path, constants.MAX_LENGTH, 'model');
   return ggufModel(buf, basename(path));
 }
 
@@ -96,7 +92,7 @@ function ggufConfig(g: GgufFile, file: string): ModelConfig {
   }
   const contextLength = positiveInt(m, `${arch}.context_length`, file, 2048);
   const eps = num(m, `${arch}.attention.layer_norm_rms_epsilon`, file, 1e-5);
-  return {
+  const config: ModelConfig = {
     architecture: arch as ModelConfig['architecture'],
     vocabSize: embd.dims[1],
     hiddenSize,
@@ -116,6 +112,8 @@ function ggufConfig(g: GgufFile, file: string): ModelConfig {
     bosTokenId: m.has('tokenizer.ggml.bos_token_id') ? num(m, 'tokenizer.ggml.bos_token_id', file) : undefined,
     eosTokenId: m.has('tokenizer.ggml.eos_token_id') ? num(m, 'tokenizer.ggml.eos_token_id', file) : undefined,
   };
+  checkModelBounds(config, file);
+  return config;
 }
 
 function ggufRopeScaling(m: Map<string, GgufValue>, arch: string, contextLength: number, file: string): RopeScaling {

@@ -2,7 +2,9 @@
 // the top, context extension under rope_scaling with `type` or `rope_type`) or 5 (everything under
 // rope_parameters: {rope_type, rope_theta, factor, ...}). Defaults are those of the transformers config
 // classes; a field that is present but wrong is an InputError naming it, never a silent default.
-import { readFileSync } from 'node:fs';
+import { readBounded } from '../../io/bounded-read.js';
+import { limit } from '../../io/limits.js';
+import { checkModelBounds } from './model-bounds.js';
 import { InputError, UnsupportedError } from '../../errors.js';
 import { yarnMscale } from '../positions/rope-scaling.js';
 import type { ModelConfig, RopeScaling } from '../types.js';
@@ -26,12 +28,7 @@ const DEFAULTS: Record<ModelConfig['architecture'], { context: number; eps: numb
 };
 
 export function readHfConfig(path: string): ModelConfig {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read ${path}: ${(e as Error).message}`);
-  }
+  const text = readBounded(path, limit('JSON_BYTES'), 'config', 'LONGCTX_MAX_JSON_BYTES').toString('utf8');
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -116,7 +113,7 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
   const { theta, rope } = ropeOf(c, source, contextLength, d.theta);
   if (bool('mlp_bias', false))
     throw new UnsupportedError(`${source}: mlp_bias (biases on the MLP projections) is not supported`);
-  return {
+  const config: ModelConfig = {
     architecture,
     vocabSize,
     hiddenSize,
@@ -136,6 +133,8 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
     ...(bosTokenId === undefined ? {} : { bosTokenId }),
     ...(eosTokenId === undefined ? {} : { eosTokenId }),
   };
+  checkModelBounds(config, source);
+  return config;
 }
 
 function architectureOf(c: Json, source: string): ModelConfig['architecture'] {

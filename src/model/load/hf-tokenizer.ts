@@ -3,7 +3,9 @@
 // decides about BOS, as llama.cpp does. tokenBytes undoes the vocabulary's byte encoding per token
 // (GPT-2 byte-level: one printable character per byte; SentencePiece style: '▁' for space and <0xXX>
 // byte-fallback pieces), so that streaming can print exact bytes.
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
+import { readBounded } from '../../io/bounded-read.js';
+import { limit } from '../../io/limits.js';
 import { join } from 'node:path';
 import { Tokenizer as HfTokenizer } from '@huggingface/tokenizers';
 import { InputError } from '../../errors.js';
@@ -13,8 +15,9 @@ type Json = Record<string, unknown>;
 
 function readJson(path: string): Json {
   let json: unknown;
+  const text = readBounded(path, limit('JSON_BYTES'), 'tokenizer file', 'LONGCTX_MAX_JSON_BYTES').toString('utf8');
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new InputError(`cannot read ${path} as JSON: ${(e as Error).message}`);
   }
@@ -43,6 +46,51 @@ function mentions(node: unknown, type: string): boolean {
   return false;
 }
 
+/** Largest token id a tokenizer.json may use (4M; the largest real vocabularies are about 256K). */
+export const MAX_TOKEN_ID = 1 << 22;
+
+/** The parts of tokenizer.json that tokenizers.js trusts: vocab pieces and ids, added tokens. */
+function checkTokenizerJson(json: Json, source: string): void {
+  const model = json.model as Json | undefined;
+  if (typeof model !== 'object' || model === null || typeof model.vocab !== 'object' || model.vocab === null)
+    throw new InputError(`${source}: no model.vocab; not a tokenizer.json`);
+  const bad = (why: string): InputError => new InputError(`${source}: ${why}`);
+  const ids = new Map<number, string>();
+  const claim = (id: unknown, piece: string, where: string): void => {
+    // An added token may repeat its vocab entry (same id, same text); two texts on one id may not.
+    if (typeof id !== 'number' || !Number.isSafeInteger(id) || id < 0 || id >= MAX_TOKEN_ID)
+      throw bad(`${where} '${piece}' has id ${JSON.stringify(id)}, not an integer from 0 to ${MAX_TOKEN_ID - 1}`);
+    const prior = ids.get(id);
+    if (prior !== undefined && prior !== piece)
+      throw bad(`${where}: id ${id} is given to both '${prior}' and '${piece}'`);
+    ids.set(id, piece);
+  };
+  if (Array.isArray(model.vocab)) {
+    // Unigram: [piece, score] pairs, the id is the position.
+    (model.vocab as unknown[]).forEach((entry, i) => {
+      if (!Array.isArray(entry) || typeof entry[0] !== 'string' || typeof entry[1] !== 'number')
+        throw bad(`model.vocab[${i}] is not a [piece, score] pair`);
+      claim(i, entry[0], 'model.vocab');
+    });
+  } else {
+    for (const [piece, id] of Object.entries(model.vocab as Json)) claim(id, piece, 'model.vocab piece');
+  }
+  const added = json.added_tokens;
+  if (added === undefined || added === null) return;
+  if (!Array.isArray(added)) throw bad('added_tokens is not a list');
+  for (const [i, t] of added.entries()) {
+    if (typeof t !== 'object' || t === null || typeof (t as Json).content !== 'string')
+      throw bad(`added_tokens[${i}] has no content string`);
+    const { id, content } = t as { id: unknown; content: string };
+    claim(id, content, 'added token');
+  }
+  // Ids beyond the pieces leave holes; a few are normal (padding), a vocabulary that is mostly holes is not.
+  let maxId = -1;
+  for (const id of ids.keys()) maxId = Math.max(maxId, id);
+  if (maxId >= 2 * ids.size + 1024)
+    throw bad(`token ids run to ${maxId} but only ${ids.size} tokens exist (an id past the vocabulary?)`);
+}
+
 export interface HfTokenizerFallbacks {
   /** From config.json, when tokenizer_config.json does not name them. */
   bosTokenId?: number;
@@ -63,10 +111,7 @@ export class HuggingFaceTokenizer implements Tokenizer {
     fallbacks: HfTokenizerFallbacks = {},
     readonly source = 'tokenizer.json',
   ) {
-    const model = tokenizerJson.model as Json | undefined;
-    if (typeof model !== 'object' || model === null || typeof model.vocab !== 'object' || model.vocab === null) {
-      throw new InputError(`${source}: no model.vocab; not a tokenizer.json`);
-    }
+    checkTokenizerJson(tokenizerJson, source);
     try {
       this.hf = new HfTokenizer(tokenizerJson, tokenizerConfig);
     } catch (e) {
@@ -84,6 +129,7 @@ export class HuggingFaceTokenizer implements Tokenizer {
     const unbyte = byteLevel ? byteLevelDecoder() : undefined;
     this.pieces = new Array(this.vocabSize);
     for (const [piece, id] of vocab) {
+      if (typeof piece !== 'string') continue; // a hole in the ids: tokenBytes refuses it by name
       const special = added.get(id);
       this.pieces[id] = special
         ? this.encoder.encode(special.content)

@@ -1,6 +1,7 @@
 // Hugging Face tensor names (Llama, Qwen2, Mistral) -> ModelWeights, with every shape checked against the
 // config. nn.Linear stores [out, in], the row-major layout ModelWeights asks for, so bytes pass unchanged.
-import { InputError, UnsupportedError } from '../../errors.js';
+import { InputError, OutOfMemoryError, UnsupportedError } from '../../errors.js';
+import { formatBytesShort, hostMemoryBudget } from '../../io/limits.js';
 import type { SafetensorsStore } from './safetensors.js';
 import type { LayerWeights, ModelConfig, ModelWeights, WeightTensor } from '../types.js';
 
@@ -59,6 +60,15 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
         `${entry.file}: tensor '${w.name}' has shape [${entry.shape.join(', ')}], the config implies [${w.shape.join(', ')}]`,
       );
   }
+  const bytes = wanted.reduce((s, w) => s + (store.entry(w.name)!.end - store.entry(w.name)!.begin), 0);
+  const budget = hostMemoryBudget();
+  if (bytes > budget)
+    throw new OutOfMemoryError(
+      `${store.dir}: the weights are ${formatBytesShort(bytes)}, more than the ${formatBytesShort(budget)} of ` +
+        `host memory available (set LONGCTX_HOST_MEMORY_BYTES to override)`,
+      bytes,
+      budget,
+    );
   const tensors = store.read(wanted.map((w) => w.name));
   const get = (w: Wanted): WeightTensor => tensors.get(w.name)!;
   const maybe = (w: Wanted): WeightTensor | undefined => tensors.get(w.name);

@@ -4,6 +4,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { InputError } from '../../errors.js';
+import { checkFiniteWeights } from './finite.js';
 import { loadGguf } from './gguf.js';
 import { readHfConfig } from './hf-config.js';
 import { HuggingFaceTokenizer } from './hf-tokenizer.js';
@@ -16,7 +17,14 @@ function kindOf(path: string): 'dir' | 'file' {
   return statSync(path).isDirectory() ? 'dir' : 'file';
 }
 
+/** The model at `path`, its weights checked to be finite (a NaN or infinity is refused, naming the tensor). */
 export function loadModel(path: string): LoadedModel {
+  const model = loadUnchecked(path);
+  checkFiniteWeights(model.weights, model.source);
+  return model;
+}
+
+function loadUnchecked(path: string): LoadedModel {
   if (kindOf(path) === 'dir') return loadHfModel(path);
   if (path.toLowerCase().endsWith('.gguf')) return loadGguf(path);
   throw new InputError(

@@ -3,7 +3,9 @@
 // start. Sharded checkpoints add model.safetensors.index.json {weight_map: {name: file}}.
 // Everything is validated before anything is allocated from it: the header length against the file size,
 // each tensor's byte range against the data size, and shape x dtype size against that range.
-import { closeSync, fstatSync, openSync, readSync, readFileSync, existsSync, readdirSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, existsSync, readdirSync } from 'node:fs';
+import { readBounded } from '../../io/bounded-read.js';
+import { limit } from '../../io/limits.js';
 import { basename, join } from 'node:path';
 import { InputError, UnsupportedError } from '../../errors.js';
 import type { WeightDType, WeightTensor } from '../types.js';
@@ -59,7 +61,9 @@ export class SafetensorsFile {
       throw new InputError(`cannot open ${path}: ${(e as Error).message}`);
     }
     try {
-      const fileBytes = fstatSync(fd).size;
+      const stat = fstatSync(fd);
+      if (!stat.isFile()) throw new InputError(`${path} is not a file (a safetensors file was expected there)`);
+      const fileBytes = stat.size;
       if (fileBytes < 8)
         throw new InputError(
           `${path}: ${fileBytes} bytes is too short for a safetensors file (8-byte header length first)`,
@@ -158,12 +162,24 @@ function parseHeader(
       end: dataStart + end,
     });
   }
-  // Tensors must not share bytes.
+  // Tensors must not share bytes, and (as the safetensors library requires) they cover the data exactly:
+  // a gap or a tail means the header length or the offsets are wrong, and every read would be shifted.
   const sorted = [...entries.values()].filter((e) => e.end > e.begin).sort((a, b) => a.begin - b.begin);
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i].begin < sorted[i - 1].end)
+  let covered = dataStart;
+  for (let i = 0; i < sorted.length; i++) {
+    if (i > 0 && sorted[i].begin < sorted[i - 1].end)
       throw new InputError(`${path}: tensors '${sorted[i - 1].name}' and '${sorted[i].name}' overlap`);
+    if (sorted[i].begin !== covered)
+      throw new InputError(
+        `${path}: bytes ${covered - dataStart}..${sorted[i].begin - dataStart} of the data belong to no tensor (wrong header length or offsets?)`,
+      );
+    covered = sorted[i].end;
   }
+  if (covered !== fileBytes)
+    throw new InputError(
+      `${path}: the tensors end at data byte ${covered - dataStart} but the file has ${dataBytes} data bytes ` +
+        `(wrong header length, or trailing bytes?)`,
+    );
   return [entries, metadata];
 }
 
@@ -256,8 +272,9 @@ export class SafetensorsStore {
 
 function readIndex(path: string): Record<string, string> {
   let json: unknown;
+  const text = readBounded(path, limit('JSON_BYTES'), 'index', 'LONGCTX_MAX_JSON_BYTES').toString('utf8');
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    json = JSON.parse(text);
   } catch (e) {
     throw new InputError(`${path}: ${(e as Error).message}`);
   }

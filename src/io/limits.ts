@@ -1,0 +1,69 @@
+// The limits every input is checked against before anything is read or allocated from it, in one place.
+// Each can be raised (or lowered) with an environment variable of its name, LONGCTX_MAX_<NAME> (bytes or a
+// count), so a real model past a bound needs no code change; README "Limits" lists them.
+import { freemem, totalmem } from 'node:os';
+import { InputError } from '../errors.js';
+
+/** name -> [default, what it bounds]. Bytes where the name ends in _BYTES. */
+const DEFAULTS = {
+  /** One .npy array (q, k, v, indexer inputs): a 128K x 32-head x 128 f32 tensor is 2 GiB. */
+  NPY_BYTES: [4 * 2 ** 30, '.npy file'],
+  /** --prompt-file: 64 MiB of text is about 16M tokens. */
+  PROMPT_BYTES: [64 * 2 ** 20, 'prompt file'],
+  /** config.json, tokenizer.json, tokenizer_config.json, model.safetensors.index.json. */
+  JSON_BYTES: [256 * 2 ** 20, 'JSON file'],
+  LAYERS: [1024, 'layers'],
+  HEADS: [1024, 'attention heads'],
+  HEAD_DIM: [4096, 'head dim'],
+  HIDDEN: [1 << 17, 'hidden size'],
+  INTERMEDIATE: [1 << 20, 'intermediate (MLP) size'],
+  VOCAB: [1 << 22, 'vocabulary size'],
+  CONTEXT: [1 << 27, 'context length'],
+} as const satisfies Record<string, readonly [number, string]>;
+
+export type LimitName = keyof typeof DEFAULTS;
+
+/** The limit in force: LONGCTX_MAX_<NAME> if set to a positive number, else the default. */
+export function limit(name: LimitName): number {
+  const raw = process.env[`LONGCTX_MAX_${name}`];
+  if (raw === undefined || raw === '') return DEFAULTS[name][0];
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new InputError(`LONGCTX_MAX_${name} must be a positive number, got '${raw}'`);
+  return n;
+}
+
+/** `value` within [1, limit(name)], or an InputError naming the field, the bound and how to raise it. */
+export function checkBound(name: LimitName, value: number, where: string): void {
+  const max = limit(name);
+  if (value > max)
+    throw new InputError(
+      `${where} is ${value}, beyond the ${DEFAULTS[name][1]} limit of ${max} (raise it with LONGCTX_MAX_${name})`,
+    );
+}
+
+/**
+ * Bytes this process may plan to hold on the host: LONGCTX_HOST_MEMORY_BYTES, else 90% of the memory
+ * the OS calls available (never more than 90% of the total).
+ */
+export function hostMemoryBudget(): number {
+  const raw = process.env.LONGCTX_HOST_MEMORY_BYTES;
+  if (raw !== undefined && raw !== '') {
+    const n = Number(raw);
+    if (!Number.isFinite(n) || n <= 0)
+      throw new InputError(`LONGCTX_HOST_MEMORY_BYTES must be a positive number, got '${raw}'`);
+    return n;
+  }
+  return Math.floor(0.9 * Math.min(freemem(), totalmem()));
+}
+
+export function formatBytesShort(b: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let v = b;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${b} B` : `${v.toFixed(1)} ${units[u]}`;
+}
