@@ -4,6 +4,7 @@ import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '.
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
 import { demoCommand } from './demo.js';
+import { EVAL_USAGE, evalCommand } from './eval.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { HOST_USAGE, hostCommand } from './host.js';
@@ -18,6 +19,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
   longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
+  longctx eval --model F --tasks T --lengths L  long-context accuracy: needle, RULER, BABILong, loss by position
 
 ${ATTEND_USAGE}
 
@@ -26,6 +28,8 @@ ${BENCH_USAGE}
 ${GENERATE_USAGE}
 
 ${PLAN_USAGE}
+
+${EVAL_USAGE}
 
 ${HOST_USAGE}`;
 
@@ -52,6 +56,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'plan':
       await planCommand(rest);
+      return 0;
+    case 'eval':
+      await evalCommand(rest);
       return 0;
     case undefined:
     case 'help':
