@@ -2,6 +2,7 @@
 // as llama2.c prints); progress and speed go to stderr.
 import { readFileSync } from 'node:fs';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
+import { POSITIONS_USAGE, parsePositionSpec } from '../model/positions/position-method.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
@@ -20,6 +21,7 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
   The prompt starts with the model's BOS token unless --no-bos; an empty prompt is the BOS alone.
   --rope linear:factor=F | ntk:factor=F[,dynamic=1,original=N] | yarn:factor=F,original=N | llama3:factor=F,original=N,low=L,high=H
     RoPE context extension, replacing the model's own (read from config.json or GGUF metadata).
+  ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
@@ -37,6 +39,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     chunk: { type: 'string' },
     storage: { type: 'string' },
     rope: { type: 'string' },
+    positions: { type: 'string' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
@@ -60,7 +63,13 @@ export async function generateCommand(argv: string[]): Promise<void> {
   if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
   const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
   const device = await acquireDevice(backend);
-  const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
+  const positions = typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined;
+  const decoder = await createDecoder(device, model, schedule, {
+    maxTokens: ids.length + maxTokens,
+    chunk,
+    storage,
+    positions,
+  });
   try {
     const c = model.config;
     process.stderr.write(

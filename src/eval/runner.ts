@@ -10,6 +10,7 @@ import { createDecoder } from '../model/forward/create-decoder.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import { generate } from '../model/generation/generate.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
+import { parsePositionSpec } from '../model/positions/position-method.js';
 import type { LoadedModel } from '../model/types.js';
 import type { Device } from '../runtime/device.js';
 import type { CaseCoordinates, EvalCase, LmCase, QaCase, TaskContext } from './case.js';
@@ -159,9 +160,13 @@ export async function runEval(
       ...model,
       config: config.rope === 'model' ? model.config : { ...model.config, rope: parseRopeSpec(config.rope) },
     };
-    if (config.positions !== 'none') throw new InputError(`positions '${config.positions}': not available yet`);
+    const positions = parsePositionSpec(config.positions);
     const schedule = scheduleFromSpec(parseMethodSpec(config.attention));
-    const decoder = await createDecoder(device, configured, schedule, { maxTokens: opts.maxTokens, chunk: opts.chunk });
+    const decoder = await createDecoder(device, configured, schedule, {
+      maxTokens: opts.maxTokens,
+      chunk: opts.chunk,
+      positions,
+    });
     try {
       for (const job of mine) {
         const c = job.make();

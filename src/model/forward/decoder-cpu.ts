@@ -22,6 +22,9 @@ import { ccaLayerCache, checkDecoderMethod } from '../caches/method-caches.js';
 import { StarMasks } from '../caches/star-layers.js';
 import { flashAttention } from '../../attention/flash.js';
 import { DsaLayer, dsaLayerParams } from '../caches/dsa-layer.js';
+import { UnsupportedError } from '../../errors.js';
+import { checkPositionMethod, formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
+import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */
@@ -37,6 +40,9 @@ export interface DecoderOptions {
   storage?: 'f32' | 'f16';
   /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
   observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
+  /** Training-free position handling (src/model/positions): every layer caches keys before RoPE and attends
+   * through the method's position assignment (exact attention only); absent or 'none': plain RoPE. */
+  positions?: PositionMethod;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -108,6 +114,7 @@ export class CpuDecoder implements Decoder {
   private readonly chunk: number;
   private pos = 0;
   private readonly starMasks: StarMasks;
+  private readonly positioned?: PositionedAttentionCpu;
   /** Activations of one chunk, allocated once. */
   private readonly scratch: Record<
     'x' | 'h' | 'q' | 'k' | 'v' | 'qh' | 'kh' | 'vh' | 'o' | 'proj' | 'gate' | 'up',
@@ -126,9 +133,15 @@ export class CpuDecoder implements Decoder {
     const vec = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, true).toFloat32();
     this.chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
     this.starMasks = new StarMasks(opts.maxTokens);
+    const positions = opts.positions?.kind === 'none' ? undefined : opts.positions;
+    if (positions) checkPositionMethod(positions, c.contextLength);
     this.layers = w.layers.map((l, i) => {
       const method = schedule.methodFor(i);
       checkDecoderMethod(method);
+      if (positions && method.name !== 'flash' && method.name !== 'dense')
+        throw new UnsupportedError(
+          `--positions ${formatPositionSpec(positions)} runs with exact attention (flash or dense), not '${method.name}'`,
+        );
       const cca = ccaLayerCache(c, method);
       return {
         attnNorm: vec(l.attnNorm),
@@ -146,7 +159,7 @@ export class CpuDecoder implements Decoder {
         method,
         cache: cca
           ? new DenseKVCache(c.kvHeads, c.headDim, 0)
-          : cacheForMethod(c, method, opts.maxTokens, this.chunk, opts.ringCaches ?? true),
+          : cacheForMethod(c, method, opts.maxTokens, this.chunk, !positions && (opts.ringCaches ?? true)),
         cca,
         dsa: method.name === 'dsa' ? new DsaLayer(l, c, dsaLayerParams(method), opts.maxTokens) : undefined,
       };
@@ -173,6 +186,7 @@ export class CpuDecoder implements Decoder {
     };
     this.invFreq = ropeInverseFrequencies(c);
     this.ropeFactor = ropeAttentionFactor(c);
+    if (positions) this.positioned = new PositionedAttentionCpu(positions, this.invFreq, this.ropeFactor, c.ropeLayout);
   }
 
   get position(): number {
@@ -239,8 +253,11 @@ export class CpuDecoder implements Decoder {
       matmulRowsCpu(h, T, layer.wq, q, layer.bq);
       matmulRowsCpu(h, T, layer.wk, k, layer.bk);
       matmulRowsCpu(h, T, layer.wv, v, layer.bv);
-      ropeCpu(q, T, Hq, D, this.pos, this.invFreq, c.ropeLayout, this.ropeFactor);
-      ropeCpu(k, T, Hkv, D, this.pos, this.invFreq, c.ropeLayout, this.ropeFactor);
+      // A positional method rotates per (query, key) pair instead: q and k stay unrotated, so is the cache.
+      if (!this.positioned) {
+        ropeCpu(q, T, Hq, D, this.pos, this.invFreq, c.ropeLayout, this.ropeFactor);
+        ropeCpu(k, T, Hkv, D, this.pos, this.invFreq, c.ropeLayout, this.ropeFactor);
+      }
       tokenMajorToHeadMajor(q, qh, T, Hq, D);
       tokenMajorToHeadMajor(k, kh, T, Hkv, D);
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
@@ -262,14 +279,25 @@ export class CpuDecoder implements Decoder {
         const qg = tensor([group, T, D], 'f32', qh.subarray(g * group * T * D, (g + 1) * group * T * D));
         const kg = tensor([1, keys.n, D], 'f32', keys.keys[g]);
         const vg = tensor([1, keys.n, D], 'f32', keys.values[g]);
-        const state = selected
-          ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
-          : layer.method.name === 'star' || layer.method.name === 'ring'
-            ? await flashAttention(cpuDevice, qg, kg, vg, {
-                causal: true,
-                mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined,
-              })
-            : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
+        const state = this.positioned
+          ? this.positioned.attend(
+              qg.data as Float32Array,
+              group,
+              T,
+              kg.data as Float32Array,
+              vg.data as Float32Array,
+              keys.n,
+              D,
+              this.pos,
+            )
+          : selected
+            ? await attendSelected(cpuDevice, qg, kg, vg, selected, { causal: true })
+            : layer.method.name === 'star' || layer.method.name === 'ring'
+              ? await flashAttention(cpuDevice, qg, kg, vg, {
+                  causal: true,
+                  mask: layer.method.name === 'star' ? this.starMasks.mask(layer.method) : undefined,
+                })
+              : await attention(cpuDevice, qg, kg, vg, layer.method, { causal: true });
         headMajorToTokenMajor(state.o, o, T, group, D, g * group, Hq);
       }
       matmulRowsCpu(o, T, layer.wo, proj);
