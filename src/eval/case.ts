@@ -29,6 +29,9 @@ export interface QaCase extends CaseCoordinates {
   turns: Turn[];
   /** Where, in the first turn's ids, each inserted statement starts (checks and plots). */
   insertAt?: number[];
+  /** Where each statement was cut into the filler, and the filler's length (depth = cut / tokens). */
+  fillerCut?: number[];
+  fillerTokens?: number;
 }
 
 export interface LmCase extends CaseCoordinates {

@@ -11,6 +11,15 @@ export interface Insert {
   ids: number[];
 }
 
+export interface BuiltPrompt {
+  ids: number[];
+  /** Where each insert starts in ids. */
+  insertAt: number[];
+  /** Where each insert was cut into the filler (0..fillerTokens): its depth in tokens. */
+  fillerCut: number[];
+  fillerTokens: number;
+}
+
 export class Haystack {
   private charsPerToken = 0;
   private readonly cache = new Map<string, number[]>();
@@ -33,8 +42,10 @@ export class Haystack {
   /** n consecutive filler tokens starting at a random line of the text. */
   tokens(n: number, rng: Rng, text = this.text): number[] {
     if (n <= 0) return [];
+    // The ratio comes from the filler alone, whatever text is asked for, so a case never depends on which
+    // case ran before it.
     if (this.charsPerToken === 0) {
-      const probe = text.slice(0, 20000);
+      const probe = this.text.slice(0, 20000);
       this.charsPerToken = probe.length / Math.max(1, this.tokenizer.encode(probe).length);
     }
     let chars = Math.ceil(n * this.charsPerToken * 1.2) + 256;
@@ -54,13 +65,7 @@ export class Haystack {
    * BOS (if any) + filler with the inserts at their depths + tail, exactly `length` tokens. Inserts at the same
    * depth keep their order. Returns the ids and where each insert starts.
    */
-  build(
-    length: number,
-    inserts: Insert[],
-    tail: number[],
-    rng: Rng,
-    bos?: number,
-  ): { ids: number[]; insertAt: number[] } {
+  build(length: number, inserts: Insert[], tail: number[], rng: Rng, bos?: number): BuiltPrompt {
     const head = bos === undefined ? [] : [bos];
     const used = head.length + tail.length + inserts.reduce((a, x) => a + x.ids.length, 0);
     const budget = length - used;
@@ -73,15 +78,17 @@ export class Haystack {
     order.sort((a, b) => a.cut - b.cut || a.i - b.i);
     const ids = head.slice();
     const insertAt = new Array<number>(inserts.length);
+    const fillerCut = new Array<number>(inserts.length);
     let prev = 0;
     for (const x of order) {
       for (let j = prev; j < x.cut; j++) ids.push(filler[j]);
       prev = x.cut;
       insertAt[x.i] = ids.length;
+      fillerCut[x.i] = x.cut;
       for (const id of x.ids) ids.push(id);
     }
     for (let j = prev; j < budget; j++) ids.push(filler[j]);
     for (const id of tail) ids.push(id);
-    return { ids, insertAt };
+    return { ids, insertAt, fillerCut, fillerTokens: budget };
   }
 }

@@ -27,6 +27,8 @@ function babiCase(task: number, ctx: TaskContext, c: CaseCoordinates): QaCase {
     kind: 'qa',
     turns: [{ ids: built.ids, answers, maxNewTokens: answerBudget(ctx, answers) }],
     insertAt: built.insertAt,
+    fillerCut: built.fillerCut,
+    fillerTokens: built.fillerTokens,
   };
 }
 

@@ -45,7 +45,14 @@ function makeNeedleCase(ctx: TaskContext, c: CaseCoordinates, plan: (rng: Rng) =
     answers: values[k],
     maxNewTokens: answerBudget(ctx, values[k]),
   }));
-  return { ...c, kind: 'qa', turns, insertAt: built.insertAt };
+  return {
+    ...c,
+    kind: 'qa',
+    turns,
+    insertAt: built.insertAt,
+    fillerCut: built.fillerCut,
+    fillerTokens: built.fillerTokens,
+  };
 }
 
 function needleTask(name: string, about: string, plan: (rng: Rng) => NeedlePlan): TaskGenerator {

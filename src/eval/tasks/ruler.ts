@@ -60,6 +60,8 @@ function variableChains(ctx: TaskContext, c: CaseCoordinates, hops: number, nCha
     kind: 'qa',
     turns: [{ ids: built.ids, answers, maxNewTokens: answerBudget(ctx, answers) }],
     insertAt: built.insertAt,
+    fillerCut: built.fillerCut,
+    fillerTokens: built.fillerTokens,
   };
 }
 
