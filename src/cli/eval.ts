@@ -19,7 +19,7 @@ import { backendOption, intList, numberOption, parse, required } from './args.js
 export const EVAL_USAGE = `usage: longctx eval --model F [--tasks T,...] [--lengths 1K,2K,...] [--depths 0,25,50,75,100]
                     [--cases-per N] [--seed S] [--attention SPEC]... [--rope SPEC]... [--positions SPEC]...
                     [--cases FILE.jsonl] [--template NAME|FILE.json] [--out DIR] [--backend cpu|webgpu|auto]
-                    [--chunk N] [--data DIR] [--no-bos] [--title TEXT]
+                    [--chunk N] [--data DIR] [--no-bos] [--title TEXT] [--budget-seconds S] [--shard i/n]
   Tasks (default passkey): ${TASKS.map((t) => t.name).join(', ')}.
   Every (attention, rope, positions) combination runs over every task, length and depth; --cases-per cases
   each (default 10), seeded by --seed (default 1; use different seeds for dev and test splits).
@@ -28,7 +28,16 @@ export const EVAL_USAGE = `usage: longctx eval --model F [--tasks T,...] [--leng
   --positions none (default) | self-extend:window=W,group=G | chunked:chunk=S,local=W | remap:window=W,topk=K.
   --cases FILE.jsonl adds {"prompt", "answer"} lines, run under every configuration.
   --template passkey-2k (default) | ruler | FILE.json (fields over the default; see src/eval/templates.ts).
-  --out DIR (default eval-out): results.jsonl (a rerun skips finished cases), report.json, report.md, *.svg.`;
+  --out DIR (default eval-out): results.jsonl (a rerun skips finished cases), report.json, report.md, *.svg.
+  Cases run round robin (case 0 of every cell, then case 1, ...); --budget-seconds starts none after S seconds;
+  --shard i/n runs every n-th (parallel processes, each with its own --out); --cases-per 0 only reports.`;
+
+function shardOption(text: unknown): { index: number; count: number } | undefined {
+  if (text === undefined) return undefined;
+  const m = /^(\d+)\/(\d+)$/.exec(String(text));
+  if (!m || Number(m[1]) >= Number(m[2])) throw new InputError(`--shard must be i/n with 0 <= i < n, got '${text}'`);
+  return { index: Number(m[1]), count: Number(m[2]) };
+}
 
 function listOption(v: Record<string, unknown>, name: string, fallback: string[]): string[] {
   const x = v[name];
@@ -57,6 +66,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
     data: { type: 'string' },
     'no-bos': { type: 'boolean' },
     title: { type: 'string' },
+    'budget-seconds': { type: 'string' },
+    shard: { type: 'string' },
   });
   const casesPer = numberOption(v, 'cases-per') ?? 10;
   if (!Number.isInteger(casesPer) || casesPer < 0) throw new InputError('--cases-per must be a non-negative integer');
@@ -102,7 +113,13 @@ export async function evalCommand(argv: string[]): Promise<void> {
     process.stderr.write(
       `eval: ${model.source} on ${device.name}; ${configs.length} configuration(s), tasks ${grid.tasks.join(', ') || '-'}${extraCases ? ` + ${extraCases.length} --cases` : ''}, lengths ${lengths.join(', ')}, seed ${seed}; results in ${outDir}\n`,
     );
-    const rows = await runEval(model, device, grid, ctx, { outDir, chunk, maxTokens: longest + 512 });
+    const rows = await runEval(model, device, grid, ctx, {
+      outDir,
+      chunk,
+      maxTokens: longest + 512,
+      budgetSeconds: numberOption(v, 'budget-seconds'),
+      shard: shardOption(v.shard),
+    });
     const report = buildReport(rows, {
       title: typeof v.title === 'string' ? v.title : 'longctx eval',
       device: device.name,

@@ -1,5 +1,5 @@
 // Runs an eval grid (configuration x task x length x depth x case) in one process: the model is loaded once,
-// each configuration gets one decoder sized for its longest case and reset between cases, every finished case
+// each configuration gets one decoder sized for the longest case, reset between cases, every finished case
 // is appended to results.jsonl (so a rerun skips it), and a progress bar on stderr shows the ETA.
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
@@ -77,6 +77,10 @@ export interface RunOptions {
   maxTokens: number;
   onResult?: (r: CaseResult) => void;
   quiet?: boolean;
+  /** Start no case after this many seconds (what finished is kept; a rerun continues). */
+  budgetSeconds?: number;
+  /** Run only jobs i, i + count, ... of the grid's fixed order (parallel processes, one results file each). */
+  shard?: { index: number; count: number };
 }
 
 async function runQa(
@@ -137,75 +141,95 @@ export async function runEval(
   const results = readResults(path);
   const done = new Set(results.map((r) => r.key));
   const planned = gridCases(grid, ctx);
-  const pending = grid.configs.flatMap((config) => {
-    const name = configName(config);
-    return planned
-      .map((p) => ({
-        config,
-        name,
-        make: p.make,
-        length: p.length,
-        key: resultKey(name, p.task, p.length, p.depth, p.index, p.seed),
-      }))
-      .filter((j) => !done.has(j.key));
-  });
+  // Round robin: case 0 of every (task, length, depth, configuration), then case 1, ...: a run cut short by its
+  // budget still has every cell, with one case more or less. Shards take every n-th job of this fixed order.
+  const all = planned
+    .flatMap((p, order) =>
+      grid.configs.map((config) => {
+        const name = configName(config);
+        return {
+          config,
+          name,
+          make: p.make,
+          length: p.length,
+          index: p.index,
+          order,
+          key: resultKey(name, p.task, p.length, p.depth, p.index, p.seed),
+        };
+      }),
+    )
+    .sort((x, y) => x.index - y.index || x.order - y.order);
+  const shard = opts.shard ?? { index: 0, count: 1 };
+  const pending = all.filter((j, i) => i % shard.count === shard.index && !done.has(j.key));
   const bar = opts.quiet ? undefined : new ProgressBar(pending.length, 'eval');
   const totalTokens = pending.reduce((a, j) => a + j.length, 0);
   let doneTokens = 0;
+  let finished = 0;
   const t0 = performance.now();
-  for (const config of grid.configs) {
-    const mine = pending.filter((j) => j.config === config);
-    if (mine.length === 0) continue;
-    const configured: LoadedModel = {
-      ...model,
-      config: config.rope === 'model' ? model.config : { ...model.config, rope: parseRopeSpec(config.rope) },
-    };
-    const positions = parsePositionSpec(config.positions);
-    const schedule = scheduleFromSpec(parseMethodSpec(config.attention));
-    const decoder = await createDecoder(device, configured, schedule, {
-      maxTokens: opts.maxTokens,
-      chunk: opts.chunk,
-      positions,
-    });
-    try {
-      for (const job of mine) {
-        const c = job.make();
-        if (caseTokens(c) > opts.maxTokens)
-          throw new InputError(`case ${job.key} needs ${caseTokens(c)} tokens; the decoders hold ${opts.maxTokens}`);
-        decoder.reset();
-        const start = performance.now();
-        const common = {
-          key: job.key,
-          config: job.name,
-          ...config,
-          task: c.task,
-          length: c.length,
-          depth: c.depth ?? null,
-          index: c.index,
-          seed: c.seed,
-          promptTokens: c.kind === 'lm' ? c.ids.length : c.turns[0].ids.length,
-        };
-        let row: CaseResult;
-        if (c.kind === 'lm') {
-          const losses = await runLm(decoder, c);
-          const mean = losses.reduce((a, [, l]) => a + l, 0) / losses.length;
-          row = { ...common, score: mean, correct: false, answers: [], output: '', losses, seconds: 0, cacheBytes: 0 };
-        } else row = { ...common, ...(await runQa(decoder, configured, c)), seconds: 0, cacheBytes: 0 };
-        row.seconds = (performance.now() - start) / 1000;
-        row.cacheBytes = decoder.cacheBytes;
-        appendResult(path, row);
-        results.push(row);
-        opts.onResult?.(row);
-        doneTokens += job.length;
-        const elapsed = (performance.now() - t0) / 1000;
-        const eta = doneTokens > 0 ? (elapsed * (totalTokens - doneTokens)) / doneTokens : 0;
-        bar?.tick(
-          `${job.name} ${c.task} ${c.length} ${row.task === 'lm' ? `loss ${row.score.toFixed(2)}` : row.correct ? 'ok' : 'miss'}; ${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}`,
-        );
-      }
-    } finally {
-      decoder.destroy();
+  const decoders = new Map<EvalConfig, { decoder: Decoder; model: LoadedModel }>();
+  const decoderFor = async (config: EvalConfig) => {
+    let d = decoders.get(config);
+    if (!d) {
+      const configured: LoadedModel = {
+        ...model,
+        config: config.rope === 'model' ? model.config : { ...model.config, rope: parseRopeSpec(config.rope) },
+      };
+      const decoder = await createDecoder(device, configured, scheduleFromSpec(parseMethodSpec(config.attention)), {
+        maxTokens: opts.maxTokens,
+        chunk: opts.chunk,
+        positions: parsePositionSpec(config.positions),
+      });
+      decoders.set(config, (d = { decoder, model: configured }));
     }
+    return d;
+  };
+  try {
+    for (const job of pending) {
+      if (opts.budgetSeconds !== undefined && (performance.now() - t0) / 1000 > opts.budgetSeconds) {
+        process.stderr.write(
+          `eval: the ${opts.budgetSeconds} s budget is spent; ${pending.length - finished} cases left for a rerun\n`,
+        );
+        break;
+      }
+      const { decoder, model: configured } = await decoderFor(job.config);
+      const config = job.config;
+      const c = job.make();
+      if (caseTokens(c) > opts.maxTokens)
+        throw new InputError(`case ${job.key} needs ${caseTokens(c)} tokens; the decoders hold ${opts.maxTokens}`);
+      decoder.reset();
+      const start = performance.now();
+      const common = {
+        key: job.key,
+        config: job.name,
+        ...config,
+        task: c.task,
+        length: c.length,
+        depth: c.depth ?? null,
+        index: c.index,
+        seed: c.seed,
+        promptTokens: c.kind === 'lm' ? c.ids.length : c.turns[0].ids.length,
+      };
+      let row: CaseResult;
+      if (c.kind === 'lm') {
+        const losses = await runLm(decoder, c);
+        const mean = losses.reduce((a, [, l]) => a + l, 0) / losses.length;
+        row = { ...common, score: mean, correct: false, answers: [], output: '', losses, seconds: 0, cacheBytes: 0 };
+      } else row = { ...common, ...(await runQa(decoder, configured, c)), seconds: 0, cacheBytes: 0 };
+      row.seconds = (performance.now() - start) / 1000;
+      row.cacheBytes = decoder.cacheBytes;
+      appendResult(path, row);
+      results.push(row);
+      opts.onResult?.(row);
+      doneTokens += job.length;
+      finished++;
+      const elapsed = (performance.now() - t0) / 1000;
+      const eta = doneTokens > 0 ? (elapsed * (totalTokens - doneTokens)) / doneTokens : 0;
+      bar?.tick(
+        `${job.name} ${c.task} ${c.length} ${row.task === 'lm' ? `loss ${row.score.toFixed(2)}` : row.correct ? 'ok' : 'miss'}; ${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}`,
+      );
+    }
+  } finally {
+    for (const { decoder } of decoders.values()) decoder.destroy();
   }
   bar?.done();
   return results;
