@@ -200,3 +200,16 @@ describe('CPU decoder with a positional method (stories260K)', () => {
     );
   });
 });
+
+describe('serving past the trained context (the context check)', () => {
+  it('a positional method serves what it reaches, and the suggestion reaches the prompt', async () => {
+    const { positionsServe, suggestPositions } = await import('../src/model/positions/position-method.js');
+    assert.equal(positionsServe({ kind: 'none' }, 2048, 4096), undefined);
+    assert.match(positionsServe({ kind: 'self-extend', window: 512, group: 8 }, 2048, 12_800)!, /to 12800 positions/);
+    assert.equal(positionsServe({ kind: 'self-extend', window: 512, group: 8 }, 2048, 12_801), undefined);
+    assert.match(positionsServe({ kind: 'chunked', chunk: 1536, local: 256 }, 2048, 1 << 20)!, /any length/);
+    const hint = suggestPositions(2048, 131_072);
+    const m = parsePositionSpec(hint.replace('--positions ', ''));
+    assert.ok(positionReach(m, 2048) >= 131_072, hint);
+  });
+});

@@ -129,3 +129,26 @@ export function relativePosition(m: PositionMethod, p: number, j: number, rank =
       return rank < 0 ? NaN : m.window + (selected - 1 - rank);
   }
 }
+
+/**
+ * For the context check (src/model/load/can-serve.ts, issue 13 item 4): what serves `positions` tokens through
+ * this method, or undefined when it cannot (then the check looks at RoPE scaling and windows).
+ */
+export function positionsServe(
+  m: PositionMethod | undefined,
+  trainedContext: number,
+  positions: number,
+): string | undefined {
+  if (!m || m.kind === 'none') return undefined;
+  const reach = positionReach(m, trainedContext);
+  if (positions > reach) return undefined;
+  return `positional method ${formatPositionSpec(m)} (${Number.isFinite(reach) ? `to ${reach} positions` : 'any length'})`;
+}
+
+/** A Self-Extend setting that serves `positions` tokens (window a quarter of the trained context), for messages. */
+export function suggestPositions(trainedContext: number, positions: number): string {
+  const window = Math.max(1, Math.floor(trainedContext / 4));
+  let group = 2;
+  while (positionReach({ kind: 'self-extend', window, group }, trainedContext) < positions) group *= 2;
+  return `--positions self-extend:window=${window},group=${group}`;
+}
