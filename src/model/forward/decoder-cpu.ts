@@ -41,7 +41,8 @@ export interface DecoderOptions {
   /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
   observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
   /** Training-free position handling (src/model/positions): every layer caches keys before RoPE and attends
-   * through the method's position assignment (exact attention only); absent or 'none': plain RoPE. */
+   * through the method's position assignment (exact attention only; `observe` then sees unrotated q and k);
+   * absent or 'none': plain RoPE. */
   positions?: PositionMethod;
 }
 
