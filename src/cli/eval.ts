@@ -111,7 +111,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
   const device = await acquireDevice(backendOption(v));
   try {
     process.stderr.write(
-      `eval: ${model.source} on ${device.name}; ${configs.length} configuration(s), tasks ${grid.tasks.join(', ') || '-'}${extraCases ? ` + ${extraCases.length} --cases` : ''}, lengths ${lengths.join(', ')}, seed ${seed}; results in ${outDir}\n`,
+      `eval: ${model.source} on ${device.name}; ${configs.length} configuration(s), tasks ${grid.tasks.join(', ') || '-'}` +
+        `${extraCases ? ` + ${extraCases.length} --cases` : ''}, lengths ${lengths.join(', ')}, seed ${seed}; results in ${outDir}\n`,
     );
     const rows = await runEval(model, device, grid, ctx, {
       outDir,

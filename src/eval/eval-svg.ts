@@ -76,7 +76,8 @@ export function lineChartSvg(chart: LineChart): string {
       const [x, y] = xy[j];
       if (p.lo !== undefined && p.hi !== undefined)
         parts.push(
-          `<line x1="${x.toFixed(1)}" y1="${py(p.lo).toFixed(1)}" x2="${x.toFixed(1)}" y2="${py(p.hi).toFixed(1)}" stroke="${color}" stroke-width="1.5"/>`,
+          `<line x1="${x.toFixed(1)}" y1="${py(p.lo).toFixed(1)}" x2="${x.toFixed(1)}" y2="${py(p.hi).toFixed(1)}" ` +
+            `stroke="${color}" stroke-width="1.5"/>`,
         );
       parts.push(`<circle cx="${x.toFixed(1)}" cy="${y.toFixed(1)}" r="3.5" fill="${color}"/>`);
     });
@@ -116,7 +117,8 @@ export function heatmapSvg(title: string, cells: HeatCell[]): string {
   for (const c of cells) {
     const [x, y] = [left + cw * lengths.indexOf(c.length), top + ch * depths.indexOf(c.depth)];
     parts.push(
-      `<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${color(c.accuracy)}"><title>${escapeXml(`${formatTokens(c.length)} at ${c.depth}%: ${c.accuracy.toFixed(2)} of ${c.n}`)}</title></rect>`,
+      `<rect x="${x}" y="${y}" width="${cw - 2}" height="${ch - 2}" fill="${color(c.accuracy)}">` +
+        `<title>${escapeXml(`${formatTokens(c.length)} at ${c.depth}%: ${c.accuracy.toFixed(2)} of ${c.n}`)}</title></rect>`,
       text(x + cw / 2 - 1, y + ch / 2 + 3, c.accuracy.toFixed(2), 'text-anchor="middle" font-size="11"'),
     );
   }

@@ -150,7 +150,9 @@ export function reportMarkdown(r: EvalReport): string {
     out.push(`| --- |${buckets.map(() => ' ---: |').join('')}`);
     for (const config of uniq(r.loss.map((c) => c.config)))
       out.push(
-        `| ${cell(config)} | ${buckets.map((b) => r.loss.find((c) => c.config === config && c.bucket === b)?.meanLoss.toFixed(3) ?? '—').join(' | ')} |`,
+        `| ${cell(config)} | ${buckets
+          .map((b) => r.loss.find((c) => c.config === config && c.bucket === b)?.meanLoss.toFixed(3) ?? '—')
+          .join(' | ')} |`,
       );
     out.push('');
   }

@@ -225,7 +225,8 @@ export async function runEval(
       const elapsed = (performance.now() - t0) / 1000;
       const eta = doneTokens > 0 ? (elapsed * (totalTokens - doneTokens)) / doneTokens : 0;
       bar?.tick(
-        `${job.name} ${c.task} ${c.length} ${row.task === 'lm' ? `loss ${row.score.toFixed(2)}` : row.correct ? 'ok' : 'miss'}; ${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}`,
+        `${job.name} ${c.task} ${c.length} ${row.task === 'lm' ? `loss ${row.score.toFixed(2)}` : row.correct ? 'ok' : 'miss'}; ` +
+          `${formatSeconds(elapsed)} elapsed, ETA ${formatSeconds(eta)}`,
       );
     }
   } finally {

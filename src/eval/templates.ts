@@ -43,9 +43,11 @@ TEMPLATE_PRESETS.ruler = {
   ...TEMPLATE_PRESETS['passkey-2k'],
   needle: ' One of the special magic numbers for {key} is: {value}.',
   question:
-    ' What is the special magic number for {key} mentioned in the provided text? The special magic number for {key} mentioned in the provided text is',
+    ' What is the special magic number for {key} mentioned in the provided text?' +
+    ' The special magic number for {key} mentioned in the provided text is',
   valuesQuestion:
-    ' What are all the special magic numbers for {key} mentioned in the provided text? The special magic numbers for {key} mentioned in the provided text are',
+    ' What are all the special magic numbers for {key} mentioned in the provided text?' +
+    ' The special magic numbers for {key} mentioned in the provided text are',
 };
 
 /** A preset name, or a JSON file of fields over the default preset. */
