@@ -18,6 +18,7 @@ import type { TaskContext } from '../src/eval/case.js';
 import { loadModel } from '../src/model/load/load.js';
 import type { LoadedModel } from '../src/model/types.js';
 import { FIXTURE_GGUF } from './model-support.js';
+import { webgpuDevice } from './support.js';
 
 const PASSKEY_DIR = fileURLToPath(new URL('../../test/fixtures/passkey-2k/', import.meta.url));
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -115,6 +116,22 @@ describe('eval runs (CPU)', () => {
     const row = extended.find((r) => r.positions !== 'none')!;
     assert.equal(row.promptTokens, 2048);
     assert.match(row.output, /\d/, `Self-Extend at 2K printed no digits: '${row.output}'`);
+  });
+
+  it('WebGPU gives the same answers and losses as the CPU (stories260K, passkey and lm at 256)', async (t) => {
+    const gpu = await webgpuDevice();
+    if (!gpu) return t.skip('no WebGPU adapter');
+    const small: EvalGrid = { ...grid, configs: grid.configs.slice(0, 1), tasks: ['passkey', 'lm'], lengths: [256] };
+    small.depths = [];
+    const ctx = contextOf(stories);
+    const onCpu = await runEval(stories, cpuDevice, small, ctx, { outDir: tmp(), maxTokens: 600, quiet: true });
+    const onGpu = await runEval(stories, gpu, small, ctx, { outDir: tmp(), maxTokens: 600, quiet: true });
+    assert.equal(onGpu.length, 2);
+    for (const g of onGpu) {
+      const c = onCpu.find((r) => r.key === g.key)!;
+      assert.equal(g.output, c.output, g.key);
+      assert.ok(Math.abs(g.score - c.score) < 1e-4, `${g.key}: ${g.score} vs ${c.score}`);
+    }
   });
 
   it('the CLI writes results, report and plots, and refuses an unknown task with one line', () => {
