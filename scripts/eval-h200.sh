@@ -9,6 +9,7 @@
 #   tokens), which runs on the CPU decoder only so far, at 4K and 8K.
 # SEED=1 is the dev split (choose a configuration), SEED=2 (default) the test split (report it unchanged).
 # EVAL_SECONDS (default 380) bounds each part; what finished is kept (results.jsonl) and reported.
+# LENGTHS, LONG_LENGTHS, BESIDE_LENGTHS, SE_LENGTHS and CORES override the grid (a dry run elsewhere).
 set -uo pipefail
 model="${1:-test/fixtures/passkey-2k}"
 out="${OUT:-eval-out}"
@@ -17,22 +18,22 @@ budget="${EVAL_SECONDS:-380}"
 work=/tmp/longctx-eval-h200
 mkdir -p "$out" "$work"
 [ -f dist/src/cli/main.js ] || npx tsc -p . || exit 1
-[ -f "$model/model.safetensors" ] || { echo "no passkey-2k model in $model" >&2; exit 2; }
+[ -e "$model" ] || { echo "no passkey-2k model at $model" >&2; exit 2; }
 cli() { node dist/src/cli/main.js eval --model "$model" --seed "$seed" "$@"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-cores=$(( $(nproc) - 2 ))
+cores=${CORES:-$(( $(nproc) - 2 ))}
 [ "$cores" -lt 1 ] && cores=1
 # CPU shards first (they start in the background), then the GPU part in the foreground.
 for i in $(seq 0 $(( cores - 1 ))); do
-  cli --backend cpu --tasks passkey --lengths 4K,8K --cases-per 100 --positions self-extend:window=512,group=8 \
+  cli --backend cpu --tasks passkey --lengths ${SE_LENGTHS:-4K,8K} --cases-per 100 --positions self-extend:window=512,group=8 \
     --shard "$i/$cores" --budget-seconds "$budget" --out "$work/cpu-$i" > /dev/null 2> "$work/cpu-$i.log" &
 done
 {
-  cli --backend webgpu --tasks passkey --lengths 4K,8K,16K,32K --cases-per 100 --rope model \
+  cli --backend webgpu --tasks passkey --lengths ${LENGTHS:-4K,8K,16K,32K} --cases-per 100 --rope model \
     --rope yarn:factor=16,original=2048 --budget-seconds $(( budget * 6 / 10 )) --out "$work/gpu" --title "passkey (GPU)"
-  cli --backend webgpu --tasks passkey --lengths 64K,128K --cases-per 50 --rope model \
+  cli --backend webgpu --tasks passkey --lengths ${LONG_LENGTHS:-64K,128K} --cases-per 50 --rope model \
     --rope yarn:factor=16,original=2048 --budget-seconds $(( budget * 3 / 10 )) --out "$work/gpu" --title "passkey (GPU)"
-  cli --backend webgpu --tasks multikey,vt,qa1,qa2 --lengths 4K,16K,32K --cases-per 20 --rope model \
+  cli --backend webgpu --tasks multikey,vt,qa1,qa2 --lengths ${BESIDE_LENGTHS:-4K,16K,32K} --cases-per 20 --rope model \
     --rope yarn:factor=16,original=2048 --budget-seconds $(( budget / 10 )) --out "$work/gpu" --title "beside (GPU)"
 } 2>&1 | grep -v "artificially reduced" | tail -n 60 > "$out/gpu.log"
 wait

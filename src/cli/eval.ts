@@ -123,7 +123,8 @@ export async function evalCommand(argv: string[]): Promise<void> {
     });
     const report = buildReport(rows, {
       title: typeof v.title === 'string' ? v.title : 'longctx eval',
-      device: device.name,
+      // The devices the results ran on (a report-only run may be elsewhere).
+      device: [...new Set(rows.map((r) => r.device ?? device.name))].join(' + ') || device.name,
       model: model.source,
       seed,
     });

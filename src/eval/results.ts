@@ -22,6 +22,8 @@ export interface CaseResult {
   promptTokens: number;
   seconds: number;
   cacheBytes: number;
+  /** Where it ran (the device's name). */
+  device?: string;
   /** Language modelling: [position, loss in nats]. */
   losses?: [number, number][];
 }

@@ -208,6 +208,7 @@ export async function runEval(
         index: c.index,
         seed: c.seed,
         promptTokens: c.kind === 'lm' ? c.ids.length : c.turns[0].ids.length,
+        device: device.name,
       };
       let row: CaseResult;
       if (c.kind === 'lm') {
