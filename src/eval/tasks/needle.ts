@@ -43,7 +43,10 @@ function makeNeedleCase(ctx: TaskContext, c: CaseCoordinates, plan: (rng: Rng) =
   const turns: Turn[] = askedKeys.map((k, i) => ({
     ids: i === 0 ? built.ids : tails[i],
     answers: values[k],
-    maxNewTokens: answerBudget(ctx, values[k]),
+    // A turn with another after it stops where its answer " N." ends, so the next question follows it as in
+    // training (seq += question; seq += answer; seq += next question); the last turn keeps some slack.
+    maxNewTokens:
+      i + 1 < askedKeys.length ? ctx.haystack.encode(` ${values[k].join(', ')}.`).length : answerBudget(ctx, values[k]),
   }));
   return {
     ...c,
