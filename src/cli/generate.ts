@@ -4,6 +4,7 @@ import { readBounded } from '../io/bounded-read.js';
 import { limit } from '../io/limits.js';
 import { checkRunFits, checkRunServed, type RunShape } from '../model/load/run-fits.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
+import { POSITIONS_USAGE, parsePositionSpec } from '../model/positions/position-method.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
@@ -27,6 +28,7 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
     RoPE context extension, replacing the model's own (read from config.json or GGUF metadata).
   A prompt plus --max-tokens beyond the model's trained context is refused unless the RoPE scaling or a
     windowed method serves it; --allow-overflow runs it anyway.
+  ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
   --stats: each layer's method and kernel (the planner's choice and reason) and, on WebGPU, the host reads
     and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
@@ -48,6 +50,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     rope: { type: 'string' },
     stats: { type: 'boolean' },
     'allow-overflow': { type: 'boolean' },
+    positions: { type: 'string' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
@@ -97,7 +100,13 @@ export async function generateCommand(argv: string[]): Promise<void> {
     device.destroy();
     throw e;
   }
-  const decoder = await createDecoder(device, model, schedule, { maxTokens: ids.length + maxTokens, chunk, storage });
+  const positions = typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined;
+  const decoder = await createDecoder(device, model, schedule, {
+    maxTokens: ids.length + maxTokens,
+    chunk,
+    storage,
+    positions,
+  });
   try {
     const c = model.config;
     process.stderr.write(

@@ -5,6 +5,7 @@ import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
 import { DEMO_USAGE, demoCommand } from './demo.js';
 import { EVAL_MASS_USAGE, evalMassCommand } from './eval-mass.js';
+import { EVAL_USAGE, evalCommand } from './eval.js';
 import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { INFO_USAGE, infoCommand } from './info.js';
 import { runFiltered } from './quiet-dawn.js';
@@ -23,6 +24,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
   longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
   longctx serve --model F [--port 8080] ...     an OpenAI-compatible HTTP server for one model
+  longctx eval --model F --tasks T --lengths L  long-context accuracy: needle, RULER, BABILong, loss by position
 
 ${ATTEND_USAGE}
 
@@ -36,13 +38,16 @@ ${SERVE_USAGE}
 
 ${HOST_USAGE}
 
-${EVAL_MASS_USAGE}`;
+${EVAL_MASS_USAGE}
+
+${EVAL_USAGE}`;
 
 /** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
 const SUBCOMMAND_USAGE: Record<string, string> = {
   attend: ATTEND_USAGE,
   bench: BENCH_USAGE,
   demo: DEMO_USAGE,
+  eval: EVAL_USAGE,
   generate: GENERATE_USAGE,
   info: INFO_USAGE,
   host: HOST_USAGE,
@@ -50,7 +55,7 @@ const SUBCOMMAND_USAGE: Record<string, string> = {
 };
 
 /** Subcommands that may open a WebGPU adapter (and so get Dawn's warnings filtered), unless --backend cpu. */
-const MAY_USE_WEBGPU = new Set(['attend', 'bench', 'demo', 'generate', 'info', 'host']);
+const MAY_USE_WEBGPU = new Set(['attend', 'bench', 'demo', 'generate', 'info', 'host', 'eval']);
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -89,6 +94,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'serve':
       await serveCommand(rest);
+      return 0;
+    case 'eval':
+      await evalCommand(rest);
       return 0;
     case undefined:
     case 'help':

@@ -2,6 +2,11 @@
 // weights decoded to f32 once for small models (or row by row), f32 activations of one chunk allocated once,
 // and each layer's attention object from the factory. A prompt runs in chunks of `chunk` tokens against the
 // layers' caches, so no N x N matrix exists beyond a chunk.
+import { PositionedCpuLayer } from '../caches/positioned-layer-cpu.js';
+import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
+import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
+import { checkPositionMethod, formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
+import { UnsupportedError } from '../../errors.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
@@ -25,6 +30,10 @@ export interface DecoderOptions {
   storage?: 'f32' | 'f16';
   /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
   observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
+  /** Training-free position handling (src/model/positions): every layer caches keys before RoPE and attends
+   * through the method's position assignment (CPU, exact attention only; `observe` then sees unrotated q and k);
+   * absent or 'none': plain RoPE. */
+  positions?: PositionMethod;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -84,9 +93,20 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
       output: w.output ? mat(w.output) : embedding,
       outputNorm: vec(w.outputNorm),
     };
-    const attention = w.layers.map((l, i) =>
-      createCpuLayer({ index: i, method: schedule.methodFor(i), dims, config: c, weights: l }),
-    );
+    const positions = opts.positions?.kind === 'none' ? undefined : opts.positions;
+    if (positions) checkPositionMethod(positions, c.contextLength);
+    const positioned =
+      positions &&
+      new PositionedAttentionCpu(positions, ropeInverseFrequencies(c), ropeAttentionFactor(c), c.ropeLayout);
+    const attention = w.layers.map((l, i) => {
+      const method = schedule.methodFor(i);
+      if (!positions || !positioned) return createCpuLayer({ index: i, method, dims, config: c, weights: l });
+      if (method.name !== 'flash' && method.name !== 'dense')
+        throw new UnsupportedError(
+          `--positions ${formatPositionSpec(positions)} runs with exact attention (flash or dense), not '${method.name}'`,
+        );
+      return new PositionedCpuLayer(dims, method, positions, positioned);
+    });
     const f = (per: number) => new Float32Array(chunk * per);
     const [qd, kd] = [c.heads * c.headDim, c.kvHeads * c.headDim];
     const act: Activations<Float32Array> = {

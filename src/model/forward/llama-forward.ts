@@ -74,8 +74,10 @@ export class LlamaDecoder<B, M, V> implements Decoder {
       ops.matmul(a.h, l.wq, a.q, T, Hq * D, H, l.bq);
       ops.matmul(a.h, l.wk, a.k, T, Hkv * D, H, l.bk);
       ops.matmul(a.h, l.wv, a.v, T, Hkv * D, H, l.bv);
-      ops.rope(a.q, a.qh, T, Hq, true);
-      ops.rope(a.k, a.kh, T, Hkv, true);
+      // A position method rotates per (query, key) pair inside its layer: q and k then stay unrotated.
+      const rotate = !this.opts.positions || this.opts.positions.kind === 'none';
+      ops.rope(a.q, a.qh, T, Hq, rotate);
+      ops.rope(a.k, a.kh, T, Hkv, rotate);
       ops.rope(a.v, a.vh, T, Hkv, false);
       await ops.submit('attention inputs');
       if (this.opts.observe)

@@ -1,0 +1,63 @@
+// A CPU layer whose positions come from a training-free position method (src/model/positions: Self-Extend,
+// dual-chunk, remapped top-k): it caches keys before RoPE ([Hkv, maxTokens, D], the size of a dense cache)
+// and rotates per (query, key) pair as the method assigns their relative position. Exact attention only.
+import { ShapeError } from '../../errors.js';
+import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import type { MethodSpec } from '../../attention/spec.js';
+import { formatMethodSpec } from '../../attention/spec.js';
+import { formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
+import type { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
+
+export class PositionedCpuLayer implements LayerAttention<Float32Array> {
+  readonly spec: string;
+  readonly plan: string;
+  private readonly k: Float32Array;
+  private readonly v: Float32Array;
+  private length = 0;
+
+  constructor(
+    private readonly dims: LayerDims,
+    method: MethodSpec,
+    positions: PositionMethod,
+    private readonly attention: PositionedAttentionCpu,
+  ) {
+    this.spec = formatMethodSpec(method);
+    this.plan = `${this.spec} with positions ${formatPositionSpec(positions)}: keys cached before RoPE, exact attention`;
+    const n = dims.kvHeads * dims.maxTokens * dims.headDim;
+    this.k = new Float32Array(n);
+    this.v = new Float32Array(n);
+  }
+
+  get cacheBytes(): number {
+    return 2 * this.dims.kvHeads * this.length * this.dims.headDim * 4;
+  }
+
+  async forward(c: LayerChunk<Float32Array>): Promise<void> {
+    const { heads, kvHeads, headDim: D, maxTokens } = this.dims;
+    const T = c.tokens;
+    if (c.start !== this.length || c.start + T > maxTokens)
+      throw new ShapeError(
+        `${this.spec} layer holds ${this.length} of ${maxTokens} tokens; a chunk of ${T} came at ${c.start}`,
+      );
+    for (let g = 0; g < kvHeads; g++) {
+      this.k.set(c.k.subarray(g * T * D, (g + 1) * T * D), (g * maxTokens + c.start) * D);
+      this.v.set(c.v.subarray(g * T * D, (g + 1) * T * D), (g * maxTokens + c.start) * D);
+    }
+    const n = c.start + T;
+    const group = heads / kvHeads;
+    for (let g = 0; g < kvHeads; g++) {
+      const q = c.q.subarray(g * group * T * D, (g + 1) * group * T * D);
+      const keys = this.k.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
+      const values = this.v.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
+      const state = this.attention.attend(q, group, T, keys, values, n, D, c.start);
+      c.out.set(state.o, g * group * T * D);
+    }
+    this.length = n;
+  }
+
+  reset(): void {
+    this.length = 0;
+  }
+
+  destroy(): void {}
+}
