@@ -35,8 +35,9 @@ export interface DecoderOptions {
   /** WebGPU: weight matrices, Q and the KV cache in f32 (default, exact) or f16 (half the memory and bandwidth,
    * and the tensor-core flash kernel where the device has one); activations and sums stay f32. */
   storage?: 'f32' | 'f16';
-  /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
-  observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
+  /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements),
+   * and, on the CPU, the layer's attention input h [T, hidden] (after its RMSNorm: what a trained indexer reads). */
+  observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => void;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -244,7 +245,7 @@ export class CpuDecoder implements Decoder {
       tokenMajorToHeadMajor(q, qh, T, Hq, D);
       tokenMajorToHeadMajor(k, kh, T, Hkv, D);
       tokenMajorToHeadMajor(v, vh, T, Hkv, D);
-      this.opts.observe?.(li, this.pos, T, qh, kh);
+      this.opts.observe?.(li, this.pos, T, qh, kh, h);
       if (layer.cca) {
         const state = await layer.cca.forward(
           cpuDevice,
