@@ -5,7 +5,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
-import { indexerGeometry, indexerTensors, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
+import {
+  indexerGeometry,
+  indexerTensors,
+  initIndexerParams,
+  paramLayout,
+  seededNormal,
+} from '../src/train/indexer-params.js';
 import { attentionTarget } from '../src/train/attention-target.js';
 import { layerIndexer, trainedIndexKeysInto, trainedIndexQueries } from '../src/model/caches/dsa-indexer.js';
 import { randomModel } from '../src/model/load/random-model.js';

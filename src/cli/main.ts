@@ -9,6 +9,7 @@ import { GENERATE_USAGE, generateCommand } from './generate.js';
 import { infoCommand } from './info.js';
 import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
+import { TRAIN_INDEXER_USAGE, trainIndexerCommand } from './train-indexer.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -20,6 +21,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx host --nats URL --token T ...         a context host for star/ring across processes
   longctx generate --model F --prompt TEXT ...  text from a GGUF model, any attention method per layer
   longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
+  longctx train-indexer --model F --data T ...  train DSA's lightning indexer against the frozen model's attention
 
 ${ATTEND_USAGE}
 
@@ -31,7 +33,9 @@ ${PLAN_USAGE}
 
 ${HOST_USAGE}
 
-${EVAL_MASS_USAGE}`;
+${EVAL_MASS_USAGE}
+
+${TRAIN_INDEXER_USAGE}`;
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
@@ -56,6 +60,8 @@ async function main(argv: string[]): Promise<number> {
     case 'host':
       await hostCommand(rest);
       return 0;
+    case 'train-indexer':
+      return trainIndexerCommand(rest).then(() => 0);
     case 'plan':
       await planCommand(rest);
       return 0;

@@ -43,7 +43,16 @@ function rope(g: IndexerGeometry, x: Float64Array, at: number, pos: number, sign
 }
 
 /** out[r] = sum_x W[r, x] h[x] for rows r0..r0+n-1 of W (in params at w), into out at o. */
-function project(params: Float64Array, w: number, rows: number, h: Float32Array, ht: number, H: number, out: Float64Array, o: number): void {
+function project(
+  params: Float64Array,
+  w: number,
+  rows: number,
+  h: Float32Array,
+  ht: number,
+  H: number,
+  out: Float64Array,
+  o: number,
+): void {
   for (let r = 0; r < rows; r++) {
     let s = 0;
     const base = w + r * H;
@@ -53,7 +62,16 @@ function project(params: Float64Array, w: number, rows: number, h: Float32Array,
 }
 
 /** grad[W rows] += dy[r] h[x] (the outer product of one token). */
-function projectBack(grad: Float64Array, w: number, rows: number, h: Float32Array, ht: number, H: number, dy: Float64Array, o: number): void {
+function projectBack(
+  grad: Float64Array,
+  w: number,
+  rows: number,
+  h: Float32Array,
+  ht: number,
+  H: number,
+  dy: Float64Array,
+  o: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const d = dy[o + r];
     if (d === 0) continue;

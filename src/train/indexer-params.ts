@@ -5,6 +5,7 @@
 // WeightTensors that the decoder takes.
 import { ShapeError } from '../errors.js';
 import { pairChannels } from '../model/caches/dsa-indexer.js';
+import { hfIndexerNames } from '../model/load/hf-weights.js';
 import { ropeInverseFrequencies } from '../model/positions/rope.js';
 import type { ModelConfig, TrainedIndexerWeights, WeightTensor } from '../model/types.js';
 
@@ -24,7 +25,8 @@ export interface IndexerGeometry {
 }
 
 export function indexerGeometry(c: ModelConfig, heads: number, dim: number): IndexerGeometry {
-  if (!Number.isInteger(heads) || heads < 1) throw new ShapeError(`indexer heads must be a positive integer, got ${heads}`);
+  if (!Number.isInteger(heads) || heads < 1)
+    throw new ShapeError(`indexer heads must be a positive integer, got ${heads}`);
   if (!Number.isInteger(dim) || dim < c.headDim || dim % 2 !== 0)
     throw new ShapeError(`indexer head dim must be even and at least the model's head dim ${c.headDim}, got ${dim}`);
   const half = c.headDim / 2;
@@ -75,14 +77,14 @@ export function initIndexerParams(g: IndexerGeometry, seed: number): Float64Arra
   return p;
 }
 
-/** The loader's names, per file kind, of one layer's indexer tensors. */
-export function indexerTensorNames(kind: 'gguf' | 'hf', layer: number) {
-  const p = kind === 'gguf' ? `blk.${layer}.indexer.` : `model.layers.${layer}.indexer.`;
-  const [q, k, proj] = kind === 'gguf' ? ['attn_q', 'attn_k', 'proj'] : ['wq', 'wk', 'weights_proj'];
+/** The loader's names, per file kind, of one layer's indexer tensors (GGUF: model/load/gguf.ts; HF: hf-weights.ts). */
+export function indexerTensorNames(kind: 'gguf' | 'hf', layer: number): Record<keyof TrainedIndexerWeights, string> {
+  if (kind === 'hf') return hfIndexerNames(layer);
+  const p = `blk.${layer}.indexer.`;
   return {
-    wq: `${p}${q}.weight`,
-    wk: `${p}${k}.weight`,
-    proj: `${p}${proj}.weight`,
+    wq: `${p}attn_q.weight`,
+    wk: `${p}attn_k.weight`,
+    proj: `${p}proj.weight`,
     kNormWeight: `${p}k_norm.weight`,
     kNormBias: `${p}k_norm.bias`,
   };
