@@ -12,6 +12,7 @@ import { runFiltered } from './quiet-dawn.js';
 import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
+import { TRAIN_INDEXER_USAGE, trainIndexerCommand } from './train-indexer.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -25,6 +26,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx plan --model F --context N ...        memory a model needs: weights, KV cache per method, activations
   longctx serve --model F [--port 8080] ...     an OpenAI-compatible HTTP server for one model
   longctx eval --model F --tasks T --lengths L  long-context accuracy: needle, RULER, BABILong, loss by position
+  longctx train-indexer --model F --data T ...  train DSA's lightning indexer against the frozen model's attention
 
 ${ATTEND_USAGE}
 
@@ -40,7 +42,9 @@ ${HOST_USAGE}
 
 ${EVAL_MASS_USAGE}
 
-${EVAL_USAGE}`;
+${EVAL_USAGE}
+
+${TRAIN_INDEXER_USAGE}`;
 
 /** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
 const SUBCOMMAND_USAGE: Record<string, string> = {
@@ -52,6 +56,7 @@ const SUBCOMMAND_USAGE: Record<string, string> = {
   info: INFO_USAGE,
   host: HOST_USAGE,
   plan: PLAN_USAGE,
+  'train-indexer': TRAIN_INDEXER_USAGE,
 };
 
 /** Subcommands that may open a WebGPU adapter (and so get Dawn's warnings filtered), unless --backend cpu. */
@@ -89,6 +94,8 @@ async function main(argv: string[]): Promise<number> {
     case 'host':
       await hostCommand(rest);
       return 0;
+    case 'train-indexer':
+      return trainIndexerCommand(rest).then(() => 0);
     case 'plan':
       await planCommand(rest);
       return 0;

@@ -7,13 +7,23 @@
 //   oracle        the B keys of largest mean probability (the best any shared set can do)
 //   indexer:P     the indexer's top-B over all visible keys (float scores), P rotary pairs per index head
 //   dsa:P         what the model runs: 4 sinks + the last 64 + the indexer's top-(B-68) of the keys between
+//   trained       a trained indexer's top-B (when the model file has one: `longctx train-indexer`), dsa:trained as dsa:P
 //   recent        the last B keys (a window)
 //   sinks+recent  4 sinks + the last B-4 (StreamingLLM)
 //   random        B distinct visible keys drawn uniformly
 // Queries are sampled in the last quarter of each context [3C/4, C), so each sees at least 3C/4 keys.
 import { uniformSchedule } from '../attention/sparse.js';
 import { InputError } from '../errors.js';
-import { indexKeysInto, indexQueries, indexScoresRow, trainingFreeIndexer } from '../model/caches/dsa-indexer.js';
+import {
+  indexKeysInto,
+  indexQueries,
+  indexScoresRow,
+  layerIndexer,
+  trainedIndexKeysInto,
+  trainedIndexQueries,
+  trainingFreeIndexer,
+  type LayerIndexer,
+} from '../model/caches/dsa-indexer.js';
 import { createDecoder } from '../model/forward/create-decoder.js';
 import type { LoadedModel } from '../model/types.js';
 import type { Device } from '../runtime/device.js';
@@ -131,7 +141,11 @@ export async function dsaAttentionMass(
 
   const keys = Array.from({ length: L }, () => new Float32Array(Hkv * N * D)); // [Hkv, N, D] per layer
   const queries = Array.from({ length: L }, () => new Map<number, Float32Array>()); // position -> [Hq, D]
-  const observe = (layer: number, pos: number, T: number, q: Float32Array, k: Float32Array) => {
+  const trained = model.weights.layers.some((l) => l.indexer);
+  const inputs = trained ? Array.from({ length: L }, () => new Float32Array(N * c.hiddenSize)) : []; // h [N, hidden]
+  const observe = (layer: number, pos: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => {
+    if (trained && !h) throw new InputError('a trained indexer is measured on the CPU backend (it reads h)');
+    if (h && trained) inputs[layer].set(h.subarray(0, T * c.hiddenSize), pos * c.hiddenSize);
     for (let h = 0; h < Hkv; h++) keys[layer].set(k.subarray(h * T * D, (h + 1) * T * D), (h * N + pos) * D);
     for (let t = 0; t < T; t++) {
       if (!sampled.has(pos + t)) continue;
@@ -154,6 +168,7 @@ export async function dsaAttentionMass(
   const selectors = [
     'oracle',
     ...o.pairs.flatMap((P) => [`indexer:${P}`, `dsa:${P}`]),
+    ...(trained ? ['trained', 'dsa:trained'] : []),
     'recent',
     'sinks+recent',
     'random',
@@ -176,6 +191,9 @@ export async function dsaAttentionMass(
       return { P, ix, indexK, score: new Float32Array(N) };
     }),
   );
+  const trainedOf = trained
+    ? model.weights.layers.map((l, layer) => trainedScorer(layerIndexer(l, c), inputs[layer], N))
+    : [];
   const ix0 = trainingFreeIndexer(model.weights.layers[0], c, { pairsPerHead: o.pairs[0] });
   const progress: DsaMassProgress = {
     done: [],
@@ -210,14 +228,19 @@ export async function dsaAttentionMass(
         for (const { ix, indexK, score } of indexers)
           indexScoresRow(ix, indexQueries(ix, q, Hq, 1, D).q, 1, 0, indexK, n, score);
         const sorted = new Map<Float32Array, Map<number, Float32Array>>();
+        const scorers: Array<{ name: string; score: Float32Array }> = indexers.map((x) => ({
+          name: String(x.P),
+          score: x.score,
+        }));
+        if (trained) scorers.push({ name: 'trained', score: trainedOf[layer](p) });
         for (const B of o.budgets) {
           const key = (m: string) => `${C}|${layer}|${B}|${m}`;
           add(key('oracle'), massOfTop(massF, mass, 0, n, B, sorted));
           const mid = Math.max(SINKS, n - LOCAL);
-          for (const { P, score } of indexers) {
-            add(key(`indexer:${P}`), massOfTop(score, mass, 0, n, B, sorted));
+          for (const { name, score } of scorers) {
+            add(key(name === 'trained' ? name : `indexer:${name}`), massOfTop(score, mass, 0, n, B, sorted));
             add(
-              key(`dsa:${P}`),
+              key(`dsa:${name}`),
               sumRange(mass, 0, Math.min(SINKS, n)) +
                 sumRange(mass, mid, n) +
                 massOfTop(score, mass, SINKS, mid, B - SINKS - LOCAL, sorted),
@@ -249,6 +272,27 @@ export async function dsaAttentionMass(
     events.onContext?.(progress);
   }
   return progress;
+}
+
+/** A trained indexer's scores I[s] (s = 0..p) of query p, from the layer's attention inputs h [N, hidden]. */
+function trainedScorer(ix: LayerIndexer, h: Float32Array, N: number): (p: number) => Float32Array {
+  const hidden = ix.trained!.config.hiddenSize;
+  const keys = new Float32Array(N * ix.dim);
+  trainedIndexKeysInto(ix, h, N, 0, keys, 0);
+  const score = new Float32Array(N);
+  return (p) => {
+    const { q, w } = trainedIndexQueries(ix, h.subarray(p * hidden, (p + 1) * hidden), 1, p);
+    for (let s = 0; s <= p; s++) {
+      let total = 0;
+      for (let j = 0; j < ix.heads; j++) {
+        let d = 0;
+        for (let e = 0; e < ix.dim; e++) d += q[j * ix.dim + e] * keys[s * ix.dim + e];
+        if (d > 0) total += w[j] * d;
+      }
+      score[s] = total;
+    }
+    return score;
+  };
 }
 
 /** The markdown table of docs/DSA-MASS.md: a heading, the run's setting, one row per (context, B, layer). */

@@ -28,8 +28,9 @@ export interface DecoderOptions {
   /** WebGPU: weight matrices, Q and the KV cache in f32 (default, exact) or f16 (half the memory and bandwidth,
    * and the tensor-core flash kernel where the device has one); activations and sums stay f32. */
   storage?: 'f32' | 'f16';
-  /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements). */
-  observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array) => void;
+  /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements),
+   * and the layer's attention input h [T, hidden] (after its RMSNorm: what a trained indexer reads). */
+  observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => void;
   /** Training-free position handling (src/model/positions): every layer caches keys before RoPE and attends
    * through the method's position assignment (CPU, exact attention only; `observe` then sees unrotated q and k);
    * absent or 'none': plain RoPE. */

@@ -87,6 +87,7 @@ export class LlamaDecoder<B, M, V> implements Decoder {
           T,
           await ops.read(a.qh, Hq * T * D, true),
           await ops.read(a.kh, Hkv * T * D, true),
+          await ops.read(a.h, T * H),
         );
       await this.attention[li].forward({
         q: a.qh,

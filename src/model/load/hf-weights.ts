@@ -1,9 +1,11 @@
 // Hugging Face tensor names (Llama, Qwen2, Mistral) -> ModelWeights, with every shape checked against the
 // config. nn.Linear stores [out, in], the row-major layout ModelWeights asks for, so bytes pass unchanged.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { InputError, OutOfMemoryError, UnsupportedError } from '../../errors.js';
 import { formatBytesShort, hostMemoryBudget } from '../../io/limits.js';
-import type { SafetensorsStore } from './safetensors.js';
-import type { LayerWeights, ModelConfig, ModelWeights, WeightTensor } from '../types.js';
+import { SafetensorsStore } from './safetensors.js';
+import type { LayerWeights, ModelConfig, ModelWeights, TrainedIndexerWeights, WeightTensor } from '../types.js';
 
 interface Wanted {
   name: string;
@@ -70,13 +72,17 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
       budget,
     );
   const tensors = store.read(wanted.map((w) => w.name));
+  // A trained DSA indexer (`longctx train-indexer`) comes in an added indexer.safetensors: a directory without an
+  // index already holds it in `store`; with model.safetensors.index.json it is opened on its own.
+  const extra = join(store.dir, INDEXER_FILE);
+  const indexers = store.has(hfIndexerNames(0).wk) || !existsSync(extra) ? store : SafetensorsStore.openFile(extra);
   const get = (w: Wanted): WeightTensor => tensors.get(w.name)!;
   const maybe = (w: Wanted): WeightTensor | undefined => tensors.get(w.name);
   return {
     tokenEmbedding: get(top[0]),
     outputNorm: get(top[1]),
     ...(config.tiedEmbeddings ? {} : { output: get(top[2]) }),
-    layers: layers.map((l) => {
+    layers: layers.map((l, i) => {
       const out: LayerWeights = {
         attnNorm: get(l.attnNorm),
         wq: get(l.wq),
@@ -92,7 +98,57 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
       if (bq) out.bq = bq;
       if (bk) out.bk = bk;
       if (bv) out.bv = bv;
+      const indexer = hfIndexer(indexers, config, i);
+      if (indexer) out.indexer = indexer;
       return out;
     }),
+  };
+}
+
+/** The file beside a Hugging Face model's weights that holds its trained DSA indexers. */
+export const INDEXER_FILE = 'indexer.safetensors';
+
+/** Names of layer i's trained DSA indexer tensors in a Hugging Face directory (DeepSeek-V3.2's module names). */
+export function hfIndexerNames(i: number): Record<keyof TrainedIndexerWeights, string> {
+  const p = `model.layers.${i}.indexer.`;
+  return {
+    wq: `${p}wq.weight`,
+    wk: `${p}wk.weight`,
+    proj: `${p}weights_proj.weight`,
+    kNormWeight: `${p}k_norm.weight`,
+    kNormBias: `${p}k_norm.bias`,
+  };
+}
+
+/** Layer i's trained indexer when the store has one: all three projections, shapes agreeing with each other. */
+function hfIndexer(store: SafetensorsStore, config: ModelConfig, i: number): TrainedIndexerWeights | undefined {
+  const n = hfIndexerNames(i);
+  if (!Object.values(n).some((name) => store.has(name))) return undefined;
+  for (const name of [n.wq, n.wk, n.proj])
+    if (!store.has(name))
+      throw new InputError(`${store.dir}: tensor '${name}' is missing (layer ${i} has other indexer tensors)`);
+  const H = config.hiddenSize;
+  const [dim, heads] = [store.entry(n.wk)!.shape[0], store.entry(n.proj)!.shape[0]];
+  const want: Array<[string, number[]]> = [
+    [n.wq, [heads * dim, H]],
+    [n.wk, [dim, H]],
+    [n.proj, [heads, H]],
+    [n.kNormWeight, [dim]],
+    [n.kNormBias, [dim]],
+  ];
+  for (const [name, shape] of want) {
+    const e = store.entry(name);
+    if (e && e.shape.join() !== shape.join())
+      throw new InputError(
+        `${e.file}: tensor '${name}' has shape [${e.shape.join(', ')}], expected [${shape.join(', ')}]`,
+      );
+  }
+  const t = store.read(want.map(([name]) => name).filter((name) => store.has(name)));
+  return {
+    wq: t.get(n.wq)!,
+    wk: t.get(n.wk)!,
+    proj: t.get(n.proj)!,
+    kNormWeight: t.get(n.kNormWeight),
+    kNormBias: t.get(n.kNormBias),
   };
 }
