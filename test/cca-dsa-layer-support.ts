@@ -4,6 +4,7 @@
 import assert from 'node:assert/strict';
 import { tensor, type Tensor } from '../src/tensor.js';
 import type { GpuContext, GpuCounters } from '../src/runtime/webgpu.js';
+import type { LayerAttention } from '../src/attention/layer.js';
 
 export interface ChunkBuffers {
   q: GPUBuffer;
@@ -76,4 +77,27 @@ export function assertClose(got: Float32Array, want: Float32Array, tol: number, 
     worst <= tol * scale,
     `${label}: error ${worst} at ${at} (got ${got[at]}, want ${want[at]}) > ${tol * scale}`,
   );
+}
+
+/** One chunk through a GPU layer as a decoder would feed it: tokens [start, start + T) of q, k, v written
+ * into the chunk buffers, the output poisoned with NaN, then forward; with `holdCounters`, nothing may be
+ * created or read back during the call. Returns the chunk's host tensors (for the CPU twin). */
+export async function feedChunk(
+  gpu: GpuContext,
+  layer: LayerAttention<GPUBuffer>,
+  bufs: ChunkBuffers,
+  [q, k, v]: Tensor[],
+  start: number,
+  T: number,
+  holdCounters: string | undefined,
+): Promise<Tensor[]> {
+  const chunk = [q, k, v].map((t) => tokens(t, start, start + T));
+  writeTensor(gpu, bufs.q, chunk[0]);
+  writeTensor(gpu, bufs.k, chunk[1]);
+  writeTensor(gpu, bufs.v, chunk[2]);
+  poison(gpu, bufs.out, q.shape[0] * T * q.shape[2]);
+  const before = counters(gpu);
+  await layer.forward({ ...bufs, start, tokens: T });
+  if (holdCounters) assertSameCounters(before, counters(gpu), holdCounters);
+  return chunk;
 }

@@ -10,16 +10,7 @@ import { cpuDevice } from '../src/runtime/device.js';
 import { randomNormal, type DType } from '../src/tensor.js';
 import { ShapeError } from '../src/errors.js';
 import { webgpuDevice } from './support.js';
-import {
-  assertClose,
-  assertSameCounters,
-  chunkBuffers,
-  counters,
-  poison,
-  readFloats,
-  tokens,
-  writeTensor,
-} from './cca-dsa-layer-support.js';
+import { assertClose, chunkBuffers, feedChunk, readFloats } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 after(() => device?.destroy());
@@ -62,14 +53,8 @@ describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }
       let start = 0;
       try {
         for (const [i, T] of steps.entries()) {
-          const [qc, kc, vc] = [q, k, v].map((t) => tokens(t, start, start + T));
-          writeTensor(gpu, bufs.q, qc);
-          writeTensor(gpu, bufs.k, kc);
-          writeTensor(gpu, bufs.v, vc);
-          poison(gpu, bufs.out, c.heads * T * c.headDim);
-          const before = counters(gpu);
-          await layer.forward({ ...bufs, start, tokens: T });
-          if (i > c.chunks.length) assertSameCounters(before, counters(gpu), `step ${i}`);
+          const hold = i > c.chunks.length ? `step ${i}` : undefined;
+          const [qc, kc, vc] = await feedChunk(gpu, layer, bufs, [q, k, v], start, T, hold);
           const want = await cpu.forward(cpuDevice, qc, kc, vc);
           const got = await readFloats(gpu, bufs.out, c.heads * T * c.headDim);
           assertClose(got, want.o, tol, `${name} chunk ${i} (tokens ${start}..${start + T})`);
@@ -81,13 +66,8 @@ describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }
         // reset: a second sequence gives the first one's outputs again.
         layer.reset();
         const T = c.chunks[0];
-        const [qc, kc, vc] = [q, k, v].map((t) => tokens(t, 0, T));
         const fresh = new CcaKVCache({ ...c });
-        writeTensor(gpu, bufs.q, qc);
-        writeTensor(gpu, bufs.k, kc);
-        writeTensor(gpu, bufs.v, vc);
-        poison(gpu, bufs.out, c.heads * T * c.headDim);
-        await layer.forward({ ...bufs, start: 0, tokens: T });
+        const [qc, kc, vc] = await feedChunk(gpu, layer, bufs, [q, k, v], 0, T, undefined);
         const want = await fresh.forward(cpuDevice, qc, kc, vc);
         assertClose(await readFloats(gpu, bufs.out, c.heads * T * c.headDim), want.o, tol, `${name} after reset`);
         await assert.rejects(layer.forward({ ...bufs, start: 0, tokens: 1 }), ShapeError);

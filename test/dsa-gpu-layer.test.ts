@@ -18,9 +18,8 @@ import { ShapeError } from '../src/errors.js';
 import { webgpuDevice } from './support.js';
 import {
   assertClose,
-  assertSameCounters,
   chunkBuffers,
-  counters,
+  feedChunk,
   poison,
   readFloats,
   tokens,
@@ -142,14 +141,8 @@ describe('dsa resident GPU layer', { skip: device ? false : 'no WebGPU device' }
       let start = 0;
       try {
         for (const [i, T] of steps.entries()) {
-          const [qc, kc, vc] = [q, k, v].map((t) => tokens(t, start, start + T));
-          writeTensor(gpu, bufs.q, qc);
-          writeTensor(gpu, bufs.k, kc);
-          writeTensor(gpu, bufs.v, vc);
-          poison(gpu, bufs.out, c.heads * T * c.headDim);
-          const before = counters(gpu);
-          await layer.forward({ ...bufs, start, tokens: T });
-          if (i > c.chunks.length) assertSameCounters(before, counters(gpu), `step ${i}`);
+          const hold = i > c.chunks.length ? `step ${i}` : undefined;
+          const [qc, kc] = await feedChunk(gpu, layer, bufs, [q, k, v], start, T, hold);
           cpu.append(asFloat32(kc), T);
           const lists = await cpu.select(cpuDevice, asFloat32(qc), T);
           const n = start + T;
