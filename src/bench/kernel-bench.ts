@@ -42,6 +42,13 @@ export interface KernelBenchOptions {
 const GIB = 1024 ** 3;
 
 /** Times `record` over `reps` dispatch rounds in one pass; ms per round. */
+/** The row of a case that failed (the run goes on to the next), logged as FAILED with the reason. */
+function failedRow(family: KernelBenchRow['family'], version: string, name: string, e: unknown, o: KernelBenchOptions) {
+  const error = String((e as Error).message).slice(0, 400);
+  o.log(`${family} ${version} ${name}: FAILED ${error}`);
+  return { family, version, case: name, ms: null, timer: 'wall', reps: 0, error } satisfies KernelBenchRow;
+}
+
 async function timeRounds(
   gpu: GpuContext,
   record: Dispatcher,
@@ -146,16 +153,7 @@ export async function benchFlash(gpu: GpuContext, o: KernelBenchOptions): Promis
             `flash ${ver.name} ${name}: ${t.ms.toFixed(2)} ms, ${tflops.toFixed(1)} TFLOP/s (${t.timer} x${t.reps})`,
           );
         } catch (e) {
-          rows.push({
-            family: 'flash',
-            version: ver.name,
-            case: name,
-            ms: null,
-            timer: 'wall',
-            reps: 0,
-            error: String((e as Error).message).slice(0, 400),
-          });
-          o.log(`flash ${ver.name} ${name}: FAILED ${(e as Error).message.slice(0, 400)}`);
+          rows.push(failedRow('flash', ver.name, name, e, o));
         }
       }
     } finally {
@@ -200,16 +198,7 @@ export async function benchMatmul(gpu: GpuContext, o: KernelBenchOptions): Promi
               `matmul ${label} ${name}: ${t.ms.toFixed(3)} ms, ${tflops.toFixed(1)} TFLOP/s (${t.timer} x${t.reps})`,
             );
           } catch (e) {
-            rows.push({
-              family: 'matmul',
-              version: label,
-              case: name,
-              ms: null,
-              timer: 'wall',
-              reps: 0,
-              error: String((e as Error).message).slice(0, 400),
-            });
-            o.log(`matmul ${label} ${name}: FAILED ${(e as Error).message.slice(0, 400)}`);
+            rows.push(failedRow('matmul', label, name, e, o));
           }
         }
       }
@@ -259,16 +248,7 @@ export async function benchGemv(gpu: GpuContext, o: KernelBenchOptions): Promise
             `gemv ${ver.name} ${name}: ${(ms * 1000).toFixed(1)} us, ${gbps.toFixed(0)} GB/s (${t.timer} x${t.reps * count})`,
           );
         } catch (e) {
-          rows.push({
-            family: 'gemv',
-            version: ver.name,
-            case: name,
-            ms: null,
-            timer: 'wall',
-            reps: 0,
-            error: String((e as Error).message).slice(0, 400),
-          });
-          o.log(`gemv ${ver.name} ${name}: FAILED ${(e as Error).message.slice(0, 400)}`);
+          rows.push(failedRow('gemv', ver.name, name, e, o));
         }
       }
     } finally {
