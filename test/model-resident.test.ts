@@ -82,6 +82,8 @@ describe(
       'sinks:tokens=4,left=12',
       'hybrid:every=2,window=8',
       'star:block=16',
+      'cca:group=4,window=8',
+      'dsa:topk=8,sinks=2,local=8',
     ]) {
       const steps = spec === 'flash' ? DECODE_SPLIT_MIN_KEYS + 60 - prompt.length : 60;
       it(`${spec}: 1 host read and 0 buffers, uniforms, bind groups per decoded token (${steps} tokens)`, async () => {

@@ -90,7 +90,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         variant === 'portable'
           ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
           : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
-      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
+      append: await gpu.pipeline(`kv-ring-append-${dtype}`, () => kvAppendWgsl(dtype)),
     };
     const owned: GPUBuffer[] = [];
     try {

@@ -123,7 +123,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     });
     const listWidth = Math.min(maxTokens, topk + sinks + local);
     const kernels: Kernels = {
-      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
+      append: await gpu.pipeline(`kv-ring-append-${dtype}`, () => kvAppendWgsl(dtype)),
       keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
         indexKeysWgsl(slots, dtype),
       ),

@@ -1,7 +1,8 @@
 // The one factory of attention layers: for each layer of a model, the object that serves its method on
 // the decoder's backend (attention/layer.ts). Methods whose cache is keys in rows share one implementation
-// per backend (attention/layers/kv-layer-*.ts); CCA and DSA go through their host implementations
-// (host-layers.ts) until GPU-resident layers register themselves in `gpuLayerFactories`.
+// per backend (attention/layers/kv-layer-*.ts); on WebGPU, CCA and DSA are resident layers registered in
+// `gpuLayerFactories` (attention/layers/cca-gpu.ts, dsa-gpu.ts); a trained DSA indexer (which reads the
+// attention input h) still goes through its host implementation (host-layers.ts), as the CPU decoder does.
 import { SpecError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import type { MethodSpec } from '../../attention/spec.js';
@@ -9,7 +10,12 @@ import type { LayerAttention, LayerDims } from '../../attention/layer.js';
 import { KV_METHODS } from '../../attention/layers/kv-method.js';
 import { CpuKvLayer } from '../../attention/layers/kv-layer-cpu.js';
 import { GpuKvLayer, type GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
-import { CcaHostLayer, DsaCpuLayer, DsaGpuHostLayer, cpuIo, gpuIo } from './host-layers.js';
+import { CcaGpuLayer } from '../../attention/layers/cca-gpu.js';
+import { DsaGpuLayer } from '../../attention/layers/dsa-gpu.js';
+import { ccaParamsFromSpec } from '../../attention/cca.js';
+import { CcaHostLayer, DsaCpuLayer, DsaGpuHostLayer, cpuIo } from './host-layers.js';
+import { dsaLayerParams } from './dsa-layer.js';
+import { layerIndexer } from './dsa-indexer.js';
 import { checkDecoderMethod } from './method-caches.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
 
@@ -30,13 +36,43 @@ export type GpuLayerFactory = (
   scratch: GpuLayerScratch,
 ) => Promise<LayerAttention<GPUBuffer>>;
 
+/** CCA resident on the device: cores and ring in one buffer per K and V, pooled and appended on the GPU. */
+const ccaGpuLayer: GpuLayerFactory = (gpu, { method, dims }) =>
+  CcaGpuLayer.create(gpu, {
+    ...ccaParamsFromSpec(method),
+    heads: dims.heads,
+    kvHeads: dims.kvHeads,
+    headDim: dims.headDim,
+    maxTokens: dims.maxTokens,
+    maxChunk: dims.chunk,
+    dtype: dims.dtype,
+  });
+
+/** DSA resident with the training-free indexer; a trained indexer (it reads h) goes through the host layer. */
+const dsaGpuLayer: GpuLayerFactory = (gpu, s) => {
+  const p = dsaLayerParams(s.method);
+  const indexer = layerIndexer(s.weights, s.config, { pairsPerHead: p.pairs });
+  if (indexer.trained) return DsaGpuHostLayer.create(gpu, s.dims, s.weights, s.config, s.method);
+  const d = s.dims;
+  return DsaGpuLayer.create(gpu, {
+    ...p,
+    heads: d.heads,
+    kvHeads: d.kvHeads,
+    headDim: d.headDim,
+    maxTokens: d.maxTokens,
+    maxChunk: d.chunk,
+    dtype: d.dtype,
+    indexer,
+  });
+};
+
 /**
- * GPU-resident layers by method name, consulted before the built-in ones: the plug-in point for the resident
- * CCA and DSA layers (attention/layers/cca-gpu.ts, dsa-gpu.ts). They match the CPU caches layer by layer
- * (test/cca-gpu-layer, dsa-gpu-layer) but registered here the model check (test/model-gpu: WebGPU logits
- * equal the CPU decoder's) failed for both, so they stay unregistered until that is found (issue 11).
+ * GPU-resident layers by method name, consulted before the built-in ones. (Registering CCA and DSA here
+ * once failed the model check while their layer tests passed: both asked the pipeline cache for
+ * `kv-append-<dtype>`, the key of the ring-layout append of kv-layer-gpu.ts, so in a process that had run
+ * a flash layer first they got that kernel with their own uniforms. Their append is `kv-ring-append-*`.)
  */
-export const gpuLayerFactories: Partial<Record<string, GpuLayerFactory>> = {};
+export const gpuLayerFactories: Partial<Record<string, GpuLayerFactory>> = { cca: ccaGpuLayer, dsa: dsaGpuLayer };
 
 const isKvMethod = (name: string) => (KV_METHODS as readonly string[]).includes(name);
 
@@ -49,8 +85,6 @@ export async function createGpuLayer(
   const plugged = gpuLayerFactories[s.method.name];
   if (plugged) return plugged(gpu, s, scratch);
   if (isKvMethod(s.method.name)) return GpuKvLayer.create(gpu, s.dims, s.method, scratch);
-  if (s.method.name === 'cca') return new CcaHostLayer(gpuIo(gpu, s.dims.dtype), s.config, s.method, s.dims.dtype);
-  if (s.method.name === 'dsa') return DsaGpuHostLayer.create(gpu, s.dims, s.weights, s.config, s.method);
   throw new SpecError(
     `layer ${s.index}: method '${s.method.name}' has no model layer (hybrid schedules name one per layer)`,
   );
