@@ -208,6 +208,7 @@ describe('DSA layers on WebGPU (stories260K)', { skip: device ? false : 'no WebG
     const prompt = expectedIds().slice(0, 90);
     const d = await GpuDecoder.create(gpu, model, uniformSchedule(spec), { maxTokens: 91, chunk: 32 });
     try {
+      assert.match(d.plans[0], /^dsa resident/);
       const got = await d.forward(prompt);
       assertNoNaN('logits', got);
       const want = await new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 91, chunk: 32 }).forward(prompt);
@@ -321,6 +322,8 @@ describe('a trained indexer in the weights file', () => {
       chunk: 32,
     });
     try {
+      // A trained indexer reads the attention input h: its selection still runs on the host.
+      assert.match(g.plans[0], /indexer and top-k selection on the host/);
       const got = await g.forward(prompt);
       assert.ok(maxErr(got, cpu) < 1e-3, `${maxErr(got, cpu)}`);
     } finally {

@@ -1,6 +1,7 @@
 // The WebGPU decoder: its kernels against float64 (outputs poisoned with NaN first), the golden greedy
 // output of stories260K with dense, flash and a window wider than the text, and the CPU decoder's
-// logits for a chunked prompt under window and sinks masks.
+// logits for a chunked prompt under window, sinks, CCA and DSA layers (stories260K and random models of
+// odd shapes with GQA 3 and 4: the CCA and DSA layers are the resident ones).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
@@ -15,12 +16,14 @@ import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
 import { GpuDecoder } from '../src/model/forward/decoder-gpu.js';
 import { generate } from '../src/model/generation/generate.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
+import { LLAMA_3_2_1B_SHAPE, randomModel } from '../src/model/load/random-model.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
 import { FIXTURE_GGUF, expectedIds, expectedText } from './model-support.js';
 
 const device = await webgpuDevice();
 const model = loadGguf(FIXTURE_GGUF);
 const rand = (n: number, seed: number) => randomNormal([n], seed).data as Float32Array;
+const argmax = (x: Float32Array) => x.reduce((best, v, j) => (v > x[best] ? j : best), 0);
 const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let e = 0;
   for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
@@ -152,13 +155,55 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
         }
         // The GPU keeps only the ring (sinks + window + 1 rows per head), not all 67 positions.
         assert.ok(g.cacheBytes <= cpu.cacheBytes && g.cacheBytes < 2 * 5 * 4 * 67 * 8 * 4, `${g.cacheBytes}`);
+        if (spec.startsWith('cca')) assert.match(g.plans[0], /^cca resident/);
       } finally {
         g.destroy();
       }
     });
   }
 
-  for (const spec of ['flash', 'sinks:tokens=4,left=12']) {
+  // Random models of odd shapes (GQA 3 and 4, head dims 24 and 40, 97-token prompts in chunks of 17 with a
+  // last partial chunk of 12): prefill logits and 12 decode steps equal the CPU decoder's; greedy ids identical.
+  const shapes = [
+    { heads: 6, kvHeads: 2, headDim: 24, hiddenSize: 72 },
+    { heads: 8, kvHeads: 2, headDim: 40, hiddenSize: 88 },
+  ];
+  const methods = ['cca:group=5,window=11', 'dsa:topk=9,sinks=3,local=7', 'dsa:topk=9,sinks=3,local=7,indexer=float'];
+  for (const [i, shape] of shapes.entries())
+    for (const spec of methods) {
+      const name = `${spec}, GQA ${shape.heads}:${shape.kvHeads}, head dim ${shape.headDim}`;
+      it(`random model: WebGPU logits and greedy ids equal the CPU decoder's (${name})`, async () => {
+        const config = { ...LLAMA_3_2_1B_SHAPE, ...shape, vocabSize: 101, intermediateSize: 56, layers: 2 };
+        const m = randomModel({ ...config, ropeTheta: 10000 }, 3 + i);
+        const prompt = Array.from({ length: 97 }, (_, t) => (t * 37 + 11) % 101);
+        const opts = { maxTokens: 110, chunk: 17 };
+        const cpu = new CpuDecoder(m, uniformSchedule(spec), opts);
+        const g = await GpuDecoder.create(gpu, m, uniformSchedule(spec), opts);
+        try {
+          assert.match(g.plans[0], new RegExp(`^${spec.slice(0, 3)} resident`));
+          let [a, b] = [await cpu.forward(prompt), await g.forward(prompt)];
+          const scale = Math.max(1, ...Array.from(a, Math.abs));
+          for (let step = 0; ; step++) {
+            assertNoNaN('logits', b);
+            assert.ok(maxErr(a, b) < 1e-4 * scale, `step ${step}: ${maxErr(a, b)} of ${scale}`);
+            const [ca, gb] = [argmax(a), argmax(b)];
+            assert.equal(gb, ca, `greedy id at step ${step}`);
+            if (step === 12) break;
+            [a, b] = [await cpu.forward([ca]), await g.forward([gb])];
+          }
+        } finally {
+          g.destroy();
+        }
+      });
+    }
+
+  for (const spec of [
+    'flash',
+    'sinks:tokens=4,left=12',
+    'cca:group=4,window=8',
+    'dsa:topk=256',
+    'dsa:topk=8,sinks=2,local=8',
+  ]) {
     it(`f16 storage (weights, Q, KV cache) stays within f16 error of the f32 CPU decoder (${spec})`, async () => {
       const prompt = expectedIds().slice(0, 60);
       const cpu = new CpuDecoder(model, uniformSchedule(spec), { maxTokens: 64 });
