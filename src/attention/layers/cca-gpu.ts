@@ -3,15 +3,21 @@
 // one buffer per K and V laid out [Hkv, cores + ring, D]) stays on the device. Each chunk (a prefill chunk of
 // any size or one decoded token) is one compute pass: pool the groups whose last token is in the chunk
 // (pass 1, that token's query, raw rows read from ring and chunk in place), attend over cores + ring + chunk
-// (pass 2, portable or subgroup-matrix), then write the chunk's last tokens into the ring. Nothing is read
-// back and nothing is allocated per chunk: uniforms are rewritten, bind groups kept per caller buffer set.
+// (pass 2, portable or subgroup-matrix), then write the chunk's last tokens into the ring. A decoded token
+// is appended first and attends by split-KV decoding over the cores and ring rows it sees
+// (kernels/cca-decode-wgsl.ts): pass 2 would give each head one workgroup and, portable, one live thread.
+// Nothing is read back and nothing is allocated per chunk: uniforms are rewritten, bind groups kept per
+// caller buffer set.
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
 import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
+import { ccaDecodeParams, ccaDecodePartialWgsl } from '../../kernels/cca-decode-wgsl.js';
+import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
+import { createDecodeScratch, type DecodeScratch } from '../flash-decode.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
 
@@ -26,12 +32,16 @@ export interface CcaGpuLayerOptions extends CcaParams {
   dtype: DType;
   /** Score scale; default 1/sqrt(D). */
   scale?: number;
+  /** Partial states of split-KV decoding, shared by a model's layers (GpuLayerScratch.decode); default: its own. */
+  decodeScratch?: DecodeScratch;
 }
 
 interface Kernels {
   pool: GPUComputePipeline;
   attend: GPUComputePipeline;
   append: GPUComputePipeline;
+  decode: GPUComputePipeline;
+  merge: GPUComputePipeline;
 }
 
 export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
@@ -45,13 +55,19 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
 
   private constructor(
     private readonly gpu: GpuContext,
-    readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant'>> & { variant: 'portable' | 'subgroup-matrix' },
+    readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant' | 'decodeScratch'>> & {
+      variant: 'portable' | 'subgroup-matrix';
+    },
     private readonly kernels: Kernels,
     private readonly cacheK: GPUBuffer,
     private readonly cacheV: GPUBuffer,
     private readonly lse: GPUBuffer,
     private readonly params: GPUBuffer,
     private readonly appendParams: GPUBuffer,
+    private readonly decodeParams: GPUBuffer,
+    private readonly decode: DecodeScratch,
+    /** The decode scratch when this layer made it (else the caller's, not released here). */
+    private readonly ownDecode: boolean,
   ) {
     const o = opts;
     this.ringCapacity = o.window + o.group - 1;
@@ -63,7 +79,8 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         : `${o.dtype}, head dim ${o.headDim}${gpu.features.subgroupMatrixF16 ? '' : ', no f16 subgroup matrices'}`;
     this.plan =
       `cca resident: pool per (KV head, group) with the group's last query, pass 2 ${o.variant} (${why}), ` +
-      `cores ${this.coreCapacity} + ring ${this.ringCapacity} rows per KV head, ${o.dtype}`;
+      `cores ${this.coreCapacity} + ring ${this.ringCapacity} rows per KV head, ${o.dtype}; ` +
+      'decode: split-KV over the cores and ring rows a token sees, states merged';
   }
 
   static async create(gpu: GpuContext, options: CcaGpuLayerOptions): Promise<CcaGpuLayer> {
@@ -81,7 +98,8 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       );
     const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
     const variant = chooseCcaVariant(gpu, D, dtype, options.variant);
-    const opts = { ...options, maxChunk, variant, scale: options.scale ?? 1 / Math.sqrt(D) };
+    const { decodeScratch, ...rest } = options;
+    const opts = { ...rest, maxChunk, variant, scale: options.scale ?? 1 / Math.sqrt(D) };
     const rows = Math.max(1, Math.floor(maxTokens / group)) + window + group - 1;
     const cacheBytes = kvHeads * rows * D * bytesPerElement(dtype);
     const kernels: Kernels = {
@@ -91,6 +109,8 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
           ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
           : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
       append: await gpu.pipeline(`kv-ring-append-${dtype}`, () => kvAppendWgsl(dtype)),
+      decode: await gpu.pipeline(`cca-decode-${D}-${dtype}`, () => ccaDecodePartialWgsl(D, dtype)),
+      merge: await gpu.pipeline(`flash-decode-merge-${D}`, () => flashDecodeMergeWgsl(D)),
     };
     const owned: GPUBuffer[] = [];
     try {
@@ -102,7 +122,18 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       throw e;
     }
     const [k, v, lse] = owned;
-    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, persistentUniform(gpu, 64), persistentUniform(gpu, 32));
+    if (decodeScratch && (decodeScratch.heads < heads || decodeScratch.headDim !== D))
+      throw new ShapeError(
+        `cca layer: a decode scratch of ${decodeScratch.heads} heads x ${decodeScratch.headDim} is too small`,
+      );
+    const decode =
+      decodeScratch ??
+      (await createDecodeScratch(gpu, heads, D).catch((e) => {
+        owned.forEach((b) => gpu.release(b));
+        throw e;
+      }));
+    const [u64, u32, decodeU] = [persistentUniform(gpu, 64), persistentUniform(gpu, 32), persistentUniform(gpu, 64)];
+    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, u64, u32, decodeU, decode, !decodeScratch);
   }
 
   /** Tokens seen so far (the next token's position). */
@@ -176,26 +207,54 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       }),
     );
     const { q, k, v, out } = chunk;
-    const { pool, attend, append } = this.kernels;
-    const [poolGroup, attendGroup, appendGroup] = this.binds.get([q, k, v, out], () => [
+    const { pool, attend, append, decode, merge } = this.kernels;
+    const dec = this.decode;
+    const [poolGroup, attendGroup, appendGroup, decodeGroup, mergeGroup] = this.binds.get([q, k, v, out], () => [
       gpu.bind(pool, [q, k, v, this.cacheK, this.cacheV, this.params]),
       gpu.bind(attend, [q, this.cacheK, this.cacheV, k, v, out, this.lse, this.params]),
       gpu.bind(append, [k, v, this.cacheK, this.cacheV, this.appendParams]),
+      gpu.bind(decode, [q, this.cacheK, this.cacheV, dec.o, dec.lse, this.decodeParams]),
+      gpu.bind(merge, [dec.o, dec.lse, out, this.lse, this.decodeParams]),
     ]);
+    const step =
+      T === 1
+        ? ccaDecodeParams({
+            position: P,
+            group: o.group,
+            window: o.window,
+            rowsPerHead: this.coreCapacity + this.ringCapacity,
+            ringRow0: this.coreCapacity,
+            ringCapacity: this.ringCapacity,
+            headsPerKv: G,
+            scale: o.scale,
+          })
+        : undefined;
+    if (step) writeUniform(gpu, this.decodeParams, step.params);
     // One pass: its dispatches run in order with storage writes visible to the next (pool -> attend reads
-    // the new cores; attend reads the ring before append overwrites its oldest slots).
+    // the new cores; attend reads the ring before append overwrites its oldest slots; a decoded token is
+    // appended before it attends: the slot it overwrites holds a position already pooled into a core it sees).
     await gpu.run('cca layer', (pass) => {
       if (poolCount > 0) {
         pass.setPipeline(pool);
         pass.setBindGroup(0, poolGroup);
         pass.dispatchWorkgroups(poolCount, o.kvHeads);
       }
-      pass.setPipeline(attend);
-      pass.setBindGroup(0, attendGroup);
-      pass.dispatchWorkgroups(rowTiles, o.heads);
+      if (!step) {
+        pass.setPipeline(attend);
+        pass.setBindGroup(0, attendGroup);
+        pass.dispatchWorkgroups(rowTiles, o.heads);
+      }
       pass.setPipeline(append);
       pass.setBindGroup(0, appendGroup);
       pass.dispatchWorkgroups(columns, rows, o.kvHeads);
+      if (step) {
+        pass.setPipeline(decode);
+        pass.setBindGroup(0, decodeGroup);
+        pass.dispatchWorkgroups(step.splits, o.heads);
+        pass.setPipeline(merge);
+        pass.setBindGroup(0, mergeGroup);
+        pass.dispatchWorkgroups(o.heads);
+      }
     });
     this.pooled += poolCount;
     this.seen += T;
@@ -208,8 +267,10 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
 
   destroy(): void {
     for (const b of [this.cacheK, this.cacheV, this.lse]) this.gpu.release(b);
+    if (this.ownDecode) [this.decode.o, this.decode.lse].forEach((b) => this.gpu.release(b));
     this.params.destroy();
     this.appendParams.destroy();
+    this.decodeParams.destroy();
     this.binds.clear();
   }
 }

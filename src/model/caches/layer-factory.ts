@@ -37,7 +37,7 @@ export type GpuLayerFactory = (
 ) => Promise<LayerAttention<GPUBuffer>>;
 
 /** CCA resident on the device: cores and ring in one buffer per K and V, pooled and appended on the GPU. */
-const ccaGpuLayer: GpuLayerFactory = (gpu, { method, dims }) =>
+const ccaGpuLayer: GpuLayerFactory = (gpu, { method, dims }, scratch) =>
   CcaGpuLayer.create(gpu, {
     ...ccaParamsFromSpec(method),
     heads: dims.heads,
@@ -46,6 +46,7 @@ const ccaGpuLayer: GpuLayerFactory = (gpu, { method, dims }) =>
     maxTokens: dims.maxTokens,
     maxChunk: dims.chunk,
     dtype: dims.dtype,
+    decodeScratch: scratch.decode,
   });
 
 /** DSA resident with the training-free indexer; a trained indexer (it reads h) goes through the host layer. */
