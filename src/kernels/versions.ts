@@ -18,7 +18,7 @@ import {
   matmulTcUnsupported,
   matmulTcWgsl,
 } from './matmul-tc-wgsl.js';
-import { gemvGrid, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
+import { gemvGrid, gemvRowsPerWorkgroup, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
 
 /** What a version needs to know about the device. GpuContext satisfies it. */
 export interface KernelDevice {
@@ -51,6 +51,8 @@ export interface MatmulVersion {
   /** Activations' storage the generated kernel reads. */
   wgsl(weights: WeightStorage, x?: ActivationStorage): string;
   grid(m: number, n: number): [number, number];
+  /** Output rows (tokens) and columns (features) one workgroup computes (plan output). */
+  tile: { rows: number; cols: number };
   /** Rounds x to f16 before the products (tensor-core versions). */
   halfActivations: boolean;
   propagatesNaN: boolean;
@@ -108,6 +110,7 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
     unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
     wgsl: (weights) => matmulTiledWgsl(weights),
     grid: (m, n) => [Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE)],
+    tile: { rows: MATMUL_TILE, cols: MATMUL_TILE },
     halfActivations: false,
     propagatesNaN: true,
   },
@@ -120,6 +123,7 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
         (weights !== 'f16' ? 'needs f16 weights' : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes)),
       wgsl: (_weights, x = 'f32') => matmulTcWgsl(c, x),
       grid: (m, n) => matmulTcGrid(m, n, c),
+      tile: { rows: c.bm, cols: c.bn },
       halfActivations: true,
       propagatesNaN: true,
     }),
@@ -133,6 +137,7 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
     unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
     wgsl: (weights) => matvecWgsl(weights),
     grid: (_m, n) => [Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM)],
+    tile: { rows: 1, cols: 1 },
     halfActivations: false,
     propagatesNaN: true,
   },
@@ -155,6 +160,7 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
             : gemvUnsupported(k),
       wgsl: () => gemvWgsl(rows, tpr),
       grid: (_m, n) => gemvGrid(n, rows, tpr),
+      tile: { rows: 1, cols: gemvRowsPerWorkgroup(rows, tpr) },
       halfActivations: false,
       propagatesNaN: true,
     }),
@@ -183,18 +189,24 @@ export function preferredFlash(dev: KernelDevice, dtype: DType, headDim: number)
   return flashVersion('portable')!;
 }
 
-export function preferredMatmul(dev: KernelDevice, m: number, n: number, k: number): MatmulVersion {
+export function preferredMatmul(
+  dev: KernelDevice,
+  m: number,
+  n: number,
+  k: number,
+  weights: WeightStorage = 'f16',
+): MatmulVersion {
   // Short chunks with narrow outputs have too few 256-row tiles to fill 132 SMs: 128x64 wins there.
   const order = m <= 512 && n <= 2048 ? ['tc-128x64x32', 'tc-64x64x32'] : ['tc-256x128x32-s', 'tc-128x256x32-s'];
   for (const name of [...order, 'tc-128x128x32']) {
     const v = matmulVersion(name)!;
-    if (!v.unsupported(dev, 'f16', k)) return v;
+    if (!v.unsupported(dev, weights, k)) return v;
   }
   return matmulVersion('tiled-v1')!;
 }
 
-export function preferredGemv(dev: KernelDevice, k: number): MatmulVersion {
+export function preferredGemv(dev: KernelDevice, k: number, weights: WeightStorage = 'f16'): MatmulVersion {
   // Long rows (K 8192 over N 2048) need 128 threads per row to keep enough loads in flight.
   const v = matmulVersion(k >= 4096 ? 'gemv-r1t128' : 'gemv-r2')!;
-  return v.unsupported(dev, 'f16', k) ? matmulVersion('matvec-v1')! : v;
+  return v.unsupported(dev, weights, k) ? matmulVersion('matvec-v1')! : v;
 }

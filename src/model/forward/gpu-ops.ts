@@ -4,14 +4,10 @@
 import { asFloat32, tensor } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
-import { chooseKernel, MATMUL_VERSIONS } from '../../attention/planner.js';
-import {
-  MATMUL_TILE,
-  MATVEC_ROWS_PER_DIM,
-  matmulParams,
-  matmulTiledWgsl,
-  matvecWgsl,
-} from '../../kernels/matmul-wgsl.js';
+import { ShapeError } from '../../errors.js';
+import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
+import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
+import { matmulParams } from '../../kernels/matmul-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
@@ -27,11 +23,39 @@ import type { ModelConfig } from '../types.js';
 import type { ForwardOps } from './ops.js';
 import { ropeTable } from './rope-table.js';
 
-type Pipelines = Record<
-  'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads',
-  GPUComputePipeline
->;
+type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
 type Recorded = (pass: GPUComputePassEncoder) => void;
+
+/** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
+ * more than one row (prefill chunks), `row` for one row (decode steps, the logits); default auto. */
+export interface MatmulAsked {
+  rows?: string;
+  row?: string;
+}
+
+/** The kernel chosen for one product shape, its pipeline compiled before the first forward. */
+interface MatmulKernel {
+  m: number;
+  n: number;
+  k: number;
+  choice: KernelChoice;
+  version: MatmulVersion;
+  pipe: GPUComputePipeline;
+}
+
+/** Output x input features of every product the forward pass runs. */
+function matmulShapes(c: ModelConfig): Array<[number, number]> {
+  const [H, D, F] = [c.hiddenSize, c.headDim, c.intermediateSize];
+  const all: Array<[number, number]> = [
+    [c.heads * D, H],
+    [c.kvHeads * D, H],
+    [H, c.heads * D],
+    [F, H],
+    [H, F],
+    [c.vocabSize, H],
+  ];
+  return all.filter(([n, k], i) => all.findIndex(([a, b]) => a === n && b === k) === i);
+}
 
 export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   private readonly sites: CallSites;
@@ -44,19 +68,36 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     private readonly pipes: Pipelines,
     /** ids [chunk] (u32), the RoPE table, and a placeholder bound where a matmul has no bias. */
     private readonly io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
+    /** By `${m} ${n} ${k}`: every shape of up to `chunk` rows. */
+    private readonly matmuls: Map<string, MatmulKernel>,
   ) {
     this.sites = new CallSites(gpu, 'decoder');
   }
+
+  private readonly matmulsRun = new Set<MatmulKernel>();
 
   static async create(
     gpu: GpuContext,
     c: ModelConfig,
     storage: 'f32' | 'f16',
     io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
+    chunk: number,
+    asked: MatmulAsked = {},
   ): Promise<GpuOps> {
+    // The planner's choice for every shape the run can meet, so a forward compiles nothing.
+    const matmuls = new Map<string, MatmulKernel>();
+    const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes };
+    for (const [n, k] of matmulShapes(c))
+      for (let m = 1; m <= chunk; m++) {
+        const t = { ...target, dtype: storage, headDim: 0, queries: m, keys: k, columns: n };
+        const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
+        const version = matmulVersion(choice.kernel!)!;
+        const pipe = await gpu.pipeline(`model-${version.family}-${version.name}-${storage}`, () =>
+          version.wgsl(storage, 'f32'),
+        );
+        matmuls.set(`${m} ${n} ${k}`, { m, n, k, choice, version, pipe });
+      }
     const pipes: Pipelines = {
-      matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)),
-      matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
       rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
       rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
       embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)),
@@ -64,7 +105,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
     };
-    return new GpuOps(gpu, c, storage, pipes, io);
+    return new GpuOps(gpu, c, storage, pipes, io, matmuls);
   }
 
   private dispatch(pipe: GPUComputePipeline, buffers: GPUBuffer[], groups: readonly number[]): void {
@@ -90,12 +131,28 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   }
 
   matmul(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+    const kernel = this.matmuls.get(`${T} ${n} ${k}`);
+    if (!kernel) throw new ShapeError(`no matmul kernel was planned for ${T} x ${n} x ${k}`);
+    this.matmulsRun.add(kernel);
     const u = this.sites.uniform(matmulParams(T, n, k, bias !== undefined));
-    const bound = [x, w, bias ?? this.io.none, y, u];
-    const target = { features: this.gpu.features, dtype: this.storage, headDim: 0, queries: T, keys: k };
-    if (chooseKernel('matmul', MATMUL_VERSIONS, target).version === 'matvec')
-      this.dispatch(this.pipes.matvec, bound, [Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM)]);
-    else this.dispatch(this.pipes.matmul, bound, [Math.ceil(n / MATMUL_TILE), Math.ceil(T / MATMUL_TILE)]);
+    this.dispatch(kernel.pipe, [x, w, bias ?? this.io.none, y, u], kernel.version.grid(T, n));
+  }
+
+  /** The matmul kernels that ran (or, before a forward, those planned for full chunks and one row), one line
+   * per choice with the (outputs x inputs) shapes it ran: `generate --stats`, `bench model`. */
+  matmulPlans(): string[] {
+    const chunk = Math.max(...[...this.matmuls.values()].map((e) => e.m));
+    const kernels = this.matmulsRun.size
+      ? [...this.matmulsRun]
+      : [...this.matmuls.values()].filter((e) => e.m === 1 || e.m === chunk);
+    const lines = new Map<string, string[]>();
+    for (const e of kernels) {
+      const line = formatChoice({ ...e.choice, op: e.m === 1 ? 'matmul, 1 row' : 'matmul, rows' });
+      const shapes = lines.get(line) ?? [];
+      if (!shapes.includes(`${e.n}x${e.k}`)) shapes.push(`${e.n}x${e.k}`);
+      lines.set(line, shapes);
+    }
+    return [...lines].map(([line, shapes]) => `${line} [outputs x inputs: ${shapes.join(', ')}]`);
   }
 
   rope(src: GPUBuffer, dst: GPUBuffer, T: number, heads: number, rotate: boolean): void {
