@@ -14,6 +14,7 @@ import { GpuDecoder } from '../src/model/forward/decoder-gpu.js';
 import { LLAMA_3_2_1B_SHAPE, randomModel } from '../src/model/load/random-model.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { planMatmul } from '../src/attention/planner.js';
+import { formatPlan, planModel } from '../src/model/plan.js';
 import { UnsupportedError } from '../src/errors.js';
 import type { LoadedModel, ModelConfig, WeightTensor } from '../src/model/types.js';
 import { encodeTensor } from './gguf-builder.js';
@@ -154,6 +155,25 @@ test('the planner picks tensor cores for chunks and a GEMV for one row on a devi
   assert.equal(odd.kernel, 'tiled-v1');
   assert.match(odd.reason, /not tensor-cores \(K = 172 is not a multiple of 8/);
   assert.equal(planMatmul({ ...t, queries: 1, keys: 172, columns: 64 }).kernel, 'matvec-v1');
+});
+
+test('plan --device names the matmul kernels of a prefill chunk and of one row per device profile', () => {
+  const plan = (device: string, dtype: 'f16' | 'f32' = 'f16') =>
+    planModel(LLAMA_3_2_1B_SHAPE, { context: 16384, attention: 'flash', dtype, device }).matmul;
+  const tc = plan('tensor-cores');
+  assert.match(tc.prefill, /^matmul: tensor-cores tc-128x64x32 .*\[outputs x inputs: 2048x2048, 512x2048, 2048x8192\]/);
+  assert.match(tc.prefill, /matmul: tensor-cores tc-256x128x32-s .*\[outputs x inputs: 8192x2048\]/);
+  assert.match(tc.decode, /^matmul: gemv gemv-r2 .*128256x2048/);
+  assert.match(tc.decode, /matmul: gemv gemv-r1t128 .*\[outputs x inputs: 2048x8192\]/);
+  assert.match(plan('lavapipe').prefill, /^matmul: tiled tiled-v1 .*not tensor-cores \(the device has no f16 subgroup/);
+  assert.match(plan('lavapipe').decode, /^matmul: gemv gemv-r2/);
+  assert.match(plan('portable').decode, /^matmul: matvec matvec-v1 .*not gemv \(needs shader-f16 and subgroups\)/);
+  assert.match(plan('tensor-cores', 'f32').prefill, /^matmul: tiled .*not tensor-cores \(needs f16 weights\)/);
+  assert.match(plan('cpu').prefill, /^matmul: cpu-rows/);
+  assert.match(
+    formatPlan(planModel(LLAMA_3_2_1B_SHAPE, { context: 4096, attention: 'flash' }), LLAMA_3_2_1B_SHAPE, 'x'),
+    /projections and MLP\n    prefill  matmul: tensor-cores/,
+  );
 });
 
 /** The model with its matrices in a block quantisation (file encoding, as a GGUF holds them). */

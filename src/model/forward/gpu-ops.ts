@@ -1,6 +1,9 @@
 // ForwardOps on WebGPU: operations are recorded as dispatches and run as one compute pass at each submit.
 // Uniforms and bind groups are per call site (runtime/call-sites.ts), renumbered at each chunk's embed, so
 // a warm decoding step creates nothing; RoPE's table (float64 angles on the host) goes up with the ids.
+// Matmuls run the planner's kernel for each shape (planner.ts planMatmul): tensor-core tiles for chunks of
+// rows where the device has f16 subgroup matrices and the weights are f16, a GEMV for one row, the portable
+// tiled / matrix-vector kernels elsewhere; every pipeline is compiled at creation.
 import { asFloat32, tensor } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
@@ -22,6 +25,7 @@ import {
 import type { ModelConfig } from '../types.js';
 import type { ForwardOps } from './ops.js';
 import { ropeTable } from './rope-table.js';
+import { matmulShapes } from './llama-forward.js';
 
 type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
 type Recorded = (pass: GPUComputePassEncoder) => void;
@@ -41,20 +45,6 @@ interface MatmulKernel {
   choice: KernelChoice;
   version: MatmulVersion;
   pipe: GPUComputePipeline;
-}
-
-/** Output x input features of every product the forward pass runs. */
-function matmulShapes(c: ModelConfig): Array<[number, number]> {
-  const [H, D, F] = [c.hiddenSize, c.headDim, c.intermediateSize];
-  const all: Array<[number, number]> = [
-    [c.heads * D, H],
-    [c.kvHeads * D, H],
-    [H, c.heads * D],
-    [F, H],
-    [H, F],
-    [c.vocabSize, H],
-  ];
-  return all.filter(([n, k], i) => all.findIndex(([a, b]) => a === n && b === k) === i);
 }
 
 export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
