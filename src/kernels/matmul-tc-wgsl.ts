@@ -11,6 +11,8 @@
 // so the decoder swaps one pipeline for the other. x may be f32 (the decoder's activations, rounded to
 // f16 as they are staged) or f16. Needs K % 8 == 0. CPU twin: matmulTcTwin (test/kernel-versions).
 
+import { putHalvesWgsl, seq, SUBGROUP_MATRIX_ENABLES } from './sgmat-tiles-wgsl.js';
+
 export interface MatmulTcConfig {
   bm: number;
   bn: number;
@@ -50,8 +52,6 @@ export function matmulTcUnsupported(k: number, c: MatmulTcConfig, maxWorkgroupBy
 export function matmulTcGrid(m: number, n: number, c: MatmulTcConfig): [number, number] {
   return [Math.ceil(n / c.bn), Math.ceil(m / c.bm)];
 }
-
-const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
 
 export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'): string {
   const { bm, bn, bk, sgM, sgN, buffers } = c;
@@ -193,10 +193,7 @@ ${stash}
       : `  { let k0 = 0u;
 ${fetch}
   }`;
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
+  return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${xType === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
@@ -209,21 +206,11 @@ var<workgroup> sa: array<f16, ${buffers * A}>;
 var<workgroup> sb: array<f16, ${buffers * B}>;
 var<workgroup> ep: array<f32, ${subgroups * 256}>; // one 16 x 16 accumulator per subgroup for edge tiles
 
-fn put8a(at: u32, v: vec4<u32>) {
-  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
-  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
-  sa[at] = p.x; sa[at + 1u] = p.y; sa[at + 2u] = q.x; sa[at + 3u] = q.y;
-  sa[at + 4u] = r.x; sa[at + 5u] = r.y; sa[at + 6u] = s.x; sa[at + 7u] = s.y;
-}
+${putHalvesWgsl('put8a', 'sa', true)}
 fn put4fa(at: u32, v: vec4<f32>) {
   sa[at] = f16(v.x); sa[at + 1u] = f16(v.y); sa[at + 2u] = f16(v.z); sa[at + 3u] = f16(v.w);
 }
-fn put8b(at: u32, v: vec4<u32>) {
-  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
-  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
-  sb[at] = p.x; sb[at + 1u] = p.y; sb[at + 2u] = q.x; sb[at + 3u] = q.y;
-  sb[at + 4u] = r.x; sb[at + 5u] = r.y; sb[at + 6u] = s.x; sb[at + 7u] = s.y;
-}
+${putHalvesWgsl('put8b', 'sb', true)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
