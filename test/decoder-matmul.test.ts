@@ -4,7 +4,8 @@
 // rows) and decode steps; warm decode steps create nothing and read the logits once. Versions the device
 // lacks are skipped by name, loudly (the tensor-core ones on lavapipe; their kernels are checked through
 // their CPU twin in kernel-versions.test.ts); on the GPU machine scripts/bench-kernels-h200.sh runs this file.
-// Quantised weights (Q8_0, Q4_0) are dequantised on upload and run through the same kernels.
+// Q8_0 weights stay Q8_0 tiles on the GPU, dequantised by the kernels (their versions are checked against
+// float64 in kernel-versions.test.ts); Q4_0 is decoded on upload and runs through the f16 kernels.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { webgpuDevice, assertNoNaN } from './support.js';
@@ -168,7 +169,7 @@ test('plan --device names the matmul kernels of a prefill chunk and of one row p
   assert.match(plan('lavapipe').prefill, /^matmul: tiled tiled-v1 .*not tensor-cores \(the device has no f16 subgroup/);
   assert.match(plan('lavapipe').decode, /^matmul: gemv gemv-r2/);
   assert.match(plan('portable').decode, /^matmul: matvec matvec-v1 .*not gemv \(needs shader-f16 and subgroups\)/);
-  assert.match(plan('tensor-cores', 'f32').prefill, /^matmul: tiled .*not tensor-cores \(needs f16 weights\)/);
+  assert.match(plan('tensor-cores', 'f32').prefill, /^matmul: tiled .*not tensor-cores \(f32 storage \(exact/);
   assert.match(plan('cpu').prefill, /^matmul: cpu-rows/);
   assert.match(
     formatPlan(planModel(LLAMA_3_2_1B_SHAPE, { context: 4096, attention: 'flash' }), LLAMA_3_2_1B_SHAPE, 'x'),
@@ -203,6 +204,12 @@ for (const dtype of ['q8_0', 'q4_0'] as const)
     const { err, plans } = await runGpu(m, ref, {});
     t.diagnostic(`error ${err.toExponential(2)}; ${plans.join(' | ')}`);
     assert.ok(err < BUDGET, `error ${err} (budget ${BUDGET})`);
+    // Q8_0 matrices stay Q8_0 tiles on the GPU (the kernels dequantise them); Q4_0 is decoded on upload.
+    assert.equal(
+      plans.some((p) => p.includes('Q8_0 weights')),
+      dtype === 'q8_0',
+      plans.join('\n'),
+    );
   });
 
 test('decoder matmul versions: what was skipped', () => {

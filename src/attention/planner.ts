@@ -12,6 +12,7 @@ import {
   type MatmulVersion,
 } from '../kernels/versions.js';
 import { UnsupportedError } from '../errors.js';
+import type { WeightStorage } from '../kernels/matmul-wgsl.js';
 import type { DType } from '../tensor.js';
 import type { GpuFeatures } from '../runtime/webgpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile } from '../kernels/flash-wgsl.js';
@@ -33,6 +34,8 @@ export interface KernelTarget {
   maxWorkgroupStorageBytes?: number;
   /** A matmul's output columns (features): y [queries, columns] = x [queries, keys] W [columns, keys]^T. */
   columns?: number;
+  /** A matmul's weight storage when it is not the storage dtype (Q8_0 tiles). */
+  weights?: WeightStorage;
 }
 
 export interface KernelGeometry {
@@ -137,7 +140,7 @@ const kernelDevice = (t: KernelTarget): KernelDevice => ({
   features: t.features!,
   maxWorkgroupStorageBytes: t.maxWorkgroupStorageBytes ?? 0,
 });
-const weightStorage = (t: KernelTarget) => (t.dtype === 'f16' ? 'f16' : 'f32');
+const weightStorage = (t: KernelTarget): WeightStorage => t.weights ?? (t.dtype === 'f16' ? 'f16' : 'f32');
 const matmulGeometry = (v: MatmulVersion): KernelGeometry => ({
   rows: v.tile.rows,
   keyTile: v.tile.cols,
@@ -176,6 +179,7 @@ export const MATMUL_VERSIONS: KernelVersion[] = [
       !t.features
         ? 'WebGPU only'
         : (needsRows(t, false) ??
+          (t.dtype !== 'f16' ? `${t.dtype} storage (exact; tensor cores round activations to f16)` : null) ??
           (tensorCoreKernel(t).name !== 'tiled-v1'
             ? true
             : (matmulVersion('tc-64x64x32')!.unsupported(kernelDevice(t), weightStorage(t), t.keys) ??

@@ -103,11 +103,19 @@ export const FLASH_VERSIONS: FlashVersion[] = [
   ),
 ];
 
+/** The portable matmul and matrix-vector kernels: any weight storage (Q8_0 tiles need whole blocks). */
+const portableUnsupported = (dev: KernelDevice, weights: WeightStorage, k: number): string | null =>
+  weights === 'f16' && !dev.features.f16
+    ? 'the device has no shader-f16'
+    : weights === 'q8_0' && k % 32 !== 0
+      ? `K = ${k} is not whole Q8_0 blocks of 32`
+      : null;
+
 export const MATMUL_VERSIONS: MatmulVersion[] = [
   {
     family: 'matmul',
     name: 'tiled-v1',
-    unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
+    unsupported: portableUnsupported,
     wgsl: (weights) => matmulTiledWgsl(weights),
     grid: (m, n) => [Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE)],
     tile: { rows: MATMUL_TILE, cols: MATMUL_TILE },
@@ -120,8 +128,10 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
       name,
       unsupported: (dev, weights, k) =>
         sgmatNeed(dev, 'f16') ??
-        (weights !== 'f16' ? 'needs f16 weights' : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes)),
-      wgsl: (_weights, x = 'f32') => matmulTcWgsl(c, x),
+        (weights === 'f32'
+          ? 'needs f16 or Q8_0 weights'
+          : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes, weights)),
+      wgsl: (weights, x = 'f32') => matmulTcWgsl(c, x, weights === 'q8_0' ? 'q8_0' : 'f16'),
       grid: (m, n) => matmulTcGrid(m, n, c),
       tile: { rows: c.bm, cols: c.bn },
       halfActivations: true,
@@ -134,7 +144,7 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
   {
     family: 'gemv',
     name: 'matvec-v1',
-    unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
+    unsupported: portableUnsupported,
     wgsl: (weights) => matvecWgsl(weights),
     grid: (_m, n) => [Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM)],
     tile: { rows: 1, cols: 1 },
@@ -155,10 +165,10 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
       unsupported: (dev, weights, k) =>
         !dev.features.f16 || !dev.features.subgroups
           ? 'needs shader-f16 and subgroups'
-          : weights !== 'f16'
-            ? 'needs f16 weights'
-            : gemvUnsupported(k),
-      wgsl: () => gemvWgsl(rows, tpr),
+          : weights === 'f32'
+            ? 'needs f16 or Q8_0 weights'
+            : gemvUnsupported(k, weights),
+      wgsl: (weights) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16'),
       grid: (_m, n) => gemvGrid(n, rows, tpr),
       tile: { rows: 1, cols: gemvRowsPerWorkgroup(rows, tpr) },
       halfActivations: false,

@@ -89,7 +89,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
       };
-      const ops = await GpuOps.create(gpu, c, storage, io, chunk, opts.matmul);
+      const ops = await GpuOps.create(gpu, c, storage, io, chunk, opts.matmul, weights.matrixStorage);
       return new GpuDecoder(gpu, c, ops, weights, attention, scratch, act, chunk, opts, owned);
     } catch (e) {
       owned.forEach((b) => gpu.release(b));

@@ -10,7 +10,7 @@ import { CallSites } from '../../runtime/call-sites.js';
 import { ShapeError } from '../../errors.js';
 import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
-import { matmulParams } from '../../kernels/matmul-wgsl.js';
+import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
@@ -42,6 +42,7 @@ interface MatmulKernel {
   m: number;
   n: number;
   k: number;
+  weights: WeightStorage;
   choice: KernelChoice;
   version: MatmulVersion;
   pipe: GPUComputePipeline;
@@ -58,8 +59,9 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     private readonly pipes: Pipelines,
     /** ids [chunk] (u32), the RoPE table, and a placeholder bound where a matmul has no bias. */
     private readonly io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
-    /** By `${m} ${n} ${k}`: every shape of up to `chunk` rows. */
+    /** By `${m} ${n} ${k} ${weights}`: every shape of up to `chunk` rows. */
     private readonly matmuls: Map<string, MatmulKernel>,
+    private readonly matrixStorage: Map<GPUBuffer, WeightStorage>,
   ) {
     this.sites = new CallSites(gpu, 'decoder');
   }
@@ -73,20 +75,23 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
     chunk: number,
     asked: MatmulAsked = {},
+    matrixStorage = new Map<GPUBuffer, WeightStorage>(),
   ): Promise<GpuOps> {
-    // The planner's choice for every shape the run can meet, so a forward compiles nothing.
+    // The planner's choice for every shape (and weight storage) the run can meet: a forward compiles nothing.
     const matmuls = new Map<string, MatmulKernel>();
     const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes };
-    for (const [n, k] of matmulShapes(c))
-      for (let m = 1; m <= chunk; m++) {
-        const t = { ...target, dtype: storage, headDim: 0, queries: m, keys: k, columns: n };
-        const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
-        const version = matmulVersion(choice.kernel!)!;
-        const pipe = await gpu.pipeline(`model-${version.family}-${version.name}-${storage}`, () =>
-          version.wgsl(storage, 'f32'),
-        );
-        matmuls.set(`${m} ${n} ${k}`, { m, n, k, choice, version, pipe });
-      }
+    for (const weights of new Set<WeightStorage>([storage, ...matrixStorage.values()]))
+      for (const [n, k] of matmulShapes(c))
+        for (let m = 1; m <= chunk; m++) {
+          if (weights === 'q8_0' && k % 32 !== 0) continue; // no such Q8_0 matrix exists
+          const t = { ...target, dtype: storage, weights, headDim: 0, queries: m, keys: k, columns: n };
+          const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
+          const version = matmulVersion(choice.kernel!)!;
+          const pipe = await gpu.pipeline(`model-${version.family}-${version.name}-${weights}`, () =>
+            version.wgsl(weights, 'f32'),
+          );
+          matmuls.set(`${m} ${n} ${k} ${weights}`, { m, n, k, weights, choice, version, pipe });
+        }
     const pipes: Pipelines = {
       rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
       rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
@@ -95,7 +100,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
     };
-    return new GpuOps(gpu, c, storage, pipes, io, matmuls);
+    return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage);
   }
 
   private dispatch(pipe: GPUComputePipeline, buffers: GPUBuffer[], groups: readonly number[]): void {
@@ -121,8 +126,9 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   }
 
   matmul(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
-    const kernel = this.matmuls.get(`${T} ${n} ${k}`);
-    if (!kernel) throw new ShapeError(`no matmul kernel was planned for ${T} x ${n} x ${k}`);
+    const weights = this.matrixStorage.get(w) ?? this.storage;
+    const kernel = this.matmuls.get(`${T} ${n} ${k} ${weights}`);
+    if (!kernel) throw new ShapeError(`no matmul kernel was planned for ${T} x ${n} x ${k} over ${weights} weights`);
     this.matmulsRun.add(kernel);
     const u = this.sites.uniform(matmulParams(T, n, k, bias !== undefined));
     this.dispatch(kernel.pipe, [x, w, bias ?? this.io.none, y, u], kernel.version.grid(T, n));
@@ -137,7 +143,8 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       : [...this.matmuls.values()].filter((e) => e.m === 1 || e.m === chunk);
     const lines = new Map<string, string[]>();
     for (const e of kernels) {
-      const line = formatChoice({ ...e.choice, op: e.m === 1 ? 'matmul, 1 row' : 'matmul, rows' });
+      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'q8_0' ? ', Q8_0 weights' : ''}`;
+      const line = formatChoice({ ...e.choice, op });
       const shapes = lines.get(line) ?? [];
       if (!shapes.includes(`${e.n}x${e.k}`)) shapes.push(`${e.n}x${e.k}`);
       lines.set(line, shapes);
