@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 12's measurement in one device call (H200): PyTorch's rows, the kernel-version test on the GPU,
+# Issue 12's measurement in one device call (H200): PyTorch's rows, the kernel-version and decoder-matmul
+# tests on the GPU,
 # `longctx bench kernels` beside PyTorch, and the Dawn toggles A/B (robustness, workgroup-memory
 # init, validation) on the fastest versions at 16K. Run from a folder holding dist/ and scripts/ with
 # node_modules resolvable (the coordinator's checkout, or .kern/ with a node_modules link):
@@ -17,7 +18,8 @@ cap() { local l; l=$(left); [ "$1" -lt "$l" ] && echo "$1" || echo "$l"; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$work/gpu.txt" 2>&1
 timeout "$(cap 100)" python3 scripts/torch_kernels_bench.py --out "$work/torch.json" > "$work/torch.log" 2>&1
 echo "torch: $(wc -l < "$work/torch.log") lines, $(left) s left" >&2
-timeout "$(cap 110)" node --test --test-concurrency=1 dist/test/kernel-versions.test.js > "$work/test.txt" 2>&1
+timeout "$(cap 130)" node --test --test-concurrency=1 dist/test/kernel-versions.test.js dist/test/decoder-matmul.test.js \
+  > "$work/test.txt" 2>&1
 echo "test: $(grep -c '^ok' "$work/test.txt") ok, $(grep -c '^not ok' "$work/test.txt") not ok, $(left) s left" >&2
 ref=(); [ -s "$work/torch.json" ] && ref=(--reference "$work/torch.json")
 timeout "$(cap 150)" node dist/src/cli/main.js bench kernels "${ref[@]}" --out-dir "$work" --tag default \

@@ -41,6 +41,8 @@ import type { AttentionState } from '../src/spine/state.js';
 import { flashAttention } from '../src/attention/flash.js';
 import { UnsupportedError } from '../src/errors.js';
 import { benchFlash, benchGemv, benchMatmul } from '../src/bench/kernel-bench.js';
+import { q8TilesFromBlocks, q8TileValues } from '../src/weights/q8-tiles.js';
+import { encodeTensor } from './gguf-builder.js';
 
 const device = await webgpuDevice();
 const gpu = device?.gpu;
@@ -322,17 +324,23 @@ interface MatmulCase {
   n: number;
   k: number;
   bias: boolean;
+  /** Weight storage (default f16); Q8_0 tiles are checked against float64 over their dequantised values. */
+  weights?: 'f16' | 'q8_0';
 }
 const MATMUL_CASES: MatmulCase[] = [
   { m: 97, n: 96, k: 64, bias: true },
   { m: 1023, n: 129, k: 264, bias: false },
   { m: 256, n: 256, k: 256, bias: false }, // interior tiles only: the direct store
   { m: 130, n: 384, k: 1032, bias: true },
+  { m: 97, n: 96, k: 64, bias: true, weights: 'q8_0' },
+  { m: 257, n: 200, k: 1056, bias: false, weights: 'q8_0' },
 ];
 const GEMV_CASES: MatmulCase[] = [
   { m: 1, n: 511, k: 2048, bias: true },
   { m: 1, n: 97, k: 4104, bias: false },
   { m: 1, n: 4097, k: 64, bias: true },
+  { m: 1, n: 511, k: 2048, bias: true, weights: 'q8_0' },
+  { m: 1, n: 97, k: 4128, bias: false, weights: 'q8_0' },
 ];
 
 function naiveHalfMatmul(x: Float32Array, m: number, w: Float32Array, n: number, k: number, bias?: Float32Array) {
@@ -351,7 +359,7 @@ async function matmulOnGpu(
   ver: (typeof MATMUL_VERSIONS)[number],
   c: MatmulCase,
   x: Float32Array,
-  wBits: Uint16Array,
+  wBits: Uint16Array | Uint32Array,
   bias?: Float32Array,
 ): Promise<Float32Array> {
   const owned = [
@@ -361,7 +369,7 @@ async function matmulOnGpu(
   ];
   if (bias) owned.push(await g.upload(bias, 'bias'));
   try {
-    const run = await matmulDispatcher(g, ver, c, 'f16', 'f32', {
+    const run = await matmulDispatcher(g, ver, c, c.weights ?? 'f16', 'f32', {
       x: owned[0],
       w: owned[1],
       y: owned[2],
@@ -380,11 +388,15 @@ for (const [family, versions, cases] of [
   ['gemv', GEMV_VERSIONS, GEMV_CASES],
 ] as const) {
   for (const c of cases) {
-    const label = `M ${c.m} N ${c.n} K ${c.k}${c.bias ? ' + bias' : ''}`;
+    const q8 = c.weights === 'q8_0';
+    const label = `M ${c.m} N ${c.n} K ${c.k}${c.bias ? ' + bias' : ''}${q8 ? ', Q8_0 tiles' : ''}`;
     test(`${family} versions: ${label}`, async () => {
       const x = asFloat32(randomNormal([c.m, c.k], c.m + c.n, 'f32'));
-      const w = randomNormal([c.n, c.k], c.k + 1, 'f16', 0.05);
-      const wv = asFloat32(w);
+      const wf = randomNormal([c.n, c.k], c.k + 1, 'f16', 0.05);
+      const tiles = q8 ? q8TilesFromBlocks(encodeTensor(asFloat32(wf), 8), c.n, c.k) : undefined;
+      const w = { data: tiles ?? (wf.data as Uint16Array) };
+      // What the kernels multiply by: the f16 weights, or the tiles' values (exact in f32).
+      const wv = tiles ? q8TileValues(tiles, c.n, c.k) : asFloat32(wf);
       const bias = c.bias ? asFloat32(randomNormal([c.n], 3, 'f32')) : undefined;
       const ref = matmulRef(x, c.m, wv, c.n, c.k, bias);
       const budget = 2 * Math.max(maxAbsDiff(naiveHalfMatmul(x, c.m, wv, c.n, c.k, bias), ref), 1e-6);
@@ -400,14 +412,15 @@ for (const [family, versions, cases] of [
       }
       assert.deepEqual(failures, []);
       async function checkMatmulVersion(ver: (typeof versions)[number]) {
-        const why = gpu ? ver.unsupported(gpu, 'f16', c.k) : 'no WebGPU device';
+        const why = gpu ? ver.unsupported(gpu, c.weights ?? 'f16', c.k) : 'no WebGPU device';
         let got: Float32Array;
         let where: string;
         if (!why) {
-          got = await matmulOnGpu(gpu!, ver, c, x, w.data as Uint16Array, bias);
+          got = await matmulOnGpu(gpu!, ver, c, x, w.data, bias);
           where = 'gpu';
         } else if (ver.halfActivations && c.k % 8 === 0) {
-          twin ??= matmulTcTwin(x, c.m, wv, c.n, c.k, bias);
+          // The tensor-core kernels round dequantised Q8_0 weights to f16 as they stage them.
+          twin ??= matmulTcTwin(x, c.m, q8 ? wv.map(roundHalf) : wv, c.n, c.k, bias);
           got = twin;
           where = 'twin';
         } else {
@@ -417,6 +430,9 @@ for (const [family, versions, cases] of [
         for (let i = 0; i < got.length; i++) if (Number.isNaN(got[i])) assert.fail(`${ver.name}: y[${i}] is NaN`);
         const err = maxAbsDiff(got, ref);
         assert.ok(err <= budget, `${ver.name} (${where}) ${label}: error ${err} exceeds 2x naive f16 (${budget})`);
+        // Q8_0 values are exact in f32: kernels that keep x in f32 leave only the f32 sums' error.
+        if (q8 && !ver.halfActivations)
+          assert.ok(err < 1e-4, `${ver.name} ${label}: Q8_0 error ${err} above f32 sums'`);
         console.log(
           `${family} ${ver.name} on ${where}, ${label}: err ${err.toExponential(2)} (budget ${budget.toExponential(2)})`,
         );
@@ -424,7 +440,7 @@ for (const [family, versions, cases] of [
           const xn = new Float32Array(x);
           const row = c.m - 1;
           xn[row * c.k + 5] = Number.NaN;
-          const y = await matmulOnGpu(gpu!, ver, c, xn, w.data as Uint16Array, bias);
+          const y = await matmulOnGpu(gpu!, ver, c, xn, w.data, bias);
           for (let t = 0; t < c.m; t++)
             for (const r of [0, c.n - 1])
               assert.equal(

@@ -26,7 +26,7 @@ const MiB = 1024 * 1024;
 describe('plan', () => {
   it('names the kernel of each layer method for prefill and decoding, with the reason, per device profile', () => {
     const flash = planModel(llama1b, { context: 131072, attention: 'flash' }).groups[0].kernels!;
-    assert.match(flash.prefill, /^flash: subgroup-matrix \(64 x 32 tiles\): f16 tensor cores/);
+    assert.match(flash.prefill, /^flash: tc2 \(128 x 32 tiles\): f16 tensor cores/);
     assert.match(flash.decode, /^flash: split-kv-decode \(64 splits of 2048 keys\)/);
     const f32 = planModel(llama1b, { context: 131072, attention: 'flash', dtype: 'f32' }).groups[0].kernels!;
     assert.match(f32.prefill, /^flash: portable .*not subgroup-matrix \(f32 storage \(needs f16\)\)/);
@@ -34,7 +34,7 @@ describe('plan', () => {
     assert.match(portable.prefill, /no f16 subgroup matrices/);
     const hybrid = planModel(llama1b, { context: 131072, attention: 'hybrid:every=3,window=128' }).groups;
     // A 128-key window decodes over its 129 rows: too few for split-KV.
-    assert.match(hybrid[1].kernels!.decode, /^flash: subgroup-matrix .*not split-kv-decode \(129 keys/);
+    assert.match(hybrid[1].kernels!.decode, /^flash: tc2 .*not split-kv-decode \(129 keys/);
     assert.match(
       planModel(llama1b, { context: 4096, attention: 'flash', device: 'cpu' }).groups[0].kernels!.decode,
       /cpu-tiled/,

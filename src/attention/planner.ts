@@ -3,14 +3,21 @@
 // first; a version says whether it `supports` a target (true, or why not) and which geometry it runs with.
 // `auto` takes the first that supports the target; a version asked by name must support it or the request
 // fails with its reason. New versions (the kernels issue's tensor-core flash and matmul) slot into the lists.
-import { flashVersion } from '../kernels/versions.js';
+import {
+  flashVersion,
+  matmulVersion,
+  preferredGemv,
+  preferredMatmul,
+  type KernelDevice,
+  type MatmulVersion,
+} from '../kernels/versions.js';
 import { UnsupportedError } from '../errors.js';
+import type { WeightStorage } from '../kernels/matmul-wgsl.js';
 import type { DType } from '../tensor.js';
 import type { GpuFeatures } from '../runtime/webgpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile } from '../kernels/flash-wgsl.js';
 import { SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
 import { DECODE_MAX_SPLITS, DECODE_TILE, decodeSplits } from '../kernels/flash-decode-wgsl.js';
-import { MATMUL_TILE } from '../kernels/matmul-wgsl.js';
 
 /** What a kernel is chosen for. `features` undefined: the CPU backend. */
 export interface KernelTarget {
@@ -25,6 +32,10 @@ export interface KernelTarget {
   masked?: boolean;
   /** Workgroup memory the device gives one workgroup (the tc2 tiles need it). */
   maxWorkgroupStorageBytes?: number;
+  /** A matmul's output columns (features): y [queries, columns] = x [queries, keys] W [columns, keys]^T. */
+  columns?: number;
+  /** A matmul's weight storage when it is not the storage dtype (Q8_0 tiles). */
+  weights?: WeightStorage;
 }
 
 export interface KernelGeometry {
@@ -34,6 +45,8 @@ export interface KernelGeometry {
   /** Split-KV decoding: workgroups per head and keys per split. */
   splits?: number;
   keysPerSplit?: number;
+  /** The kernels/versions.ts version that runs, where the planner's name stands for a family (matmul). */
+  kernel?: string;
 }
 
 export interface KernelVersion {
@@ -120,19 +133,64 @@ export const FLASH_VERSIONS: KernelVersion[] = [
   },
 ];
 
-/** Matrix products of the decoder (activations [T, k] times weights [n, k]^T). */
+// Matrix products of the decoder: activations [queries, keys] (f32) times weights [columns, keys]^T in the
+// storage dtype. Each planner name stands for a family of kernels/versions.ts; the measured default of the
+// family for the shape (preferredMatmul / preferredGemv) is the kernel that runs.
+const kernelDevice = (t: KernelTarget): KernelDevice => ({
+  features: t.features!,
+  maxWorkgroupStorageBytes: t.maxWorkgroupStorageBytes ?? 0,
+});
+const weightStorage = (t: KernelTarget): WeightStorage => t.weights ?? (t.dtype === 'f16' ? 'f16' : 'f32');
+const matmulGeometry = (v: MatmulVersion): KernelGeometry => ({
+  rows: v.tile.rows,
+  keyTile: v.tile.cols,
+  kernel: v.name,
+});
+const tensorCoreKernel = (t: KernelTarget) =>
+  preferredMatmul(kernelDevice(t), t.queries, t.columns ?? 0, t.keys, weightStorage(t));
+const gemvKernel = (t: KernelTarget) => preferredGemv(kernelDevice(t), t.keys, weightStorage(t));
+const needsRows = (t: KernelTarget, one: boolean) =>
+  one === (t.queries === 1) ? null : one ? 'more than one row' : 'one row';
+
+/** Matmul versions, best first: one row (decode steps, the logits) takes a GEMV, more rows the tile kernels. */
 export const MATMUL_VERSIONS: KernelVersion[] = [
   {
+    name: 'gemv',
+    why: 'one row over f16 weights: 16-byte loads, sums across subgroups (73% of copy bandwidth on an H200)',
+    supports: (t) =>
+      !t.features
+        ? 'WebGPU only'
+        : (needsRows(t, true) ??
+          (gemvKernel(t).name !== 'matvec-v1'
+            ? true
+            : (matmulVersion('gemv-r2')!.unsupported(kernelDevice(t), weightStorage(t), t.keys) ?? 'no GEMV fits'))),
+    geometry: (t) => matmulGeometry(gemvKernel(t)),
+  },
+  {
     name: 'matvec',
-    why: 'one row: a workgroup per output block, the weights streamed once',
-    supports: (t) => (!t.features ? 'WebGPU only' : t.queries === 1 ? true : `${t.queries} rows`),
-    geometry: () => ({ rows: 1, keyTile: 0 }),
+    why: 'one row: a workgroup per output, the weights streamed once',
+    supports: (t) => (!t.features ? 'WebGPU only' : (needsRows(t, true) ?? true)),
+    geometry: () => matmulGeometry(matmulVersion('matvec-v1')!),
+  },
+  {
+    name: 'tensor-cores',
+    why: 'f16 tensor cores (subgroup matrices), the tile measured best for the shape (65-98 TFLOP/s on an H200)',
+    supports: (t) =>
+      !t.features
+        ? 'WebGPU only'
+        : (needsRows(t, false) ??
+          (t.dtype !== 'f16' ? `${t.dtype} storage (exact; tensor cores round activations to f16)` : null) ??
+          (tensorCoreKernel(t).name !== 'tiled-v1'
+            ? true
+            : (matmulVersion('tc-64x64x32')!.unsupported(kernelDevice(t), weightStorage(t), t.keys) ??
+              'no tile fits'))),
+    geometry: (t) => matmulGeometry(tensorCoreKernel(t)),
   },
   {
     name: 'tiled',
-    why: `${MATMUL_TILE} x ${MATMUL_TILE} tiles through workgroup memory`,
+    why: '64 x 64 tiles through workgroup memory, any WebGPU device',
     supports: (t) => (t.features ? true : 'WebGPU only'),
-    geometry: () => ({ rows: MATMUL_TILE, keyTile: MATMUL_TILE }),
+    geometry: () => matmulGeometry(matmulVersion('tiled-v1')!),
   },
   {
     name: 'cpu-rows',
@@ -141,6 +199,23 @@ export const MATMUL_VERSIONS: KernelVersion[] = [
     geometry: () => ({ rows: 1, keyTile: 0 }),
   },
 ];
+
+/**
+ * The matmul kernel for a target. `asked`: auto, a planner name (gemv, matvec, tensor-cores, tiled) or a
+ * kernels/versions.ts version (tiled-v1, tc-128x64x32, matvec-v1, gemv-r2, ...), which must run the target.
+ */
+export function planMatmul(t: KernelTarget, asked = 'auto'): KernelChoice {
+  const v = matmulVersion(asked);
+  if (!v) return chooseKernel('matmul', MATMUL_VERSIONS, t, asked);
+  if (!t.features) throw new UnsupportedError(`matmul version '${asked}' is a WebGPU kernel; the CPU runs cpu-rows`);
+  if (v.family === 'gemv' && t.queries !== 1)
+    throw new UnsupportedError(
+      `matmul version '${asked}' multiplies one row, not ${t.queries}; ask for it for one row`,
+    );
+  const why = v.unsupported(kernelDevice(t), weightStorage(t), t.keys);
+  if (why) throw new UnsupportedError(`matmul version '${asked}' cannot run here: ${why}; use auto`);
+  return { op: 'matmul', version: asked, reason: `asked for ${asked}`, ...matmulGeometry(v) };
+}
 
 /** The first version of `versions` that supports `t` (or the one asked by name), and why. */
 export function chooseKernel(op: string, versions: KernelVersion[], t: KernelTarget, asked = 'auto'): KernelChoice {
@@ -170,5 +245,6 @@ export function planFlash(t: KernelTarget, asked = 'auto'): KernelChoice {
 /** One line for `plan` and `--stats`: `flash: subgroup-matrix (64 x 32 tiles): f16 tensor cores ...`. */
 export function formatChoice(c: KernelChoice): string {
   const geometry = c.splits ? `${c.splits} splits of ${c.keysPerSplit} keys` : `${c.rows} x ${c.keyTile} tiles`;
-  return `${c.op}: ${c.version} (${geometry}): ${c.reason}`;
+  const kernel = c.kernel && c.kernel !== c.version ? ` ${c.kernel}` : '';
+  return `${c.op}: ${c.version}${kernel} (${geometry}): ${c.reason}`;
 }

@@ -63,6 +63,8 @@ export interface ModelBenchRow {
   bindGroupsPerToken?: number;
   /** Each layer's kernel choice (the planner's reasons). */
   plans?: string[];
+  /** The matmul kernels that ran (WebGPU: tensor cores, GEMV or the portable ones), one line per choice. */
+  matmul?: string[];
 }
 
 export interface ModelBenchCase {
@@ -120,6 +122,7 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
     row.decodeTokensPerSecond = steps / seconds;
     row.kvBytes = decoder.cacheBytes;
     row.plans = (decoder as { plans?: string[] }).plans;
+    row.matmul = (decoder as { matmulPlans?: string[] }).matmulPlans;
     if (gpu && before) {
       const after = gpu.counters;
       const per = (k: keyof typeof after) => (after[k] - before[k]) / steps;
@@ -194,6 +197,8 @@ export function modelBenchMarkdown(
         .join(' | ')} |`,
     );
   }
+  const matmul = [...new Set(rows.flatMap((r) => r.matmul ?? []))];
+  if (matmul.length) lines.push('', 'Matmul kernels that ran:', ...matmul.map((m) => `- ${m}`));
   return lines.join('\n') + '\n';
 }
 

@@ -30,8 +30,8 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
     windowed method serves it; --allow-overflow runs it anyway.
   ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
-  --stats: each layer's method and kernel (the planner's choice and reason) and, on WebGPU, the host reads
-    and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
+  --stats: each layer's method and kernel (the planner's choice and reason), on WebGPU the matmul kernels
+    that ran, and the host reads and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -138,6 +138,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       const groups = new Map<string, number[]>();
       plans.forEach((p, i) => groups.set(p, [...(groups.get(p) ?? []), i]));
       for (const [p, layers] of groups) process.stderr.write(`stats: layers ${layers.join(',')}: ${p}\n`);
+      for (const m of (decoder as { matmulPlans?: string[] }).matmulPlans ?? []) process.stderr.write(`stats: ${m}\n`);
       if (counted) process.stderr.write(counted.summary(Math.ceil(ids.length / chunk)));
     }
   } finally {

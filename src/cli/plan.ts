@@ -12,7 +12,7 @@ export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC]
   --context N      tokens (e.g. 131072 or 128K)
   --attention SPEC any method of the attend grammar, or hybrid:every=E,window=W (default flash)
   --dtype          KV cache and activations: f32 (default, as generate's --storage) or f16
-  --device P       the device whose kernels to name: tensor-cores (default), portable, cpu
+  --device P       the device whose kernels to name: tensor-cores (default), lavapipe, portable, cpu
   prints weights, KV cache per layer method, peak prefill activations, the total, and per layer method the
   kernel the planner picks for a prefill chunk and a decoding step, with its reason`;
 

@@ -1,8 +1,17 @@
 // CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
 // chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
-// Follows flash-sgmat-wgsl.ts. CPU twin: cca-cpu.ts.
+// Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) it shares. CPU twin: cca-cpu.ts.
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
+import {
+  accumulatorsWgsl,
+  onlineSoftmaxWgsl,
+  putHalvesWgsl,
+  stagedPvWgsl,
+  stagedScoresWgsl,
+  storeOutputWgsl,
+  SUBGROUP_MATRIX_ENABLES,
+} from './sgmat-tiles-wgsl.js';
 
 /** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
 export const CCA_SGMAT_HEAD_DIMS = [64, 128];
@@ -20,58 +29,16 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
   const rows = 16 * subgroups;
   const BC = 32;
   const blocks = D / 16;
-  const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const oInit = seq(blocks)
-    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
-    .join('\n');
-  const sMma = seq(2)
-    .map((n) =>
-      seq(blocks)
-        .map(
-          (b) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
-      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
-      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const rescale = seq(blocks)
-    .map(
-      (b) => `
-      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-      workgroupBarrier();
-      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
-      workgroupBarrier();
-      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`,
-    )
-    .join('');
-  const pv = seq(blocks)
-    .map((b) =>
-      seq(BC / 16)
-        .map(
-          (kb) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
-      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
-      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const store = seq(blocks)
-    .map(
-      (b) => `
-  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-  workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
-  workgroupBarrier();`,
-    )
-    .join('');
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
+  const oInit = accumulatorsWgsl('o', blocks);
+  // This row's part: cores [0, c_row), raw positions [c_row * g, p].
+  const softmax = onlineSoftmaxWgsl({
+    half: '16u',
+    scores: 'sbase + r * BC',
+    probs: 'sbase + r * BC',
+    visible: 'row_ok && j >= lo && j <= hi',
+    blocks,
+  });
+  return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 @group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> ckg: array<vec4<f16>>;
 @group(0) @binding(2) var<storage, read> cvg: array<vec4<f16>>;
@@ -93,13 +60,9 @@ var<workgroup> kv: array<f16, ${2 * BC * D}>;
 var<workgroup> pt: array<f16, ${rows * BC}>;
 var<workgroup> need: array<u32, 4>;
 
-fn put4(at: u32, x: vec4<f16>) {
-  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
-}
+${putHalvesWgsl('put4', 'kv', false)}
 
-fn putq(at: u32, x: vec4<f16>) {
-  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
-}
+${putHalvesWgsl('putq', 'qs', false)}
 
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
@@ -156,42 +119,19 @@ ${oInit}
     workgroupBarrier();
     var s0 = subgroup_matrix_result<f32, 16, 16>();
     var s1 = subgroup_matrix_result<f32, 16, 16>();
-${sMma}
+${stagedScoresWgsl(blocks, BC / 16)}
     subgroupMatrixStore(&st, sbase, s0, false, BC);
     subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
     workgroupBarrier();
-    // This row's part: cores [0, c_row), raw positions [c_row * g, p].
     let lo = select(raw_row, 0, is_core);
     let hi = select(p, c_row - 1, is_core);
-    var tile_max = NEG;
-    for (var c = 0u; c < 16u; c++) {
-      let j = t0 + i32(side * 16u + c);
-      let visible = row_ok && j >= lo && j <= hi;
-      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
-      tile_max = max(tile_max, x[c]);
-    }
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    if (tile_max > m + 8.0) { need[0] = 1u; }
-    if (workgroupUniformLoad(&need[0]) != 0u) {
-      let m_new = max(m, tile_max);
-      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
-      l *= alpha;
-      m = m_new;
-${rescale}
-    }
-    var rowsum = 0.0;
-    for (var c = 0u; c < 16u; c++) {
-      let pr = select(exp2(x[c] - m), 0.0, x[c] == NEG);
-      pt[sbase + r * BC + side * 16u + c] = f16(pr);
-      rowsum += pr;
-    }
-    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+${softmax}
     workgroupBarrier();
-${pv}
+${stagedPvWgsl(blocks, BC / 16)}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
-${store}
+${storeOutputWgsl(blocks, 'obase')}
   if (row_ok && side == 0u) {
     lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
   }

@@ -12,8 +12,18 @@
 // of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
 // With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
 // kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
+// The tile code (S, the softmax, P V, the O store) is sgmat-tiles-wgsl.ts's, shared with tc2 and CCA.
 // Checked against the same float64 reference as the portable kernel.
 import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
+import {
+  accumulatorsWgsl,
+  onlineSoftmaxWgsl,
+  putHalvesWgsl,
+  stagedPvWgsl,
+  stagedScoresWgsl,
+  storeOutputWgsl,
+  SUBGROUP_MATRIX_ENABLES,
+} from './sgmat-tiles-wgsl.js';
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
  * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
@@ -26,62 +36,17 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
   const D = headDim;
   const rows = 16 * subgroups;
   const blocks = D / 16;
-  const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-  const oInit = seq(blocks)
-    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
-    .join('\n');
-  const sMma = seq(2)
-    .map((n) =>
-      seq(blocks)
-        .map(
-          (b) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
-      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
-      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  // O blocks go through this subgroup's own 16 x 16 corner of st (free once the scores are in registers).
-  const rescale = seq(blocks)
-    .map(
-      (b) => `
-      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-      workgroupBarrier();
-      for (var c = 0u; c < 8u; c++) { st[sbase + r * 16u + side * 8u + c] *= alpha; }
-      workgroupBarrier();
-      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`,
-    )
-    .join('');
-  const pv = seq(blocks)
-    .map((b) =>
-      seq(BC / 16)
-        .map(
-          (kb) =>
-            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
-      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(2 + kb) * 16}u * D + ${b * 16}u, false, D);
-      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const store = seq(blocks)
-    .map(
-      (b) => `
-  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-  workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
-  workgroupBarrier();`,
-    )
-    .join('');
+  const oInit = accumulatorsWgsl('o', blocks);
+  const softmax = onlineSoftmaxWgsl({
+    half: '16u',
+    scores: 'sbase + r * BC',
+    probs: 'sbase + r * BC',
+    visible: mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last',
+    blocks,
+  });
   const maskBindings = blockMaskBindingsWgsl(mask);
   const loopHead = keyTileLoopWgsl(mask);
-  const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
+  return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 // Subgroup-matrix offsets must be uniform: only @builtin(subgroup_id) counts as such per subgroup
 // (lid / 32 is refused, with or without diagnostic(off, subgroup_uniformity); probed on the H100).
 
@@ -116,13 +81,9 @@ fn key_limit(i: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }
 
-fn put4(at: u32, x: vec4<f16>) {
-  kv[at] = x.x; kv[at + 1u] = x.y; kv[at + 2u] = x.z; kv[at + 3u] = x.w;
-}
+${putHalvesWgsl('put4', 'kv', false)}
 
-fn putq(at: u32, x: vec4<f16>) {
-  qs[at] = x.x; qs[at + 1u] = x.y; qs[at + 2u] = x.z; qs[at + 3u] = x.w;
-}
+${putHalvesWgsl('putq', 'qs', false)}
 
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
@@ -165,39 +126,17 @@ ${oInit}
     workgroupBarrier();
     var s0 = subgroup_matrix_result<f32, 16, 16>();
     var s1 = subgroup_matrix_result<f32, 16, 16>();
-${sMma}
+${stagedScoresWgsl(blocks, BC / 16)}
     subgroupMatrixStore(&st, sbase, s0, false, BC);
     subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
     workgroupBarrier();
-    var tile_max = NEG;
-    for (var c = 0u; c < 16u; c++) {
-      let j = t0 + i32(side * 16u + c);
-      let visible = ${visible};
-      x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
-      tile_max = max(tile_max, x[c]);
-    }
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    if (tile_max > m + 8.0) { need[0] = 1u; }
-    if (workgroupUniformLoad(&need[0]) != 0u) {
-      let m_new = max(m, tile_max);
-      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
-      l *= alpha;
-      m = m_new;
-${rescale}
-    }
-    var rowsum = 0.0;
-    for (var c = 0u; c < 16u; c++) {
-      let p = select(exp2(x[c] - m), 0.0, x[c] == NEG);
-      pt[sbase + r * BC + side * 16u + c] = f16(p);
-      rowsum += p;
-    }
-    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+${softmax}
     workgroupBarrier();
-${pv}
+${stagedPvWgsl(blocks, BC / 16)}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
-${store}
+${storeOutputWgsl(blocks, 'obase')}
   if (row_ok && side == 0u) {
     lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
   }

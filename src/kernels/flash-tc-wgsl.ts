@@ -15,10 +15,19 @@
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
+// The softmax, rescale and O store are sgmat-tiles-wgsl.ts's, shared with v1 and CCA.
 // CPU twin: flash-cpu.ts with flashTcTwin(config) (same tiles, f16 P, lazy rescale).
 import type { WgslMask } from './flash-wgsl.js';
 import { blockMaskBindingsWgsl } from './flash-wgsl.js';
 import type { FlashCpuOptions } from './flash-cpu.js';
+import {
+  accumulatorsWgsl,
+  onlineSoftmaxWgsl,
+  putHalvesWgsl,
+  seq,
+  storeOutputWgsl,
+  SUBGROUP_MATRIX_ENABLES,
+} from './sgmat-tiles-wgsl.js';
 
 export interface FlashTcConfig {
   /** Subgroups of 32 lanes per workgroup; each owns 16 query rows. */
@@ -58,8 +67,6 @@ export function flashTcTwin(c: FlashTcConfig): FlashCpuOptions {
   return { tile: c.keyTile, halfProbabilities: true, lazyRescaleLog2: 8 };
 }
 
-const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
-
 export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask): string {
   const D = headDim;
   const { subgroups, keyTile: BC } = c;
@@ -95,12 +102,8 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   workgroupBarrier();`,
     )
     .join('\n');
-  const oInit = seq(blocks)
-    .map((b) => `  var o${b} = subgroup_matrix_result<f32, 16, 16>();`)
-    .join('\n');
-  const sInit = seq(keyBlocks)
-    .map((n) => `    var s${n} = subgroup_matrix_result<f32, 16, 16>();`)
-    .join('\n');
+  const oInit = accumulatorsWgsl('o', blocks);
+  const sInit = accumulatorsWgsl('s', keyBlocks, '    ');
   const sMma = seq(blocks)
     .map((b) =>
       seq(keyBlocks)
@@ -114,16 +117,6 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
     .join('\n');
   const sStore = seq(keyBlocks)
     .map((n) => `    subgroupMatrixStore(&st, sbase + ${n * 16}u, s${n}, false, LDS);`)
-    .join('\n');
-  const rescale = seq(blocks)
-    .map(
-      (b) => `      subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-      workgroupBarrier();
-      for (var cc = 0u; cc < 8u; cc++) { st[sbase + r * 16u + side * 8u + cc] *= alpha; }
-      workgroupBarrier();
-      o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);
-      workgroupBarrier();`,
-    )
     .join('\n');
   const pLoad = seq(keyBlocks)
     .map(
@@ -142,14 +135,6 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
         .join('\n'),
     )
     .join('\n');
-  const store = seq(blocks)
-    .map(
-      (b) => `  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
-  workgroupBarrier();
-  if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[orow + ${b * 16}u + side * 8u + cc] = st[sbase + r * 16u + side * 8u + cc] * inv; } }
-  workgroupBarrier();`,
-    )
-    .join('\n');
   const tiles = mask
     ? `let e0 = block_offsets[wg.x];
   let e1 = block_offsets[wg.x + 1u];`
@@ -157,12 +142,15 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   let e0 = 0u;
   let e1 = select(0u, u32(wg_last) / BC + 1u, wg_last >= 0);`;
   const tileStart = mask ? '(block_tiles[ee] >> 1u) * BC' : 'ee * BC';
-  const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
+  const softmax = onlineSoftmaxWgsl({
+    half: 'HALF',
+    scores: 'sbase + r * LDS',
+    probs: 'pbase + r * LDP',
+    visible: mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last',
+    blocks,
+  });
   const fullFlag = mask ? 'let full = (block_tiles[e] & 1u) == 1u;' : '';
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
+  return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 
 struct Params {
   nq: u32, nk: u32, group: u32, causal: u32,
@@ -197,19 +185,9 @@ fn key_limit(i: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }
 
-fn put8kv(at: u32, x: vec4<u32>) {
-  let a = bitcast<vec2<f16>>(x.x); let b = bitcast<vec2<f16>>(x.y);
-  let c = bitcast<vec2<f16>>(x.z); let d = bitcast<vec2<f16>>(x.w);
-  kv[at] = a.x; kv[at + 1u] = a.y; kv[at + 2u] = b.x; kv[at + 3u] = b.y;
-  kv[at + 4u] = c.x; kv[at + 5u] = c.y; kv[at + 6u] = d.x; kv[at + 7u] = d.y;
-}
+${putHalvesWgsl('put8kv', 'kv', true)}
 
-fn put8p(at: u32, x: vec4<u32>) {
-  let a = bitcast<vec2<f16>>(x.x); let b = bitcast<vec2<f16>>(x.y);
-  let c = bitcast<vec2<f16>>(x.z); let d = bitcast<vec2<f16>>(x.w);
-  pt[at] = a.x; pt[at + 1u] = a.y; pt[at + 2u] = b.x; pt[at + 3u] = b.y;
-  pt[at + 4u] = c.x; pt[at + 5u] = c.y; pt[at + 6u] = d.x; pt[at + 7u] = d.y;
-}
+${putHalvesWgsl('put8p', 'pt', true)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
@@ -257,29 +235,7 @@ ${sInit}
 ${sMma}
 ${sStore}
     workgroupBarrier();
-    var tile_max = NEG;
-    for (var cc = 0u; cc < HALF; cc++) {
-      let j = t0 + i32(side * HALF + cc);
-      let sc = st[sbase + r * LDS + side * HALF + cc] * c2;
-      x[cc] = select(NEG, sc, ${visible});
-      tile_max = max(tile_max, x[cc]);
-    }
-    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
-    if (tile_max > m + 8.0) { need[0] = 1u; }
-    if (workgroupUniformLoad(&need[0]) != 0u) {
-      let m_new = max(m, tile_max);
-      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
-      l *= alpha;
-      m = m_new;
-${rescale}
-    }
-    var rowsum = 0.0;
-    for (var cc = 0u; cc < HALF; cc++) {
-      let p = select(exp2(x[cc] - m), 0.0, x[cc] == NEG);
-      pt[pbase + r * LDP + side * HALF + cc] = f16(p);
-      rowsum += p;
-    }
-    l += rowsum + subgroupShuffleXor(rowsum, 1u);
+${softmax}
     workgroupBarrier();
 ${pLoad}
 ${pv}
@@ -288,7 +244,7 @@ ${pv}
   let empty = bitcast<u32>(l) == 0u;
   let inv = select(1.0 / l, 0.0, empty);
   let orow = (h * params.nq + i) * D;
-${store}
+${storeOutputWgsl(blocks, 'orow')}
   if (row_ok && side == 0u) {
     lse[h * params.nq + i] = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
   }

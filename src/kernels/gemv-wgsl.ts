@@ -1,12 +1,14 @@
-// Decode-shape matrix-vector product y[N] = W[N, K] x[K] + b with f16 weights: bandwidth-bound, so the
+// Decode-shape matrix-vector product y[N] = W[N, K] x[K] + b with f16 weights or Q8_0 tiles (q8-tiles.ts): bandwidth-bound, so the
 // kernel only has to keep enough 16-byte weight loads in flight (the GEMV of llama.cpp's ggml-vulkan
 // mul_mat_vec and of every decode engine: structure only, no code copied). A workgroup of 256 threads is
 // 256 / TPR groups of TPR threads; each group owns ROWS consecutive weight rows and walks K in 16-byte
-// chunks (8 f16) with its threads side by side (coalesced), ROWS independent loads per step. Long rows
+// chunks (8 f16, or 16 int8 quants times their block's scale) with its threads side by side (coalesced), ROWS independent loads per step. Long rows
 // (K = 8192) want more threads per row, so that enough loads are in flight with few rows (N = 2048).
 // Partial sums are reduced with subgroupAdd when subgroups are 32 wide (one per 32 threads), through
 // workgroup memory otherwise (lavapipe's subgroups are 8 wide). Bindings and uniform are matvecWgsl's (matmul-wgsl.ts),
 // x f32. Needs K % 8 == 0. Checked against matmulRef (float64) like the other matmuls.
+
+import { Q8_UNPACK_WGSL } from './matmul-wgsl.js';
 
 export const GEMV_THREADS = 256;
 /** Workgroups along x before wrapping to y. */
@@ -21,19 +23,28 @@ export function gemvGrid(n: number, rowsPerGroup: number, threadsPerRow = 32): [
   return [Math.min(groups, GEMV_GROUPS_PER_DIM), Math.ceil(groups / GEMV_GROUPS_PER_DIM)];
 }
 
-export function gemvUnsupported(k: number): string | null {
+export function gemvUnsupported(k: number, weights: 'f16' | 'q8_0' = 'f16'): string | null {
+  if (weights === 'q8_0') return k % 32 === 0 ? null : `K = ${k} is not whole Q8_0 blocks of 32`;
   return k % 8 === 0 ? null : `K = ${k} is not a multiple of 8 (16-byte weight loads)`;
 }
 
 const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
 
-export function gemvWgsl(rowsPerGroup: number, threadsPerRow = 32): string {
+export function gemvWgsl(rowsPerGroup: number, threadsPerRow = 32, weights: 'f16' | 'q8_0' = 'f16'): string {
   const R = rowsPerGroup;
   const TPR = threadsPerRow;
   const rowsPerWg = gemvRowsPerWorkgroup(R, TPR);
+  const q8 = weights === 'q8_0';
+  // A 16-byte chunk holds 8 f16 weights, or 16 Q8_0 quants (half a block: one scale per two chunks).
+  const per = q8 ? 16 : 8;
   const sums = seq(R).map((r) => `  var s${r} = 0.0;`);
   const rows = seq(R).map((r) => `  let w${r} = min(row0 + ${r}u, params.n - 1u) * kc;`);
-  const body = seq(R).map((r) => `    s${r} += dot8(w[w${r} + c], xa, xb);`);
+  const body = seq(R).map((r) =>
+    q8
+      ? `    s${r} += dot16(w[w${r} + c], c) * scale(w${r} * 4u + c * 4u);`
+      : `    s${r} += dot8(w[w${r} + c], xa, xb);`,
+  );
+  const loads = q8 ? '' : '    let xa = x[2u * c];\n    let xb = x[2u * c + 1u];\n';
   const finish = seq(R).map(
     (r) => `  {
     let total = subgroupAdd(s${r});
@@ -61,10 +72,23 @@ struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(4) var<uniform> params: Params;
 var<workgroup> red: array<f32, ${GEMV_THREADS}>;
 
-fn dot8(v: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> f32 {
+${
+  q8
+    ? `${Q8_UNPACK_WGSL}
+fn dot16(v: vec4<u32>, c: u32) -> f32 {
+  return dot(q8x4(v.x), x[4u * c]) + dot(q8x4(v.y), x[4u * c + 1u]) + dot(q8x4(v.z), x[4u * c + 2u]) +
+    dot(q8x4(v.w), x[4u * c + 3u]);
+}
+// The scale of the block holding quant word word (scales follow the n * k / 4 quant words).
+fn scale(word: u32) -> f32 {
+  let at = params.n * params.k / 4u + word / 8u;
+  return bitcast<f32>(w[at / 4u][at % 4u]);
+}`
+    : `fn dot8(v: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> f32 {
   let p = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.x)), vec2<f32>(bitcast<vec2<f16>>(v.y)));
   let q = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.z)), vec2<f32>(bitcast<vec2<f16>>(v.w)));
   return dot(p, a) + dot(q, b);
+}`
 }
 
 @compute @workgroup_size(${GEMV_THREADS})
@@ -73,13 +97,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let g = lid / ${TPR}u;
   let t = lid % ${TPR}u;
   let row0 = (wg.x + wg.y * ${GEMV_GROUPS_PER_DIM}u) * ${rowsPerWg}u + g * ${R}u;
-  let kc = params.k / 8u;
+  let kc = params.k / ${per}u;
 ${sums.join('\n')}
 ${rows.join('\n')}
   for (var c = t; c < kc; c += ${TPR}u) {
-    let xa = x[2u * c];
-    let xb = x[2u * c + 1u];
-${body.join('\n')}
+${loads}${body.join('\n')}
   }
 ${finish.join('\n')}
 }`;

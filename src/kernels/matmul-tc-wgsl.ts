@@ -6,10 +6,14 @@
 // through workgroup memory rows skewed by 16 bytes; the next K tile is loaded into registers (16-byte
 // loads) before the math on the current one, and either double-buffered in workgroup memory (one
 // barrier per K tile) or stored after it (two barriers). Weights row-major [out, in] (GGUF's layout)
-// are read column-major as the right operand, so no transpose pass exists.
+// are read column-major as the right operand, so no transpose pass exists. Q8_0 tiles (q8-tiles.ts) are
+// dequantised to f16 as they are fetched (8 quants and their block's scale per 16-byte chunk of the tile).
 // Bindings and uniform are matmulTiledWgsl's (matmul-wgsl.ts: x, w, bias, y, params {t, n, k, has_bias}),
 // so the decoder swaps one pipeline for the other. x may be f32 (the decoder's activations, rounded to
 // f16 as they are staged) or f16. Needs K % 8 == 0. CPU twin: matmulTcTwin (test/kernel-versions).
+
+import { putHalvesWgsl, seq, SUBGROUP_MATRIX_ENABLES } from './sgmat-tiles-wgsl.js';
+import { Q8_UNPACK_WGSL } from './matmul-wgsl.js';
 
 export interface MatmulTcConfig {
   bm: number;
@@ -39,7 +43,13 @@ export function matmulTcWorkgroupBytes(c: MatmulTcConfig): number {
   return c.buffers * (c.bm + c.bn) * lda * 2 + c.sgM * c.sgN * 256 * 4;
 }
 
-export function matmulTcUnsupported(k: number, c: MatmulTcConfig, maxWorkgroupBytes: number): string | null {
+export function matmulTcUnsupported(
+  k: number,
+  c: MatmulTcConfig,
+  maxWorkgroupBytes: number,
+  weights: 'f16' | 'q8_0' = 'f16',
+): string | null {
+  if (weights === 'q8_0' && k % 32 !== 0) return `K = ${k} is not whole Q8_0 blocks of 32`;
   if (k % 8 !== 0) return `K = ${k} is not a multiple of 8 (16-byte weight loads)`;
   const bytes = matmulTcWorkgroupBytes(c);
   if (bytes > maxWorkgroupBytes) return `needs ${bytes} bytes of workgroup memory, the device has ${maxWorkgroupBytes}`;
@@ -51,9 +61,12 @@ export function matmulTcGrid(m: number, n: number, c: MatmulTcConfig): [number, 
   return [Math.ceil(n / c.bn), Math.ceil(m / c.bm)];
 }
 
-const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
-
-export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'): string {
+export function matmulTcWgsl(
+  c: MatmulTcConfig,
+  xType: ActivationStorage = 'f32',
+  weights: 'f16' | 'q8_0' = 'f16',
+): string {
+  const q8 = weights === 'q8_0';
   const { bm, bn, bk, sgM, sgN, buffers } = c;
   const subgroups = sgM * sgN;
   const THREADS = 32 * subgroups;
@@ -81,7 +94,7 @@ export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'
       (
         p,
       ) => `    { let ch = lid + ${p * THREADS}u; let row = col0 + ch / ${bk / 8}u; let kk = k0 + (ch % ${bk / 8}u) * 8u;
-      if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = w[(row * params.k + kk) / 8u]; } else { rb${p} = vec4<u32>(0u); } }`,
+      if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = ${q8 ? 'q8x8(row, kk)' : 'w[(row * params.k + kk) / 8u]'}; } else { rb${p} = vec4<u32>(0u); } }`,
     ),
   ].join('\n');
   const stash = [
@@ -193,13 +206,10 @@ ${stash}
       : `  { let k0 = 0u;
 ${fetch}
   }`;
-  return /* wgsl */ `enable f16;
-enable subgroups;
-enable chromium_experimental_subgroup_matrix;
-requires subgroup_id;
+  return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${xType === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
-@group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
+@group(0) @binding(1) var<storage, read> w: array<${q8 ? 'u32' : 'vec4<u32>'}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -209,21 +219,24 @@ var<workgroup> sa: array<f16, ${buffers * A}>;
 var<workgroup> sb: array<f16, ${buffers * B}>;
 var<workgroup> ep: array<f32, ${subgroups * 256}>; // one 16 x 16 accumulator per subgroup for edge tiles
 
-fn put8a(at: u32, v: vec4<u32>) {
-  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
-  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
-  sa[at] = p.x; sa[at + 1u] = p.y; sa[at + 2u] = q.x; sa[at + 3u] = q.y;
-  sa[at + 4u] = r.x; sa[at + 5u] = r.y; sa[at + 6u] = s.x; sa[at + 7u] = s.y;
+${putHalvesWgsl('put8a', 'sa', true)}
+${
+  q8
+    ? `${Q8_UNPACK_WGSL}
+// 8 weights of Q8_0 tiles (q8-tiles.ts) from column kk of row, dequantised and packed as f16 pairs.
+fn q8x8(row: u32, kk: u32) -> vec4<u32> {
+  let i = row * params.k + kk;
+  let d = bitcast<f32>(w[params.n * params.k / 4u + i / 32u]);
+  let lo = q8x4(w[i / 4u]) * d;
+  let hi = q8x4(w[i / 4u + 1u]) * d;
+  return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
+}`
+    : ''
 }
 fn put4fa(at: u32, v: vec4<f32>) {
   sa[at] = f16(v.x); sa[at + 1u] = f16(v.y); sa[at + 2u] = f16(v.z); sa[at + 3u] = f16(v.w);
 }
-fn put8b(at: u32, v: vec4<u32>) {
-  let p = bitcast<vec2<f16>>(v.x); let q = bitcast<vec2<f16>>(v.y);
-  let r = bitcast<vec2<f16>>(v.z); let s = bitcast<vec2<f16>>(v.w);
-  sb[at] = p.x; sb[at + 1u] = p.y; sb[at + 2u] = q.x; sb[at + 3u] = q.y;
-  sb[at + 4u] = r.x; sb[at + 5u] = r.y; sb[at + 6u] = s.x; sb[at + 7u] = s.y;
-}
+${putHalvesWgsl('put8b', 'sb', true)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,

@@ -11,16 +11,33 @@ export const MATMUL_K_STEP = 16;
 /** Workgroups along x before wrapping to y (WebGPU allows 65535 per dimension). */
 export const MATVEC_ROWS_PER_DIM = 32768;
 
-/** Weights stored as f32, or f16 (half the bytes to stream; products and sums stay f32). */
-export type WeightStorage = 'f32' | 'f16';
+/** Weights stored as f32, f16 (half the bytes to stream; products and sums stay f32), or Q8_0 tiles
+ * (weights/q8-tiles.ts: int8 quants four to a word, then f32 scales per 32; about a quarter of f32's bytes). */
+export type WeightStorage = 'f32' | 'f16' | 'q8_0';
+
+/** WGSL: the signed byte i (0..3) of each word of v, as f32 (Q8_0 quants, four to a u32). */
+export const Q8_UNPACK_WGSL = `fn q8x4(v: u32) -> vec4<f32> {
+  return vec4<f32>(vec4<i32>(i32(v << 24u), i32(v << 16u), i32(v << 8u), i32(v)) >> vec4<u32>(24u));
+}`;
+
+/** WGSL weight(row, col) -> f32 over binding w, for each storage. */
+function weightAccess(wType: WeightStorage): string {
+  if (wType !== 'q8_0') return `fn weight(row: u32, col: u32) -> f32 { return f32(w[row * params.k + col]); }`;
+  return `${Q8_UNPACK_WGSL}
+fn weight(row: u32, col: u32) -> f32 {
+  let i = row * params.k + col;
+  return q8x4(w[i / 4u])[i % 4u] * bitcast<f32>(w[params.n * params.k / 4u + i / 32u]);
+}`;
+}
 
 const PARAMS = (wType: WeightStorage) => /* wgsl */ `${wType === 'f16' ? 'enable f16;' : ''}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<${wType}>;
+@group(0) @binding(1) var<storage, read> w: array<${wType === 'q8_0' ? 'u32' : wType}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
-@group(0) @binding(4) var<uniform> params: Params;`;
+@group(0) @binding(4) var<uniform> params: Params;
+${weightAccess(wType)}`;
 
 export function matmulParams(t: number, n: number, k: number, hasBias: boolean): ArrayBuffer {
   return new Uint32Array([t, n, k, hasBias ? 1 : 0]).buffer;
@@ -36,8 +53,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let inside = row < params.n;
   var s = 0.0;
   if (inside) {
-    let base = row * params.k;
-    for (var i = lid; i < params.k; i += ${MATVEC_THREADS}u) { s += x[i] * f32(w[base + i]); }
+    for (var i = lid; i < params.k; i += ${MATVEC_THREADS}u) { s += x[i] * weight(row, i); }
   }
   partial[lid] = s;
   workgroupBarrier();
@@ -75,7 +91,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
       let xt = tok0 + row;
       let wr = col0 + row;
       xs[idx] = select(0.0, x[xt * params.k + kk], xt < params.t && kk < params.k);
-      ws[idx] = select(0.0, f32(w[wr * params.k + kk]), wr < params.n && kk < params.k);
+      ws[idx] = select(0.0, weight(min(wr, params.n - 1u), min(kk, params.k - 1u)), wr < params.n && kk < params.k);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < ${S}u; kk++) {

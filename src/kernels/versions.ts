@@ -18,7 +18,7 @@ import {
   matmulTcUnsupported,
   matmulTcWgsl,
 } from './matmul-tc-wgsl.js';
-import { gemvGrid, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
+import { gemvGrid, gemvRowsPerWorkgroup, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
 
 /** What a version needs to know about the device. GpuContext satisfies it. */
 export interface KernelDevice {
@@ -51,6 +51,8 @@ export interface MatmulVersion {
   /** Activations' storage the generated kernel reads. */
   wgsl(weights: WeightStorage, x?: ActivationStorage): string;
   grid(m: number, n: number): [number, number];
+  /** Output rows (tokens) and columns (features) one workgroup computes (plan output). */
+  tile: { rows: number; cols: number };
   /** Rounds x to f16 before the products (tensor-core versions). */
   halfActivations: boolean;
   propagatesNaN: boolean;
@@ -101,13 +103,22 @@ export const FLASH_VERSIONS: FlashVersion[] = [
   ),
 ];
 
+/** The portable matmul and matrix-vector kernels: any weight storage (Q8_0 tiles need whole blocks). */
+const portableUnsupported = (dev: KernelDevice, weights: WeightStorage, k: number): string | null =>
+  weights === 'f16' && !dev.features.f16
+    ? 'the device has no shader-f16'
+    : weights === 'q8_0' && k % 32 !== 0
+      ? `K = ${k} is not whole Q8_0 blocks of 32`
+      : null;
+
 export const MATMUL_VERSIONS: MatmulVersion[] = [
   {
     family: 'matmul',
     name: 'tiled-v1',
-    unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
+    unsupported: portableUnsupported,
     wgsl: (weights) => matmulTiledWgsl(weights),
     grid: (m, n) => [Math.ceil(n / MATMUL_TILE), Math.ceil(m / MATMUL_TILE)],
+    tile: { rows: MATMUL_TILE, cols: MATMUL_TILE },
     halfActivations: false,
     propagatesNaN: true,
   },
@@ -117,9 +128,12 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
       name,
       unsupported: (dev, weights, k) =>
         sgmatNeed(dev, 'f16') ??
-        (weights !== 'f16' ? 'needs f16 weights' : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes)),
-      wgsl: (_weights, x = 'f32') => matmulTcWgsl(c, x),
+        (weights === 'f32'
+          ? 'needs f16 or Q8_0 weights'
+          : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes, weights)),
+      wgsl: (weights, x = 'f32') => matmulTcWgsl(c, x, weights === 'q8_0' ? 'q8_0' : 'f16'),
       grid: (m, n) => matmulTcGrid(m, n, c),
+      tile: { rows: c.bm, cols: c.bn },
       halfActivations: true,
       propagatesNaN: true,
     }),
@@ -130,9 +144,10 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
   {
     family: 'gemv',
     name: 'matvec-v1',
-    unsupported: (dev, weights) => (weights === 'f16' && !dev.features.f16 ? 'the device has no shader-f16' : null),
+    unsupported: portableUnsupported,
     wgsl: (weights) => matvecWgsl(weights),
     grid: (_m, n) => [Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM)],
+    tile: { rows: 1, cols: 1 },
     halfActivations: false,
     propagatesNaN: true,
   },
@@ -150,11 +165,12 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
       unsupported: (dev, weights, k) =>
         !dev.features.f16 || !dev.features.subgroups
           ? 'needs shader-f16 and subgroups'
-          : weights !== 'f16'
-            ? 'needs f16 weights'
-            : gemvUnsupported(k),
-      wgsl: () => gemvWgsl(rows, tpr),
+          : weights === 'f32'
+            ? 'needs f16 or Q8_0 weights'
+            : gemvUnsupported(k, weights),
+      wgsl: (weights) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16'),
       grid: (_m, n) => gemvGrid(n, rows, tpr),
+      tile: { rows: 1, cols: gemvRowsPerWorkgroup(rows, tpr) },
       halfActivations: false,
       propagatesNaN: true,
     }),
@@ -183,18 +199,24 @@ export function preferredFlash(dev: KernelDevice, dtype: DType, headDim: number)
   return flashVersion('portable')!;
 }
 
-export function preferredMatmul(dev: KernelDevice, m: number, n: number, k: number): MatmulVersion {
+export function preferredMatmul(
+  dev: KernelDevice,
+  m: number,
+  n: number,
+  k: number,
+  weights: WeightStorage = 'f16',
+): MatmulVersion {
   // Short chunks with narrow outputs have too few 256-row tiles to fill 132 SMs: 128x64 wins there.
   const order = m <= 512 && n <= 2048 ? ['tc-128x64x32', 'tc-64x64x32'] : ['tc-256x128x32-s', 'tc-128x256x32-s'];
   for (const name of [...order, 'tc-128x128x32']) {
     const v = matmulVersion(name)!;
-    if (!v.unsupported(dev, 'f16', k)) return v;
+    if (!v.unsupported(dev, weights, k)) return v;
   }
   return matmulVersion('tiled-v1')!;
 }
 
-export function preferredGemv(dev: KernelDevice, k: number): MatmulVersion {
+export function preferredGemv(dev: KernelDevice, k: number, weights: WeightStorage = 'f16'): MatmulVersion {
   // Long rows (K 8192 over N 2048) need 128 threads per row to keep enough loads in flight.
   const v = matmulVersion(k >= 4096 ? 'gemv-r1t128' : 'gemv-r2')!;
-  return v.unsupported(dev, 'f16', k) ? matmulVersion('matvec-v1')! : v;
+  return v.unsupported(dev, weights, k) ? matmulVersion('matvec-v1')! : v;
 }

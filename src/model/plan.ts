@@ -8,7 +8,7 @@ import { ccaCacheBytes, ccaParamsFromSpec } from '../attention/cca.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { formatMethodSpec, intParam, METHOD_KEYS, parseMethodSpec, type MethodSpec } from '../attention/spec.js';
 import type { ModelConfig } from './types.js';
-import { deviceProfile, layerKernels, type LayerKernels } from './plan-kernels.js';
+import { deviceProfile, layerKernels, matmulKernels, type LayerKernels } from './plan-kernels.js';
 
 export interface PlanOptions {
   context: number;
@@ -21,7 +21,7 @@ export interface PlanOptions {
   /** Bytes of the weights when known (file headers); otherwise parameters x 2 (f16/bf16). */
   weightBytes?: number;
   weightSource?: string;
-  /** Device profile whose kernels `plan` names (plan-kernels.ts): tensor-cores (default), portable, cpu. */
+  /** Device profile whose kernels `plan` names (plan-kernels.ts): tensor-cores (default), lavapipe, portable, cpu. */
   device?: string;
 }
 
@@ -54,6 +54,8 @@ export interface ModelPlan {
   activationBytes: number;
   totalBytes: number;
   device: string;
+  /** The projections' and MLP's matmul kernels for a prefill chunk and for one row. */
+  matmul: LayerKernels;
 }
 
 /** Index key width of DSA's indexer when the spec does not say (issue 4: 4 heads x 64 dims for Llama shapes). */
@@ -147,7 +149,13 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
       groups.set(key, {
         ...layerPlan(c, spec, n, chunk, bytes),
         layers: 1,
-        kernels: layerKernels(c, spec, { context: n, chunk, dtype, features: profile.features }),
+        kernels: layerKernels(c, spec, {
+          context: n,
+          chunk,
+          dtype,
+          features: profile.features,
+          maxWorkgroupStorageBytes: profile.maxWorkgroupStorageBytes,
+        }),
       });
   }
   const list = [...groups.values()];
@@ -179,6 +187,7 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
     activationBytes,
     totalBytes: weightBytes + kvCacheBytes + activationBytes,
     device: profile.description,
+    matmul: matmulKernels(c, { chunk, dtype, profile }),
   };
 }
 
@@ -226,6 +235,9 @@ export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string
     ...p.groups.flatMap((g) =>
       g.kernels ? [`  ${g.method}`, `    prefill  ${g.kernels.prefill}`, `    decode   ${g.kernels.decode}`] : [],
     ),
+    '  projections and MLP',
+    `    prefill  ${p.matmul.prefill}`,
+    `    decode   ${p.matmul.decode}`,
   ];
   return lines.join('\n');
 }

@@ -28,6 +28,10 @@ export interface DecoderOptions {
   /** WebGPU: weight matrices, Q and the KV cache in f32 (default, exact) or f16 (half the memory and bandwidth,
    * and the tensor-core flash kernel where the device has one); activations and sums stay f32. */
   storage?: 'f32' | 'f16';
+  /** WebGPU: the matmul kernel by name (a planner name: tensor-cores, tiled, gemv, matvec; or a version of
+   * kernels/versions.ts) for products of more than one row (`rows`: prefill) and of one row (`row`: decode
+   * steps, the logits); absent or 'auto': the planner's choice for the device and shape. */
+  matmul?: { rows?: string; row?: string };
   /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements),
    * and the layer's attention input h [T, hidden] (after its RMSNorm: what a trained indexer reads). */
   observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => void;

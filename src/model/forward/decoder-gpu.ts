@@ -89,7 +89,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
       };
-      const ops = await GpuOps.create(gpu, c, storage, io);
+      const ops = await GpuOps.create(gpu, c, storage, io, chunk, opts.matmul, weights.matrixStorage);
       return new GpuDecoder(gpu, c, ops, weights, attention, scratch, act, chunk, opts, owned);
     } catch (e) {
       owned.forEach((b) => gpu.release(b));
@@ -97,6 +97,11 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
       scratch?.destroy();
       throw e;
     }
+  }
+
+  /** The matmul kernels that ran (or are planned), one line per choice (`generate --stats`, `bench model`). */
+  get matmulPlans(): string[] {
+    return this.gpuOps.matmulPlans();
   }
 
   override destroy(): void {

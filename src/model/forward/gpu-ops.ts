@@ -1,17 +1,16 @@
 // ForwardOps on WebGPU: operations are recorded as dispatches and run as one compute pass at each submit.
 // Uniforms and bind groups are per call site (runtime/call-sites.ts), renumbered at each chunk's embed, so
 // a warm decoding step creates nothing; RoPE's table (float64 angles on the host) goes up with the ids.
+// Matmuls run the planner's kernel for each shape (planner.ts planMatmul): tensor-core tiles for chunks of
+// rows where the device has f16 subgroup matrices and the weights are f16, a GEMV for one row, the portable
+// tiled / matrix-vector kernels elsewhere; every pipeline is compiled at creation.
 import { asFloat32, tensor } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
-import { chooseKernel, MATMUL_VERSIONS } from '../../attention/planner.js';
-import {
-  MATMUL_TILE,
-  MATVEC_ROWS_PER_DIM,
-  matmulParams,
-  matmulTiledWgsl,
-  matvecWgsl,
-} from '../../kernels/matmul-wgsl.js';
+import { ShapeError } from '../../errors.js';
+import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
+import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
+import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
@@ -26,12 +25,28 @@ import {
 import type { ModelConfig } from '../types.js';
 import type { ForwardOps } from './ops.js';
 import { ropeTable } from './rope-table.js';
+import { matmulShapes } from './llama-forward.js';
 
-type Pipelines = Record<
-  'matvec' | 'matmul' | 'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads',
-  GPUComputePipeline
->;
+type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
 type Recorded = (pass: GPUComputePassEncoder) => void;
+
+/** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
+ * more than one row (prefill chunks), `row` for one row (decode steps, the logits); default auto. */
+export interface MatmulAsked {
+  rows?: string;
+  row?: string;
+}
+
+/** The kernel chosen for one product shape, its pipeline compiled before the first forward. */
+interface MatmulKernel {
+  m: number;
+  n: number;
+  k: number;
+  weights: WeightStorage;
+  choice: KernelChoice;
+  version: MatmulVersion;
+  pipe: GPUComputePipeline;
+}
 
 export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   private readonly sites: CallSites;
@@ -44,19 +59,40 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     private readonly pipes: Pipelines,
     /** ids [chunk] (u32), the RoPE table, and a placeholder bound where a matmul has no bias. */
     private readonly io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
+    /** By `${m} ${n} ${k} ${weights}`: every shape of up to `chunk` rows. */
+    private readonly matmuls: Map<string, MatmulKernel>,
+    private readonly matrixStorage: Map<GPUBuffer, WeightStorage>,
   ) {
     this.sites = new CallSites(gpu, 'decoder');
   }
+
+  private readonly matmulsRun = new Set<MatmulKernel>();
 
   static async create(
     gpu: GpuContext,
     c: ModelConfig,
     storage: 'f32' | 'f16',
     io: { ids: GPUBuffer; rope: GPUBuffer; none: GPUBuffer },
+    chunk: number,
+    asked: MatmulAsked = {},
+    matrixStorage = new Map<GPUBuffer, WeightStorage>(),
   ): Promise<GpuOps> {
+    // The planner's choice for every shape (and weight storage) the run can meet: a forward compiles nothing.
+    const matmuls = new Map<string, MatmulKernel>();
+    const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes };
+    for (const weights of new Set<WeightStorage>([storage, ...matrixStorage.values()]))
+      for (const [n, k] of matmulShapes(c))
+        for (let m = 1; m <= chunk; m++) {
+          if (weights === 'q8_0' && k % 32 !== 0) continue; // no such Q8_0 matrix exists
+          const t = { ...target, dtype: storage, weights, headDim: 0, queries: m, keys: k, columns: n };
+          const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
+          const version = matmulVersion(choice.kernel!)!;
+          const pipe = await gpu.pipeline(`model-${version.family}-${version.name}-${weights}`, () =>
+            version.wgsl(weights, 'f32'),
+          );
+          matmuls.set(`${m} ${n} ${k} ${weights}`, { m, n, k, weights, choice, version, pipe });
+        }
     const pipes: Pipelines = {
-      matvec: await gpu.pipeline(`model-matvec-${storage}`, () => matvecWgsl(storage)),
-      matmul: await gpu.pipeline(`model-matmul-${storage}`, () => matmulTiledWgsl(storage)),
       rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
       rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
       embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)),
@@ -64,7 +100,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
     };
-    return new GpuOps(gpu, c, storage, pipes, io);
+    return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage);
   }
 
   private dispatch(pipe: GPUComputePipeline, buffers: GPUBuffer[], groups: readonly number[]): void {
@@ -90,12 +126,30 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   }
 
   matmul(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+    const weights = this.matrixStorage.get(w) ?? this.storage;
+    const kernel = this.matmuls.get(`${T} ${n} ${k} ${weights}`);
+    if (!kernel) throw new ShapeError(`no matmul kernel was planned for ${T} x ${n} x ${k} over ${weights} weights`);
+    this.matmulsRun.add(kernel);
     const u = this.sites.uniform(matmulParams(T, n, k, bias !== undefined));
-    const bound = [x, w, bias ?? this.io.none, y, u];
-    const target = { features: this.gpu.features, dtype: this.storage, headDim: 0, queries: T, keys: k };
-    if (chooseKernel('matmul', MATMUL_VERSIONS, target).version === 'matvec')
-      this.dispatch(this.pipes.matvec, bound, [Math.min(n, MATVEC_ROWS_PER_DIM), Math.ceil(n / MATVEC_ROWS_PER_DIM)]);
-    else this.dispatch(this.pipes.matmul, bound, [Math.ceil(n / MATMUL_TILE), Math.ceil(T / MATMUL_TILE)]);
+    this.dispatch(kernel.pipe, [x, w, bias ?? this.io.none, y, u], kernel.version.grid(T, n));
+  }
+
+  /** The matmul kernels that ran (or, before a forward, those planned for full chunks and one row), one line
+   * per choice with the (outputs x inputs) shapes it ran: `generate --stats`, `bench model`. */
+  matmulPlans(): string[] {
+    const chunk = Math.max(...[...this.matmuls.values()].map((e) => e.m));
+    const kernels = this.matmulsRun.size
+      ? [...this.matmulsRun]
+      : [...this.matmuls.values()].filter((e) => e.m === 1 || e.m === chunk);
+    const lines = new Map<string, string[]>();
+    for (const e of kernels) {
+      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'q8_0' ? ', Q8_0 weights' : ''}`;
+      const line = formatChoice({ ...e.choice, op });
+      const shapes = lines.get(line) ?? [];
+      if (!shapes.includes(`${e.n}x${e.k}`)) shapes.push(`${e.n}x${e.k}`);
+      lines.set(line, shapes);
+    }
+    return [...lines].map(([line, shapes]) => `${line} [outputs x inputs: ${shapes.join(', ')}]`);
   }
 
   rope(src: GPUBuffer, dst: GPUBuffer, T: number, heads: number, rotate: boolean): void {

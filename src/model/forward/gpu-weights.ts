@@ -1,8 +1,12 @@
 // The decoder's weights on the GPU: matrices uploaded once in the storage dtype (decoded to f32 first),
-// norm weights and biases (vectors) in f32.
+// except Q8_0 matrices, which go up as Q8_0 tiles (weights/q8-tiles.ts: exact, 1.06 bytes a weight) for
+// the matmul kernels to dequantise; norm weights and biases (vectors) in f32. The embedding table stays in
+// the storage dtype (the embedding lookup reads it; tied, it is also the output head).
 import { float32ToHalf } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
+import { q8TilesFromBlocks } from '../../weights/q8-tiles.js';
+import type { WeightStorage } from '../../kernels/matmul-wgsl.js';
 import type { LoadedModel, WeightTensor } from '../types.js';
 
 export interface GpuLayerWeights {
@@ -25,6 +29,8 @@ export interface GpuWeights {
   embedding: GPUBuffer;
   output: GPUBuffer;
   outputNorm: GPUBuffer;
+  /** The storage of each matrix that is not in the storage dtype (Q8_0 tiles). */
+  matrixStorage: Map<GPUBuffer, WeightStorage>;
 }
 
 /** Uploads every weight; each buffer is pushed to `owned` as soon as it exists (the caller frees on failure). */
@@ -34,7 +40,14 @@ export async function uploadWeights(
   storage: 'f32' | 'f16',
   owned: GPUBuffer[],
 ): Promise<GpuWeights> {
-  const up = async (w: WeightTensor) => {
+  const matrixStorage = new Map<GPUBuffer, WeightStorage>();
+  const up = async (w: WeightTensor, tiles = true) => {
+    if (tiles && w.dtype === 'q8_0' && w.shape.length === 2) {
+      const b = await gpu.upload(q8TilesFromBlocks(w.bytes, w.shape[0], w.shape[1], w.name), w.name);
+      owned.push(b);
+      matrixStorage.set(b, 'q8_0');
+      return b;
+    }
     const values = new WeightMatrix(w).toFloat32();
     const b = await gpu.upload(storage === 'f16' && w.shape.length === 2 ? float32ToHalf(values) : values, w.name);
     owned.push(b);
@@ -56,7 +69,7 @@ export async function uploadWeights(
       wUp: await up(l.wUp),
       wDown: await up(l.wDown),
     });
-  const embedding = await up(model.weights.tokenEmbedding);
+  const embedding = await up(model.weights.tokenEmbedding, false);
   const output = model.weights.output ? await up(model.weights.output) : embedding;
-  return { layers, embedding, output, outputNorm: await up(model.weights.outputNorm) };
+  return { layers, embedding, output, outputNorm: await up(model.weights.outputNorm), matrixStorage };
 }

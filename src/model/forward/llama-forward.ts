@@ -9,6 +9,20 @@ import type { ModelConfig } from '../types.js';
 import type { Activations, ForwardOps, ModelWeightsOf } from './ops.js';
 import type { Decoder, DecoderOptions } from './decoder-cpu.js';
 
+/** Output x input features of every matrix product forwardChunk runs; the output head's (last) runs one row. */
+export function matmulShapes(c: ModelConfig): Array<[number, number]> {
+  const [H, D, F] = [c.hiddenSize, c.headDim, c.intermediateSize];
+  const all: Array<[number, number]> = [
+    [c.heads * D, H],
+    [c.kvHeads * D, H],
+    [H, c.heads * D],
+    [F, H],
+    [H, F],
+    [c.vocabSize, H],
+  ];
+  return all.filter(([n, k], i) => all.findIndex(([a, b]) => a === n && b === k) === i);
+}
+
 export class LlamaDecoder<B, M, V> implements Decoder {
   private pos = 0;
   private prompt?: number;

@@ -1,0 +1,146 @@
+// The tile code that the subgroup-matrix attention kernels share (flash-sgmat-wgsl.ts v1, flash-tc-wgsl.ts
+// tc2, cca-sgmat-wgsl.ts), and the enables and workgroup stores of every subgroup-matrix kernel (the matmul
+// too). FlashAttention-2's forward tile (Dao 2023, Alg. 1) with FlashAttention-4's lazy rescale: each
+// subgroup owns 16 query rows, lane serves row r = lane / 2 and half `side` of its columns; S goes to
+// workgroup memory `st` (f32), the softmax runs in scalar code, P goes back to `pt` as f16, O lives in
+// D / 16 accumulators o0.. and is rescaled through this subgroup's 16 x 16 corner of st only when a row's
+// tile max passes the running max m by more than 2^8 (log2 domain). The kernels keep their own loads,
+// loops over sources and epilogues (what differs between them: where keys come from, NaN handling).
+
+export const SUBGROUP_MATRIX_ENABLES = `enable f16;
+enable subgroups;
+enable chromium_experimental_subgroup_matrix;
+requires subgroup_id;`;
+
+export const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
+
+/** `var name0 = subgroup_matrix_result<f32, 16, 16>();` for count accumulators. */
+export function accumulatorsWgsl(name: string, count: number, indent = '  '): string {
+  return seq(count)
+    .map((b) => `${indent}var ${name}${b} = subgroup_matrix_result<f32, 16, 16>();`)
+    .join('\n');
+}
+
+/** fn name(at, x): stores the 4 (vec4<f16>) or 8 (vec4<u32> of packed halves) f16 of x into target[at..]. */
+export function putHalvesWgsl(name: string, target: string, packed: boolean): string {
+  // The parameter is v: the matmul's module scope has an x.
+  if (!packed)
+    return `fn ${name}(at: u32, v: vec4<f16>) {
+  ${target}[at] = v.x; ${target}[at + 1u] = v.y; ${target}[at + 2u] = v.z; ${target}[at + 3u] = v.w;
+}`;
+  return `fn ${name}(at: u32, v: vec4<u32>) {
+  let a = bitcast<vec2<f16>>(v.x); let b = bitcast<vec2<f16>>(v.y);
+  let c = bitcast<vec2<f16>>(v.z); let d = bitcast<vec2<f16>>(v.w);
+  ${target}[at] = a.x; ${target}[at + 1u] = a.y; ${target}[at + 2u] = b.x; ${target}[at + 3u] = b.y;
+  ${target}[at + 4u] = c.x; ${target}[at + 5u] = c.y; ${target}[at + 6u] = d.x; ${target}[at + 7u] = d.y;
+}`;
+}
+
+/** s0.. (keyBlocks of 16 keys) += Q K^T with this subgroup's Q rows staged in `qs` and the K tile at the
+ * start of `kv`, both with row stride D (v1 and CCA). */
+export function stagedScoresWgsl(blocks: number, keyBlocks: number): string {
+  return seq(keyBlocks)
+    .map((n) =>
+      seq(blocks)
+        .map(
+          (b) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&qs, sg * 16u * D + ${b * 16}u, false, D);
+      let bt = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * D + ${b * 16}u, true, D);
+      s${n} = subgroupMatrixMultiplyAccumulate(a, bt, s${n}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+}
+
+/** o0.. += P V with P at this subgroup's rows of `pt` (stride BC) and the V tile after the K tile in `kv`
+ * (stride D) (v1 and CCA). */
+export function stagedPvWgsl(blocks: number, keyBlocks: number): string {
+  return seq(blocks)
+    .map((b) =>
+      seq(keyBlocks)
+        .map(
+          (kb) =>
+            `    { let a = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, sbase + ${kb * 16}u, false, BC);
+      let bv = subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${(keyBlocks + kb) * 16}u * D + ${b * 16}u, false, D);
+      o${b} = subgroupMatrixMultiplyAccumulate(a, bv, o${b}); }`,
+        )
+        .join('\n'),
+    )
+    .join('\n');
+}
+
+/** Each O block through this subgroup's 16 x 16 corner of st (at sbase), each lane's 8 values of it
+ * handed to `body` (an index expression into st), then back into registers when `reload`. */
+function throughCorner(blocks: number, body: (b: number, at: string) => string, reload: boolean, indent: string) {
+  return seq(blocks)
+    .map((b) =>
+      [
+        `subgroupMatrixStore(&st, sbase, o${b}, false, 16u);`,
+        'workgroupBarrier();',
+        body(b, 'sbase + r * 16u + side * 8u + cc'),
+        'workgroupBarrier();',
+        ...(reload
+          ? [
+              `o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);`,
+              'workgroupBarrier();',
+            ]
+          : []),
+      ]
+        .map((line) => indent + line)
+        .join('\n'),
+    )
+    .join('\n');
+}
+
+/** Where one tile's scores and probabilities sit for this lane, and which keys its row may see. */
+export interface SoftmaxTile {
+  /** Columns per lane (half the key tile), a WGSL u32 expression. */
+  half: string;
+  /** Index in st of this lane's row's first score, and in pt of its first probability. */
+  scores: string;
+  probs: string;
+  /** WGSL bool over key position `j: i32` (and whatever the kernel has in scope). */
+  visible: string;
+  /** Output blocks (D / 16), rescaled when the max moves. */
+  blocks: number;
+}
+
+/** From the scores in st to P in pt: masked scores into x (log2 domain), the tile max over the row's two
+ * lanes, the lazy rescale of l and O, P = exp2(x - m) as f16, l += the row sum. Needs x, m, l, need, c2, t0. */
+export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
+  return `    var tile_max = NEG;
+    for (var cc = 0u; cc < ${t.half}; cc++) {
+      let j = t0 + i32(side * ${t.half} + cc);
+      let sc = st[${t.scores} + side * ${t.half} + cc] * c2;
+      x[cc] = select(NEG, sc, ${t.visible});
+      tile_max = max(tile_max, x[cc]);
+    }
+    tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
+    if (tile_max > m + 8.0) { need[0] = 1u; }
+    if (workgroupUniformLoad(&need[0]) != 0u) {
+      let m_new = max(m, tile_max);
+      let alpha = select(exp2(m - m_new), 0.0, m == NEG);
+      l *= alpha;
+      m = m_new;
+${throughCorner(t.blocks, (_b, at) => `for (var cc = 0u; cc < 8u; cc++) { st[${at}] *= alpha; }`, true, '      ')}
+    }
+    var rowsum = 0.0;
+    for (var cc = 0u; cc < ${t.half}; cc++) {
+      let pr = select(exp2(x[cc] - m), 0.0, x[cc] == NEG);
+      pt[${t.probs} + side * ${t.half} + cc] = f16(pr);
+      rowsum += pr;
+    }
+    l += rowsum + subgroupShuffleXor(rowsum, 1u);`;
+}
+
+/** o[out + column] = O * inv for this lane's row when row_ok (out: the row's first output index). */
+export function storeOutputWgsl(blocks: number, out: string): string {
+  return throughCorner(
+    blocks,
+    (b, at) =>
+      `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = st[${at}] * inv; } }`,
+    false,
+    '  ',
+  );
+}
