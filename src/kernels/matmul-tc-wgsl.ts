@@ -82,6 +82,7 @@ export function matmulTcWgsl(
   const bPer = Math.ceil(bChunks / THREADS);
   const aRegs = seq(aPer).map((p) => `  var ra${p} = ${xType === 'f32' ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)'};`);
   const bRegs = seq(bPer).map((p) => `  var rb${p} = vec4<u32>(0u);`);
+  const bLoad = q8 ? 'q8x8(row, kk)' : 'w[(row * params.k + kk) / 8u]';
   const fetch = [
     ...seq(aPer).map(
       (
@@ -94,7 +95,7 @@ export function matmulTcWgsl(
       (
         p,
       ) => `    { let ch = lid + ${p * THREADS}u; let row = col0 + ch / ${bk / 8}u; let kk = k0 + (ch % ${bk / 8}u) * 8u;
-      if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = ${q8 ? 'q8x8(row, kk)' : 'w[(row * params.k + kk) / 8u]'}; } else { rb${p} = vec4<u32>(0u); } }`,
+      if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = ${bLoad}; } else { rb${p} = vec4<u32>(0u); } }`,
     ),
   ].join('\n');
   const stash = [
