@@ -76,7 +76,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let row_ok = i < params.nq;
   let p = i32(params.query_start + min(i, params.nq - 1u));
   let c_row = cores_seen(p);
-  let raw_row = c_row * i32(params.gsize);
+  let raw_first = c_row * i32(params.gsize);
   let p_first = i32(params.query_start + wg.x * BR);
   let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
   let c_last = cores_seen(p_last);
@@ -123,7 +123,7 @@ ${stagedScoresWgsl(blocks, BC / 16)}
     subgroupMatrixStore(&st, sbase, s0, false, BC);
     subgroupMatrixStore(&st, sbase + 16u, s1, false, BC);
     workgroupBarrier();
-    let lo = select(raw_row, 0, is_core);
+    let lo = select(raw_first, 0, is_core);
     let hi = select(p, c_row - 1, is_core);
 ${softmax}
     workgroupBarrier();
