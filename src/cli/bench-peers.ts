@@ -112,7 +112,8 @@ export async function benchPeersCommand(argv: string[]): Promise<void> {
     await peer.release();
     for (const a of report.agreement)
       log(
-        `agreement at ${a.promptTokens} tokens: ${a.firstDifference ?? steps}/${steps} same${a.logitGap === undefined ? '' : `, gap ${a.logitGap.toFixed(4)}`}`,
+        `agreement at ${a.promptTokens} tokens: ${a.firstDifference ?? steps}/${steps} same` +
+          (a.logitGap === undefined ? '' : `, gap ${a.logitGap.toFixed(4)}`),
       );
     flush();
   }
@@ -149,7 +150,8 @@ export async function benchPeersCommand(argv: string[]): Promise<void> {
         last = await run(context);
         report.rows.push(last);
         log(
-          `${name} ${formatTokens(context)}: ${last.status} prefill ${last.prefillTokensPerSecond?.toFixed(0)} tok/s, decode ${last.decodeTokensPerSecond?.toFixed(1)} tok/s${last.note ? ` (${last.note})` : ''}`,
+          `${name} ${formatTokens(context)}: ${last.status} prefill ${last.prefillTokensPerSecond?.toFixed(0)} tok/s, ` +
+            `decode ${last.decodeTokensPerSecond?.toFixed(1)} tok/s${last.note ? ` (${last.note})` : ''}`,
         );
       }
       flush();

@@ -104,7 +104,8 @@ export function agreementMarkdown(title: string, rows: Agreement[]): string {
   for (const a of rows) {
     const same = a.firstDifference ?? a.longctx.length;
     lines.push(
-      `| ${a.promptTokens} | ${same}/${a.longctx.length} | ${a.firstDifference ?? '—'} | ${a.logitGap?.toFixed(4) ?? '—'} | ${a.longctx.join(' ')} |`,
+      `| ${a.promptTokens} | ${same}/${a.longctx.length} | ${a.firstDifference ?? '—'} | ` +
+        `${a.logitGap?.toFixed(4) ?? '—'} | ${a.longctx.join(' ')} |`,
     );
   }
   return lines.join('\n') + '\n';
