@@ -34,9 +34,12 @@ async function loadOrt(backend: OrtBackend): Promise<{ ort: OrtModule; meter?: G
     return { ort };
   }
   const dist = distDir();
-  const ort = (await import(pathToFileURL(join(dist, 'ort.webgpu.bundle.min.mjs')).href)) as OrtModule;
+  // The native WebGPU EP (C++ to wasm, asyncify), or with LONGCTX_ORT_JSEP=1 the JS-kernel one (JSEP, 'all' build).
+  const jsep = process.env.LONGCTX_ORT_JSEP === '1';
+  const bundle = jsep ? 'ort.all.bundle.min.mjs' : 'ort.webgpu.bundle.min.mjs';
+  const ort = (await import(pathToFileURL(join(dist, bundle)).href)) as OrtModule;
   ort.env.wasm.numThreads = 1;
-  ort.env.wasm.wasmBinary = readFileSync(join(dist, 'ort-wasm-simd-threaded.asyncify.wasm'));
+  ort.env.wasm.wasmBinary = readFileSync(join(dist, `ort-wasm-simd-threaded.${jsep ? 'jsep' : 'asyncify'}.wasm`));
   const meter = await installNodeGpu();
   return { ort, meter };
 }
