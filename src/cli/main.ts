@@ -18,7 +18,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
   longctx demo [--backend cpu|webgpu|auto]      dense against flash as the length grows
   longctx attend ...                            run one attention call on .npy arrays
-  longctx bench attention|dsa|star|kernels|model ... speed and memory sweeps (JSON, markdown, SVG)
+  longctx bench attention|dsa|star|kernels|model|peers ... speed and memory sweeps (JSON, markdown, SVG)
   longctx eval-mass ...                         attention mass DSA's indexer keeps, per layer, on real text
   longctx info [--backend ...]                  the device, its features and limits
   longctx host --nats URL --token T ...         a context host for star/ring across processes
