@@ -189,15 +189,21 @@ describe('CPU decoder with a positional method (stories260K)', () => {
     const plain = await new CpuDecoder(model, flash, { maxTokens: 128 }).forward(ids);
     assert.ok(maxErr(plain, whole) > 1e-3);
   });
-  it('refuses a sparse attention method beside a positional method', () => {
-    assert.throws(
-      () =>
-        new CpuDecoder(model, uniformSchedule('window:left=8'), {
-          maxTokens: 64,
-          positions: { kind: 'self-extend', window: 8, group: 2 },
-        }),
-      UnsupportedError,
-    );
+  it('beside window and sinks masks; refuses cca, dsa, star and remap beside a window, typed', async () => {
+    const words = model.tokenizer.encode('Once upon a time there was a little girl who liked the park.');
+    const ids = [model.tokenizer.bosId!, ...words, ...words, ...words, ...words].slice(0, 45);
+    const positions: PositionMethod = { kind: 'self-extend', window: 8, group: 2 };
+    const logits = (method: string) =>
+      new CpuDecoder(model, uniformSchedule(method), { maxTokens: 64, positions, chunk: 7 }).forward(ids);
+    const exact = await logits('flash');
+    assert.ok(maxErr(await logits('window:left=63'), exact) < 1e-5, 'a window wider than the text');
+    assert.ok(maxErr(await logits('window:left=12'), exact) > 1e-3, 'a narrow window drops keys');
+    const make = (method: string, p: PositionMethod = positions) =>
+      new CpuDecoder(model, uniformSchedule(method), { maxTokens: 64, positions: p });
+    assert.throws(() => make('cca:group=4,window=8'), SpecError);
+    assert.throws(() => make('dsa:topk=8'), SpecError);
+    assert.throws(() => make('star:block=8,anchor=8'), UnsupportedError);
+    assert.throws(() => make('window:left=8', { kind: 'remap', window: 8, topk: 4 }), SpecError);
   });
 });
 
