@@ -21,6 +21,7 @@ import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { generate } from '../src/model/generation/generate.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
+import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN } from './support.js';
 
 const rand = (n: number, seed: number) => randomNormal([n], seed).data as Float32Array;
@@ -217,5 +218,24 @@ describe('serving past the trained context (the context check)', () => {
     const hint = suggestPositions(2048, 131_072);
     const m = parsePositionSpec(hint.replace('--positions ', ''));
     assert.ok(positionReach(m, 2048) >= 131_072, hint);
+  });
+  it('canServe counts a positional method, over the RoPE-scaled context, and suggests one', async () => {
+    const { canServe } = await import('../src/model/load/can-serve.js');
+    const config = { contextLength: 2048, layers: 2, rope: { kind: 'none' } } as unknown as ModelConfig;
+    const schedule = uniformSchedule('flash');
+    const se: PositionMethod = { kind: 'self-extend', window: 512, group: 8 };
+    const served = canServe(config, { schedule, positions: se, newTokens: 32 }, 12_768);
+    assert.equal(served.ok, true);
+    assert.match(served.servedBy!, /self-extend:window=512,group=8 \(to 12800 positions\)/);
+    const past = canServe(config, { schedule, positions: se, newTokens: 33 }, 12_768);
+    assert.equal(past.ok, false);
+    const hint = past.suggestions.find((x) => x.startsWith('--positions'))!;
+    const suggested = parsePositionSpec(hint.replace('--positions ', ''));
+    assert.equal(canServe(config, { schedule, positions: suggested, newTokens: 33 }, 12_768).ok, true, hint);
+    assert.equal(canServe(config, { schedule, positions: { kind: 'none' } }, 4096).ok, false);
+    assert.equal(canServe(config, { schedule, positions: { kind: 'chunked', chunk: 1536, local: 256 } }, 1e6).ok, true);
+    // YaRN x2 reaches 4096 positions: Self-Extend's reach is then counted over 4096.
+    const yarn = { ...config, rope: { kind: 'yarn', factor: 2, originalContext: 2048 } } as unknown as ModelConfig;
+    assert.equal(canServe(yarn, { schedule, positions: se }, 20_000).ok, true);
   });
 });
