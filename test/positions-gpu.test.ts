@@ -57,13 +57,14 @@ const shape = (o: Partial<ModelConfig>): ModelConfig => ({
 describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
   const gpu = device?.gpu as GpuContext;
 
-  it('Self-Extend layer: equals the float64 reference over chunks and decoding (GQA 3, D 10 and 16)', async () => {
-    for (const [D, layout] of [
-      [16, 'half'],
-      [10, 'interleaved'],
+  it('Self-Extend and dual-chunk layers: equal the float64 reference over chunks and decoding (GQA 3, D 10, 16)', async () => {
+    for (const [D, layout, m] of [
+      [16, 'half', { kind: 'self-extend', window: 7, group: 3 }],
+      [10, 'interleaved', { kind: 'self-extend', window: 7, group: 3 }],
+      [16, 'interleaved', { kind: 'chunked', chunk: 10, local: 3 }],
+      [10, 'half', { kind: 'chunked', chunk: 8, local: 5 }],
     ] as const) {
       const c = shape({ heads: 3, kvHeads: 1, headDim: D, ropeLayout: layout });
-      const m: PositionMethod = { kind: 'self-extend', window: 7, group: 3 };
       const N = 53;
       const dims = { heads: 3, kvHeads: 1, headDim: D, maxTokens: N, chunk: 13, dtype: 'f32' as const };
       const scratch = await GpuLayerScratch.create(gpu, dims);
@@ -100,10 +101,11 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
           },
           m,
         );
-        assert.ok(maxErr(got, want.o) < 2e-5, `D ${D} at ${start}+${T}: ${maxErr(got, want.o)}`);
+        assert.ok(maxErr(got, want.o) < 2e-5, `${m.kind} D ${D} at ${start}+${T}: ${maxErr(got, want.o)}`);
         start += T;
       }
-      assert.equal(layer.cacheBytes, 3 * start * D * 4, 'two key rotations and the values');
+      const rotations = m.kind === 'self-extend' ? 2 : 1;
+      assert.equal(layer.cacheBytes, (rotations + 1) * start * D * 4, 'the key rotations and the values');
       layer.destroy();
       scratch.destroy();
       Object.values(bufs).forEach((b) => gpu.release(b));
@@ -130,7 +132,7 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
         assertNoNaN('gpu logits', b);
         assert.ok(maxErr(a, b) < tol, `${method} ${storage} step ${i}: ${maxErr(a, b)}`);
       }
-      assert.match(gpuDec.plans[0], /self-extend.*2 rotation/);
+      assert.match(gpuDec.plans[0], new RegExp(`${positions.kind}.*${positions.kind === 'chunked' ? 1 : 2} rotation`));
     } finally {
       gpuDec.destroy();
     }
@@ -140,11 +142,13 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
     ['GQA 3, D 16, half', shape({})],
     ['GQA 5, D 10, interleaved', shape({ heads: 5, kvHeads: 1, headDim: 10, ropeLayout: 'interleaved' })],
   ] as const)
-    it(`decoder: WebGPU logits equal the CPU decoder's under Self-Extend (${label})`, async () => {
+    it(`decoder: WebGPU logits equal the CPU decoder's under Self-Extend and dual-chunk (${label})`, async () => {
       const se: PositionMethod = { kind: 'self-extend', window: 6, group: 4 };
       await compareDecoders(c, 'flash', se, 'f32', 1e-3);
       await compareDecoders(c, 'window:left=17', se, 'f32', 1e-3);
       await compareDecoders(c, 'sinks:tokens=3,left=12', se, 'f32', 1e-3);
+      await compareDecoders(c, 'flash', { kind: 'chunked', chunk: 7, local: 2 }, 'f32', 1e-3);
+      await compareDecoders(c, 'window:left=15', { kind: 'chunked', chunk: 6, local: 3 }, 'f32', 1e-3);
     });
 
   it('decoder: f16 storage stays close to the CPU decoder', { skip: !gpu?.features.f16 && 'no shader-f16' }, () =>
@@ -179,7 +183,7 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
     const model = randomModel(shape({}), 1);
     const make = (method: string, positions: PositionMethod) =>
       GpuDecoder.create(gpu, model, uniformSchedule(method), { maxTokens: 16, positions });
-    await assert.rejects(make('flash', { kind: 'chunked', chunk: 16, local: 4 }), UnsupportedError);
+    await assert.rejects(make('flash', { kind: 'remap', window: 8, topk: 4 }), UnsupportedError);
     await assert.rejects(make('cca:group=4,window=8', { kind: 'self-extend', window: 8, group: 2 }), SpecError);
     await assert.rejects(make('flash', { kind: 'self-extend', window: 64, group: 2 }), SpecError);
     // An empty grouped part (no query W past the start yet) is skipped, not run over no keys.

@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
-import { SpecError, UnsupportedError } from '../src/errors.js';
+import { ShapeError, SpecError, UnsupportedError } from '../src/errors.js';
 import {
   checkPositionMethod,
   parsePositionSpec,
@@ -237,5 +237,44 @@ describe('serving past the trained context (the context check)', () => {
     // YaRN x2 reaches 4096 positions: Self-Extend's reach is then counted over 4096.
     const yarn = { ...config, rope: { kind: 'yarn', factor: 2, originalContext: 2048 } } as unknown as ModelConfig;
     assert.equal(canServe(yarn, { schedule, positions: se }, 20_000).ok, true);
+  });
+});
+
+describe('the chunk band mask (dual-chunk attention on the block-mask kernels)', () => {
+  it('tiles classify as their elements do, and the predicate matches the reference', async () => {
+    const { chunkBand, classifyTile, maskAllows, EMPTY, FULL } = await import('../src/spine/mask.js');
+    const { referenceVisible } = await import('../src/reference/mask-reference.js');
+    for (const [S, near, far] of [
+      [7, 0, 0],
+      [5, 1, 1],
+      [6, 2, 2 ** 31 - 1],
+      [3, 1, 4],
+    ]) {
+      const m = chunkBand(S, near, far);
+      for (let q = 0; q < 60; q++)
+        for (let k = 0; k < 60; k++) assert.equal(maskAllows(m, q, k), referenceVisible(m, q, k));
+      for (const [q0, k0, n] of [
+        [0, 0, 8],
+        [13, 2, 5],
+        [29, 11, 9],
+        [40, 0, 16],
+      ]) {
+        const cells: boolean[] = [];
+        for (let q = q0; q < q0 + n; q++) for (let k = k0; k < k0 + n; k++) cells.push(maskAllows(m, q, k));
+        const kind = classifyTile(m, q0, q0 + n - 1, k0, k0 + n - 1);
+        if (kind === EMPTY)
+          assert.ok(
+            cells.every((c) => !c),
+            `S ${S} tile ${q0},${k0}`,
+          );
+        // Partial tiles may be conservative (the predicate runs on them); empty and full ones must be exact.
+        else if (kind === FULL)
+          assert.ok(
+            cells.every((c) => c),
+            `S ${S} tile ${q0},${k0}`,
+          );
+      }
+    }
+    assert.throws(() => chunkBand(0, 0, 0), ShapeError);
   });
 });

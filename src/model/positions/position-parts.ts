@@ -6,8 +6,13 @@
 //   neighbour  p - j < W:  query p,                             key j
 //   grouped    p - j >= W: query floor(p/G) + W - floor(W/G),  key floor(j/G)
 // so it keeps two rotations of every key (the exact and the grouped) beside the values: 1.5x a plain KV cache.
-// Dual-chunk attention needs masks by chunk index and remap a per-query selection: neither decomposes here yet.
-import { and, slidingWindow, type MaskNode } from '../../spine/mask.js';
+// Dual-chunk attention (An et al. 2024) is three parts over one rotation of the keys, j mod S (the cache costs
+// what a plain one does), told apart by chunk index (spine/mask.ts, chunkBand):
+//   intra        same chunk:     query p mod S
+//   successive   previous chunk: query min(S + p mod S, S + L)
+//   inter        older chunks:   query S + L
+// Remap needs a per-query selection of far keys: it does not decompose here.
+import { and, causal, chunkBand, slidingWindow, type MaskNode } from '../../spine/mask.js';
 import type { PositionMethod } from './position-method.js';
 
 export interface PositionPart {
@@ -28,7 +33,7 @@ export interface PositionParts {
 
 /**
  * The parts of `m` over `visible` (the attention method's own mask: a window or sinks; undefined is causal);
- * undefined when the method does not decompose (dual-chunk, remap). `maxTokens` bounds the far side.
+ * undefined when the method does not decompose (remap). `maxTokens` bounds the far side.
  */
 export function positionParts(
   m: PositionMethod,
@@ -59,7 +64,22 @@ export function positionParts(
         ],
       };
     }
-    case 'chunked':
+    case 'chunked': {
+      const { chunk: S, local: L } = m;
+      return {
+        keyPositions: [(j) => j % S],
+        parts: [
+          { name: 'intra', keys: 0, queryPosition: (p) => p % S, mask: within(and(causal(), chunkBand(S, 0, 0))) },
+          {
+            name: 'successive',
+            keys: 0,
+            queryPosition: (p) => Math.min(S + (p % S), S + L),
+            mask: within(chunkBand(S, 1, 1)),
+          },
+          { name: 'inter', keys: 0, queryPosition: () => S + L, mask: within(chunkBand(S, 2, 2 ** 31 - 1)) },
+        ],
+      };
+    }
     case 'remap':
       return undefined;
   }
