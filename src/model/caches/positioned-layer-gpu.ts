@@ -1,10 +1,11 @@
 // The WebGPU twin of PositionedCpuLayer: a layer whose positions come from a training-free positional method,
 // resident on the device. The method is split into parts (model/positions/position-parts.ts: Self-Extend's
 // neighbour and grouped attentions, dual-chunk's intra, successive and inter); each key is cached once per
-// rotation a part reads (Self-Extend: at j and at floor(j/G); dual-chunk: at j mod S only), each part rotates the chunk's queries to its own positions and runs the flash kernel under
-// its mask (and the method's window or sinks), and the parts' states are folded by the one GPU merge
-// (kernels/merge-wgsl.ts). Cost: one extra K cache per extra rotation (Self-Extend: 1.5x a plain KV cache)
-// and one flash call per part; the grouped part reads what exact attention would, the neighbour part W keys.
+// rotation a part reads (Self-Extend: at j and at floor(j/G); dual-chunk: at j mod S only), each part rotates
+// the chunk's queries to its own positions and runs the flash kernel under its mask (and the method's window
+// or sinks), and the parts' states are folded by the one GPU merge (kernels/merge-wgsl.ts). Cost: one extra
+// K cache per extra rotation (Self-Extend: 1.5x a plain KV cache) and one flash call per part; Self-Extend's
+// grouped part reads what exact attention would, its neighbour part W keys per query.
 // Tables, block masks and the parts' scratch are shared by the layers of one decoder (one GpuLayerScratch).
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
