@@ -8,7 +8,7 @@
 # Plain RoPE and YaRN were measured on 2026-12-01 (docs/EVAL.md, docs/eval-h200/); BASELINES=1 crosses the short
 # part with YaRN (factor 16) and no positional method (4 configurations, a quarter of the cases each).
 # SEED=1 is the dev split (choose a configuration), SEED=2 (default) the test split (report it unchanged).
-# EVAL_SECONDS (default 400) is shared by the parts (45% short, 40% long, 15% beside); each part starts no case
+# EVAL_SECONDS (default 360) is shared by the parts (45% short, 40% long, 15% beside); each part starts no case
 # after its share and a hard timeout stops a case in flight; what finished is kept (results.jsonl) and reported.
 # LENGTHS, LONG_LENGTHS, BESIDE_LENGTHS, CASES, LONG_CASES, BESIDE_CASES and POSITIONS override the grid (a dry
 # run elsewhere: LENGTHS=1K LONG_LENGTHS=2K BESIDE_LENGTHS=1K CASES=2 ...).
@@ -16,10 +16,9 @@ set -uo pipefail
 model="${1:-test/fixtures/passkey-2k}"
 out="${OUT:-eval-out}"
 seed="${SEED:-2}"
-budget="${EVAL_SECONDS:-400}"
+budget="${EVAL_SECONDS:-360}"
 positions="${POSITIONS:-self-extend:window=512,group=128}"
 work=/tmp/longctx-eval-h200
-rm -rf "$work"
 mkdir -p "$out" "$work"
 [ -f dist/src/cli/main.js ] || npx tsc -p . || exit 1
 [ -e "$model" ] || { echo "no passkey-2k model at $model" >&2; exit 2; }
@@ -27,7 +26,7 @@ cli() {
   local seconds=$1
   shift
   # A case in flight when the share runs out may take a minute at 128K: the hard stop leaves it that.
-  timeout $(( seconds + 100 )) node dist/src/cli/main.js eval --model "$model" --seed "$seed" --backend webgpu \
+  timeout $(( seconds + 90 )) node dist/src/cli/main.js eval --model "$model" --seed "$seed" --backend webgpu \
     --budget-seconds "$seconds" --out "$work/gpu" "$@"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
@@ -36,7 +35,7 @@ baselines=()
 start=$(date +%s)
 {
   cli $(( budget * 45 / 100 )) --tasks passkey --lengths "${LENGTHS:-4K,8K,16K,32K}" --cases-per "${CASES:-100}" \
-    --rope model --positions "$positions" "${baselines[@]}" --title "passkey (WebGPU)"
+    --rope model --positions "$positions" ${baselines[@]+"${baselines[@]}"} --title "passkey (WebGPU)"
   cli $(( budget * 40 / 100 )) --tasks passkey --lengths "${LONG_LENGTHS:-64K,128K}" --cases-per "${LONG_CASES:-50}" \
     --rope model --positions "$positions" --title "passkey (WebGPU)"
   cli $(( budget * 15 / 100 )) --tasks multikey,vt,qa1,qa2 --lengths "${BESIDE_LENGTHS:-4K,8K,16K}" \
