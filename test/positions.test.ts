@@ -6,7 +6,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomNormal } from '../src/tensor.js';
-import { SpecError, UnsupportedError } from '../src/errors.js';
+import { ShapeError, SpecError, UnsupportedError } from '../src/errors.js';
 import {
   checkPositionMethod,
   parsePositionSpec,
@@ -21,6 +21,7 @@ import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { generate } from '../src/model/generation/generate.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
+import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN } from './support.js';
 
 const rand = (n: number, seed: number) => randomNormal([n], seed).data as Float32Array;
@@ -189,15 +190,21 @@ describe('CPU decoder with a positional method (stories260K)', () => {
     const plain = await new CpuDecoder(model, flash, { maxTokens: 128 }).forward(ids);
     assert.ok(maxErr(plain, whole) > 1e-3);
   });
-  it('refuses a sparse attention method beside a positional method', () => {
-    assert.throws(
-      () =>
-        new CpuDecoder(model, uniformSchedule('window:left=8'), {
-          maxTokens: 64,
-          positions: { kind: 'self-extend', window: 8, group: 2 },
-        }),
-      UnsupportedError,
-    );
+  it('beside window and sinks masks; refuses cca, dsa, star and remap beside a window, typed', async () => {
+    const words = model.tokenizer.encode('Once upon a time there was a little girl who liked the park.');
+    const ids = [model.tokenizer.bosId!, ...words, ...words, ...words, ...words].slice(0, 45);
+    const positions: PositionMethod = { kind: 'self-extend', window: 8, group: 2 };
+    const logits = (method: string) =>
+      new CpuDecoder(model, uniformSchedule(method), { maxTokens: 64, positions, chunk: 7 }).forward(ids);
+    const exact = await logits('flash');
+    assert.ok(maxErr(await logits('window:left=63'), exact) < 1e-5, 'a window wider than the text');
+    assert.ok(maxErr(await logits('window:left=12'), exact) > 1e-3, 'a narrow window drops keys');
+    const make = (method: string, p: PositionMethod = positions) =>
+      new CpuDecoder(model, uniformSchedule(method), { maxTokens: 64, positions: p });
+    assert.throws(() => make('cca:group=4,window=8'), SpecError);
+    assert.throws(() => make('dsa:topk=8'), SpecError);
+    assert.throws(() => make('star:block=8,anchor=8'), UnsupportedError);
+    assert.throws(() => make('window:left=8', { kind: 'remap', window: 8, topk: 4 }), SpecError);
   });
 });
 
@@ -211,5 +218,63 @@ describe('serving past the trained context (the context check)', () => {
     const hint = suggestPositions(2048, 131_072);
     const m = parsePositionSpec(hint.replace('--positions ', ''));
     assert.ok(positionReach(m, 2048) >= 131_072, hint);
+  });
+  it('canServe counts a positional method, over the RoPE-scaled context, and suggests one', async () => {
+    const { canServe } = await import('../src/model/load/can-serve.js');
+    const config = { contextLength: 2048, layers: 2, rope: { kind: 'none' } } as unknown as ModelConfig;
+    const schedule = uniformSchedule('flash');
+    const se: PositionMethod = { kind: 'self-extend', window: 512, group: 8 };
+    const served = canServe(config, { schedule, positions: se, newTokens: 32 }, 12_768);
+    assert.equal(served.ok, true);
+    assert.match(served.servedBy!, /self-extend:window=512,group=8 \(to 12800 positions\)/);
+    const past = canServe(config, { schedule, positions: se, newTokens: 33 }, 12_768);
+    assert.equal(past.ok, false);
+    const hint = past.suggestions.find((x) => x.startsWith('--positions'))!;
+    const suggested = parsePositionSpec(hint.replace('--positions ', ''));
+    assert.equal(canServe(config, { schedule, positions: suggested, newTokens: 33 }, 12_768).ok, true, hint);
+    assert.equal(canServe(config, { schedule, positions: { kind: 'none' } }, 4096).ok, false);
+    assert.equal(canServe(config, { schedule, positions: { kind: 'chunked', chunk: 1536, local: 256 } }, 1e6).ok, true);
+    // YaRN x2 reaches 4096 positions: Self-Extend's reach is then counted over 4096.
+    const yarn = { ...config, rope: { kind: 'yarn', factor: 2, originalContext: 2048 } } as unknown as ModelConfig;
+    assert.equal(canServe(yarn, { schedule, positions: se }, 20_000).ok, true);
+  });
+});
+
+describe('the chunk band mask (dual-chunk attention on the block-mask kernels)', () => {
+  it('tiles classify as their elements do, and the predicate matches the reference', async () => {
+    const { chunkBand, classifyTile, maskAllows, EMPTY, FULL } = await import('../src/spine/mask.js');
+    const { referenceVisible } = await import('../src/reference/mask-reference.js');
+    for (const [S, near, far] of [
+      [7, 0, 0],
+      [5, 1, 1],
+      [6, 2, 2 ** 31 - 1],
+      [3, 1, 4],
+    ]) {
+      const m = chunkBand(S, near, far);
+      for (let q = 0; q < 60; q++)
+        for (let k = 0; k < 60; k++) assert.equal(maskAllows(m, q, k), referenceVisible(m, q, k));
+      for (const [q0, k0, n] of [
+        [0, 0, 8],
+        [13, 2, 5],
+        [29, 11, 9],
+        [40, 0, 16],
+      ]) {
+        const cells: boolean[] = [];
+        for (let q = q0; q < q0 + n; q++) for (let k = k0; k < k0 + n; k++) cells.push(maskAllows(m, q, k));
+        const kind = classifyTile(m, q0, q0 + n - 1, k0, k0 + n - 1);
+        if (kind === EMPTY)
+          assert.ok(
+            cells.every((c) => !c),
+            `S ${S} tile ${q0},${k0}`,
+          );
+        // Partial tiles may be conservative (the predicate runs on them); empty and full ones must be exact.
+        else if (kind === FULL)
+          assert.ok(
+            cells.every((c) => c),
+            `S ${S} tile ${q0},${k0}`,
+          );
+      }
+    }
+    assert.throws(() => chunkBand(0, 0, 0), ShapeError);
   });
 });

@@ -89,6 +89,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     storage,
     chunk,
     allowOverflow: v['allow-overflow'] === true,
+    positions: typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined,
   };
   checkRunServed(model.config, run, model.source);
   const device = await acquireDevice(backend);
@@ -100,7 +101,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     device.destroy();
     throw e;
   }
-  const positions = typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined;
+  const positions = run.positions;
   const decoder = await createDecoder(device, model, schedule, {
     maxTokens: ids.length + maxTokens,
     chunk,

@@ -11,5 +11,9 @@ export function referenceVisible(m: MaskNode, query: number, key: number): boole
   if (m.kind === 'sinks') return key >= 0 && key < m.tokens;
   if (m.kind === 'document') return m.ids[key] === m.ids[query];
   if (m.kind === 'queriesFrom') return query >= m.start;
+  if (m.kind === 'chunks') {
+    const back = Math.floor(query / m.size) - Math.floor(key / m.size);
+    return back >= m.near && back <= m.far;
+  }
   throw new Error(`reference: unknown mask kind ${(m as { kind: string }).kind}`);
 }

@@ -15,6 +15,8 @@ export type MaskNode =
   | { kind: 'document'; ids: Int32Array }
   /** Every key for queries at positions >= start (e.g. Star Attention's query and generated tokens). */
   | { kind: 'queriesFrom'; start: number }
+  /** Keys `near` to `far` chunks of `size` positions before the query's chunk (dual-chunk attention's parts). */
+  | { kind: 'chunks'; size: number; near: number; far: number }
   | { kind: 'and'; parts: MaskNode[] }
   | { kind: 'or'; parts: MaskNode[] };
 
@@ -31,6 +33,11 @@ export const documents = (ids: Int32Array): MaskNode => {
   return { kind: 'document', ids };
 };
 export const queriesFrom = (start: number): MaskNode => ({ kind: 'queriesFrom', start });
+export const chunkBand = (size: number, near: number, far: number): MaskNode => {
+  if (!Number.isInteger(size) || size < 1 || !Number.isInteger(near) || near < 0 || !(far >= near))
+    throw new ShapeError(`a chunk band needs size >= 1 and 0 <= near <= far, got size ${size}, ${near}..${far}`);
+  return { kind: 'chunks', size, near, far };
+};
 export const and = (...parts: MaskNode[]): MaskNode => ({ kind: 'and', parts });
 export const or = (...parts: MaskNode[]): MaskNode => ({ kind: 'or', parts });
 
@@ -47,6 +54,10 @@ export function maskAllows(m: MaskNode, qp: number, kp: number): boolean {
       return m.ids[qp] === m.ids[kp];
     case 'queriesFrom':
       return qp >= m.start;
+    case 'chunks': {
+      const d = Math.floor(qp / m.size) - Math.floor(kp / m.size);
+      return d >= m.near && d <= m.far;
+    }
     case 'and':
       return m.parts.every((p) => maskAllows(p, qp, kp));
     case 'or':
@@ -76,6 +87,12 @@ export function classifyTile(m: MaskNode, q0: number, q1: number, k0: number, k1
     }
     case 'queriesFrom':
       return q0 >= m.start ? FULL : q1 < m.start ? EMPTY : PARTIAL;
+    case 'chunks': {
+      const least = Math.floor(q0 / m.size) - Math.floor(k1 / m.size);
+      const most = Math.floor(q1 / m.size) - Math.floor(k0 / m.size);
+      if (most < m.near || least > m.far) return EMPTY;
+      return least >= m.near && most <= m.far ? FULL : PARTIAL;
+    }
     case 'and': {
       let kind: TileKind = FULL;
       for (const p of m.parts) {
@@ -110,6 +127,11 @@ export function maskWgsl(m: MaskNode): string {
       return '(doc_ids[qp] == doc_ids[kp])';
     case 'queriesFrom':
       return `(qp >= ${m.start})`;
+    case 'chunks': {
+      // Positions are non-negative, so i32 division is the floor.
+      const d = `(qp / ${m.size} - kp / ${m.size})`;
+      return m.far >= 2 ** 31 - 1 ? `(${d} >= ${m.near})` : `(${d} >= ${m.near} && ${d} <= ${m.far})`;
+    }
     case 'and':
       return m.parts.length ? `(${m.parts.map(maskWgsl).join(' && ')})` : 'true';
     case 'or':
@@ -145,6 +167,8 @@ export function describeMask(m: MaskNode): string {
       return 'document';
     case 'queriesFrom':
       return `queries from ${m.start}`;
+    case 'chunks':
+      return `chunks(${m.size}: ${m.near}..${m.far} back)`;
     case 'and':
       return m.parts.map(describeMask).join(' & ');
     case 'or':

@@ -18,6 +18,8 @@ import { dsaLayerParams } from './dsa-layer.js';
 import { layerIndexer } from './dsa-indexer.js';
 import { checkDecoderMethod } from './method-caches.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
+import type { PositionMethod } from '../positions/position-method.js';
+import { createPositionedGpuLayer } from './positioned-layer-gpu.js';
 
 export { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 
@@ -28,6 +30,8 @@ export interface LayerSetup {
   dims: LayerDims;
   config: ModelConfig;
   weights: LayerWeights;
+  /** A training-free positional method (model/positions): the layer caches keys per rotation it needs. */
+  positions?: PositionMethod;
 }
 
 export type GpuLayerFactory = (
@@ -83,6 +87,7 @@ export async function createGpuLayer(
   scratch: GpuLayerScratch,
 ): Promise<LayerAttention<GPUBuffer>> {
   checkDecoderMethod(s.method);
+  if (s.positions && s.positions.kind !== 'none') return createPositionedGpuLayer(gpu, s, scratch);
   const plugged = gpuLayerFactories[s.method.name];
   if (plugged) return plugged(gpu, s, scratch);
   if (isKvMethod(s.method.name)) return GpuKvLayer.create(gpu, s.dims, s.method, scratch);

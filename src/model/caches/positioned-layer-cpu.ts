@@ -1,12 +1,15 @@
 // A CPU layer whose positions come from a training-free position method (src/model/positions: Self-Extend,
 // dual-chunk, remapped top-k): it caches keys before RoPE ([Hkv, maxTokens, D], the size of a dense cache)
-// and rotates per (query, key) pair as the method assigns their relative position. Exact attention only.
+// and rotates per (query, key) pair as the method assigns their relative position. Exact attention, or within
+// a window or sinks mask (model/positions/positions-beside.ts says which methods may sit beside positions).
 import { ShapeError } from '../../errors.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
 import type { MethodSpec } from '../../attention/spec.js';
 import { formatMethodSpec } from '../../attention/spec.js';
 import { formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
 import type { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
+import { positionsVisibleMask } from '../positions/positions-beside.js';
+import type { MaskNode } from '../../spine/mask.js';
 
 export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   readonly spec: string;
@@ -14,6 +17,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   private readonly k: Float32Array;
   private readonly v: Float32Array;
   private length = 0;
+  private readonly visible: MaskNode | undefined;
 
   constructor(
     private readonly dims: LayerDims,
@@ -22,7 +26,9 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
     private readonly attention: PositionedAttentionCpu,
   ) {
     this.spec = formatMethodSpec(method);
-    this.plan = `${this.spec} with positions ${formatPositionSpec(positions)}: keys cached before RoPE, exact attention`;
+    this.visible = positionsVisibleMask(method, positions);
+    const keys = this.visible ? `the ${method.name} mask` : 'exact attention';
+    this.plan = `${this.spec} with positions ${formatPositionSpec(positions)}: keys cached before RoPE, ${keys}`;
     const n = dims.kvHeads * dims.maxTokens * dims.headDim;
     this.k = new Float32Array(n);
     this.v = new Float32Array(n);
@@ -49,7 +55,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
       const q = c.q.subarray(g * group * T * D, (g + 1) * group * T * D);
       const keys = this.k.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
       const values = this.v.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
-      const state = this.attention.attend(q, group, T, keys, values, n, D, c.start);
+      const state = this.attention.attend(q, group, T, keys, values, n, D, c.start, this.visible);
       c.out.set(state.o, g * group * T * D);
     }
     this.length = n;

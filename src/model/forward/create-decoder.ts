@@ -1,5 +1,4 @@
 // The decoder for a device: WebGPU when the device has a GPU, else the CPU.
-import { UnsupportedError } from '../../errors.js';
 import type { Device } from '../../runtime/device.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import { CpuDecoder, type Decoder, type DecoderOptions } from './decoder-cpu.js';
@@ -12,8 +11,6 @@ export async function createDecoder(
   opts: DecoderOptions,
 ): Promise<Decoder> {
   if (!device.gpu) return new CpuDecoder(model, schedule, opts);
-  if (opts.positions && opts.positions.kind !== 'none')
-    throw new UnsupportedError('--positions runs on the CPU decoder only so far; use --backend cpu');
   const { GpuDecoder } = await import('./decoder-gpu.js');
   return GpuDecoder.create(device.gpu, model, schedule, opts);
 }

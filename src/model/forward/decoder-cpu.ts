@@ -5,8 +5,7 @@
 import { PositionedCpuLayer } from '../caches/positioned-layer-cpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
-import { checkPositionMethod, formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
-import { UnsupportedError } from '../../errors.js';
+import { checkPositionMethod, type PositionMethod } from '../positions/position-method.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
@@ -35,9 +34,9 @@ export interface DecoderOptions {
   /** Sees every layer's post-RoPE queries [Hq, T, D] and keys [Hkv, T, D] of a chunk at `position` (measurements),
    * and the layer's attention input h [T, hidden] (after its RMSNorm: what a trained indexer reads). */
   observe?: (layer: number, position: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => void;
-  /** Training-free position handling (src/model/positions): every layer caches keys before RoPE and attends
-   * through the method's position assignment (CPU, exact attention only; `observe` then sees unrotated q and k);
-   * absent or 'none': plain RoPE. */
+  /** Training-free position handling (src/model/positions): every layer attends through the method's position
+   * assignment beside flash, dense, window or sinks (CPU: keys cached before RoPE; WebGPU: Self-Extend, keys
+   * cached per rotation; `observe` then sees unrotated q and k); absent or 'none': plain RoPE. */
   positions?: PositionMethod;
 }
 
@@ -106,10 +105,6 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
     const attention = w.layers.map((l, i) => {
       const method = schedule.methodFor(i);
       if (!positions || !positioned) return createCpuLayer({ index: i, method, dims, config: c, weights: l });
-      if (method.name !== 'flash' && method.name !== 'dense')
-        throw new UnsupportedError(
-          `--positions ${formatPositionSpec(positions)} runs with exact attention (flash or dense), not '${method.name}'`,
-        );
       return new PositionedCpuLayer(dims, method, positions, positioned);
     });
     const f = (per: number) => new Float32Array(chunk * per);

@@ -13,6 +13,7 @@ import type { Activations } from './ops.js';
 import { uploadWeights, type GpuWeights } from './gpu-weights.js';
 import { createGpuLayer, GpuLayerScratch } from '../caches/layer-factory.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
+import { checkPositionMethod } from '../positions/position-method.js';
 
 export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
   private constructor(
@@ -55,10 +56,16 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         dtype: storage,
         ring: opts.ringCaches ?? true,
       };
+      const positions = opts.positions?.kind === 'none' ? undefined : opts.positions;
+      if (positions) checkPositionMethod(positions, c.contextLength);
       scratch = await GpuLayerScratch.create(gpu, dims);
       for (const [i, l] of model.weights.layers.entries())
         attention.push(
-          await createGpuLayer(gpu, { index: i, method: schedule.methodFor(i), dims, config: c, weights: l }, scratch),
+          await createGpuLayer(
+            gpu,
+            { index: i, method: schedule.methodFor(i), dims, config: c, weights: l, positions },
+            scratch,
+          ),
         );
       const weights = await uploadWeights(gpu, model, storage, owned);
       const buf = async (floats: number, label: string, bytesPer = 4) => {

@@ -1,15 +1,19 @@
 // Whether a run can serve its positions: a prompt (plus the tokens to generate) longer than the context the
 // model was trained at gives garbage, unless something configured stretches or bounds the positions the
-// model sees. This is the one place that decides; positional methods (Self-Extend, chunked or remapped
-// positions; src/model/positions/) extend `servedBy` below with their own rule.
+// model sees. This is the one place that decides: RoPE scaling, a positional method (Self-Extend, chunked or
+// remapped positions; src/model/positions/, whose reach is counted over the scaled context) or windows on
+// every layer; a refusal names the options that would serve.
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { ModelConfig } from '../types.js';
+import { type PositionMethod, positionsServe, suggestPositions } from '../positions/position-method.js';
 
 export interface ServeOptions {
   /** The attention method of every layer. */
   schedule: LayerSchedule;
   /** Tokens to generate after the prompt (positions they take count too). */
   newTokens?: number;
+  /** The training-free positional method of every layer (absent or 'none': plain RoPE). */
+  positions?: PositionMethod;
 }
 
 export interface ServeVerdict {
@@ -54,12 +58,15 @@ export function canServe(config: ModelConfig, options: ServeOptions, promptToken
     suggestions: [
       `--rope linear:factor=${Math.ceil(positions / trained)}`,
       `--rope yarn:factor=${Math.ceil(positions / trained)},original=${trained}`,
+      suggestPositions(trained, positions),
       `--attention window:left=${trained - 1}`,
       `--attention sinks:tokens=4,left=${Math.max(1, trained - 5)}`,
     ],
   });
   if (positions <= trained) return verdict();
   if (positions <= ropeContext) return verdict(`RoPE ${config.rope.kind} scaling (to ${ropeContext} positions)`);
+  const byPositions = positionsServe(options.positions, ropeContext, positions);
+  if (byPositions) return verdict(byPositions);
   const windows = Array.from({ length: config.layers }, (_, i) => windowOf(options.schedule, i));
   if (windows.every((w) => w !== undefined && w < ropeContext))
     return verdict(`windowed attention on every layer (at most ${Math.max(...(windows as number[]))} keys back)`);

@@ -7,6 +7,7 @@ import type { Device } from '../../runtime/device.js';
 import { planModel } from '../plan.js';
 import type { ModelConfig } from '../types.js';
 import { canServe } from './can-serve.js';
+import type { PositionMethod } from '../positions/position-method.js';
 
 export interface RunShape {
   promptTokens: number;
@@ -17,6 +18,8 @@ export interface RunShape {
   storage: 'f32' | 'f16';
   chunk: number;
   allowOverflow?: boolean;
+  /** --positions: a positional method serves positions past the trained context too. */
+  positions?: PositionMethod;
 }
 
 /** An OutOfMemoryError before anything is allocated when the run cannot fit the device. */
@@ -50,7 +53,7 @@ export function checkRunFits(device: Device, config: ModelConfig, r: RunShape): 
 
 /** An InputError when the run is longer than the model serves, naming the numbers and what would serve it. */
 export function checkRunServed(config: ModelConfig, r: RunShape, source: string): void {
-  const v = canServe(config, { schedule: r.schedule, newTokens: r.newTokens }, r.promptTokens);
+  const v = canServe(config, { schedule: r.schedule, newTokens: r.newTokens, positions: r.positions }, r.promptTokens);
   if (v.ok || r.allowOverflow) return;
   throw new InputError(
     `a prompt of ${r.promptTokens} tokens plus ${r.newTokens} to generate reaches position ${v.positions}, beyond ` +

@@ -18,7 +18,8 @@ export type PositionMethod =
   | { kind: 'remap'; window: number; topk: number };
 
 export const POSITIONS_USAGE = `--positions none | self-extend:window=W,group=G | chunked:chunk=S,local=L | remap:window=W,topk=K
-    training-free position handling (keys cached before RoPE; CPU decoder): Self-Extend, dual-chunk, remapped top-k`;
+    training-free position handling beside flash, dense, window or sinks: Self-Extend, dual-chunk (CPU and WebGPU),
+    remapped top-k (CPU)`;
 
 const KEYS: Record<PositionMethod['kind'], readonly string[]> = {
   none: [],

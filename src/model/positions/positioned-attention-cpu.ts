@@ -7,6 +7,7 @@
 // unrotated key cache (same bytes as the rotated one: keys are rotated per query instead), and for remap a
 // position-agnostic pass over the far keys per query head to pick its top K.
 import type { AttentionState } from '../../spine/state.js';
+import { maskAllows, type MaskNode } from '../../spine/mask.js';
 import { type PositionMethod, relativePosition } from './position-method.js';
 
 export class PositionedAttentionCpu {
@@ -39,7 +40,8 @@ export class PositionedAttentionCpu {
 
   /**
    * q [heads, T, D] at positions start..start+T-1 against keys and values [n, D] at positions 0..n-1
-   * (n = start + T: a dense cache), all unrotated; causal. Returns the state [heads, T, D].
+   * (n = start + T: a dense cache), all unrotated; causal, and within `visible` (a window or sinks mask) when
+   * given. Returns the state [heads, T, D].
    */
   attend(
     q: Float32Array,
@@ -50,6 +52,7 @@ export class PositionedAttentionCpu {
     n: number,
     D: number,
     start: number,
+    visible?: MaskNode,
   ): AttentionState {
     const half = D / 2;
     const scale = 1 / Math.sqrt(D);
@@ -70,7 +73,7 @@ export class PositionedAttentionCpu {
         let max = -Infinity;
         for (let j = 0; j <= p; j++) {
           const d = relativePosition(m, p, j, ranks[j], selected);
-          if (Number.isNaN(d)) {
+          if (Number.isNaN(d) || (visible && !maskAllows(visible, p, j))) {
             scores[j] = -Infinity;
             continue;
           }
@@ -98,8 +101,8 @@ export class PositionedAttentionCpu {
           const vo = j * D;
           for (let x = 0; x < D; x++) acc[x] += w * values[vo + x];
         }
-        for (let x = 0; x < D; x++) o[qo + x] = acc[x] / sum;
-        lse[h * T + t] = max + Math.log(sum);
+        for (let x = 0; x < D; x++) o[qo + x] = sum > 0 ? acc[x] / sum : 0;
+        lse[h * T + t] = sum > 0 ? max + Math.log(sum) : -Infinity;
       }
     return { heads, queries: T, headDim: D, o, lse };
   }
