@@ -8,7 +8,7 @@ import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js
 import { checkPositionMethod, formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
 import { UnsupportedError } from '../../errors.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
-import type { LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { createCpuLayer } from '../caches/layer-factory.js';
@@ -35,6 +35,9 @@ export interface DecoderOptions {
    * through the method's position assignment (CPU, exact attention only; `observe` then sees unrotated q and k);
    * absent or 'none': plain RoPE. */
   positions?: PositionMethod;
+  /** CPU: the attention object of layer `index` instead of the factory's, when it returns one (the layers of
+   * a host of a model spread over processes, src/cluster/star-model-host.ts). */
+  cpuLayer?: (index: number, dims: LayerDims) => LayerAttention<Float32Array> | undefined;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -100,6 +103,8 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
       positions &&
       new PositionedAttentionCpu(positions, ropeInverseFrequencies(c), ropeAttentionFactor(c), c.ropeLayout);
     const attention = w.layers.map((l, i) => {
+      const own = opts.cpuLayer?.(i, dims);
+      if (own) return own;
       const method = schedule.methodFor(i);
       if (!positions || !positioned) return createCpuLayer({ index: i, method, dims, config: c, weights: l });
       if (method.name !== 'flash' && method.name !== 'dense')
