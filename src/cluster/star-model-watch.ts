@@ -12,27 +12,32 @@ export class HostWatch {
   private readonly timer: NodeJS.Timeout;
   private lastTick = Date.now();
   private readonly started = Date.now();
+  private readonly unhook: (() => void)[] = [];
 
   constructor(
     private readonly cluster: Cluster,
     private readonly timeoutMs: number,
+    /** Watch the cluster's first n hosts. */
+    private readonly count = cluster.hosts.length,
   ) {
     const prefix = `${ALIVE_SUBJECT}.`;
-    cluster.peer.nc.subscribe(`${ALIVE_SUBJECT}.*`, {
+    const sub = cluster.peer.nc.subscribe(`${ALIVE_SUBJECT}.*`, {
       callback: (err, msg) => {
         if (!err) this.lastSeen.set(msg.subject.slice(prefix.length), Date.now());
       },
     });
-    cluster.hosts.forEach((h, i) =>
-      h.child?.once('exit', (code, signal) =>
+    this.unhook.push(() => sub.unsubscribe());
+    cluster.hosts.slice(0, this.count).forEach((h, i) => {
+      const onExit = (code: number | null, signal: string | null) =>
         this.fail(
           new HostError(
             `${cluster.describe(i)} exited (${signal ?? `code ${code}`}) during the run`,
             cluster.describe(i),
           ),
-        ),
-      ),
-    );
+        );
+      h.child?.once('exit', onExit);
+      this.unhook.push(() => h.child?.off('exit', onExit));
+    });
     const period = Math.max(50, Math.min(1000, timeoutMs / 4));
     this.timer = setInterval(() => this.check(period), period);
     this.timer.unref();
@@ -60,6 +65,7 @@ export class HostWatch {
 
   stop(): void {
     clearInterval(this.timer);
+    this.unhook.forEach((u) => u());
   }
 
   private check(period: number): void {
@@ -68,7 +74,7 @@ export class HostWatch {
     const late = now - this.lastTick > 2 * period;
     this.lastTick = now;
     if (late) return;
-    this.cluster.hosts.forEach((_, i) => {
+    this.cluster.hosts.slice(0, this.count).forEach((_, i) => {
       const silent = this.silentMs(i);
       if (silent >= this.timeoutMs)
         this.fail(

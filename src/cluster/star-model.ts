@@ -27,6 +27,8 @@ export interface ModelRunOptions {
   timeoutMs: number;
   /** The longest one request may compute. */
   computeTimeoutMs?: number;
+  /** Run on the cluster's first n hosts (default all). */
+  hosts?: number;
 }
 
 /** What the coordinator prints: per-host phase-1 time, per-layer wait in phase 2, bytes moved. */
@@ -55,9 +57,9 @@ export class DistributedDecoder implements Decoder {
     private readonly o: ModelRunOptions,
     private readonly plan: ModelRunPlan,
   ) {
-    this.watch = new HostWatch(cluster, o.timeoutMs);
-    this.queryHost = cluster.hosts.length - 1;
-    const H = cluster.hosts.length;
+    const H = plan.hosts;
+    this.watch = new HostWatch(cluster, o.timeoutMs, H);
+    this.queryHost = H - 1;
     this.timings = {
       loadMs: new Array(H).fill(0),
       phase1Ms: new Array(H).fill(0),
@@ -70,11 +72,14 @@ export class DistributedDecoder implements Decoder {
 
   /** Loads the model on every host and checks that each loaded the same one. */
   static async start(cluster: Cluster, o: ModelRunOptions): Promise<DistributedDecoder> {
-    const plan: ModelRunPlan = { ...o.plan, hosts: cluster.hosts.length };
+    const H = o.hosts ?? cluster.hosts.length;
+    if (!Number.isInteger(H) || H < 1 || H > cluster.hosts.length)
+      throw new InputError(`a run on ${H} hosts of a cluster of ${cluster.hosts.length}`);
+    const plan: ModelRunPlan = { ...o.plan, hosts: H };
     hostParts(plan); // the plan's errors before any host loads
     const d = new DistributedDecoder(o.config, cluster, randomBytes(6).toString('hex'), o, plan);
     try {
-      const peers = cluster.hosts.map((h, i) => ({ inbox: h.inbox, who: cluster.describe(i) }));
+      const peers = d.hosts.map((h, i) => ({ inbox: h.inbox, who: cluster.describe(i) }));
       const loaded = await d.all((i) => ({
         kind: 'model-load',
         run: d.run,
@@ -99,6 +104,10 @@ export class DistributedDecoder implements Decoder {
       d.destroy();
       throw e;
     }
+  }
+
+  private get hosts() {
+    return this.cluster.hosts.slice(0, this.plan.hosts);
   }
 
   get position(): number {
@@ -143,7 +152,7 @@ export class DistributedDecoder implements Decoder {
   /** Frees what the hosts hold for this run (without waiting for a dead one). */
   destroy(): void {
     this.watch.stop();
-    for (const [i, h] of this.cluster.hosts.entries())
+    for (const [i, h] of this.hosts.entries())
       this.cluster.peer
         .request(h.inbox, { kind: 'model-drop', run: this.run }, {}, 5_000, this.cluster.describe(i))
         .catch(() => {});
@@ -175,7 +184,7 @@ export class DistributedDecoder implements Decoder {
   }
 
   private one(i: number, meta: Meta): Promise<Envelope> {
-    const h = this.cluster.hosts[i];
+    const h = this.hosts[i];
     const budgetMs = this.o.computeTimeoutMs ?? 3_600_000;
     return this.watch.guard(
       this.cluster.peer.request(h.inbox, meta, {}, this.o.timeoutMs, this.cluster.describe(i), {
@@ -186,6 +195,6 @@ export class DistributedDecoder implements Decoder {
   }
 
   private all(build: (i: number) => Meta): Promise<Envelope[]> {
-    return Promise.all(this.cluster.hosts.map((_, i) => this.one(i, build(i))));
+    return Promise.all(this.hosts.map((_, i) => this.one(i, build(i))));
   }
 }
