@@ -3,7 +3,7 @@
 // (phase 1 over this host's runs; the query host then its query tokens), model-step (the query host: one
 // generated token), model-attend (a context host: the query host's q of one layer over its cache) and
 // model-drop. Ring KV shards go host to host as mailbox deliveries during phase 1.
-import { HostError, UnsupportedError } from '../errors.js';
+import { HostError, ShapeError, UnsupportedError } from '../errors.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { uniformSchedule } from '../attention/sparse.js';
 import { CpuDecoder } from '../model/forward/decoder-cpu.js';
@@ -182,8 +182,14 @@ async function attend(e: Envelope, host: HostServices): Promise<{ meta: Meta; te
   const r = runOf(e, host);
   await r.prefilled;
   const layer = r.layers[Number(e.meta.layer)];
-  const q = e.tensors.q;
-  const state = await layer.contextState(q.data as Float32Array, Number(e.meta.tokens));
+  const q = e.tensors.q?.data;
+  const tokens = Number(e.meta.tokens);
+  const c = r.decoder.config;
+  if (!layer || !(q instanceof Float32Array) || !(tokens > 0) || q.length !== c.heads * tokens * c.headDim)
+    throw new ShapeError(
+      `model-attend: layer ${String(e.meta.layer)} of ${r.layers.length}, ${tokens} tokens of ${c.heads} x ${c.headDim} f32 queries expected`,
+    );
+  const state = await layer.contextState(q, tokens);
   return { meta: {}, tensors: stateTensors('s', state) };
 }
 
@@ -199,11 +205,10 @@ function stateChannel(peer: Peer, run: string, to: PeerHost, timeoutMs: number):
   return {
     who: to.who,
     attend: async (layer, q, tokens, start) => {
-      const heads = q.length / tokens;
       const got = await peer.request(
         to.inbox,
         { kind: 'model-attend', run, layer, tokens, start },
-        { q: tensor([1, tokens, heads], 'f32', q) },
+        { q: tensor([1, q.length], 'f32', q) },
         timeoutMs,
         to.who,
       );
