@@ -14,7 +14,8 @@ import { Cluster } from '../src/cluster/cluster.js';
 import { startNatsServer } from '../src/cluster/nats-server.js';
 import { DistributedDecoder, type ModelRunOptions } from '../src/cluster/star-model.js';
 import { modelHash } from '../src/cluster/star-model-hash.js';
-import { HostError, ModelMismatchError } from '../src/errors.js';
+import { hostParts } from '../src/cluster/star-model-layout.js';
+import { HostError, InputError, ModelMismatchError } from '../src/errors.js';
 import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
 import { generate, promptTokens } from '../src/model/generation/generate.js';
 import { loadModel } from '../src/model/load/load.js';
@@ -127,6 +128,47 @@ const CASES: Case[] = [
   },
   { name: 'passkey-2k', model: passkey, path: PASSKEY, ids: passkeyIds, spec: 'star:block=32', newTokens: 6 },
 ];
+
+test('host parts: whole blocks in order, the anchor copy first, the query on the last host; ring shards', () => {
+  const base = { block: 16, anchor: 8, query: 5, hosts: 4, promptTokens: 61, newTokens: 7, chunk: 64 };
+  const star = hostParts({ ...base, method: 'star' });
+  // 56 context tokens = 4 blocks (the last one short): one per host.
+  assert.deepEqual(
+    star.map((p) => p.runs),
+    [
+      [[0, 16]],
+      [
+        [0, 8],
+        [16, 32],
+      ],
+      [
+        [0, 8],
+        [32, 48],
+      ],
+      [
+        [0, 8],
+        [48, 56],
+        [56, 61],
+      ],
+    ],
+  );
+  assert.deepEqual(
+    star.map((p) => [p.anchorCopy, p.capacity, p.context, p.queryHost]),
+    [
+      [0, 16, 56, false],
+      [8, 24, 56, false],
+      [8, 24, 56, false],
+      [8, 8 + 8 + 5 + 7, 56, true],
+    ],
+  );
+  const ring = hostParts({ ...base, method: 'ring' });
+  assert.deepEqual(
+    ring.map((p) => p.runs),
+    [[[0, 15]], [[15, 30]], [[30, 45]], [[45, 61]]],
+  );
+  assert.equal(ring[0].chunk, 16, 'a ring host encodes its shard in one chunk');
+  assert.throws(() => hostParts({ ...base, method: 'star', query: 62 }), InputError);
+});
 
 describe('a model across 4 spawned host processes', () => {
   let cluster: Cluster;
