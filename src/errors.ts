@@ -43,6 +43,16 @@ export class HostError extends DeviceError {
   }
 }
 
+/** A host of a distributed model run loaded a different model (its weights and config hash differently). */
+export class ModelMismatchError extends InputError {
+  constructor(
+    message: string,
+    readonly host: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A value that must be finite is not: a weight at load, or an activation of a layer while decoding. */
 export class NonFiniteError extends InputError {
   constructor(

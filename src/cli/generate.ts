@@ -16,6 +16,7 @@ import { generate, promptTokens } from '../model/generation/generate.js';
 import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 import { prefillBar } from './progress-report.js';
+import { GENERATE_HOSTS_OPTIONS, GENERATE_HOSTS_USAGE, generateAcrossHostsCommand } from './generate-hosts.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
@@ -31,7 +32,8 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
   ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
   --stats: each layer's method and kernel (the planner's choice and reason), on WebGPU the matmul kernels
-    that ran, and the host reads and device creations of the prefill (per chunk) and of each decoded token, on stderr.`;
+    that ran, and the host reads and device creations of the prefill (per chunk) and of each decoded token, on stderr.
+${GENERATE_HOSTS_USAGE}`;
 
 export async function generateCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -51,6 +53,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     stats: { type: 'boolean' },
     'allow-overflow': { type: 'boolean' },
     positions: { type: 'string' },
+    ...GENERATE_HOSTS_OPTIONS,
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
@@ -68,9 +71,27 @@ export async function generateCommand(argv: string[]): Promise<void> {
     throw new InputError('--max-tokens N (a non-negative integer) is required');
   const chunk = numberOption(v, 'chunk') ?? 512;
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
+  const attention = typeof v.attention === 'string' ? v.attention : 'flash';
+  if (v.hosts !== undefined || v.nats !== undefined) {
+    const modelPath = required(v, 'model');
+    const model = loadModel(modelPath);
+    if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
+    const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
+    const spec = parseMethodSpec(attention);
+    const run: RunShape = {
+      promptTokens: ids.length,
+      newTokens: maxTokens,
+      attention: spec.name === 'star' ? attention : 'flash',
+      schedule: scheduleFromSpec(spec.name === 'star' ? spec : parseMethodSpec('flash')),
+      storage: 'f32',
+      chunk,
+      allowOverflow: v['allow-overflow'] === true,
+    };
+    checkRunServed(model.config, run, model.source);
+    return generateAcrossHostsCommand({ v, spec, modelPath, model, ids, maxTokens, chunk });
+  }
   const storage = (v.storage as string | undefined) ?? 'f32';
   if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
-  const attention = typeof v.attention === 'string' ? v.attention : 'flash';
   const schedule = scheduleFromSpec(parseMethodSpec(attention));
   const backend = backendOption(v);
   if (storage === 'f16' && backend === 'cpu')

@@ -2,11 +2,15 @@
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
 import { startHost } from '../cluster/host.js';
+import { serveModelRuns } from '../cluster/star-model-host.js';
 import { backendOption, parse, required } from './args.js';
 
 export const HOST_USAGE = `usage: longctx host --nats URL [--token T] [--backend cpu|webgpu|auto] [--id NAME] [--exit-with-stdin]
+                    [--model F]
   Serves Star/Ring attention steps for coordinators on that NATS server (\`longctx attend --nats URL
-  --hosts H ...\`). The token may come from LONGCTX_NATS_TOKEN instead of the command line.
+  --hosts H ...\`), and its part of a model spread over hosts (\`longctx generate --nats URL --hosts H ...\`):
+  --model F loads this copy instead of the path the coordinator names (its hash must match).
+  The token may come from LONGCTX_NATS_TOKEN instead of the command line.
   --exit-with-stdin: stop when stdin closes (how a coordinator that spawned the host takes it down with
   it, even when the coordinator is killed). A heartbeat on longctx.alive.<id> shows the host is alive.`;
 
@@ -17,7 +21,9 @@ export async function hostCommand(argv: string[]): Promise<void> {
     backend: { type: 'string' },
     id: { type: 'string' },
     'exit-with-stdin': { type: 'boolean' },
+    model: { type: 'string' },
   });
+  serveModelRuns(v.model as string | undefined);
   const url = required(v, 'nats');
   const token = (v.token as string | undefined) ?? process.env.LONGCTX_NATS_TOKEN;
   if (token === undefined)

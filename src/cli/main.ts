@@ -3,6 +3,7 @@
 import { LongctxError, OutOfMemoryError, DeviceError, UnsupportedError } from '../errors.js';
 import { ATTEND_USAGE, attendCommand } from './attend.js';
 import { BENCH_USAGE, benchCommand } from './bench.js';
+import { BENCH_STAR_MODEL_USAGE, benchStarModelCommand } from './bench-star-model.js';
 import { DEMO_USAGE, demoCommand } from './demo.js';
 import { EVAL_MASS_USAGE, evalMassCommand } from './eval-mass.js';
 import { EVAL_USAGE, evalCommand } from './eval.js';
@@ -50,6 +51,7 @@ ${TRAIN_INDEXER_USAGE}`;
 const SUBCOMMAND_USAGE: Record<string, string> = {
   attend: ATTEND_USAGE,
   bench: BENCH_USAGE,
+  'bench-star-model': BENCH_STAR_MODEL_USAGE,
   demo: DEMO_USAGE,
   eval: EVAL_USAGE,
   generate: GENERATE_USAGE,
@@ -80,6 +82,8 @@ async function main(argv: string[]): Promise<number> {
     case 'bench':
       await benchCommand(rest);
       return 0;
+    case 'bench-star-model':
+      return benchStarModelCommand(rest).then(() => 0);
     case 'eval-mass':
       return evalMassCommand(rest).then(() => 0);
     case 'demo':

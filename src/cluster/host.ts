@@ -30,6 +30,22 @@ export interface HostOptions {
   parentPid?: number;
 }
 
+/** What a request handler of another module gets of the host that serves it. */
+export interface HostServices {
+  id: string;
+  peer: Peer;
+  device: Device;
+  log(line: string): void;
+}
+
+export type HostRequestHandler = (
+  e: Envelope,
+  host: HostServices,
+) => Promise<{ meta: Meta; tensors?: Record<string, Tensor> }>;
+
+/** Requests that other modules serve on every host, by kind (a model spread over hosts: star-model-host.ts). */
+export const hostRequestHandlers = new Map<string, HostRequestHandler>();
+
 interface Run {
   meta: Meta;
   tensors: Record<string, Tensor>;
@@ -160,8 +176,11 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         runs.delete(String(m.run));
         peer.dropMail(`${String(m.run)}:`);
         return { meta: { ok: true } };
-      default:
+      default: {
+        const extra = hostRequestHandlers.get(String(m.kind));
+        if (extra) return extra(e, { id, peer, device: o.device, log });
         throw new InputError(`host ${id} does not know request '${String(m.kind)}'`);
+      }
     }
   }
 

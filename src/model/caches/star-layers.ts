@@ -1,5 +1,6 @@
 // Star and Ring layers in the model runner run in one process (attention/layers/kv-method.ts: Star's block
-// mask fixed by the prompt, Ring as exact flash); this refuses what they cannot do there.
+// mask fixed by the prompt, Ring as exact flash); this refuses what they cannot do there. Across host
+// processes a model runs through src/cluster/star-model*.ts (`longctx generate --hosts H`).
 import { UnsupportedError } from '../../errors.js';
 import type { MethodSpec } from '../../attention/spec.js';
 import { starParams } from '../../attention/star.js';
@@ -11,7 +12,7 @@ export function checkStarRingLayer(method: MethodSpec): void {
   if (hosts > 1) {
     throw new UnsupportedError(
       `${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as ` +
-        `across hosts); drop hosts=, or use \`longctx attend --hosts\` for one attention call across hosts`,
+        `across hosts); drop hosts= and pass \`generate --hosts ${hosts}\` to spread the model over host processes (or \`longctx attend --hosts\` for one attention call)`,
     );
   }
   if (method.name === 'star') starParams(method); // spec errors before any weight is touched

@@ -7,7 +7,7 @@ import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.j
 import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 import { checkPositionMethod, type PositionMethod } from '../positions/position-method.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
-import type { LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { createCpuLayer } from '../caches/layer-factory.js';
@@ -38,6 +38,9 @@ export interface DecoderOptions {
    * assignment beside flash, dense, window or sinks (CPU: keys cached before RoPE; WebGPU: Self-Extend, keys
    * cached per rotation; `observe` then sees unrotated q and k); absent or 'none': plain RoPE. */
   positions?: PositionMethod;
+  /** CPU: the attention object of layer `index` instead of the factory's, when it returns one (the layers of
+   * a host of a model spread over processes, src/cluster/star-model-host.ts). */
+  cpuLayer?: (index: number, dims: LayerDims) => LayerAttention<Float32Array> | undefined;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
@@ -103,6 +106,8 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
       positions &&
       new PositionedAttentionCpu(positions, ropeInverseFrequencies(c), ropeAttentionFactor(c), c.ropeLayout);
     const attention = w.layers.map((l, i) => {
+      const own = opts.cpuLayer?.(i, dims);
+      if (own) return own;
       const method = schedule.methodFor(i);
       if (!positions || !positioned) return createCpuLayer({ index: i, method, dims, config: c, weights: l });
       return new PositionedCpuLayer(dims, method, positions, positioned);

@@ -51,6 +51,14 @@ export class LlamaDecoder<B, M, V> implements Decoder {
     return this.attention.map((a) => a.plan);
   }
 
+  /** Continues the sequence at `position`, leaving the positions between unheld (a Star context host holds
+   * the anchor, then its own blocks; RoPE keeps the true positions). */
+  skipTo(position: number): void {
+    if (!Number.isInteger(position) || position < this.pos || position > this.opts.maxTokens)
+      throw new ShapeError(`cannot skip from position ${this.pos} to ${position} (run of ${this.opts.maxTokens})`);
+    this.pos = position;
+  }
+
   reset(): void {
     this.pos = 0;
     this.attention.forEach((a) => a.reset());

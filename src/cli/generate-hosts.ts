@@ -1,0 +1,93 @@
+// `longctx generate --attention star:block=B[,anchor=A][,query=Q] --hosts H` (or ring): the model spread
+// over H host processes (src/cluster/star-model*.ts). Without --nats it starts a private loopback
+// nats-server and H `longctx host` processes and stops them; text on stdout, timings on stderr.
+import { InputError, UnsupportedError } from '../errors.js';
+import type { MethodSpec } from '../attention/spec.js';
+import { starParams } from '../attention/star.js';
+import type { LoadedModel } from '../model/types.js';
+import { generateAcrossHosts } from '../cluster/star-model-run.js';
+import { numberOption } from './args.js';
+
+export const GENERATE_HOSTS_USAGE = `  --hosts H with --attention star:block=B[,anchor=A][,query=Q] or ring: the model across H host processes
+    (the last is the query host); --nats URL [--token T] uses H hosts already connected there (\`longctx host
+    --nats URL\`); [--listen ADDR] the private server beyond loopback; [--timeout S] silence after which a
+    host counts as dead (default 30); [--compute-timeout S] the longest one step may compute (default 3600).
+    Prints per-host phase-1 time, the query host's wait per layer in phase 2 and the bytes moved.`;
+
+export const GENERATE_HOSTS_OPTIONS = {
+  hosts: { type: 'string' },
+  nats: { type: 'string' },
+  token: { type: 'string' },
+  listen: { type: 'string' },
+  timeout: { type: 'string' },
+  'compute-timeout': { type: 'string' },
+} as const;
+
+export interface HostsRun {
+  v: Record<string, string | boolean | undefined>;
+  spec: MethodSpec;
+  modelPath: string;
+  model: LoadedModel;
+  ids: number[];
+  maxTokens: number;
+  chunk: number;
+}
+
+export async function generateAcrossHostsCommand(r: HostsRun): Promise<void> {
+  const { v, spec } = r;
+  if (spec.name !== 'star' && spec.name !== 'ring')
+    throw new InputError(`--hosts runs star:... or ring across hosts, not '${spec.name}'`);
+  const hosts = numberOption(v, 'hosts') ?? (spec.params.hosts !== undefined ? Number(spec.params.hosts) : undefined);
+  if (hosts === undefined || !Number.isInteger(hosts) || hosts < 1)
+    throw new InputError('--hosts H (a positive integer) is required to run across hosts');
+  if (spec.params.hosts !== undefined && Number(spec.params.hosts) !== hosts)
+    throw new InputError(`${spec.name}: hosts=${spec.params.hosts} in the method, but --hosts ${hosts}`);
+  if (v.backend !== undefined && v.backend !== 'cpu')
+    throw new UnsupportedError(
+      'a model across hosts runs on the CPU backend so far: use --backend cpu (or leave it out)',
+    );
+  if (v.positions !== undefined || v.storage !== undefined)
+    throw new UnsupportedError('--positions and --storage do not apply to a model across hosts yet');
+  const star = spec.name === 'star' ? starParams(spec) : undefined;
+  const timeout = numberOption(v, 'timeout') ?? 30;
+  const computeTimeout = numberOption(v, 'compute-timeout') ?? 3600;
+  const c = r.model.config;
+  process.stderr.write(
+    `generate: ${r.model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) across ${hosts} ` +
+      `hosts; attention: ${spec.name}${star ? ` blocks of ${star.block}, anchor ${star.anchor}, query ${star.query}` : ''}; ` +
+      `prompt ${r.ids.length} tokens\n`,
+  );
+  const result = await generateAcrossHosts(r.ids, {
+    modelPath: r.modelPath,
+    model: r.model,
+    rope: typeof v.rope === 'string' ? v.rope : undefined,
+    method: spec.name,
+    block: star?.block,
+    anchor: star?.anchor,
+    query: star?.query,
+    chunk: r.chunk,
+    maxTokens: r.maxTokens,
+    temperature: numberOption(v, 'temperature') ?? 0,
+    topP: numberOption(v, 'top-p'),
+    seed: numberOption(v, 'seed'),
+    onText: (s) => process.stdout.write(s),
+    cluster: {
+      hosts,
+      nats: v.nats as string | undefined,
+      token: v.token as string | undefined,
+      listen: v.listen as string | undefined,
+      backend: 'cpu',
+      timeoutMs: timeout * 1000,
+      computeTimeoutMs: computeTimeout * 1000,
+      log: (line) => process.stderr.write(`generate: ${line}\n`),
+    },
+  });
+  process.stdout.write('\n');
+  const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
+  process.stderr.write(
+    `generate: prefill ${r.ids.length} tokens in ${result.prefillSeconds.toFixed(3)} s; decode ${result.ids.length} ` +
+      `tokens in ${result.decodeSeconds.toFixed(3)} s (${rate(Math.max(0, result.ids.length - 1), result.decodeSeconds)} tokens/s)` +
+      `${result.stoppedAtEos ? '; stopped at EOS' : ''}\n`,
+  );
+  for (const line of result.report) process.stderr.write(`generate: ${line}\n`);
+}

@@ -1,0 +1,137 @@
+// The Star-model measurement (issue 16): for each context, time to first token and decode speed of a model
+// spread over H host processes with Star (blocks of N/16 with the anchor a block; blocks of N/4, one per
+// host) and Ring, beside one process with flash, on the same random prompt; the query host's wait per
+// layer and the bytes moved. Greedy ids are compared with one process (Ring must agree; Star's agreement
+// is the accuracy it costs). Hosts run on the CPU backend (the WebGPU host layer is not built yet).
+import { uniformSchedule } from '../attention/sparse.js';
+import { CpuDecoder } from '../model/forward/decoder-cpu.js';
+import type { Decoder } from '../model/forward/decoder-cpu.js';
+import type { Cluster } from './cluster.js';
+import { DistributedDecoder } from './star-model.js';
+import { modelHash } from './star-model-hash.js';
+import { loadModelSource } from './star-model-host.js';
+
+export interface StarModelBenchOptions {
+  model: string;
+  contexts: number[];
+  decodeTokens: number;
+  timeoutMs: number;
+  /** Called with each finished row (so a run cut short keeps what it measured). */
+  onRow(row: StarModelBenchRow): void;
+}
+
+export interface StarModelBenchRow {
+  context: number;
+  setting: string;
+  hosts: number;
+  ttftMs: number;
+  decodeTokensPerS: number;
+  /** The query host's wait per generated token, all layers (ms). */
+  waitMsPerToken?: number;
+  bytes?: number;
+  phase1Ms?: number[];
+  /** Greedy ids equal to one process with flash. */
+  sameIdsAsFlash: boolean;
+}
+
+const argmax = (x: Float32Array) => {
+  let best = 0;
+  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
+  return best;
+};
+
+/** TTFT and decode of one decoder: the prompt's forward, then greedy tokens one by one. */
+async function timeDecoder(d: Decoder, ids: number[], tokens: number) {
+  const t0 = performance.now();
+  let logits = await d.forward(ids);
+  const ttftMs = performance.now() - t0;
+  const out = [argmax(logits)];
+  const t1 = performance.now();
+  for (let i = 1; i < tokens; i++) {
+    logits = await d.forward([out[out.length - 1]]);
+    out.push(argmax(logits));
+  }
+  const s = (performance.now() - t1) / 1000;
+  return { ttftMs, decodeTokensPerS: s > 0 ? (tokens - 1) / s : 0, ids: out };
+}
+
+export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions): Promise<StarModelBenchRow[]> {
+  const model = loadModelSource(o.model);
+  const hash = modelHash(model);
+  const H = cluster.hosts.length;
+  const rows: StarModelBenchRow[] = [];
+  const push = (r: StarModelBenchRow) => {
+    rows.push(r);
+    o.onRow(r);
+  };
+  for (const N of o.contexts) {
+    let seed = N;
+    const ids = Array.from({ length: N }, () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return 3 + (seed % (model.config.vocabSize - 3));
+    });
+    const flash = new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: N + o.decodeTokens, chunk: 512 });
+    const f = await timeDecoder(flash, ids, o.decodeTokens);
+    flash.destroy();
+    push({ context: N, setting: 'flash, one process', hosts: 1, ...f, sameIdsAsFlash: true });
+    const settings = [
+      { setting: `star blocks N/16 (${N / 16}), anchor = block`, method: 'star' as const, block: N / 16 },
+      { setting: `star blocks N/${H} (${N / H}), anchor = block`, method: 'star' as const, block: N / H },
+      { setting: 'ring (exact)', method: 'ring' as const, block: N },
+    ];
+    for (const s of settings) {
+      const block = Math.max(1, Math.floor(s.block));
+      const d = await DistributedDecoder.start(cluster, {
+        model: o.model,
+        hash,
+        config: model.config,
+        plan: {
+          method: s.method,
+          block,
+          anchor: block,
+          query: 0,
+          promptTokens: N,
+          newTokens: o.decodeTokens,
+          chunk: 512,
+        },
+        timeoutMs: o.timeoutMs,
+      });
+      try {
+        const r = await timeDecoder(d, ids, o.decodeTokens);
+        const t = d.timings;
+        push({
+          context: N,
+          setting: s.setting,
+          hosts: H,
+          ttftMs: r.ttftMs,
+          decodeTokensPerS: r.decodeTokensPerS,
+          waitMsPerToken: t.waitMs.reduce((a, b) => a + b, 0) / Math.max(1, t.steps),
+          bytes: t.hostBytes.reduce((a, b) => a + b, 0),
+          phase1Ms: t.phase1Ms,
+          sameIdsAsFlash: r.ids.every((id, i) => id === f.ids[i]),
+        });
+      } finally {
+        d.destroy();
+      }
+    }
+  }
+  return rows;
+}
+
+/** A markdown table of the rows, with Star's TTFT speed-up over Ring per context. */
+export function starModelBenchTable(rows: StarModelBenchRow[]): string {
+  const lines = [
+    '| context | setting | hosts | TTFT ms | vs ring | decode tok/s | wait ms/token | MiB moved | ids = flash |',
+    '| ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |',
+  ];
+  for (const r of rows) {
+    const ring = rows.find((x) => x.context === r.context && x.setting.startsWith('ring'));
+    lines.push(
+      `| ${r.context} | ${r.setting} | ${r.hosts} | ${r.ttftMs.toFixed(0)} | ` +
+        `${ring ? (ring.ttftMs / r.ttftMs).toFixed(2) : '-'}x | ${r.decodeTokensPerS.toFixed(1)} | ` +
+        `${r.waitMsPerToken?.toFixed(2) ?? '-'} | ${r.bytes !== undefined ? (r.bytes / 2 ** 20).toFixed(1) : '-'} | ` +
+        `${r.sameIdsAsFlash ? 'yes' : 'no'} |`,
+    );
+  }
+  return lines.join('\n');
+}
