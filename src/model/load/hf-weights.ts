@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, OutOfMemoryError, UnsupportedError } from '../../errors.js';
-import { formatBytesShort, hostMemoryBudget } from '../../io/limits.js';
+import { formatBytesShort } from '../../io/limits.js';
+import { hostMemoryBudget } from '../../io/host-memory.js';
 import { SafetensorsStore } from './safetensors.js';
 import type { LayerWeights, ModelConfig, ModelWeights, TrainedIndexerWeights, WeightTensor } from '../types.js';
 
