@@ -29,15 +29,16 @@ export function accuracySvg(r: EvalReport, task: string): string {
   const cells = r.accuracy.filter((c) => c.task === task);
   const configs = [...new Set(cells.map((c) => c.config))];
   const lengths = [...new Set(cells.map((c) => c.length))].sort((a, b) => a - b);
-  const [W, H, left, top, bottom] = [520, 260, 40, 10, 30];
+  const [W, H, left, top, bottom] = [520, 220, 40, 10, 30];
+  const legendTop = H + 4;
   const lx = (len: number) =>
     left +
     ((Math.log2(len) - Math.log2(lengths[0])) / Math.max(1e-9, Math.log2(lengths.at(-1)! / lengths[0]))) *
-      (W - left - 180);
+      (W - left - 30);
   const ly = (a: number) => top + (1 - a) * (H - top - bottom);
   const parts: string[] = [
-    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" role="img" aria-label="accuracy of ${task} by context length">`,
-    `<line x1="${left}" y1="${ly(0)}" x2="${W - 180}" y2="${ly(0)}" stroke="#999"/>`,
+    `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${legendTop + configs.length * 16}" role="img" aria-label="accuracy of ${task} by context length">`,
+    `<line x1="${left}" y1="${ly(0)}" x2="${W - 30}" y2="${ly(0)}" stroke="#999"/>`,
     `<line x1="${left}" y1="${ly(0)}" x2="${left}" y2="${ly(1)}" stroke="#999"/>`,
     `<text x="4" y="${ly(1) + 4}" font-size="10">1.0</text><text x="4" y="${ly(0)}" font-size="10">0</text>`,
   ];
@@ -52,7 +53,7 @@ export function accuracySvg(r: EvalReport, task: string): string {
     parts.push(`<polyline fill="none" stroke="${color}" stroke-width="2" points="${pts.join(' ')}"/>`);
     for (const p of pts) parts.push(`<circle cx="${p.split(',')[0]}" cy="${p.split(',')[1]}" r="3" fill="${color}"/>`);
     parts.push(
-      `<text x="${W - 175}" y="${top + 12 + i * 14}" font-size="10" fill="${color}">${escapeXml(config)}</text>`,
+      `<text x="${left}" y="${legendTop + 12 + i * 16}" font-size="12" fill="${color}">${escapeXml(config)}</text>`,
     );
   });
   parts.push('</svg>');
