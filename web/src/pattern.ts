@@ -111,13 +111,15 @@ export function drawPattern(canvas: HTMLCanvasElement, p: Pattern, query: number
   ctx.fillStyle = COLORS.background;
   ctx.fillRect(0, 0, canvas.width, canvas.height);
   const px = cell / p.tile;
+  // Full tiles are one colour unless some keys come through pooled cores (CCA), which are drawn apart.
+  const mixed = p.cells.includes(2);
   for (let qt = 0; qt < side; qt++)
     for (let kt = 0; kt < side; kt++) {
       const kind = p.tiles[qt * side + kt];
       if (kind === EMPTY) continue;
       ctx.fillStyle = kind === FULL ? COLORS.full : COLORS.partial;
       ctx.fillRect(kt * cell, qt * cell, cell, cell);
-      if (kind === FULL || px < 0.5) continue;
+      if ((kind === FULL && !mixed) || px < 0.5) continue;
       for (let q = qt * p.tile; q < Math.min(p.n, (qt + 1) * p.tile); q++)
         for (let k = kt * p.tile; k < Math.min(p.n, (kt + 1) * p.tile); k++) {
           const v = p.cells[q * p.n + k];
