@@ -13,6 +13,7 @@ import { windowMask } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { buildBlockMask } from '../src/spine/block-mask.js';
 import { serveWebPage, webRoot } from '../src/cli/web.js';
+import { loadModel } from '../src/api/model.js';
 import { expectedText, FIXTURE_GGUF } from './model-support.js';
 
 const CHROMIUM = process.env.LONGCTX_CHROMIUM ?? '/usr/bin/chromium';
@@ -166,6 +167,47 @@ describe('the web page in Chromium', { skip: !have && `no ${CHROMIUM}` }, () => 
     assert.match(s.error!, /^InputError: stories260K-truncated\.gguf: not a valid GGUF file: tensor .* beyond the end/);
     assert.equal(await page.$eval('#error', (e) => (e as HTMLElement).hidden), false);
     assert.match(await page.$eval('#error', (e) => e.textContent ?? ''), /truncated\?/);
+  });
+
+  it("loads a Hugging Face directory's files in pieces and generates what Node's loader generates", async () => {
+    const dir = join('test', 'fixtures', 'passkey-2k');
+    const prompt = 'The pass key for bramble is 4821930. What is the pass key for bramble? The pass key for bramble is';
+    const node = await loadModel(dir, { device: 'cpu' });
+    const session = await node.createSession({ contextSize: 128 });
+    const want = await session.generate(prompt, { maxTokens: 8 }).text();
+    node.dispose();
+    await page.$eval('#force-cpu', (e) => ((e as HTMLInputElement).checked = true));
+    await page.evaluate(() => {
+      const s = (globalThis as { longctxPage?: PageState }).longctxPage!;
+      s.model = undefined;
+      s.error = undefined;
+    });
+    const input = (await page.$('#model-file')) as ElementHandle<HTMLInputElement>;
+    await input.uploadFile(...['config.json', 'tokenizer.json', 'model.safetensors'].map((f) => join(dir, f)));
+    const loaded = await waitState(
+      page,
+      'passkey-2k',
+      'globalThis.longctxPage.model || globalThis.longctxPage.error',
+      20_000,
+    );
+    assert.equal(loaded.error, undefined);
+    assert.match(
+      await page.$eval('#model-status', (e) => e.textContent ?? ''),
+      /6 layers, 8 heads \(2 KV\), head dim 32/,
+    );
+    await page.$eval('#prompt', (e, p) => ((e as HTMLTextAreaElement).value = p), prompt);
+    await page.$eval('#max-tokens', (e) => ((e as HTMLInputElement).value = '8'));
+    await page.click('#generate');
+    const s = await waitState(
+      page,
+      'generation',
+      '!globalThis.longctxPage.generating && (globalThis.longctxPage.result || globalThis.longctxPage.error)',
+      30_000,
+    );
+    assert.equal(s.error, undefined);
+    assert.equal(s.text, want);
+    assert.match(want, /4821930/, 'passkey-2k retrieves the key it was given');
+    await page.$eval('#prompt', (e) => ((e as HTMLTextAreaElement).value = ''));
   });
 
   it('fits 1280x800 and a narrow window, keyboard reachable; saves a screenshot', async () => {

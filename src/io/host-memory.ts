@@ -8,6 +8,8 @@ import { InputError } from '../errors.js';
  * the OS calls available (never more than 90% of the total).
  */
 export function hostMemoryBudget(): number {
+  // A browser has no such figure (node:os is a stub there): the page plans against its own.
+  if (typeof process === 'undefined') return Number.POSITIVE_INFINITY;
   const raw = process.env.LONGCTX_HOST_MEMORY_BYTES;
   if (raw !== undefined && raw !== '') {
     const n = Number(raw);

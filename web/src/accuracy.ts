@@ -79,7 +79,7 @@ export interface NeedleResult {
   prefillTokensPerSecond: number;
 }
 
-/** Needle in a haystack: a number hidden at depths 10/50/90% of ~`tokens` tokens of filler, asked for after it. */
+/** Needle in a haystack: a 7-digit pass key hidden at depths 10/50/90% of ~`tokens` tokens of filler, asked for after it. */
 export async function runNeedleEval(
   model: Model,
   choice: SessionChoice,
@@ -89,7 +89,8 @@ export async function runNeedleEval(
 ): Promise<NeedleResult[]> {
   const results: NeedleResult[] = [];
   for (const [i, depth] of [0.1, 0.5, 0.9].entries()) {
-    const secret = String(1000 + ((i * 7919 + 4271) % 9000));
+    const secret = String(1_000_000 + ((i * 7_919_113 + 4_271_003) % 9_000_000));
+    const word = ['bramble', 'lantern', 'thistle'][i];
     const sentences: string[] = [];
     let n = 0;
     for (let s = 0; n < tokens; s++) {
@@ -97,11 +98,12 @@ export async function runNeedleEval(
       sentences.push(text);
       n += model.tokenizer.encode(` ${text}`).length;
     }
-    sentences.splice(Math.floor(sentences.length * depth), 0, `The secret number is ${secret}.`);
-    const prompt = `${sentences.join(' ')} What is the secret number? The secret number is`;
-    const session = await createPageSession(model, { ...choice, contextSize: n + 64 });
+    // passkey-2k's own phrasing (test/fixtures/passkey-2k/README.md), which that model was trained to answer.
+    sentences.splice(Math.floor(sentences.length * depth), 0, `The pass key for ${word} is ${secret}.`);
+    const prompt = `${sentences.join(' ')}\nWhat is the pass key for ${word}? The pass key for ${word} is`;
+    const session = await createPageSession(model, { ...choice, contextSize: n + 96 });
     try {
-      const g = session.generate(prompt, { maxTokens: 8, signal });
+      const g = session.generate(prompt, { maxTokens: 12, signal });
       const answer = await g.text();
       const r = g.result!;
       const result = {

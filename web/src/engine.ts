@@ -1,7 +1,17 @@
 // The page's engine: the device (navigator.gpu through the library's acquireDevice, else the CPU), a model
 // from the embedded stories260K or a File the user picked, and sessions whose layers each run their own
 // attention method, with the RoPE scaling and positional method the form chose.
-import { acquireDevice, type Device, loadModel, type Model, Session, UnsupportedError } from '../../src/index.js';
+import {
+  acquireDevice,
+  type Device,
+  loadModel,
+  type Model,
+  modelFromWeights,
+  Session,
+  UnsupportedError,
+} from '../../src/index.js';
+import { blobSource } from '../../src/model/load/byte-source.js';
+import { readHfSources } from '../../src/model/load/hf-source.js';
 import { parseMethodSpec } from '../../src/attention/spec.js';
 import type { LayerSchedule } from '../../src/attention/sparse.js';
 import { createDecoder } from '../../src/model/forward/create-decoder.js';
@@ -38,6 +48,18 @@ export async function loadPageModel(
   signal?: AbortSignal,
 ): Promise<Model> {
   return loadModel(source, { device, memoryBytes: browserMemoryBytes(), onProgress, signal });
+}
+
+/** The files of a Hugging Face directory (picked together, or as a folder), each read in pieces. */
+export async function loadHfFiles(
+  files: readonly File[],
+  device: Device,
+  onProgress: (p: LoadProgress) => void,
+  signal?: AbortSignal,
+): Promise<Model> {
+  const sources = files.map((f) => blobSource(f, (f as { webkitRelativePath?: string }).webkitRelativePath || f.name));
+  const loaded = await readHfSources(sources, { signal, onProgress: (p) => onProgress({ phase: 'read', ...p }) });
+  return modelFromWeights(loaded, { device, memoryBytes: browserMemoryBytes() });
 }
 
 export interface SessionChoice {

@@ -6,7 +6,14 @@ import { intParam, parseMethodSpec } from '../../src/attention/spec.js';
 import { accuracySvg, type EvalReport, reportTasks, runNeedleEval } from './accuracy.js';
 import { byId, el, formatBytes } from './dom.js';
 import { dsaCells, layerActivations } from './dsa-pattern.js';
-import { createPageSession, loadPageModel, pageDevice, plannedKvBytes, type SessionChoice } from './engine.js';
+import {
+  createPageSession,
+  loadHfFiles,
+  loadPageModel,
+  pageDevice,
+  plannedKvBytes,
+  type SessionChoice,
+} from './engine.js';
 import { adapterLimits, checkFitsAdapter, describeLimits } from './limits.js';
 import { MethodForm } from './methods.js';
 import { drawPattern, type Drawn, keptKeys, patternFor } from './pattern.js';
@@ -113,7 +120,7 @@ async function ensureDevice(): Promise<Device> {
   return device;
 }
 
-async function load(source: Blob, name: string): Promise<void> {
+async function load(source: Blob | File[], name: string): Promise<void> {
   clearError();
   const status = byId('model-status');
   try {
@@ -123,9 +130,10 @@ async function load(source: Blob, name: string): Promise<void> {
     const d = await ensureDevice();
     status.textContent = `loading ${name}…`;
     const t0 = performance.now();
-    model = await loadPageModel(source, d, (p) => {
+    const progress = (p: { loadedBytes: number; totalBytes: number }) => {
       status.textContent = `loading ${name}: ${formatBytes(p.loadedBytes)} of ${formatBytes(p.totalBytes)}`;
-    });
+    };
+    model = Array.isArray(source) ? await loadHfFiles(source, d, progress) : await loadPageModel(source, d, progress);
     const c = model.config;
     status.textContent =
       `${name}: ${c.layers} layers, ${c.heads} heads (${c.kvHeads} KV), head dim ${c.headDim}, vocab ${c.vocabSize}, ` +
@@ -285,10 +293,14 @@ function wire(): void {
       showError(e);
     }
   });
-  byId<HTMLInputElement>('model-file').addEventListener('change', (ev) => {
-    const f = (ev.target as HTMLInputElement).files?.[0];
-    if (f) void load(f, f.name);
-  });
+  const picked = (ev: Event) => {
+    const files = [...((ev.target as HTMLInputElement).files ?? [])];
+    const gguf = files.find((f) => f.name.toLowerCase().endsWith('.gguf'));
+    if (files.length === 1 && gguf) void load(gguf, gguf.name);
+    else if (files.length > 0) void load(files, `${files.length} Hugging Face files`);
+  };
+  byId<HTMLInputElement>('model-file').addEventListener('change', picked);
+  byId<HTMLInputElement>('model-dir').addEventListener('change', picked);
   byId<HTMLInputElement>('prompt-file').addEventListener('change', async (ev) => {
     const f = (ev.target as HTMLInputElement).files?.[0];
     if (f) byId<HTMLTextAreaElement>('prompt').value = await f.text();
