@@ -38,17 +38,16 @@ export async function readGgufSource(
 ): Promise<{ model: LoadedModel; header: GgufFile }> {
   const header = await readGgufHeader(src, o);
   const bytes = new Map<GgufTensorInfo, Uint8Array>();
-  const total = header.tensors.reduce((s, t) => s + t.byteLength, 0);
-  let loaded = 0;
   for (const run of runs(header.tensors)) {
     o.signal?.throwIfAborted();
     const begin = run[0].offset;
     const end = Math.max(...run.map((t) => t.offset + t.byteLength));
     const piece = await src.read(begin, end - begin);
     for (const t of run) bytes.set(t, piece.subarray(t.offset - begin, t.offset - begin + t.byteLength));
-    loaded += run.reduce((s, t) => s + t.byteLength, 0);
-    o.onProgress?.({ loadedBytes: loaded, totalBytes: total });
+    o.onProgress?.({ loadedBytes: end, totalBytes: src.size });
   }
+  // Bytes after the last tensor (padding) are never read; the file counts as read once its tensors are.
+  o.onProgress?.({ loadedBytes: src.size, totalBytes: src.size });
   return { model: ggufModelFromParsed(header, src.name, (t) => bytes.get(t)!), header };
 }
 
