@@ -2,8 +2,10 @@
 // (ArrayBuffer, Uint8Array, Blob). Files are read in slices so that progress is reported and an abort
 // lands between slices; the chat template and special tokens are read beside the weights.
 import { InputError, UnsupportedError } from '../errors.js';
-import { ggufModel } from '../model/load/gguf.js';
+import { ggufModel } from '../model/load/gguf-model.js';
 import { parseGguf, type GgufValue } from '../model/load/gguf-reader.js';
+import { blobSource } from '../model/load/byte-source.js';
+import { readGgufSource } from '../model/load/gguf-source.js';
 import type { LoadedModel } from '../model/types.js';
 import { type SpecialTokens, templateFromConfig, tokenText } from './chat.js';
 
@@ -35,8 +37,7 @@ const SLICE_BYTES = 64 * 2 ** 20;
 export async function readModelFiles(source: ModelSource, o: ReadOptions): Promise<ModelFiles> {
   o.signal?.throwIfAborted();
   if (typeof source === 'string') return readPath(source, o);
-  if (typeof Blob !== 'undefined' && source instanceof Blob)
-    return fromGgufBytes(await readBlob(source, o), 'model.gguf', o);
+  if (typeof Blob !== 'undefined' && source instanceof Blob) return fromGgufBlob(source, o);
   if (source instanceof ArrayBuffer) return fromGgufBytes(new Uint8Array(source), 'model.gguf', o);
   if (source instanceof Uint8Array) return fromGgufBytes(source, 'model.gguf', o);
   throw new InputError('loadModel takes a path, an ArrayBuffer, a Uint8Array or a Blob holding a GGUF file');
@@ -79,42 +80,30 @@ async function readFileInSlices(path: string, size: number, o: ReadOptions): Pro
   }
 }
 
-async function readBlob(blob: Blob, o: ReadOptions): Promise<Uint8Array> {
-  const out = new Uint8Array(blob.size);
-  const reader = blob.stream().getReader();
-  let at = 0;
-  try {
-    for (;;) {
-      o.signal?.throwIfAborted();
-      const { done, value } = await reader.read();
-      if (done) break;
-      if (at + value.length > out.length) throw new InputError('the Blob grew while it was read');
-      out.set(value, at);
-      at += value.length;
-      o.onProgress?.({ phase: 'read', loadedBytes: at, totalBytes: out.length });
-    }
-  } finally {
-    reader.releaseLock();
-  }
-  return out.subarray(0, at);
+/** A Blob (a File in the browser) read in pieces: the header, then runs of tensors; never one whole-file copy. */
+async function fromGgufBlob(blob: Blob, o: ReadOptions): Promise<ModelFiles> {
+  const name = typeof (blob as File).name === 'string' && (blob as File).name ? (blob as File).name : 'model.gguf';
+  const onProgress = o.onProgress;
+  const { model, header } = await readGgufSource(blobSource(blob, name), {
+    signal: o.signal,
+    onProgress: onProgress && ((p) => onProgress({ phase: 'read', ...p })),
+  });
+  o.signal?.throwIfAborted();
+  return { model, ...templateAndSpecial(header.metadata) };
 }
 
 function fromGgufBytes(bytes: Uint8Array, name: string, o: ReadOptions): ModelFiles {
   o.signal?.throwIfAborted();
-  // The GGUF reader works on a Node Buffer; a view over the same memory costs no copy.
-  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  o.onProgress?.({ phase: 'parse', loadedBytes: buf.length, totalBytes: buf.length });
-  const model = ggufModel(buf, name);
-  const meta = parseGguf(buf, name).metadata;
+  o.onProgress?.({ phase: 'parse', loadedBytes: bytes.length, totalBytes: bytes.length });
+  const model = ggufModel(bytes, name);
+  return { model, ...templateAndSpecial(parseGguf(bytes, name).metadata), gguf: bytes };
+}
+
+function templateAndSpecial(meta: Map<string, GgufValue>): Pick<ModelFiles, 'chatTemplate' | 'special'> {
   const template = meta.get('tokenizer.chat_template');
   return {
-    model,
     chatTemplate: typeof template === 'string' ? template : undefined,
-    special: {
-      bos: tokenAt(meta, 'tokenizer.ggml.bos_token_id'),
-      eos: tokenAt(meta, 'tokenizer.ggml.eos_token_id'),
-    },
-    gguf: buf,
+    special: { bos: tokenAt(meta, 'tokenizer.ggml.bos_token_id'), eos: tokenAt(meta, 'tokenizer.ggml.eos_token_id') },
   };
 }
 

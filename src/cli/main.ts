@@ -14,6 +14,7 @@ import { HOST_USAGE, hostCommand } from './host.js';
 import { PLAN_USAGE, planCommand } from './plan.js';
 import { SERVE_USAGE, serveCommand } from './serve.js';
 import { TRAIN_INDEXER_USAGE, trainIndexerCommand } from './train-indexer.js';
+import { WEB_USAGE, webCommand } from './web.js';
 
 const USAGE = `longctx: long-context attention on WebGPU and the CPU
 
@@ -28,6 +29,7 @@ const USAGE = `longctx: long-context attention on WebGPU and the CPU
   longctx serve --model F [--port 8080] ...     an OpenAI-compatible HTTP server for one model
   longctx eval --model F --tasks T --lengths L  long-context accuracy: needle, RULER, BABILong, loss by position
   longctx train-indexer --model F --data T ...  train DSA's lightning indexer against the frozen model's attention
+  longctx web [--port 8090]                     the page that runs longctx in a browser (WebGPU or the CPU)
 
 ${ATTEND_USAGE}
 
@@ -45,7 +47,9 @@ ${EVAL_MASS_USAGE}
 
 ${EVAL_USAGE}
 
-${TRAIN_INDEXER_USAGE}`;
+${TRAIN_INDEXER_USAGE}
+
+${WEB_USAGE}`;
 
 /** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
 const SUBCOMMAND_USAGE: Record<string, string> = {
@@ -59,6 +63,7 @@ const SUBCOMMAND_USAGE: Record<string, string> = {
   host: HOST_USAGE,
   plan: PLAN_USAGE,
   'train-indexer': TRAIN_INDEXER_USAGE,
+  web: WEB_USAGE,
 };
 
 /** Subcommands that may open a WebGPU adapter (and so get Dawn's warnings filtered), unless --backend cpu. */
@@ -108,6 +113,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case 'eval':
       await evalCommand(rest);
+      return 0;
+    case 'web':
+      await webCommand(rest);
       return 0;
     case undefined:
     case 'help':

@@ -4,7 +4,8 @@
 // EACCES, ENOSPC) become one line naming the file.
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { DeviceError, InputError, OutOfMemoryError } from '../errors.js';
-import { formatBytesShort, hostMemoryBudget } from './limits.js';
+import { formatBytesShort } from './limits.js';
+import { hostMemoryBudget } from './host-memory.js';
 
 const CHUNK = 1 << 20;
 

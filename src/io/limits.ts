@@ -1,7 +1,7 @@
 // The limits every input is checked against before anything is read or allocated from it, in one place.
 // Each can be raised (or lowered) with an environment variable of its name, LONGCTX_MAX_<NAME> (bytes or a
-// count), so a real model past a bound needs no code change; README "Limits" lists them.
-import { freemem, totalmem } from 'node:os';
+// count), so a real model past a bound needs no code change; README "Limits" lists them. Free of Node (the
+// browser bundle checks models against the same limits); the host memory budget is in host-memory.ts.
 import { InputError } from '../errors.js';
 
 /** name -> [default, what it bounds]. Bytes where the name ends in _BYTES. */
@@ -23,9 +23,14 @@ const DEFAULTS = {
 
 export type LimitName = keyof typeof DEFAULTS;
 
+/** The process environment in Node; none in a browser (the defaults hold there). */
+export function environment(): Record<string, string | undefined> {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+}
+
 /** The limit in force: LONGCTX_MAX_<NAME> if set to a positive number, else the default. */
 export function limit(name: LimitName): number {
-  const raw = process.env[`LONGCTX_MAX_${name}`];
+  const raw = environment()[`LONGCTX_MAX_${name}`];
   if (raw === undefined || raw === '') return DEFAULTS[name][0];
   const n = Number(raw);
   if (!Number.isFinite(n) || n <= 0)
@@ -40,21 +45,6 @@ export function checkBound(name: LimitName, value: number, where: string): void 
     throw new InputError(
       `${where} is ${value}, beyond the ${DEFAULTS[name][1]} limit of ${max} (raise it with LONGCTX_MAX_${name})`,
     );
-}
-
-/**
- * Bytes this process may plan to hold on the host: LONGCTX_HOST_MEMORY_BYTES, else 90% of the memory
- * the OS calls available (never more than 90% of the total).
- */
-export function hostMemoryBudget(): number {
-  const raw = process.env.LONGCTX_HOST_MEMORY_BYTES;
-  if (raw !== undefined && raw !== '') {
-    const n = Number(raw);
-    if (!Number.isFinite(n) || n <= 0)
-      throw new InputError(`LONGCTX_HOST_MEMORY_BYTES must be a positive number, got '${raw}'`);
-    return n;
-  }
-  return Math.floor(0.9 * Math.min(freemem(), totalmem()));
 }
 
 export function formatBytesShort(b: number): string {

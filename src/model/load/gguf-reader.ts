@@ -1,6 +1,7 @@
 // GGUF v2/v3 container reader: header, metadata key/values (all types, arrays included), tensor infos
-// and the aligned data section, as slices of one Buffer. Every count and size is checked against the
-// bytes that remain before anything is allocated from it, so a corrupt file gives an InputError.
+// and the aligned data section, as slices of one Uint8Array (a Node Buffer or browser bytes alike). Every count
+// and size is checked against the bytes that remain before anything is allocated from it, so a corrupt file
+// gives an InputError. The header alone parses too (`fileBytes` then says how long the whole file is).
 // Format: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
 import { InputError, UnsupportedError } from '../../errors.js';
 
@@ -23,7 +24,8 @@ export interface GgufFile {
   tensors: GgufTensorInfo[];
   alignment: number;
   dataOffset: number;
-  buffer: Buffer;
+  /** The bytes parsed: the whole file, or only its header when parseGguf was given `fileBytes`. */
+  buffer: Uint8Array;
 }
 
 /** ggml type id -> name, block size (elements) and bytes per block, for sizes and messages. */
@@ -73,12 +75,29 @@ const MIN_VALUE_BYTES: Record<number, number> = {
 };
 const MAX_DIMS = 4;
 
+const utf8 = new TextDecoder('utf-8');
+
+/** The header runs past the bytes given, which are only the file's beginning: read more and parse again. */
+export class GgufHeaderIncomplete extends InputError {}
+
 class Cursor {
   pos = 0;
+  readonly view: DataView;
   constructor(
-    readonly buf: Buffer,
+    readonly buf: Uint8Array,
     readonly file: string,
-  ) {}
+    /** The whole file's size (more than buf's when buf holds only its beginning). */
+    readonly fileBytes = buf.length,
+  ) {
+    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  /** Ran out of bytes: the file is truncated, or (when buf is only its beginning) more must be read. */
+  short(what: string): never {
+    if (this.buf.length < this.fileBytes)
+      throw new GgufHeaderIncomplete(`${this.file}: the header runs past the first ${this.buf.length} bytes`);
+    this.fail(what);
+  }
 
   fail(what: string): never {
     throw new InputError(`${this.file}: not a valid GGUF file: ${what} (at byte ${this.pos} of ${this.buf.length})`);
@@ -86,16 +105,16 @@ class Cursor {
 
   need(bytes: number, what: string): void {
     if (bytes < 0 || this.pos + bytes > this.buf.length)
-      this.fail(`truncated while reading ${what} (needs ${bytes} bytes)`);
+      this.short(`truncated while reading ${what} (needs ${bytes} bytes)`);
   }
 
   u8(what: string): number {
     this.need(1, what);
-    return this.buf.readUInt8(this.pos++);
+    return this.view.getUint8(this.pos++);
   }
   u32(what: string): number {
     this.need(4, what);
-    const v = this.buf.readUInt32LE(this.pos);
+    const v = this.view.getUint32(this.pos, true);
     this.pos += 4;
     return v;
   }
@@ -103,7 +122,7 @@ class Cursor {
   /** A u64 that must fit a JS number (counts, lengths, offsets). */
   count(what: string): number {
     this.need(8, what);
-    const v = this.buf.readBigUInt64LE(this.pos);
+    const v = this.view.getBigUint64(this.pos, true);
     this.pos += 8;
     if (v > BigInt(Number.MAX_SAFE_INTEGER)) this.fail(`${what} is ${v}, beyond any real file`);
     return Number(v);
@@ -112,13 +131,13 @@ class Cursor {
   string(what: string): string {
     const len = this.count(`length of ${what}`);
     this.need(len, what);
-    const s = this.buf.toString('utf8', this.pos, this.pos + len);
+    const s = utf8.decode(this.buf.subarray(this.pos, this.pos + len));
     this.pos += len;
     return s;
   }
 
   value(type: number, what: string, depth = 0): GgufValue {
-    const b = this.buf;
+    const b = this.view;
     const take = <T>(n: number, read: (at: number) => T): T => {
       this.need(n, what);
       const v = read(this.pos);
@@ -127,21 +146,21 @@ class Cursor {
     };
     switch (type) {
       case 0:
-        return take(1, (p) => b.readUInt8(p));
+        return take(1, (p) => b.getUint8(p));
       case 1:
-        return take(1, (p) => b.readInt8(p));
+        return take(1, (p) => b.getInt8(p));
       case 2:
-        return take(2, (p) => b.readUInt16LE(p));
+        return take(2, (p) => b.getUint16(p, true));
       case 3:
-        return take(2, (p) => b.readInt16LE(p));
+        return take(2, (p) => b.getInt16(p, true));
       case 4:
-        return take(4, (p) => b.readUInt32LE(p));
+        return take(4, (p) => b.getUint32(p, true));
       case 5:
-        return take(4, (p) => b.readInt32LE(p));
+        return take(4, (p) => b.getInt32(p, true));
       case 6:
-        return take(4, (p) => b.readFloatLE(p));
+        return take(4, (p) => b.getFloat32(p, true));
       case 7:
-        return take(1, (p) => b.readUInt8(p) !== 0);
+        return take(1, (p) => b.getUint8(p) !== 0);
       case 8:
         return this.string(what);
       case 9: {
@@ -150,28 +169,29 @@ class Cursor {
         const min = MIN_VALUE_BYTES[itemType];
         if (min === undefined) this.fail(`${what}: unknown array item type ${itemType}`);
         const n = this.count(`length of array ${what}`);
-        if (n * min > b.length - this.pos)
-          this.fail(`${what}: array of ${n} items cannot fit in the ${b.length - this.pos} bytes left`);
+        if (n * min > this.buf.length - this.pos)
+          this.short(`${what}: array of ${n} items cannot fit in the ${this.buf.length - this.pos} bytes left`);
         const out: GgufValue[] = new Array(n);
         for (let i = 0; i < n; i++) out[i] = this.value(itemType, what, depth + 1);
         return out;
       }
       case 10:
-        return take(8, (p) => b.readBigUInt64LE(p));
+        return take(8, (p) => b.getBigUint64(p, true));
       case 11:
-        return take(8, (p) => b.readBigInt64LE(p));
+        return take(8, (p) => b.getBigInt64(p, true));
       case 12:
-        return take(8, (p) => b.readDoubleLE(p));
+        return take(8, (p) => b.getFloat64(p, true));
       default:
         return this.fail(`${what}: unknown metadata value type ${type}`);
     }
   }
 }
 
-/** Parses the container. `file` names the file in messages. */
-export function parseGguf(buf: Buffer, file: string): GgufFile {
-  const c = new Cursor(buf, file);
-  if (buf.length < 4 || buf.readUInt32LE(0) !== MAGIC) {
+/** Parses the container. `file` names the file in messages. `fileBytes`: the whole file's size when `buf`
+ * holds only its beginning (tensor data is then checked against the file, not against `buf`). */
+export function parseGguf(buf: Uint8Array, file: string, fileBytes = buf.length): GgufFile {
+  const c = new Cursor(buf, file, fileBytes);
+  if (buf.length < 4 || c.view.getUint32(0, true) !== MAGIC) {
     throw new InputError(`${file}: not a GGUF file (the first 4 bytes are not "GGUF")`);
   }
   c.pos = 4;
@@ -185,8 +205,8 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
   const tensorCount = c.count('tensor count');
   const kvCount = c.count('metadata count');
   // The smallest key/value is 8 (key length) + 4 (type) + 1 byte; the smallest tensor info 8 + 4 + 4 + 8.
-  if (kvCount * 13 > buf.length) c.fail(`metadata count ${kvCount} cannot fit in a file of ${buf.length} bytes`);
-  if (tensorCount * 24 > buf.length) c.fail(`tensor count ${tensorCount} cannot fit in a file of ${buf.length} bytes`);
+  if (kvCount * 13 > fileBytes) c.fail(`metadata count ${kvCount} cannot fit in a file of ${fileBytes} bytes`);
+  if (tensorCount * 24 > fileBytes) c.fail(`tensor count ${tensorCount} cannot fit in a file of ${fileBytes} bytes`);
 
   const metadata = new Map<string, GgufValue>();
   for (let i = 0; i < kvCount; i++) {
@@ -218,7 +238,7 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
     const relative = c.count(`offset of ${name}`);
     const info = GGML_TYPES[type];
     const elements = dims.reduce((a, b) => a * b, 1);
-    if (!Number.isSafeInteger(elements) || elements > buf.length * 8)
+    if (!Number.isSafeInteger(elements) || elements > fileBytes * 8)
       c.fail(`tensor ${name} of shape [${dims}] is larger than the file`);
     let byteLength = 0;
     if (info) {
@@ -232,10 +252,10 @@ export function parseGguf(buf: Buffer, file: string): GgufFile {
   const tensors = raw.map(({ relative, ...t }) => {
     if (relative % alignment !== 0) c.fail(`tensor ${t.name}: offset ${relative} is not aligned to ${alignment}`);
     const offset = dataOffset + relative;
-    if (offset + t.byteLength > buf.length) {
+    if (offset + t.byteLength > fileBytes) {
       throw new InputError(
         `${file}: not a valid GGUF file: tensor ${t.name} (${ggmlTypeName(t.type)} [${t.dims}]) lies at bytes ` +
-          `${offset}..${offset + t.byteLength}, beyond the end of the file (${buf.length} bytes; truncated?)`,
+          `${offset}..${offset + t.byteLength}, beyond the end of the file (${fileBytes} bytes; truncated?)`,
       );
     }
     return { ...t, offset };

@@ -157,7 +157,7 @@ export class SentencePieceTokenizer implements Tokenizer {
   /** Text of the ids; the space added in front by encode() is removed, as SentencePiece does. */
   decode(ids: readonly number[]): string {
     const parts = ids.map((i) => this.tokenBytes(i));
-    const bytes = Buffer.concat(parts);
+    const bytes = concatBytes(parts);
     const text = new TextDecoder().decode(bytes);
     return this.opts.addSpacePrefix && text.startsWith(' ') ? text.slice(1) : text;
   }
@@ -206,4 +206,14 @@ class BigramHeap {
     }
     return top;
   }
+}
+
+function concatBytes(parts: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }

@@ -3,7 +3,8 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, OutOfMemoryError, UnsupportedError } from '../../errors.js';
-import { formatBytesShort, hostMemoryBudget } from '../../io/limits.js';
+import { formatBytesShort } from '../../io/limits.js';
+import { hostMemoryBudget } from '../../io/host-memory.js';
 import { SafetensorsStore } from './safetensors.js';
 import type { LayerWeights, ModelConfig, ModelWeights, TrainedIndexerWeights, WeightTensor } from '../types.js';
 
@@ -33,7 +34,20 @@ function layerNames(config: ModelConfig, i: number): Record<Exclude<keyof LayerW
   };
 }
 
-export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWeights {
+/** What hfWeights reads tensors from: a directory's files (SafetensorsStore) or tensors already read (the browser). */
+export type TensorStore = Pick<SafetensorsStore, 'dir' | 'has' | 'entry' | 'read'>;
+
+/** The trained indexers' store when they are not in `store`: indexer.safetensors beside the weights (Node). */
+function indexerFile(store: TensorStore): TensorStore {
+  const extra = join(store.dir, INDEXER_FILE);
+  return store.has(hfIndexerNames(0).wk) || !existsSync(extra) ? store : SafetensorsStore.openFile(extra);
+}
+
+export function hfWeights(
+  store: TensorStore,
+  config: ModelConfig,
+  indexerStore: (store: TensorStore) => TensorStore = indexerFile,
+): ModelWeights {
   const top: Wanted[] = [
     { name: 'model.embed_tokens.weight', shape: [config.vocabSize, config.hiddenSize] },
     { name: 'model.norm.weight', shape: [config.hiddenSize] },
@@ -74,8 +88,7 @@ export function hfWeights(store: SafetensorsStore, config: ModelConfig): ModelWe
   const tensors = store.read(wanted.map((w) => w.name));
   // A trained DSA indexer (`longctx train-indexer`) comes in an added indexer.safetensors: a directory without an
   // index already holds it in `store`; with model.safetensors.index.json it is opened on its own.
-  const extra = join(store.dir, INDEXER_FILE);
-  const indexers = store.has(hfIndexerNames(0).wk) || !existsSync(extra) ? store : SafetensorsStore.openFile(extra);
+  const indexers = indexerStore(store);
   const get = (w: Wanted): WeightTensor => tensors.get(w.name)!;
   const maybe = (w: Wanted): WeightTensor | undefined => tensors.get(w.name);
   return {
@@ -121,7 +134,7 @@ export function hfIndexerNames(i: number): Record<keyof TrainedIndexerWeights, s
 }
 
 /** Layer i's trained indexer when the store has one: all three projections, shapes agreeing with each other. */
-function hfIndexer(store: SafetensorsStore, config: ModelConfig, i: number): TrainedIndexerWeights | undefined {
+function hfIndexer(store: TensorStore, config: ModelConfig, i: number): TrainedIndexerWeights | undefined {
   const n = hfIndexerNames(i);
   if (!Object.values(n).some((name) => store.has(name))) return undefined;
   for (const name of [n.wq, n.wk, n.proj])

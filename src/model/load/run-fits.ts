@@ -1,7 +1,8 @@
 // Checks before `generate` allocates: the KV cache and activations of a run against the device (host
 // memory on the CPU, the largest buffer on WebGPU), and the run's length against what the model can serve.
 import { InputError, OutOfMemoryError } from '../../errors.js';
-import { formatBytesShort, hostMemoryBudget } from '../../io/limits.js';
+import { formatBytesShort } from '../../io/limits.js';
+import { hostMemoryBudget } from '../../io/host-memory.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { Device } from '../../runtime/device.js';
 import { planModel } from '../plan.js';

@@ -119,7 +119,8 @@ export class SafetensorsFile {
   }
 }
 
-function parseHeader(
+/** The validated entries and metadata of a parsed header (`dataStart`: 8 + its length; `fileBytes`: the file's). */
+export function parseHeader(
   header: unknown,
   path: string,
   dataStart: number,
