@@ -10,10 +10,11 @@ import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
-import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
+import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
+import { grid } from '../../kernels/elementwise-wgsl.js';
 
 export interface CcaGpuLayerOptions extends CcaParams {
   heads: number;
@@ -140,8 +141,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     const G = o.heads / o.kvHeads;
     if (Math.max(rowTiles, poolCount) > gpu.maxWorkgroupsPerDim)
       throw new UnsupportedError(`a cca chunk of ${T} tokens needs more workgroups than this device allows`);
-    const first = Math.max(0, T - this.ringCapacity);
-    const [columns, rows] = wrapGrid(gpu, Math.ceil(((T - first) * o.headDim) / KV_APPEND_THREADS));
+    const [columns, rows] = grid(o.kvHeads * T * o.headDim, KV_APPEND_THREADS);
     writeUniform(
       gpu,
       this.params,
@@ -166,13 +166,13 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       this.appendParams,
       kvAppendParams({
         tokens: T,
-        first,
-        start: P,
-        row0: this.coreCapacity,
-        modulus: this.ringCapacity,
-        rows: this.coreCapacity + this.ringCapacity,
+        kvHeads: o.kvHeads,
         headDim: o.headDim,
-        columns,
+        slots: this.coreCapacity + this.ringCapacity,
+        start: P,
+        sinks: 0,
+        ring: this.ringCapacity,
+        row0: this.coreCapacity,
       }),
     );
     const { q, k, v, out } = chunk;
@@ -195,7 +195,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       pass.dispatchWorkgroups(rowTiles, o.heads);
       pass.setPipeline(append);
       pass.setBindGroup(0, appendGroup);
-      pass.dispatchWorkgroups(columns, rows, o.kvHeads);
+      pass.dispatchWorkgroups(columns, rows);
     });
     this.pooled += poolCount;
     this.seen += T;
