@@ -16,6 +16,7 @@ import { BENCH_DSA_USAGE, benchDsaCommand } from './bench-dsa.js';
 import { BENCH_KERNELS_USAGE, benchKernelsCommand } from './bench-kernels.js';
 import { BENCH_STAR_USAGE, benchStarCommand } from './bench-star.js';
 import { BENCH_MODEL_USAGE, benchModelCommand } from './bench-model.js';
+import { BENCH_RESIDENT_USAGE, benchResidentCommand } from './bench-resident.js';
 
 export const BENCH_ATTENTION_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
                       [--heads 32] [--kv-heads H] [--head-dim 128] [--no-causal] [--reps 3] [--warmup 1]
@@ -31,6 +32,7 @@ const BENCHES: Record<string, { usage: string; run: (argv: string[]) => Promise<
   star: { usage: BENCH_STAR_USAGE, run: benchStarCommand },
   kernels: { usage: BENCH_KERNELS_USAGE, run: benchKernelsCommand },
   model: { usage: BENCH_MODEL_USAGE, run: benchModelCommand },
+  resident: { usage: BENCH_RESIDENT_USAGE, run: benchResidentCommand },
 };
 
 export const BENCH_USAGE = Object.values(BENCHES)
