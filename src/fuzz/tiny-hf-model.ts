@@ -1,9 +1,10 @@
-// Tiny Hugging Face model directories for tests: config.json, safetensors with random weights (f32, f16 or
-// bf16; one file or shards with an index), and a byte-level BPE tokenizer.json with a few merges.
+// Tiny Hugging Face model directories: config.json, safetensors with random weights (f32, f16 or bf16; one
+// file or shards with an index), and a byte-level BPE tokenizer.json with a few merges. The one builder of
+// them: the fuzzer's seeds (seeds.ts) mutate what it makes, and the tests load it (test/hf-fixture.ts).
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { float32ToHalf } from '../src/f16.js';
+import { float32ToHalf } from '../f16.js';
 
 export type FixtureDType = 'F32' | 'F16' | 'BF16';
 
@@ -35,26 +36,44 @@ export function encodeValues(values: Float32Array, dtype: FixtureDType): Uint8Ar
   return new Uint8Array(Uint16Array.from(bits, (b) => b >>> 16).buffer);
 }
 
-/** The bytes of a .safetensors file; the header is padded with spaces to 8 bytes, as the library's writer does. */
-export function safetensorsBytes(tensors: FixtureTensor[]): Uint8Array {
+/** The safetensors header object for these tensors (data back to back in their order). */
+export function safetensorsHeader(tensors: FixtureTensor[]): Record<string, unknown> {
   const header: Record<string, unknown> = { __metadata__: { format: 'pt' } };
   let offset = 0;
   for (const t of tensors) {
     header[t.name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + t.bytes.length] };
     offset += t.bytes.length;
   }
-  let json = JSON.stringify(header);
-  json += ' '.repeat((8 - (json.length % 8)) % 8);
-  const headerBytes = new TextEncoder().encode(json);
-  const out = new Uint8Array(8 + headerBytes.length + offset);
-  new DataView(out.buffer).setBigUint64(0, BigInt(headerBytes.length), true);
-  out.set(headerBytes, 8);
-  let at = 8 + headerBytes.length;
+  return header;
+}
+
+/** The tensors' data back to back. */
+export function tensorBytes(tensors: FixtureTensor[]): Uint8Array {
+  const out = new Uint8Array(tensors.reduce((n, t) => n + t.bytes.length, 0));
+  let at = 0;
   for (const t of tensors) {
     out.set(t.bytes, at);
     at += t.bytes.length;
   }
   return out;
+}
+
+/** A safetensors file from a header object (JSON padded with spaces to 8 bytes, as the library's writer does)
+ * and data; `lengthDelta` misstates the header length (the fuzzer's cases). */
+export function safetensorsFile(header: unknown, data: Uint8Array, lengthDelta = 0): Uint8Array {
+  let json = JSON.stringify(header) ?? 'null';
+  json += ' '.repeat((8 - (json.length % 8)) % 8);
+  const headerBytes = new TextEncoder().encode(json);
+  const out = new Uint8Array(8 + headerBytes.length + data.length);
+  new DataView(out.buffer).setBigInt64(0, BigInt(headerBytes.length + lengthDelta), true);
+  out.set(headerBytes, 8);
+  out.set(data, 8 + headerBytes.length);
+  return out;
+}
+
+/** The bytes of a .safetensors file holding these tensors. */
+export function safetensorsBytes(tensors: FixtureTensor[]): Uint8Array {
+  return safetensorsFile(safetensorsHeader(tensors), tensorBytes(tensors));
 }
 
 export interface TinyModelOptions {
