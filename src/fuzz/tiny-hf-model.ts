@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { float32ToHalf } from '../f16.js';
+import { addedTokenJson, bpeModelJson } from '../model/load/gguf-bpe.js';
 
 export type FixtureDType = 'F32' | 'F16' | 'BF16';
 
@@ -188,15 +189,7 @@ export function tinyTokenizerJson(): Record<string, unknown> {
   vocab['<s>'] = 256;
   vocab['</s>'] = 257;
   MERGES.forEach(([a, b], i) => (vocab[a + b] = 258 + i));
-  const special = (id: number, content: string) => ({
-    id,
-    content,
-    single_word: false,
-    lstrip: false,
-    rstrip: false,
-    normalized: false,
-    special: true,
-  });
+  const special = (id: number, content: string) => addedTokenJson(id, content, true);
   return {
     version: '1.0',
     truncation: null,
@@ -206,18 +199,11 @@ export function tinyTokenizerJson(): Record<string, unknown> {
     pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: false,
+    model: bpeModelJson(
       vocab,
-      merges: MERGES.map(([a, b]) => `${a} ${b}`),
-    },
+      MERGES.map(([a, b]) => `${a} ${b}`),
+      false,
+    ),
   };
 }
 
