@@ -107,6 +107,60 @@ describe('saved sessions', async () => {
       (e: Error) => e instanceof InputError && /truncated/.test(e.message),
     );
     await assert.rejects(loadSession(model, join(dir, 'missing.session')), (e: Error) => e instanceof InputError);
+    // A forged header (the ids and arrays after it kept, 8-aligned as before): a layer that is not a cache, an
+    // array past the end or of another size, a header without its model.
+    const forge = (edit: (h: Record<string, any>) => void) => {
+      const align8 = (n: number) => Math.ceil(n / 8) * 8;
+      const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true);
+      const header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + length)));
+      edit(header);
+      const json = new TextEncoder().encode(JSON.stringify(header));
+      const rest = bytes.subarray(align8(16 + length));
+      const out = new Uint8Array(align8(16 + json.length) + rest.length);
+      out.set(bytes.subarray(0, 12));
+      new DataView(out.buffer).setUint32(12, json.length, true);
+      out.set(json, 16);
+      out.set(rest, align8(16 + json.length));
+      return out;
+    };
+    assert.equal(
+      (
+        await loadSession(
+          model,
+          forge(() => {}),
+        )
+      ).restoredFrom,
+      'caches',
+      'the forger keeps a file whole',
+    );
+    await assert.rejects(
+      loadSession(
+        model,
+        forge((h) => (h.caches.layers[0] = 7)),
+      ),
+      (e: Error) => e instanceof InputError && /layer 0's saved cache has no spec/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(
+        model,
+        forge((h) => (h.caches.layers[1].arrays.k.offset = 8 * 2 ** 40)),
+      ),
+      (e: Error) => e instanceof InputError && /runs past the end/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(
+        model,
+        forge((h) => (h.caches.layers[1].arrays.k.shape = [1, 1])),
+      ),
+      (e: Error) => e instanceof InputError && /declares \d+ bytes for \[1,1\]/.test(e.message),
+    );
+    await assert.rejects(
+      loadSession(
+        model,
+        forge((h) => delete h.model),
+      ),
+      (e: Error) => e instanceof InputError && /lacks the model/.test(e.message),
+    );
     assert.equal((await loadSession(model, bytes)).tokenCount, model.tokenizer.encode(DOC).length + 1);
   });
 

@@ -145,7 +145,17 @@ export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSessi
   } catch (e) {
     throw new InputError(`${name}: the header is not JSON: ${(e as Error).message}`);
   }
-  if (typeof header !== 'object' || header === null) throw new InputError(`${name}: the header is not an object`);
+  const h = header as Partial<SessionHeader> | null;
+  if (
+    typeof h !== 'object' ||
+    h === null ||
+    typeof h.model?.fingerprint !== 'string' ||
+    typeof h.attention !== 'string' ||
+    typeof h.positions !== 'object' ||
+    h.positions === null ||
+    !Number.isSafeInteger(h.contextSize)
+  )
+    throw new InputError(`${name}: the header lacks the model, attention, positions or context size of a session`);
   const n = header.tokenCount;
   const idsAt = align8(16 + length);
   if (!Number.isSafeInteger(n) || n < 0 || idsAt + 4 * n > bytes.length)
@@ -158,15 +168,18 @@ export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSessi
   const blob = bytes.subarray(Math.min(bytes.length, align8(idsAt + 4 * n)));
   if (typeof caches !== 'object' || !Array.isArray(caches.layers))
     throw new InputError(`${name}: the header's caches are not a list of layers`);
-  const entries = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l?.arrays ?? {}))];
+  caches.layers.forEach((l, i) => {
+    const ok = typeof l === 'object' && l !== null && typeof l.arrays === 'object' && l.arrays !== null;
+    if (!ok || typeof l.spec !== 'string' || !Number.isSafeInteger(l.tokens) || typeof l.meta !== 'object' || !l.meta)
+      throw new InputError(`${name}: layer ${i}'s saved cache has no spec, token count, meta or arrays`);
+  });
+  const entries = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l.arrays))];
   const arrays = decodeArrays(blob, entries, name);
   let at = 1;
-  const layers: LayerCacheState[] = caches.layers.map((l, i) => {
-    if (typeof l.spec !== 'string' || !Number.isSafeInteger(l.tokens) || typeof l.meta !== 'object' || !l.meta)
-      throw new InputError(`${name}: layer ${i}'s saved cache has no spec, token count or meta`);
-    const names = Object.keys(l.arrays);
-    return { ...l, arrays: Object.fromEntries(names.map((key) => [key, arrays[at++]])) };
-  });
+  const layers: LayerCacheState[] = caches.layers.map((l) => ({
+    ...l,
+    arrays: Object.fromEntries(Object.keys(l.arrays).map((key) => [key, arrays[at++]])),
+  }));
   const logits = arrays[0];
   if (logits.dtype !== 'f32' || logits.shape.length !== 1)
     throw new InputError(`${name}: the saved logits are not a vector of f32`);
