@@ -109,6 +109,7 @@ describe('saved sessions', async () => {
     await assert.rejects(loadSession(model, join(dir, 'missing.session')), (e: Error) => e instanceof InputError);
     // A forged header (the ids and arrays after it kept, 8-aligned as before): a layer that is not a cache, an
     // array past the end or of another size, a header without its model.
+    // biome-ignore lint/suspicious/noExplicitAny: a forged header is any JSON
     const forge = (edit: (h: Record<string, any>) => void) => {
       const align8 = (n: number) => Math.ceil(n / 8) * 8;
       const length = new DataView(bytes.buffer, bytes.byteOffset).getUint32(12, true);
