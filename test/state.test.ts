@@ -3,7 +3,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { flashAttention } from '../src/attention/flash.js';
 import { emptyState, mergeAll, mergeStates, type AttentionState } from '../src/spine/state.js';
-import { mergeStatesGpu } from '../src/attention/merge-gpu.js';
+import { mergeStatesWgsl, mergeWorkgroups } from '../src/kernels/merge-wgsl.js';
 import { maxAbsDiff } from '../src/reference/attention.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { randomNormal, tensor, type Tensor } from '../src/tensor.js';
@@ -61,60 +61,95 @@ describe('state merge on the CPU', () => {
   });
 });
 
-describe('state merge on WebGPU', { skip: gpu ? false : 'no WebGPU adapter' }, () => {
-  test('matches the CPU merge, including empty rows', async () => {
-    const a: AttentionState = parts[0];
-    const b: AttentionState = { ...parts[1], lse: parts[1].lse.slice() };
-    b.lse[3] = -Infinity; // one row where only a saw keys
-    b.o.fill(0, 3 * D, 4 * D);
-    const expected = mergeStates(a, b);
-    const rows = H * Nq;
-    const up = async (s: AttentionState) => ({
-      o: await gpu!.upload(s.o, 'o'),
-      lse: await gpu!.upload(s.lse, 'lse'),
-      rows,
-      headDim: D,
+describe(
+  'state merge on WebGPU (kernels/merge-wgsl.ts, the merge DSA split-KV decoding runs)',
+  {
+    skip: gpu ? false : 'no WebGPU adapter',
+  },
+  () => {
+    test('matches the CPU merge, including empty rows', async () => {
+      const a: AttentionState = parts[0];
+      const b: AttentionState = { ...parts[1], o: parts[1].o.slice(), lse: parts[1].lse.slice() };
+      b.lse[3] = -Infinity; // one row where only a saw keys
+      b.o.fill(0, 3 * D, 4 * D);
+      const expected = mergeStates(a, b);
+      const { o, lse } = await mergeOnGpu([a, b]);
+      assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
+      assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
     });
-    const [ga, gb] = [await up(a), await up(b)];
-    await mergeStatesGpu(gpu!, ga, gb);
-    const o = new Float32Array(await gpu!.read(ga.o, rows * D * 4));
-    const lse = new Float32Array(await gpu!.read(ga.lse, rows * 4));
-    for (const buf of [ga.o, ga.lse, gb.o, gb.lse]) gpu!.release(buf);
-    assertNoNaN('gpu merge', o);
-    assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
-    assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
-  });
 
-  test('at an odd head dim (one column per thread), with rows empty in one state or in both', async () => {
-    const [heads, queries, dim] = [3, 29, 13];
-    const random = (seed: number): AttentionState => ({
-      heads,
-      queries,
-      headDim: dim,
-      o: randomNormal([heads, queries, dim], seed).data as Float32Array,
-      lse: (randomNormal([heads, queries], seed + 1).data as Float32Array).map((x) => 3 * x),
+    test('four splits at once merge to the whole', async () => {
+      const { o, lse } = await mergeOnGpu(parts);
+      assert.ok(maxAbsDiff(o, full.o) < 1e-5, `output ${maxAbsDiff(o, full.o)}`);
+      assert.ok(maxAbsDiff(lse, full.lse) < 1e-5, `lse ${maxAbsDiff(lse, full.lse)}`);
     });
-    const [a, b] = [random(21), random(23)];
-    for (const [s, row] of [
-      [a, 0],
-      [b, 5],
-      [a, 7],
-      [b, 7],
-    ] as const) {
-      s.lse[row] = -Infinity;
-      s.o.fill(0, row * dim, (row + 1) * dim);
-    }
-    const expected = mergeStates(a, b);
-    const rows = heads * queries;
-    const ga = { o: await gpu!.upload(a.o, 'o'), lse: await gpu!.upload(a.lse, 'lse'), rows, headDim: dim };
-    const gb = { o: await gpu!.upload(b.o, 'o'), lse: await gpu!.upload(b.lse, 'lse'), rows, headDim: dim };
-    await mergeStatesGpu(gpu!, ga, gb);
-    const o = new Float32Array(await gpu!.read(ga.o, rows * dim * 4));
-    const lse = new Float32Array(await gpu!.read(ga.lse, rows * 4));
-    for (const buf of [ga.o, ga.lse, gb.o, gb.lse]) gpu!.release(buf);
-    assertNoNaN('gpu merge', o);
-    assert.equal(lse[7], -Infinity);
-    assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
-    assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
-  });
-});
+
+    test('at an odd head dim (one column per thread), with rows empty in one state or in both', async () => {
+      const [heads, queries, dim] = [3, 29, 13];
+      const random = (seed: number): AttentionState => ({
+        heads,
+        queries,
+        headDim: dim,
+        o: randomNormal([heads, queries, dim], seed).data as Float32Array,
+        lse: (randomNormal([heads, queries], seed + 1).data as Float32Array).map((x) => 3 * x),
+      });
+      const [a, b] = [random(21), random(23)];
+      for (const [s, row] of [
+        [a, 0],
+        [b, 5],
+        [a, 7],
+        [b, 7],
+      ] as const) {
+        s.lse[row] = -Infinity;
+        s.o.fill(0, row * dim, (row + 1) * dim);
+      }
+      const expected = mergeStates(a, b);
+      const { o, lse } = await mergeOnGpu([a, b]);
+      assert.equal(lse[7], -Infinity);
+      assert.ok(maxAbsDiff(o, expected.o) < 1e-5, `output ${maxAbsDiff(o, expected.o)}`);
+      assert.ok(maxAbsDiff(lse, expected.lse) < 1e-5, `lse ${maxAbsDiff(lse, expected.lse)}`);
+    });
+  },
+);
+
+/** The states stacked (o [S, rows, D], lse [S, rows]) and folded by the merge kernel; outputs poisoned first. */
+async function mergeOnGpu(states: AttentionState[]): Promise<{ o: Float32Array; lse: Float32Array }> {
+  const g = gpu!;
+  const [{ heads, queries, headDim }] = states;
+  const rows = heads * queries;
+  const stack = (pick: (s: AttentionState) => Float32Array, n: number) => {
+    const out = new Float32Array(states.length * n);
+    states.forEach((s, i) => out.set(pick(s), i * n));
+    return out;
+  };
+  const po = await g.upload(
+    stack((s) => s.o, rows * headDim),
+    'stacked o',
+  );
+  const plse = await g.upload(
+    stack((s) => s.lse, rows),
+    'stacked lse',
+  );
+  const o = await g.upload(new Float32Array(rows * headDim).fill(Number.NaN), 'merged o');
+  const lse = await g.upload(new Float32Array(rows).fill(Number.NaN), 'merged lse');
+  const params = g.uniform(new Uint32Array([rows, states.length, 0xff800000, 0]).buffer);
+  try {
+    const pipeline = await g.pipeline(`merge-states-${headDim}`, () => mergeStatesWgsl(headDim));
+    const group = g.bind(pipeline, [po, plse, o, lse, params]);
+    const [x, y] = mergeWorkgroups(rows, headDim, g.maxWorkgroupsPerDim);
+    await g.run('merge states', (pass) => {
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(x, y);
+    });
+    const out = {
+      o: new Float32Array(await g.read(o, rows * headDim * 4)),
+      lse: new Float32Array(await g.read(lse, rows * 4)),
+    };
+    assertNoNaN('gpu merge', out.o);
+    return out;
+  } finally {
+    params.destroy();
+    for (const b of [po, plse, o, lse]) g.release(b);
+  }
+}

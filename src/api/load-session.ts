@@ -1,5 +1,6 @@
 // loadSession(model, file): a saved context back in a new session, after checking that the file was made with
-// this model, attention method and position scheme (SessionMismatchError otherwise).
+// this model, attention method and position scheme (SessionMismatchError otherwise): from its saved caches
+// where the session's layers take them, else by replaying its tokens.
 import { InputError } from '../errors.js';
 import type { Model, SessionOptions } from './model.js';
 import type { PrefillOptions, Session } from './session.js';
@@ -24,12 +25,12 @@ export async function loadSession(
   let name = 'the session';
   if (typeof source === 'string') {
     name = source;
-    const { readFile } = await import('node:fs/promises');
-    bytes = await readFile(source).catch((e: Error) => {
-      throw new InputError(`cannot read session ${source}: ${e.message}`);
-    });
+    // The file's size is checked against the limit before it is read (node-only modules, loaded here).
+    const { readBounded } = await import('../io/bounded-read.js');
+    const { limit } = await import('../io/limits.js');
+    bytes = readBounded(source, limit('SESSION_BYTES'), 'session', 'LONGCTX_MAX_SESSION_BYTES');
   } else bytes = source;
-  const { header, ids } = decodeSessionFile(bytes, name);
+  const { header, ids, saved } = decodeSessionFile(bytes, name);
   const c = model.config;
   const contextSize = o.contextSize ?? header.contextSize;
   const attention = o.attention ?? header.attention;
@@ -55,7 +56,7 @@ export async function loadSession(
   if (bad !== undefined) throw new InputError(`${name}: token id ${bad} is outside the vocabulary of ${c.vocabSize}`);
   const session = await model.createSession({ contextSize, attention, rope, chunk: o.chunk });
   try {
-    await session.restore(ids, o);
+    await session.restore(ids, o, saved);
     return session;
   } catch (e) {
     session.dispose();

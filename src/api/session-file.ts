@@ -1,32 +1,45 @@
 // Saved sessions: a header (format version, the model's fingerprint, attention method, positions, context
-// size, token count) and the context's token ids, then room for each layer's cache state. Today's decoders
-// expose no cache state through the Decoder interface, so loading replays the saved tokens through the
-// prefill (exact, and as fast as a prefill); when the layer objects (src/attention/layer.ts) can save and
-// restore their caches (LayerCacheState below), `caches` carries them and loading restores instead.
+// size, token count), the context's token ids, then (version 2) the decoder's state: each layer's cache as
+// host arrays and the last token's logits, so loading restores the caches instead of running a prefill.
+// A model with a layer that cannot hand its cache over (CCA, DSA, position methods) is saved with
+// `caches: null`, and loading replays the saved tokens through the prefill (exact, as fast as a prefill).
 //
-// File: "LCTXSESS" | u32 version | u32 header bytes | header JSON | pad to 8 | u32 ids [tokenCount] | caches
+// File: "LCTXSESS" | u32 version | u32 header bytes | header JSON | pad to 8 | u32 ids [tokenCount] | pad to 8 |
+//       arrays (each at its header offset from here, 8-aligned)
+// Every size the header declares is checked against the file and the model before anything is allocated.
 import { InputError } from '../errors.js';
 import type { LoadedModel, RopeScaling } from '../model/types.js';
+import type { SavedCaches } from '../model/forward/decoder-cpu.js';
+import type { LayerCacheState, SavedArray } from '../attention/layer.js';
 import { SessionMismatchError } from './errors.js';
+import { decodeArrays, encodeArrays, type ArrayEntry } from './session-arrays.js';
+
+export type { LayerCacheState } from '../attention/layer.js';
 
 export const SESSION_MAGIC = 'LCTXSESS';
-export const SESSION_VERSION = 1;
+export const SESSION_VERSION = 2;
+/** Versions this build reads: 1 (tokens only: replayed) and 2. */
+const READS = [1, 2];
 
-/** The state one layer object would hand over to be saved, and take back to restore (not produced yet). */
-export interface LayerCacheState {
-  /** The layer's method spec; restoring into a layer of another method is a mismatch. */
-  spec: string;
-  /** Tokens the cache has seen (ring caches keep fewer rows). */
-  tokens: number;
-  /** Named host copies of what the cache holds, e.g. dense `k`, `v` [Hkv, n, D]; a ring's `k`, `v`, `head`;
-   * CCA's `coreK`, `coreV`, `rawK`, `rawV`, `rawHead`; DSA's `k`, `v`, `indexKeys`, `indexScales`. */
-  arrays: Record<string, { dtype: 'f32' | 'f16' | 'i8' | 'i32' | 'u32'; shape: number[]; bytes: Uint8Array }>;
+/** The decoder's state after the saved tokens, and the logits of the last one (the next token's). */
+export interface SavedContext {
+  caches: SavedCaches;
+  logits: Float32Array;
+}
+
+/** Where the saved state's arrays lie in the file. */
+export interface CachesHeader {
+  promptTokens?: number;
+  logits: ArrayEntry;
+  layers: Array<Omit<LayerCacheState, 'arrays'> & { arrays: Record<string, ArrayEntry> }>;
 }
 
 export interface SessionPositions {
   rope: RopeScaling;
   ropeTheta: number;
   ropeLayout: 'interleaved' | 'half';
+  /** A training-free position method (`generate --positions`), when one is used. */
+  method?: string;
 }
 
 export interface SessionHeader {
@@ -37,8 +50,8 @@ export interface SessionHeader {
   positions: SessionPositions;
   contextSize: number;
   tokenCount: number;
-  /** Per-layer cache states (offsets into the file), or null: the tokens are replayed on load. */
-  caches: null;
+  /** Per-layer cache states (offsets into the file's arrays), or null: the tokens are replayed on load. */
+  caches: CachesHeader | null;
 }
 
 /** A fingerprint of the weights: the config, every tensor's name, type and shape, and 3 KiB of each tensor's
@@ -64,27 +77,64 @@ export async function modelFingerprint(m: LoadedModel): Promise<string> {
   return h.digest('hex');
 }
 
-export function encodeSessionFile(header: SessionHeader, ids: readonly number[]): Uint8Array {
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  const start = Math.ceil((16 + json.length) / 8) * 8;
-  const out = new Uint8Array(start + 4 * ids.length);
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+export function encodeSessionFile(
+  header: Omit<SessionHeader, 'caches' | 'version'>,
+  ids: readonly number[],
+  saved?: SavedContext,
+): Uint8Array {
+  let caches: CachesHeader | null = null;
+  let blob: Uint8Array = new Uint8Array(0);
+  if (saved) {
+    // The logits first, then each layer's arrays in its order; entries[i] is where arrays[i] lies.
+    const arrays: SavedArray[] = [{ dtype: 'f32', shape: [saved.logits.length], data: saved.logits }];
+    for (const l of saved.caches.layers) arrays.push(...Object.values(l.arrays));
+    const { entries, bytes } = encodeArrays(arrays);
+    blob = bytes;
+    let at = 1;
+    caches = {
+      promptTokens: saved.caches.promptTokens,
+      logits: entries[0],
+      layers: saved.caches.layers.map((l) => ({
+        ...l,
+        arrays: Object.fromEntries(Object.keys(l.arrays).map((key) => [key, entries[at++]])),
+      })),
+    };
+  }
+  const json = new TextEncoder().encode(JSON.stringify({ ...header, version: SESSION_VERSION, caches }));
+  return assemble(json, ids, blob);
+}
+
+function assemble(json: Uint8Array, ids: readonly number[], blob: Uint8Array): Uint8Array {
+  const idsAt = align8(16 + json.length);
+  const blobAt = align8(idsAt + 4 * ids.length);
+  const out = new Uint8Array(blobAt + blob.length);
   const view = new DataView(out.buffer);
   out.set(new TextEncoder().encode(SESSION_MAGIC), 0);
   view.setUint32(8, SESSION_VERSION, true);
   view.setUint32(12, json.length, true);
   out.set(json, 16);
-  ids.forEach((id, i) => view.setUint32(start + 4 * i, id, true));
+  ids.forEach((id, i) => view.setUint32(idsAt + 4 * i, id, true));
+  out.set(blob, blobAt);
   return out;
 }
 
-export function decodeSessionFile(bytes: Uint8Array, name: string): { header: SessionHeader; ids: number[] } {
+export interface DecodedSession {
+  header: SessionHeader;
+  ids: number[];
+  /** The saved state (version 2 with caches), else undefined: replay the ids. */
+  saved?: SavedContext;
+}
+
+export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSession {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== SESSION_MAGIC)
     throw new InputError(`${name} is not a longctx session file (it does not start with ${SESSION_MAGIC})`);
   const version = view.getUint32(8, true);
-  if (version !== SESSION_VERSION)
+  if (!READS.includes(version))
     throw new SessionMismatchError(
-      `${name} is a version ${version} session file; this longctx reads version ${SESSION_VERSION}`,
+      `${name} is a version ${version} session file; this longctx reads versions ${READS.join(' and ')}`,
     );
   const length = view.getUint32(12, true);
   if (16 + length > bytes.length)
@@ -95,13 +145,52 @@ export function decodeSessionFile(bytes: Uint8Array, name: string): { header: Se
   } catch (e) {
     throw new InputError(`${name}: the header is not JSON: ${(e as Error).message}`);
   }
+  const h = header as Partial<SessionHeader> | null;
+  if (
+    typeof h !== 'object' ||
+    h === null ||
+    typeof h.model?.fingerprint !== 'string' ||
+    typeof h.attention !== 'string' ||
+    typeof h.positions !== 'object' ||
+    h.positions === null ||
+    !Number.isSafeInteger(h.contextSize)
+  )
+    throw new InputError(`${name}: the header lacks the model, attention, positions or context size of a session`);
   const n = header.tokenCount;
-  const start = Math.ceil((16 + length) / 8) * 8;
-  if (!Number.isSafeInteger(n) || n < 0 || start + 4 * n > bytes.length)
+  const idsAt = align8(16 + length);
+  if (!Number.isSafeInteger(n) || n < 0 || idsAt + 4 * n > bytes.length)
     throw new InputError(`${name}: ${n} tokens do not fit the file's ${bytes.length} bytes (truncated?)`);
   const ids: number[] = new Array(n);
-  for (let i = 0; i < n; i++) ids[i] = view.getUint32(start + 4 * i, true);
-  return { header, ids };
+  for (let i = 0; i < n; i++) ids[i] = view.getUint32(idsAt + 4 * i, true);
+  const caches = version >= 2 ? header.caches : null;
+  header.caches = caches ?? null;
+  if (!caches) return { header, ids };
+  const blob = bytes.subarray(Math.min(bytes.length, align8(idsAt + 4 * n)));
+  if (typeof caches !== 'object' || !Array.isArray(caches.layers))
+    throw new InputError(`${name}: the header's caches are not a list of layers`);
+  caches.layers.forEach((l, i) => {
+    const ok = typeof l === 'object' && l !== null && typeof l.arrays === 'object' && l.arrays !== null;
+    if (!ok || typeof l.spec !== 'string' || !Number.isSafeInteger(l.tokens) || typeof l.meta !== 'object' || !l.meta)
+      throw new InputError(`${name}: layer ${i}'s saved cache has no spec, token count, meta or arrays`);
+  });
+  const entries = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l.arrays))];
+  const arrays = decodeArrays(blob, entries, name);
+  let at = 1;
+  const layers: LayerCacheState[] = caches.layers.map((l) => ({
+    ...l,
+    arrays: Object.fromEntries(Object.keys(l.arrays).map((key) => [key, arrays[at++]])),
+  }));
+  const logits = arrays[0];
+  if (logits.dtype !== 'f32' || logits.shape.length !== 1)
+    throw new InputError(`${name}: the saved logits are not a vector of f32`);
+  return {
+    header,
+    ids,
+    saved: {
+      caches: { position: n, promptTokens: caches.promptTokens, layers },
+      logits: logits.data as Float32Array,
+    },
+  };
 }
 
 /** Says how a saved header differs from the session that would load it; nothing when they agree. */
@@ -128,4 +217,7 @@ export function checkHeader(
     throw new SessionMismatchError(
       `${name} holds ${saved.tokenCount} tokens, more than this session's context of ${now.contextSize}`,
     );
+  const c = saved.caches;
+  if (c && c.layers.length !== now.model.layers) differ('layers', c.layers.length, now.model.layers);
+  if (c && c.logits.shape[0] !== now.model.vocabSize) differ('a vocabulary of', c.logits.shape[0], now.model.vocabSize);
 }

@@ -11,7 +11,7 @@ import type { ChatMessage, ChatTemplate } from './chat.js';
 import { ContextOverflowError, DisposedError } from './errors.js';
 import { Generation, type GenerationResult } from './generation.js';
 import { StopText } from './stop-text.js';
-import { encodeSessionFile, type SessionHeader, type SessionPositions } from './session-file.js';
+import { encodeSessionFile, type SavedContext, type SessionHeader, type SessionPositions } from './session-file.js';
 
 /** What a session knows of its model for saving: its identity. */
 export interface SessionOwner {
@@ -70,6 +70,8 @@ export class Session {
   private disposed = false;
   /** Tokens sampled over the session's life (the server's tests watch it stop after a disconnect). */
   generatedTokens = 0;
+  /** How the last restore() rebuilt the context: from the saved caches, or by replaying the saved tokens. */
+  restoredFrom?: 'caches' | 'replay';
 
   constructor(
     private readonly decoder: Decoder,
@@ -305,12 +307,11 @@ export class Session {
     if (this.disposed) throw new DisposedError('the session was disposed');
   }
 
-  /** The header a file saved from this session now would carry. */
-  async header(): Promise<SessionHeader> {
+  /** The header a file saved from this session now would carry (without its caches and format version). */
+  async header(): Promise<Omit<SessionHeader, 'caches' | 'version'>> {
     const c = this.owner.config;
     return {
       format: 'longctx-session',
-      version: 1,
       model: {
         fingerprint: await this.owner.fingerprint(),
         source: this.owner.source,
@@ -322,15 +323,17 @@ export class Session {
       positions: this.info.positions,
       contextSize: this.contextSize,
       tokenCount: this.ids.length,
-      caches: null,
     };
   }
 
-  /** The context as a session file (written to `file` in Node when given); loadSession(model, file) resumes it. */
+  /** The context as a session file (written to `file` in Node when given); loadSession(model, file) resumes it.
+   * It holds the layers' caches where every layer can hand them over (plain KV methods), else only the tokens. */
   async save(file?: string): Promise<Uint8Array> {
     this.check();
     if (this.busy) throw new InputError('the session is busy; save it once the running call has finished');
-    const bytes = encodeSessionFile(await this.header(), this.ids);
+    const caches = this.logits && this.ids.length ? await this.decoder.saveCaches?.() : undefined;
+    const saved = caches && this.logits ? { caches, logits: this.logits } : undefined;
+    const bytes = encodeSessionFile(await this.header(), this.ids, saved);
     if (file !== undefined) {
       const { writeFile } = await import('node:fs/promises');
       await writeFile(file, bytes);
@@ -338,12 +341,20 @@ export class Session {
     return bytes;
   }
 
-  /** Restores a saved context: the saved tokens are fed again (see session-file.ts). */
-  async restore(ids: readonly number[], o: PrefillOptions = {}): Promise<void> {
+  /** Restores a saved context: from the saved caches when the decoder takes them, else by feeding the saved
+   * tokens again (see session-file.ts). */
+  async restore(ids: readonly number[], o: PrefillOptions = {}, saved?: SavedContext): Promise<void> {
     this.check();
     await this.exclusive(async () => {
       this.reset();
+      if (saved && saved.caches.position === ids.length && (await this.decoder.restoreCaches?.(saved.caches))) {
+        this.ids = [...ids];
+        this.logits = saved.logits.slice();
+        this.restoredFrom = 'caches';
+        return;
+      }
       await this.feed(ids, o);
+      this.restoredFrom = 'replay';
     });
   }
 

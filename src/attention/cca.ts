@@ -12,7 +12,7 @@ import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from
 import { CCA_SGMAT_HEAD_DIMS, ccaSubgroupMatrixWgsl } from '../kernels/cca-sgmat-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
-import { choiceParam, intParam, type MethodSpec } from './spec.js';
+import { intParam, variantParam, type MethodSpec } from './spec.js';
 import type { AttentionState } from '../spine/state.js';
 
 export { coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
@@ -29,6 +29,7 @@ export interface CcaParams {
 }
 
 export type CcaVariant = 'auto' | 'portable' | 'subgroup-matrix';
+export const CCA_VARIANTS: readonly CcaVariant[] = ['auto', 'portable', 'subgroup-matrix'];
 
 /** The pass-2 kernel that will run for these inputs on this device. */
 export function chooseCcaVariant(
@@ -64,7 +65,7 @@ export function ccaParamsFromSpec(spec: MethodSpec): CcaParams {
     // Pooling keeps one weight per token of a group, so a group is bounded (64K tokens) before anything allocates.
     group: intParam(spec, 'group', CCA_DEFAULTS.group, 1 << 16),
     window: intParam(spec, 'window', CCA_DEFAULTS.window),
-    variant: choiceParam(spec, 'variant', ['auto', 'portable', 'subgroup-matrix'] as const, 'auto'),
+    variant: variantParam(spec, CCA_VARIANTS),
   });
 }
 

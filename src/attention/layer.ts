@@ -33,6 +33,29 @@ export interface LayerAttention<Buffer> {
   reset(): void;
   /** Releases what the layer allocated; the layer is unusable afterwards. */
   destroy(): void;
+  /** The cache as host arrays, for a saved session (layers without it are rebuilt by replaying the tokens). */
+  saveCache?(): Promise<LayerCacheState>;
+  /** Takes a saved cache back (after reset, in place of feeding its tokens); false when this layer's cache
+   * needs rows the state lacks (a session saved with a ring, restored into a layer that keeps every row). */
+  restoreCache?(state: LayerCacheState): Promise<boolean>;
+}
+
+/** A layer's cache as host arrays: what saveCache hands over and restoreCache takes back. */
+export interface LayerCacheState {
+  /** The layer's method spec; a state restores only into a layer of the same spec. */
+  spec: string;
+  /** Tokens the cache has seen (ring caches hold fewer rows). */
+  tokens: number;
+  /** Small integers that place the arrays' rows (kv caches: `sinks` and `first`, see layers/kv-cache-state.ts). */
+  meta: Record<string, number>;
+  /** Named arrays, e.g. a kv cache's `k` and `v` [Hkv, rows, D]; f16 as its bits. */
+  arrays: Record<string, SavedArray>;
+}
+
+export interface SavedArray {
+  dtype: DType;
+  shape: number[];
+  data: Float32Array | Uint16Array;
 }
 
 /** What every layer of a model shares: its attention shape, the run's size and the storage dtype. */

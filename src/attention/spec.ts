@@ -81,7 +81,11 @@ export function choiceParam<T extends string>(spec: MethodSpec, key: string, cho
 export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
 export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
 
-/** The `variant=` of a flash-family spec (flash, window, sinks, cca): the one place it is parsed. */
-export function variantParam(spec: MethodSpec): FlashVariant {
-  return choiceParam(spec, 'variant', FLASH_VARIANTS, 'auto');
+/** The `variant=` of a flash-family spec (flash, window, sinks, cca): the one place it is parsed. A method
+ * whose kernels come in fewer versions names the ones it has (CCA: no tc2). */
+export function variantParam<V extends FlashVariant = FlashVariant>(
+  spec: MethodSpec,
+  variants: readonly V[] = FLASH_VARIANTS as readonly V[],
+): V {
+  return choiceParam(spec, 'variant', variants, 'auto' as V);
 }

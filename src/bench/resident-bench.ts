@@ -2,12 +2,8 @@
 // (Llama-3.2-1B's attention shape by default: 32 query heads, 8 KV heads, head dim 64, f16) at long contexts,
 // beside causal flash attention over the same shape in the same run: prefill in chunks up to the context,
 // then single-token decode steps (per layer, per token), with the host reads and GPU creations of the decode
-// steps (both must be 0). One command on the GPU machine:
-//   node dist/src/bench/resident-bench.js --contexts 32768,131072 [--chunk 4096] [--decode 64] [--json out.json]
-import { writeFileSync } from 'node:fs';
-import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { acquireGpu, type GpuContext } from '../runtime/webgpu.js';
+// steps (both must be 0). One command on the GPU machine: `longctx bench resident` (cli/bench-resident.ts).
+import type { GpuContext } from '../runtime/webgpu.js';
 import { CcaGpuLayer } from '../attention/layers/cca-gpu.js';
 import { DsaGpuLayer } from '../attention/layers/dsa-gpu.js';
 import type { LayerAttention } from '../attention/layer.js';
@@ -15,14 +11,14 @@ import { flashAttentionGpu } from '../attention/flash.js';
 import { randomGpuBuffer } from './gpu-fill.js';
 import type { DType } from '../tensor.js';
 
-interface Shape {
+export interface ResidentShape {
   heads: number;
   kvHeads: number;
   headDim: number;
   dtype: DType;
 }
 
-interface Row {
+export interface ResidentRow {
   method: string;
   context: number;
   prefillMs: number;
@@ -33,13 +29,8 @@ interface Row {
   plan: string;
 }
 
-function arg(name: string, fallback: string): string {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 && process.argv[i + 1] ? process.argv[i + 1] : fallback;
-}
-
 /** The training-free indexer's layout without weights: 4 rotary pairs per KV head (half RoPE layout). */
-function benchIndexer(s: Shape) {
+function benchIndexer(s: ResidentShape) {
   const pairs = 4;
   const channels = Array.from({ length: s.kvHeads }, (_, j) =>
     Int32Array.from({ length: 2 * pairs }, (_, c) => ((j + c) % pairs) + (c >= pairs ? s.headDim / 2 : 0)),
@@ -50,11 +41,11 @@ function benchIndexer(s: Shape) {
 async function timeLayer(
   gpu: GpuContext,
   layer: LayerAttention<GPUBuffer>,
-  s: Shape,
+  s: ResidentShape,
   context: number,
   chunk: number,
   decode: number,
-): Promise<Omit<Row, 'method' | 'context'>> {
+): Promise<Omit<ResidentRow, 'method' | 'context'>> {
   const f16 = s.dtype === 'f16';
   const q = await randomGpuBuffer(gpu, s.heads * chunk * s.headDim, f16, 1, 'bench q');
   const k = await randomGpuBuffer(gpu, s.kvHeads * chunk * s.headDim, f16, 2, 'bench k');
@@ -98,7 +89,11 @@ async function timeLayer(
 }
 
 /** Causal flash prefill over the whole context and one decode query over it (the same shape). */
-async function timeFlash(gpu: GpuContext, s: Shape, context: number): Promise<Omit<Row, 'method' | 'context'>> {
+async function timeFlash(
+  gpu: GpuContext,
+  s: ResidentShape,
+  context: number,
+): Promise<Omit<ResidentRow, 'method' | 'context'>> {
   const f16 = s.dtype === 'f16';
   const bufs: GPUBuffer[] = [];
   const make = async (n: number, seed: number, label: string) => {
@@ -137,32 +132,34 @@ async function timeFlash(gpu: GpuContext, s: Shape, context: number): Promise<Om
   }
 }
 
-async function main(): Promise<void> {
-  const gpu = await acquireGpu();
-  if (!gpu) throw new Error('no WebGPU adapter');
-  const s: Shape = {
-    heads: Number(arg('heads', '32')),
-    kvHeads: Number(arg('kv-heads', '8')),
-    headDim: Number(arg('head-dim', '64')),
-    dtype: arg('dtype', 'f16') as DType,
-  };
-  const contexts = arg('contexts', '32768,131072').split(',').map(Number);
-  const chunk = Number(arg('chunk', '4096'));
-  const decode = Number(arg('decode', '64'));
-  const methods = arg('methods', 'flash,cca,dsa').split(',');
-  const rows: Row[] = [];
-  process.stderr.write(`device: ${gpu.adapterName}\n`);
-  for (const context of contexts) {
-    for (const method of methods) {
-      const maxTokens = context + decode + 2;
-      const opts = { ...s, maxTokens, maxChunk: chunk };
-      let result: Omit<Row, 'method' | 'context'>;
+export interface ResidentBenchOptions {
+  shape: ResidentShape;
+  contexts: number[];
+  chunk: number;
+  decode: number;
+  /** flash, cca, dsa. */
+  methods: string[];
+  /** CCA's group and window (16 and 1024). */
+  group?: number;
+  window?: number;
+  log?: (line: string) => void;
+}
+
+/** Each method at each context, in that order. */
+export async function benchResident(gpu: GpuContext, o: ResidentBenchOptions): Promise<ResidentRow[]> {
+  const s = o.shape;
+  const rows: ResidentRow[] = [];
+  for (const context of o.contexts) {
+    for (const method of o.methods) {
+      const maxTokens = context + o.decode + 2;
+      const opts = { ...s, maxTokens, maxChunk: o.chunk };
+      let result: Omit<ResidentRow, 'method' | 'context'>;
       let spec = method;
       if (method === 'flash') result = await timeFlash(gpu, s, context);
       else {
         const layer =
           method === 'cca'
-            ? await CcaGpuLayer.create(gpu, { ...opts, group: 16, window: 1024 })
+            ? await CcaGpuLayer.create(gpu, { ...opts, group: o.group ?? 16, window: o.window ?? 1024 })
             : await DsaGpuLayer.create(gpu, {
                 ...opts,
                 topk: 2048,
@@ -173,28 +170,33 @@ async function main(): Promise<void> {
               });
         spec = layer.spec;
         try {
-          result = await timeLayer(gpu, layer, s, context, chunk, decode);
+          result = await timeLayer(gpu, layer, s, context, o.chunk, o.decode);
         } finally {
           layer.destroy();
         }
       }
       const row = { method: spec, context, ...result };
       rows.push(row);
-      process.stderr.write(
+      o.log?.(
         `${spec} @ ${context}: prefill ${row.prefillMs.toFixed(1)} ms, decode ${row.decodeMsPerToken.toFixed(3)} ms/token/layer, ` +
-          `decode reads ${row.decodeHostReads}, creations ${row.decodeCreations}\n`,
+          `decode reads ${row.decodeHostReads}, creations ${row.decodeCreations}`,
       );
     }
   }
-  console.log(`| method | context | prefill ms | decode ms/token (one layer) | decode reads | decode creations |`);
-  console.log('| --- | --- | --- | --- | --- | --- |');
-  for (const r of rows)
-    console.log(
-      `| ${r.method} | ${r.context} | ${r.prefillMs.toFixed(1)} | ${r.decodeMsPerToken.toFixed(3)} | ${r.decodeHostReads} | ${r.decodeCreations} |`,
-    );
-  const json = arg('json', '');
-  if (json) writeFileSync(json, JSON.stringify({ device: gpu.adapterName, shape: s, chunk, decode, rows }, null, 2));
-  gpu.destroy();
+  return rows;
 }
 
-if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) await main();
+/** The rows as a markdown table, with the cache against a dense cache of the same context. */
+export function residentTable(rows: ResidentRow[], s: ResidentShape): string {
+  const dense = (n: number) => 2 * s.kvHeads * n * s.headDim * (s.dtype === 'f16' ? 2 : 4);
+  return [
+    '| method | context | prefill ms | decode ms/token (one layer) | decode reads | decode creations | cache MiB | cache / dense |',
+    '| --- | --- | --- | --- | --- | --- | --- | --- |',
+    ...rows.map(
+      (r) =>
+        `| ${r.method} | ${r.context} | ${r.prefillMs.toFixed(1)} | ${r.decodeMsPerToken.toFixed(3)} | ` +
+        `${r.decodeHostReads} | ${r.decodeCreations} | ${(r.cacheBytes / 2 ** 20).toFixed(1)} | ` +
+        `${((100 * r.cacheBytes) / dense(r.context)).toFixed(2)}% |`,
+    ),
+  ].join('\n');
+}

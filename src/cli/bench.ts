@@ -17,6 +17,7 @@ import { BENCH_KERNELS_USAGE, benchKernelsCommand } from './bench-kernels.js';
 import { BENCH_STAR_USAGE, benchStarCommand } from './bench-star.js';
 import { BENCH_MODEL_USAGE, benchModelCommand } from './bench-model.js';
 import { BENCH_PEERS_USAGE, benchPeersCommand } from './bench-peers.js';
+import { BENCH_RESIDENT_USAGE, benchResidentCommand } from './bench-resident.js';
 
 export const BENCH_ATTENTION_USAGE = `usage: longctx bench attention [--lengths 1K,2K,...,128K] [--method SPEC]... [--dtypes f16,f32]
                       [--heads 32] [--kv-heads H] [--head-dim 128] [--no-causal] [--reps 3] [--warmup 1]
@@ -33,6 +34,7 @@ const BENCHES: Record<string, { usage: string; run: (argv: string[]) => Promise<
   kernels: { usage: BENCH_KERNELS_USAGE, run: benchKernelsCommand },
   model: { usage: BENCH_MODEL_USAGE, run: benchModelCommand },
   peers: { usage: BENCH_PEERS_USAGE, run: benchPeersCommand },
+  resident: { usage: BENCH_RESIDENT_USAGE, run: benchResidentCommand },
 };
 
 export const BENCH_USAGE = Object.values(BENCHES)

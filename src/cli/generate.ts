@@ -4,7 +4,7 @@ import { readBounded } from '../io/bounded-read.js';
 import { limit } from '../io/limits.js';
 import { checkRunFits, checkRunServed, type RunShape } from '../model/load/run-fits.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
-import { POSITIONS_USAGE, parsePositionSpec } from '../model/positions/position-method.js';
+import { POSITIONS_USAGE, formatPositionSpec, parsePositionSpec } from '../model/positions/position-method.js';
 import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
@@ -17,10 +17,11 @@ import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 import { prefillBar } from './progress-report.js';
 import { GENERATE_HOSTS_OPTIONS, GENERATE_HOSTS_USAGE, generateAcrossHostsCommand } from './generate-hosts.js';
+import { readSession, restoreSession, writeSession } from './generate-session.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
-                        [--storage f32|f16] [--stats]
+                        [--storage f32|f16] [--stats] [--session F] [--save-session F]
   F: a GGUF file (F32, F16, BF16, Q8_0 tensors) or a Hugging Face directory; llama, qwen2, mistral.
   Temperature 0 (default) is greedy.
   SPEC: any attend method for every layer (default flash), or hybrid:every=E,window=W for a layer schedule.
@@ -31,6 +32,11 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
     windowed method serves it; --allow-overflow runs it anyway.
   ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
+  --save-session F: after the run, its context (prompt and generated tokens, with the KV caches where every
+    layer's cache is plain KV) goes to F; with --max-tokens 0 the prompt is only prefilled.
+  --session F: the run starts from F's context (the prompt is appended, no BOS); the model, --rope and
+    --positions must be F's, and --attention defaults to F's. A long document prefilled once answers many
+    questions without a prefill each.
   --stats: each layer's method and kernel (the planner's choice and reason), on WebGPU the matmul kernels
     that ran, and the host reads and device creations of the prefill (per chunk) and of each decoded token, on stderr.
 ${GENERATE_HOSTS_USAGE}`;
@@ -54,6 +60,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     'allow-overflow': { type: 'boolean' },
     positions: { type: 'string' },
     ...GENERATE_HOSTS_OPTIONS,
+    session: { type: 'string' },
+    'save-session': { type: 'string' },
   });
   if ((v.prompt === undefined) === (v['prompt-file'] === undefined))
     throw new InputError('give exactly one of --prompt TEXT and --prompt-file F');
@@ -71,8 +79,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     throw new InputError('--max-tokens N (a non-negative integer) is required');
   const chunk = numberOption(v, 'chunk') ?? 512;
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
-  const attention = typeof v.attention === 'string' ? v.attention : 'flash';
   if (v.hosts !== undefined || v.nats !== undefined) {
+    const attention = typeof v.attention === 'string' ? v.attention : 'flash';
     const modelPath = required(v, 'model');
     const model = loadModel(modelPath);
     if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
@@ -92,7 +100,6 @@ export async function generateCommand(argv: string[]): Promise<void> {
   }
   const storage = (v.storage as string | undefined) ?? 'f32';
   if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
-  const schedule = scheduleFromSpec(parseMethodSpec(attention));
   const backend = backendOption(v);
   if (storage === 'f16' && backend === 'cpu')
     throw new InputError(
@@ -101,9 +108,21 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const model = loadModel(required(v, 'model'));
   // RoPE context extension from the command line replaces what the model's config says.
   if (typeof v.rope === 'string') model.config = { ...model.config, rope: parseRopeSpec(v.rope) };
-  const ids = promptTokens(model.tokenizer, prompt, !v['no-bos']);
+  const positions = typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined;
+  const positionMethod = positions && positions.kind !== 'none' ? formatPositionSpec(positions) : undefined;
+  const given = typeof v.attention === 'string' ? v.attention : undefined;
+  const session =
+    typeof v.session === 'string'
+      ? await readSession(v.session, model, { attention: given, positionMethod })
+      : undefined;
+  const attention = given ?? session?.header.attention ?? 'flash';
+  const schedule = scheduleFromSpec(parseMethodSpec(attention));
+  const star = schedule.methodFor(0).name === 'star';
+  // After a saved context the prompt is appended to it: no BOS, and it may be empty.
+  const context = session?.ids ?? [];
+  const ids = session ? model.tokenizer.encode(prompt) : promptTokens(model.tokenizer, prompt, !v['no-bos']);
   const run: RunShape = {
-    promptTokens: ids.length,
+    promptTokens: context.length + ids.length,
     newTokens: maxTokens,
     attention,
     schedule,
@@ -122,9 +141,9 @@ export async function generateCommand(argv: string[]): Promise<void> {
     device.destroy();
     throw e;
   }
-  const positions = run.positions;
+  const runTokens = context.length + ids.length + maxTokens;
   const decoder = await createDecoder(device, model, schedule, {
-    maxTokens: ids.length + maxTokens,
+    maxTokens: runTokens,
     chunk,
     storage,
     positions,
@@ -135,17 +154,28 @@ export async function generateCommand(argv: string[]): Promise<void> {
       `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ` +
         `${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
     );
+    let restored: Awaited<ReturnType<typeof restoreSession>> | undefined;
+    if (session) {
+      restored = await restoreSession(decoder, session, star ? context.length : chunk, prefillBar('session'));
+      process.stderr.write(
+        `generate: ${v.session}: ${context.length} tokens ${restored.from === 'caches' ? 'restored from its caches' : 'replayed'}\n`,
+      );
+    }
+    // --max-tokens 0 with --save-session: the prompt is prefilled to be saved.
+    let prefilled: Float32Array | undefined;
+    if (v['save-session'] !== undefined && maxTokens === 0)
+      for (let at = 0; at < ids.length; at += star ? ids.length : chunk)
+        prefilled = await decoder.forward(ids.slice(at, at + (star ? ids.length : chunk)));
     const counted = v.stats && device.gpu ? new CountingDecoder(decoder, device.gpu) : undefined;
     const r = await generate(counted ?? decoder, model.tokenizer, ids, {
+      context: restored && { lastId: context[context.length - 1], logits: restored.logits },
       maxTokens,
       temperature: numberOption(v, 'temperature') ?? 0,
       topP: numberOption(v, 'top-p'),
       seed: numberOption(v, 'seed'),
       onText: (s) => process.stdout.write(s),
       // Progress on stderr for a long prompt (Star lays out its anchor from the whole prompt: one call).
-      ...(schedule.methodFor(0).name === 'star'
-        ? {}
-        : { prefillSlice: chunk, onPrefillProgress: prefillBar('prefill') }),
+      ...(star ? {} : { prefillSlice: chunk, onPrefillProgress: prefillBar('prefill') }),
     });
     process.stdout.write('\n');
     const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
@@ -155,6 +185,23 @@ export async function generateCommand(argv: string[]): Promise<void> {
         `(${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)` +
         `${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
     );
+    const last = r.logits ?? prefilled ?? restored?.logits;
+    if (typeof v['save-session'] === 'string' && last) {
+      const all = [...context, ...ids, ...r.ids];
+      const saved = await writeSession(
+        v['save-session'],
+        model,
+        { attention, positionMethod },
+        decoder,
+        all,
+        last,
+        runTokens,
+      );
+      process.stderr.write(
+        `generate: saved ${decoder.position} tokens to ${v['save-session']} (${(saved.bytes / 2 ** 20).toFixed(2)} MiB, ` +
+          `${saved.caches ? 'with the KV caches' : 'tokens only: replayed on load'})\n`,
+      );
+    }
     if (v.stats) {
       const plans = (decoder as { plans?: string[] }).plans ?? [];
       const groups = new Map<string, number[]>();

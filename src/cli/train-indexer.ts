@@ -99,7 +99,10 @@ export async function trainIndexerCommand(argv: string[]): Promise<void> {
   process.stderr.write(
     `wrote ${out} (H_I ${o.heads}, D_I ${o.dim}, ${c.layers} layers) after ${seconds.toFixed(1)} s\n`,
   );
-  const samples = int('eval-samples', 64);
+  // 0 skips the measurement (intList takes only positive values).
+  const samples = numberOption(v, 'eval-samples') ?? 64;
+  if (!Number.isInteger(samples) || samples < 0)
+    throw new InputError(`--eval-samples must be a non-negative integer, got '${v['eval-samples']}'`);
   if (samples === 0 || text.heldBack.length < context) return;
   const trained = loadModel(out.endsWith('.gguf') ? out : modelPath);
   const ids = [c.bosTokenId ?? 1, ...text.heldBack];

@@ -5,16 +5,15 @@
 import { parseGguf } from '../model/load/gguf-reader.js';
 import { mutateBytes, writeInt } from './bytes.js';
 import { INTERESTING_INTS, INTERESTING_JSON, Random } from './random.js';
+import { ggufSeedBytes, npySeed } from './seeds.js';
 import {
-  ggufSeedBytes,
-  npySeed,
   safetensorsFile,
   safetensorsHeader,
   tensorBytes,
-  tinyConfig,
+  tinyConfigJson,
   tinyTensors,
-  tinyTokenizer,
-} from './seeds.js';
+  tinyTokenizerJson,
+} from './tiny-hf-model.js';
 
 /** 'canary' cases hang, exhaust memory or abort on purpose: they test the runner, never in a default run. */
 export type FuzzKind = 'gguf' | 'hf' | 'npy' | 'canary';
@@ -127,9 +126,9 @@ function mutateJson(random: Random, root: Json, keys: string[] = []): void {
 }
 
 function hfCase(random: Random): FuzzCase {
-  const tensors = tinyTensors(random);
-  const config = tinyConfig();
-  const tokenizer = tinyTokenizer() as Json;
+  const tensors = tinyTensors({ seed: 1 + random.int(1 << 30) });
+  const config = tinyConfigJson();
+  const tokenizer = tinyTokenizerJson() as Json;
   const header = safetensorsHeader(tensors);
   const data = tensorBytes(tensors);
   const files: Record<string, Uint8Array | null> = {

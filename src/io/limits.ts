@@ -12,6 +12,8 @@ const DEFAULTS = {
   PROMPT_BYTES: [64 * 2 ** 20, 'prompt file'],
   /** config.json, tokenizer.json, tokenizer_config.json, model.safetensors.index.json. */
   JSON_BYTES: [256 * 2 ** 20, 'JSON file'],
+  /** A saved session: the KV caches of a 1B model at 128K in f32 are about 8 GiB. */
+  SESSION_BYTES: [64 * 2 ** 30, 'session file'],
   LAYERS: [1024, 'layers'],
   HEADS: [1024, 'attention heads'],
   HEAD_DIM: [4096, 'head dim'],

@@ -3,7 +3,8 @@
 // L = M + log sum_s e^(L_s - M) and O = sum_s e^(L_s - M) O_s / sum_s e^(L_s - M); empty states (L = -inf)
 // add nothing, and a row no state saw stays O = 0, L = -inf. The states come stacked, o [S, rows, D] and
 // lse [S, rows]; one thread per (row, 4 columns), or per (row, column) when D is not a multiple of 4.
-// The one GPU merge: DSA's split-KV decoding folds its splits with it, mergeStatesGpu folds two states.
+// The one GPU merge: DSA's split-KV decoding folds its splits with it (the model merges no other states on
+// the GPU: Star and Ring hosts merge on the host, spine/state.ts).
 // CPU twin: mergeStates in spine/state.ts.
 
 export const MERGE_THREADS = 64;

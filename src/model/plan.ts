@@ -23,6 +23,19 @@ export interface PlanOptions {
   weightSource?: string;
   /** Device profile whose kernels `plan` names (plan-kernels.ts): tensor-cores (default), lavapipe, portable, cpu. */
   device?: string;
+  /** The model's trained DSA indexer, when its files have one (`longctx train-indexer`). */
+  indexer?: IndexerPlan;
+}
+
+/** A trained DSA indexer: its weights, and the f32 index key of D_I per token its DSA layers keep. */
+export interface IndexerPlan {
+  layers: number;
+  heads: number;
+  dim: number;
+  weightBytes: number;
+  /** Whether weightBytes are already part of the model's weight bytes (a GGUF copy) or in a file beside them. */
+  inWeights: boolean;
+  source: string;
 }
 
 export interface LayerGroupPlan {
@@ -36,6 +49,8 @@ export interface LayerGroupPlan {
   scoreBytes: number;
   /** The kernels the planner picks for a prefill chunk and a decoding step at the full context. */
   kernels?: LayerKernels;
+  /** DSA: bytes of the index keys of one such layer, per sequence (part of kvBytesPerLayer). */
+  indexKeyBytesPerLayer?: number;
 }
 
 export interface ModelPlan {
@@ -56,6 +71,7 @@ export interface ModelPlan {
   device: string;
   /** The projections' and MLP's matmul kernels for a prefill chunk and for one row. */
   matmul: LayerKernels;
+  indexer?: IndexerPlan;
 }
 
 /** Index key width of DSA's indexer when the spec does not say (issue 4: 4 heads x 64 dims for Llama shapes). */
@@ -89,6 +105,7 @@ function layerPlan(
   n: number,
   chunk: number,
   bytes: number,
+  indexer?: IndexerPlan,
 ): Omit<LayerGroupPlan, 'layers'> {
   const rowBytes = 2 * c.kvHeads * c.headDim * bytes;
   const dense = { method: formatMethodSpec(spec), cachedRows: n, kvBytesPerLayer: n * rowBytes, scoreBytes: 0 };
@@ -117,8 +134,9 @@ function layerPlan(
       };
     }
     case 'dsa': {
-      const indexDim = intParam(spec, 'dim', DSA_INDEX_DIM);
-      return { ...dense, kvBytesPerLayer: n * rowBytes + n * indexDim * bytes };
+      // A trained indexer's keys are D_I wide and kept in f32 (model/caches/dsa-indexer.ts).
+      const keys = indexer ? n * indexer.dim * 4 : n * intParam(spec, 'dim', DSA_INDEX_DIM) * bytes;
+      return { ...dense, kvBytesPerLayer: n * rowBytes + keys, indexKeyBytesPerLayer: keys };
     }
     default:
       throw new SpecError(`plan does not know the KV cache of method '${spec.name}'`);
@@ -147,7 +165,7 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
     if (g) g.layers++;
     else
       groups.set(key, {
-        ...layerPlan(c, spec, n, chunk, bytes),
+        ...layerPlan(c, spec, n, chunk, bytes, o.indexer),
         layers: 1,
         kernels: layerKernels(c, spec, {
           context: n,
@@ -172,6 +190,7 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
 
   const parameters = parameterCount(c);
   const weightBytes = o.weightBytes ?? parameters * 2;
+  const indexerBytes = o.indexer && !o.indexer.inWeights ? o.indexer.weightBytes : 0;
   return {
     context: n,
     batch,
@@ -185,10 +204,21 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
     kvCacheBytes,
     denseKvCacheBytes,
     activationBytes,
-    totalBytes: weightBytes + kvCacheBytes + activationBytes,
+    totalBytes: weightBytes + indexerBytes + kvCacheBytes + activationBytes,
     device: profile.description,
     matmul: matmulKernels(c, { chunk, dtype, profile }),
+    indexer: o.indexer,
   };
+}
+
+function indexerLine(p: ModelPlan): string {
+  const ix = p.indexer!;
+  const keys = p.groups.reduce((s, g) => s + g.layers * (g.indexKeyBytesPerLayer ?? 0), 0) * p.batch;
+  return (
+    `${'DSA indexer'.padEnd(22)}${formatBytes(ix.weightBytes).padStart(12)}   trained (${ix.source}): ${ix.layers} layers, ` +
+    `${ix.heads} heads x ${ix.dim}${ix.inWeights ? ', within the weights above' : ''}; ` +
+    (keys > 0 ? `its index keys ${formatBytes(keys)} (in the KV cache)` : 'used by dsa layers (none here)')
+  );
 }
 
 export function formatBytes(b: number): string {
@@ -225,6 +255,7 @@ export function formatPlan(p: ModelPlan, c: ModelConfig, source: string): string
     ),
     '',
     `${pad('weights', 22)}${right(formatBytes(p.weightBytes), 12)}   ${p.weightSource}`,
+    ...(p.indexer ? [indexerLine(p)] : []),
     `${pad('KV cache', 22)}${right(formatBytes(p.kvCacheBytes), 12)}   dense would be ` +
       `${formatBytes(p.denseKvCacheBytes)} (${((100 * p.kvCacheBytes) / p.denseKvCacheBytes).toFixed(1)}%)`,
     `${pad('prefill activations', 22)}${right(formatBytes(p.activationBytes), 12)}   peak of one layer, one ` +

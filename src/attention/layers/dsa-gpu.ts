@@ -18,12 +18,13 @@ import {
   slotWords,
   type IndexerSlots,
 } from '../../kernels/dsa-indexer-project-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
+import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
 import { LISTS_THREADS, sparseListsParams, sparseListsWgsl } from '../../kernels/sparse-lists-wgsl.js';
 import { ResidentSelection } from '../dsa-resident-select.js';
 import { ResidentSparseAttention } from '../dsa-resident-attend.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
+import { grid } from '../../kernels/elementwise-wgsl.js';
 
 /** What the layer needs of model/caches/dsa-indexer.ts's LayerIndexer (which satisfies it). */
 export interface ResidentIndexer {
@@ -123,7 +124,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     });
     const listWidth = Math.min(maxTokens, topk + sinks + local);
     const kernels: Kernels = {
-      append: await gpu.pipeline(`kv-ring-append-${dtype}`, () => kvAppendWgsl(dtype)),
+      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
       keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
         indexKeysWgsl(slots, dtype),
       ),
@@ -212,19 +213,18 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       gpu.bind(kn.queries, [q, b.channels, b.iq, b.iw, this.uniforms.project]),
       ...this.attend.bindings(q, b.k, b.v, b.lists, out),
     ]);
-    const [appendCols, appendRows] = wrapGrid(gpu, Math.ceil((T * o.headDim) / KV_APPEND_THREADS));
+    const [appendCols, appendRows] = grid(o.kvHeads * T * o.headDim, KV_APPEND_THREADS);
     writeUniform(
       gpu,
       this.uniforms.append,
       kvAppendParams({
         tokens: T,
-        first: 0,
-        start: P,
-        row0: 0,
-        modulus: o.maxTokens,
-        rows: o.maxTokens,
+        kvHeads: o.kvHeads,
         headDim: o.headDim,
-        columns: appendCols,
+        slots: o.maxTokens,
+        start: P,
+        sinks: 0,
+        ring: o.maxTokens,
       }),
     );
     writeUniform(
@@ -257,7 +257,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         if (i === 0) {
           pass.setPipeline(kn.append);
           pass.setBindGroup(0, groups[0]);
-          pass.dispatchWorkgroups(appendCols, appendRows, o.kvHeads);
+          pass.dispatchWorkgroups(appendCols, appendRows);
           pass.setPipeline(kn.keys);
           pass.setBindGroup(0, groups[1]);
           pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));

@@ -9,7 +9,8 @@ import { denseAttention } from '../dense.js';
 import { flashAttention } from '../flash.js';
 import type { MaskNode } from '../../spine/mask.js';
 import { formatMethodSpec, type MethodSpec } from '../spec.js';
-import type { LayerAttention, LayerChunk, LayerDims } from '../layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../layer.js';
+import { restoreKvCache, saveKvCache } from './kv-cache-state.js';
 import { kvMethod, type KvMethod } from './kv-method.js';
 
 export class CpuKvLayer implements LayerAttention<Float32Array> {
@@ -49,6 +50,22 @@ export class CpuKvLayer implements LayerAttention<Float32Array> {
   }
 
   destroy(): void {}
+
+  async saveCache(): Promise<LayerCacheState> {
+    return saveKvCache(this.spec, this.length, this.image());
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    if (state.spec !== this.spec || state.tokens > this.dims.maxTokens || !restoreKvCache(state, this.image()))
+      return false;
+    this.length = state.tokens;
+    return true;
+  }
+
+  private image() {
+    const { kvHeads, headDim } = this.dims;
+    return { kvHeads, headDim, dtype: 'f32' as const, layout: this.method.layout, k: this.k, v: this.v };
+  }
 
   async forward(c: LayerChunk<Float32Array>): Promise<void> {
     const { start, tokens: T } = c;

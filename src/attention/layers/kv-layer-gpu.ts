@@ -18,7 +18,9 @@ import { flashCall, prepareBlockMask, type GpuBlockMask } from '../flash.js';
 import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../flash-decode.js';
 import { formatChoice, planFlash } from '../planner.js';
 import { formatMethodSpec, type MethodSpec } from '../spec.js';
-import type { LayerAttention, LayerChunk, LayerDims } from '../layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../layer.js';
+import type { HostData } from '../../tensor.js';
+import { restoreKvCache, saveKvCache } from './kv-cache-state.js';
 import { kvMethod, type KvMethod } from './kv-method.js';
 
 /** Buffers every layer of a model shares: LSE, split-KV partials, and the position-ordered keys of a
@@ -108,6 +110,40 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
       throw e;
     });
     return new GpuKvLayer(gpu, dims, method, k, v, scratch);
+  }
+
+  /** The cache read back whole ([kvHeads, slots, D] each), for a saved session. */
+  async saveCache(): Promise<LayerCacheState> {
+    const bytes = this.imageBytes();
+    const f16 = this.dims.dtype === 'f16';
+    const read = async (b: GPUBuffer) => {
+      const raw = await this.gpu.read(b, bytes);
+      return f16 ? new Uint16Array(raw) : new Float32Array(raw);
+    };
+    return saveKvCache(this.spec, this.length, this.image(await read(this.cacheK), await read(this.cacheV)));
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    if (state.spec !== this.spec || state.tokens > this.dims.maxTokens) return false;
+    const f16 = this.dims.dtype === 'f16';
+    const n = this.imageBytes() / (f16 ? 2 : 4);
+    const make = () => (f16 ? new Uint16Array(n) : new Float32Array(n));
+    const image = this.image(make(), make());
+    if (!restoreKvCache(state, image)) return false;
+    this.gpu.device.queue.writeBuffer(this.cacheK, 0, image.k.buffer as ArrayBuffer);
+    this.gpu.device.queue.writeBuffer(this.cacheV, 0, image.v.buffer as ArrayBuffer);
+    this.length = state.tokens;
+    return true;
+  }
+
+  private imageBytes(): number {
+    const d = this.dims;
+    return d.kvHeads * this.method.layout.slots * d.headDim * (d.dtype === 'f16' ? 2 : 4);
+  }
+
+  private image(k: HostData, v: HostData) {
+    const { kvHeads, headDim, dtype } = this.dims;
+    return { kvHeads, headDim, dtype, layout: this.method.layout, k, v };
   }
 
   /** Bytes of the rows held now (the cache is allocated once for the run: layout.slots rows per head). */

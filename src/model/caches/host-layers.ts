@@ -105,7 +105,10 @@ abstract class DsaHostLayer<Buffer> implements LayerAttention<Buffer> {
   }
 
   get plan(): string {
-    return `${this.spec}: indexer and top-k selection on the host (q and k read back per chunk), gathered attention on the layer's backend`;
+    return (
+      `${this.spec}: indexer ${this.dsa.indexer.description}; it and the top-k selection on the host ` +
+      `(q and k read back per chunk), gathered attention on the layer's backend`
+    );
   }
 
   abstract get cacheBytes(): number;

@@ -7,7 +7,7 @@ import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.j
 import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 import { checkPositionMethod, type PositionMethod } from '../positions/position-method.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
-import type { LayerAttention, LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerCacheState, LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { createCpuLayer } from '../caches/layer-factory.js';
@@ -54,6 +54,18 @@ export interface Decoder {
   /** Forgets every position (the caches are reused, not reallocated), to start a new sequence. */
   reset(): void;
   destroy(): void;
+  /** Every layer's cache (saved sessions), or undefined when a layer cannot hand its cache over. */
+  saveCaches?(): Promise<SavedCaches | undefined>;
+  /** Restores saved caches in place of feeding their tokens; false (and reset) when a layer cannot take its
+   * state, so the caller replays the tokens instead. */
+  restoreCaches?(saved: SavedCaches): Promise<boolean>;
+}
+
+/** The decoder's state after `position` tokens: each layer's cache, and the prompt length Star's mask follows. */
+export interface SavedCaches {
+  position: number;
+  promptTokens?: number;
+  layers: LayerCacheState[];
 }
 
 export function modelParameterCount(c: ModelConfig): number {

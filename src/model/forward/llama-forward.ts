@@ -4,10 +4,10 @@
 // position. A prompt runs in chunks against the layers' caches. CpuDecoder and GpuDecoder only build
 // their backend's ops, weights, activations and layers.
 import { ShapeError } from '../../errors.js';
-import type { LayerAttention } from '../../attention/layer.js';
+import type { LayerAttention, LayerCacheState } from '../../attention/layer.js';
 import type { ModelConfig } from '../types.js';
 import type { Activations, ForwardOps, ModelWeightsOf } from './ops.js';
-import type { Decoder, DecoderOptions } from './decoder-cpu.js';
+import type { Decoder, DecoderOptions, SavedCaches } from './decoder-cpu.js';
 
 /** Output x input features of every matrix product forwardChunk runs; the output head's (last) runs one row. */
 export function matmulShapes(c: ModelConfig): Array<[number, number]> {
@@ -66,6 +66,33 @@ export class LlamaDecoder<B, M, V> implements Decoder {
 
   destroy(): void {
     this.attention.forEach((a) => a.destroy());
+  }
+
+  async saveCaches(): Promise<SavedCaches | undefined> {
+    if (!this.attention.every((a) => a.saveCache)) return undefined;
+    const layers: LayerCacheState[] = [];
+    for (const a of this.attention) layers.push(await a.saveCache!());
+    return { position: this.pos, promptTokens: this.prompt, layers };
+  }
+
+  async restoreCaches(saved: SavedCaches): Promise<boolean> {
+    this.reset();
+    if (saved.layers.length !== this.attention.length || saved.position > this.opts.maxTokens) return false;
+    try {
+      for (const [i, a] of this.attention.entries()) {
+        const state = saved.layers[i];
+        if (!a.restoreCache || state.tokens !== saved.position || !(await a.restoreCache(state))) {
+          this.reset();
+          return false;
+        }
+      }
+    } catch (e) {
+      this.reset();
+      throw e;
+    }
+    this.pos = saved.position;
+    this.prompt = saved.promptTokens;
+    return true;
   }
 
   async forward(tokens: readonly number[]): Promise<Float32Array> {

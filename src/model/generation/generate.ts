@@ -16,6 +16,9 @@ export interface GenerateOptions extends SamplerOptions {
   /** Feed the prompt in slices of this many tokens, reporting each (default: in one call; Star needs one). */
   prefillSlice?: number;
   onPrefillProgress?: (tokens: number, totalTokens: number) => void;
+  /** What the decoder already holds (a restored session): its last token and the logits after it. The prompt
+   * is fed after it and may then be empty. */
+  context?: { lastId: number; logits: Float32Array };
 }
 
 export interface GenerateResult {
@@ -25,6 +28,8 @@ export interface GenerateResult {
   prefillSeconds: number;
   decodeSeconds: number;
   stoppedAtEos: boolean;
+  /** The logits after the last token fed to the decoder (the next token's; what a saved session keeps). */
+  logits?: Float32Array;
 }
 
 /** The prompt's token ids as the model will see them. */
@@ -76,7 +81,7 @@ export async function generate(
   // Embeddings may be padded beyond the tokenizer (Qwen2); padded rows are never sampled.
   const vocab = Math.min(decoder.config.vocabSize, tokenizer.vocabSize);
   const sampler = new Sampler(vocab, opts);
-  const stream = new TextStream(tokenizer, promptIds[promptIds.length - 1]);
+  const stream = new TextStream(tokenizer, promptIds.length ? promptIds[promptIds.length - 1] : opts.context?.lastId);
   const ids: number[] = [];
   let text = '';
   const emit = (s: string) => {
@@ -85,7 +90,12 @@ export async function generate(
     opts.onText?.(s);
   };
   const t0 = performance.now();
-  let logits = opts.maxTokens > 0 ? await prefill(decoder, promptIds, opts) : undefined;
+  let logits =
+    promptIds.length === 0
+      ? opts.context?.logits
+      : opts.maxTokens > 0
+        ? await prefill(decoder, promptIds, opts)
+        : undefined;
   const t1 = performance.now();
   let stoppedAtEos = false;
   for (let i = 0; i < opts.maxTokens && logits; i++) {
@@ -100,7 +110,8 @@ export async function generate(
   }
   emit(stream.flush());
   const t2 = performance.now();
-  return { promptIds, ids, text, prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000, stoppedAtEos };
+  const times = { prefillSeconds: (t1 - t0) / 1000, decodeSeconds: (t2 - t1) / 1000 };
+  return { promptIds, ids, text, ...times, stoppedAtEos, logits };
 }
 
 async function prefill(decoder: Decoder, ids: number[], opts: GenerateOptions): Promise<Float32Array> {

@@ -40,19 +40,7 @@ export function ggufBpeTokenizer(
     if (!(t in vocab)) vocab[t] = i;
   });
   const added = tokens.flatMap((content, id) =>
-    types[id] === CONTROL || types[id] === USER_DEFINED
-      ? [
-          {
-            id,
-            content,
-            single_word: false,
-            lstrip: false,
-            rstrip: false,
-            normalized: false,
-            special: types[id] === CONTROL,
-          },
-        ]
-      : [],
+    types[id] === CONTROL || types[id] === USER_DEFINED ? [addedTokenJson(id, content, types[id] === CONTROL)] : [],
   );
   const json = {
     version: '1.0',
@@ -67,18 +55,7 @@ export function ggufBpeTokenizer(
     },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: {
-      type: 'BPE',
-      dropout: null,
-      unk_token: null,
-      continuing_subword_prefix: null,
-      end_of_word_suffix: null,
-      fuse_unk: false,
-      byte_fallback: false,
-      ignore_merges: pre === 'llama-bpe',
-      vocab,
-      merges,
-    },
+    model: bpeModelJson(vocab, merges as string[], pre === 'llama-bpe'),
   };
   const id = (key: string) => {
     const v = meta.get(key);
@@ -90,4 +67,25 @@ export function ggufBpeTokenizer(
     { bosTokenId: id('tokenizer.ggml.bos_token_id'), eosTokenId: id('tokenizer.ggml.eos_token_id') },
     file,
   );
+}
+
+/** The `model` of a tokenizer.json for a byte-level BPE (as transformers writes it; the fuzzer's seeds too). */
+export function bpeModelJson(vocab: Record<string, number>, merges: string[], ignoreMerges: boolean) {
+  return {
+    type: 'BPE',
+    dropout: null,
+    unk_token: null,
+    continuing_subword_prefix: null,
+    end_of_word_suffix: null,
+    fuse_unk: false,
+    byte_fallback: false,
+    ignore_merges: ignoreMerges,
+    vocab,
+    merges,
+  };
+}
+
+/** An entry of a tokenizer.json's added_tokens, matched as written. */
+export function addedTokenJson(id: number, content: string, special: boolean) {
+  return { id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special };
 }

@@ -1,0 +1,63 @@
+// The arrays of a saved session (session-file.ts): written back to back, each 8-aligned, and read back as
+// views of the file's bytes after every entry the header declares (dtype, shape, offset, bytes) has been
+// checked against the others and against the file, so a truncated or forged file is one InputError and
+// nothing is allocated from a size that was not checked.
+import { InputError } from '../errors.js';
+import type { SavedArray } from '../attention/layer.js';
+
+export interface ArrayEntry {
+  dtype: 'f32' | 'f16';
+  shape: number[];
+  /** From the start of the file's array region. */
+  offset: number;
+  bytes: number;
+}
+
+const SIZES: Record<string, number> = { f32: 4, f16: 2 };
+
+export function encodeArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; bytes: Uint8Array } {
+  let at = 0;
+  const entries = arrays.map((a) => {
+    if (a.dtype !== 'f32' && a.dtype !== 'f16') throw new InputError(`cannot save an array of ${a.dtype}`);
+    const e: ArrayEntry = { dtype: a.dtype, shape: [...a.shape], offset: at, bytes: a.data.byteLength };
+    at += Math.ceil(a.data.byteLength / 8) * 8;
+    return e;
+  });
+  const bytes = new Uint8Array(at);
+  arrays.forEach((a, i) =>
+    bytes.set(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength), entries[i].offset),
+  );
+  return { entries, bytes };
+}
+
+/** The arrays the entries name, as views of `region` (copies where a view would be misaligned). */
+export function decodeArrays(region: Uint8Array, entries: readonly unknown[], name: string): SavedArray[] {
+  const checked = entries.map((raw, i) => {
+    const e = raw as Partial<ArrayEntry> | null;
+    const bad = (why: string) => new InputError(`${name}: saved array ${i} ${why} (truncated or not a session?)`);
+    if (typeof e !== 'object' || e === null) throw bad('is not described');
+    const size = typeof e.dtype === 'string' ? SIZES[e.dtype] : undefined;
+    if (!size || !Object.hasOwn(SIZES, e.dtype as string)) throw bad(`has dtype ${JSON.stringify(e.dtype)}`);
+    if (!Array.isArray(e.shape) || e.shape.length > 8 || !e.shape.every((d) => Number.isSafeInteger(d) && d >= 0))
+      throw bad(`has shape ${JSON.stringify(e.shape)}`);
+    const count = e.shape.reduce((a, b) => a * b, 1);
+    if (!Number.isSafeInteger(count) || count * size !== e.bytes)
+      throw bad(`declares ${e.bytes} bytes for [${e.shape}]`);
+    if (!Number.isSafeInteger(e.offset) || (e.offset as number) < 0 || (e.offset as number) % 8 !== 0)
+      throw bad(`has offset ${e.offset}`);
+    if ((e.offset as number) + count * size > region.length)
+      throw bad(`runs past the end of the file (${e.offset} + ${e.bytes} > ${region.length})`);
+    return e as ArrayEntry;
+  });
+  return checked.map((e) => {
+    const size = SIZES[e.dtype];
+    const count = e.bytes / size;
+    let bytes = region.subarray(e.offset, e.offset + e.bytes);
+    if (bytes.byteOffset % size !== 0) bytes = bytes.slice();
+    const data =
+      e.dtype === 'f32'
+        ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
+        : new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+    return { dtype: e.dtype, shape: e.shape, data };
+  });
+}
