@@ -1,8 +1,9 @@
 // CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
 // chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
-// Follows flash-sgmat-wgsl.ts. CPU twin: cca-cpu.ts.
+// Follows flash-sgmat-wgsl.ts, NaN policy included (a row with a visible NaN or infinite score is NaN). CPU twin: cca-cpu.ts.
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 /** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
 export const CCA_SGMAT_HEAD_DIMS = [64, 128];
@@ -64,7 +65,11 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
       (b) => `
   subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
+  if (row_ok) {
+    for (var c = 0u; c < 8u; c++) {
+      o[obase + ${b * 16}u + side * 8u + c] = select(st[sbase + r * 16u + side * 8u + c] * inv, nan_value(), bad != 0u);
+    }
+  }
   workgroupBarrier();`,
     )
     .join('');
@@ -81,6 +86,7 @@ requires subgroup_id;
 @group(0) @binding(6) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(7) var<uniform> params: Params;
 ${CCA_PARAMS_WGSL}
+${NON_FINITE_WGSL}
 
 const D: u32 = ${D}u;
 const BR: u32 = ${rows}u;
@@ -132,6 +138,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 ${oInit}
   var m = NEG;
   var l = 0.0;
+  var bad = 0u; // this lane saw a NaN or infinite visible score
   var x: array<f32, 16>;
   let cbase = i32(kvh * params.core_cap);
   for (var t = 0; t < tiles; t++) {
@@ -168,6 +175,7 @@ ${sMma}
       let j = t0 + i32(side * 16u + c);
       let visible = row_ok && j >= lo && j <= hi;
       x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
+      bad = bad | select(0u, 1u, non_finite(x[c]));
       tile_max = max(tile_max, x[c]);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
@@ -189,11 +197,13 @@ ${rescale}
     workgroupBarrier();
 ${pv}
   }
+  bad = bad | subgroupShuffleXor(bad, 1u);
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
 ${store}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;

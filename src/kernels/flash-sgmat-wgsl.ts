@@ -12,8 +12,10 @@
 // of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
 // With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
 // kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
-// Checked against the same float64 reference as the portable kernel.
+// Checked against the same float64 reference as the portable kernel. NaN policy (docs/HARDENING.md): a row
+// with a visible NaN or infinite score is NaN (a per-lane flag, joined by the row's two lanes).
 import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
  * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
@@ -71,7 +73,11 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
       (b) => `
   subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
-  if (row_ok) { for (var c = 0u; c < 8u; c++) { o[obase + ${b * 16}u + side * 8u + c] = st[sbase + r * 16u + side * 8u + c] * inv; } }
+  if (row_ok) {
+    for (var c = 0u; c < 8u; c++) {
+      o[obase + ${b * 16}u + side * 8u + c] = select(st[sbase + r * 16u + side * 8u + c] * inv, nan_value(), bad != 0u);
+    }
+  }
   workgroupBarrier();`,
     )
     .join('');
@@ -97,6 +103,7 @@ fn kv_rows() -> u32 { return select(params.kv_stride, params.nk, params.kv_strid
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 ${maskBindings}
+${NON_FINITE_WGSL}
 
 const D: u32 = ${D}u;
 const BR: u32 = ${rows}u;
@@ -149,6 +156,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 ${oInit}
   var m = NEG;
   var l = 0.0;
+  var bad = 0u; // this lane saw a NaN or infinite visible score
   var x: array<f32, 16>;
   let kbase = kvh * kv_rows() * (D / 4u);
   ${loopHead}
@@ -174,6 +182,7 @@ ${sMma}
       let j = t0 + i32(side * 16u + c);
       let visible = ${visible};
       x[c] = select(NEG, st[sbase + r * BC + side * 16u + c] * c2, visible);
+      bad = bad | select(0u, 1u, non_finite(x[c]));
       tile_max = max(tile_max, x[c]);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
@@ -195,11 +204,13 @@ ${rescale}
     workgroupBarrier();
 ${pv}
   }
+  bad = bad | subgroupShuffleXor(bad, 1u);
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
 ${store}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;

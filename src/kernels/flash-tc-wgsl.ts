@@ -11,7 +11,8 @@
 // - S goes to padded workgroup memory, the softmax runs in scalar code (2 lanes per row), P is written
 //   back as f16 and P V runs on the matrix units; fully masked tiles are never visited (block-mask CSR
 //   walk of flash-wgsl.ts or the causal bound).
-// - NaN in q, k or v gives NaN out (never "no key"): an empty row is recognised by l == +0 exactly.
+// - NaN policy (docs/HARDENING.md): a row with a visible NaN or infinite score is NaN (a per-lane flag, tested
+//   on the bits and joined by the row's two lanes); an empty row is recognised by l == +0 exactly.
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
@@ -19,6 +20,7 @@
 import type { WgslMask } from './flash-wgsl.js';
 import { blockMaskBindingsWgsl } from './flash-wgsl.js';
 import type { FlashCpuOptions } from './flash-cpu.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 export interface FlashTcConfig {
   /** Subgroups of 32 lanes per workgroup; each owns 16 query rows. */
@@ -146,7 +148,11 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
     .map(
       (b) => `  subgroupMatrixStore(&st, sbase, o${b}, false, 16u);
   workgroupBarrier();
-  if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[orow + ${b * 16}u + side * 8u + cc] = st[sbase + r * 16u + side * 8u + cc] * inv; } }
+  if (row_ok) {
+    for (var cc = 0u; cc < 8u; cc++) {
+      o[orow + ${b * 16}u + side * 8u + cc] = select(st[sbase + r * 16u + side * 8u + cc] * inv, nan_value(), bad != 0u);
+    }
+  }
   workgroupBarrier();`,
     )
     .join('\n');
@@ -175,6 +181,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 ${blockMaskBindingsWgsl(mask)}
+${NON_FINITE_WGSL}
 
 const D: u32 = ${D}u;
 const BR: u32 = ${BR}u;
@@ -233,6 +240,7 @@ ${qLoad}
 ${oInit}
   var m = NEG;
   var l = 0.0;
+  var bad = 0u; // this lane saw a NaN or infinite visible score
   var x: array<f32, ${BC / 2}>;
 ${regs}
   ${tiles}
@@ -262,6 +270,7 @@ ${sStore}
       let j = t0 + i32(side * HALF + cc);
       let sc = st[sbase + r * LDS + side * HALF + cc] * c2;
       x[cc] = select(NEG, sc, ${visible});
+      bad = bad | select(0u, 1u, non_finite(x[cc]));
       tile_max = max(tile_max, x[cc]);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
@@ -286,11 +295,13 @@ ${pv}
   }
   // l is +0 exactly when the row saw no key; a NaN l (NaN in q, k or v) stays NaN in o and lse.
   let empty = bitcast<u32>(l) == 0u;
+  bad = bad | subgroupShuffleXor(bad, 1u);
   let inv = select(1.0 / l, 0.0, empty);
   let orow = (h * params.nq + i) * D;
 ${store}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
+    let lse_row = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;
