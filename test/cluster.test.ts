@@ -345,3 +345,48 @@ test('--timeout is silence: a host computing longer than it is not dead; the com
     await tight.close();
   }
 });
+
+test('a user-started host exits with a HostError when its coordinator is killed; a closed one lets it live', async () => {
+  const server = await startNatsServer();
+  const host = spawn(process.execPath, [cli, 'host', '--nats', server.url, '--backend', 'cpu', '--id', 'lone'], {
+    env: { ...process.env, LONGCTX_NATS_TOKEN: server.token },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let log = '';
+  host.stderr!.setEncoding('utf8');
+  host.stderr!.on('data', (t: string) => (log += t));
+  const exited = new Promise<number | null>((resolve) => host.once('exit', (code) => resolve(code)));
+  const dir = mkdtempSync(join(tmpdir(), 'longctx-lone-'));
+  try {
+    // A coordinator that closes lets the host go: more than its 1 s timeout later the host still serves.
+    const c = await Cluster.start({ hosts: 1, nats: server.url, token: server.token, timeoutMs: 1_000 });
+    await checkCluster(c, 1);
+    await c.close();
+    await new Promise((r) => setTimeout(r, 2_500));
+    assert.equal(host.exitCode, null, `the host exited after a clean close: ${log}`);
+
+    // A coordinator killed mid-run tells no one: the host must notice its silence (2 s) and exit non-zero.
+    const x = join(dir, 'x.npy');
+    writeNpy(x, randomNormal([8, 3000, 64], 51));
+    const args = ['attend', '--q', x, '--k', x, '--v', x, '--method', 'ring', '--nats', server.url];
+    const coordinator = spawn(
+      process.execPath,
+      [cli, ...args, '--hosts', '1', '--timeout', '2', '--backend', 'cpu', '--out', join(dir, 'o.npy')],
+      { env: { ...process.env, LONGCTX_NATS_TOKEN: server.token }, stdio: 'ignore' },
+    );
+    const deadline = Date.now() + 30_000;
+    while ((log.match(/claimed by/g) ?? []).length < 2 && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 50));
+    assert.equal((log.match(/claimed by/g) ?? []).length, 2, `the coordinator claimed the host: ${log}`);
+    coordinator.kill('SIGKILL');
+    const t0 = Date.now();
+    const code = await Promise.race([exited, new Promise<string>((r) => setTimeout(() => r('still running'), 15_000))]);
+    assert.equal(code, 1, `host exit code (log: ${log})`);
+    assert.ok(Date.now() - t0 < 15_000);
+    assert.match(log, /^longctx: HostError: coordinator coord-[0-9a-f]+ showed no sign of life for [\d.]+ s/m);
+    assert.doesNotMatch(log, /internal error|\n\s+at /);
+  } finally {
+    host.kill('SIGKILL');
+    await server.stop();
+  }
+});

@@ -102,3 +102,32 @@ describe('NaN in, NaN out', () => {
     }
   }
 });
+
+describe('NaN in v: IEEE through the weighted sum of the rows that see it, nowhere else', () => {
+  // A masked key is not read: its probability 0 times a NaN in v would be NaN (the leak WebGPU's dense and
+  // windowed flash had). Rows that see key 10 get NaN in that one column and keep their LSE.
+  const cases: Array<[string, (i: number) => boolean]> = [
+    ['dense', (i) => i >= 10],
+    ['flash', (i) => i >= 10],
+    ['window:left=4', (i) => i >= 10 && i <= 14],
+  ];
+  for (const [backend, device] of devices) {
+    for (const [method, sees] of cases) {
+      test(`${backend} ${method}`, { skip: device === null }, async () => {
+        const q = randomNormal([H, N, D], 41);
+        const k = randomNormal([HKV, N, D], 42);
+        const v = randomNormal([HKV, N, D], 43);
+        (v.data as Float32Array)[(0 * N + 10) * D + 3] = Number.NaN;
+        const state = await attention(device!, q, k, v, parseMethodSpec(method), { causal: true });
+        for (let h = 0; h < H; h++) {
+          for (let i = 0; i < N; i++) {
+            const r = h * N + i;
+            const nans = state.o.subarray(r * D, (r + 1) * D).filter((x) => Number.isNaN(x)).length;
+            assert.equal(nans, h < 2 && sees(i) ? 1 : 0, `row ${h}:${i}: ${nans} NaN outputs`);
+            assert.ok(Number.isFinite(state.lse[r]), `row ${h}:${i}: LSE ${state.lse[r]}`);
+          }
+        }
+      });
+    }
+  }
+});

@@ -19,7 +19,7 @@ import { startNatsServer, waitExit, type NatsServer } from './nats-server.js';
 import { onShutdown } from './shutdown.js';
 import { Peer } from './transport.js';
 import { discover } from './discover.js';
-import { ALIVE_SUBJECT } from './heartbeat.js';
+import { ALIVE_SUBJECT, startHeartbeat, type Heartbeat } from './heartbeat.js';
 
 export interface ClusterOptions {
   hosts: number;
@@ -108,6 +108,9 @@ export class Cluster {
     private readonly timeoutMs: number,
     private readonly computeTimeoutMs: number,
     private readonly removeHook: () => void,
+    /** This coordinator's own heartbeat, which claimed hosts watch (a user-started host exits on its silence). */
+    private readonly heartbeat: Heartbeat,
+    private readonly id: string,
   ) {
     const prefix = `${ALIVE_SUBJECT}.`;
     peer.nc.subscribe(`${ALIVE_SUBJECT}.*`, {
@@ -125,8 +128,13 @@ export class Cluster {
     const token = o.token ?? server?.token ?? process.env.LONGCTX_NATS_TOKEN ?? '';
     const children: ChildProcess[] = [];
     const removeHook = onShutdown(() => children.forEach((c) => c.kill('SIGKILL')));
+    const self = `coord-${randomBytes(4).toString('hex')}`;
+    let heartbeat: Heartbeat | undefined;
+    let connected: Peer | undefined;
     try {
-      const peer = await Peer.connect({ url, token, name: `coord.${randomBytes(4).toString('hex')}` });
+      const peer = await Peer.connect({ url, token, name: self });
+      connected = peer;
+      heartbeat = await startHeartbeat({ url, token, id: self, intervalMs: 500 });
       const tag = randomBytes(3).toString('hex');
       const logs = new Map<string, string>();
       if (!o.nats) {
@@ -162,11 +170,15 @@ export class Cluster {
       const hosts = await discover(peer, o.hosts, o.nats ? undefined : tag, children, logs, o.startTimeoutMs ?? 30_000);
       hosts.forEach((h) => (h.child = children.find((c) => c.pid === h.pid)));
       o.log?.(`hosts: ${hosts.map((h) => `${h.id} (${h.device})`).join(', ')} via ${url}`);
-      return new Cluster(peer, hosts, server, o.timeoutMs ?? 30_000, o.computeTimeoutMs ?? 3_600_000, () => {
-        removeHook();
-        children.forEach((c) => c.kill('SIGTERM'));
-      });
+      const timeoutMs = o.timeoutMs ?? 30_000;
+      const stop = () => (removeHook(), children.forEach((c) => c.kill('SIGTERM')));
+      const c = new Cluster(peer, hosts, server, timeoutMs, o.computeTimeoutMs ?? 3_600_000, stop, heartbeat, self);
+      // Claimed hosts watch this coordinator's heartbeat: its silence for the same --timeout ends them.
+      await c.all('claim', () => ({ coordinator: self, timeoutMs }));
+      return c;
     } catch (e) {
+      await heartbeat?.stop();
+      await connected?.close().catch(() => {});
       children.forEach((c) => c.kill('SIGKILL'));
       removeHook();
       await server?.stop();
@@ -366,6 +378,11 @@ export class Cluster {
     if (this.closed) return;
     this.closed = true;
     this.removeHook();
+    // Let claimed hosts go, so that a user-started host does not take this coordinator's end for its death.
+    await Promise.all(this.hosts.map((h) => this.peer.send(h.inbox, { kind: 'release', coordinator: this.id }))).catch(
+      () => {},
+    );
+    await this.heartbeat.stop();
     await this.peer.close().catch(() => {});
     await Promise.all(
       this.hosts.map((h) => (h.child ? waitExit(h.child, 5_000).catch(() => h.child!.kill('SIGKILL')) : undefined)),

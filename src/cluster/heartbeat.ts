@@ -5,8 +5,13 @@
 // With `parentPid` the same thread is the host's parent-death watch: when the process is re-parented (its
 // coordinator died, even by SIGKILL) it kills the process at once, although the main thread may be deep in
 // a kernel and deaf to its stdin closing.
+// The same thread watches the coordinators that claimed this host (their own heartbeats): a user-started host
+// (`longctx host --nats URL`) is no child of its coordinator, so silence is the only news of its death. The
+// main thread is told and exits with a HostError; if it is too busy to, the thread writes the line and ends
+// the process itself.
+import { writeSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { connect } from 'nats';
+import { connect, type Subscription } from 'nats';
 import { SUBJECT_PREFIX } from './transport.js';
 
 export const ALIVE_SUBJECT = `${SUBJECT_PREFIX}.alive`;
@@ -20,12 +25,37 @@ interface HeartbeatData {
   parentPid?: number;
 }
 
+/** A silent coordinator, as the watch reports it to the main thread. */
+export interface LostCoordinator {
+  id: string;
+  silentMs: number;
+}
+
+export interface Heartbeat {
+  /** Watches coordinator `id`'s heartbeat: silence of `timeoutMs` calls the onLost handler. */
+  watch(id: string, timeoutMs: number): void;
+  /** Stops watching `id` (it let this host go). */
+  release(id: string): void;
+  onLost: (lost: LostCoordinator) => void;
+  stop(): Promise<void>;
+}
+
+/** Grace the main thread gets to exit on its own before the watch ends the process. */
+const EXIT_GRACE_MS = 3_000;
+
+/** The line a host prints when its coordinator went silent (the CLI's typed-error format). */
+export function lostCoordinatorMessage(l: LostCoordinator): string {
+  return (
+    `coordinator ${l.id} showed no sign of life for ${(l.silentMs / 1000).toFixed(1)} s (killed, stopped or ` +
+    'cut off); this host stops, start it again for the next run'
+  );
+}
+
 /**
- * Starts the heartbeat of host `id` and resolves once it beats (at most `readyTimeoutMs`), so that a host
- * is never discovered before it can show signs of life; the returned stop ends it. It never keeps the
- * process alive.
+ * Starts the heartbeat of `id` and resolves once it beats (at most `readyTimeoutMs`), so that a host is
+ * never discovered before it can show signs of life. It never keeps the process alive.
  */
-export async function startHeartbeat(o: HeartbeatData, readyTimeoutMs = 15_000): Promise<() => Promise<void>> {
+export async function startHeartbeat(o: HeartbeatData, readyTimeoutMs = 15_000): Promise<Heartbeat> {
   const worker = new Worker(new URL(import.meta.url), { workerData: o });
   worker.on('error', () => {}); // a lost heartbeat shows as silence at the coordinator
   worker.unref();
@@ -38,9 +68,18 @@ export async function startHeartbeat(o: HeartbeatData, readyTimeoutMs = 15_000):
     worker.once('message', done);
     worker.once('exit', done);
   });
-  return async () => {
-    await worker.terminate();
+  const beat: Heartbeat = {
+    watch: (id, timeoutMs) => worker.postMessage({ watch: id, timeoutMs }),
+    release: (id) => worker.postMessage({ release: id }),
+    onLost: () => {},
+    stop: async () => {
+      await worker.terminate();
+    },
   };
+  worker.on('message', (m: { lost?: string; silentMs?: number }) => {
+    if (m.lost !== undefined) beat.onLost({ id: m.lost, silentMs: m.silentMs ?? 0 });
+  });
+  return beat;
 }
 
 function watchParent(parentPid: number): void {
@@ -60,7 +99,55 @@ async function beat(o: HeartbeatData): Promise<void> {
   nc.publish(subject, empty);
   await nc.flush();
   parentPort!.postMessage('ready');
+  watchCoordinators(nc);
   await nc.closed();
+}
+
+interface Watched {
+  last: number;
+  timeoutMs: number;
+  sub: Subscription;
+}
+
+function watchCoordinators(nc: Awaited<ReturnType<typeof connect>>): void {
+  const watched = new Map<string, Watched>();
+  parentPort!.on('message', (m: { watch?: string; release?: string; timeoutMs?: number }) => {
+    if (m.watch !== undefined && !watched.has(m.watch)) {
+      const id = m.watch;
+      const sub = nc.subscribe(`${ALIVE_SUBJECT}.${id}`, {
+        callback: () => {
+          const w = watched.get(id);
+          if (w) w.last = Date.now();
+        },
+      });
+      watched.set(id, { last: Date.now(), timeoutMs: m.timeoutMs ?? 30_000, sub });
+    }
+    if (m.release !== undefined) {
+      watched.get(m.release)?.sub.unsubscribe();
+      watched.delete(m.release);
+    }
+  });
+  const period = 200;
+  let lastTick = Date.now();
+  setInterval(() => {
+    const now = Date.now();
+    // A late tick means this process was stopped (SIGSTOP) or starved: the coordinator's beats may wait unread,
+    // so silence is counted afresh from now.
+    const late = now - lastTick > 4 * period;
+    lastTick = now;
+    for (const [id, w] of watched) {
+      if (late) w.last = now;
+      const silentMs = now - w.last;
+      if (silentMs < w.timeoutMs) continue;
+      w.sub.unsubscribe();
+      watched.delete(id);
+      parentPort!.postMessage({ lost: id, silentMs });
+      setTimeout(() => {
+        writeSync(2, `longctx: HostError: ${lostCoordinatorMessage({ id, silentMs })}\n`);
+        process.kill(process.pid, 'SIGKILL');
+      }, EXIT_GRACE_MS);
+    }
+  }, period);
 }
 
 if (!isMainThread && parentPort && (workerData as HeartbeatData | undefined)?.id)

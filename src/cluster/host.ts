@@ -1,6 +1,8 @@
 // A context host: one process with one device, serving Star and Ring steps over NATS. It answers the
 // coordinator's requests (load, star1, star2, ring, fetch, drop), sends KV shards to the next host of the
-// ring and Star partial states to the query host directly, and exits when its connection closes.
+// ring and Star partial states to the query host directly, and exits when its connection closes. A coordinator
+// claims it (`claim`) and lets it go (`release`); while claimed it watches the coordinator's heartbeat, and
+// silence for the coordinator's --timeout ends the host with a HostError (a killed coordinator tells no one).
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { Device } from '../runtime/device.js';
@@ -9,11 +11,11 @@ import type { AttentionState } from '../spine/state.js';
 import { mergeStarQuery, starPhase1, starPhase2 } from '../attention/star.js';
 import { ringAccumulate, ringShardAt, ringStep } from '../attention/ring.js';
 import type { TokenRange } from '../attention/shards.js';
-import { InputError } from '../errors.js';
+import { HostError, InputError } from '../errors.js';
 import { stateFrom, stateTensors, type Envelope, type Meta } from './codec.js';
 import { Peer, SUBJECT_PREFIX } from './transport.js';
 import { syntheticSlice, type SyntheticTensor } from './synthetic.js';
-import { startHeartbeat } from './heartbeat.js';
+import { lostCoordinatorMessage, startHeartbeat } from './heartbeat.js';
 
 export const DISCOVER_SUBJECT = `${SUBJECT_PREFIX}.discover`;
 
@@ -55,7 +57,8 @@ interface Run {
 export interface RunningHost {
   id: string;
   peer: Peer;
-  /** Resolves when the connection closes (server stopped, or close()). */
+  /** Resolves when the connection closes (server stopped, or close()); rejects with a HostError when a
+   * coordinator that claimed this host went silent. */
   done: Promise<void>;
   close(): Promise<void>;
 }
@@ -64,7 +67,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   const id = o.id ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const peer = await Peer.connect({ url: o.url, token: o.token, name: `host.${id}` });
   // Beating before discovery answers: a host the coordinator can find is one it can see alive.
-  const stopHeartbeat = await startHeartbeat({
+  const heartbeat = await startHeartbeat({
     url: o.url,
     token: o.token,
     id,
@@ -86,7 +89,14 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
   peer.listen(DISCOVER_SUBJECT, (e) => {
     if (typeof e.meta.replyTo === 'string') peer.send(e.meta.replyTo, hello()).catch(() => {});
   });
+  const lost = new Promise<never>((_, reject) => {
+    heartbeat.onLost = (l) => {
+      void peer.close().catch(() => {});
+      reject(new HostError(lostCoordinatorMessage(l), l.id));
+    };
+  });
   peer.onMessage = (e) => {
+    if (e.meta.kind === 'release') return heartbeat.release(String(e.meta.coordinator));
     handle(e)
       .then(
         (answer) => peer.reply(e, answer.meta, answer.tensors),
@@ -172,6 +182,10 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
         ) as Record<string, Tensor>;
         return { meta: { states: Object.keys(r.states) }, tensors };
       }
+      case 'claim':
+        heartbeat.watch(String(m.coordinator), Number(m.timeoutMs) || 30_000);
+        log(`claimed by ${String(m.coordinator)} (silence of ${Number(m.timeoutMs) / 1000} s ends this host)`);
+        return { meta: { ok: true } };
       case 'drop':
         runs.delete(String(m.run));
         peer.dropMail(`${String(m.run)}:`);
@@ -217,7 +231,8 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     return performance.now() - t0;
   }
 
-  const done = peer.nc.closed().then(() => stopHeartbeat());
+  const closed = peer.nc.closed().then(() => undefined);
+  const done = Promise.race([closed, lost]).finally(() => heartbeat.stop());
   log(`host ${id} on ${o.device.name}, connected to ${o.url}`);
   return { id, peer, done, close: () => peer.close() };
 }

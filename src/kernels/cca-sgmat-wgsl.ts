@@ -1,7 +1,7 @@
 // CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
 // chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
-// Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) it shares. CPU twin: cca-cpu.ts.
+// Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) and NaN policy it shares. CPU twin: cca-cpu.ts.
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
@@ -12,6 +12,7 @@ import {
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
 } from './sgmat-tiles-wgsl.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 /** Head dims of the subgroup-matrix pass 2 (f16 inputs only); rows per workgroup equal CCA_ROWS. */
 export const CCA_SGMAT_HEAD_DIMS = [64, 128];
@@ -64,6 +65,7 @@ ${putHalvesWgsl('put4', 'kv', false)}
 
 ${putHalvesWgsl('putq', 'qs', false)}
 
+${NON_FINITE_WGSL}
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -94,6 +96,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 ${oInit}
   var m = NEG;
+  var bad = 0u; // this lane saw a NaN or infinite visible score (docs/HARDENING.md's NaN policy)
   var l = 0.0;
   var x: array<f32, 16>;
   let cbase = i32(kvh * params.core_cap);
@@ -131,9 +134,11 @@ ${stagedPvWgsl(blocks, BC / 16)}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
+  bad = bad | subgroupShuffleXor(bad, 1u);
 ${storeOutputWgsl(blocks, 'obase')}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;

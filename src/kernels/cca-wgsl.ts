@@ -4,9 +4,11 @@
 // FlashAttention-2 loop of flash-wgsl.ts (one thread per query row, shared key tiles, online softmax) over
 // the core tiles the workgroup's rows see, then the raw window tiles [c*g, p]: no per-query key lists.
 // CPU twin: cca-cpu.ts. Pass 2 on subgroup matrices (tensor cores): cca-sgmat-wgsl.ts.
+// NaN policy (docs/HARDENING.md): a group whose pooling scores hold a NaN or an infinity pools into a NaN core
+// (as the CPU twin's arithmetic gives), and a row that sees a NaN or infinite score (a NaN core or raw key) is NaN.
 import type { DType } from '../tensor.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile } from './flash-wgsl.js';
-import { inputType } from './wgsl-common.js';
+import { inputType, nanElemWgsl, NON_FINITE_WGSL } from './wgsl-common.js';
 
 /** Uniform block of both CCA kernels; keep in sync with ccaParams(). */
 const CCA_PARAMS_WGSL = /* wgsl */ `
@@ -91,7 +93,10 @@ ${CCA_PARAMS_WGSL}
 const D: u32 = ${headDim}u;
 const T: u32 = ${POOL_THREADS}u;
 ${RAW_AT_WGSL}
+${NON_FINITE_WGSL}
+${nanElemWgsl(elem)}
 var<workgroup> sc: array<f32, ${CCA_POOL_SCORES}>;
+var<workgroup> poisoned: atomic<u32>; // a pooling score was NaN or infinite
 
 @compute @workgroup_size(${POOL_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -101,6 +106,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let g = params.gsize;
   let qi = (n + 1u) * g - 1u - params.query_start;
   let j0 = i32(n * g);
+  if (lid == 0u) { atomicStore(&poisoned, 0u); }
+  workgroupBarrier();
   for (var t = lid; t < G * g; t += T) {
     let h = kvh * G + t / g;
     let qo = (h * params.nq + qi) * D;
@@ -108,8 +115,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     var dot = 0.0;
     for (var d = 0u; d < D; d++) { dot += f32(q[qo + d]) * raw_k(kvh, j, d); }
     sc[t] = dot * params.scale;
+    if (non_finite(sc[t])) { atomicOr(&poisoned, 1u); }
   }
   workgroupBarrier();
+  let bad = atomicLoad(&poisoned) != 0u;
   if (lid < G) {
     let b = lid * g;
     var m = sc[b];
@@ -134,8 +143,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       ck += w * raw_k(kvh, j0 + i32(j), d);
       cv += w * raw_v(kvh, j0 + i32(j), d);
     }
-    core_k[cbase + d] = ${elem}(ck);
-    core_v[cbase + d] = ${elem}(cv);
+    core_k[cbase + d] = select(${elem}(ck), nan_elem(), bad);
+    core_v[cbase + d] = select(${elem}(cv), nan_elem(), bad);
   }
 }
 `;
@@ -165,6 +174,7 @@ const BR: u32 = ${CCA_ROWS}u;
 const BC: i32 = ${BC};
 const NEG: f32 = -3.0e38;
 ${RAW_AT_WGSL}
+${NON_FINITE_WGSL}
 var<workgroup> ks: array<f32, ${BC * headDim}>;
 var<workgroup> vs: array<f32, ${BC * headDim}>;
 
@@ -192,6 +202,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
   var m = NEG;
   var l = 0.0;
+  var bad = false; // a visible score that is NaN or infinite: the row is NaN
   let cbase = i32(kvh * params.core_cap);
   for (var t = 0; t < tiles; t++) {
     let is_core = t < core_tiles;
@@ -221,6 +232,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         var dot = 0.0;
         for (var d = 0u; d < D; d++) { dot += qrow[d] * ks[u32(j) * D + d]; }
         s[j] = dot;
+        bad = bad || non_finite(dot);
         tile_max = max(tile_max, dot);
       }
       let m_new = max(m, tile_max);
@@ -238,8 +250,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   if (row_ok) {
     let r = h * params.nq + i;
     let inv = select(0.0, 1.0 / l, l > 0.0);
-    for (var d = 0u; d < D; d++) { o[r * D + d] = acc[d] * inv; }
-    lse[r] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0);
+    for (var d = 0u; d < D; d++) { o[r * D + d] = select(acc[d] * inv, nan_value(), bad); }
+    lse[r] = select(select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0), nan_value(), bad);
   }
 }
 `;

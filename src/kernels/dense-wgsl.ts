@@ -124,7 +124,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_id) lid: vec
     let vj = j0 + lid.y;
     vt[lid.y * T + lid.x] = select(0.0, f32(v[vbase + vj * D + d]), vj < params.nk && d < D);
     workgroupBarrier();
-    for (var t = 0u; t < T; t++) { acc += pt[lid.y * T + t] * vt[t * T + lid.x]; }
+    // A zero probability (a masked key) adds nothing, also where its v is NaN (0 * NaN is NaN): HARDENING.md.
+    for (var t = 0u; t < T; t++) { acc += select(pt[lid.y * T + t] * vt[t * T + lid.x], 0.0, pt[lid.y * T + t] == 0.0); }
     workgroupBarrier();
   }
   if (i < params.nq && d < D) { o[(params.head * params.nq + i) * D + d] = acc; }

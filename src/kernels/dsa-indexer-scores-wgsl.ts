@@ -9,6 +9,7 @@
 // kernels/dsa-indexer-cpu.ts indexRowScores (same ranking; see dsa-indexer-project-wgsl.ts for why w drops).
 import type { IndexerSlots } from './dsa-indexer-project-wgsl.js';
 import { slotWords } from './dsa-indexer-project-wgsl.js';
+import { RELU_KEEP_NAN_WGSL } from './wgsl-common.js';
 
 export const SCORE_THREADS = 128;
 /** Query tokens per workgroup (each key load serves all of them). */
@@ -55,6 +56,7 @@ var<workgroup> qs: array<${word}, ${pad4(BQ * H * SW)}>;
 var<workgroup> ws: array<f32, ${pad4(BQ * H)}>;
 
 fn key_limit(t: u32) -> i32 { return i32(params.nk) - i32(params.nq) + i32(t); }
+${RELU_KEEP_NAN_WGSL}
 
 @compute @workgroup_size(${SCORE_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -91,7 +93,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       let t = t0 + b;
       if (i32(s) > key_limit(t)) { continue; }
       var sc = 0.0;
-      for (var j = 0u; j < IH; j++) { sc += ws[b * IH + j] * ${int8 ? 'f32(max(acc[b * IH + j], 0))' : 'max(acc[b * IH + j], 0.0)'}; }
+      // The f32 ReLU keeps NaN, so that a NaN index key or query reaches the top-k (docs/HARDENING.md).
+      for (var j = 0u; j < IH; j++) { sc += ws[b * IH + j] * ${int8 ? 'f32(max(acc[b * IH + j], 0))' : 'relu_keep_nan(acc[b * IH + j])'}; }
       scores[t * params.nk + s] = sc${int8 ? ' * ks' : ''};
     }
   }

@@ -7,6 +7,7 @@
 import { UnsupportedError } from '../errors.js';
 import type { DType } from '../tensor.js';
 import type { IndexerPrecision } from './dsa-indexer-cpu.js';
+import { RELU_KEEP_NAN_WGSL } from './wgsl-common.js';
 
 export interface IndexerKernelShape {
   precision: IndexerPrecision;
@@ -94,6 +95,7 @@ const BQ: u32 = ${BQ}u;
 const IH: u32 = ${H}u;
 const ID: u32 = ${D}u;
 var<workgroup> qs: array<f32, ${pad4(BQ * H * D)}>;
+${RELU_KEEP_NAN_WGSL}
 var<workgroup> ws: array<f32, ${pad4(BQ * H)}>;
 fn stage_queries(q0: u32, lid: u32, threads: u32) {
   for (var x = lid; x < BQ * IH * ID; x += threads) {
@@ -115,7 +117,7 @@ fn index_scores(s: u32) -> array<f32, BQ> {
   var out: array<f32, BQ>;
   for (var b = 0u; b < BQ; b++) {
     var sc = 0.0;
-    for (var j = 0u; j < IH; j++) { sc += ws[b * IH + j] * max(acc[b * IH + j], 0.0); }
+    for (var j = 0u; j < IH; j++) { sc += ws[b * IH + j] * relu_keep_nan(acc[b * IH + j]); }
     out[b] = sc;
   }
   return out;

@@ -6,8 +6,10 @@
 // spine's merge (L = logaddexp over splits, O = sum exp(L_s - L) O_s), so the result is exact.
 // Keys of KV head h, row j, sit at row h * kv_stride + j: the cache is read in place, never repacked.
 // Checked against the float64 reference (test/flash-decode.test.ts); CPU twin: flash-cpu.ts on one query.
+// The NaN policy (docs/HARDENING.md): a split that scores a NaN or infinity writes a NaN state, and the merge
+// keeps a NaN LSE of any split (a merge that skipped it would hide it as "no key").
 import type { DType } from '../tensor.js';
-import { inputType } from './wgsl-common.js';
+import { inputType, NON_FINITE_WGSL } from './wgsl-common.js';
 
 export const DECODE_TILE = 64;
 const THREADS = 64;
@@ -61,6 +63,7 @@ ${PARAMS}
 @group(0) @binding(3) var<storage, read_write> po: array<f32>;
 @group(0) @binding(4) var<storage, read_write> plse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
+${NON_FINITE_WGSL}
 
 const D: u32 = ${headDim}u;
 const BC: u32 = ${DECODE_TILE}u;
@@ -94,6 +97,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   for (var c = 0u; c < ${dims}u; c++) { acc[c] = 0.0; }
   var m = NEG;
   var l = 0.0;
+  var mine = false; // this thread scored a NaN or an infinity (reduced once, after the loop)
   workgroupBarrier();
   for (var t0 = j0; t0 < j1; t0 += BC) {
     let j = t0 + lid;
@@ -102,6 +106,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       score = 0.0;
       for (var d = 0u; d < D; d++) { score += qs[d] * f32(k[kbase + j * D + d]); }
     }
+    mine = mine || non_finite(score);
     red[lid] = score;
     let tile_max = reduce(lid, true);
     let m_new = max(m, tile_max);
@@ -123,13 +128,17 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     }
     workgroupBarrier();
   }
+  red[lid] = select(0.0, 1.0, mine);
+  let bad = reduce(lid, true) > 0.0;
   let r = h * params.splits + split;
   let inv = select(0.0, 1.0 / l, l > 0.0);
   for (var c = 0u; c < ${dims}u; c++) {
     let d = lid + c * WG;
-    if (d < D) { po[r * D + d] = acc[c] * inv; }
+    if (d < D) { po[r * D + d] = select(acc[c] * inv, nan_value(), bad); }
   }
-  if (lid == 0u) { plse[r] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0); }
+  if (lid == 0u) {
+    plse[r] = select(select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0), nan_value(), bad);
+  }
 }
 `;
 }
@@ -143,6 +152,7 @@ ${PARAMS}
 @group(0) @binding(2) var<storage, read_write> o: array<f32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
+${NON_FINITE_WGSL}
 const D: u32 = ${headDim}u;
 const WG: u32 = ${THREADS}u;
 const NEG: f32 = -3.0e38;
@@ -153,7 +163,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let base = h * params.splits;
   // An empty split has LSE -inf: it weighs 0 (compared, never computed with, as WGSL leaves inf arithmetic open).
   var top = NEG;
-  for (var s = 0u; s < params.splits; s++) { top = max(top, plse[base + s]); }
+  var bad = false;
+  for (var s = 0u; s < params.splits; s++) { top = max(top, plse[base + s]); bad = bad || is_nan(plse[base + s]); }
   let empty = top <= NEG;
   var total = 0.0;
   for (var s = 0u; s < params.splits; s++) { total += select(exp(plse[base + s] - top), 0.0, plse[base + s] <= NEG); }
@@ -163,9 +174,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       let w = select(exp(plse[base + s] - top), 0.0, plse[base + s] <= NEG);
       sum += w * po[(base + s) * D + d];
     }
-    o[h * D + d] = select(sum / total, 0.0, empty);
+    o[h * D + d] = select(select(sum / total, 0.0, empty), nan_value(), bad);
   }
-  if (lid == 0u) { lse[h] = select(top + log(total), bitcast<f32>(params.neg_inf_bits), empty); }
+  if (lid == 0u) { lse[h] = select(select(top + log(total), bitcast<f32>(params.neg_inf_bits), empty), nan_value(), bad); }
 }
 `;
 }

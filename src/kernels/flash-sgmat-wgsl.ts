@@ -13,7 +13,8 @@
 // With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
 // kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
 // The tile code (S, the softmax, P V, the O store) is sgmat-tiles-wgsl.ts's, shared with tc2 and CCA.
-// Checked against the same float64 reference as the portable kernel.
+// Checked against the same float64 reference as the portable kernel. NaN policy (docs/HARDENING.md): a row
+// with a visible NaN or infinite score is NaN (a per-lane flag, joined by the row's two lanes).
 import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
 import {
   accumulatorsWgsl,
@@ -24,6 +25,7 @@ import {
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
 } from './sgmat-tiles-wgsl.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 /** Subgroups per workgroup; each owns 16 query rows. Subgroup-matrix offsets must be uniform; the
  * per-subgroup offsets come from @builtin(subgroup_id), the only per-subgroup index Dawn accepts. */
@@ -85,6 +87,7 @@ ${putHalvesWgsl('put4', 'kv', false)}
 
 ${putHalvesWgsl('putq', 'qs', false)}
 
+${NON_FINITE_WGSL}
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -109,6 +112,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 ${oInit}
   var m = NEG;
+  var bad = 0u; // this lane saw a NaN or infinite visible score (docs/HARDENING.md's NaN policy)
   var l = 0.0;
   var x: array<f32, 16>;
   let kbase = kvh * kv_rows() * (D / 4u);
@@ -136,9 +140,11 @@ ${stagedPvWgsl(blocks, BC / 16)}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;
+  bad = bad | subgroupShuffleXor(bad, 1u);
 ${storeOutputWgsl(blocks, 'obase')}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;

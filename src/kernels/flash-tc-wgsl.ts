@@ -11,7 +11,8 @@
 // - S goes to padded workgroup memory, the softmax runs in scalar code (2 lanes per row), P is written
 //   back as f16 and P V runs on the matrix units; fully masked tiles are never visited (block-mask CSR
 //   walk of flash-wgsl.ts or the causal bound).
-// - NaN in q, k or v gives NaN out (never "no key"): an empty row is recognised by l == +0 exactly.
+// - NaN policy (docs/HARDENING.md): a row with a visible NaN or infinite score is NaN (a per-lane flag, tested
+//   on the bits and joined by the row's two lanes); an empty row is recognised by l == +0 exactly.
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
@@ -28,6 +29,7 @@ import {
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
 } from './sgmat-tiles-wgsl.js';
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 export interface FlashTcConfig {
   /** Subgroups of 32 lanes per workgroup; each owns 16 query rows. */
@@ -189,6 +191,7 @@ ${putHalvesWgsl('put8kv', 'kv', true)}
 
 ${putHalvesWgsl('put8p', 'pt', true)}
 
+${NON_FINITE_WGSL}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -210,6 +213,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 ${qLoad}
 ${oInit}
   var m = NEG;
+  var bad = 0u; // this lane saw a NaN or infinite visible score (docs/HARDENING.md's NaN policy)
   var l = 0.0;
   var x: array<f32, ${BC / 2}>;
 ${regs}
@@ -244,9 +248,11 @@ ${pv}
   let empty = bitcast<u32>(l) == 0u;
   let inv = select(1.0 / l, 0.0, empty);
   let orow = (h * params.nq + i) * D;
+  bad = bad | subgroupShuffleXor(bad, 1u);
 ${storeOutputWgsl(blocks, 'orow')}
   if (row_ok && side == 0u) {
-    lse[h * params.nq + i] = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
+    let lse_row = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
   }
 }
 `;

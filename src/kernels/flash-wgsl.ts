@@ -119,7 +119,8 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
         l *= alpha;
         for (var d = 0u; d < D; d++) { acc[d] *= alpha; }
         for (var j = 0; j < n; j++) {
-          let p = select(exp(s[j] - m_new), 0.0, s[j] == NEG);
+          if (s[j] == NEG) { continue; } // masked: not read, so a NaN in its v stays out (0 * NaN is NaN)
+          let p = exp(s[j] - m_new);
           l += p;
           for (var d = 0u; d < D; d++) { acc[d] += p * vs[u32(j) * D + d]; }
         }

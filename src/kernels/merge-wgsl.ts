@@ -5,7 +5,9 @@
 // lse [S, rows]; one thread per (row, 4 columns), or per (row, column) when D is not a multiple of 4.
 // The one GPU merge: DSA's split-KV decoding folds its splits with it (the model merges no other states on
 // the GPU: Star and Ring hosts merge on the host, spine/state.ts).
-// CPU twin: mergeStates in spine/state.ts.
+// CPU twin: mergeStates in spine/state.ts. A NaN LSE in any state makes the row NaN (docs/HARDENING.md's
+// NaN policy): skipped as "not > -3e38" it would vanish from the merge.
+import { NON_FINITE_WGSL } from './wgsl-common.js';
 
 export const MERGE_THREADS = 64;
 
@@ -27,6 +29,7 @@ struct Params { rows: u32, splits: u32, neg_inf_bits: u32, pad: u32 }
 @group(0) @binding(2) var<storage, read_write> o: array<${T}>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
+${NON_FINITE_WGSL}
 const DW: u32 = ${headDim / W}u;
 @compute @workgroup_size(${MERGE_THREADS})
 fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
@@ -35,7 +38,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
   let r = x / DW;
   let d = x % DW;
   var mm = -3.0e38;
-  for (var w = 0u; w < params.splits; w++) { mm = max(mm, plse[w * params.rows + r]); }
+  var bad = false;
+  for (var w = 0u; w < params.splits; w++) { mm = max(mm, plse[w * params.rows + r]); bad = bad || is_nan(plse[w * params.rows + r]); }
   var sum = 0.0;
   var acc = ${T}(0.0);
   for (var w = 0u; w < params.splits; w++) {
@@ -46,8 +50,8 @@ fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg:
       acc += po[(w * params.rows + r) * DW + d] * e;
     }
   }
-  o[r * DW + d] = select(${T}(0.0), acc / sum, sum > 0.0);
-  if (d == 0u) { lse[r] = select(bitcast<f32>(params.neg_inf_bits), mm + log(sum), sum > 0.0); }
+  o[r * DW + d] = select(select(${T}(0.0), acc / sum, sum > 0.0), ${T}(nan_value()), bad);
+  if (d == 0u) { lse[r] = select(select(bitcast<f32>(params.neg_inf_bits), mm + log(sum), sum > 0.0), nan_value(), bad); }
 }
 `;
 }

@@ -107,13 +107,15 @@ export interface SoftmaxTile {
 }
 
 /** From the scores in st to P in pt: masked scores into x (log2 domain), the tile max over the row's two
- * lanes, the lazy rescale of l and O, P = exp2(x - m) as f16, l += the row sum. Needs x, m, l, need, c2, t0. */
+ * lanes, the lazy rescale of l and O, P = exp2(x - m) as f16, l += the row sum. Needs x, m, l, need, c2, t0,
+ * and bad (u32): set when a visible score is NaN or infinite (docs/HARDENING.md's NaN policy). */
 export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
   return `    var tile_max = NEG;
     for (var cc = 0u; cc < ${t.half}; cc++) {
       let j = t0 + i32(side * ${t.half} + cc);
       let sc = st[${t.scores} + side * ${t.half} + cc] * c2;
       x[cc] = select(NEG, sc, ${t.visible});
+      bad = bad | select(0u, 1u, non_finite(x[cc]));
       tile_max = max(tile_max, x[cc]);
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
@@ -134,12 +136,13 @@ ${throughCorner(t.blocks, (_b, at) => `for (var cc = 0u; cc < 8u; cc++) { st[${a
     l += rowsum + subgroupShuffleXor(rowsum, 1u);`;
 }
 
-/** o[out + column] = O * inv for this lane's row when row_ok (out: the row's first output index). */
+/** o[out + column] = O * inv for this lane's row when row_ok (out: the row's first output index); NaN where the
+ * row saw a non-finite score (bad, joined over the row's two lanes before this). */
 export function storeOutputWgsl(blocks: number, out: string): string {
   return throughCorner(
     blocks,
     (b, at) =>
-      `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = st[${at}] * inv; } }`,
+      `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = select(st[${at}] * inv, nan_value(), bad != 0u); } }`,
     false,
     '  ',
   );

@@ -2,9 +2,10 @@
 // per (query token, key/value head) serves all G query heads of that KV head (GQA), since the token's key
 // list is shared by its heads. Tiles of SPARSE_TILE listed keys are gathered into workgroup memory, scored
 // for all G heads, and folded in with FlashAttention-2's online softmax (one rescale per tile); O and LSE
-// out. CPU twin: kernels/sparse-gather-cpu.ts.
+// out. CPU twin: kernels/sparse-gather-cpu.ts. NaN policy (docs/HARDENING.md): a head that scores a NaN or an
+// infinity over its listed keys is NaN.
 import type { DType } from '../tensor.js';
-import { attentionParams, inputType } from './wgsl-common.js';
+import { attentionParams, inputType, NON_FINITE_WGSL } from './wgsl-common.js';
 import { SPARSE_TILE } from './sparse-gather-cpu.js';
 
 export const SPARSE_THREADS = 64;
@@ -49,6 +50,7 @@ struct Params { nq: u32, nk: u32, group: u32, causal: u32, scale: f32, neg_inf_b
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> idx: array<i32>;
 @group(0) @binding(6) var<uniform> params: Params;
+${NON_FINITE_WGSL}
 
 const D: u32 = ${D}u;
 const G: u32 = ${group}u;
@@ -61,6 +63,7 @@ var<workgroup> ps: array<f32, ${pad4(group * BC)}>;
 var<workgroup> ms: array<f32, ${pad4(group)}>;
 var<workgroup> ls: array<f32, ${pad4(group)}>;
 var<workgroup> alphas: array<f32, ${pad4(group)}>;
+var<workgroup> bads: array<u32, ${pad4(group)}>; // head g scored a NaN or an infinity
 var<workgroup> qs: array<f32, ${pad4(group * D)}>; // the token's G query rows, scaled
 
 @compute @workgroup_size(${WG})
@@ -73,7 +76,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
   var visible = i32(params.nk);
   if (params.causal != 0u) { visible = min(visible, i32(params.nk) - i32(params.nq) + i32(t) + 1); }
   let n = min(params.width, u32(max(visible, 0)));
-  for (var g = lid; g < G; g += WG) { ms[g] = NEG; ls[g] = 0.0; }
+  for (var g = lid; g < G; g += WG) { ms[g] = NEG; ls[g] = 0.0; bads[g] = 0u; }
   for (var x = lid; x < G * Dr; x += WG) { qs[x] = f32(q[((h0 + x / D) * params.nq + t) * D + x % D]) * params.scale; }
   var acc: array<f32, ${NA}>;
   for (var e0 = 0u; e0 < n; e0 += BC) {
@@ -101,7 +104,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     workgroupBarrier();
     for (var g = lid; g < G; g += WG) {
       var tmax = NEG;
-      for (var j = 0u; j < BC; j++) { tmax = max(tmax, ps[g * BC + j]); }
+      for (var j = 0u; j < BC; j++) {
+        tmax = max(tmax, ps[g * BC + j]);
+        if (non_finite(ps[g * BC + j])) { bads[g] = 1u; }
+      }
       let m_new = max(ms[g], tmax);
       let alpha = exp(ms[g] - m_new);
       var l = ls[g] * alpha;
@@ -129,12 +135,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u, @
     if (x < G * D) {
       let g = x / D; let d = x % D;
       let l = ls[g];
-      o[((h0 + g) * params.nq + t) * D + d] = select(0.0, acc[a] / l, l > 0.0);
+      o[((h0 + g) * params.nq + t) * D + d] = select(select(0.0, acc[a] / l, l > 0.0), nan_value(), bads[g] != 0u);
     }
   }
   for (var g = lid; g < G; g += WG) {
     let l = ls[g];
-    lse[(h0 + g) * params.nq + t] = select(bitcast<f32>(params.neg_inf_bits), ms[g] + log(l), l > 0.0);
+    let lse_g = select(bitcast<f32>(params.neg_inf_bits), ms[g] + log(l), l > 0.0);
+    lse[(h0 + g) * params.nq + t] = select(lse_g, nan_value(), bads[g] != 0u);
   }
 }
 `;

@@ -45,6 +45,7 @@ export function sparseLanesAttentionCpu(
       const n = keys.count(t);
       const qo = (h * queries + t) * D;
       const parts: Array<{ lse: number; o: Float64Array }> = [];
+      let bad = false; // a NaN or infinite score: the row is NaN (docs/HARDENING.md), as the kernel's flag
       for (let w = 0; w < split.splits; w++) {
         const [begin, end] = splitRange(n, split.splits, w);
         for (let r = 0; r < S; r++) {
@@ -55,6 +56,7 @@ export function sparseLanesAttentionCpu(
             const j = keys.indices[t * keys.width + e];
             let x = 0;
             for (let d = 0; d < D; d++) x += Q[qo + d] * s.scale * K[(kvh * keyStride + j) * D + d];
+            if (!Number.isFinite(x)) bad = true;
             const ex = Math.exp(-Math.abs(x - m));
             const alpha = x > m ? ex : 1;
             const p = x > m ? 1 : ex;
@@ -76,6 +78,12 @@ export function sparseLanesAttentionCpu(
         }
         if (l > 0) parts.push({ lse: mm + Math.log(l), o: acc.map((x) => x / l) });
       }
+      const row = h * queries + t;
+      if (bad) {
+        out.lse[row] = Number.NaN;
+        out.o.fill(Number.NaN, row * D, (row + 1) * D);
+        continue;
+      }
       if (parts.length === 0) continue;
       const top = Math.max(...parts.map((p) => p.lse));
       let sum = 0;
@@ -85,7 +93,6 @@ export function sparseLanesAttentionCpu(
         sum += e;
         for (let d = 0; d < D; d++) acc[d] += p.o[d] * e;
       }
-      const row = h * queries + t;
       out.lse[row] = top + Math.log(sum);
       for (let d = 0; d < D; d++) out.o[row * D + d] = acc[d] / sum;
     }

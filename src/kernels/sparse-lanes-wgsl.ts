@@ -7,9 +7,10 @@
 // memory and no barrier in the key loop. A workgroup of G*L*S threads serves the G heads of one (token, KV
 // head, split); its S sub-splits take every S-th key and are merged at the end through workgroup memory.
 // Several splits per (token, KV head) write partial states that the one merge kernel (merge-wgsl.ts) folds
-// by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts.
+// by log-sum-exp. CPU twin: kernels/sparse-lanes-cpu.ts. NaN policy (docs/HARDENING.md): a head that scores a
+// NaN or an infinity over its listed keys writes a NaN state (a flag per lane, joined over the sub-splits).
 import type { DType } from '../tensor.js';
-import { inputType } from './wgsl-common.js';
+import { inputType, NON_FINITE_WGSL } from './wgsl-common.js';
 import { sparseGatherParams } from './sparse-gather-wgsl.js';
 
 /** Threads per workgroup the kernel aims at (G*L*S, S >= 1). */
@@ -88,6 +89,7 @@ export function sparseLanesWgsl(headDim: number, group: number, dtype: DType, la
     // A new maximum (rare after the first keys: about ln n times) rescales; otherwise one fma per element.
     ...us.map(
       (u) => `{
+      bad = bad || (valid${u} && non_finite(s${u}));
       let big = valid${u} && s${u} > m;
       let ex = exp(-abs(s${u} - m));
       if (big) {
@@ -111,6 +113,7 @@ ${PARAMS}
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<storage, read> idx: array<i32>;
 @group(0) @binding(6) var<uniform> params: Params;
+${NON_FINITE_WGSL}
 
 const D4: u32 = ${D4}u;
 const G: u32 = ${group}u;
@@ -120,6 +123,7 @@ const C: u32 = ${C}u;
 const NEG: f32 = -3.0e38;
 var<workgroup> mw: array<f32, ${Math.ceil((S * group) / 4) * 4}>;
 var<workgroup> lw: array<f32, ${Math.ceil((S * group) / 4) * 4}>;
+var<workgroup> bw: array<u32, ${Math.ceil((S * group) / 4) * 4}>;
 var<workgroup> accw: array<vec4<f32>, ${S > 1 ? S * group * L * C : 1}>;
 
 @compute @workgroup_size(${WG})
@@ -145,6 +149,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${chunks((c) => `qr[${c}] = vec4<f32>(q[qb + ${c * L}u]) * params.scale;`)}
   var m = NEG;
   var l = 0.0;
+  var bad = false;
   let kbase = kvh * params.stride;
   let row = t * params.width;
   // Trip count uniform over the workgroup (shuffles stay in uniform control flow); tails are masked.
@@ -155,12 +160,12 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   ${
     S > 1
       ? /* wgsl */ `
-  if (lane == 0u) { mw[sub * G + g] = m; lw[sub * G + g] = l; }
+  if (lane == 0u) { mw[sub * G + g] = m; lw[sub * G + g] = l; bw[sub * G + g] = select(0u, 1u, bad); }
   ${chunks((c) => `accw[((sub * G + g) * L + lane) * C + ${c}u] = acc[${c}];`)}
   workgroupBarrier();
   if (sub != 0u) { return; }
   var mm = NEG;
-  for (var r = 0u; r < S; r++) { mm = max(mm, mw[r * G + g]); }
+  for (var r = 0u; r < S; r++) { mm = max(mm, mw[r * G + g]); bad = bad || bw[r * G + g] != 0u; }
   l = 0.0;
   ${chunks((c) => `acc[${c}] = vec4<f32>(0.0);`)}
   for (var r = 0u; r < S; r++) {
@@ -174,8 +179,10 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(num_workgroups) nwg: vec3u,
   let orow = (split * params.heads + h) * params.nq + t;
   // Subgroups narrower than L (the host probes against this) would mix heads: NaN out, never a wrong number.
   let inv = select(select(0.0, 1.0 / l, l > 0.0), bitcast<f32>(params.nan_bits), sg < L);
-  ${chunks((c) => `o[orow * D4 + lane + ${c * L}u] = acc[${c}] * inv;`)}
-  if (lane == 0u) { lse[orow] = select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0); }
+  ${chunks((c) => `o[orow * D4 + lane + ${c * L}u] = select(acc[${c}] * inv, vec4<f32>(nan_value()), bad);`)}
+  if (lane == 0u) {
+    lse[orow] = select(select(bitcast<f32>(params.neg_inf_bits), m + log(l), l > 0.0), nan_value(), bad);
+  }
 }
 `;
 }

@@ -37,8 +37,10 @@ export function rowSampled(stride: number, count: number, take: number): boolean
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
 
-/** Order-preserving map of an f32 to a u32 (larger float -> larger u32); -0 counts as +0. */
+/** Order-preserving map of an f32 to a u32 (larger float -> larger u32); -0 counts as +0, and NaN ranks above
+ * every number (its key is selected, so the attention sees the NaN: docs/HARDENING.md). */
 export function orderedKey(score: number): number {
+  if (Number.isNaN(score)) return 0xffffffff;
   f32[0] = score === 0 ? 0 : score;
   const b = u32[0];
   return b & 0x80000000 ? ~b >>> 0 : (b | 0x80000000) >>> 0;

@@ -10,6 +10,7 @@
 //           (score, then lower index) and pads the row with -1. Finished workgroups return at once.
 import { SAMPLE_MIN_RATIO, TOPK_CANDIDATES } from './topk-cpu.js';
 import { indexerWgsl, type IndexerKernelShape } from './dsa-indexer-wgsl.js';
+import { FINITE_TESTS_WGSL } from './wgsl-common.js';
 
 export const TOPK_THREADS = 128;
 export const MODE = { init: 0, refine: 1, collect: 2, all: 3, done: 4, sample: 5, guess: 6 } as const;
@@ -44,8 +45,11 @@ export function topkParams(p: {
 }
 
 /** Prefix comparison and digit of the 64-bit composite (ordered score, ~index), as topk-cpu.ts. */
-const COMPOSITE_WGSL = /* wgsl */ `
+const COMPOSITE_WGSL = /* wgsl */ `${FINITE_TESTS_WGSL}
+// A NaN score (of either sign) ranks above every number: its key is selected, and the attention that reads
+// it turns the row NaN (docs/HARDENING.md), instead of the NaN being dropped by the selection.
 fn ordered_key(f: f32) -> u32 {
+  if (is_nan(f)) { return 0xffffffffu; }
   let b = bitcast<u32>(select(f, 0.0, f == 0.0));
   return select(b | 0x80000000u, ~b, (b & 0x80000000u) != 0u);
 }

@@ -38,7 +38,7 @@ export interface FlashVersion {
   grid(queries: number, heads: number, headDim: number): [number, number];
   /** CPU twin (same tiles and rounding of P), for devices without the features (CI). */
   twin?: FlashCpuOptions;
-  /** Whether NaN in q, k or v reaches the output (the older kernels give 0 / -inf for a NaN q). */
+  /** Whether NaN in q or k makes its rows NaN (docs/HARDENING.md's policy; every flash version does now). */
   propagatesNaN: boolean;
   /** Whether it takes kv_stride in word 7 of the uniform (0 means the key count). */
   kvStride: boolean;
@@ -73,7 +73,7 @@ export const FLASH_VERSIONS: FlashVersion[] = [
     tiles: (d) => ({ rows: FLASH_PORTABLE_ROWS, keyTile: flashPortableTile(d) }),
     wgsl: (d, dtype, mask) => flashPortableWgsl(d, dtype, mask),
     grid: (n, h) => [Math.ceil(n / FLASH_PORTABLE_ROWS), h],
-    propagatesNaN: false,
+    propagatesNaN: true,
     kvStride: false,
   },
   {
@@ -85,7 +85,7 @@ export const FLASH_VERSIONS: FlashVersion[] = [
     wgsl: (d, _dtype, mask) => flashSubgroupMatrixWgsl(d, mask),
     grid: (n, h) => [Math.ceil(n / SGMAT_ROWS), h],
     twin: subgroupMatrixTwin,
-    propagatesNaN: false,
+    propagatesNaN: true,
     kvStride: false,
   },
   ...Object.entries(FLASH_TC_CONFIGS).map(

@@ -57,7 +57,21 @@ fn key_limit(i: u32) -> i32 {
  * key"). Tested on the bits, since WGSL lets a compiler assume floats are finite; NaN made at run time from
  * the -Infinity uniform, since a NaN constant does not compile.
  */
-export const NON_FINITE_WGSL = /* wgsl */ `
+export const FINITE_TESTS_WGSL = /* wgsl */ `
 fn non_finite(x: f32) -> bool { return (bitcast<u32>(x) & 0x7f800000u) == 0x7f800000u; }
-fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }
+fn is_nan(x: f32) -> bool { return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u; }`;
+
+/** The tests and nan_value(); needs a `params` uniform with `neg_inf_bits` (0xff800000). */
+export const NON_FINITE_WGSL = /* wgsl */ `${FINITE_TESTS_WGSL}
 fn nan_value() -> f32 { return bitcast<f32>(params.neg_inf_bits | 0x00400000u); }`;
+
+/** ReLU that keeps NaN (WGSL's max(NaN, 0) may be 0): the DSA indexer's scores, so a NaN reaches the top-k. */
+export const RELU_KEEP_NAN_WGSL = /* wgsl */ `
+fn relu_keep_nan(a: f32) -> f32 { return select(max(a, 0.0), a, (bitcast<u32>(a) & 0x7fffffffu) > 0x7f800000u); }`;
+
+/** nan_value() for f16 storage (`nan_elem()`): converting an f32 NaN to f16 is not defined to give NaN in WGSL. */
+export function nanElemWgsl(elem: string): string {
+  return elem === 'f16'
+    ? 'fn nan_elem() -> f16 { return bitcast<vec2<f16>>(params.neg_inf_bits | 0x7e007e00u).x; }'
+    : 'fn nan_elem() -> f32 { return nan_value(); }';
+}

@@ -9,6 +9,7 @@ import type { LayerAttention, LayerDims } from '../../attention/layer.js';
 import type { DecoderOptions } from './decoder-cpu.js';
 import { LlamaDecoder } from './llama-forward.js';
 import { GpuOps } from './gpu-ops.js';
+import { FiniteFlags } from './finite-flags-gpu.js';
 import type { Activations } from './ops.js';
 import { uploadWeights, type GpuWeights } from './gpu-weights.js';
 import { createGpuLayer, GpuLayerScratch } from '../caches/layer-factory.js';
@@ -89,14 +90,23 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         gate: await buf(chunk * F, 'gate'),
         up: await buf(chunk * F, 'up'),
         last: await buf(H, 'last'),
-        logits: await buf(V, 'logits'),
+        logits: await buf(FiniteFlags.words(V, c.layers), 'logits and per-layer non-finite flags'),
       };
       const io = {
         ids: await buf(chunk, 'ids'),
         rope: await buf(chunk * D, 'rope cos sin'),
         none: await buf(4, 'no bias'),
       };
-      const ops = await GpuOps.create(gpu, c, storage, io, chunk, opts.matmul, weights.matrixStorage);
+      const ops = await GpuOps.create(
+        gpu,
+        c,
+        storage,
+        io,
+        chunk,
+        opts.matmul,
+        weights.matrixStorage,
+        new FiniteFlags(act.logits, V, c.layers),
+      );
       return new GpuDecoder(gpu, c, ops, weights, attention, scratch, act, chunk, opts, owned);
     } catch (e) {
       owned.forEach((b) => gpu.release(b));

@@ -26,8 +26,10 @@ import type { ModelConfig } from '../types.js';
 import type { ForwardOps } from './ops.js';
 import { ropeTable } from './rope-table.js';
 import { matmulShapes } from './llama-forward.js';
+import { finiteFlagGroups, finiteFlagParams, finiteFlagWgsl } from '../../kernels/finite-flag-wgsl.js';
+import type { FiniteFlags } from './finite-flags-gpu.js';
 
-type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads', GPUComputePipeline>;
+type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite', GPUComputePipeline>;
 type Recorded = (pass: GPUComputePassEncoder) => void;
 
 /** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
@@ -62,6 +64,8 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     /** By `${m} ${n} ${k} ${weights}`: every shape of up to `chunk` rows. */
     private readonly matmuls: Map<string, MatmulKernel>,
     private readonly matrixStorage: Map<GPUBuffer, WeightStorage>,
+    /** Per-layer non-finite flags, read back with the logits (the NaN policy). */
+    private readonly flags?: FiniteFlags,
   ) {
     this.sites = new CallSites(gpu, 'decoder');
   }
@@ -76,6 +80,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     chunk: number,
     asked: MatmulAsked = {},
     matrixStorage = new Map<GPUBuffer, WeightStorage>(),
+    flags?: FiniteFlags,
   ): Promise<GpuOps> {
     // The planner's choice for every shape (and weight storage) the run can meet: a forward compiles nothing.
     const matmuls = new Map<string, MatmulKernel>();
@@ -99,8 +104,9 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       add: await gpu.pipeline('model-add', addWgsl),
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
+      finite: await gpu.pipeline('model-finite-flag', finiteFlagWgsl),
     };
-    return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage);
+    return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage, flags);
   }
 
   private dispatch(pipe: GPUComputePipeline, buffers: GPUBuffer[], groups: readonly number[]): void {
@@ -174,6 +180,13 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     this.elementwise(this.pipes.swiglu, [gate, up], n);
   }
 
+  /** Raises layer `layer`'s flag when x is not finite; the read of the logits throws for it (finite-flags-gpu.ts). */
+  checkFinite(x: GPUBuffer, values: number, layer: number, position: number): void {
+    if (!this.flags) return;
+    const u = this.sites.uniform(finiteFlagParams(values, this.flags.word(layer), position));
+    this.dispatch(this.pipes.finite, [x, this.flags.logits, u], finiteFlagGroups(values));
+  }
+
   async submit(label: string): Promise<void> {
     const recorded = this.recorded;
     this.recorded = [];
@@ -181,13 +194,18 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   }
 
   forwardScope<T>(work: () => Promise<T>): Promise<T> {
+    this.flags?.reset(this.gpu);
     return this.gpu.checked('forward pass', work);
   }
 
   async read(b: GPUBuffer, n: number, storage = false): Promise<Float32Array> {
     const dtype = storage ? this.storage : 'f32';
-    const bytes = await this.gpu.read(b, n * (dtype === 'f16' ? 2 : 4));
-    return asFloat32(tensor([n], dtype, dtype === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes)));
+    const f = this.flags && b === this.flags.logits && !storage ? this.flags : undefined;
+    const bytes = await this.gpu.read(b, f ? (f.vocab + f.layers) * 4 : n * (dtype === 'f16' ? 2 : 4));
+    f?.check(new Uint32Array(bytes, f.vocab * 4, f.layers));
+    return asFloat32(
+      tensor([n], dtype, dtype === 'f16' ? new Uint16Array(bytes, 0, n) : new Float32Array(bytes, 0, n)),
+    );
   }
 
   destroy(): void {

@@ -59,8 +59,8 @@ export interface ForwardOps<B, M, V> {
   add(x: B, y: B, n: number): void;
   /** gate = silu(gate) * up over n values. */
   swiglu(gate: B, up: B, n: number): void;
-  /** The NaN policy (docs/HARDENING.md): throws a NonFiniteError naming the layer when x [T, hidden] is not
-   * finite. The CPU checks each layer; WebGPU does not yet (it would need a flag read back with the logits). */
+  /** The NaN policy (docs/HARDENING.md): a NonFiniteError naming the layer when x [T, hidden] is not finite.
+   * The CPU throws at once; WebGPU raises a per-layer flag on the GPU that the read of the logits checks. */
   checkFinite?(x: B, values: number, layer: number, position: number): void;
   submit(label: string): Promise<void>;
   /** Runs one forward (of one or more chunks); WebGPU validates all its submissions once, at the end. */
