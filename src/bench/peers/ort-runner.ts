@@ -25,6 +25,7 @@ export interface GpuBufferMeter {
   resetPeak(): void;
 }
 
+// require.resolve gives the CJS entry (dist/ort.node.min.js): scripts/pack-device.sh --with-ort must keep it.
 const distDir = () => join(dirname(createRequire(import.meta.url).resolve('onnxruntime-web')), '');
 
 async function loadOrt(backend: OrtBackend): Promise<{ ort: OrtModule; meter?: GpuBufferMeter }> {
