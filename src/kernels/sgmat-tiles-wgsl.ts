@@ -142,7 +142,8 @@ export function storeOutputWgsl(blocks: number, out: string): string {
   return throughCorner(
     blocks,
     (b, at) =>
-      `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = select(st[${at}] * inv, nan_value(), bad != 0u); } }`,
+      `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = ` +
+      `select(st[${at}] * inv, nan_value(), bad != 0u); } }`,
     false,
     '  ',
   );

@@ -12,7 +12,8 @@ export function checkStarRingLayer(method: MethodSpec): void {
   if (hosts > 1) {
     throw new UnsupportedError(
       `${method.name}:hosts=${hosts} in the model runner: layers run in one process (the same visible sets as ` +
-        `across hosts); drop hosts= and pass \`generate --hosts ${hosts}\` to spread the model over host processes (or \`longctx attend --hosts\` for one attention call)`,
+        `across hosts); drop hosts= and pass \`generate --hosts ${hosts}\` to spread the model over host processes ` +
+        '(or `longctx attend --hosts` for one attention call)',
     );
   }
   if (method.name === 'star') starParams(method); // spec errors before any weight is touched
