@@ -51,12 +51,34 @@ export function decodeParams(p: DecodeParams): ArrayBuffer {
 const PARAMS = /* wgsl */ `
 struct Params { nk: u32, kv_stride: u32, group: u32, splits: u32, scale: f32, keys_per_split: u32, neg_inf_bits: u32, pad: u32 }`;
 
+/** Where key i of a split's numbering sits in k and v: the one thing a caller of the partial kernel may change
+ * (CCA's decode numbers cores, then raw tokens in a ring: cca-decode-wgsl.ts). */
+export interface DecodeKeyRows {
+  /** Uniform fields after the eight of decodeParams (each `name: u32,`). */
+  params: string;
+  /** Module-scope WGSL the two expressions below use. */
+  wgsl: string;
+  /** Statements inside `if (j < j1)` that set `let row` (the index of key j's first element in k). */
+  keyRow: string;
+  /** The index of tile key x's first element in v (t0 + x is its number). */
+  valueRow: string;
+}
+
+/** Keys in place: row j of KV head kvh at kvh * kv_stride + j. */
+const CONTIGUOUS_ROWS: DecodeKeyRows = {
+  params: '',
+  wgsl: '',
+  keyRow: 'let row = kbase + j * D;',
+  valueRow: 'kbase + (t0 + x) * D',
+};
+
 /** Partial states: q [Hq, 1, D], k/v [Hkv, kv_stride, D] -> po [Hq, splits, D], plse [Hq, splits]. */
-export function flashDecodePartialWgsl(headDim: number, dtype: DType): string {
+export function flashDecodePartialWgsl(headDim: number, dtype: DType, rows: DecodeKeyRows = CONTIGUOUS_ROWS): string {
   const { enable, elem } = inputType(dtype);
   const dims = Math.ceil(headDim / THREADS);
+  const params = rows.params ? PARAMS.replace(' }', `,\n  ${rows.params.replace(/,\s*$/, '')} }`) : PARAMS;
   return /* wgsl */ `${enable}
-${PARAMS}
+${params}
 @group(0) @binding(0) var<storage, read> q: array<${elem}>;
 @group(0) @binding(1) var<storage, read> k: array<${elem}>;
 @group(0) @binding(2) var<storage, read> v: array<${elem}>;
@@ -72,6 +94,7 @@ const NEG: f32 = -3.0e38;
 var<workgroup> qs: array<f32, ${Math.ceil(headDim / 4) * 4}>;
 var<workgroup> ps: array<f32, ${DECODE_TILE}>;
 var<workgroup> red: array<f32, ${THREADS}>;
+${rows.wgsl}
 
 fn reduce(lid: u32, is_max: bool) -> f32 {
   for (var s = WG / 2u; s > 0u; s = s / 2u) {
@@ -103,8 +126,9 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let j = t0 + lid;
     var score = NEG;
     if (j < j1) {
+      ${rows.keyRow}
       score = 0.0;
-      for (var d = 0u; d < D; d++) { score += qs[d] * f32(k[kbase + j * D + d]); }
+      for (var d = 0u; d < D; d++) { score += qs[d] * f32(k[row + d]); }
     }
     mine = mine || non_finite(score);
     red[lid] = score;
@@ -122,7 +146,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       let d = lid + c * WG;
       if (d < D) {
         var sum = acc[c] * alpha;
-        for (var x = 0u; x < n; x++) { sum += ps[x] * f32(v[kbase + (t0 + x) * D + d]); }
+        for (var x = 0u; x < n; x++) { sum += ps[x] * f32(v[${rows.valueRow} + d]); }
         acc[c] = sum;
       }
     }
