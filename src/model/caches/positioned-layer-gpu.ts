@@ -11,7 +11,7 @@ import { ShapeError, UnsupportedError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { grid } from '../../kernels/elementwise-wgsl.js';
-import { ROPE_HEADS_THREADS, ropeHeadsParams, ropeHeadsWgsl } from '../../kernels/rope-heads-wgsl.js';
+import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
 import { maskKey } from '../../spine/mask.js';
 import { keptTiles } from '../../spine/block-mask.js';
@@ -198,7 +198,9 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
     const [shared, parts] = [this.shared, this.parts];
     shared.prepare(parts, start, T);
     this.sites.begin();
-    const rope = await this.gpu.pipeline(`rope-heads-${d.dtype}`, () => ropeHeadsWgsl(d.dtype));
+    const rope = await this.gpu.pipeline(`rope-heads-${d.dtype}`, () =>
+      ropeWgsl(d.dtype, { dtype: d.dtype, headMajor: true }),
+    );
     const interleaved = this.s.config.ropeLayout === 'interleaved';
     const rows = d.heads * T;
     const moves: [GPUBuffer, GPUBuffer, GPUBuffer, number, number, number, boolean][] = [];
@@ -240,9 +242,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
       flashes.push({ call, u: this.sites.uniform(call.params) });
     }
     const ropeUniforms = moves.map(([, , , heads, stride, offset, rotate]) =>
-      this.sites.uniform(
-        ropeHeadsParams({ tokens: T, heads, headDim: d.headDim, stride, offset, rotate, interleaved }),
-      ),
+      this.sites.uniform(ropeParams({ tokens: T, heads, headDim: d.headDim, stride, offset, rotate, interleaved })),
     );
     const merge = single
       ? undefined
@@ -257,7 +257,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
           pass,
           rope,
           [x, table, out, ropeUniforms[i]],
-          grid((heads * T * d.headDim) / 2, ROPE_HEADS_THREADS),
+          grid((heads * T * d.headDim) / 2, ROPE_THREADS),
         ),
       );
       for (const { call, u } of flashes)

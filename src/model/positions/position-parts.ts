@@ -85,7 +85,7 @@ export function positionParts(
   }
 }
 
-/** RoPE's table for rotating tokens to `positions` (kernels/rope-heads-wgsl.ts): [cos | sin] x T x D/2, f32,
+/** RoPE's table for rotating tokens to `positions` (kernels/rope-wgsl.ts, head-major input): [cos | sin] x T x D/2, f32,
  * angles in float64, each scaled by the scaling's attention factor (so a score carries its square). */
 export function positionTable(
   positions: ArrayLike<number>,
