@@ -1,6 +1,7 @@
 // `longctx generate --attention star:block=B[,anchor=A][,query=Q] --hosts H` (or ring): the model spread
 // over H host processes (src/cluster/star-model*.ts). Without --nats it starts a private loopback
 // nats-server and H `longctx host` processes and stops them; text on stdout, timings on stderr.
+import { ATTEND_HOSTS_OPTIONS } from './attend-hosts.js';
 import { InputError, UnsupportedError } from '../errors.js';
 import type { MethodSpec } from '../attention/spec.js';
 import { starParams } from '../attention/star.js';
@@ -14,14 +15,8 @@ export const GENERATE_HOSTS_USAGE = `  --hosts H with --attention star:block=B[,
     host counts as dead (default 30); [--compute-timeout S] the longest one step may compute (default 3600).
     Prints per-host phase-1 time, the query host's wait per layer in phase 2 and the bytes moved.`;
 
-export const GENERATE_HOSTS_OPTIONS = {
-  hosts: { type: 'string' },
-  nats: { type: 'string' },
-  token: { type: 'string' },
-  listen: { type: 'string' },
-  timeout: { type: 'string' },
-  'compute-timeout': { type: 'string' },
-} as const;
+/** The options of `attend`'s hosts: the same servers, tokens and timeouts. */
+export const GENERATE_HOSTS_OPTIONS = ATTEND_HOSTS_OPTIONS;
 
 export interface HostsRun {
   v: Record<string, string | boolean | undefined>;

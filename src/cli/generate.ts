@@ -1,5 +1,6 @@
 // `longctx generate`: text from a model. Only the generated text goes to stdout (ending with a newline,
 // as llama2.c prints); progress and speed go to stderr.
+import { wantsHosts } from './attend-hosts.js';
 import { readBounded } from '../io/bounded-read.js';
 import { limit } from '../io/limits.js';
 import { checkRunFits, checkRunServed, type RunShape } from '../model/load/run-fits.js';
@@ -79,7 +80,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
     throw new InputError('--max-tokens N (a non-negative integer) is required');
   const chunk = numberOption(v, 'chunk') ?? 512;
   if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
-  if (v.hosts !== undefined || v.nats !== undefined) {
+  if (wantsHosts(v)) {
     const attention = typeof v.attention === 'string' ? v.attention : 'flash';
     const modelPath = required(v, 'model');
     const model = loadModel(modelPath);
