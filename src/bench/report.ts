@@ -49,16 +49,9 @@ export function formatTokens(n: number): string {
 }
 
 /** Bytes in binary units: 'B', 'KiB', 'MiB', 'GiB', 'TiB' (one decimal above bytes). */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = bytes;
-  let i = 0;
-  while (Math.abs(v) >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return i === 0 ? `${v} B` : `${v.toFixed(1)} ${units[i]}`;
-}
+import { formatBytes } from '../io/limits.js';
+
+export { formatBytes };
 
 /** Escapes a cell for a GitHub table (pipes and newlines). */
 function cell(s: string): string {

@@ -4,7 +4,7 @@
 // EACCES, ENOSPC) become one line naming the file.
 import { closeSync, fstatSync, openSync, readSync, writeFileSync } from 'node:fs';
 import { DeviceError, InputError, OutOfMemoryError } from '../errors.js';
-import { formatBytesShort } from './limits.js';
+import { formatBytes } from './limits.js';
 import { hostMemoryBudget } from './host-memory.js';
 
 const CHUNK = 1 << 20;
@@ -50,12 +50,12 @@ export function readBounded(
     if (st.isFile()) {
       if (st.size > maxBytes)
         throw new InputError(
-          `${what} ${path} is ${formatBytesShort(st.size)}, more than the limit of ${formatBytesShort(maxBytes)}${raise}`,
+          `${what} ${path} is ${formatBytes(st.size)}, more than the limit of ${formatBytes(maxBytes)}${raise}`,
         );
       const budget = hostMemoryBudget();
       if (st.size > budget)
         throw new OutOfMemoryError(
-          `${what} ${path} is ${formatBytesShort(st.size)}, more than the ${formatBytesShort(budget)} of host memory available`,
+          `${what} ${path} is ${formatBytes(st.size)}, more than the ${formatBytes(budget)} of host memory available`,
           st.size,
           budget,
         );
@@ -71,7 +71,7 @@ export function readBounded(
         if (declared !== undefined && declared < 0) break;
         if (declared !== undefined && declared > cap)
           throw new InputError(
-            `${what} ${path}: its header declares ${formatBytesShort(declared)}, more than the limit of ${formatBytesShort(cap)}${raise}`,
+            `${what} ${path}: its header declares ${formatBytes(declared)}, more than the limit of ${formatBytes(cap)}${raise}`,
           );
       }
       if (declared !== undefined && total > declared)
@@ -85,7 +85,7 @@ export function readBounded(
       total += n;
       if (total > cap)
         throw new InputError(
-          `${what} ${path} gives more than the limit of ${formatBytesShort(cap)}${raise} (a device or pipe without end?)`,
+          `${what} ${path} gives more than the limit of ${formatBytes(cap)}${raise} (a device or pipe without end?)`,
         );
     }
     return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total);

@@ -49,13 +49,14 @@ export function checkBound(name: LimitName, value: number, where: string): void 
     );
 }
 
-export function formatBytesShort(b: number): string {
+/** Bytes in binary units with `digits` decimals ("512 B", "1.5 MiB"): the one formatter of limits, plans and reports. */
+export function formatBytes(bytes: number, digits = 1): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = b;
+  let v = bytes;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
+  while (Math.abs(v) >= 1024 && u < units.length - 1) {
     v /= 1024;
     u++;
   }
-  return u === 0 ? `${b} B` : `${v.toFixed(1)} ${units[u]}`;
+  return u === 0 ? `${bytes} B` : `${v.toFixed(digits)} ${units[u]}`;
 }

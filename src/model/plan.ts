@@ -8,6 +8,7 @@ import { ccaCacheBytes, ccaParamsFromSpec } from '../attention/cca.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { formatMethodSpec, intParam, METHOD_KEYS, parseMethodSpec, type MethodSpec } from '../attention/spec.js';
 import type { ModelConfig } from './types.js';
+import { formatBytes as formatByteCount } from '../io/limits.js';
 import { deviceProfile, layerKernels, matmulKernels, type LayerKernels } from './plan-kernels.js';
 
 export interface PlanOptions {
@@ -221,15 +222,9 @@ function indexerLine(p: ModelPlan): string {
   );
 }
 
+/** Plans print two decimals. */
 export function formatBytes(b: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = b;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return u === 0 ? `${b} B` : `${v.toFixed(2)} ${units[u]}`;
+  return formatByteCount(b, 2);
 }
 
 /** 260K, 15.2M, 7.24B: three significant figures in the unit that fits. */

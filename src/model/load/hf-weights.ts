@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError, OutOfMemoryError, UnsupportedError } from '../../errors.js';
-import { formatBytesShort } from '../../io/limits.js';
+import { formatBytes } from '../../io/limits.js';
 import { hostMemoryBudget } from '../../io/host-memory.js';
 import { SafetensorsStore } from './safetensors.js';
 import type { LayerWeights, ModelConfig, ModelWeights, TrainedIndexerWeights, WeightTensor } from '../types.js';
@@ -80,7 +80,7 @@ export function hfWeights(
   const budget = hostMemoryBudget();
   if (bytes > budget)
     throw new OutOfMemoryError(
-      `${store.dir}: the weights are ${formatBytesShort(bytes)}, more than the ${formatBytesShort(budget)} of ` +
+      `${store.dir}: the weights are ${formatBytes(bytes)}, more than the ${formatBytes(budget)} of ` +
         `host memory available (set LONGCTX_HOST_MEMORY_BYTES to override)`,
       bytes,
       budget,

@@ -1,7 +1,7 @@
 // Checks before `generate` allocates: the KV cache and activations of a run against the device (host
 // memory on the CPU, the largest buffer on WebGPU), and the run's length against what the model can serve.
 import { InputError, OutOfMemoryError } from '../../errors.js';
-import { formatBytesShort } from '../../io/limits.js';
+import { formatBytes } from '../../io/limits.js';
 import { hostMemoryBudget } from '../../io/host-memory.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { Device } from '../../runtime/device.js';
@@ -33,8 +33,8 @@ export function checkRunFits(device: Device, config: ModelConfig, r: RunShape): 
     const budget = hostMemoryBudget();
     if (need > budget)
       throw new OutOfMemoryError(
-        `${tokens} tokens need ${formatBytesShort(need)} for the KV cache and activations, more than the ` +
-          `${formatBytesShort(budget)} of host memory available (lower --max-tokens, use a windowed --attention, or set LONGCTX_HOST_MEMORY_BYTES)`,
+        `${tokens} tokens need ${formatBytes(need)} for the KV cache and activations, more than the ` +
+          `${formatBytes(budget)} of host memory available (lower --max-tokens, use a windowed --attention, or set LONGCTX_HOST_MEMORY_BYTES)`,
         need,
         budget,
       );
@@ -45,8 +45,8 @@ export function checkRunFits(device: Device, config: ModelConfig, r: RunShape): 
   const perLayer = Math.max(...plan.groups.map((g) => g.kvBytesPerLayer / 2));
   if (perLayer > maxBuffer)
     throw new OutOfMemoryError(
-      `${tokens} tokens need ${formatBytesShort(perLayer)} of keys per layer, more than this adapter's largest ` +
-        `buffer (${formatBytesShort(maxBuffer)}); lower --max-tokens or use --storage f16 or a windowed --attention`,
+      `${tokens} tokens need ${formatBytes(perLayer)} of keys per layer, more than this adapter's largest ` +
+        `buffer (${formatBytes(maxBuffer)}); lower --max-tokens or use --storage f16 or a windowed --attention`,
       perLayer,
       maxBuffer,
     );
