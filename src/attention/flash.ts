@@ -34,17 +34,18 @@ export interface GpuBlockMask {
   release(): void;
 }
 
+/** The planner's target for a flash call on this device: every caller plans with the device's limits, so a
+ * block mask is built for the tiles of the kernel that then runs (tc2 needs the workgroup memory limit). */
+export function gpuFlashTarget(
+  gpu: GpuContext,
+  t: Omit<KernelTarget, 'features' | 'maxWorkgroupStorageBytes'>,
+): KernelTarget {
+  return { ...t, features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes };
+}
+
 /** The planner's target for a tiled (prefill-style) flash call on this device. */
 function tiledTarget(gpu: GpuContext, headDim: number, dtype: Tensor['dtype'], masked: boolean): KernelTarget {
-  return {
-    features: gpu.features,
-    dtype,
-    headDim,
-    queries: 0,
-    keys: 0,
-    masked,
-    maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes,
-  };
+  return gpuFlashTarget(gpu, { dtype, headDim, queries: 0, keys: 0, masked });
 }
 
 /** Builds `mask`'s block mask for the tiles of the kernel that will run, and uploads it. */

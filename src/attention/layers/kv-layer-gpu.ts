@@ -14,7 +14,7 @@ import { DENSE_TILE, densePvWgsl, denseScoresWgsl, denseSoftmaxWgsl } from '../.
 import { attentionParams } from '../../kernels/wgsl-common.js';
 import type { AttentionShape } from '../../spine/problem.js';
 import type { GpuInputs } from '../gpu-chunks.js';
-import { flashCall, prepareBlockMask, type GpuBlockMask } from '../flash.js';
+import { flashCall, gpuFlashTarget, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../flash.js';
 import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../flash-decode.js';
 import { formatChoice, planFlash } from '../planner.js';
 import { formatMethodSpec, type MethodSpec } from '../spec.js';
@@ -155,19 +155,19 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
   get plan(): string {
     const { layout } = this.method;
     const d = this.dims;
-    const target = { features: this.gpu.features, dtype: d.dtype, headDim: d.headDim };
     const kernel = (queries: number, keys: number, decode: boolean) =>
       this.method.kernel === 'dense'
         ? 'dense: materialised scores'
         : formatChoice(
             planFlash(
-              {
-                ...target,
+              gpuFlashTarget(this.gpu, {
+                dtype: d.dtype,
+                headDim: d.headDim,
                 queries,
                 keys,
                 allKeysVisible: decode,
                 masked: !decode && this.method.mask(d.maxTokens) !== undefined,
-              },
+              }),
               this.method.variant,
             ),
           );
@@ -287,15 +287,14 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
     const x: GpuInputs = { q: c.q, k: keys.k, v: keys.v, o: c.out, lse: this.scratch.lse, shape, dtype: d.dtype };
     if (this.method.kernel === 'dense') return this.dense(x, keys.kvStride);
     const plan = planFlash(
-      {
-        features: this.gpu.features,
+      gpuFlashTarget(this.gpu, {
         dtype: d.dtype,
         headDim: d.headDim,
         queries: c.tokens,
         keys: keys.nk,
         allKeysVisible: keys.allVisible,
         masked: keys.blocks !== undefined,
-      },
+      }),
       this.method.variant,
     );
     if (plan.version === 'split-kv-decode') {
@@ -306,13 +305,8 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
         this.sites.dispatch(pass, calls.merge.pipeline, [...calls.merge.buffers, u], calls.merge.groups);
       };
     }
-    const call = await flashCall(
-      this.gpu,
-      x,
-      plan.version as 'portable' | 'subgroup-matrix',
-      keys.blocks,
-      keys.kvStride,
-    );
+    // The tiled version the planner chose (tc2 where the device has the tensor cores and the memory).
+    const call = await flashCall(this.gpu, x, plan.version as FlashVariant, keys.blocks, keys.kvStride);
     const u = this.sites.uniform(call.params);
     return (pass) => this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
   }
