@@ -48,9 +48,28 @@ export function halfToFloat32(bits: Uint16Array): Float32Array {
   return out;
 }
 
+/** f32 bits of the smallest normal f16 (2^-14) and of the first value that rounds to infinity (65520). */
+const NORMAL_MIN_BITS = 0x38800000;
+const OVERFLOW_BITS = 0x477ff000;
+
 export function float32ToHalf(values: ArrayLike<number>): Uint16Array {
   const out = new Uint16Array(values.length);
-  for (let i = 0; i < values.length; i++) out[i] = toHalfBits(values[i]);
+  if (!(values instanceof Float32Array)) {
+    for (let i = 0; i < values.length; i++) out[i] = toHalfBits(values[i]);
+    return out;
+  }
+  // The model's weights go through here (a billion values for a 1B model): normal f16 values straight from
+  // the f32 bits, rounding to nearest even by adding 0xfff plus the kept mantissa's last bit before the
+  // shift (a carry into the exponent is the right result); subnormals, overflow and NaN take toHalfBits.
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length);
+  for (let i = 0; i < bits.length; i++) {
+    const u = bits[i];
+    const a = u & 0x7fffffff;
+    out[i] =
+      a >= NORMAL_MIN_BITS && a < OVERFLOW_BITS
+        ? ((u >>> 16) & 0x8000) | ((a + 0xfff + ((a >>> 13) & 1) - 0x38000000) >>> 13)
+        : toHalfBits(values[i]);
+  }
   return out;
 }
 

@@ -60,6 +60,19 @@ test('f16 codec: exact values, rounding to nearest even, subnormals, overflow', 
   const xs = Float32Array.from({ length: 1000 }, (_, i) => (i - 500) / 37);
   const back = halfToFloat32(float32ToHalf(xs));
   for (let i = 0; i < xs.length; i++) assert.ok(Math.abs(back[i] - xs[i]) <= Math.abs(xs[i]) * 2 ** -11 + 1e-7);
+  // The array path (normal values from the bits) equals toHalfBits on random bit patterns of every exponent,
+  // ties, the normal/subnormal edge and the overflow edge.
+  const words = new Uint32Array(200000);
+  let s = 12345;
+  for (let i = 0; i < words.length; i++) {
+    s = (Math.imul(s, 1103515245) + 12345) >>> 0;
+    words[i] = i % 4 === 0 ? (s & 0xffffe000) | 0x1000 : s; // every fourth a tie
+  }
+  words.set([0x38800000, 0x387fffff, 0x477fefff, 0x477ff000, 0x477fe000, 0x7f800000, 0x7fc00000, 0x80000000]);
+  const fs = new Float32Array(words.buffer);
+  const fast = float32ToHalf(fs);
+  for (let i = 0; i < fs.length; i++)
+    if (fast[i] !== toHalfBits(fs[i])) assert.fail(`${fs[i]}: ${fast[i]} vs ${toHalfBits(fs[i])}`);
 });
 
 test('method specs parse, print and reject unknown names and keys', () => {
