@@ -7,7 +7,7 @@ import { naiveHalfAttention, referenceAttention } from '../src/reference/attenti
 import { float32ToHalf, halfToFloat32 } from '../src/f16.js';
 import { randomNormal, tensor, type DType, type Tensor } from '../src/tensor.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
-import { flashDecodeGpu } from '../src/attention/flash-decode.js';
+import { DECODE_VERSIONS, flashDecodeGpu, type DecodeVersion } from '../src/attention/flash-decode.js';
 import { flashAttentionGpu } from '../src/attention/flash.js';
 import { decodeSplits } from '../src/kernels/flash-decode-wgsl.js';
 import { assertMatchesReference, webgpuDevice } from './support.js';
@@ -32,7 +32,7 @@ interface Case {
   dtype: DType;
 }
 
-async function run(gpu: GpuContext, c: Case, kernel: 'decode' | 'flash'): Promise<void> {
+async function run(gpu: GpuContext, c: Case, kernel: DecodeVersion | 'flash'): Promise<void> {
   const s = seed++;
   const stride = c.keys + 13;
   // f16 runs take inputs already rounded to f16, so the reference sees what the kernel reads.
@@ -56,8 +56,8 @@ async function run(gpu: GpuContext, c: Case, kernel: 'decode' | 'flash'): Promis
   const shape = { ...c, causal, scale: 1 / Math.sqrt(c.headDim) };
   const x = { q: qb, k: kb, v: vb, o: ob, lse: lb, shape, dtype: c.dtype };
   try {
-    if (kernel === 'decode') await flashDecodeGpu(gpu, x, stride);
-    else await flashAttentionGpu(gpu, x, 'auto', undefined, stride);
+    if (kernel === 'flash') await flashAttentionGpu(gpu, x, 'auto', undefined, stride);
+    else await flashDecodeGpu(gpu, x, stride, kernel);
     const o = new Float32Array(await gpu.read(ob, c.heads * c.queries * c.headDim * 4));
     const lse = new Float32Array(await gpu.read(lb, c.heads * c.queries * 4));
     assertMatchesReference({ o, lse } as never, ref, naive, `seed ${s}`);
@@ -76,15 +76,20 @@ describe('decoding over a cache read in place', { skip: device ? false : 'no Web
     }
   });
 
+  // GQA groups 4, 4, 2, 4, 3, 1 and 16 (gqa-v2 packs 8 query heads per workgroup at most: 16 takes two).
   const cases: Case[] = [
     { heads: 8, kvHeads: 2, queries: 1, keys: 97, headDim: 64, dtype: 'f32' },
     { heads: 4, kvHeads: 1, queries: 1, keys: 1023, headDim: 128, dtype: 'f32' },
     { heads: 6, kvHeads: 3, queries: 1, keys: 4097, headDim: 80, dtype: 'f32' },
     { heads: 8, kvHeads: 2, queries: 1, keys: 4097, headDim: 128, dtype: 'f16' },
+    { heads: 6, kvHeads: 2, queries: 1, keys: 1023, headDim: 37, dtype: 'f16' },
+    { heads: 3, kvHeads: 3, queries: 1, keys: 300, headDim: 64, dtype: 'f16' },
+    { heads: 16, kvHeads: 1, queries: 1, keys: 700, headDim: 64, dtype: 'f32' },
   ];
-  for (const c of cases)
-    test(`split-KV decoding: Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
-      run(gpu, c, 'decode'));
+  for (const version of DECODE_VERSIONS)
+    for (const c of cases)
+      test(`split-KV decoding ${version}: Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
+        run(gpu, c, version));
 
   for (const c of [
     { heads: 4, kvHeads: 2, queries: 5, keys: 97, headDim: 64, dtype: 'f32' as const },

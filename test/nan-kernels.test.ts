@@ -7,7 +7,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention } from '../src/attention/attention.js';
 import { attendSelected, dsaSelect } from '../src/attention/dsa.js';
-import { flashDecodeGpu } from '../src/attention/flash-decode.js';
+import { DECODE_VERSIONS, flashDecodeGpu } from '../src/attention/flash-decode.js';
+import { flashDecodeGqaPartialWgsl } from '../src/kernels/flash-decode-gqa-wgsl.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { ccaSubgroupMatrixWgsl } from '../src/kernels/cca-sgmat-wgsl.js';
 import { ccaAttendWgsl, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
@@ -85,40 +86,41 @@ describe('split-KV decoding (flash-decode-wgsl.ts): partial states and their mer
     { name: 'NaN in a key of split 1 (KV head 1)', kvAt: [1, 300], qHead: -1, want: (h: number) => h >= G },
     { name: 'Inf in the query of head 0', kvAt: [-1, 0], qHead: 0, want: (h: number) => h === 0 },
   ];
-  for (const c of cases) {
-    test(`webgpu: ${c.name}`, { skip: gpuDevice ? false : 'no WebGPU adapter' }, async () => {
-      assert.equal(decodeSplits(KEYS).splits, 3);
-      const gpu = gpuDevice!.gpu as GpuContext;
-      const q = randomNormal([H, 1, D], 71);
-      const k = randomNormal([HKV, KEYS, D], 72);
-      const v = randomNormal([HKV, KEYS, D], 73);
-      if (c.kvAt[0] >= 0) plant(k, (c.kvAt[0] * KEYS + c.kvAt[1]) * D + 7, Number.NaN);
-      if (c.qHead >= 0) plant(q, c.qHead * D + 3, Number.POSITIVE_INFINITY);
-      const ref = referenceAttention(q, k, v, { causal: false });
-      const bufs = [
-        await gpu.upload(q.data as Float32Array, 'q'),
-        await gpu.upload(k.data as Float32Array, 'k'),
-        await gpu.upload(v.data as Float32Array, 'v'),
-        await gpu.upload(new Float32Array(H * D).fill(7), 'o'),
-        await gpu.upload(new Float32Array(H).fill(7), 'lse'),
-      ];
-      const [qb, kb, vb, ob, lb] = bufs;
-      const shape = { heads: H, kvHeads: HKV, queries: 1, keys: KEYS, headDim: D, causal: false, scale: 1 / 8 };
-      try {
-        await flashDecodeGpu(gpu, { q: qb, k: kb, v: vb, o: ob, lse: lb, shape, dtype: 'f32' });
-        const o = new Float32Array(await gpu.read(ob, H * D * 4));
-        const lse = new Float32Array(await gpu.read(lb, H * 4));
-        assertPolicy(
-          { o, lse },
-          ref,
-          1,
-          rowsWhere(1, (h) => c.want(h)),
-        );
-      } finally {
-        bufs.forEach((b) => gpu.release(b));
-      }
-    });
-  }
+  for (const version of DECODE_VERSIONS)
+    for (const c of cases) {
+      test(`webgpu ${version}: ${c.name}`, { skip: gpuDevice ? false : 'no WebGPU adapter' }, async () => {
+        assert.equal(decodeSplits(KEYS).splits, 3);
+        const gpu = gpuDevice!.gpu as GpuContext;
+        const q = randomNormal([H, 1, D], 71);
+        const k = randomNormal([HKV, KEYS, D], 72);
+        const v = randomNormal([HKV, KEYS, D], 73);
+        if (c.kvAt[0] >= 0) plant(k, (c.kvAt[0] * KEYS + c.kvAt[1]) * D + 7, Number.NaN);
+        if (c.qHead >= 0) plant(q, c.qHead * D + 3, Number.POSITIVE_INFINITY);
+        const ref = referenceAttention(q, k, v, { causal: false });
+        const bufs = [
+          await gpu.upload(q.data as Float32Array, 'q'),
+          await gpu.upload(k.data as Float32Array, 'k'),
+          await gpu.upload(v.data as Float32Array, 'v'),
+          await gpu.upload(new Float32Array(H * D).fill(7), 'o'),
+          await gpu.upload(new Float32Array(H).fill(7), 'lse'),
+        ];
+        const [qb, kb, vb, ob, lb] = bufs;
+        const shape = { heads: H, kvHeads: HKV, queries: 1, keys: KEYS, headDim: D, causal: false, scale: 1 / 8 };
+        try {
+          await flashDecodeGpu(gpu, { q: qb, k: kb, v: vb, o: ob, lse: lb, shape, dtype: 'f32' }, KEYS, version);
+          const o = new Float32Array(await gpu.read(ob, H * D * 4));
+          const lse = new Float32Array(await gpu.read(lb, H * 4));
+          assertPolicy(
+            { o, lse },
+            ref,
+            1,
+            rowsWhere(1, (h) => c.want(h)),
+          );
+        } finally {
+          bufs.forEach((b) => gpu.release(b));
+        }
+      });
+    }
 });
 
 describe('CCA (cca-wgsl.ts pooling and pass 2, cca-cpu.ts)', () => {
@@ -247,6 +249,7 @@ describe('generated WGSL: every kernel writes NaN rows from a flag set on non-fi
     ['flash portable', flashPortableWgsl(64, 'f32'), /bad = bad \|\| non_finite\(dot\)/],
     ['CCA pass 2 portable', ccaAttendWgsl(64, 'f16'), /bad = bad \|\| non_finite\(dot\)/],
     ['split-KV partial', flashDecodePartialWgsl(64, 'f32'), /mine = mine \|\| non_finite\(score\)/],
+    ['split-KV gqa-v2 partial', flashDecodeGqaPartialWgsl(64, 'f32', 4), /mine = mine \|\| non_finite\(s\)/],
     ['split-KV merge', flashDecodeMergeWgsl(64), /bad = bad \|\| is_nan\(plse/],
     ['merge of states', mergeStatesWgsl(64), /bad = bad \|\| is_nan\(plse/],
     ['DSA tiles', sparseGatherWgsl(64, 2, 'f32'), /if \(non_finite\(ps\[g \* BC \+ j\]\)\) \{ bads\[g\] = 1u; \}/],

@@ -5,12 +5,16 @@ import { ShapeError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import {
   DECODE_MAX_SPLITS,
+  DECODE_SPLITTING,
+  type DecodeSplitting,
   decodeParams,
   decodeSplits,
   flashDecodeMergeWgsl,
   flashDecodePartialWgsl,
 } from '../kernels/flash-decode-wgsl.js';
+import { decodeGqaGrid, flashDecodeGqaPartialWgsl } from '../kernels/flash-decode-gqa-wgsl.js';
 import type { GpuInputs } from './gpu-chunks.js';
+import { DECODE_KERNELS, type DecodeKernel } from './spec.js';
 
 /** Partial states of every head: o [heads, DECODE_MAX_SPLITS, D] and lse [heads, DECODE_MAX_SPLITS] (f32). */
 export interface DecodeScratch {
@@ -34,44 +38,71 @@ export interface DecodeCalls {
   splits: number;
 }
 
+/** The partial kernels, side by side: v1 a workgroup per query head, gqa-v2 one per KV head's query heads. */
+export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
+export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
+/** The default: gqa-v2 reads each KV head's keys once for its query heads, in coalesced tiles. */
+export const DECODE_DEFAULT: DecodeVersion = 'decode-gqa-v2';
+
+/** v1 splits as it was measured (64 x 256 keys at least); gqa-v2's workgroup holds several query heads, so
+ * it takes more, shorter splits to give the GPU as many workgroups. */
+export function decodeSplitting(version: DecodeVersion): DecodeSplitting {
+  return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 256, minKeys: 128 };
+}
+
 /** x.shape.queries must be 1 and non-causal over x.shape.keys rows (kvStride rows per KV head). */
 export async function flashDecodeCalls(
   gpu: GpuContext,
   x: GpuInputs,
   scratch: DecodeScratch,
   kvStride = x.shape.keys,
+  asked: DecodeKernel = 'auto',
+  splitting?: DecodeSplitting,
 ): Promise<DecodeCalls> {
+  const version = asked === 'auto' ? DECODE_DEFAULT : asked;
+  splitting ??= decodeSplitting(version);
   const s = x.shape;
   if (s.queries !== 1) throw new ShapeError(`split-KV decoding takes one query per head, got ${s.queries}`);
   if (scratch.heads < s.heads || scratch.headDim !== s.headDim)
     throw new ShapeError(
       `decode scratch of ${scratch.heads} heads x ${scratch.headDim} cannot hold ${s.heads} x ${s.headDim}`,
     );
-  const { splits, keysPerSplit } = decodeSplits(s.keys);
+  const { splits, keysPerSplit } = decodeSplits(s.keys, splitting);
+  const group = s.heads / s.kvHeads;
   const params = decodeParams({
     keys: s.keys,
     kvStride,
-    group: s.heads / s.kvHeads,
+    group,
     scale: s.scale,
     splits,
     keysPerSplit,
   });
-  const partial = await gpu.pipeline(`flash-decode-${s.headDim}-${x.dtype}`, () =>
-    flashDecodePartialWgsl(s.headDim, x.dtype),
-  );
+  const partial =
+    version === 'decode-v1'
+      ? await gpu.pipeline(`flash-decode-${s.headDim}-${x.dtype}`, () => flashDecodePartialWgsl(s.headDim, x.dtype))
+      : await gpu.pipeline(`flash-decode-gqa-${s.headDim}-${x.dtype}-g${group}`, () =>
+          flashDecodeGqaPartialWgsl(s.headDim, x.dtype, group),
+        );
+  const groups: [number, number] =
+    version === 'decode-v1' ? [splits, s.heads] : decodeGqaGrid(splits, s.heads, s.kvHeads);
   const merge = await gpu.pipeline(`flash-decode-merge-${s.headDim}`, () => flashDecodeMergeWgsl(s.headDim));
   return {
     params,
     splits,
-    partial: { pipeline: partial, buffers: [x.q, x.k, x.v, scratch.o, scratch.lse], groups: [splits, s.heads] },
+    partial: { pipeline: partial, buffers: [x.q, x.k, x.v, scratch.o, scratch.lse], groups },
     merge: { pipeline: merge, buffers: [scratch.o, scratch.lse, x.o, x.lse], groups: [s.heads, 1] },
   };
 }
 
 /** One decoding step on its own (tests, benchmarks): scratch and uniform made and freed here. */
-export async function flashDecodeGpu(gpu: GpuContext, x: GpuInputs, kvStride = x.shape.keys): Promise<void> {
+export async function flashDecodeGpu(
+  gpu: GpuContext,
+  x: GpuInputs,
+  kvStride = x.shape.keys,
+  version: DecodeVersion = DECODE_DEFAULT,
+): Promise<void> {
   const scratch = await createDecodeScratch(gpu, x.shape.heads, x.shape.headDim);
-  const calls = await flashDecodeCalls(gpu, x, scratch, kvStride);
+  const calls = await flashDecodeCalls(gpu, x, scratch, kvStride, version);
   const params = gpu.uniform(calls.params);
   try {
     await gpu.run('flash decoding', (pass) => {

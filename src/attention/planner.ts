@@ -17,7 +17,8 @@ import type { DType } from '../tensor.js';
 import type { GpuFeatures } from '../runtime/webgpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile } from '../kernels/flash-wgsl.js';
 import { SGMAT_HEAD_DIMS, SGMAT_ROWS } from '../kernels/flash-sgmat-wgsl.js';
-import { DECODE_MAX_SPLITS, DECODE_TILE, decodeSplits } from '../kernels/flash-decode-wgsl.js';
+import { DECODE_TILE, decodeSplits } from '../kernels/flash-decode-wgsl.js';
+import { DECODE_DEFAULT, decodeSplitting } from './flash-decode.js';
 
 /** What a kernel is chosen for. `features` undefined: the CPU backend. */
 export interface KernelTarget {
@@ -87,8 +88,8 @@ export const FLASH_VERSIONS: KernelVersion[] = [
               ? `${t.keys} keys (< ${DECODE_SPLIT_MIN_KEYS}: one workgroup per head suffices)`
               : true,
     geometry: (t) => {
-      const { splits, keysPerSplit } = decodeSplits(t.keys, DECODE_MAX_SPLITS);
-      return { rows: 1, keyTile: DECODE_TILE, splits, keysPerSplit };
+      const { splits, keysPerSplit } = decodeSplits(t.keys, decodeSplitting(DECODE_DEFAULT));
+      return { rows: 1, keyTile: DECODE_TILE, splits, keysPerSplit, kernel: DECODE_DEFAULT };
     },
   },
   {

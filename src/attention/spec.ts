@@ -10,9 +10,9 @@ export interface MethodSpec {
 /** Known methods and the keys each accepts (later methods add themselves here). */
 export const METHOD_KEYS: Record<string, readonly string[]> = {
   dense: [],
-  flash: ['variant'],
-  window: ['left', 'right', 'variant'],
-  sinks: ['tokens', 'left', 'right', 'variant'],
+  flash: ['variant', 'decode'],
+  window: ['left', 'right', 'variant', 'decode'],
+  sinks: ['tokens', 'left', 'right', 'variant', 'decode'],
   /** A layer schedule; in a single attention call, `layer=N` picks that layer's method. */
   hybrid: ['every', 'window', 'layer'],
   /** Star Attention: blocks of B, anchor A (default B), the last Q positions are the query. */
@@ -80,6 +80,15 @@ export function choiceParam<T extends string>(spec: MethodSpec, key: string, cho
 
 export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
 export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
+
+/** The split-KV decoding kernels (attention/flash-decode.ts), side by side; auto takes the default. */
+export const DECODE_KERNELS = ['auto', 'decode-v1', 'decode-gqa-v2'] as const;
+export type DecodeKernel = (typeof DECODE_KERNELS)[number];
+
+/** The `decode=` of flash, window and sinks: which split-KV decoding kernel their decoding steps run. */
+export function decodeParam(spec: MethodSpec): DecodeKernel {
+  return choiceParam(spec, 'decode', DECODE_KERNELS, 'auto');
+}
 
 /** The `variant=` of a flash-family spec (flash, window, sinks, cca): the one place it is parsed. A method
  * whose kernels come in fewer versions names the ones it has (CCA: no tc2). */

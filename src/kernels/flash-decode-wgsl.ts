@@ -14,13 +14,23 @@ import { inputType, NON_FINITE_WGSL } from './wgsl-common.js';
 export const DECODE_TILE = 64;
 const THREADS = 64;
 /** Partial states per head at most (sizes the partial buffers: heads x DECODE_MAX_SPLITS x (D + 1) f32). */
-export const DECODE_MAX_SPLITS = 64;
-/** Keys of one split at least: below, a split's fixed cost outweighs its work. */
-export const DECODE_MIN_SPLIT_KEYS = 256;
+export const DECODE_MAX_SPLITS = 256;
+
+/** How a cache is split: at most maxSplits splits, each of minKeys keys at least (below, a split's fixed
+ * cost outweighs its work). */
+export interface DecodeSplitting {
+  maxSplits: number;
+  minKeys: number;
+}
+export const DECODE_SPLITTING: DecodeSplitting = { maxSplits: 64, minKeys: 256 };
 
 /** How `keys` are split: at most `maxSplits` splits of a multiple of DECODE_TILE keys. */
-export function decodeSplits(keys: number, maxSplits = DECODE_MAX_SPLITS): { splits: number; keysPerSplit: number } {
-  const wanted = Math.max(DECODE_MIN_SPLIT_KEYS, Math.ceil(keys / maxSplits));
+export function decodeSplits(
+  keys: number,
+  splitting: DecodeSplitting = DECODE_SPLITTING,
+): { splits: number; keysPerSplit: number } {
+  const maxSplits = Math.min(splitting.maxSplits, DECODE_MAX_SPLITS);
+  const wanted = Math.max(splitting.minKeys, Math.ceil(keys / maxSplits));
   const keysPerSplit = Math.ceil(wanted / DECODE_TILE) * DECODE_TILE;
   return { splits: Math.max(1, Math.ceil(keys / keysPerSplit)), keysPerSplit };
 }

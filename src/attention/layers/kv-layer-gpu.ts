@@ -15,9 +15,10 @@ import { attentionParams } from '../../kernels/wgsl-common.js';
 import type { AttentionShape } from '../../spine/problem.js';
 import type { GpuInputs } from '../gpu-chunks.js';
 import { flashCall, gpuFlashTarget, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../flash.js';
-import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../flash-decode.js';
-import { formatChoice, planFlash } from '../planner.js';
-import { formatMethodSpec, type MethodSpec } from '../spec.js';
+import { createDecodeScratch, decodeSplitting, flashDecodeCalls, type DecodeScratch } from '../flash-decode.js';
+import { decodeSplits } from '../../kernels/flash-decode-wgsl.js';
+import { formatChoice, planFlash, type KernelChoice } from '../planner.js';
+import { formatMethodSpec, type DecodeKernel, type MethodSpec } from '../spec.js';
 import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../layer.js';
 import type { HostData } from '../../tensor.js';
 import { restoreKvCache, saveKvCache } from './kv-cache-state.js';
@@ -155,20 +156,25 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
   get plan(): string {
     const { layout } = this.method;
     const d = this.dims;
+    const asked = this.method.decode;
     const kernel = (queries: number, keys: number, decode: boolean) =>
       this.method.kernel === 'dense'
         ? 'dense: materialised scores'
         : formatChoice(
-            planFlash(
-              gpuFlashTarget(this.gpu, {
-                dtype: d.dtype,
-                headDim: d.headDim,
-                queries,
-                keys,
-                allKeysVisible: decode,
-                masked: !decode && this.method.mask(d.maxTokens) !== undefined,
-              }),
-              this.method.variant,
+            withDecodeKernel(
+              planFlash(
+                gpuFlashTarget(this.gpu, {
+                  dtype: d.dtype,
+                  headDim: d.headDim,
+                  queries,
+                  keys,
+                  allKeysVisible: decode,
+                  masked: !decode && this.method.mask(d.maxTokens) !== undefined,
+                }),
+                this.method.variant,
+              ),
+              asked,
+              keys,
             ),
           );
     const cache =
@@ -298,7 +304,7 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
       this.method.variant,
     );
     if (plan.version === 'split-kv-decode') {
-      const calls = await flashDecodeCalls(this.gpu, x, this.scratch.decode, keys.kvStride);
+      const calls = await flashDecodeCalls(this.gpu, x, this.scratch.decode, keys.kvStride, this.method.decode);
       const u = this.sites.uniform(calls.params);
       return (pass) => {
         this.sites.dispatch(pass, calls.partial.pipeline, [...calls.partial.buffers, u], calls.partial.groups);
@@ -365,4 +371,15 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
       }
     };
   }
+}
+
+/** A split-KV decoding choice names the decode kernel the spec asked for (decode=), else the default. */
+function withDecodeKernel(c: KernelChoice, asked: DecodeKernel, keys: number): KernelChoice {
+  if (!c.splits || asked === 'auto') return c;
+  return {
+    ...c,
+    ...decodeSplits(keys, decodeSplitting(asked)),
+    kernel: asked,
+    reason: `${c.reason}; ${asked} asked for`,
+  };
 }

@@ -4,7 +4,7 @@
 // not depend on the order of its keys).
 import { ShapeError, SpecError } from '../../errors.js';
 import type { MaskNode } from '../../spine/mask.js';
-import { intParam, variantParam, type FlashVariant, type MethodSpec } from '../spec.js';
+import { decodeParam, intParam, variantParam, type DecodeKernel, type FlashVariant, type MethodSpec } from '../spec.js';
 import { maskForSpec } from '../sparse.js';
 import { starParams } from '../star.js';
 import { starMask } from '../star-mask.js';
@@ -17,6 +17,8 @@ export interface KvMethod {
   /** Materialised scores (the quadratic baseline) or flash kernels. */
   kernel: 'dense' | 'flash';
   variant: FlashVariant;
+  /** The split-KV decoding kernel of its decoding steps (decode=; star and ring take the default). */
+  decode: DecodeKernel;
   layout: RingLayout;
   /** The mask of a chunk of queries over position-ordered keys; undefined: causal. */
   mask(promptTokens: number | undefined): MaskNode | undefined;
@@ -31,7 +33,13 @@ export interface KvMethod {
  */
 export function kvMethod(spec: MethodSpec, maxTokens: number, ring = true): KvMethod {
   const dense = RingLayout.dense(maxTokens);
-  const base = { spec, variant: variantParam(spec), kernel: 'flash' as const, layout: dense };
+  const base = {
+    spec,
+    variant: variantParam(spec),
+    decode: decodeParam(spec),
+    kernel: 'flash' as const,
+    layout: dense,
+  };
   switch (spec.name) {
     case 'dense':
       return { ...base, kernel: 'dense', mask: () => undefined, seesAllRows: () => true };
