@@ -72,7 +72,7 @@ describe('decoding over a cache read in place', { skip: device ? false : 'no Web
   test('splits cover every key once, in multiples of the tile', () => {
     for (const n of [1, 97, 256, 1023, 4097, 131072]) {
       const { splits, keysPerSplit } = decodeSplits(n);
-      assert.ok(splits * keysPerSplit >= n && (splits - 1) * keysPerSplit < n && splits <= 64, `${n}`);
+      assert.ok(splits * keysPerSplit >= n && (splits - 1) * keysPerSplit < n && splits <= 128, `${n}`);
     }
   });
 

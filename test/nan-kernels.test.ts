@@ -81,15 +81,15 @@ const gpuDevice = await webgpuDevice();
 after(async () => gpuDevice?.destroy());
 
 describe('split-KV decoding (flash-decode-wgsl.ts): partial states and their merge', () => {
-  const KEYS = 700; // 3 splits of 256 keys
+  const KEYS = 700; // 6 splits of 128 keys (v1), 3 of 256 (gqa-v2): key 300 lies in a middle split
   const cases = [
-    { name: 'NaN in a key of split 1 (KV head 1)', kvAt: [1, 300], qHead: -1, want: (h: number) => h >= G },
+    { name: 'NaN in a key of a middle split (KV head 1)', kvAt: [1, 300], qHead: -1, want: (h: number) => h >= G },
     { name: 'Inf in the query of head 0', kvAt: [-1, 0], qHead: 0, want: (h: number) => h === 0 },
   ];
   for (const version of DECODE_VERSIONS)
     for (const c of cases) {
       test(`webgpu ${version}: ${c.name}`, { skip: gpuDevice ? false : 'no WebGPU adapter' }, async () => {
-        assert.equal(decodeSplits(KEYS).splits, 3);
+        assert.ok(decodeSplits(KEYS).splits >= 3);
         const gpu = gpuDevice!.gpu as GpuContext;
         const q = randomNormal([H, 1, D], 71);
         const k = randomNormal([HKV, KEYS, D], 72);

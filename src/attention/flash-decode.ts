@@ -41,13 +41,13 @@ export interface DecodeCalls {
 /** The partial kernels, side by side: v1 a workgroup per query head, gqa-v2 one per KV head's query heads. */
 export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
 export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
-/** The default: gqa-v2 reads each KV head's keys once for its query heads, in coalesced tiles. */
-export const DECODE_DEFAULT: DecodeVersion = 'decode-gqa-v2';
+/** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweep of 2026-12-02): v1 at 128 splits of 128
+ * keys at least ran 1.47 ms at 128K keys, gqa-v2 4.3 ms (its loads wait one by one: too few in flight). */
+export const DECODE_DEFAULT: DecodeVersion = 'decode-v1';
 
-/** v1 splits as it was measured (64 x 256 keys at least); gqa-v2's workgroup holds several query heads, so
- * it takes more, shorter splits to give the GPU as many workgroups. */
+/** The splitting measured best on the H200 for each version (the 1B model's attention, 4K-128K keys). */
 export function decodeSplitting(version: DecodeVersion): DecodeSplitting {
-  return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 256, minKeys: 128 };
+  return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
 }
 
 /** x.shape.queries must be 1 and non-causal over x.shape.keys rows (kvStride rows per KV head). */
