@@ -74,13 +74,50 @@ async function installNodeGpu(): Promise<GpuBufferMeter> {
   return meter;
 }
 
+/** The features of the WebGPU specification (what a browser build of ONNX Runtime knows by name). */
+const STANDARD_FEATURES = new Set([
+  'core-features-and-limits',
+  'depth-clip-control',
+  'depth32float-stencil8',
+  'texture-compression-bc',
+  'texture-compression-bc-sliced-3d',
+  'texture-compression-etc2',
+  'texture-compression-astc',
+  'texture-compression-astc-sliced-3d',
+  'timestamp-query',
+  'indirect-first-instance',
+  'shader-f16',
+  'rg11b10ufloat-renderable',
+  'bgra8unorm-storage',
+  'float32-filterable',
+  'float32-blendable',
+  'clip-distances',
+  'dual-source-blending',
+  'subgroups',
+  'texture-formats-tier1',
+  'texture-formats-tier2',
+  'primitive-index',
+]);
+
 /** Wraps the adapter's requestDevice so that the device it makes counts its buffers' bytes, and copies data that
  * ONNX Runtime writes from its (shared) wasm memory: Dawn's Node bindings refuse SharedArrayBuffer views. */
 function adaptAdapter(adapter: GPUAdapter, meter: GpuBufferMeter): void {
+  // On the H200 the EP made a device without shader-f16 ("Program Gather requires f16 but the device does not
+  // support it") while lavapipe's worked: Dawn lists Dawn-only features there (subgroup matrices, ...) that the
+  // browser build may not map. It is shown the standard features, and shader-f16 is asked for when present.
+  const all = [...adapter.features] as string[];
+  const features = new Set(all.filter((f) => STANDARD_FEATURES.has(f)));
+  Object.defineProperty(adapter, 'features', { value: features });
   const requestDevice = adapter.requestDevice.bind(adapter);
   Object.defineProperty(adapter, 'requestDevice', {
     value: async (descriptor?: GPUDeviceDescriptor) => {
-      const device = await requestDevice(descriptor);
+      const asked = [...(descriptor?.requiredFeatures ?? [])] as GPUFeatureName[];
+      if (features.has('shader-f16') && !asked.includes('shader-f16')) asked.push('shader-f16');
+      console.error(
+        `bench peers: the EP asked for [${[...(descriptor?.requiredFeatures ?? [])].join(', ')}]; ` +
+          `requesting [${asked.join(', ')}] of the adapter's ${all.length} features`,
+      );
+      const device = await requestDevice({ ...descriptor, requiredFeatures: asked });
       const queue = device.queue;
       const writeBuffer = queue.writeBuffer.bind(queue);
       Object.defineProperty(queue, 'writeBuffer', {
