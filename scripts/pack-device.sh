@@ -12,8 +12,7 @@ ort=(--exclude='node_modules/onnxruntime-web')
 if [ "${1:-}" = "--with-ort" ]; then
   shift
   keep=" package.json types.d.ts dist ort.node.min.js ort.node.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
-    ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.asyncify.wasm ort.all.bundle.min.mjs ort-wasm-simd-threaded.jsep.wasm
-    ort-wasm-simd-threaded.jsep.mjs "
+    ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.asyncify.wasm "
   ort=()
   for f in node_modules/onnxruntime-web/* node_modules/onnxruntime-web/dist/*; do
     case "$keep" in *" $(basename "$f")"[[:space:]]*) ;; *) ort+=("--exclude=$f") ;; esac

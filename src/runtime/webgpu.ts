@@ -12,7 +12,7 @@ export interface GpuFeatures {
 }
 
 /** Dawn toggles, all in one string (a second enable-dawn-features would replace the first). */
-const DAWN_OPTIONS = [
+export const DAWN_OPTIONS: readonly string[] = [
   'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model',
   'disable-dawn-features=timestamp_quantization',
 ];
@@ -310,7 +310,7 @@ async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance
   const options = extraToggles.length
     ? [`${DAWN_OPTIONS[0]},${extraToggles.join(',')}`, ...DAWN_OPTIONS.slice(1)]
     : DAWN_OPTIONS;
-  const gpu = mod.create(options);
+  const gpu = mod.create([...options]);
   return { gpu, instance: gpu };
 }
 

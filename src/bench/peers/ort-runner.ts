@@ -13,6 +13,7 @@ import { pathToFileURL } from 'node:url';
 import type * as Ort from 'onnxruntime-web';
 import { InputError } from '../../errors.js';
 import { EXTERNAL_DATA_NAME, type OnnxLlama } from './onnx-llama.js';
+import { DAWN_OPTIONS } from '../../runtime/webgpu.js';
 
 export type OrtBackend = 'wasm' | 'webgpu';
 
@@ -52,7 +53,9 @@ async function installNodeGpu(): Promise<GpuBufferMeter> {
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   const mod = (await import('webgpu')) as unknown as { create: (o: string[]) => GPU; globals: object };
   Object.assign(globalThis, mod.globals);
-  const gpu = mod.create([]);
+  // Dawn's options as longctx's own device has them: without vulkan_enable_f16_on_nvidia the H200's adapter has
+  // no shader-f16, and the EP failed in its first f16 Gather (2026-12-02).
+  const gpu = mod.create([...DAWN_OPTIONS]);
   const meter = {
     liveBytes: 0,
     peakBytes: 0,
@@ -74,40 +77,11 @@ async function installNodeGpu(): Promise<GpuBufferMeter> {
   return meter;
 }
 
-/** The features of the WebGPU specification (what a browser build of ONNX Runtime knows by name). */
-const STANDARD_FEATURES = new Set([
-  'core-features-and-limits',
-  'depth-clip-control',
-  'depth32float-stencil8',
-  'texture-compression-bc',
-  'texture-compression-bc-sliced-3d',
-  'texture-compression-etc2',
-  'texture-compression-astc',
-  'texture-compression-astc-sliced-3d',
-  'timestamp-query',
-  'indirect-first-instance',
-  'shader-f16',
-  'rg11b10ufloat-renderable',
-  'bgra8unorm-storage',
-  'float32-filterable',
-  'float32-blendable',
-  'clip-distances',
-  'dual-source-blending',
-  'subgroups',
-  'texture-formats-tier1',
-  'texture-formats-tier2',
-  'primitive-index',
-]);
-
 /** Wraps the adapter's requestDevice so that the device it makes counts its buffers' bytes, and copies data that
  * ONNX Runtime writes from its (shared) wasm memory: Dawn's Node bindings refuse SharedArrayBuffer views. */
 function adaptAdapter(adapter: GPUAdapter, meter: GpuBufferMeter): void {
-  // On the H200 the EP made a device without shader-f16 ("Program Gather requires f16 but the device does not
-  // support it") while lavapipe's worked: Dawn lists Dawn-only features there (subgroup matrices, ...) that the
-  // browser build may not map. It is shown the standard features, and shader-f16 is asked for when present.
-  const all = [...adapter.features] as string[];
-  const features = new Set(all.filter((f) => STANDARD_FEATURES.has(f)));
-  Object.defineProperty(adapter, 'features', { value: features });
+  // The EP asks only for the adapter features it knows; shader-f16 is added when the adapter has it.
+  const features = adapter.features;
   const requestDevice = adapter.requestDevice.bind(adapter);
   Object.defineProperty(adapter, 'requestDevice', {
     value: async (descriptor?: GPUDeviceDescriptor) => {
@@ -115,7 +89,7 @@ function adaptAdapter(adapter: GPUAdapter, meter: GpuBufferMeter): void {
       if (features.has('shader-f16') && !asked.includes('shader-f16')) asked.push('shader-f16');
       console.error(
         `bench peers: the EP asked for [${[...(descriptor?.requiredFeatures ?? [])].join(', ')}]; ` +
-          `requesting [${asked.join(', ')}] of the adapter's ${all.length} features`,
+          `requesting [${asked.join(', ')}] of the adapter's ${features.size} features`,
       );
       const device = await requestDevice({ ...descriptor, requiredFeatures: asked });
       const queue = device.queue;
