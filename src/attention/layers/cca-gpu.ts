@@ -13,13 +13,13 @@ import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-ring-append-wgsl.js';
 import { ccaDecodeParams, ccaDecodePartialWgsl } from '../../kernels/cca-decode-wgsl.js';
 import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
 import { createDecodeScratch, type DecodeScratch } from '../flash-decode.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
-import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
+import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
+import { ResidentKvAppend } from './kv-append-gpu.js';
 
 export interface CcaGpuLayerOptions extends CcaParams {
   heads: number;
@@ -39,7 +39,6 @@ export interface CcaGpuLayerOptions extends CcaParams {
 interface Kernels {
   pool: GPUComputePipeline;
   attend: GPUComputePipeline;
-  append: GPUComputePipeline;
   decode: GPUComputePipeline;
   merge: GPUComputePipeline;
 }
@@ -63,7 +62,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     private readonly cacheV: GPUBuffer,
     private readonly lse: GPUBuffer,
     private readonly params: GPUBuffer,
-    private readonly appendParams: GPUBuffer,
+    private readonly append: ResidentKvAppend,
     private readonly decodeParams: GPUBuffer,
     private readonly decode: DecodeScratch,
     /** The decode scratch when this layer made it (else the caller's, not released here). */
@@ -99,8 +98,13 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
     const variant = chooseCcaVariant(gpu, D, dtype, options.variant);
     const { decodeScratch, ...rest } = options;
+    if (decodeScratch && (decodeScratch.heads < heads || decodeScratch.headDim !== D))
+      throw new ShapeError(
+        `cca layer: a decode scratch of ${decodeScratch.heads} heads x ${decodeScratch.headDim} is too small`,
+      );
     const opts = { ...rest, maxChunk, variant, scale: options.scale ?? 1 / Math.sqrt(D) };
-    const rows = Math.max(1, Math.floor(maxTokens / group)) + window + group - 1;
+    const [cores, ring] = [Math.max(1, Math.floor(maxTokens / group)), window + group - 1];
+    const rows = cores + ring;
     const cacheBytes = kvHeads * rows * D * bytesPerElement(dtype);
     const kernels: Kernels = {
       pool: await gpu.pipeline(`cca-pool-${D}-${dtype}`, () => ccaPoolWgsl(D, dtype)),
@@ -108,7 +112,6 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         variant === 'portable'
           ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
           : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
-      append: await gpu.pipeline(`kv-ring-append-${dtype}`, () => kvAppendWgsl(dtype)),
       decode: await gpu.pipeline(`cca-decode-${D}-${dtype}`, () => ccaDecodePartialWgsl(D, dtype)),
       merge: await gpu.pipeline(`flash-decode-merge-${D}`, () => flashDecodeMergeWgsl(D)),
     };
@@ -122,18 +125,21 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       throw e;
     }
     const [k, v, lse] = owned;
-    if (decodeScratch && (decodeScratch.heads < heads || decodeScratch.headDim !== D))
-      throw new ShapeError(
-        `cca layer: a decode scratch of ${decodeScratch.heads} heads x ${decodeScratch.headDim} is too small`,
-      );
+    // The raw tokens' ring after the core rows.
+    const layout = { kvHeads, headDim: D, slots: rows, sinks: 0, ring, row0: cores };
+    const append = await ResidentKvAppend.create(gpu, dtype, { k, v }, layout).catch((e) => {
+      owned.forEach((b) => gpu.release(b));
+      throw e;
+    });
     const decode =
       decodeScratch ??
       (await createDecodeScratch(gpu, heads, D).catch((e) => {
         owned.forEach((b) => gpu.release(b));
+        append.destroy();
         throw e;
       }));
-    const [u64, u32, decodeU] = [persistentUniform(gpu, 64), persistentUniform(gpu, 32), persistentUniform(gpu, 64)];
-    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, u64, u32, decodeU, decode, !decodeScratch);
+    const [u64, decodeU] = [persistentUniform(gpu, 64), persistentUniform(gpu, 64)];
+    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, u64, append, decodeU, decode, !decodeScratch);
   }
 
   /** Tokens seen so far (the next token's position). */
@@ -171,8 +177,6 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     const G = o.heads / o.kvHeads;
     if (Math.max(rowTiles, poolCount) > gpu.maxWorkgroupsPerDim)
       throw new UnsupportedError(`a cca chunk of ${T} tokens needs more workgroups than this device allows`);
-    const first = Math.max(0, T - this.ringCapacity);
-    const [columns, rows] = wrapGrid(gpu, Math.ceil(((T - first) * o.headDim) / KV_APPEND_THREADS));
     writeUniform(
       gpu,
       this.params,
@@ -192,27 +196,14 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         ringEnd: P,
       }),
     );
-    writeUniform(
-      gpu,
-      this.appendParams,
-      kvAppendParams({
-        tokens: T,
-        first,
-        start: P,
-        row0: this.coreCapacity,
-        modulus: this.ringCapacity,
-        rows: this.coreCapacity + this.ringCapacity,
-        headDim: o.headDim,
-        columns,
-      }),
-    );
+    const append = this.append.prepare(P, T);
     const { q, k, v, out } = chunk;
-    const { pool, attend, append, decode, merge } = this.kernels;
+    const { pool, attend, decode, merge } = this.kernels;
     const dec = this.decode;
     const [poolGroup, attendGroup, appendGroup, decodeGroup, mergeGroup] = this.binds.get([q, k, v, out], () => [
       gpu.bind(pool, [q, k, v, this.cacheK, this.cacheV, this.params]),
       gpu.bind(attend, [q, this.cacheK, this.cacheV, k, v, out, this.lse, this.params]),
-      gpu.bind(append, [k, v, this.cacheK, this.cacheV, this.appendParams]),
+      this.append.bind(k, v),
       gpu.bind(decode, [q, this.cacheK, this.cacheV, dec.o, dec.lse, this.decodeParams]),
       gpu.bind(merge, [dec.o, dec.lse, out, this.lse, this.decodeParams]),
     ]);
@@ -244,9 +235,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         pass.setBindGroup(0, attendGroup);
         pass.dispatchWorkgroups(rowTiles, o.heads);
       }
-      pass.setPipeline(append);
-      pass.setBindGroup(0, appendGroup);
-      pass.dispatchWorkgroups(columns, rows, o.kvHeads);
+      append(pass, appendGroup);
       if (step) {
         pass.setPipeline(decode);
         pass.setBindGroup(0, decodeGroup);
@@ -269,7 +258,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     for (const b of [this.cacheK, this.cacheV, this.lse]) this.gpu.release(b);
     if (this.ownDecode) [this.decode.o, this.decode.lse].forEach((b) => this.gpu.release(b));
     this.params.destroy();
-    this.appendParams.destroy();
+    this.append.destroy();
     this.decodeParams.destroy();
     this.binds.clear();
   }

@@ -18,13 +18,12 @@ import {
   slotWords,
   type IndexerSlots,
 } from '../../kernels/dsa-indexer-project-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
 import { LISTS_THREADS, sparseListsParams, sparseListsWgsl } from '../../kernels/sparse-lists-wgsl.js';
 import { ResidentSelection } from '../dsa-resident-select.js';
 import { ResidentSparseAttention } from '../dsa-resident-attend.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
-import { grid } from '../../kernels/elementwise-wgsl.js';
+import { ResidentKvAppend } from './kv-append-gpu.js';
 
 /** What the layer needs of model/caches/dsa-indexer.ts's LayerIndexer (which satisfies it). */
 export interface ResidentIndexer {
@@ -59,7 +58,6 @@ export interface DsaGpuLayerOptions extends DsaResidentParams {
 }
 
 interface Kernels {
-  append: GPUComputePipeline;
   keys: GPUComputePipeline;
   queries: GPUComputePipeline;
   lists: GPUComputePipeline;
@@ -71,7 +69,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
   readonly listWidth: number;
   private seen = 0;
   private readonly binds = new BindGroupCache();
-  private readonly uniforms: { append: GPUBuffer; project: GPUBuffer; lists: GPUBuffer };
+  private readonly uniforms: { project: GPUBuffer; lists: GPUBuffer };
   private readonly listsGroup: GPUBindGroup;
 
   private constructor(
@@ -84,11 +82,11 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     },
     private readonly select: ResidentSelection,
     private readonly attend: ResidentSparseAttention,
+    private readonly append: ResidentKvAppend,
     listWidth: number,
   ) {
     this.listWidth = listWidth;
     this.uniforms = {
-      append: persistentUniform(gpu, 32),
       project: persistentUniform(gpu, 32),
       lists: persistentUniform(gpu, 32),
     };
@@ -124,7 +122,6 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     });
     const listWidth = Math.min(maxTokens, topk + sinks + local);
     const kernels: Kernels = {
-      append: await gpu.pipeline(`kv-append-${dtype}`, () => kvAppendWgsl(dtype)),
       keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
         indexKeysWgsl(slots, dtype),
       ),
@@ -140,6 +137,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       return b;
     };
     let select: ResidentSelection | undefined;
+    let append: ResidentKvAppend | undefined;
     try {
       const kvBytes = kvHeads * maxTokens * D * bytesPerElement(dtype);
       const buf = {
@@ -154,6 +152,9 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         lists: await make(maxChunk * listWidth * 4, 'dsa key lists'),
       };
       gpu.device.queue.writeBuffer(buf.channels, 0, channels);
+      // A linear cache: position p in row p.
+      const layout = { kvHeads, headDim: D, slots: maxTokens, sinks: 0, ring: maxTokens };
+      append = await ResidentKvAppend.create(gpu, dtype, { k: buf.k, v: buf.v }, layout);
       select = await ResidentSelection.create(
         gpu,
         { slots, maxKeys: maxTokens, maxChunk, topk, scoreBudgetBytes: options.scoreBudgetBytes },
@@ -173,9 +174,10 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       });
       const o = { ...options, maxChunk, scale };
       delete (o as DsaGpuLayerOptions).scoreBudgetBytes;
-      return new DsaGpuLayer(gpu, o, slots, kernels, buf, select, attend, listWidth);
+      return new DsaGpuLayer(gpu, o, slots, kernels, buf, select, attend, append, listWidth);
     } catch (e) {
       select?.destroy();
+      append?.destroy();
       owned.forEach((b) => gpu.release(b));
       throw e;
     }
@@ -208,25 +210,12 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     const b = this.buf;
     const kn = this.kernels;
     const groups = this.binds.get([q, k, v, out], () => [
-      gpu.bind(kn.append, [k, v, b.k, b.v, this.uniforms.append]),
+      this.append.bind(k, v),
       gpu.bind(kn.keys, [k, b.channels, b.ik, ...(b.kscale ? [b.kscale] : []), this.uniforms.project]),
       gpu.bind(kn.queries, [q, b.channels, b.iq, b.iw, this.uniforms.project]),
       ...this.attend.bindings(q, b.k, b.v, b.lists, out),
     ]);
-    const [appendCols, appendRows] = grid(o.kvHeads * T * o.headDim, KV_APPEND_THREADS);
-    writeUniform(
-      gpu,
-      this.uniforms.append,
-      kvAppendParams({
-        tokens: T,
-        kvHeads: o.kvHeads,
-        headDim: o.headDim,
-        slots: o.maxTokens,
-        start: P,
-        sinks: 0,
-        ring: o.maxTokens,
-      }),
-    );
+    const append = this.append.prepare(P, T);
     writeUniform(
       gpu,
       this.uniforms.project,
@@ -255,9 +244,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       const selectBlock = blocks[i] && this.select.prepare(blocks[i], T, o.sinks, width);
       await gpu.run('dsa layer', (pass) => {
         if (i === 0) {
-          pass.setPipeline(kn.append);
-          pass.setBindGroup(0, groups[0]);
-          pass.dispatchWorkgroups(appendCols, appendRows);
+          append(pass, groups[0]);
           pass.setPipeline(kn.keys);
           pass.setBindGroup(0, groups[1]);
           pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
@@ -285,6 +272,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     for (const x of Object.values(this.buf)) if (x) this.gpu.release(x);
     this.select.destroy();
     this.attend.destroy();
+    this.append.destroy();
     for (const u of Object.values(this.uniforms)) u.destroy();
     this.binds.clear();
   }

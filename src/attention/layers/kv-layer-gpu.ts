@@ -8,8 +8,6 @@
 import { ShapeError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
-import { grid } from '../../kernels/elementwise-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
 import { DENSE_TILE, densePvWgsl, denseScoresWgsl, denseSoftmaxWgsl } from '../../kernels/dense-wgsl.js';
 import { attentionParams } from '../../kernels/wgsl-common.js';
 import type { AttentionShape } from '../../spine/problem.js';
@@ -23,6 +21,7 @@ import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../
 import type { HostData } from '../../tensor.js';
 import { restoreKvCache, saveKvCache } from './kv-cache-state.js';
 import { kvMethod, type KvMethod } from './kv-method.js';
+import { kvAppendAtSite } from './kv-append-gpu.js';
 
 /** Buffers every layer of a model shares: LSE, split-KV partials, and the position-ordered keys of a
  * prefill chunk over a wrapped ring (grown when a larger chunk comes). */
@@ -248,27 +247,18 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
       keys.blocks = await prepareBlockMask(this.gpu, m, T, keys.nk, d.headDim, d.dtype, this.method.variant);
     try {
       const record = await this.attention(c, keys);
-      const append = await this.gpu.pipeline(`kv-append-${d.dtype}`, () => kvAppendWgsl(d.dtype));
-      const appendParams = this.sites.uniform(
-        kvAppendParams({
-          tokens: T,
-          kvHeads: d.kvHeads,
-          headDim: d.headDim,
-          slots: stride,
-          start,
-          sinks: layout.sinks,
-          ring: layout.ring,
-        }),
+      const append = await kvAppendAtSite(
+        this.gpu,
+        this.sites,
+        d.dtype,
+        { k: this.cacheK, v: this.cacheV },
+        { kvHeads: d.kvHeads, headDim: d.headDim, slots: stride, sinks: layout.sinks, ring: layout.ring },
+        { start, tokens: T, k: c.k, v: c.v },
       );
       await this.gpu.encode(`${this.spec} attention`, (enc) => {
         copies?.(enc);
         const pass = enc.beginComputePass();
-        this.sites.dispatch(
-          pass,
-          append,
-          [c.k, c.v, this.cacheK, this.cacheV, appendParams],
-          grid(d.kvHeads * T * d.headDim, KV_APPEND_THREADS),
-        );
+        append(pass);
         record(pass);
         pass.end();
       });

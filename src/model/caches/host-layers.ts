@@ -8,11 +8,10 @@ import { asFloat32, tensor, type DType, type Tensor } from '../../tensor.js';
 import { cpuDevice, type Device } from '../../runtime/device.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
-import { grid } from '../../kernels/elementwise-wgsl.js';
-import { KV_APPEND_THREADS, kvAppendParams, kvAppendWgsl } from '../../kernels/kv-append-wgsl.js';
 import { attendSelected, sparseGatherGpu } from '../../attention/dsa.js';
 import type { CcaKVCache } from '../../attention/cca-cache.js';
 import { formatMethodSpec, type MethodSpec } from '../../attention/spec.js';
+import { kvAppendAtSite } from '../../attention/layers/kv-append-gpu.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
 import { DenseKVCache } from './kv-cache.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
@@ -235,26 +234,15 @@ export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
     const n = c.start + T;
     this.sites.begin();
     this.gpu.device.queue.writeBuffer(this.lists, 0, lists.indices as Int32Array<ArrayBuffer>);
-    const append = await this.gpu.pipeline(`kv-append-${d.dtype}`, () => kvAppendWgsl(d.dtype));
-    const u = this.sites.uniform(
-      kvAppendParams({
-        tokens: T,
-        kvHeads: d.kvHeads,
-        headDim: d.headDim,
-        slots: d.maxTokens,
-        start: c.start,
-        sinks: 0,
-        ring: d.maxTokens,
-      }),
+    const append = await kvAppendAtSite(
+      this.gpu,
+      this.sites,
+      d.dtype,
+      { k: this.k, v: this.v },
+      { kvHeads: d.kvHeads, headDim: d.headDim, slots: d.maxTokens, sinks: 0, ring: d.maxTokens },
+      { start: c.start, tokens: T, k: c.k, v: c.v },
     );
-    await this.gpu.run(`${this.spec} append`, (pass) =>
-      this.sites.dispatch(
-        pass,
-        append,
-        [c.k, c.v, this.k, this.v, u],
-        grid(d.kvHeads * T * d.headDim, KV_APPEND_THREADS),
-      ),
-    );
+    await this.gpu.run(`${this.spec} append`, append);
     const shape = {
       heads: d.heads,
       kvHeads: d.kvHeads,

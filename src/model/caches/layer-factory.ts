@@ -73,9 +73,9 @@ const dsaGpuLayer: GpuLayerFactory = (gpu, s) => {
 
 /**
  * GPU-resident layers by method name, consulted before the built-in ones. (Registering CCA and DSA here
- * once failed the model check while their layer tests passed: both asked the pipeline cache for
- * `kv-append-<dtype>`, the key of the ring-layout append of kv-layer-gpu.ts, so in a process that had run
- * a flash layer first they got that kernel with their own uniforms. Their append is `kv-ring-append-*`.)
+ * once failed the model check while their layer tests passed: their own append kernel and kv-layer-gpu.ts's
+ * were both cached as `kv-append-<dtype>`, so in a process that had run a flash layer first they got the
+ * other kernel with their own uniforms. There is one append kernel now, keyed by kvAppendKernel.)
  */
 export const gpuLayerFactories: Partial<Record<string, GpuLayerFactory>> = { cca: ccaGpuLayer, dsa: dsaGpuLayer };
 
