@@ -4,6 +4,9 @@ import { maxAbsDiff, type ReferenceState } from '../src/reference/attention.js';
 import type { AttentionState } from '../src/spine/state.js';
 import assert from 'node:assert/strict';
 
+// Every GpuContext the tests make refuses a pipeline key that names two different kernels (runtime/webgpu.ts).
+process.env.LONGCTX_CHECK_PIPELINE_KEYS ??= '1';
+
 let gpuDevice: Promise<Device | null> | undefined;
 
 /** The WebGPU device, or null (with a loud warning) when there is no adapter. In CI, no adapter fails. */

@@ -35,6 +35,12 @@ export class GpuContext {
   readonly maxWorkgroupStorageBytes: number;
   readonly maxWorkgroupsPerDim: number;
   private pipelines = new Map<string, GPUComputePipeline>();
+  /** With LONGCTX_CHECK_PIPELINE_KEYS=1 (the tests set it): each key's WGSL, to refuse a key that names two
+   * kernels. A collision once made a model run whichever of two append kernels compiled first (issue 11). */
+  private readonly sources =
+    typeof process !== 'undefined' && process.env?.LONGCTX_CHECK_PIPELINE_KEYS === '1'
+      ? new Map<string, string>()
+      : undefined;
   private live = new Map<GPUBuffer, number>();
   private liveBytes = 0;
   private peak = 0;
@@ -82,9 +88,13 @@ export class GpuContext {
   /** A compute pipeline from WGSL, compiled once per key; compile errors become DeviceErrors with the messages. */
   async pipeline(key: string, code: () => string): Promise<GPUComputePipeline> {
     let p = this.pipelines.get(key);
+    if (p && this.sources && this.sources.get(key) !== code())
+      throw new DeviceError(`pipeline key ${key} names two different kernels: make the key say what differs`);
     if (!p) {
+      const source = code();
+      this.sources?.set(key, source);
       this.device.pushErrorScope('validation');
-      const module = this.device.createShaderModule({ code: code(), label: key });
+      const module = this.device.createShaderModule({ code: source, label: key });
       const info = await module.getCompilationInfo();
       const errors = info.messages.filter((m) => m.type === 'error');
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
