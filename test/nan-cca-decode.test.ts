@@ -26,7 +26,14 @@ after(() => device?.destroy());
 const [H, HKV, D, GROUP, WINDOW] = [4, 2, 64, 4, 8];
 const G = H / HKV;
 const [PREFILL, TOTAL] = [40, 64];
-const shape = { heads: H, kvHeads: HKV, headDim: D, group: GROUP, window: WINDOW, dtype: 'f32' as const };
+const base = { heads: H, kvHeads: HKV, headDim: D, group: GROUP, window: WINDOW };
+const [NAN, INF] = [Number.NaN, Number.POSITIVE_INFINITY];
+
+/** Sets one value of a tensor's data (f16: the bits of a quiet NaN or of +Inf). */
+function set(t: Tensor, at: number, x: number): void {
+  if (t.data instanceof Float32Array) t.data[at] = x;
+  else t.data[at] = Number.isNaN(x) ? 0x7e00 : 0x7c00;
+}
 
 /** Heads whose decode row at `p` is NaN (the whole row and its LSE), checked for wholeness. */
 function nanHeads(o: Float32Array, lse: Float32Array, label: string): number[] {
@@ -45,7 +52,7 @@ function nanHeads(o: Float32Array, lse: Float32Array, label: string): number[] {
 interface Case {
   name: string;
   /** Plants the bad value into q, k of the whole sequence. */
-  plant(q: Float32Array, k: Float32Array): void;
+  plant(q: Tensor, k: Tensor): void;
   /** Heads of the decode row at position p that see it. */
   want(h: number, p: number): boolean;
   /** How row p sees it (checked against ccaDecodeKeys, so the case tests the path it names). */
@@ -58,25 +65,25 @@ const at = (head: number, pos: number, d: number) => (head * TOTAL + pos) * D + 
 const CASES: Case[] = [
   {
     name: '(a) NaN in prefill key 5 (KV head 1): pooled into core 1, which every decoded row sees',
-    plant: (_q, k) => (k[at(1, 5, 3)] = Number.NaN),
+    plant: (_q, k) => set(k, at(1, 5, 3), NAN),
     want: (h) => h >= G,
     path: (p) => (ccaDecodeKeys(p, GROUP, WINDOW).cores > 1 ? 'core' : 'raw'),
   },
   {
     name: '(b) NaN in decoded key 49 (KV head 0): raw in the window of rows 49..58, then through core 12',
-    plant: (_q, k) => (k[at(0, 49, 11)] = Number.NaN),
+    plant: (_q, k) => set(k, at(0, 49, 11), NAN),
     want: (h, p) => h < G && p >= 49,
     path: (p) => (p < 49 ? 'none' : ccaDecodeKeys(p, GROUP, WINDOW).rawFirst <= 49 ? 'raw' : 'core'),
   },
   {
     name: '(c) NaN in the query of decoded token 45, head 3 (no group end): its row only',
-    plant: (q) => (q[at(3, 45, 7)] = Number.NaN),
+    plant: (q) => set(q, at(3, 45, 7), NAN),
     want: (h, p) => h === 3 && p === 45,
     control: true,
   },
   {
     name: "control: Inf in group 11's pooling query (token 47, head 1): core 11 is NaN, unseen by rows 48..54",
-    plant: (q) => (q[at(1, 47, 2)] = Number.POSITIVE_INFINITY),
+    plant: (q) => set(q, at(1, 47, 2), INF),
     // Rows p see core 11 once floor((p + 1 - w) / g) > 11, i.e. p >= 55; before, its raw keys 44..47.
     want: (h, p) => (h === 1 && p === 47) || (h < G && p >= 55),
     control: true,
@@ -87,69 +94,75 @@ describe(
   'CCA decoding on WebGPU follows the NaN policy like the CPU cache',
   { skip: device ? false : 'no WebGPU' },
   () => {
-    for (const c of CASES) {
-      test(c.name, async () => {
-        const gpu = device!.gpu!;
-        const layer = await CcaGpuLayer.create(gpu, {
-          ...shape,
-          maxTokens: TOTAL,
-          maxChunk: PREFILL,
-          variant: 'portable',
-        });
-        const cpu = new CcaKVCache(shape);
-        const bufs = await chunkBuffers(gpu, shape, PREFILL);
-        const all = [
-          randomNormal([H, TOTAL, D], 101),
-          randomNormal([HKV, TOTAL, D], 102),
-          randomNormal([HKV, TOTAL, D], 103),
-        ];
-        c.plant(all[0].data as Float32Array, all[1].data as Float32Array);
-        // The layer's LSE scratch: the merge writes each decoded row's LSE there (head h at word h).
-        const lseBuffer = (layer as unknown as { lse: GPUBuffer }).lse;
-        let sawControl = false;
-        try {
-          for (let start = 0; start < TOTAL; ) {
-            const T = start === 0 ? PREFILL : 1;
-            const chunk: Tensor[] = all.map((t) => tokens(t, start, start + T));
-            chunk.forEach((t, i) => writeTensor(gpu, [bufs.q, bufs.k, bufs.v][i], t));
-            // Finite poison: a row left unwritten must fail, not pass as NaN.
-            gpu.device.queue.writeBuffer(bufs.out, 0, new Float32Array(H * T * D).fill(7));
-            gpu.device.queue.writeBuffer(lseBuffer, 0, new Float32Array(H).fill(7));
-            await layer.forward({ ...bufs, start, tokens: T });
-            const want = await cpu.forward(cpuDevice, chunk[0], chunk[1], chunk[2]);
-            if (T === 1) {
-              const p = start;
-              const label = `${c.name}, row ${p}`;
-              const o = await readFloats(gpu, bufs.out, H * D);
-              const lse = await readFloats(gpu, lseBuffer, H);
-              const expected = [0, 1, 2, 3].filter((h) => c.want(h, p));
-              assert.deepEqual(nanHeads(o, lse, `webgpu ${label}`), expected, `webgpu ${label}`);
-              assert.deepEqual(nanHeads(want.o, want.lse, `cpu ${label}`), expected, `cpu ${label}`);
-              if (c.path)
-                assert.equal(c.path(p) !== 'none', expected.length > 0, `${label}: seen through ${c.path(p)}`);
-              if (c.control && expected.length === 0) sawControl = true;
-              for (let h = 0; h < H; h++) {
-                if (expected.includes(h)) continue;
-                assert.ok(Math.abs(lse[h] - want.lse[h]) < 1e-4, `${label} head ${h}: LSE ${lse[h]} vs ${want.lse[h]}`);
-                for (let d = 0; d < D; d++)
-                  assert.ok(Math.abs(o[h * D + d] - want.o[h * D + d]) < 1e-4, `${label} head ${h} dim ${d}`);
+    for (const dtype of ['f32', 'f16'] as const)
+      for (const c of CASES) {
+        test(`${dtype}: ${c.name}`, async () => {
+          const shape = { ...base, dtype };
+          const tol = dtype === 'f32' ? 1e-4 : 5e-3;
+          const gpu = device!.gpu!;
+          const layer = await CcaGpuLayer.create(gpu, {
+            ...shape,
+            maxTokens: TOTAL,
+            maxChunk: PREFILL,
+            variant: 'portable',
+          });
+          const cpu = new CcaKVCache(shape);
+          const bufs = await chunkBuffers(gpu, shape, PREFILL);
+          const all = [
+            randomNormal([H, TOTAL, D], 101, dtype),
+            randomNormal([HKV, TOTAL, D], 102, dtype),
+            randomNormal([HKV, TOTAL, D], 103, dtype),
+          ];
+          c.plant(all[0], all[1]);
+          // The layer's LSE scratch: the merge writes each decoded row's LSE there (head h at word h).
+          const lseBuffer = (layer as unknown as { lse: GPUBuffer }).lse;
+          let sawControl = false;
+          try {
+            for (let start = 0; start < TOTAL; ) {
+              const T = start === 0 ? PREFILL : 1;
+              const chunk: Tensor[] = all.map((t) => tokens(t, start, start + T));
+              chunk.forEach((t, i) => writeTensor(gpu, [bufs.q, bufs.k, bufs.v][i], t));
+              // Finite poison: a row left unwritten must fail, not pass as NaN.
+              gpu.device.queue.writeBuffer(bufs.out, 0, new Float32Array(H * T * D).fill(7));
+              gpu.device.queue.writeBuffer(lseBuffer, 0, new Float32Array(H).fill(7));
+              await layer.forward({ ...bufs, start, tokens: T });
+              const want = await cpu.forward(cpuDevice, chunk[0], chunk[1], chunk[2]);
+              if (T === 1) {
+                const p = start;
+                const label = `${c.name}, row ${p}`;
+                const o = await readFloats(gpu, bufs.out, H * D);
+                const lse = await readFloats(gpu, lseBuffer, H);
+                const expected = [0, 1, 2, 3].filter((h) => c.want(h, p));
+                assert.deepEqual(nanHeads(o, lse, `webgpu ${label}`), expected, `webgpu ${label}`);
+                assert.deepEqual(nanHeads(want.o, want.lse, `cpu ${label}`), expected, `cpu ${label}`);
+                if (c.path)
+                  assert.equal(c.path(p) !== 'none', expected.length > 0, `${label}: seen through ${c.path(p)}`);
+                if (c.control && expected.length === 0) sawControl = true;
+                for (let h = 0; h < H; h++) {
+                  if (expected.includes(h)) continue;
+                  assert.ok(
+                    Math.abs(lse[h] - want.lse[h]) < tol,
+                    `${label} head ${h}: LSE ${lse[h]} vs ${want.lse[h]}`,
+                  );
+                  for (let d = 0; d < D; d++)
+                    assert.ok(Math.abs(o[h * D + d] - want.o[h * D + d]) < tol, `${label} head ${h} dim ${d}`);
+                }
               }
+              start += T;
             }
-            start += T;
+            // The paths named were all taken: (a) through a core, (b) raw and then through a core.
+            if (c.path) {
+              const paths = new Set(Array.from({ length: TOTAL - PREFILL }, (_, i) => c.path!(PREFILL + i)));
+              assert.ok(paths.has('core'), 'some decoded row saw the NaN through a core');
+              if (c.name.startsWith('(b)')) assert.ok(paths.has('raw'), 'some decoded row saw the NaN raw');
+            }
+            if (c.control) assert.ok(sawControl, 'some decoded row of the poisoned heads stayed finite');
+            assert.equal(layer.cores, cpu.cores);
+          } finally {
+            layer.destroy();
+            for (const b of Object.values(bufs)) gpu.release(b);
           }
-          // The paths named were all taken: (a) through a core, (b) raw and then through a core.
-          if (c.path) {
-            const paths = new Set(Array.from({ length: TOTAL - PREFILL }, (_, i) => c.path!(PREFILL + i)));
-            assert.ok(paths.has('core'), 'some decoded row saw the NaN through a core');
-            if (c.name.startsWith('(b)')) assert.ok(paths.has('raw'), 'some decoded row saw the NaN raw');
-          }
-          if (c.control) assert.ok(sawControl, 'some decoded row of the poisoned heads stayed finite');
-          assert.equal(layer.cores, cpu.cores);
-        } finally {
-          layer.destroy();
-          for (const b of Object.values(bufs)) gpu.release(b);
-        }
-      });
-    }
+        });
+      }
   },
 );
