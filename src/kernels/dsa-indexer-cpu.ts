@@ -48,9 +48,11 @@ export function quantizeInt8(data: Float32Array, count: number, dim: number): In
   for (let i = 0; i < count; i++) {
     let amax = 0;
     for (let d = 0; d < dim; d++) amax = Math.max(amax, Math.abs(data[i * dim + d]));
-    const scale = int8Scale(amax);
+    // NaN policy (docs/HARDENING.md): a vector holding a NaN or an infinity gets a NaN scale (values 0), so
+    // every score it enters is NaN and the top-k selects it, instead of int8Scale's silent zero vector.
+    const scale = Number.isFinite(amax) ? int8Scale(amax) : Number.NaN;
     scales[i] = scale;
-    if (scale === 0) continue;
+    if (!(scale > 0)) continue;
     for (let d = 0; d < dim; d++)
       values[i * dim + d] = Math.max(-127, Math.min(127, Math.round(data[i * dim + d] / scale)));
   }

@@ -4,13 +4,14 @@
 //   keys:    k_I[s] = concat_j k_j[s][C_j], one thread per token, appended at row start + t;
 //   queries: q_I[j,t] = mean over the group's query heads of q_h[t][C_j], one thread per (head, token).
 // int8: one power-of-two scale per vector (kernels/dsa-indexer-cpu.ts int8Scale; exact, so this matches the
-// CPU quantiser bit for bit), values rounded half up, four to a u32, each head's slot padded to whole words
+// CPU quantiser bit for bit; a vector holding a NaN or an infinity gets a NaN scale and zero values, as
+// quantizeInt8, since WGSL's NaN to integer conversion is undefined), values rounded half up, four to a u32, each head's slot padded to whole words
 // (the dots of head j read only its slot: D_I / H_I channels, not D_I). The query's weight is its scale alone:
 // the training-free w = 1/sqrt(D) is one positive constant per layer and does not change the ranking.
 // float: f32 vectors, weight 1.
 import type { DType } from '../tensor.js';
 import type { IndexerPrecision } from './dsa-indexer-cpu.js';
-import { inputType } from './wgsl-common.js';
+import { inputType, NON_FINITE_WGSL } from './wgsl-common.js';
 
 export const PROJECT_THREADS = 64;
 
@@ -30,7 +31,7 @@ export function slotWords(s: IndexerSlots): number {
 /** Uniform block of both kernels (after their storage bindings); keep in sync with projectParams(). */
 function paramsWgsl(binding: number): string {
   return /* wgsl */ `
-struct Params { tokens: u32, start: u32, dim: u32, group: u32, inv_group: f32, pad0: u32, pad1: u32, pad2: u32 }
+struct Params { tokens: u32, start: u32, dim: u32, group: u32, inv_group: f32, neg_inf_bits: u32, pad1: u32, pad2: u32 }
 @group(0) @binding(${binding}) var<uniform> params: Params;`;
 }
 
@@ -39,6 +40,7 @@ export function projectParams(p: { tokens: number; start: number; headDim: numbe
   const u = new Uint32Array(buf);
   [u[0], u[1], u[2], u[3]] = [p.tokens, p.start, p.headDim, p.group];
   new Float32Array(buf)[4] = 1 / p.group;
+  u[5] = 0xff800000; // -Infinity's bits: nan_value() is made from them at run time
   return buf;
 }
 
@@ -57,7 +59,8 @@ fn quant8(x: f32, inv: f32) -> u32 {
   let m = min(n + select(0.0, 1.0, up), 127.0);
   return u32(select(-i32(m), i32(m), r >= 0.0)) & 255u;
 }
-const TINY: u32 = 0x03800000u; // 2^-120: smaller maxima quantise to a zero vector`;
+const TINY: u32 = 0x03800000u; // 2^-120: smaller maxima quantise to a zero vector
+${NON_FINITE_WGSL}`;
 
 function slotsWgsl(s: IndexerSlots): string {
   return `const IH: u32 = ${s.heads}u;
@@ -89,16 +92,20 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${
   int8
     ? `  var amax = 0.0;
-  for (var j = 0u; j < IH; j++) { for (var c = 0u; c < PER; c++) { amax = max(amax, abs(key_value(j, c, t))); } }
+  var bad = false;
+  for (var j = 0u; j < IH; j++) {
+    for (var c = 0u; c < PER; c++) { let x = key_value(j, c, t); amax = max(amax, abs(x)); bad = bad || non_finite(x); }
+  }
   var scale = 0.0;
   var inv = 0.0;
   if (bitcast<u32>(amax) >= TINY) { let e = int8_scale_exp(amax); scale = ldexp(1.0, e); inv = ldexp(1.0, -e); }
+  if (bad) { scale = nan_value(); } // NaN policy: every score of this key is NaN (values 0, never converted)
   for (var j = 0u; j < IH; j++) {
     for (var w = 0u; w < SW; w++) {
       var word = 0u;
       for (var i = 0u; i < 4u; i++) {
         let c = w * 4u + i;
-        if (c < PER) { word |= quant8(key_value(j, c, t), inv) << (8u * i); }
+        if (c < PER && !bad) { word |= quant8(key_value(j, c, t), inv) << (8u * i); }
       }
       ik[row + j * SW + w] = word;
     }
@@ -143,15 +150,17 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
 ${
   int8
     ? `  var amax = 0.0;
-  for (var c = 0u; c < PER; c++) { amax = max(amax, abs(x[c])); }
+  var bad = false;
+  for (var c = 0u; c < PER; c++) { amax = max(amax, abs(x[c])); bad = bad || non_finite(x[c]); }
   var scale = 0.0;
   var inv = 0.0;
   if (bitcast<u32>(amax) >= TINY) { let e = int8_scale_exp(amax); scale = ldexp(1.0, e); inv = ldexp(1.0, -e); }
+  if (bad) { scale = nan_value(); } // NaN policy: the weight is NaN, so every score of this query is NaN
   for (var w = 0u; w < SW; w++) {
     var word = 0u;
     for (var i = 0u; i < 4u; i++) {
       let c = w * 4u + i;
-      if (c < PER) { word |= quant8(x[c], inv) << (8u * i); }
+      if (c < PER && !bad) { word |= quant8(x[c], inv) << (8u * i); }
     }
     iq[row + w] = word;
   }

@@ -93,7 +93,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
       let t = t0 + b;
       if (i32(s) > key_limit(t)) { continue; }
       var sc = 0.0;
-      // The f32 ReLU keeps NaN, so that a NaN index key or query reaches the top-k (docs/HARDENING.md).
+      // NaN reaches the top-k (docs/HARDENING.md): the f32 ReLU keeps it; int8 vectors that held one carry a NaN scale.
       for (var j = 0u; j < IH; j++) { sc += ws[b * IH + j] * ${int8 ? 'f32(max(acc[b * IH + j], 0))' : 'relu_keep_nan(acc[b * IH + j])'}; }
       scores[t * params.nk + s] = sc${int8 ? ' * ks' : ''};
     }
