@@ -32,7 +32,7 @@ interface Case {
   dtype: DType;
 }
 
-async function run(gpu: GpuContext, c: Case, kernel: DecodeVersion | 'flash'): Promise<void> {
+async function run(gpu: GpuContext, c: Case, kernel: DecodeVersion | 'flash', lanes?: number): Promise<void> {
   const s = seed++;
   const stride = c.keys + 13;
   // f16 runs take inputs already rounded to f16, so the reference sees what the kernel reads.
@@ -57,7 +57,7 @@ async function run(gpu: GpuContext, c: Case, kernel: DecodeVersion | 'flash'): P
   const x = { q: qb, k: kb, v: vb, o: ob, lse: lb, shape, dtype: c.dtype };
   try {
     if (kernel === 'flash') await flashAttentionGpu(gpu, x, 'auto', undefined, stride);
-    else await flashDecodeGpu(gpu, x, stride, kernel);
+    else await flashDecodeGpu(gpu, x, stride, kernel, lanes);
     const o = new Float32Array(await gpu.read(ob, c.heads * c.queries * c.headDim * 4));
     const lse = new Float32Array(await gpu.read(lb, c.heads * c.queries * 4));
     assertMatchesReference({ o, lse } as never, ref, naive, `seed ${s}`);
@@ -90,6 +90,26 @@ describe('decoding over a cache read in place', { skip: device ? false : 'no Web
     for (const c of cases)
       test(`split-KV decoding ${version}: Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
         run(gpu, c, version));
+
+  // decode-v3's own paths: groups its power-of-2 heads per workgroup leave idle (5 -> 8, 12 -> 2 x 8), word
+  // widths (f16 D 80 / 36 / 38 / 37: 8, 4, 2, 1 elements; f32 D 66: 2, D 37: 1), tiles of 128 that the keys do
+  // not fill, splits of several tiles (40000 keys: 192 per split), and fewer lanes per key (1: no subgroups; small
+  // D, since lavapipe takes 5-80 s to compile those variants at larger D, a compile cost the device does not share).
+  const v3Cases: Array<Case & { lanes?: number }> = [
+    { heads: 5, kvHeads: 1, queries: 1, keys: 1500, headDim: 128, dtype: 'f16' },
+    { heads: 24, kvHeads: 2, queries: 1, keys: 333, headDim: 80, dtype: 'f16' },
+    { heads: 4, kvHeads: 2, queries: 1, keys: 513, headDim: 36, dtype: 'f16' },
+    { heads: 4, kvHeads: 1, queries: 1, keys: 257, headDim: 38, dtype: 'f16' },
+    { heads: 3, kvHeads: 1, queries: 1, keys: 129, headDim: 66, dtype: 'f32' },
+    { heads: 2, kvHeads: 2, queries: 1, keys: 1023, headDim: 37, dtype: 'f32' },
+    { heads: 8, kvHeads: 2, queries: 1, keys: 40000, headDim: 64, dtype: 'f16' },
+    { heads: 8, kvHeads: 2, queries: 1, keys: 1023, headDim: 32, dtype: 'f16', lanes: 1 },
+    { heads: 6, kvHeads: 2, queries: 1, keys: 700, headDim: 24, dtype: 'f32', lanes: 2 },
+    { heads: 4, kvHeads: 1, queries: 1, keys: 300, headDim: 37, dtype: 'f16', lanes: 4 },
+  ];
+  for (const c of v3Cases)
+    test(`split-KV decoding decode-v3 (lanes ${c.lanes ?? 'device'}): Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
+      run(gpu, c, 'decode-v3', c.lanes));
 
   for (const c of [
     { heads: 4, kvHeads: 2, queries: 5, keys: 97, headDim: 64, dtype: 'f32' as const },

@@ -9,6 +9,7 @@ import { attention } from '../src/attention/attention.js';
 import { attendSelected, dsaSelect } from '../src/attention/dsa.js';
 import { DECODE_VERSIONS, flashDecodeGpu } from '../src/attention/flash-decode.js';
 import { flashDecodeGqaPartialWgsl } from '../src/kernels/flash-decode-gqa-wgsl.js';
+import { flashDecodeV3PartialWgsl } from '../src/kernels/flash-decode-v3-wgsl.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { ccaSubgroupMatrixWgsl } from '../src/kernels/cca-sgmat-wgsl.js';
 import { ccaAttendWgsl, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
@@ -81,7 +82,7 @@ const gpuDevice = await webgpuDevice();
 after(async () => gpuDevice?.destroy());
 
 describe('split-KV decoding (flash-decode-wgsl.ts): partial states and their merge', () => {
-  const KEYS = 700; // 6 splits of 128 keys (v1), 3 of 256 (gqa-v2): key 300 lies in a middle split
+  const KEYS = 700; // 6 splits of 128 keys (v1, v3), 3 of 256 (gqa-v2): key 300 lies in a middle split
   const cases = [
     { name: 'NaN in a key of a middle split (KV head 1)', kvAt: [1, 300], qHead: -1, want: (h: number) => h >= G },
     { name: 'Inf in the query of head 0', kvAt: [-1, 0], qHead: 0, want: (h: number) => h === 0 },
@@ -250,6 +251,16 @@ describe('generated WGSL: every kernel writes NaN rows from a flag set on non-fi
     ['CCA pass 2 portable', ccaAttendWgsl(64, 'f16'), /bad = bad \|\| non_finite\(dot\)/],
     ['split-KV partial', flashDecodePartialWgsl(64, 'f32'), /mine = mine \|\| non_finite\(score\)/],
     ['split-KV gqa-v2 partial', flashDecodeGqaPartialWgsl(64, 'f32', 4), /mine = mine \|\| non_finite\(s\)/],
+    ...([1, 8] as const).flatMap((lanes) =>
+      (['f32', 'f16'] as const).map(
+        (dtype) =>
+          [
+            `split-KV v3 partial (${dtype}, ${lanes} lanes per key)`,
+            flashDecodeV3PartialWgsl(64, dtype, 4, lanes),
+            /if \(non_finite\(s\)\) \{ atomicOr\(&poison, 1u\); \}/,
+          ] as [string, string, RegExp],
+      ),
+    ),
     ['split-KV merge', flashDecodeMergeWgsl(64), /bad = bad \|\| is_nan\(plse/],
     ['merge of states', mergeStatesWgsl(64), /bad = bad \|\| is_nan\(plse/],
     ['DSA tiles', sparseGatherWgsl(64, 2, 'f32'), /if \(non_finite\(ps\[g \* BC \+ j\]\)\) \{ bads\[g\] = 1u; \}/],

@@ -13,6 +13,8 @@ import {
   flashDecodePartialWgsl,
 } from '../kernels/flash-decode-wgsl.js';
 import { decodeGqaGrid, flashDecodeGqaPartialWgsl } from '../kernels/flash-decode-gqa-wgsl.js';
+import { decodeV3Grid, decodeV3Lanes, flashDecodeV3PartialWgsl } from '../kernels/flash-decode-v3-wgsl.js';
+import { subgroupMinSize } from './dsa-lanes.js';
 import type { GpuInputs } from './gpu-chunks.js';
 import { DECODE_KERNELS, type DecodeKernel } from './spec.js';
 
@@ -38,7 +40,8 @@ export interface DecodeCalls {
   splits: number;
 }
 
-/** The partial kernels, side by side: v1 a workgroup per query head, gqa-v2 one per KV head's query heads. */
+/** The partial kernels, side by side: v1 a workgroup per query head, gqa-v2 one per KV head's query heads,
+ * v3 one per KV head's query heads with 16-byte loads, many in flight (flash-decode-v3-wgsl.ts). */
 export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
 export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
 /** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweep of 2026-12-02): v1 at 128 splits of 128
@@ -47,10 +50,12 @@ export const DECODE_DEFAULT: DecodeVersion = 'decode-v1';
 
 /** The splitting measured best on the H200 for each version (the 1B model's attention, 4K-128K keys). */
 export function decodeSplitting(version: DecodeVersion): DecodeSplitting {
+  if (version === 'decode-v3') return { maxSplits: 256, minKeys: 128 }; // not measured yet: the sweep will say
   return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
 }
 
-/** x.shape.queries must be 1 and non-causal over x.shape.keys rows (kvStride rows per KV head). */
+/** x.shape.queries must be 1 and non-causal over x.shape.keys rows (kvStride rows per KV head). `lanes` caps
+ * decode-v3's lanes per key below what the device's subgroups allow (tests of its narrower paths). */
 export async function flashDecodeCalls(
   gpu: GpuContext,
   x: GpuInputs,
@@ -58,6 +63,7 @@ export async function flashDecodeCalls(
   kvStride = x.shape.keys,
   asked: DecodeKernel = 'auto',
   splitting?: DecodeSplitting,
+  lanes = 8,
 ): Promise<DecodeCalls> {
   const version = asked === 'auto' ? DECODE_DEFAULT : asked;
   splitting ??= decodeSplitting(version);
@@ -77,14 +83,26 @@ export async function flashDecodeCalls(
     splits,
     keysPerSplit,
   });
-  const partial =
-    version === 'decode-v1'
-      ? await gpu.pipeline(`flash-decode-${s.headDim}-${x.dtype}`, () => flashDecodePartialWgsl(s.headDim, x.dtype))
-      : await gpu.pipeline(`flash-decode-gqa-${s.headDim}-${x.dtype}-g${group}`, () =>
-          flashDecodeGqaPartialWgsl(s.headDim, x.dtype, group),
-        );
-  const groups: [number, number] =
-    version === 'decode-v1' ? [splits, s.heads] : decodeGqaGrid(splits, s.heads, s.kvHeads);
+  let partial: GPUComputePipeline;
+  let groups: [number, number];
+  if (version === 'decode-v1') {
+    partial = await gpu.pipeline(`flash-decode-${s.headDim}-${x.dtype}`, () =>
+      flashDecodePartialWgsl(s.headDim, x.dtype),
+    );
+    groups = [splits, s.heads];
+  } else if (version === 'decode-gqa-v2') {
+    partial = await gpu.pipeline(`flash-decode-gqa-${s.headDim}-${x.dtype}-g${group}`, () =>
+      flashDecodeGqaPartialWgsl(s.headDim, x.dtype, group),
+    );
+    groups = decodeGqaGrid(splits, s.heads, s.kvHeads);
+  } else {
+    // Lanes per key within the device's smallest subgroup (8 on lavapipe and NVIDIA; 1: no subgroup operation).
+    const l = decodeV3Lanes(Math.min(lanes, await subgroupMinSize(gpu)));
+    partial = await gpu.pipeline(`flash-decode-v3-${s.headDim}-${x.dtype}-g${group}-l${l}`, () =>
+      flashDecodeV3PartialWgsl(s.headDim, x.dtype, group, l),
+    );
+    groups = decodeV3Grid(splits, s.heads, s.kvHeads);
+  }
   const merge = await gpu.pipeline(`flash-decode-merge-${s.headDim}`, () => flashDecodeMergeWgsl(s.headDim));
   return {
     params,
@@ -100,9 +118,10 @@ export async function flashDecodeGpu(
   x: GpuInputs,
   kvStride = x.shape.keys,
   version: DecodeVersion = DECODE_DEFAULT,
+  lanes?: number,
 ): Promise<void> {
   const scratch = await createDecodeScratch(gpu, x.shape.heads, x.shape.headDim);
-  const calls = await flashDecodeCalls(gpu, x, scratch, kvStride, version);
+  const calls = await flashDecodeCalls(gpu, x, scratch, kvStride, version, undefined, lanes);
   const params = gpu.uniform(calls.params);
   try {
     await gpu.run('flash decoding', (pass) => {
