@@ -13,8 +13,8 @@
 // a split that scores a NaN or an infinity writes a NaN state.
 // Checked against the float64 reference beside version 1 (test/flash-decode.test.ts).
 import type { DType } from '../tensor.js';
-import { inputType, NON_FINITE_WGSL } from './wgsl-common.js';
-import { DECODE_TILE } from './flash-decode-wgsl.js';
+import { inputType } from './wgsl-common.js';
+import { DECODE_TILE, decodePartialBindings } from './flash-decode-wgsl.js';
 
 /** Lanes per query head (a tree over them gives a tile's max and sum). */
 const LANES = 32;
@@ -47,14 +47,7 @@ export function flashDecodeGqaPartialWgsl(headDim: number, dtype: DType, group: 
   const threads = LANES * hpw;
   const stride = headDim + 1;
   return /* wgsl */ `${enable}
-struct Params { nk: u32, kv_stride: u32, group: u32, splits: u32, scale: f32, keys_per_split: u32, neg_inf_bits: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> q: array<${elem}>;
-@group(0) @binding(1) var<storage, read> k: array<${elem}>;
-@group(0) @binding(2) var<storage, read> v: array<${elem}>;
-@group(0) @binding(3) var<storage, read_write> po: array<f32>;
-@group(0) @binding(4) var<storage, read_write> plse: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-${NON_FINITE_WGSL}
+${decodePartialBindings(elem)}
 
 const D: u32 = ${headDim}u;
 const G: u32 = ${group}u;

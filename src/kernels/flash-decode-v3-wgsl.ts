@@ -17,7 +17,7 @@
 // whose split scores a NaN or an infinity writes a NaN state (a per-head bit, set where the score is made).
 // Checked against the float64 reference beside versions 1 and 2 (test/flash-decode.test.ts).
 import type { DType } from '../tensor.js';
-import { NON_FINITE_WGSL } from './wgsl-common.js';
+import { decodePartialBindings } from './flash-decode-wgsl.js';
 
 const THREADS = 128;
 /** Keys per tile (scored together, then weighted into the states). */
@@ -174,14 +174,7 @@ ${adds.join('\n')}
     }),
   );
   return /* wgsl */ `${enables}
-struct Params { nk: u32, kv_stride: u32, group: u32, splits: u32, scale: f32, keys_per_split: u32, neg_inf_bits: u32, pad: u32 }
-@group(0) @binding(0) var<storage, read> q: array<${w.type}>;
-@group(0) @binding(1) var<storage, read> k: array<${w.type}>;
-@group(0) @binding(2) var<storage, read> v: array<${w.type}>;
-@group(0) @binding(3) var<storage, read_write> po: array<f32>;
-@group(0) @binding(4) var<storage, read_write> plse: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-${NON_FINITE_WGSL}
+${decodePartialBindings(w.type)}
 
 const D: u32 = ${headDim}u;
 const EPW: u32 = ${y.epw}u; // elements per word

@@ -62,6 +62,20 @@ export function decodeParams(p: DecodeParams): ArrayBuffer {
 const PARAMS = /* wgsl */ `
 struct Params { nk: u32, kv_stride: u32, group: u32, splits: u32, scale: f32, keys_per_split: u32, neg_inf_bits: u32, pad: u32 }`;
 
+/** The interface every partial kernel version shares (so one merge kernel folds them): decodeParams' uniform
+ * (plus `extraParams` fields), q, k, v in `elem` words, po and plse out, and the NaN helpers. */
+export function decodePartialBindings(elem: string, extraParams = ''): string {
+  const params = extraParams ? PARAMS.replace(' }', `,\n  ${extraParams.replace(/,\s*$/, '')} }`) : PARAMS;
+  return /* wgsl */ `${params}
+@group(0) @binding(0) var<storage, read> q: array<${elem}>;
+@group(0) @binding(1) var<storage, read> k: array<${elem}>;
+@group(0) @binding(2) var<storage, read> v: array<${elem}>;
+@group(0) @binding(3) var<storage, read_write> po: array<f32>;
+@group(0) @binding(4) var<storage, read_write> plse: array<f32>;
+@group(0) @binding(5) var<uniform> params: Params;
+${NON_FINITE_WGSL}`;
+}
+
 /** Where key i of a split's numbering sits in k and v: the one thing a caller of the partial kernel may change
  * (CCA's decode numbers cores, then raw tokens in a ring: cca-decode-wgsl.ts). */
 export interface DecodeKeyRows {
@@ -87,16 +101,8 @@ const CONTIGUOUS_ROWS: DecodeKeyRows = {
 export function flashDecodePartialWgsl(headDim: number, dtype: DType, rows: DecodeKeyRows = CONTIGUOUS_ROWS): string {
   const { enable, elem } = inputType(dtype);
   const dims = Math.ceil(headDim / THREADS);
-  const params = rows.params ? PARAMS.replace(' }', `,\n  ${rows.params.replace(/,\s*$/, '')} }`) : PARAMS;
   return /* wgsl */ `${enable}
-${params}
-@group(0) @binding(0) var<storage, read> q: array<${elem}>;
-@group(0) @binding(1) var<storage, read> k: array<${elem}>;
-@group(0) @binding(2) var<storage, read> v: array<${elem}>;
-@group(0) @binding(3) var<storage, read_write> po: array<f32>;
-@group(0) @binding(4) var<storage, read_write> plse: array<f32>;
-@group(0) @binding(5) var<uniform> params: Params;
-${NON_FINITE_WGSL}
+${decodePartialBindings(elem, rows.params)}
 
 const D: u32 = ${headDim}u;
 const BC: u32 = ${DECODE_TILE}u;
