@@ -15,6 +15,11 @@
 // mass may differ where f32 breaks a near-tie differently: held to 1e-3 absolute (measured: equal).
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
 import { cpuIndexerGradient, GpuIndexerGradient } from '../src/train/indexer-grad-gpu.js';
 import { indexerGeometry, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
@@ -154,5 +159,26 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
         `step ${i + 1}: GPU loss ${gpuRun.losses[i]} vs CPU ${cpu.losses[i]}`,
       );
     for (const [layer, p] of gpuRun.params.entries()) assertNoNaN(`layer ${layer} params`, p);
+  });
+
+  it('train-indexer --backend webgpu trains through the CLI; a bad --backend is one typed line and writes nothing', () => {
+    const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+    const text = fileURLToPath(new URL('../../data/kjv-head.txt', import.meta.url));
+    const dir = mkdtempSync(join(tmpdir(), 'longctx-train-gpu-'));
+    const args = (out: string, backend: string) => [
+      ...[cli, 'train-indexer', '--model', FIXTURE_GGUF, '--data', text, '--max-chars', '20000', '--steps', '2'],
+      ...['--context', '48', '--topk', '16', '--heads', '2', '--eval-samples', '0', '--out', out, '--backend', backend],
+    ];
+    const out = join(dir, 'gpu.gguf');
+    const r = spawnSync(process.execPath, args(out, 'webgpu'), { encoding: 'utf8', timeout: 240_000 });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stderr, /^indexer gradients on WebGPU \(.*, f32\)$/m);
+    assert.equal([...r.stderr.matchAll(/^step \d\/2 loss [\d.]+ mass@16 [\d.]+/gm)].length, 2, r.stderr);
+    assert.ok(existsSync(out));
+    const bad = join(dir, 'bad.gguf');
+    const b = spawnSync(process.execPath, args(bad, 'gpu'), { encoding: 'utf8', timeout: 60_000 });
+    assert.notEqual(b.status, 0);
+    assert.equal(b.stderr.trim(), "longctx: InputError: --backend must be cpu, webgpu or auto, got 'gpu'");
+    assert.ok(!existsSync(bad) && !existsSync(`${bad}.ckpt.safetensors`));
   });
 });

@@ -42,6 +42,9 @@ export interface IndexerGradient {
   destroy(): void;
 }
 
+/** Queries per block when the sequence names none. */
+export const GPU_CHUNK = 256;
+
 export const cpuIndexerGradient: IndexerGradient = {
   name: 'CPU (float64)',
   lossGrad: async (g, params, seq, grad, gradScale) => indexerLossGrad(g, params, seq, grad, gradScale),
@@ -87,7 +90,9 @@ export class GpuIndexerGradient implements IndexerGradient {
   ): Promise<IndexerLoss> {
     const { L, h } = seq;
     const [H, HI, DI] = [g.hidden, g.heads, g.dim];
-    const chunk = Math.min(seq.chunk ?? 64, L);
+    // 256 queries a block unless asked (the CPU's 64 would leave most of a large GPU idle); the result does not
+    // depend on it.
+    const chunk = Math.min(seq.chunk ?? GPU_CHUNK, L);
     if (!Number.isInteger(L) || L < 1 || h.length < L * H)
       throw new ShapeError(`indexer sequence: L ${L} with ${h.length} values of h (hidden ${H})`);
     if (!Number.isInteger(chunk) || chunk < 1)
