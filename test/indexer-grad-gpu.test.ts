@@ -121,6 +121,19 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
     });
   }
 
+  it('refuses, with one typed error and before any work, what it cannot run', async () => {
+    const g = indexerGeometry(config('half', 8, 4), 128, 128);
+    const params = initIndexerParams(g, 1);
+    await assert.rejects(gpu!.lossGrad(g, params, randomSequence(5, 8, 1, 4, 2)), (e: Error) => {
+      assert.equal(e.name, 'UnsupportedError');
+      assert.match(e.message, /H_I 128 x D_I 128 needs \d+ bytes of workgroup memory.*--backend cpu/);
+      return true;
+    });
+    const small = indexerGeometry(config('half', 8, 4), 2, 8);
+    const seq = { ...randomSequence(5, 8, 1, 4, 2), L: 6 };
+    await assert.rejects(gpu!.lossGrad(small, initIndexerParams(small, 1), seq), { name: 'ShapeError' });
+  });
+
   it('a short training run on stories260K falls as the CPU run does', async () => {
     const model = loadGguf(FIXTURE_GGUF);
     const { uniform } = seededNormal(21);
