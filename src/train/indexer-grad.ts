@@ -7,6 +7,8 @@
 // Backward: dI = (softmax(I) - p) / queries; then the chain through the weighted sum, ReLU, dots, RoPE
 // (a rotation: its transpose), LayerNorm and the three projections. Queries go in chunks, so only a
 // [chunk, H_I, L] block of dots is ever held; index keys and their gradient are [L, D_I].
+// The WebGPU backend (train/indexer-grad-gpu.ts) runs the O(L^2) part in f32 and shares the key LayerNorm,
+// RoPE and projections (and their backward) exported here.
 import { type IndexerGeometry, paramLayout } from './indexer-params.js';
 
 export interface IndexerSequence {
