@@ -5,20 +5,22 @@ import { existsSync } from 'node:fs';
 import { InputError } from '../errors.js';
 import { dsaAttentionMass, dsaMassMarkdown } from '../eval/dsa-mass.js';
 import { loadModel } from '../model/load/load.js';
-import { cpuDevice } from '../runtime/device.js';
+import { acquireDevice, cpuDevice } from '../runtime/device.js';
+import { indexerGradientFor } from '../train/indexer-grad-gpu.js';
 import { loadCheckpoint, saveCheckpoint } from '../train/checkpoint.js';
 import { defaultIndexerOut, saveTrainedIndexers } from '../train/save-indexers.js';
 import { freshTrainingState, trainIndexers, type TrainIndexerOptions } from '../train/trainer.js';
 import { readTrainingText } from '../train/training-text.js';
-import { intList, numberOption, parse, required } from './args.js';
+import { backendOption, intList, numberOption, parse, required } from './args.js';
 
 export const TRAIN_INDEXER_USAGE = `usage: longctx train-indexer --model M --data TEXT_OR_DIR --steps N [--context 512] [--topk 64]
                         [--heads 4 --head-dim D_I] [--lr 1e-3] [--warmup N/10] [--batch 1] [--clip 1] [--weight-decay 0]
                         [--seed 1] [--held-back 0.1] [--max-chars N] [--eval-samples 64] [--out FILE]
-                        [--checkpoint FILE] [--checkpoint-every 50] [--resume]
+                        [--checkpoint FILE] [--checkpoint-every 50] [--resume] [--backend cpu|webgpu|auto]
   Freezes the model and trains one DSA lightning indexer per layer (DeepSeek-V3.2's form: q_I = W_q h,
   k_I = LayerNorm(W_k h), w = W_proj h, RoPE on the first head-dim channels) by KL(p || softmax(I)), p the
-  model's attention summed over heads, on the CPU; writes a GGUF copy with blk.N.indexer.* (default
+  model's attention summed over heads, its gradient on the CPU in float64 (default) or, with --backend webgpu,
+  its O(L^2) part on the GPU in f32 (auto: the GPU when one is found); writes a GGUF copy with blk.N.indexer.* (default
   <model>-indexer.gguf) or, for a HF directory, <dir>/indexer.safetensors; then reports the captured mass at
   top-k on the held-back tail of the text (trained, dsa:trained, training-free indexer:4, oracle, recent).`;
 
@@ -44,7 +46,10 @@ export async function trainIndexerCommand(argv: string[]): Promise<void> {
     checkpoint: { type: 'string' },
     'checkpoint-every': { type: 'string' },
     resume: { type: 'boolean' },
+    backend: { type: 'string' },
   });
+  // The CPU unless asked (the frozen model runs on the CPU decoder either way: its observe hook).
+  const backend = v.backend === undefined ? 'cpu' : backendOption(v);
   const modelPath = required(v, 'model');
   const model = loadModel(modelPath);
   const c = model.config;
@@ -84,16 +89,31 @@ export async function trainIndexerCommand(argv: string[]): Promise<void> {
     state = loadCheckpoint(checkpoint, model, o);
     process.stderr.write(`resuming from ${checkpoint} at step ${state.step}\n`);
   }
+  const device = await acquireDevice(backend);
+  const gradient = indexerGradientFor(device);
+  if (device.gpu) process.stderr.write(`indexer gradients on ${gradient.name}\n`);
   const t0 = performance.now();
   const report = Math.max(1, Math.floor(steps / 50));
-  await trainIndexers(model, text.train, o, state, (r, s) => {
-    if (r.step % report === 0 || r.step === r.steps)
-      process.stderr.write(
-        `step ${r.step}/${r.steps} loss ${r.loss.toFixed(4)} mass@${o.topk} ${r.mass.toFixed(3)} lr ${r.lr.toExponential(2)} ` +
-          `|g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSecond.toFixed(0)} tokens/s ${r.seconds.toFixed(1)} s\n`,
-      );
-    if (r.step % every === 0 || r.step === r.steps) saveCheckpoint(checkpoint, s, o, modelPath);
-  });
+  try {
+    await trainIndexers(
+      model,
+      text.train,
+      o,
+      state,
+      (r, s) => {
+        if (r.step % report === 0 || r.step === r.steps)
+          process.stderr.write(
+            `step ${r.step}/${r.steps} loss ${r.loss.toFixed(4)} mass@${o.topk} ${r.mass.toFixed(3)} lr ${r.lr.toExponential(2)} ` +
+              `|g| ${r.gradNorm.toFixed(3)} ${r.tokensPerSecond.toFixed(0)} tokens/s ${r.seconds.toFixed(1)} s\n`,
+          );
+        if (r.step % every === 0 || r.step === r.steps) saveCheckpoint(checkpoint, s, o, modelPath);
+      },
+      gradient,
+    );
+  } finally {
+    gradient.destroy();
+    device.destroy();
+  }
   const seconds = (performance.now() - t0) / 1000;
   saveTrainedIndexers(modelPath, state, out);
   process.stderr.write(

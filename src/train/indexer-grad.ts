@@ -7,6 +7,8 @@
 // Backward: dI = (softmax(I) - p) / queries; then the chain through the weighted sum, ReLU, dots, RoPE
 // (a rotation: its transpose), LayerNorm and the three projections. Queries go in chunks, so only a
 // [chunk, H_I, L] block of dots is ever held; index keys and their gradient are [L, D_I].
+// The WebGPU backend (train/indexer-grad-gpu.ts) runs the O(L^2) part in f32 and shares the key LayerNorm,
+// RoPE and projections (and their backward) exported here.
 import { type IndexerGeometry, paramLayout } from './indexer-params.js';
 
 export interface IndexerSequence {
@@ -31,7 +33,7 @@ export interface IndexerLoss {
 }
 
 /** Rotates channel pairs of x[at..] by position pos; sign -1 applies the transpose (the backward). */
-function rope(g: IndexerGeometry, x: Float64Array, at: number, pos: number, sign: number): void {
+export function rope(g: IndexerGeometry, x: Float64Array, at: number, pos: number, sign: number): void {
   for (let i = 0; i < g.pairs.length; i++) {
     const [a, b] = g.pairs[i];
     const angle = pos * g.invFreq[i];
@@ -43,7 +45,7 @@ function rope(g: IndexerGeometry, x: Float64Array, at: number, pos: number, sign
 }
 
 /** out[r] = sum_x W[r, x] h[x] for rows r0..r0+n-1 of W (in params at w), into out at o. */
-function project(
+export function project(
   params: Float64Array,
   w: number,
   rows: number,
@@ -62,7 +64,7 @@ function project(
 }
 
 /** grad[W rows] += dy[r] h[x] (the outer product of one token). */
-function projectBack(
+export function projectBack(
   grad: Float64Array,
   w: number,
   rows: number,
@@ -80,19 +82,17 @@ function projectBack(
   }
 }
 
-/** Loss of one sequence; when `grad` is given, adds d loss / d params into it (scaled by gradScale). */
-export function indexerLossGrad(
-  g: IndexerGeometry,
-  params: Float64Array,
-  seq: IndexerSequence,
-  grad?: Float64Array,
-  gradScale = 1,
-): IndexerLoss {
-  const { L, h } = seq;
-  const [H, HI, DI] = [g.hidden, g.heads, g.dim];
+export interface IndexKeys {
+  /** LayerNorm's normalised input xhat [L, D_I], its 1/sigma [L], and the post-RoPE keys k_I [L, D_I]. */
+  kHat: Float64Array;
+  kInv: Float64Array;
+  kI: Float64Array;
+}
+
+/** k_I[s] = RoPE_s(LayerNorm(W_k h_s)) for s < L, with what the backward needs. */
+export function indexKeys(g: IndexerGeometry, params: Float64Array, h: Float32Array, L: number): IndexKeys {
+  const [H, DI] = [g.hidden, g.dim];
   const lay = paramLayout(g);
-  const chunk = seq.chunk ?? 64;
-  // Index keys: pre-norm, normalised (xhat), the LayerNorm's 1/sigma, and post-RoPE keys.
   const kHat = new Float64Array(L * DI);
   const kInv = new Float64Array(L);
   const kI = new Float64Array(L * DI);
@@ -110,6 +110,56 @@ export function indexerLossGrad(
     }
     rope(g, kI, s * DI, s, 1);
   }
+  return { kHat, kInv, kI };
+}
+
+/** Adds d loss / d (W_k, gamma, beta) into grad from dkI [L, D_I] (overwritten: RoPE's transpose is applied in place). */
+export function indexKeysBack(
+  g: IndexerGeometry,
+  params: Float64Array,
+  h: Float32Array,
+  L: number,
+  keys: IndexKeys,
+  dkI: Float64Array,
+  grad: Float64Array,
+): void {
+  const [H, DI] = [g.hidden, g.dim];
+  const lay = paramLayout(g);
+  const { kHat, kInv } = keys;
+  const dk = new Float64Array(DI);
+  for (let s = 0; s < L; s++) {
+    rope(g, dkI, s * DI, s, -1);
+    // LayerNorm backward: dxhat = dy * gamma; dx = inv * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
+    let m1 = 0;
+    let m2 = 0;
+    for (let d = 0; d < DI; d++) {
+      const dy = dkI[s * DI + d];
+      const xh = kHat[s * DI + d];
+      grad[lay.gamma + d] += dy * xh;
+      grad[lay.beta + d] += dy;
+      const dxh = dy * params[lay.gamma + d];
+      dk[d] = dxh;
+      m1 += dxh / DI;
+      m2 += (dxh * xh) / DI;
+    }
+    for (let d = 0; d < DI; d++) dk[d] = kInv[s] * (dk[d] - m1 - kHat[s * DI + d] * m2);
+    projectBack(grad, lay.wk, DI, h, s * H, H, dk, 0);
+  }
+}
+
+/** Loss of one sequence; when `grad` is given, adds d loss / d params into it (scaled by gradScale). */
+export function indexerLossGrad(
+  g: IndexerGeometry,
+  params: Float64Array,
+  seq: IndexerSequence,
+  grad?: Float64Array,
+  gradScale = 1,
+): IndexerLoss {
+  const { L, h } = seq;
+  const [H, HI, DI] = [g.hidden, g.heads, g.dim];
+  const lay = paramLayout(g);
+  const chunk = seq.chunk ?? 64;
+  const { kHat, kInv, kI } = indexKeys(g, params, h, L);
   const dkI = grad ? new Float64Array(L * DI) : undefined;
   const queries = L;
   let loss = 0;
@@ -178,27 +228,7 @@ export function indexerLossGrad(
       projectBack(grad, lay.proj, HI, h, t * H, H, dw, 0);
     }
   }
-  if (grad && dkI) {
-    const dk = new Float64Array(DI);
-    for (let s = 0; s < L; s++) {
-      rope(g, dkI, s * DI, s, -1);
-      // LayerNorm backward: dxhat = dy * gamma; dx = inv * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)).
-      let m1 = 0;
-      let m2 = 0;
-      for (let d = 0; d < DI; d++) {
-        const dy = dkI[s * DI + d];
-        const xh = kHat[s * DI + d];
-        grad[lay.gamma + d] += dy * xh;
-        grad[lay.beta + d] += dy;
-        const dxh = dy * params[lay.gamma + d];
-        dk[d] = dxh;
-        m1 += dxh / DI;
-        m2 += (dxh * xh) / DI;
-      }
-      for (let d = 0; d < DI; d++) dk[d] = kInv[s] * (dk[d] - m1 - kHat[s * DI + d] * m2);
-      projectBack(grad, lay.wk, DI, h, s * H, H, dk, 0);
-    }
-  }
+  if (grad && dkI) indexKeysBack(g, params, h, L, { kHat, kInv, kI }, dkI, grad);
   return { loss, queries, massSum, massCount };
 }
 

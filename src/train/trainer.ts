@@ -1,7 +1,8 @@
 // DeepSeek-V3.2's indexer warm-up on a frozen Llama-family model: every step cuts `batch` sequences of
 // `context` tokens (BOS first) from the training tokens, runs the frozen model once per sequence with exact
 // attention on the CPU decoder (its observe hook hands over each layer's h, q and k), and trains one indexer
-// per layer by KL(p || softmax(I)) (train/indexer-grad.ts) with AdamW, warm-up + cosine and gradient clipping.
+// per layer by KL(p || softmax(I)) (train/indexer-grad.ts, or its O(L^2) part on WebGPU: indexer-grad-gpu.ts)
+// with AdamW, warm-up + cosine and gradient clipping.
 // The data order depends only on (seed, step), so a run resumed from a checkpoint sees what it would have.
 import { uniformSchedule } from '../attention/sparse.js';
 import { InputError } from '../errors.js';
@@ -10,7 +11,7 @@ import type { LoadedModel } from '../model/types.js';
 import { cpuDevice } from '../runtime/device.js';
 import { adamWState, adamWStep, clipGradient, scheduledLr, type AdamWSettings, type AdamWState } from './adamw.js';
 import { attentionTarget, type LayerActivations } from './attention-target.js';
-import { indexerLossGrad } from './indexer-grad.js';
+import { cpuIndexerGradient, type IndexerGradient } from './indexer-grad-gpu.js';
 import {
   indexerGeometry,
   initIndexerParams,
@@ -108,6 +109,8 @@ export async function trainIndexers(
   o: TrainIndexerOptions,
   state: IndexerTrainingState,
   onStep: (r: StepReport, s: IndexerTrainingState) => void | Promise<void>,
+  /** Where the loss and gradient run (train/indexer-grad-gpu.ts): the CPU's float64 by default. */
+  gradient: IndexerGradient = cpuIndexerGradient,
 ): Promise<IndexerTrainingState> {
   const c = model.config;
   const g = state.geometry;
@@ -122,9 +125,9 @@ export async function trainIndexers(
     for (const seq of stepSequences(ids, bos, o, step)) {
       const acts = await frozenActivations(model, seq);
       const L = seq.length;
-      acts.forEach((a, layer) => {
+      for (const [layer, a] of acts.entries()) {
         const target = attentionTarget(a, L, c.heads, c.kvHeads, c.headDim);
-        const r = indexerLossGrad(
+        const r = await gradient.lossGrad(
           g,
           state.params[layer],
           { h: a.h, L, target, topk: o.topk },
@@ -134,7 +137,7 @@ export async function trainIndexers(
         loss += r.loss / (o.batch * c.layers);
         massSum += r.massSum;
         massCount += r.massCount;
-      });
+      }
       tokens += L;
     }
     const lr = scheduledLr(o.adamw.lr, step, o.steps, o.warmup);

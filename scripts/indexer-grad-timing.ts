@@ -1,0 +1,63 @@
+// Times one sequence's indexer loss + gradient (train/indexer-grad.ts on the CPU in float64, and
+// train/indexer-grad-gpu.ts with its O(L^2) part on WebGPU) on random inputs shaped like passkey-2k's layers
+// (hidden 256, head dim 32), a cheap uniform target so that only the gradient is timed, and the top-k mass
+// measured as the trainer does. Prints a markdown table (ms per call, speedup) and JSON.
+//   node dist/scripts/indexer-grad-timing.js [--lengths 512,2048,8192] [--cpu-max 2048] [--heads 4] [--dim 64]
+//                                            [--chunk 256] [--topk 256] [--repeats 3]
+import { acquireDevice } from '../src/runtime/device.js';
+import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
+import { GpuIndexerGradient } from '../src/train/indexer-grad-gpu.js';
+import { indexerGeometry, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
+import type { ModelConfig } from '../src/model/types.js';
+
+const arg = (name: string, fallback: string) => {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? process.argv[i + 1] : fallback;
+};
+const lengths = arg('lengths', '512,2048,8192').split(',').map(Number);
+const cpuMax = Number(arg('cpu-max', '2048'));
+const [heads, dim, chunk, topk, repeats] = ['heads', 'dim', 'chunk', 'topk', 'repeats'].map((n, i) =>
+  Number(arg(n, ['4', '64', '256', '256', '3'][i])),
+);
+const config = {
+  hiddenSize: 256,
+  headDim: 32,
+  ropeTheta: 10000,
+  rope: { kind: 'none' },
+  ropeLayout: 'half',
+} as unknown as ModelConfig;
+const g = indexerGeometry(config, heads, dim);
+const params = initIndexerParams(g, 1);
+const device = await acquireDevice('webgpu');
+const gpu = new GpuIndexerGradient(device.gpu!);
+const rows: Array<Record<string, number | string>> = [];
+for (const L of lengths) {
+  const { normal } = seededNormal(L);
+  const h = Float32Array.from({ length: L * g.hidden }, () => normal());
+  const target = (t0: number, t1: number) => {
+    const p = new Float64Array((t1 - t0) * L);
+    for (let t = t0; t < t1; t++) p.fill(1 / (t + 1), (t - t0) * L, (t - t0) * L + t + 1);
+    return p;
+  };
+  const seq: IndexerSequence = { h, L, chunk, topk, target };
+  const time = async (f: () => Promise<unknown> | unknown, n: number) => {
+    await f(); // warm (pipelines, buffers)
+    const t = performance.now();
+    for (let i = 0; i < n; i++) await f();
+    return (performance.now() - t) / n;
+  };
+  const grad = new Float64Array(paramLayout(g).size);
+  const gpuMs = await time(() => gpu.lossGrad(g, params, seq, grad), repeats);
+  const cpuMs = L <= cpuMax ? await time(() => indexerLossGrad(g, params, seq, grad), 1) : Number.NaN;
+  rows.push({ L, heads, dim, chunk, topk, cpuMs, gpuMs, speedup: cpuMs / gpuMs });
+  process.stderr.write(`L ${L}: cpu ${cpuMs.toFixed(1)} ms, webgpu ${gpuMs.toFixed(1)} ms\n`);
+}
+console.log(`indexer loss + gradient per sequence, ${device.name}; H_I ${heads}, D_I ${dim}, hidden 256\n`);
+console.log('| L | CPU float64 (ms) | WebGPU f32 (ms) | speedup |\n| --- | --- | --- | --- |');
+for (const r of rows)
+  console.log(
+    `| ${r.L} | ${Number(r.cpuMs).toFixed(1)} | ${Number(r.gpuMs).toFixed(1)} | ${Number(r.speedup).toFixed(1)}x |`,
+  );
+console.log(JSON.stringify(rows));
+gpu.destroy();
+device.destroy();
