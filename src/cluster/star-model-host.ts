@@ -3,10 +3,11 @@
 // (phase 1 over this host's runs; the query host then its query tokens), model-step (the query host: one
 // generated token), model-attend (a context host: the query host's q of one layer over its cache) and
 // model-drop. Ring KV shards go host to host as mailbox deliveries during phase 1.
-import { HostError, ShapeError, UnsupportedError } from '../errors.js';
+import { HostError, ShapeError } from '../errors.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { uniformSchedule } from '../attention/sparse.js';
-import { CpuDecoder } from '../model/forward/decoder-cpu.js';
+import { CpuDecoder, type DecoderOptions } from '../model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../model/forward/decoder-gpu.js';
 import { loadModel } from '../model/load/load.js';
 import { LLAMA_3_2_1B_SHAPE, randomModel } from '../model/load/random-model.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
@@ -19,6 +20,9 @@ import { hostParts, type HostPart, type ModelRunPlan } from './star-model-layout
 import { modelHash } from './star-model-hash.js';
 import type { Peer } from './transport.js';
 
+/** What a host needs of its decoder, CPU or WebGPU. */
+type HostDecoder = Pick<CpuDecoder, 'forward' | 'skipTo' | 'destroy' | 'cacheBytes' | 'config'>;
+
 /** A context host as the others name it: its inbox, and how errors name it. */
 export interface PeerHost {
   inbox: string;
@@ -29,7 +33,7 @@ interface ModelRun {
   plan: ModelRunPlan;
   part: HostPart;
   index: number;
-  decoder: CpuDecoder;
+  decoder: HostDecoder;
   layers: StarHostLayer[];
   remotes: RemoteLayer[][];
   /** Settles when phase 1 is done: context hosts answer model-attend only then. */
@@ -77,10 +81,6 @@ function runOf(e: Envelope, host: HostServices): ModelRun {
 
 async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const m = e.meta;
-  if (host.device.backend !== 'cpu')
-    throw new UnsupportedError(
-      `model runs across hosts run on the CPU backend so far (this host has ${host.device.backend}); start hosts with --backend cpu`,
-    );
   const t0 = performance.now();
   const source = modelOverride ?? String(m.model);
   let model = loadModelSource(source);
@@ -94,7 +94,7 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const remotes: RemoteLayer[][] = [];
   const layers: StarHostLayer[] = [];
   const ring = plan.method === 'ring' ? ringExchange(host.peer, String(m.run), index, peers, timeoutMs) : undefined;
-  const decoder = new CpuDecoder(model, uniformSchedule('flash'), {
+  const opts: DecoderOptions = {
     maxTokens: plan.promptTokens + plan.newTokens,
     chunk: part.chunk,
     cpuLayer: (i, dims) => {
@@ -117,7 +117,13 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
       layers.push(layer);
       return layer;
     },
-  });
+  };
+  // On WebGPU the model's matrices run on the device and the host layers behind the decoder's adapter
+  // (caches/star-host-layer-gpu.ts); the attention over this host's cache stays on the host.
+  const gpu = host.device.gpu;
+  const decoder: HostDecoder = gpu
+    ? await GpuDecoder.create(gpu, model, uniformSchedule('flash'), opts)
+    : new CpuDecoder(model, uniformSchedule('flash'), opts);
   let settle: (e?: Error) => void = () => {};
   const prefilled = new Promise<void>((resolve, reject) => {
     settle = (err) => (err ? reject(err) : resolve());

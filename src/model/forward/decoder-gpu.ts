@@ -64,7 +64,15 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         attention.push(
           await createGpuLayer(
             gpu,
-            { index: i, method: schedule.methodFor(i), dims, config: c, weights: l, positions },
+            {
+              index: i,
+              method: schedule.methodFor(i),
+              dims,
+              config: c,
+              weights: l,
+              positions,
+              hostLayer: opts.cpuLayer?.(i, dims),
+            },
             scratch,
           ),
         );
