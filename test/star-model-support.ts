@@ -85,7 +85,7 @@ export async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts
       temperature: 0,
       stopAtEos: false,
     });
-    return { ids: r.ids, logits: logits!, report: d.report(), timings: d.timings };
+    return { ids: r.ids, logits: logits!, report: d.report(), timings: d.timings, plans: d.hostPlans };
   } finally {
     d.destroy();
   }

@@ -42,6 +42,9 @@ export interface DecoderOptions {
    * of a model spread over processes, src/cluster/star-model-host.ts); on WebGPU it runs on host arrays behind
    * caches/star-host-layer-gpu.ts (q, k, v read back per chunk, the output written up). */
   cpuLayer?: (index: number, dims: LayerDims) => LayerAttention<Float32Array> | undefined;
+  /** WebGPU: the attention object of layer `index` instead of the factory's (and before cpuLayer), when it
+   * returns one (a Star host's layer with its KV on the device, caches/star-host-layer-flash-gpu.ts). */
+  gpuLayer?: (index: number, dims: LayerDims) => Promise<LayerAttention<GPUBuffer>> | undefined;
 }
 
 /** The decoder's common face, CPU or WebGPU. */
