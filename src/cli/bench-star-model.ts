@@ -9,10 +9,11 @@ import { acquireDevice } from '../runtime/device.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 
 export const BENCH_STAR_MODEL_USAGE = `usage: longctx bench-star-model --model F|random:llama-3.2-1b[:layers=L] --contexts 1K,2K [--hosts 4]
-                                [--decode N] [--timeout S] [--out-dir D] [--backend cpu|webgpu]
+                                [--decode N] [--timeout S] [--out-dir D] [--backend cpu|webgpu] [--methods star,ring]
   Time to first token and decode tokens/s of a model across H host processes (on --backend, default cpu):
   Star with blocks of N/16 (anchor = block) and of N/H, and Ring (exact), beside one process with flash on
-  the same backend.`;
+  the same backend. On WebGPU hosts Star's KV and flash run on the GPU, Ring's attention on the host CPU
+  (--methods star leaves Ring out).`;
 
 const parseLength = (s: string) => {
   const m = /^(\d+)([kK]?)$/.exec(s.trim());
@@ -29,7 +30,11 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
     timeout: { type: 'string' },
     'out-dir': { type: 'string' },
     backend: { type: 'string' },
+    methods: { type: 'string' },
   });
+  const methods = ((v.methods as string | undefined) ?? 'star,ring').split(',').map((m) => m.trim());
+  if (!methods.length || methods.some((m) => m !== 'star' && m !== 'ring'))
+    throw new InputError(`--methods takes star and/or ring, got '${String(v.methods)}'`);
   const backend = v.backend === undefined ? 'cpu' : backendOption(v);
   const contexts = required(v, 'contexts').split(',').map(parseLength);
   const hosts = numberOption(v, 'hosts') ?? 4;
@@ -49,6 +54,7 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
       decodeTokens: numberOption(v, 'decode') ?? 16,
       timeoutMs,
       gpu: device.gpu,
+      methods: methods as ('star' | 'ring')[],
       onRow: (r) => {
         appendFileSync(join(out, 'rows.jsonl'), `${JSON.stringify(r)}\n`);
         process.stderr.write(

@@ -3,8 +3,8 @@
 // host) and Ring, beside one process with flash, on the same random prompt; the query host's wait per
 // layer and the bytes moved. Greedy ids are compared with one process (Ring must agree; Star's agreement
 // is the accuracy it costs). Hosts run on the backend they were started with (`--backend`); on WebGPU a
-// host's model matrices run on the device and its attention over its cache on the host (star-model-host.ts),
-// and the one-process baseline runs flash on the same backend as the hosts.
+// host's model matrices run on the device, Star's KV and flash too, Ring's attention on the host CPU
+// (star-model-host.ts); the one-process baseline runs flash on the same backend as the hosts.
 import { uniformSchedule } from '../attention/sparse.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { CpuDecoder } from '../model/forward/decoder-cpu.js';
@@ -19,6 +19,8 @@ export interface StarModelBenchOptions {
   model: string;
   contexts: number[];
   decodeTokens: number;
+  /** The settings to run across hosts (default both): on WebGPU hosts Ring's attention runs on the host CPU. */
+  methods?: ('star' | 'ring')[];
   timeoutMs: number;
   /** The one-process baseline's GPU (hosts on WebGPU); absent: the baseline runs on the CPU. */
   gpu?: GpuContext;
@@ -93,7 +95,7 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
       { setting: `star blocks N/${H} (${N / H}), anchor = block`, method: 'star' as const, block: N / H },
       { setting: 'ring (exact)', method: 'ring' as const, block: N },
     ];
-    for (const s of settings) {
+    for (const s of settings.filter((x) => (o.methods ?? ['star', 'ring']).includes(x.method))) {
       const block = Math.max(1, Math.floor(s.block));
       const d = await DistributedDecoder.start(cluster, {
         model: o.model,
