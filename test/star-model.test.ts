@@ -8,19 +8,15 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { uniformSchedule } from '../src/attention/sparse.js';
-import { starParams } from '../src/attention/star.js';
 import { Cluster } from '../src/cluster/cluster.js';
 import { startNatsServer } from '../src/cluster/nats-server.js';
-import { DistributedDecoder, type ModelRunOptions } from '../src/cluster/star-model.js';
-import { modelHash } from '../src/cluster/star-model-hash.js';
+import { DistributedDecoder } from '../src/cluster/star-model.js';
 import { hostParts } from '../src/cluster/star-model-layout.js';
 import { HostError, InputError, ModelMismatchError } from '../src/errors.js';
-import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
-import { generate, promptTokens } from '../src/model/generation/generate.js';
+import { promptTokens } from '../src/model/generation/generate.js';
 import { loadModel } from '../src/model/load/load.js';
-import type { LoadedModel } from '../src/model/types.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
+import { acrossHosts, alive, descendants, maxErr, oneProcess, runOptions, type Case } from './star-model-support.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PASSKEY = fileURLToPath(new URL('../../test/fixtures/passkey-2k', import.meta.url));
@@ -33,80 +29,6 @@ const passkeyCase = JSON.parse(readFileSync(`${PASSKEY}/cases-2k.jsonl`, 'utf8')
 // A 2K case cut to its first 24 and last 104 tokens (the question at its end): CPU time stays small.
 const passkeyAll = promptTokens(passkey.tokenizer, passkeyCase.prompt, true);
 const passkeyIds = [...passkeyAll.slice(0, 24), ...passkeyAll.slice(-104)];
-
-const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let e = 0;
-  for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
-  return e;
-};
-
-interface Case {
-  name: string;
-  model: LoadedModel;
-  path: string;
-  ids: number[];
-  spec: string;
-  newTokens: number;
-}
-
-function runOptions(c: Case, spec: string, hosts: number, timeoutMs = 20_000): ModelRunOptions {
-  const star = spec.startsWith('star') ? starParams(spec) : undefined;
-  return {
-    model: c.path,
-    hash: modelHash(c.model),
-    config: c.model.config,
-    plan: {
-      method: star ? 'star' : 'ring',
-      block: star?.block ?? c.ids.length,
-      anchor: star?.anchor ?? 0,
-      query: star?.query ?? 0,
-      promptTokens: c.ids.length,
-      newTokens: c.newTokens,
-      chunk: 64,
-    },
-    timeoutMs,
-    hosts,
-  };
-}
-
-/** Greedy ids and the prompt's logits in one process (star layers with the same blocks, or flash for ring). */
-async function oneProcess(c: Case, spec: string) {
-  const d = new CpuDecoder(c.model, uniformSchedule(spec.startsWith('ring') ? 'flash' : spec), {
-    maxTokens: c.ids.length + c.newTokens,
-    chunk: 64,
-  });
-  const logits = (await d.forward(c.ids)).slice();
-  d.reset();
-  const r = await generate(d, c.model.tokenizer, c.ids, { maxTokens: c.newTokens, temperature: 0, stopAtEos: false });
-  return { ids: r.ids, logits };
-}
-
-async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts: number) {
-  const d = await DistributedDecoder.start(cluster, runOptions(c, spec, hosts));
-  try {
-    let logits: Float32Array | undefined;
-    const probe = {
-      config: d.config,
-      position: 0,
-      cacheBytes: 0,
-      reset: () => {},
-      destroy: () => {},
-      forward: async (t: readonly number[]) => {
-        const l = await d.forward(t);
-        logits ??= l.slice();
-        return l;
-      },
-    };
-    const r = await generate(probe, c.model.tokenizer, c.ids, {
-      maxTokens: c.newTokens,
-      temperature: 0,
-      stopAtEos: false,
-    });
-    return { ids: r.ids, logits: logits!, report: d.report(), timings: d.timings };
-  } finally {
-    d.destroy();
-  }
-}
 
 const storiesIds = expectedIds().slice(0, 61);
 const CASES: Case[] = [
@@ -206,35 +128,6 @@ describe('a model across 4 spawned host processes', () => {
     }
   });
 });
-
-/** Pids of every process below `root` (Linux /proc). */
-function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited while listed
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    for (const [child, p] of parent) if (p === pid) out.push(child), walk(child);
-  };
-  walk(root);
-  return out;
-}
-
-const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-};
 
 describe('faults', () => {
   const c = CASES[0];

@@ -5,12 +5,15 @@ import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { Cluster } from '../cluster/cluster.js';
 import { benchStarModel, starModelBenchTable } from '../cluster/star-model-bench.js';
-import { numberOption, parse, required } from './args.js';
+import { acquireDevice } from '../runtime/device.js';
+import { backendOption, numberOption, parse, required } from './args.js';
 
 export const BENCH_STAR_MODEL_USAGE = `usage: longctx bench-star-model --model F|random:llama-3.2-1b[:layers=L] --contexts 1K,2K [--hosts 4]
-                                [--decode N] [--timeout S] [--out-dir D]
-  Time to first token and decode tokens/s of a model across H host processes (CPU backend): Star with
-  blocks of N/16 (anchor = block) and of N/H, and Ring (exact), beside one process with flash.`;
+                                [--decode N] [--timeout S] [--out-dir D] [--backend cpu|webgpu] [--methods star,ring]
+  Time to first token and decode tokens/s of a model across H host processes (on --backend, default cpu):
+  Star with blocks of N/16 (anchor = block) and of N/H, and Ring (exact), beside one process with flash on
+  the same backend. On WebGPU hosts Star's KV and flash run on the GPU, Ring's attention on the host CPU
+  (--methods star leaves Ring out).`;
 
 const parseLength = (s: string) => {
   const m = /^(\d+)([kK]?)$/.exec(s.trim());
@@ -26,20 +29,32 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
     decode: { type: 'string' },
     timeout: { type: 'string' },
     'out-dir': { type: 'string' },
+    backend: { type: 'string' },
+    methods: { type: 'string' },
   });
+  const methods = ((v.methods as string | undefined) ?? 'star,ring').split(',').map((m) => m.trim());
+  if (!methods.length || methods.some((m) => m !== 'star' && m !== 'ring'))
+    throw new InputError(`--methods takes star and/or ring, got '${String(v.methods)}'`);
+  const backend = v.backend === undefined ? 'cpu' : backendOption(v);
   const contexts = required(v, 'contexts').split(',').map(parseLength);
   const hosts = numberOption(v, 'hosts') ?? 4;
   const out = (v['out-dir'] as string | undefined) ?? 'bench-out/star-model';
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'rows.jsonl'), '');
   const timeoutMs = (numberOption(v, 'timeout') ?? 60) * 1000;
-  const cluster = await Cluster.start({ hosts, backend: 'cpu', timeoutMs });
+  const device = await acquireDevice(backend);
+  const cluster = await Cluster.start({ hosts, backend: device.backend, timeoutMs }).catch((e: Error) => {
+    device.destroy();
+    throw e;
+  });
   try {
     const rows = await benchStarModel(cluster, {
       model: required(v, 'model'),
       contexts,
       decodeTokens: numberOption(v, 'decode') ?? 16,
       timeoutMs,
+      gpu: device.gpu,
+      methods: methods as ('star' | 'ring')[],
       onRow: (r) => {
         appendFileSync(join(out, 'rows.jsonl'), `${JSON.stringify(r)}\n`);
         process.stderr.write(
@@ -53,5 +68,6 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
     process.stdout.write(`${table}\n`);
   } finally {
     await cluster.close();
+    device.destroy();
   }
 }

@@ -7,12 +7,14 @@ import type { MethodSpec } from '../attention/spec.js';
 import { starParams } from '../attention/star.js';
 import type { LoadedModel } from '../model/types.js';
 import { generateAcrossHosts } from '../cluster/star-model-run.js';
-import { numberOption } from './args.js';
+import { backendOption, numberOption } from './args.js';
 
 export const GENERATE_HOSTS_USAGE = `  --hosts H with --attention star:block=B[,anchor=A][,query=Q] or ring: the model across H host processes
     (the last is the query host); --nats URL [--token T] uses H hosts already connected there (\`longctx host
     --nats URL\`); [--listen ADDR] the private server beyond loopback; [--timeout S] silence after which a
-    host counts as dead (default 30); [--compute-timeout S] the longest one step may compute (default 3600).
+    host counts as dead (default 30); [--compute-timeout S] the longest one step may compute (default 3600);
+    [--backend cpu|webgpu|auto] the spawned hosts' backend (default cpu; on WebGPU the model's matrices run on
+    the device, each host's attention over its cache on the host).
     Prints per-host phase-1 time, the query host's wait per layer in phase 2 and the bytes moved.`;
 
 /** The options of `attend`'s hosts: the same servers, tokens and timeouts. */
@@ -37,10 +39,9 @@ export async function generateAcrossHostsCommand(r: HostsRun): Promise<void> {
     throw new InputError('--hosts H (a positive integer) is required to run across hosts');
   if (spec.params.hosts !== undefined && Number(spec.params.hosts) !== hosts)
     throw new InputError(`${spec.name}: hosts=${spec.params.hosts} in the method, but --hosts ${hosts}`);
-  if (v.backend !== undefined && v.backend !== 'cpu')
-    throw new UnsupportedError(
-      'a model across hosts runs on the CPU backend so far: use --backend cpu (or leave it out)',
-    );
+  // The spawned hosts' backend (default cpu: a host on WebGPU keeps its attention on the host, so the CPU
+  // is the exact baseline); hosts joined with --nats chose theirs with `longctx host --backend`.
+  const backend = v.backend === undefined ? 'cpu' : backendOption(v);
   if (v.positions !== undefined || v.storage !== undefined)
     throw new UnsupportedError('--positions and --storage do not apply to a model across hosts yet');
   const star = spec.name === 'star' ? starParams(spec) : undefined;
@@ -49,7 +50,7 @@ export async function generateAcrossHostsCommand(r: HostsRun): Promise<void> {
   const c = r.model.config;
   process.stderr.write(
     `generate: ${r.model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) across ${hosts} ` +
-      `hosts; attention: ${spec.name}${star ? ` blocks of ${star.block}, anchor ${star.anchor}, query ${star.query}` : ''}; ` +
+      `hosts (${backend}); attention: ${spec.name}${star ? ` blocks of ${star.block}, anchor ${star.anchor}, query ${star.query}` : ''}; ` +
       `prompt ${r.ids.length} tokens\n`,
   );
   const result = await generateAcrossHosts(r.ids, {
@@ -71,7 +72,7 @@ export async function generateAcrossHostsCommand(r: HostsRun): Promise<void> {
       nats: v.nats as string | undefined,
       token: v.token as string | undefined,
       listen: v.listen as string | undefined,
-      backend: 'cpu',
+      backend,
       timeoutMs: timeout * 1000,
       computeTimeoutMs: computeTimeout * 1000,
       log: (line) => process.stderr.write(`generate: ${line}\n`),

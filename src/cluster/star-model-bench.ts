@@ -2,9 +2,13 @@
 // spread over H host processes with Star (blocks of N/16 with the anchor a block; blocks of N/4, one per
 // host) and Ring, beside one process with flash, on the same random prompt; the query host's wait per
 // layer and the bytes moved. Greedy ids are compared with one process (Ring must agree; Star's agreement
-// is the accuracy it costs). Hosts run on the CPU backend (the WebGPU host layer is not built yet).
+// is the accuracy it costs). Hosts run on the backend they were started with (`--backend`); on WebGPU a
+// host's model matrices run on the device, Star's KV and flash too, Ring's attention on the host CPU
+// (star-model-host.ts); the one-process baseline runs flash on the same backend as the hosts.
 import { uniformSchedule } from '../attention/sparse.js';
+import type { GpuContext } from '../runtime/webgpu.js';
 import { CpuDecoder } from '../model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../model/forward/decoder-gpu.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { Cluster } from './cluster.js';
 import { DistributedDecoder } from './star-model.js';
@@ -15,7 +19,11 @@ export interface StarModelBenchOptions {
   model: string;
   contexts: number[];
   decodeTokens: number;
+  /** The settings to run across hosts (default both): on WebGPU hosts Ring's attention runs on the host CPU. */
+  methods?: ('star' | 'ring')[];
   timeoutMs: number;
+  /** The one-process baseline's GPU (hosts on WebGPU); absent: the baseline runs on the CPU. */
+  gpu?: GpuContext;
   /** Called with each finished row (so a run cut short keeps what it measured). */
   onRow(row: StarModelBenchRow): void;
 }
@@ -70,16 +78,24 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
       seed = (seed * 1103515245 + 12345) >>> 0;
       return 3 + (seed % (model.config.vocabSize - 3));
     });
-    const flash = new CpuDecoder(model, uniformSchedule('flash'), { maxTokens: N + o.decodeTokens, chunk: 512 });
-    const f = await timeDecoder(flash, ids, o.decodeTokens);
-    flash.destroy();
-    push({ context: N, setting: 'flash, one process', hosts: 1, ...f, sameIdsAsFlash: true });
+    const one = { maxTokens: N + o.decodeTokens, chunk: 512 };
+    const flash = o.gpu
+      ? await GpuDecoder.create(o.gpu, model, uniformSchedule('flash'), one)
+      : new CpuDecoder(model, uniformSchedule('flash'), one);
+    const f = await timeDecoder(flash, ids, o.decodeTokens).finally(() => flash.destroy());
+    push({
+      context: N,
+      setting: `flash, one process (${o.gpu ? 'webgpu' : 'cpu'})`,
+      hosts: 1,
+      ...f,
+      sameIdsAsFlash: true,
+    });
     const settings = [
       { setting: `star blocks N/16 (${N / 16}), anchor = block`, method: 'star' as const, block: N / 16 },
       { setting: `star blocks N/${H} (${N / H}), anchor = block`, method: 'star' as const, block: N / H },
       { setting: 'ring (exact)', method: 'ring' as const, block: N },
     ];
-    for (const s of settings) {
+    for (const s of settings.filter((x) => (o.methods ?? ['star', 'ring']).includes(x.method))) {
       const block = Math.max(1, Math.floor(s.block));
       const d = await DistributedDecoder.start(cluster, {
         model: o.model,

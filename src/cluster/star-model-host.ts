@@ -3,21 +3,30 @@
 // (phase 1 over this host's runs; the query host then its query tokens), model-step (the query host: one
 // generated token), model-attend (a context host: the query host's q of one layer over its cache) and
 // model-drop. Ring KV shards go host to host as mailbox deliveries during phase 1.
-import { HostError, ShapeError, UnsupportedError } from '../errors.js';
+import { HostError, ShapeError } from '../errors.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { uniformSchedule } from '../attention/sparse.js';
-import { CpuDecoder } from '../model/forward/decoder-cpu.js';
+import { CpuDecoder, type DecoderOptions } from '../model/forward/decoder-cpu.js';
+import { GpuDecoder } from '../model/forward/decoder-gpu.js';
 import { loadModel } from '../model/load/load.js';
 import { LLAMA_3_2_1B_SHAPE, randomModel } from '../model/load/random-model.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 import type { LoadedModel } from '../model/types.js';
 import { RemoteLayer, type StateChannel } from '../model/caches/remote-layer.js';
-import { StarHostLayer, type KvShard, type RingExchange } from '../model/caches/star-host-layer.js';
+import { StarHostLayer, type HostLayerPlan, type KvShard, type RingExchange } from '../model/caches/star-host-layer.js';
+import { StarHostFlashGpuLayer } from '../model/caches/star-host-layer-flash-gpu.js';
+import type { LayerDims } from '../attention/layer.js';
 import { stateFrom, stateTensors, type Envelope, type Meta } from './codec.js';
 import { hostRequestHandlers, type HostServices } from './host.js';
 import { hostParts, type HostPart, type ModelRunPlan } from './star-model-layout.js';
 import { modelHash } from './star-model-hash.js';
 import type { Peer } from './transport.js';
+
+/** What a host needs of its layers: the query host's wait, and a context host's answers. */
+type HostLayer = Pick<StarHostLayer, 'waitMs' | 'contextState'>;
+
+/** What a host needs of its decoder, CPU or WebGPU. */
+type HostDecoder = Pick<CpuDecoder, 'forward' | 'skipTo' | 'destroy' | 'cacheBytes' | 'config' | 'plans'>;
 
 /** A context host as the others name it: its inbox, and how errors name it. */
 export interface PeerHost {
@@ -29,8 +38,8 @@ interface ModelRun {
   plan: ModelRunPlan;
   part: HostPart;
   index: number;
-  decoder: CpuDecoder;
-  layers: StarHostLayer[];
+  decoder: HostDecoder;
+  layers: HostLayer[];
   remotes: RemoteLayer[][];
   /** Settles when phase 1 is done: context hosts answer model-attend only then. */
   prefilled: Promise<void>;
@@ -77,10 +86,6 @@ function runOf(e: Envelope, host: HostServices): ModelRun {
 
 async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const m = e.meta;
-  if (host.device.backend !== 'cpu')
-    throw new UnsupportedError(
-      `model runs across hosts run on the CPU backend so far (this host has ${host.device.backend}); start hosts with --backend cpu`,
-    );
   const t0 = performance.now();
   const source = modelOverride ?? String(m.model);
   let model = loadModelSource(source);
@@ -92,32 +97,48 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const peers = m.peers as PeerHost[];
   const timeoutMs = Number(m.timeoutMs);
   const remotes: RemoteLayer[][] = [];
-  const layers: StarHostLayer[] = [];
+  const layers: HostLayer[] = [];
   const ring = plan.method === 'ring' ? ringExchange(host.peer, String(m.run), index, peers, timeoutMs) : undefined;
-  const decoder = new CpuDecoder(model, uniformSchedule('flash'), {
+  const layerPlan = (i: number, dims: LayerDims): HostLayerPlan => {
+    const mine = part.queryHost
+      ? peers.slice(0, index).map((p) => new RemoteLayer(i, dims, stateChannel(host.peer, String(m.run), p, timeoutMs)))
+      : [];
+    remotes.push(mine);
+    const { method, block, anchor } = plan;
+    return {
+      method,
+      context: part.context,
+      block,
+      anchor,
+      anchorCopy: part.anchorCopy,
+      capacity: part.capacity,
+      remotes: mine,
+      ring,
+    };
+  };
+  const gpu = host.device.gpu;
+  const opts: DecoderOptions = {
     maxTokens: plan.promptTokens + plan.newTokens,
     chunk: part.chunk,
     cpuLayer: (i, dims) => {
-      const mine = part.queryHost
-        ? peers
-            .slice(0, index)
-            .map((p) => new RemoteLayer(i, dims, stateChannel(host.peer, String(m.run), p, timeoutMs)))
-        : [];
-      remotes.push(mine);
-      const layer = new StarHostLayer(i, dims, {
-        method: plan.method,
-        context: part.context,
-        block: plan.block,
-        anchor: plan.anchor,
-        anchorCopy: part.anchorCopy,
-        capacity: part.capacity,
-        remotes: mine,
-        ring,
-      });
+      const layer = new StarHostLayer(i, dims, layerPlan(i, dims));
       layers.push(layer);
       return layer;
     },
-  });
+    // Star on WebGPU: the host's KV and its flash on the device. Ring's layers run on host arrays behind
+    // the decoder's adapter (star-host-layer-gpu.ts): their KV shards travel as host arrays in phase 1.
+    gpuLayer:
+      gpu && plan.method === 'star'
+        ? async (i, dims) => {
+            const layer = await StarHostFlashGpuLayer.create(gpu, i, dims, layerPlan(i, dims));
+            layers.push(layer);
+            return layer;
+          }
+        : undefined,
+  };
+  const decoder: HostDecoder = gpu
+    ? await GpuDecoder.create(gpu, model, uniformSchedule('flash'), opts)
+    : new CpuDecoder(model, uniformSchedule('flash'), opts);
   let settle: (e?: Error) => void = () => {};
   const prefilled = new Promise<void>((resolve, reject) => {
     settle = (err) => (err ? reject(err) : resolve());
@@ -126,7 +147,7 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const old = runs.get(key(host, m.run));
   old?.decoder.destroy();
   runs.set(key(host, m.run), { plan, part, index, decoder, layers, remotes, prefilled, settle, ring });
-  return { meta: { hash, source: model.source, ms: performance.now() - t0 } };
+  return { meta: { hash, source: model.source, ms: performance.now() - t0, layerPlan: decoder.plans[0] ?? '' } };
 }
 
 async function prefill(e: Envelope, host: HostServices): Promise<{ meta: Meta; tensors?: Record<string, Tensor> }> {

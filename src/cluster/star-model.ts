@@ -49,6 +49,8 @@ export class DistributedDecoder implements Decoder {
   private readonly watch: HostWatch;
   readonly timings: ModelRunTimings;
   private readonly queryHost: number;
+  /** Each host's plan of its first layer (where its attention runs: `generate --stats`, the tests). */
+  readonly hostPlans: string[] = [];
 
   private constructor(
     readonly config: ModelConfig,
@@ -92,6 +94,7 @@ export class DistributedDecoder implements Decoder {
       }));
       loaded.forEach((e, i) => {
         d.timings.loadMs[i] = Number(e.meta.ms);
+        d.hostPlans[i] = String(e.meta.layerPlan);
         if (e.meta.hash !== o.hash)
           throw new ModelMismatchError(
             `${cluster.describe(i)} loaded a different model (${String(e.meta.source)}: hash ` +

@@ -20,6 +20,7 @@ import { checkDecoderMethod } from './method-caches.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
 import type { PositionMethod } from '../positions/position-method.js';
 import { createPositionedGpuLayer } from './positioned-layer-gpu.js';
+import { HostArraysGpuLayer } from './star-host-layer-gpu.js';
 
 export { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 
@@ -32,6 +33,9 @@ export interface LayerSetup {
   weights: LayerWeights;
   /** A training-free positional method (model/positions): the layer caches keys per rotation it needs. */
   positions?: PositionMethod;
+  /** A layer of host arrays that serves this layer instead of the method's (a host of a model spread over
+   * processes: DecoderOptions.cpuLayer); on WebGPU it runs behind HostArraysGpuLayer. */
+  hostLayer?: LayerAttention<Float32Array>;
 }
 
 export type GpuLayerFactory = (
@@ -86,6 +90,7 @@ export async function createGpuLayer(
   s: LayerSetup,
   scratch: GpuLayerScratch,
 ): Promise<LayerAttention<GPUBuffer>> {
+  if (s.hostLayer) return new HostArraysGpuLayer(gpu, s.dims, s.hostLayer);
   checkDecoderMethod(s.method);
   if (s.positions && s.positions.kind !== 'none') return createPositionedGpuLayer(gpu, s, scratch);
   const plugged = gpuLayerFactories[s.method.name];

@@ -35,11 +35,16 @@ export class RemoteLayer implements LayerAttention<Float32Array> {
   }
 
   /** The chunk's queries over that host's cache. */
-  async state(c: LayerChunk<Float32Array>): Promise<AttentionState> {
+  state(c: LayerChunk<Float32Array>): Promise<AttentionState> {
+    return this.stateOf(c.q, c.tokens, c.start);
+  }
+
+  /** The state of q [heads, tokens, D] (f32) at positions from `start` over that host's cache. */
+  async stateOf(q: Float32Array, tokens: number, start: number): Promise<AttentionState> {
     const { heads, headDim: D } = this.dims;
-    const n = heads * c.tokens * D;
+    const n = heads * tokens * D;
     const t0 = performance.now();
-    const s = await this.channel.attend(this.layer, c.q.subarray(0, n), c.tokens, c.start);
+    const s = await this.channel.attend(this.layer, q.subarray(0, n), tokens, start);
     this.waitMs += performance.now() - t0;
     this.bytes += 4 * (n + s.o.length + s.lse.length);
     return s;

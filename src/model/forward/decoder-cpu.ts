@@ -38,9 +38,13 @@ export interface DecoderOptions {
    * assignment beside flash, dense, window or sinks (CPU: keys cached before RoPE; WebGPU: Self-Extend, keys
    * cached per rotation; `observe` then sees unrotated q and k); absent or 'none': plain RoPE. */
   positions?: PositionMethod;
-  /** CPU: the attention object of layer `index` instead of the factory's, when it returns one (the layers of
-   * a host of a model spread over processes, src/cluster/star-model-host.ts). */
+  /** The attention object of layer `index` instead of the factory's, when it returns one (the layers of a host
+   * of a model spread over processes, src/cluster/star-model-host.ts); on WebGPU it runs on host arrays behind
+   * caches/star-host-layer-gpu.ts (q, k, v read back per chunk, the output written up). */
   cpuLayer?: (index: number, dims: LayerDims) => LayerAttention<Float32Array> | undefined;
+  /** WebGPU: the attention object of layer `index` instead of the factory's (and before cpuLayer), when it
+   * returns one (a Star host's layer with its KV on the device, caches/star-host-layer-flash-gpu.ts). */
+  gpuLayer?: (index: number, dims: LayerDims) => Promise<LayerAttention<GPUBuffer>> | undefined;
 }
 
 /** The decoder's common face, CPU or WebGPU. */

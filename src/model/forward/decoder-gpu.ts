@@ -62,11 +62,20 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
       scratch = await GpuLayerScratch.create(gpu, dims);
       for (const [i, l] of model.weights.layers.entries())
         attention.push(
-          await createGpuLayer(
-            gpu,
-            { index: i, method: schedule.methodFor(i), dims, config: c, weights: l, positions },
-            scratch,
-          ),
+          (await opts.gpuLayer?.(i, dims)) ??
+            (await createGpuLayer(
+              gpu,
+              {
+                index: i,
+                method: schedule.methodFor(i),
+                dims,
+                config: c,
+                weights: l,
+                positions,
+                hostLayer: opts.cpuLayer?.(i, dims),
+              },
+              scratch,
+            )),
         );
       const weights = await uploadWeights(gpu, model, storage, owned);
       const buf = async (floats: number, label: string, bytesPer = 4) => {

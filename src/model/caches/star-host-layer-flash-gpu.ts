@@ -1,0 +1,281 @@
+// The WebGPU twin of StarHostLayer for Star (Acharya et al. 2024; star-host-layer.ts says what each phase
+// attends to): the host's KV rows stay in device buffers and every attention over them is the tiled flash
+// kernel (attention/flash.ts), so only the query host's q and the states cross to the host, as they must
+// to travel over NATS.
+// - Rows: the anchor's copy (hosts after the first) in its own buffers, the host's blocks (and, on the query
+//   host, the query and generated tokens) in the main ones, [kvHeads, capacity, D] each; a chunk's k and v
+//   are appended by buffer copies (head-major rows, nothing to convert).
+// - Phase 1 with an anchor copy: a block's state over the anchor (every row visible) and over the main rows
+//   (causal, its own block only: a documents mask of block ids), folded on the GPU by the one merge kernel
+//   (kernels/merge-wgsl.ts). Host 0's own first rows are the anchor: one flash under
+//   causal AND (sinks OR same block), the mask the CPU layer uses.
+// - Phase 2 (the query host): its own state over the main rows (causal) on the GPU, read back and merged after
+//   the context hosts' states (RemoteLayer, in host order) with the spine's merge, as the CPU layer does.
+// - A context host's answer: the query host's q uploaded, flash over its main rows (all visible), o and lse
+//   read back.
+// Ring stays on StarHostLayer behind the host-arrays adapter (star-host-layer-gpu.ts).
+import { ShapeError, UnsupportedError } from '../../errors.js';
+import { float32ToHalf, halfToFloat32 } from '../../f16.js';
+import type { GpuContext } from '../../runtime/webgpu.js';
+import { CallSites } from '../../runtime/call-sites.js';
+import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
+import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '../../attention/flash.js';
+import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
+import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
+import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import type { HostLayerPlan } from './star-host-layer.js';
+
+interface Rows {
+  k: GPUBuffer;
+  v: GPUBuffer;
+  rows: number;
+  stride: number;
+}
+
+/** One flash dispatch, prepared: its pipeline, bindings and uniform. */
+interface Prepared {
+  call: FlashCall;
+  u: GPUBuffer;
+  blocks?: GpuBlockMask;
+}
+
+export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
+  readonly spec: string;
+  /** Time the query host waited for the context hosts after its own part, ms. */
+  waitMs = 0;
+  private length = 0;
+  private anchorRows = 0;
+  private next = 0;
+  private readonly blockIds: Int32Array;
+  private readonly sites: CallSites;
+  private readonly answerSites: CallSites;
+  /** A context host's answer buffers (q, o, lse), grown to the largest query chunk seen. */
+  private answer?: { q: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; tokens: number };
+
+  private constructor(
+    private readonly gpu: GpuContext,
+    readonly layer: number,
+    private readonly dims: LayerDims,
+    private readonly p: HostLayerPlan,
+    private readonly main: { k: GPUBuffer; v: GPUBuffer },
+    private readonly anchor: { k: GPUBuffer; v: GPUBuffer },
+    /** The chunk's own lse, and the two states of a phase-1 chunk stacked for the merge. */
+    private readonly lse: GPUBuffer,
+    private readonly stack: { o: GPUBuffer; lse: GPUBuffer },
+  ) {
+    this.spec = `star:block=${p.block},anchor=${p.anchor}`;
+    this.blockIds = new Int32Array(p.capacity);
+    this.sites = new CallSites(gpu, `${this.spec} host layer`);
+    this.answerSites = new CallSites(gpu, `${this.spec} host layer answers`);
+  }
+
+  static async create(gpu: GpuContext, layer: number, dims: LayerDims, p: HostLayerPlan) {
+    if (p.method !== 'star') throw new UnsupportedError(`the WebGPU host layer serves star, not ${p.method}`);
+    const { heads: Hq, kvHeads, headDim: D, chunk } = dims;
+    const e = dims.dtype === 'f16' ? 2 : 4;
+    const owned: GPUBuffer[] = [];
+    const buf = async (bytes: number, label: string) => {
+      const b = await gpu.createBuffer(bytes, `star host layer ${layer}: ${label}`);
+      owned.push(b);
+      return b;
+    };
+    try {
+      const main = { k: await buf(kvHeads * p.capacity * D * e, 'K'), v: await buf(kvHeads * p.capacity * D * e, 'V') };
+      const a = Math.max(1, p.anchorCopy);
+      const anchor = { k: await buf(kvHeads * a * D * e, 'anchor K'), v: await buf(kvHeads * a * D * e, 'anchor V') };
+      const lse = await buf(Hq * chunk * 4, 'lse');
+      const stack = {
+        o: await buf(2 * Hq * chunk * D * 4, 'stacked o'),
+        lse: await buf(2 * Hq * chunk * 4, 'stacked lse'),
+      };
+      return new StarHostFlashGpuLayer(gpu, layer, dims, p, main, anchor, lse, stack);
+    } catch (err) {
+      owned.forEach((b) => gpu.release(b));
+      throw err;
+    }
+  }
+
+  /** Rows that serve queries (the anchor's copy is dropped from the count once phase 1 is done). */
+  get cacheBytes(): number {
+    const rows = this.next > this.p.context ? this.length : this.length + this.anchorRows;
+    return 2 * this.dims.kvHeads * rows * this.dims.headDim * (this.dims.dtype === 'f16' ? 2 : 4);
+  }
+
+  get plan(): string {
+    const side = this.p.remotes.length ? `query host, merging ${this.p.remotes.length} context hosts` : 'context host';
+    return `${this.spec} across hosts (${side}); cache ${this.p.capacity} rows on WebGPU; flash on the GPU`;
+  }
+
+  reset(): void {
+    this.length = 0;
+    this.anchorRows = 0;
+    this.next = 0;
+    this.waitMs = 0;
+    this.p.remotes.forEach((r) => r.reset());
+  }
+
+  destroy(): void {
+    const a = this.answer;
+    const all = [this.main.k, this.main.v, this.anchor.k, this.anchor.v, this.lse, this.stack.o, this.stack.lse];
+    [...all, ...(a ? [a.q, a.o, a.lse] : [])].forEach((b) => this.gpu.release(b));
+    this.sites.destroy();
+    this.answerSites.destroy();
+  }
+
+  async forward(c: LayerChunk<GPUBuffer>): Promise<void> {
+    const { start, tokens: T } = c;
+    const d = this.dims;
+    if (start < this.next) throw new ShapeError(`layer ${this.layer}: a chunk at ${start} came after ${this.next}`);
+    if (start < this.p.context && start + T > this.p.context)
+      throw new ShapeError(`layer ${this.layer}: a chunk [${start}, ${start + T}) crosses the context end`);
+    const copy = start < this.p.anchorCopy;
+    const held = copy ? this.anchorRows : this.length;
+    if (T > d.chunk || held + T > (copy ? this.p.anchorCopy : this.p.capacity))
+      throw new ShapeError(`layer ${this.layer}: ${held} + ${T} rows exceed the host's (chunks of ${d.chunk})`);
+    const phase2 = start >= this.p.context;
+    // Ask the context hosts first: their answers travel while this host computes its own part.
+    const remote = phase2 && this.p.remotes.length ? await this.askRemotes(c) : [];
+    this.sites.begin();
+    const to = copy ? this.anchor : this.main;
+    if (!copy) for (let t = 0; t < T; t++) this.blockIds[held + t] = Math.floor((start + t) / this.p.block);
+    const rows: Rows = { k: to.k, v: to.v, rows: held + T, stride: copy ? this.p.anchorCopy : this.p.capacity };
+    const out = { o: c.out, lse: this.lse };
+    const calls: Prepared[] = [];
+    let merge: { pipe: GPUComputePipeline; u: GPUBuffer } | undefined;
+    try {
+      if (copy || phase2) calls.push(await this.flash(this.sites, c.q, T, rows, out, true));
+      else if (this.p.anchorCopy === 0)
+        calls.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(true, held + T)));
+      else {
+        const anchor = { k: this.anchor.k, v: this.anchor.v, rows: this.anchorRows, stride: this.p.anchorCopy };
+        calls.push(await this.flash(this.sites, c.q, T, anchor, this.stack, false));
+        calls.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(false, held + T)));
+        merge = {
+          pipe: await this.gpu.pipeline(`merge-states-${d.headDim}`, () => mergeStatesWgsl(d.headDim)),
+          u: this.sites.uniform(new Uint32Array([d.heads * T, 2, 0xff800000, 0]).buffer),
+        };
+      }
+      const rowBytes = d.headDim * (d.dtype === 'f16' ? 2 : 4);
+      const oBytes = d.heads * T * d.headDim * 4;
+      await this.gpu.encode(`${this.spec} host layer ${this.layer}`, (enc) => {
+        for (let h = 0; h < d.kvHeads; h++)
+          for (const [src, dst] of [
+            [c.k, to.k],
+            [c.v, to.v],
+          ] as const)
+            enc.copyBufferToBuffer(src, h * T * rowBytes, dst, (h * rows.stride + held) * rowBytes, T * rowBytes);
+        const pass = enc.beginComputePass();
+        for (const { call, u } of calls)
+          this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+        pass.end();
+        if (!merge) return;
+        enc.copyBufferToBuffer(c.out, 0, this.stack.o, oBytes, oBytes);
+        enc.copyBufferToBuffer(this.lse, 0, this.stack.lse, d.heads * T * 4, d.heads * T * 4);
+        const fold = enc.beginComputePass();
+        const [gx, gy] = mergeWorkgroups(d.heads * T, d.headDim, this.gpu.maxWorkgroupsPerDim);
+        this.sites.dispatch(fold, merge.pipe, [this.stack.o, this.stack.lse, c.out, this.lse, merge.u], [gx, gy]);
+        fold.end();
+      });
+    } finally {
+      calls.forEach((x) => x.blocks?.release());
+    }
+    if (copy) this.anchorRows += T;
+    else this.length += T;
+    if (phase2 && remote.length) {
+      const t0 = performance.now();
+      const states = await Promise.all(remote);
+      this.waitMs += performance.now() - t0;
+      const own = await this.readState(c.out, this.lse, T);
+      this.gpu.device.queue.writeBuffer(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
+    }
+    this.next = start + T;
+  }
+
+  /** A context host's answer: queries q [heads, tokens, dim] (f32) over its main rows, all before them. */
+  async contextState(q: Float32Array, tokens: number): Promise<AttentionState> {
+    const d = this.dims;
+    if (this.length === 0) return emptyState(d.heads, tokens, d.headDim);
+    const a = await this.answerBuffers(tokens);
+    this.gpu.device.queue.writeBuffer(
+      a.q,
+      0,
+      (d.dtype === 'f16' ? float32ToHalf(q) : q) as Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>,
+    );
+    this.answerSites.begin();
+    const rows = { k: this.main.k, v: this.main.v, rows: this.length, stride: this.p.capacity };
+    const x = await this.flash(this.answerSites, a.q, tokens, rows, a, false);
+    await this.gpu.encode(`${this.spec} host layer ${this.layer} answer`, (enc) => {
+      const pass = enc.beginComputePass();
+      this.answerSites.dispatch(pass, x.call.pipeline, [...x.call.head, x.u, ...x.call.tail], x.call.groups, x.u);
+      pass.end();
+    });
+    return this.readState(a.o, a.lse, tokens);
+  }
+
+  /** The query host's q read back (f32) and sent to every context host. */
+  private async askRemotes(c: LayerChunk<GPUBuffer>): Promise<Promise<AttentionState>[]> {
+    const d = this.dims;
+    const n = d.heads * c.tokens * d.headDim;
+    const bytes = await this.gpu.read(c.q, n * (d.dtype === 'f16' ? 2 : 4));
+    const q = d.dtype === 'f16' ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
+    return this.p.remotes.map((r) => r.stateOf(q, c.tokens, c.start));
+  }
+
+  /** Phase 1's visible set over the main rows: causal, and the query's block (host 0: or the anchor). */
+  private mask(withAnchor: boolean, rows: number): MaskNode {
+    const same = documents(this.blockIds.slice(0, rows));
+    return and(causal(), withAnchor ? or(sinkTokens(this.p.anchor), same) : same);
+  }
+
+  private async flash(
+    sites: CallSites,
+    q: GPUBuffer,
+    T: number,
+    keys: Rows,
+    out: { o: GPUBuffer; lse: GPUBuffer },
+    isCausal: boolean,
+    mask?: MaskNode,
+  ): Promise<Prepared> {
+    const d = this.dims;
+    const blocks = mask && (await prepareBlockMask(this.gpu, mask, T, keys.rows, d.headDim, d.dtype, 'auto'));
+    const shape = {
+      heads: d.heads,
+      kvHeads: d.kvHeads,
+      queries: T,
+      keys: keys.rows,
+      headDim: d.headDim,
+      causal: isCausal,
+      scale: 1 / Math.sqrt(d.headDim),
+    };
+    const x = { q, k: keys.k, v: keys.v, o: out.o, lse: out.lse, shape, dtype: d.dtype };
+    try {
+      const call = await flashCall(this.gpu, x, 'auto', blocks, keys.stride);
+      return { call, u: sites.uniform(call.params), blocks };
+    } catch (e) {
+      blocks?.release();
+      throw e;
+    }
+  }
+
+  private async readState(o: GPUBuffer, lse: GPUBuffer, T: number): Promise<AttentionState> {
+    const d = this.dims;
+    const s = emptyState(d.heads, T, d.headDim);
+    s.o.set(new Float32Array(await this.gpu.read(o, s.o.length * 4)));
+    s.lse.set(new Float32Array(await this.gpu.read(lse, s.lse.length * 4)));
+    return s;
+  }
+
+  private async answerBuffers(tokens: number) {
+    if (this.answer && this.answer.tokens >= tokens) return this.answer;
+    const d = this.dims;
+    if (this.answer) [this.answer.q, this.answer.o, this.answer.lse].forEach((b) => this.gpu.release(b));
+    this.answer = undefined;
+    const e = d.dtype === 'f16' ? 2 : 4;
+    const label = `star host layer ${this.layer} answer`;
+    const q = await this.gpu.createBuffer(d.heads * tokens * d.headDim * e, `${label} q`);
+    const o = await this.gpu.createBuffer(d.heads * tokens * d.headDim * 4, `${label} o`);
+    const lse = await this.gpu.createBuffer(d.heads * tokens * 4, `${label} lse`);
+    this.answer = { q, o, lse, tokens };
+    return this.answer;
+  }
+}

@@ -1,0 +1,145 @@
+// A whole model across host processes on WebGPU (lavapipe in CI): every host's decoder on the GPU; Star's
+// layers keep their KV on the device and attend by flash there (caches/star-host-layer-flash-gpu.ts: phase 1
+// over the blocks with the anchor, the answers to the query host, the query host's own part), Ring's run on
+// host arrays behind the adapter (caches/star-host-layer-gpu.ts). 2 and 3 WebGPU hosts give the greedy ids of
+// the one-process star decoder (CPU, and WebGPU) and of CPU hosts, the prompt's logits within 1e-4 of the
+// one-process CPU star decoder and of the CPU hosts (f32 throughout; the GPU's summation order differs);
+// Ring on WebGPU hosts gives flash's ids. A host killed mid-decode: the CLI exits non-zero with one typed
+// error naming it, and no host or server outlives it.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { uniformSchedule } from '../src/attention/sparse.js';
+import { Cluster } from '../src/cluster/cluster.js';
+import { GpuDecoder } from '../src/model/forward/decoder-gpu.js';
+import { loadModel } from '../src/model/load/load.js';
+import type { GpuContext } from '../src/runtime/webgpu.js';
+import { FIXTURE_GGUF, expectedIds } from './model-support.js';
+import { webgpuDevice } from './support.js';
+import { acrossHosts, alive, descendants, greedy, maxErr, oneProcess, type Case } from './star-model-support.js';
+
+const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+const device = await webgpuDevice();
+const stories = loadModel(FIXTURE_GGUF);
+const ids = expectedIds().slice(0, 61);
+const CASES: Case[] = [
+  { name: 'stories260K', model: stories, path: FIXTURE_GGUF, ids, spec: 'star:block=16,anchor=8', newTokens: 10 },
+  {
+    name: 'stories260K, 5 query tokens',
+    model: stories,
+    path: FIXTURE_GGUF,
+    ids,
+    spec: 'star:block=16,anchor=8,query=5',
+    newTokens: 6,
+  },
+];
+// Measured on lavapipe: 1e-5 (2 hosts) and 2e-5 (3 hosts) from the one-process CPU star decoder.
+const TOLERANCE = 1e-4;
+
+describe('a model across WebGPU host processes', { skip: device ? false : 'no WebGPU adapter' }, () => {
+  let gpuHosts: Cluster;
+  let cpuHosts: Cluster;
+  before(async () => {
+    gpuHosts = await Cluster.start({ hosts: 3, backend: 'webgpu', timeoutMs: 30_000 });
+    cpuHosts = await Cluster.start({ hosts: 3, backend: 'cpu', timeoutMs: 30_000 });
+  });
+  after(async () => {
+    await gpuHosts?.close();
+    await cpuHosts?.close();
+  });
+
+  for (const c of CASES)
+    test(`${c.name}: ${c.spec} on 2 and 3 WebGPU hosts gives the one-process star decoder's greedy ids`, async () => {
+      assert.match(gpuHosts.hosts.map((h) => h.backend).join(' '), /^webgpu webgpu webgpu$/);
+      const one = await oneProcess(c, c.spec);
+      const gpu = device!.gpu as GpuContext;
+      const oneGpu = await greedy(
+        await GpuDecoder.create(gpu, c.model, uniformSchedule(c.spec), {
+          maxTokens: c.ids.length + c.newTokens,
+          chunk: 64,
+        }),
+        c,
+      );
+      const flash = await oneProcess(c, 'ring');
+      assert.ok(maxErr(one.logits, flash.logits) > 1e-3, 'star differs from causal attention (the test can fail)');
+      assert.deepEqual(oneGpu.ids, one.ids, 'one process: WebGPU and CPU star decoders agree');
+      const onCpuHosts = await acrossHosts(cpuHosts, c, c.spec, 3);
+      assert.deepEqual(onCpuHosts.ids, one.ids, '3 CPU hosts');
+      for (const hosts of [2, 3]) {
+        const r = await acrossHosts(gpuHosts, c, c.spec, hosts);
+        assert.deepEqual(r.ids, one.ids, `${hosts} WebGPU hosts`);
+        assert.equal(r.plans.length, hosts);
+        assert.ok(
+          r.plans.every((p) => /on WebGPU; flash on the GPU/.test(p)),
+          `the Star layers' KV and flash on the GPU: ${r.plans.join('; ')}`,
+        );
+        const err = maxErr(r.logits, one.logits);
+        assert.ok(err < TOLERANCE, `${hosts} WebGPU hosts: logits ${err} from one process`);
+        assert.ok(maxErr(r.logits, onCpuHosts.logits) < TOLERANCE, `${hosts} WebGPU hosts against CPU hosts`);
+        assert.ok(r.timings.phase1Ms.every((ms) => ms > 0));
+        assert.ok(r.timings.hostBytes.reduce((a, b) => a + b) > 0, 'states moved');
+      }
+    });
+
+  test('ring on 3 WebGPU hosts gives one-process flash ids (KV shards travel in phase 1)', async () => {
+    const c = CASES[0];
+    const flash = await oneProcess(c, 'ring');
+    const r = await acrossHosts(gpuHosts, c, 'ring', 3);
+    assert.deepEqual(r.ids, flash.ids);
+    assert.ok(
+      r.plans.every((p) => /on WebGPU: q, k, v read back per chunk/.test(p)),
+      r.plans.join('; '),
+    );
+    assert.ok(maxErr(r.logits, flash.logits) < TOLERANCE, `logits ${maxErr(r.logits, flash.logits)}`);
+  });
+});
+
+describe(
+  'faults on WebGPU hosts',
+  { skip: device && readdirSync('/proc').includes('self') ? false : 'no WebGPU adapter or /proc' },
+  () => {
+    test('generate --hosts 2 --backend webgpu: a host killed mid-decode gives one HostError; nothing left running', async () => {
+      const args = [
+        cli,
+        'generate',
+        '--model',
+        FIXTURE_GGUF,
+        '--prompt',
+        'Once upon a time',
+        '--attention',
+        'star:block=4,anchor=2',
+      ];
+      const coordinator = spawn(
+        process.execPath,
+        [...args, '--max-tokens', '400', '--hosts', '2', '--backend', 'webgpu', '--timeout', '5'],
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      let stderr = '';
+      coordinator.stderr!.on('data', (t) => (stderr += String(t)));
+      const started = new Promise<void>((resolve) => coordinator.stdout!.once('data', () => resolve()));
+      const exited = new Promise<number | null>((resolve) => coordinator.once('exit', (code) => resolve(code)));
+      await started; // decoding has begun
+      const pids = descendants(coordinator.pid!);
+      const hosts = pids.filter((p) => /\bhost\b/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')));
+      assert.equal(hosts.length, 2, 'two host processes');
+      assert.ok(
+        hosts.every((p) => /--backend webgpu/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' '))),
+        'the hosts run on WebGPU',
+      );
+      const t0 = Date.now();
+      process.kill(hosts[0], 'SIGKILL');
+      const code = await exited;
+      assert.notEqual(code, 0);
+      assert.ok(Date.now() - t0 < 5_000, `stopped within ${Date.now() - t0} ms`);
+      assert.match(stderr, /across 2 hosts \(webgpu\)/);
+      const errors = stderr.split('\n').filter((l) => /^longctx: \w+Error/.test(l));
+      assert.equal(errors.length, 1, `one typed error line:\n${stderr}`);
+      assert.match(errors[0], /HostError|host 0 \(local-[0-9a-f]+-0, pid \d+/);
+      const t1 = Date.now();
+      while (pids.some(alive) && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 100));
+      assert.deepEqual(pids.filter(alive), [], 'no host or server outlives the coordinator');
+    });
+  },
+);
