@@ -125,7 +125,8 @@ export function flashDecodeV3PartialWgsl(headDim: number, dtype: DType, group: n
   const scoreLoads = seq(U).flatMap((i) =>
     seq(y.wordsPerLane).map((c) => {
       const word = `lane + ${c * lanes}u`;
-      return `      let kw${i}_${c} = select(${w.type}(), k[kbase + min(t0 + x0 + ${i * T}u, last) * W + min(${word}, W - 1u)], x0 + ${i * T}u < n && ${word} < W);`;
+      const at = `kbase + min(t0 + x0 + ${i * T}u, last) * W + min(${word}, W - 1u)`;
+      return `      let kw${i}_${c} = select(${w.type}(), k[${at}], x0 + ${i * T}u < n && ${word} < W);`;
     }),
   );
   const scoreDots = heads.flatMap((hh) =>
@@ -157,7 +158,8 @@ export function flashDecodeV3PartialWgsl(headDim: number, dtype: DType, group: n
   const valueLoads = seq(V).flatMap((i) =>
     seq(y.wordsPerThread).map((c) => {
       const word = `col + ${c * y.columns}u`;
-      return `      let vw${i}_${c} = select(${w.type}(), v[kbase + min(t0 + x0 + ${i * S}u, last) * W + min(${word}, W - 1u)], x0 + ${i * S}u < n && ${word} < W);`;
+      const at = `kbase + min(t0 + x0 + ${i * S}u, last) * W + min(${word}, W - 1u)`;
+      return `      let vw${i}_${c} = select(${w.type}(), v[${at}], x0 + ${i * S}u < n && ${word} < W);`;
     }),
   );
   const valueUse = heads.flatMap((hh) =>
