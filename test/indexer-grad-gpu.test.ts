@@ -20,49 +20,23 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
+import { indexerLossGrad } from '../src/train/indexer-grad.js';
 import { cpuIndexerGradient, GpuIndexerGradient } from '../src/train/indexer-grad-gpu.js';
 import { indexerGeometry, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
 import { freshTrainingState, trainIndexers, type TrainIndexerOptions } from '../src/train/trainer.js';
 import { loadGguf } from '../src/model/load/gguf.js';
 import type { ModelConfig } from '../src/model/types.js';
+import { indexerTestConfig, randomIndexerSequence } from './indexer-support.js';
 import { FIXTURE_GGUF } from './model-support.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
 
 const device = await webgpuDevice();
 after(() => device?.destroy());
 
-const config = (layout: ModelConfig['ropeLayout'], hidden: number, headDim: number): ModelConfig => ({
-  architecture: 'llama',
-  vocabSize: 32,
-  hiddenSize: hidden,
-  intermediateSize: 16,
-  layers: 1,
-  heads: 4,
-  kvHeads: 2,
-  headDim,
-  rmsNormEps: 1e-5,
-  ropeTheta: 100,
-  rope: { kind: 'none' },
-  ropeLayout: layout,
-  contextLength: 512,
-  tiedEmbeddings: true,
-  attentionBias: false,
-});
-
-/** A random sequence with random target rows (normalised over each query's visible keys, some zeros). */
-function randomSequence(L: number, hidden: number, seed: number, chunk: number, topk: number): IndexerSequence {
-  const { normal, uniform } = seededNormal(seed);
-  const h = Float32Array.from({ length: L * hidden }, () => normal());
-  const p = new Float64Array(L * L);
-  for (let t = 0; t < L; t++) {
-    let z = 0;
-    for (let s = 0; s <= t; s++) z += p[t * L + s] = uniform() < 0.2 ? 0 : uniform() ** 3;
-    if (z === 0) p[t * L] = z = 1;
-    for (let s = 0; s <= t; s++) p[t * L + s] /= z;
-  }
-  return { h, L, chunk, topk, target: (t0, t1) => p.slice(t0 * L, t1 * L) };
-}
+const config = (layout: ModelConfig['ropeLayout'], hidden: number, headDim: number) =>
+  indexerTestConfig(layout, hidden, headDim, 512);
+const randomSequence = (L: number, hidden: number, seed: number, chunk: number, topk: number) =>
+  randomIndexerSequence(L, hidden, seed, chunk, { power: 3, topk });
 
 const cases = [
   { layout: 'half', hidden: 24, headDim: 8, heads: 3, dim: 16, L: 97, chunk: 40, topk: 16 },

@@ -4,7 +4,7 @@
 // inference path (model/caches/dsa-indexer.ts) on the same weights: same I up to f32 rounding.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
+import { indexerLossGrad } from '../src/train/indexer-grad.js';
 import {
   indexerGeometry,
   indexerTensors,
@@ -16,38 +16,12 @@ import { attentionTarget } from '../src/train/attention-target.js';
 import { layerIndexer, trainedIndexKeysInto, trainedIndexQueries } from '../src/model/caches/dsa-indexer.js';
 import { randomModel } from '../src/model/load/random-model.js';
 import type { ModelConfig } from '../src/model/types.js';
+import { indexerTestConfig, randomIndexerSequence } from './indexer-support.js';
 
-const config = (layout: ModelConfig['ropeLayout'], hidden: number, headDim: number): ModelConfig => ({
-  architecture: 'llama',
-  vocabSize: 32,
-  hiddenSize: hidden,
-  intermediateSize: 16,
-  layers: 1,
-  heads: 4,
-  kvHeads: 2,
-  headDim,
-  rmsNormEps: 1e-5,
-  ropeTheta: 100,
-  rope: { kind: 'none' },
-  ropeLayout: layout,
-  contextLength: 64,
-  tiedEmbeddings: true,
-  attentionBias: false,
-});
-
-/** A random sequence with its own random target rows (normalised over each query's visible keys, some zeros). */
-function randomSequence(L: number, hidden: number, seed: number, chunk: number): IndexerSequence {
-  const { normal, uniform } = seededNormal(seed);
-  const h = Float32Array.from({ length: L * hidden }, () => normal());
-  const p = new Float64Array(L * L);
-  for (let t = 0; t < L; t++) {
-    let z = 0;
-    for (let s = 0; s <= t; s++) z += p[t * L + s] = uniform() < 0.2 ? 0 : uniform() ** 2;
-    if (z === 0) p[t * L] = z = 1;
-    for (let s = 0; s <= t; s++) p[t * L + s] /= z;
-  }
-  return { h, L, chunk, target: (t0, t1) => p.slice(t0 * L, t1 * L) };
-}
+const config = (layout: ModelConfig['ropeLayout'], hidden: number, headDim: number) =>
+  indexerTestConfig(layout, hidden, headDim, 64);
+const randomSequence = (L: number, hidden: number, seed: number, chunk: number) =>
+  randomIndexerSequence(L, hidden, seed, chunk, { power: 2 });
 
 describe('indexer backward', () => {
   const cases = [
