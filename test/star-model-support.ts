@@ -1,7 +1,6 @@
 // What the tests of a model across host processes share (star-model.test.ts on CPU hosts,
 // star-model-gpu.test.ts on WebGPU hosts): a case, its run options, the one-process reference run and the
 // run across a cluster's hosts, each giving the greedy ids and the prompt's logits.
-import { readFileSync, readdirSync } from 'node:fs';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { starParams } from '../src/attention/star.js';
 import type { Cluster } from '../src/cluster/cluster.js';
@@ -91,31 +90,4 @@ export async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts
   }
 }
 
-/** Pids of every process below `root` (Linux /proc). */
-export function descendants(root: number): number[] {
-  const parent = new Map<number, number>();
-  for (const name of readdirSync('/proc')) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
-      parent.set(Number(name), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // exited while listed
-    }
-  }
-  const out: number[] = [];
-  const walk = (pid: number) => {
-    for (const [child, p] of parent) if (p === pid) out.push(child), walk(child);
-  };
-  walk(root);
-  return out;
-}
-
-export const alive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0);
-    return !readFileSync(`/proc/${pid}/stat`, 'utf8').includes(') Z ');
-  } catch {
-    return false;
-  }
-};
+export { alive, descendants } from './processes.js';
