@@ -8,8 +8,7 @@
 // error naming it, and no host or server outlives it.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { uniformSchedule } from '../src/attention/sparse.js';
 import { Cluster } from '../src/cluster/cluster.js';
@@ -18,7 +17,8 @@ import { loadModel } from '../src/model/load/load.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
 import { webgpuDevice } from './support.js';
-import { acrossHosts, alive, descendants, greedy, maxErr, oneProcess, type Case } from './star-model-support.js';
+import { acrossHosts, greedy, maxErr, oneProcess, type Case } from './star-model-support.js';
+import { killFirstHost, survivors } from './processes.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const device = await webgpuDevice();
@@ -111,35 +111,29 @@ describe(
         '--attention',
         'star:block=4,anchor=2',
       ];
-      const coordinator = spawn(
-        process.execPath,
-        [...args, '--max-tokens', '400', '--hosts', '2', '--backend', 'webgpu', '--timeout', '5'],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      coordinator.stderr!.on('data', (t) => (stderr += String(t)));
-      const started = new Promise<void>((resolve) => coordinator.stdout!.once('data', () => resolve()));
-      const exited = new Promise<number | null>((resolve) => coordinator.once('exit', (code) => resolve(code)));
-      await started; // decoding has begun
-      const pids = descendants(coordinator.pid!);
-      const hosts = pids.filter((p) => /\bhost\b/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')));
-      assert.equal(hosts.length, 2, 'two host processes');
+      const r = await killFirstHost([
+        ...args,
+        '--max-tokens',
+        '400',
+        '--hosts',
+        '2',
+        '--backend',
+        'webgpu',
+        '--timeout',
+        '5',
+      ]);
+      assert.equal(r.hostCommands.length, 2, 'two host processes');
       assert.ok(
-        hosts.every((p) => /--backend webgpu/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' '))),
+        r.hostCommands.every((c) => /--backend webgpu/.test(c)),
         'the hosts run on WebGPU',
       );
-      const t0 = Date.now();
-      process.kill(hosts[0], 'SIGKILL');
-      const code = await exited;
-      assert.notEqual(code, 0);
-      assert.ok(Date.now() - t0 < 5_000, `stopped within ${Date.now() - t0} ms`);
-      assert.match(stderr, /across 2 hosts \(webgpu\)/);
-      const errors = stderr.split('\n').filter((l) => /^longctx: \w+Error/.test(l));
-      assert.equal(errors.length, 1, `one typed error line:\n${stderr}`);
+      assert.notEqual(r.code, 0);
+      assert.ok(r.ms < 5_000, `stopped within ${r.ms} ms`);
+      assert.match(r.stderr, /across 2 hosts \(webgpu\)/);
+      const errors = r.stderr.split('\n').filter((l) => /^longctx: \w+Error/.test(l));
+      assert.equal(errors.length, 1, `one typed error line:\n${r.stderr}`);
       assert.match(errors[0], /HostError|host 0 \(local-[0-9a-f]+-0, pid \d+/);
-      const t1 = Date.now();
-      while (pids.some(alive) && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 100));
-      assert.deepEqual(pids.filter(alive), [], 'no host or server outlives the coordinator');
+      assert.deepEqual(await survivors(r.pids), [], 'no host or server outlives the coordinator');
     });
   },
 );

@@ -89,5 +89,3 @@ export async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts
     d.destroy();
   }
 }
-
-export { alive, descendants } from './processes.js';

@@ -16,7 +16,8 @@ import { HostError, InputError, ModelMismatchError } from '../src/errors.js';
 import { promptTokens } from '../src/model/generation/generate.js';
 import { loadModel } from '../src/model/load/load.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
-import { acrossHosts, alive, descendants, maxErr, oneProcess, runOptions, type Case } from './star-model-support.js';
+import { acrossHosts, maxErr, oneProcess, runOptions, type Case } from './star-model-support.js';
+import { killFirstHost, survivors } from './processes.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const PASSKEY = fileURLToPath(new URL('../../test/fixtures/passkey-2k', import.meta.url));
@@ -236,28 +237,21 @@ describe('faults', () => {
       assert.match(two.stderr, /phase 1 per host [\d.]+\/[\d.]+ ms/);
       assert.match(two.stderr, /bytes moved: [1-9]\d*/);
 
-      const coordinator = spawn(
-        process.execPath,
-        [...args, 'star:block=4,anchor=2', '--max-tokens', '400', '--hosts', '2', '--timeout', '5'],
-        { stdio: ['ignore', 'pipe', 'pipe'] },
-      );
-      let stderr = '';
-      coordinator.stderr!.on('data', (t) => (stderr += String(t)));
-      const started = new Promise<void>((resolve) => coordinator.stdout!.once('data', () => resolve()));
-      const exited = new Promise<number | null>((resolve) => coordinator.once('exit', (code) => resolve(code)));
-      await started; // decoding has begun
-      const pids = descendants(coordinator.pid!);
-      const hosts = pids.filter((p) => /\bhost\b/.test(readFileSync(`/proc/${p}/cmdline`, 'utf8').replace(/\0/g, ' ')));
-      assert.equal(hosts.length, 2, 'two host processes');
-      const t0 = Date.now();
-      process.kill(hosts[0], 'SIGKILL');
-      const code = await exited;
-      assert.notEqual(code, 0);
-      assert.ok(Date.now() - t0 < 5_000, `stopped within ${Date.now() - t0} ms`);
-      assert.match(stderr, /HostError|host 0 \(local-[0-9a-f]+-0, pid \d+/);
-      const t1 = Date.now();
-      while (pids.some(alive) && Date.now() - t1 < 5_000) await new Promise((r) => setTimeout(r, 100));
-      assert.deepEqual(pids.filter(alive), [], 'no host or server outlives the coordinator');
+      const r = await killFirstHost([
+        ...args,
+        'star:block=4,anchor=2',
+        '--max-tokens',
+        '400',
+        '--hosts',
+        '2',
+        '--timeout',
+        '5',
+      ]);
+      assert.equal(r.hostCommands.length, 2, 'two host processes');
+      assert.notEqual(r.code, 0);
+      assert.ok(r.ms < 5_000, `stopped within ${r.ms} ms`);
+      assert.match(r.stderr, /HostError|host 0 \(local-[0-9a-f]+-0, pid \d+/);
+      assert.deepEqual(await survivors(r.pids), [], 'no host or server outlives the coordinator');
     },
   );
 });
