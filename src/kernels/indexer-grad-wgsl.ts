@@ -50,6 +50,19 @@ const WG: u32 = ${GRAD_THREADS}u;
 const TILE: u32 = ${GRAD_TILE}u;`;
 }
 
+/** The start of the two per-query kernels (row, back): the uniform, q, w and k, their own `bindings` (4-7),
+ * the shape constants and the staged query (qs, ws). */
+function perQueryHead(s: IndexerGradShape, bindings: string): string {
+  return `${PARAMS}
+@group(0) @binding(1) var<storage, read> q: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(3) var<storage, read> k: array<f32>;
+${bindings}
+${header(s)}
+var<workgroup> qs: array<f32, ${pad4(s.heads * s.dim)}>;
+var<workgroup> ws: array<f32, ${pad4(s.heads)}>;`;
+}
+
 /** Stages query t's index queries and weights in workgroup memory (qs, ws). */
 const STAGE_QUERY = `
   for (var x = lid; x < IH * DI; x += WG) { qs[x] = q[t * IH * DI + x]; }
@@ -59,17 +72,13 @@ const STAGE_QUERY = `
 /** Dispatch (rows). Bindings: params, q, w, k, p, scores, dI, loss. */
 export function indexerGradRowWgsl(s: IndexerGradShape): string {
   return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> p: array<f32>;
+${perQueryHead(
+  s,
+  `@group(0) @binding(4) var<storage, read> p: array<f32>;
 @group(0) @binding(5) var<storage, read_write> scores: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dI: array<f32>;
-@group(0) @binding(7) var<storage, read_write> loss: array<f32>;
-${header(s)}
-var<workgroup> qs: array<f32, ${pad4(s.heads * s.dim)}>;
-var<workgroup> ws: array<f32, ${pad4(s.heads)}>;
+@group(0) @binding(7) var<storage, read_write> loss: array<f32>;`,
+)}
 var<workgroup> red: array<f32, ${GRAD_THREADS}>;
 
 fn reduce(lid: u32, v: f32, is_max: bool) -> f32 {
@@ -122,17 +131,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 /** Dispatch (rows). Bindings: params, q, w, k, dI, dq, dw, G. */
 export function indexerGradBackWgsl(s: IndexerGradShape): string {
   return /* wgsl */ `
-${PARAMS}
-@group(0) @binding(1) var<storage, read> q: array<f32>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
-@group(0) @binding(3) var<storage, read> k: array<f32>;
-@group(0) @binding(4) var<storage, read> dI: array<f32>;
+${perQueryHead(
+  s,
+  `@group(0) @binding(4) var<storage, read> dI: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dq: array<f32>;
 @group(0) @binding(6) var<storage, read_write> dw: array<f32>;
-@group(0) @binding(7) var<storage, read_write> G: array<f32>;
-${header(s)}
-var<workgroup> qs: array<f32, ${pad4(s.heads * s.dim)}>;
-var<workgroup> ws: array<f32, ${pad4(s.heads)}>;
+@group(0) @binding(7) var<storage, read_write> G: array<f32>;`,
+)}
 var<workgroup> gs: array<f32, ${pad4(s.heads * GRAD_TILE)}>;
 var<workgroup> rs: array<f32, ${pad4(s.heads * GRAD_TILE)}>;
 var<workgroup> dqs: array<f32, ${pad4(s.heads * s.dim)}>;
