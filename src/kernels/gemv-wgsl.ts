@@ -30,44 +30,77 @@ export function gemvUnsupported(k: number, weights: 'f16' | 'q8_0' = 'f16'): str
 
 const seq = (k: number) => Array.from({ length: k }, (_, i) => i);
 
-export function gemvWgsl(rowsPerGroup: number, threadsPerRow = 32, weights: 'f16' | 'q8_0' = 'f16'): string {
+/** What the kernel does with each row's sum: store y = sum + bias; add it into y (y += W x, the residual add of
+ * a decode step fused away); or SwiGLU over two matrices at once, y = silu(W x) * (Wu x) (gate and up: binding 2
+ * holds Wu instead of the bias). One pass over the weights either way; the decoder saves a dispatch each. */
+export type GemvEpilogue = 'store' | 'accumulate' | 'swiglu';
+
+export function gemvWgsl(
+  rowsPerGroup: number,
+  threadsPerRow = 32,
+  weights: 'f16' | 'q8_0' = 'f16',
+  epilogue: GemvEpilogue = 'store',
+): string {
   const R = rowsPerGroup;
   const TPR = threadsPerRow;
   const rowsPerWg = gemvRowsPerWorkgroup(R, TPR);
   const q8 = weights === 'q8_0';
+  const pair = epilogue === 'swiglu';
   // A 16-byte chunk holds 8 f16 weights, or 16 Q8_0 quants (half a block: one scale per two chunks).
   const per = q8 ? 16 : 8;
-  const sums = seq(R).map((r) => `  var s${r} = 0.0;`);
+  // Accumulators per row: s (W x) and, for SwiGLU, u (W2 x).
+  const accs = pair ? ['s', 'u'] : ['s'];
+  const sums = seq(R).flatMap((r) => accs.map((a) => `  var ${a}${r} = 0.0;`));
   const rows = seq(R).map((r) => `  let w${r} = min(row0 + ${r}u, params.n - 1u) * kc;`);
-  const body = seq(R).map((r) =>
-    q8
-      ? `    s${r} += dot16(w[w${r} + c], c) * scale(w${r} * 4u + c * 4u);`
-      : `    s${r} += dot8(w[w${r} + c], xa, xb);`,
+  const body = seq(R).flatMap((r) =>
+    accs.map((a) => {
+      const m = a === 's' ? 'w' : 'wu';
+      return q8
+        ? `    ${a}${r} += dot16(${m}[w${r} + c], c) * scale_${m}(w${r} * 4u + c * 4u);`
+        : `    ${a}${r} += dot8(${m}[w${r} + c], xa, xb);`;
+    }),
   );
   const loads = q8 ? '' : '    let xa = x[2u * c];\n    let xb = x[2u * c + 1u];\n';
+  const reduce = (a: string, r: number) => `    let total_${a} = subgroupAdd(${a}${r});
+    red[lid] = select(${a}${r}, total_${a}, sg_size == 32u);
+    workgroupBarrier();
+    var sum_${a} = 0.0;
+    if (t == 0u) {
+      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum_${a} += red[lid + c]; } }
+      else { for (var c = 0u; c < ${TPR}u; c++) { sum_${a} += red[lid + c]; } }
+    }
+    workgroupBarrier();`;
+  const bias = 'var b = 0.0;\n      if (params.has_bias != 0u) { b = bias[row]; }\n      ';
+  const store = {
+    store: `${bias}y[row] = sum_s + b;`,
+    accumulate: `${bias}y[row] = sum_s + b + y[row];`,
+    // The decoder's swiglu kernel's formula (elementwise-wgsl.ts), so fused and unfused agree.
+    swiglu: 'y[row] = sum_s / (1.0 + exp(-sum_s)) * sum_u;',
+  }[epilogue];
   const finish = seq(R).map(
     (r) => `  {
-    let total = subgroupAdd(s${r});
-    red[lid] = select(s${r}, total, sg_size == 32u);
-    workgroupBarrier();
+${accs.map((a) => reduce(a, r)).join('\n')}
     let row = row0 + ${r}u;
     if (t == 0u && row < params.n) {
-      var sum = 0.0;
-      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum += red[lid + c]; } }
-      else { for (var c = 0u; c < ${TPR}u; c++) { sum += red[lid + c]; } }
-      var b = 0.0;
-      if (params.has_bias != 0u) { b = bias[row]; }
-      y[row] = sum + b;
+      ${store}
     }
-    workgroupBarrier();
   }`,
+  );
+  const second = pair
+    ? '@group(0) @binding(2) var<storage, read> wu: array<vec4<u32>>;'
+    : '@group(0) @binding(2) var<storage, read> bias: array<f32>;';
+  const scales = (pair ? ['w', 'wu'] : ['w']).map(
+    (m) => `fn scale_${m}(word: u32) -> f32 {
+  let at = params.n * params.k / 4u + word / 8u;
+  return bitcast<f32>(${m}[at / 4u][at % 4u]);
+}`,
   );
   return /* wgsl */ `enable f16;
 enable subgroups;
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<vec4<f32>>;
 @group(0) @binding(1) var<storage, read> w: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> bias: array<f32>;
+${second}
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
 var<workgroup> red: array<f32, ${GEMV_THREADS}>;
@@ -80,10 +113,7 @@ fn dot16(v: vec4<u32>, c: u32) -> f32 {
     dot(q8x4(v.w), x[4u * c + 3u]);
 }
 // The scale of the block holding quant word word (scales follow the n * k / 4 quant words).
-fn scale(word: u32) -> f32 {
-  let at = params.n * params.k / 4u + word / 8u;
-  return bitcast<f32>(w[at / 4u][at % 4u]);
-}`
+${scales.join('\n')}`
     : `fn dot8(v: vec4<u32>, a: vec4<f32>, b: vec4<f32>) -> f32 {
   let p = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.x)), vec2<f32>(bitcast<vec2<f16>>(v.y)));
   let q = vec4<f32>(vec2<f32>(bitcast<vec2<f16>>(v.z)), vec2<f32>(bitcast<vec2<f16>>(v.w)));

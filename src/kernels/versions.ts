@@ -18,7 +18,7 @@ import {
   matmulTcUnsupported,
   matmulTcWgsl,
 } from './matmul-tc-wgsl.js';
-import { gemvGrid, gemvRowsPerWorkgroup, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
+import { type GemvEpilogue, gemvGrid, gemvRowsPerWorkgroup, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
 
 /** What a version needs to know about the device. GpuContext satisfies it. */
 export interface KernelDevice {
@@ -56,6 +56,9 @@ export interface MatmulVersion {
   /** Rounds x to f16 before the products (tensor-core versions). */
   halfActivations: boolean;
   propagatesNaN: boolean;
+  /** One-row kernels that can fuse what follows a product (gemv-wgsl.ts GemvEpilogue): the residual add, or
+   * gate and up with SwiGLU; same bindings, uniform and grid as wgsl(). */
+  fused?(weights: WeightStorage, epilogue: Exclude<GemvEpilogue, 'store'>): string;
 }
 
 const sgmatNeed = (dev: KernelDevice, dtype: DType) =>
@@ -169,6 +172,7 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
             ? 'needs f16 or Q8_0 weights'
             : gemvUnsupported(k, weights),
       wgsl: (weights) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16'),
+      fused: (weights, epilogue) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16', epilogue),
       grid: (_m, n) => gemvGrid(n, rows, tpr),
       tile: { rows: 1, cols: gemvRowsPerWorkgroup(rows, tpr) },
       halfActivations: false,

@@ -46,6 +46,17 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
     matmulRowsCpu(x, T, w, y, bias);
   }
 
+  matmulAdd(x: Float32Array, w: WeightMatrix, y: Float32Array, T: number, n: number, k: number, scratch: Float32Array) {
+    this.matmul(x, w, scratch, T, n, k);
+    this.add(y, scratch, T * n);
+  }
+
+  gateUp(x: Float32Array, wGate: WeightMatrix, wUp: WeightMatrix, gate: Float32Array, up: Float32Array, T: number) {
+    matmulRowsCpu(x, T, wGate, gate);
+    matmulRowsCpu(x, T, wUp, up);
+    swigluCpu(gate, up, T * this.c.intermediateSize);
+  }
+
   /** RoPE in place on the token-major rows (src is not read again), then into head-major dst. */
   rope(src: Float32Array, dst: Float32Array, T: number, heads: number, rotate: boolean): void {
     const D = this.c.headDim;

@@ -48,6 +48,9 @@ interface MatmulKernel {
   choice: KernelChoice;
   version: MatmulVersion;
   pipe: GPUComputePipeline;
+  /** One-row kernels with the residual add or SwiGLU fused in (where the version has them and the shape needs them). */
+  accumulate?: GPUComputePipeline;
+  swiglu?: GPUComputePipeline;
 }
 
 export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
@@ -95,7 +98,15 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
           const pipe = await gpu.pipeline(`model-${version.family}-${version.name}-${weights}`, () =>
             version.wgsl(weights, 'f32'),
           );
-          matmuls.set(`${m} ${n} ${k} ${weights}`, { m, n, k, weights, choice, version, pipe });
+          const kernel: MatmulKernel = { m, n, k, weights, choice, version, pipe };
+          // The fused one-row kernels the forward pass asks for: the residual add after wo and the down
+          // projection (n = hidden), and gate/up with SwiGLU (n = intermediate, k = hidden).
+          const fused = (e: 'accumulate' | 'swiglu') =>
+            gpu.pipeline(`model-${version.family}-${version.name}-${weights}-${e}`, () => version.fused!(weights, e));
+          if (m === 1 && version.fused && n === c.hiddenSize) kernel.accumulate = await fused('accumulate');
+          if (m === 1 && version.fused && n === c.intermediateSize && k === c.hiddenSize)
+            kernel.swiglu = await fused('swiglu');
+          matmuls.set(`${m} ${n} ${k} ${weights}`, kernel);
         }
     const pipes: Pipelines = {
       rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
@@ -131,13 +142,49 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     this.dispatch(this.pipes.rmsnorm, [x, w, out, u], [rows]);
   }
 
-  matmul(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+  private kernel(w: GPUBuffer, T: number, n: number, k: number): MatmulKernel {
     const weights = this.matrixStorage.get(w) ?? this.storage;
     const kernel = this.matmuls.get(`${T} ${n} ${k} ${weights}`);
     if (!kernel) throw new ShapeError(`no matmul kernel was planned for ${T} x ${n} x ${k} over ${weights} weights`);
     this.matmulsRun.add(kernel);
+    return kernel;
+  }
+
+  matmul(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, bias?: GPUBuffer): void {
+    const kernel = this.kernel(w, T, n, k);
     const u = this.sites.uniform(matmulParams(T, n, k, bias !== undefined));
     this.dispatch(kernel.pipe, [x, w, bias ?? this.io.none, y, u], kernel.version.grid(T, n));
+  }
+
+  matmulAdd(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, scratch: GPUBuffer): void {
+    const kernel = this.kernel(w, T, n, k);
+    if (!kernel.accumulate) {
+      this.matmul(x, w, scratch, T, n, k);
+      return this.add(y, scratch, T * n);
+    }
+    const u = this.sites.uniform(matmulParams(T, n, k, false));
+    this.dispatch(kernel.accumulate, [x, w, this.io.none, y, u], kernel.version.grid(T, n));
+  }
+
+  gateUp(
+    x: GPUBuffer,
+    wGate: GPUBuffer,
+    wUp: GPUBuffer,
+    gate: GPUBuffer,
+    up: GPUBuffer,
+    T: number,
+    n: number,
+    k: number,
+  ) {
+    const kernel = this.kernel(wGate, T, n, k);
+    const same = (this.matrixStorage.get(wUp) ?? this.storage) === kernel.weights;
+    if (!kernel.swiglu || !same) {
+      this.matmul(x, wGate, gate, T, n, k);
+      this.matmul(x, wUp, up, T, n, k);
+      return this.swiglu(gate, up, T * n);
+    }
+    const u = this.sites.uniform(matmulParams(T, n, k, false));
+    this.dispatch(kernel.swiglu, [x, wGate, wUp, gate, u], kernel.version.grid(T, n));
   }
 
   /** The matmul kernels that ran (or, before a forward, those planned for full chunks and one row), one line

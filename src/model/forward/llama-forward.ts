@@ -148,15 +148,12 @@ export class LlamaDecoder<B, M, V> implements Decoder {
         promptTokens: this.prompt,
         input: a.h,
       });
-      ops.headsToTokens(a.oh, a.o, T, Hq);
-      ops.matmul(a.o, l.wo, a.proj, T, H, Hq * D);
-      ops.add(a.x, a.proj, T * H);
+      // One token's head-major output is already token-major: no copy.
+      if (T > 1) ops.headsToTokens(a.oh, a.o, T, Hq);
+      ops.matmulAdd(T > 1 ? a.o : a.oh, l.wo, a.x, T, H, Hq * D, a.proj);
       ops.rmsNorm(a.x, l.ffnNorm, a.h, T);
-      ops.matmul(a.h, l.wGate, a.gate, T, F, H);
-      ops.matmul(a.h, l.wUp, a.up, T, F, H);
-      ops.swiglu(a.gate, a.up, T * F);
-      ops.matmul(a.gate, l.wDown, a.proj, T, H, F);
-      ops.add(a.x, a.proj, T * H);
+      ops.gateUp(a.h, l.wGate, l.wUp, a.gate, a.up, T, F, H);
+      ops.matmulAdd(a.gate, l.wDown, a.x, T, H, F, a.proj);
       ops.checkFinite?.(a.x, T * H, li, this.pos);
     }
     this.pos += T;

@@ -51,6 +51,12 @@ export interface ForwardOps<B, M, V> {
   rmsNorm(x: B, w: V, out: B, rows: number, first?: number): void;
   /** y [T, n] = x [T, k] w^T (+ bias). */
   matmul(x: B, w: M, y: B, T: number, n: number, k: number, bias?: V): void;
+  /** y [T, n] += x [T, k] w^T: a projection and the residual add after it (fused into one kernel for one row
+   * on WebGPU); `scratch` [T, n] holds the product where they are not fused. */
+  matmulAdd(x: B, w: M, y: B, T: number, n: number, k: number, scratch: B): void;
+  /** gate [T, n] = silu(x wGate^T) * (x wUp^T), SwiGLU's two projections (one kernel for one row on WebGPU);
+   * `up` [T, n] holds the second product where they are not fused. */
+  gateUp(x: B, wGate: M, wUp: M, gate: B, up: B, T: number, n: number, k: number): void;
   /** Token-major src [T, heads, D] into head-major dst [heads, T, D] in the storage dtype, rotated by RoPE or not. */
   rope(src: B, dst: B, T: number, heads: number, rotate: boolean): void;
   /** Head-major src [heads, T, D] (f32) into token-major dst [T, heads * D]. */
