@@ -158,12 +158,13 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
 
   matmulAdd(x: GPUBuffer, w: GPUBuffer, y: GPUBuffer, T: number, n: number, k: number, scratch: GPUBuffer): void {
     const kernel = this.kernel(w, T, n, k);
-    if (!kernel.accumulate) {
+    if (kernel.accumulate) {
+      const u = this.sites.uniform(matmulParams(T, n, k, false));
+      this.dispatch(kernel.accumulate, [x, w, this.io.none, y, u], kernel.version.grid(T, n));
+    } else {
       this.matmul(x, w, scratch, T, n, k);
-      return this.add(y, scratch, T * n);
+      this.add(y, scratch, T * n);
     }
-    const u = this.sites.uniform(matmulParams(T, n, k, false));
-    this.dispatch(kernel.accumulate, [x, w, this.io.none, y, u], kernel.version.grid(T, n));
   }
 
   gateUp(
@@ -178,13 +179,14 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   ) {
     const kernel = this.kernel(wGate, T, n, k);
     const same = (this.matrixStorage.get(wUp) ?? this.storage) === kernel.weights;
-    if (!kernel.swiglu || !same) {
+    if (kernel.swiglu && same) {
+      const u = this.sites.uniform(matmulParams(T, n, k, false));
+      this.dispatch(kernel.swiglu, [x, wGate, wUp, gate, u], kernel.version.grid(T, n));
+    } else {
       this.matmul(x, wGate, gate, T, n, k);
       this.matmul(x, wUp, up, T, n, k);
-      return this.swiglu(gate, up, T * n);
+      this.swiglu(gate, up, T * n);
     }
-    const u = this.sites.uniform(matmulParams(T, n, k, false));
-    this.dispatch(kernel.swiglu, [x, wGate, wUp, gate, u], kernel.version.grid(T, n));
   }
 
   /** The matmul kernels that ran (or, before a forward, those planned for full chunks and one row), one line
