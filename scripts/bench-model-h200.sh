@@ -17,6 +17,8 @@ total=${TOTAL_SECONDS:-520}
 contexts=${CONTEXTS:-4K,32K,128K}
 decode=${DECODE:-128}
 read -r -a shape <<<"${SHAPE_ARGS:-}"
+# DECODE_KERNEL=decode-v3 (say) gives flash and window that split-KV decoding kernel instead of the default.
+dk=${DECODE_KERNEL:-}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 timeout 150 python3 scripts/bench_model_torch.py --out "$out/torch.json" --lengths 4096,32768,131072 --decode 128 2>&1 |
   tail -n 8 | tee "$out/torch.log"
@@ -25,8 +27,8 @@ reference=()
 [ -s "$out/torch.json" ] && reference=(--reference "$out/torch.json")
 timeout "$((left + 10))" node dist/src/cli/main.js bench model --backend webgpu --storage f16 --contexts "$contexts" \
   "${shape[@]}" --decode "$decode" --chunk 512 --budget-seconds "$left" --out-dir "$out" "${reference[@]}" \
-  --method flash --method window:left=1024 --method hybrid:every=3,window=128 --method cca:group=16,window=1024 \
-  --method dsa:topk=2048 --method star:block=8192 2>&1 | grep -v -e "artificially reduced" -e "deprecated" |
+  --method "flash${dk:+:decode=$dk}" --method "window:left=1024${dk:+,decode=$dk}" --method hybrid:every=3,window=128 \
+  --method cca:group=16,window=1024 --method dsa:topk=2048 --method star:block=8192 2>&1 | grep -v -e "artificially reduced" -e "deprecated" |
   tee "$out/run.log" | tail -n 40
 # What a decoded token cost the host and the device, and layer 0's plan (cca and dsa say "resident").
 node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).rows;
