@@ -44,13 +44,13 @@ export interface DecodeCalls {
  * v3 one per KV head's query heads with 16-byte loads, many in flight (flash-decode-v3-wgsl.ts). */
 export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
 export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
-/** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweep of 2026-12-02): v1 at 128 splits of 128
- * keys at least ran 1.47 ms at 128K keys, gqa-v2 4.3 ms (its loads wait one by one: too few in flight). */
-export const DECODE_DEFAULT: DecodeVersion = 'decode-v1';
+/** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweeps of 2026-12-02): v3 at 64 splits of 256 keys
+ * at least ran one layer's decoding (32 query heads, 8 KV heads, D 64, f16) in 45 us at 4K keys and 344 us at 128K
+ * (779 GB/s), v1 at its best 88 and 1,459 us, gqa-v2 89 and 4,076 us (its loads wait one by one). */
+export const DECODE_DEFAULT: DecodeVersion = 'decode-v3';
 
 /** The splitting measured best on the H200 for each version (the 1B model's attention, 4K-128K keys). */
 export function decodeSplitting(version: DecodeVersion): DecodeSplitting {
-  if (version === 'decode-v3') return { maxSplits: 256, minKeys: 128 }; // not measured yet: the sweep will say
   return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
 }
 
