@@ -1,0 +1,72 @@
+# Sourced by scripts/h200-call-*.sh: one device call (at most 10 minutes) that runs several measurement scripts
+# within a hard wall-clock budget, then hands its results back as one archive (the device returns few files).
+#   call_deadline SECONDS     sets $deadline: SECONDS after the device command started (prelude included)
+#   seconds_left              seconds until $deadline
+#   within SECONDS CMD...     runs CMD; at SECONDS it TERMs CMD and every process below it (by pid: the scripts'
+#                             own `timeout`s put their children in other process groups, so a group kill misses
+#                             them), KILLs what is left 5 s later, and returns 124
+#   pack_results DIR          DIR's files into DIR/results.tar.gz (the originals removed), DIR/summary.txt kept
+
+# When the device's shell (our parent, which sourced the prelude first) started; a parent older than 120 s is
+# an interactive shell (a dry run), and then the call starts now.
+call_started() {
+  local now up start ticks age
+  now=$(date +%s)
+  read -r up _ < /proc/uptime 2> /dev/null || { echo "$now"; return; }
+  start=$(sed 's/.*) //' "/proc/$PPID/stat" 2> /dev/null | awk '{ print $20 }')
+  ticks=$(getconf CLK_TCK 2> /dev/null || echo 100)
+  age=$(( ${up%.*} - ${start:-0} / ticks ))
+  if [ -n "$start" ] && [ "$age" -ge 0 ] && [ "$age" -le 120 ]; then echo $(( now - age )); else echo "$now"; fi
+}
+
+call_deadline() {
+  started=$(call_started)
+  deadline=$(( started + $1 ))
+  echo "call: started $(( $(date +%s) - started )) s ago (prelude), ends by $(date -u -d "@$deadline" +%T) UTC" >&2
+}
+
+seconds_left() { echo $(( deadline - $(date +%s) )); }
+
+descendants() {
+  local child
+  for child in $(cat /proc/"$1"/task/*/children 2> /dev/null); do
+    echo "$child"
+    descendants "$child"
+  done
+}
+
+within() {
+  local seconds=$1
+  shift
+  if [ "$seconds" -le 0 ]; then
+    echo "within: no time left for $*" >&2
+    return 124
+  fi
+  "$@" &
+  local pid=$! end=$(( $(date +%s) + seconds ))
+  while kill -0 "$pid" 2> /dev/null; do
+    if [ "$(date +%s)" -ge "$end" ]; then
+      local tree
+      tree=$(echo "$pid" $(descendants "$pid"))
+      echo "within: $* ran past ${seconds} s: stopping pids $tree" >&2
+      # shellcheck disable=SC2086 # one word per pid
+      kill -TERM $tree 2> /dev/null
+      sleep 5
+      # shellcheck disable=SC2086
+      kill -KILL $tree 2> /dev/null
+      wait "$pid" 2> /dev/null
+      return 124
+    fi
+    sleep 1
+  done
+  wait "$pid"
+}
+
+pack_results() {
+  local dir=$1 archive
+  archive=$(mktemp /tmp/h200-call-results.XXXXXX)
+  tar -C "$dir" -czf "$archive" . || return 1
+  find "$dir" -mindepth 1 -maxdepth 1 ! -name summary.txt -exec rm -rf {} +
+  mv "$archive" "$dir/results.tar.gz"
+  echo "results: $dir/results.tar.gz ($(du -k "$dir/results.tar.gz" | cut -f1) KiB; tar -xzf it), $dir/summary.txt"
+}
