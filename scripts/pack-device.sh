@@ -2,16 +2,18 @@
 # Packs .device/ for a GPU run (../shared/device/pack.sh), then rebuilds its tree without the
 # development-only packages (Biome, TypeScript, the openai client, type packages): the device tool sends
 # at most 64 MiB, the checkout is ~20 MiB of it, and those packages alone are ~100 MiB unpacked.
-#   bash scripts/pack-device.sh [--with-ort] [extra paths, default dist]      then carry [".device"]
+#   bash scripts/pack-device.sh [--with-ort | --with-ort-webgpu] [extra paths, default dist]      then carry [".device"]
 # --with-ort keeps onnxruntime-web for `longctx bench peers` (scripts/peers-h200.sh), but only the files its runs
 # load: the Node build with its plain wasm (the wasm EP), the WebGPU bundle with its asyncify wasm (the WebGPU EP),
 # and its small JS dependencies; the other builds (JSEP, JSPI, WebGL, source maps) are ~90 MiB and stay out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ort=(--exclude='node_modules/onnxruntime-web')
-if [ "${1:-}" = "--with-ort" ]; then
+if [ "${1:-}" = "--with-ort" ] || [ "${1:-}" = "--with-ort-webgpu" ]; then
+  plain=" ort-wasm-simd-threaded.wasm"
+  [ "$1" = "--with-ort-webgpu" ] && plain="" # the WebGPU EP only (no wasm-EP binary): 4 MiB less to send
   shift
-  keep=" package.json types.d.ts dist ort.node.min.js ort.node.min.mjs ort-wasm-simd-threaded.mjs ort-wasm-simd-threaded.wasm
+  keep=" package.json types.d.ts dist ort.node.min.js ort.node.min.mjs ort-wasm-simd-threaded.mjs$plain
     ort.webgpu.bundle.min.mjs ort-wasm-simd-threaded.asyncify.wasm "
   ort=()
   for f in node_modules/onnxruntime-web/* node_modules/onnxruntime-web/dist/*; do
