@@ -65,4 +65,20 @@ describe('WebGPU decoder, flash layers on the planner tiles (f16, head dim 64)',
       }
     });
   }
+
+  it('runs a 2-token prompt and a decode step (activations smaller than one tensor-core output tile)', async () => {
+    const tiny = { maxTokens: 3, chunk: 512 };
+    const cpu = new CpuDecoder(m, uniformSchedule('flash'), tiny);
+    const g = await GpuDecoder.create(gpu, m, uniformSchedule('flash'), { ...tiny, storage: 'f16' });
+    try {
+      for (const tokens of [[5, 7], [11]]) {
+        const [want, got] = [await cpu.forward(tokens), await g.forward(tokens)];
+        assertNoNaN('logits', got);
+        const scale = Math.max(1, ...Array.from(want, Math.abs));
+        assert.ok(maxErr(want, got) < 4e-3 * scale, `error ${maxErr(want, got)} of ${scale}`);
+      }
+    } finally {
+      g.destroy();
+    }
+  });
 });

@@ -15,6 +15,10 @@
 import { putHalvesWgsl, seq, SUBGROUP_MATRIX_ENABLES } from './sgmat-tiles-wgsl.js';
 import { Q8_UNPACK_WGSL } from './matmul-wgsl.js';
 
+/** Bytes an output buffer must hold at least: interior tiles store 16 x 16 f32 accumulators straight into y, and
+ * Dawn derives the binding's minimum size from that store (a 3-token run's 768-byte output failed on the H200). */
+export const MATMUL_TC_MIN_OUTPUT_BYTES = 16 * 16 * 4;
+
 export interface MatmulTcConfig {
   bm: number;
   bn: number;

@@ -15,6 +15,7 @@ import { uploadWeights, type GpuWeights } from './gpu-weights.js';
 import { createGpuLayer, GpuLayerScratch } from '../caches/layer-factory.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { checkPositionMethod } from '../positions/position-method.js';
+import { MATMUL_TC_MIN_OUTPUT_BYTES } from '../../kernels/matmul-tc-wgsl.js';
 
 export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
   private constructor(
@@ -79,7 +80,8 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         );
       const weights = await uploadWeights(gpu, model, storage, owned);
       const buf = async (floats: number, label: string, bytesPer = 4) => {
-        const b = await gpu.createBuffer(Math.max(1, floats) * bytesPer, label);
+        // A short run's activations can be smaller than a tensor-core matmul binds as its output.
+        const b = await gpu.createBuffer(Math.max(floats * bytesPer, MATMUL_TC_MIN_OUTPUT_BYTES), label);
         owned.push(b);
         return b;
       };
