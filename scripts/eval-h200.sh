@@ -27,6 +27,7 @@ cli() {
   shift
   # A case in flight when the share runs out may take a minute at 128K: the hard stop leaves it that.
   timeout $(( seconds + 90 )) node dist/src/cli/main.js eval --model "$model" --seed "$seed" --backend webgpu \
+    --storage "${STORAGE:-f16}" \
     --budget-seconds "$seconds" --out "$work/gpu" "$@"
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1

@@ -134,6 +134,41 @@ describe('eval runs (CPU)', () => {
     }
   });
 
+  it('WebGPU with f16 storage names its configuration and answers as f32 does (stories260K, passkey at 256)', async (t) => {
+    const gpu = await webgpuDevice();
+    if (!gpu) return t.skip('no WebGPU adapter');
+    const base = grid.configs[0];
+    const half: EvalGrid = {
+      ...grid,
+      configs: [base, { ...base, storage: 'f16' }],
+      tasks: ['passkey'],
+      lengths: [256],
+    };
+    half.depths = [];
+    const rows = await runEval(stories, gpu, half, contextOf(stories), { outDir: tmp(), maxTokens: 600, quiet: true });
+    const [f32, f16] = [
+      rows.filter((r) => !/storage=f16/.test(r.config)),
+      rows.filter((r) => /storage=f16/.test(r.config)),
+    ];
+    assert.ok(f32.length >= 1 && f16.length === f32.length, `${f32.length} f32 rows, ${f16.length} f16 rows`);
+    for (const h of f16) {
+      const same = f32.find((r) => r.key.replace(/ storage=f16/, '') === h.key.replace(/ storage=f16/, ''));
+      assert.ok(same && same.key !== h.key, `f16 row ${h.key} has its own key and an f32 twin`);
+      assert.equal(h.output, same!.output, h.key);
+    }
+    assert.throws(
+      () =>
+        execFileSync(
+          process.execPath,
+          [MAIN, 'eval', '--model', FIXTURE_GGUF, '--backend', 'cpu', '--storage', 'f16'],
+          {
+            stdio: ['ignore', 'pipe', 'pipe'],
+          },
+        ),
+      (e: { status: number; stderr: Buffer }) => e.status === 2 && /--storage f16 is for WebGPU/.test(String(e.stderr)),
+    );
+  });
+
   it('the CLI writes results, report and plots, and refuses an unknown task with one line', () => {
     const outDir = tmp();
     const out = execFileSync(

@@ -25,6 +25,9 @@ export interface EvalConfig {
   rope: string;
   /** 'none' is plain RoPE. */
   positions: string;
+  /** WebGPU's weights and KV cache in half precision (f16 subgroup-matrix kernels where the device has them);
+   * absent is f32, so results of earlier runs keep their keys. */
+  storage?: 'f16';
 }
 
 export function configName(c: EvalConfig): string {
@@ -32,6 +35,7 @@ export function configName(c: EvalConfig): string {
     c.attention,
     c.rope === 'model' ? '' : `rope=${c.rope}`,
     c.positions === 'none' ? '' : `positions=${c.positions}`,
+    c.storage ? `storage=${c.storage}` : '',
   ]
     .filter(Boolean)
     .join(' ');
@@ -178,6 +182,7 @@ export async function runEval(
         maxTokens: opts.maxTokens,
         chunk: opts.chunk,
         positions: parsePositionSpec(config.positions),
+        storage: config.storage ?? 'f32',
       });
       decoders.set(config, (d = { decoder, model: configured }));
     }
