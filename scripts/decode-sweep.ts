@@ -3,7 +3,7 @@
 // of the 1B-shaped model's attention (32 query heads, 8 KV heads, D 64, f16), 40 steps in one submission,
 // microseconds per step and the bandwidth of reading the K and V rows once. Prints markdown and JSON.
 //   node dist/scripts/decode-sweep.js [--keys 4096,32768,131072] [--heads 32 --kv-heads 8 --head-dim 64]
-import { acquireGpu } from '../src/runtime/webgpu.js';
+import { acquireGpu } from '../src/runtime/acquire-gpu.js';
 import { createDecodeScratch, DECODE_VERSIONS, flashDecodeCalls } from '../src/attention/flash-decode.js';
 
 const arg = (name: string, fallback: string) => {

@@ -13,6 +13,7 @@ import type { Decoder } from '../src/model/forward/decoder-cpu.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { DECODE_SPLIT_MIN_KEYS } from '../src/attention/planner.js';
 import { DeviceError } from '../src/errors.js';
+import { BATCH_MAX_PASSES } from '../src/runtime/submit-batch.js';
 import { FIXTURE_GGUF, expectedIds } from './model-support.js';
 import { webgpuDevice } from './support.js';
 
@@ -86,7 +87,7 @@ describe(
       'dsa:topk=8,sinks=2,local=8',
     ]) {
       const steps = spec === 'flash' ? DECODE_SPLIT_MIN_KEYS + 60 - prompt.length : 60;
-      it(`${spec}: 1 host read and 0 buffers, uniforms, bind groups per decoded token (${steps} tokens)`, async () => {
+      it(`${spec}: 1 host read, 1 submission and 0 buffers, uniforms, bind groups per decoded token (${steps} tokens)`, async () => {
         const g = await GpuDecoder.create(gpu, model, schedule(spec), {
           maxTokens: prompt.length + steps + 1,
           chunk: 32,
@@ -106,6 +107,11 @@ describe(
           assert.equal(after.buffersCreated - before.buffersCreated, 0, 'buffers');
           assert.equal(after.uniformsCreated - before.uniformsCreated, 0, 'uniforms');
           assert.equal(after.bindGroupsCreated - before.bindGroupsCreated, 0, 'bind groups');
+          // A decoded token's passes (two per layer, the logits', its copy) go in submissions of BATCH_MAX_PASSES; DSA's
+          // selection zeroes a scratch the layers share, so each of its layers submits what came before it.
+          const submits = (after.submits - before.submits) / 50;
+          if (spec.startsWith('dsa')) assert.ok(submits <= model.config.layers + 1, `${submits} submits per token`);
+          else assert.equal(submits, Math.ceil((2 * model.config.layers + 2) / BATCH_MAX_PASSES), 'submits per token');
           if (spec === 'flash') assert.match(g.plans[0], /decode flash: split-kv-decode/);
         } finally {
           g.destroy();

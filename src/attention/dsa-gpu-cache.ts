@@ -98,9 +98,8 @@ export class DsaGpuKVCache {
       throw new ShapeError(
         `cache of ${this.capacity} tokens is full (${this.seen} held, ${n} more); allocate a larger capacity`,
       );
-    const queue = this.gpu.device.queue;
     const write = (buf: GPUBuffer, at: number, data: ArrayBufferView) =>
-      queue.writeBuffer(buf, at, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
+      this.gpu.write(buf, at, data.buffer as ArrayBuffer, data.byteOffset, data.byteLength);
     const D = this.headDim;
     const elem = this.dtype === 'f16' ? 2 : 4;
     const [kd, vd] = [toDType(k, this.dtype).data, toDType(v, this.dtype).data];

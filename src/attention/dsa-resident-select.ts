@@ -149,7 +149,7 @@ export class ResidentSelection {
       topkParams({ queries: b.queries, keys: b.keys, causal: true, width, splits: passSplits, outRow0: b.first }),
     );
     // Mode 0 (init) for every token of the block; counters are set by init, candidates written before read.
-    gpu.device.queue.writeBuffer(this.owned[1], 0, this.zeros, 0, b.queries * STATE_WORDS);
+    gpu.write(this.owned[1], 0, this.zeros, 0, b.queries * STATE_WORDS);
     const [dx, dy] = wrapGrid(gpu, Math.ceil(b.queries / 64));
     const { score, pass: passKernel, decide } = this.kernels;
     const g = this.groups;

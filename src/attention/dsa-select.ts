@@ -155,7 +155,7 @@ export async function selectGpu(
       // State mode 0 = init and an empty histogram to start (a finished run leaves the histogram empty;
       // zeroed anyway); counters are set by init, candidates written before they are read.
       if (!t.fresh && (label === 'state' || label === 'histogram'))
-        gpu.device.queue.writeBuffer(t.buffer, 0, new Uint32Array(s.queries * words));
+        gpu.write(t.buffer, 0, new Uint32Array(s.queries * words));
     }
     // Plain radix passes are the default: on the H100 (docs/BENCHMARKS.md) plain atomics without the
     // sample pass were fastest at every length (128K: 524 ms, sampled 544, aggregated 679). Both

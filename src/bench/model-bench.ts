@@ -61,6 +61,8 @@ export interface ModelBenchRow {
   buffersPerToken?: number;
   uniformsPerToken?: number;
   bindGroupsPerToken?: number;
+  /** Command buffers submitted per decoded token (runtime/submit-batch.ts). */
+  submitsPerToken?: number;
   /** Each layer's kernel choice (the planner's reasons). */
   plans?: string[];
   /** The matmul kernels that ran (WebGPU: tensor cores, GEMV or the portable ones), one line per choice. */
@@ -132,6 +134,7 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
       row.buffersPerToken = per('buffersCreated');
       row.uniformsPerToken = per('uniformsCreated');
       row.bindGroupsPerToken = per('bindGroupsCreated');
+      row.submitsPerToken = per('submits');
     } else row.peakBytes = null;
   } catch (e) {
     const m = (e as Error).message;

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { attachTorch, benchFlash, benchGemv, benchMatmul, type KernelBenchRow } from '../bench/kernel-bench.js';
 import { escapeXml } from '../bench/svg-plot.js';
 import { DeviceError, InputError } from '../errors.js';
-import { acquireGpu } from '../runtime/webgpu.js';
+import { acquireGpu } from '../runtime/acquire-gpu.js';
 import { intList, numberOption, parse } from './args.js';
 
 export const BENCH_KERNELS_USAGE = `usage: longctx bench kernels [--families flash,matmul,gemv] [--lengths 16K,32K,64K,128K]

@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { benchResident, residentTable, type ResidentShape } from '../bench/resident-bench.js';
 import { DeviceError, InputError } from '../errors.js';
-import { acquireGpu } from '../runtime/webgpu.js';
+import { acquireGpu } from '../runtime/acquire-gpu.js';
 import { intList, numberOption, parse } from './args.js';
 
 export const BENCH_RESIDENT_USAGE = `usage: longctx bench resident [--contexts 32K,128K] [--methods flash,cca,dsa] [--chunk 4096]

@@ -31,7 +31,7 @@ export class CallSites {
       this.slots.push(u);
     }
     this.next++;
-    this.gpu.device.queue.writeBuffer(u, 0, words);
+    this.gpu.write(u, 0, words);
     return u;
   }
 

@@ -1,7 +1,8 @@
 // One device handle for the whole library: WebGPU when asked (or, with 'auto', when an adapter exists),
 // else the CPU. Kernels dispatch on `device.gpu`.
 import { DeviceError } from '../errors.js';
-import { acquireGpu, type GpuContext } from './webgpu.js';
+import type { GpuContext } from './webgpu.js';
+import { acquireGpu } from './acquire-gpu.js';
 
 export type BackendName = 'cpu' | 'webgpu' | 'auto';
 

@@ -1,6 +1,7 @@
-// The WebGPU device handle: adapter, device, features, limits, a pipeline cache, buffer helpers with
+// The WebGPU device handle (acquire-gpu.ts finds one): device, features, limits, a pipeline cache, buffer helpers with
 // memory accounting, and error scopes turned into typed errors. Node gets WebGPU from Dawn's `webgpu`
 // package; browsers from navigator.gpu.
+import { SubmitBatch } from './submit-batch.js';
 import { DeviceError, OutOfMemoryError } from '../errors.js';
 
 export interface GpuFeatures {
@@ -10,12 +11,6 @@ export interface GpuFeatures {
   subgroupMatrixF16: boolean;
   timestamps: boolean;
 }
-
-/** Dawn toggles, all in one string (a second enable-dawn-features would replace the first). */
-export const DAWN_OPTIONS: readonly string[] = [
-  'enable-dawn-features=allow_unsafe_apis,vulkan_enable_f16_on_nvidia,use_vulkan_memory_model',
-  'disable-dawn-features=timestamp_quantization',
-];
 
 /** Counts of what crosses to the host or is allocated; see GpuContext.counters. */
 export interface GpuCounters {
@@ -27,6 +22,8 @@ export interface GpuCounters {
   /** Uniform buffers created through GpuContext.uniform. */
   uniformsCreated: number;
   bindGroupsCreated: number;
+  /** Command buffers submitted (a forward pass's batch is one). */
+  submits: number;
 }
 
 export class GpuContext {
@@ -53,7 +50,10 @@ export class GpuContext {
     buffersCreated: 0,
     uniformsCreated: 0,
     bindGroupsCreated: 0,
+    submits: 0,
   };
+  /** The forward pass's passes in one submission (submit-batch.ts). */
+  private readonly batch: SubmitBatch;
 
   constructor(
     readonly device: GPUDevice,
@@ -66,6 +66,8 @@ export class GpuContext {
     this.maxBindingBytes = device.limits.maxStorageBufferBindingSize;
     this.maxWorkgroupStorageBytes = device.limits.maxComputeWorkgroupStorageSize;
     this.maxWorkgroupsPerDim = device.limits.maxComputeWorkgroupsPerDimension;
+    this.batch = new SubmitBatch(device);
+    this.batch.onSubmit = () => this.counters.submits++;
   }
 
   get instanceHandle(): unknown {
@@ -160,7 +162,22 @@ export class GpuContext {
     if (size === undefined) return;
     this.live.delete(buffer);
     this.liveBytes -= size;
-    buffer.destroy();
+    this.batch.destroy(buffer);
+  }
+
+  /** queue.writeBuffer, ordered against a pending batch (submit-batch.ts): every write inside a forward goes here. */
+  write(buffer: GPUBuffer, offset: number, data: BufferSource, dataOffset?: number, size?: number): void {
+    this.batch.write(buffer, offset, data, dataOffset, size);
+  }
+
+  /** Runs `work` with the passes it encodes with `batch` in one submission (GpuOps.forwardScope). */
+  async batched<T>(work: () => Promise<T>): Promise<T> {
+    this.batch.begin();
+    try {
+      return await work();
+    } finally {
+      this.batch.end();
+    }
   }
 
   async upload(data: ArrayBufferView, label: string): Promise<GPUBuffer> {
@@ -203,39 +220,61 @@ export class GpuContext {
     const staging = this.staging;
     this.counters.hostReads++;
     this.counters.hostReadBytes += bytes;
-    const enc = this.device.createCommandEncoder();
-    enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
-    this.device.queue.submit([enc.finish()]);
+    // Inside a batch the copy joins it: a decoded token is one submission, its logits' copy included.
+    if (this.batch.pending) {
+      this.batch.encoderFor('host read').copyBufferToBuffer(buffer, 0, staging, 0, size);
+      this.batch.flush();
+    } else {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
+      this.submit(enc);
+    }
     await staging.mapAsync(GPUMapMode.READ, 0, size);
     const copy = staging.getMappedRange(0, size).slice(0, bytes);
     staging.unmap();
     return copy;
   }
 
-  /** Runs one compute pass of dispatches and reports validation errors as DeviceError. */
-  async run(label: string, record: (pass: GPUComputePassEncoder) => void): Promise<void> {
-    return this.encode(label, (enc) => {
-      const pass = enc.beginComputePass();
-      record(pass);
-      pass.end();
-    });
+  /** Runs one compute pass of dispatches and reports validation errors as DeviceError; `batch` as encode's. */
+  async run(label: string, record: (pass: GPUComputePassEncoder) => void, batch = false): Promise<void> {
+    return this.encode(
+      label,
+      (enc) => {
+        const pass = enc.beginComputePass();
+        record(pass);
+        pass.end();
+      },
+      batch,
+    );
+  }
+
+  private submit(enc: GPUCommandEncoder): void {
+    this.device.queue.submit([enc.finish()]);
+    this.counters.submits++;
   }
 
   /** Inside `checked`: submissions are validated once, at its end, not each on its own. */
   private deferred = 0;
 
-  /** Records copies and passes into one encoder, submits it, and reports validation errors as DeviceError. */
-  async encode(label: string, record: (enc: GPUCommandEncoder) => void): Promise<void> {
+  /**
+   * Records copies and passes into one encoder, submits it, and reports validation errors as DeviceError.
+   * With `batch`, inside `batched` and `checked`: records into the pending batch instead (submitted at its end,
+   * at a read or at an encode without `batch`); the caller vouches that what it records destroys nothing the
+   * batch still holds and writes its buffers through `write`.
+   */
+  async encode(label: string, record: (enc: GPUCommandEncoder) => void, batch = false): Promise<void> {
+    if (batch && this.batch.open && this.deferred > 0) return record(this.batch.encoderFor(label));
+    this.batch.flush();
     if (this.deferred > 0) {
       const enc = this.device.createCommandEncoder({ label });
       record(enc);
-      this.device.queue.submit([enc.finish()]);
+      this.submit(enc);
       return;
     }
     this.device.pushErrorScope('validation');
     const enc = this.device.createCommandEncoder({ label });
     record(enc);
-    this.device.queue.submit([enc.finish()]);
+    this.submit(enc);
     const err = await this.device.popErrorScope();
     if (err) throw new DeviceError(`${label}: ${err.message}`);
   }
@@ -253,10 +292,12 @@ export class GpuContext {
       result = await work();
     } catch (e) {
       this.deferred--;
+      this.batch.flush();
       await this.device.popErrorScope();
       throw e;
     }
     this.deferred--;
+    this.batch.flush();
     const err = await this.device.popErrorScope();
     if (err) throw new DeviceError(`${label}: ${err.message}`);
     return result;
@@ -276,11 +317,13 @@ export class GpuContext {
    * empty submit (docs/WEBGPU.md). Called before giving up on an allocation.
    */
   async flushDestroyed(): Promise<void> {
-    this.device.queue.submit([this.device.createCommandEncoder().finish()]);
+    this.batch.flush();
+    this.submit(this.device.createCommandEncoder());
     await this.idle();
   }
 
   async idle(): Promise<void> {
+    this.batch.flush();
     await this.device.queue.onSubmittedWorkDone();
   }
 
@@ -303,85 +346,4 @@ function writePadded(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView
     tail.set(bytes.subarray(whole));
     device.queue.writeBuffer(buffer, whole, tail);
   }
-}
-
-async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance: unknown } | null> {
-  const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return { gpu: nav.gpu, instance: nav.gpu };
-  if (typeof process === 'undefined' || !process.versions?.node) return null;
-  process.env.XDG_RUNTIME_DIR ??= '/tmp';
-  let mod: { create: (o: string[]) => GPU; globals: object };
-  try {
-    mod = (await import('webgpu')) as unknown as typeof mod;
-  } catch {
-    return null;
-  }
-  Object.assign(globalThis, mod.globals);
-  const options = extraToggles.length
-    ? [`${DAWN_OPTIONS[0]},${extraToggles.join(',')}`, ...DAWN_OPTIONS.slice(1)]
-    : DAWN_OPTIONS;
-  const gpu = mod.create([...options]);
-  return { gpu, instance: gpu };
-}
-
-/** Acquires a WebGPU device with the adapter's maximum limits and the features we can use, or null.
- * extraToggles: more Dawn toggles to enable (the kernel benchmark's A/B of disable_robustness etc.). */
-export async function acquireGpu(extraToggles: string[] = []): Promise<GpuContext | null> {
-  const found = await getGpu(extraToggles);
-  if (!found) return null;
-  const adapter = await found.gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return null;
-  const want: GPUFeatureName[] = [];
-  const has = (f: string) => adapter.features.has(f);
-  for (const f of ['shader-f16', 'subgroups', 'timestamp-query', 'chromium-experimental-subgroup-matrix'])
-    if (has(f)) want.push(f as GPUFeatureName);
-  const requiredLimits: Record<string, number> = {};
-  for (const name of [
-    'maxStorageBufferBindingSize',
-    'maxBufferSize',
-    'maxComputeWorkgroupStorageSize',
-    'maxComputeInvocationsPerWorkgroup',
-    'maxComputeWorkgroupSizeX',
-    'maxStorageBuffersPerShaderStage',
-    'maxComputeWorkgroupsPerDimension',
-  ]) {
-    const v = (adapter.limits as unknown as Record<string, number>)[name];
-    if (typeof v === 'number') requiredLimits[name] = v;
-  }
-  let device: GPUDevice;
-  try {
-    device = await adapter.requestDevice({ requiredFeatures: want, requiredLimits });
-  } catch (e) {
-    throw new DeviceError(`the WebGPU adapter refused a device: ${(e as Error).message}`);
-  }
-  const configs =
-    (
-      adapter.info as unknown as {
-        subgroupMatrixConfigs?: Array<{
-          componentType: string;
-          resultComponentType: string;
-          M: number;
-          N: number;
-          K: number;
-        }>;
-      }
-    ).subgroupMatrixConfigs ?? [];
-  const info = adapter.info;
-  const features: GpuFeatures = {
-    f16: has('shader-f16'),
-    subgroups: has('subgroups'),
-    subgroupMatrixF16:
-      has('chromium-experimental-subgroup-matrix') &&
-      has('shader-f16') &&
-      has('subgroups') &&
-      (info as unknown as { subgroupMinSize?: number }).subgroupMinSize === 32 &&
-      (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize === 32 &&
-      configs.some(
-        (c) => c.componentType === 'f16' && c.resultComponentType === 'f32' && c.M === 16 && c.N === 16 && c.K === 16,
-      ),
-    timestamps: has('timestamp-query'),
-  };
-  const name =
-    [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
-  return new GpuContext(device, name, found.instance, features);
 }

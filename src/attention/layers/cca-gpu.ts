@@ -224,27 +224,31 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     // One pass: its dispatches run in order with storage writes visible to the next (pool -> attend reads
     // the new cores; attend reads the ring before append overwrites its oldest slots; a decoded token is
     // appended before it attends: the slot it overwrites holds a position already pooled into a core it sees).
-    await gpu.run('cca layer', (pass) => {
-      if (poolCount > 0) {
-        pass.setPipeline(pool);
-        pass.setBindGroup(0, poolGroup);
-        pass.dispatchWorkgroups(poolCount, o.kvHeads);
-      }
-      if (!step) {
-        pass.setPipeline(attend);
-        pass.setBindGroup(0, attendGroup);
-        pass.dispatchWorkgroups(rowTiles, o.heads);
-      }
-      append(pass, appendGroup);
-      if (step) {
-        pass.setPipeline(decode);
-        pass.setBindGroup(0, decodeGroup);
-        pass.dispatchWorkgroups(step.splits, o.heads);
-        pass.setPipeline(merge);
-        pass.setBindGroup(0, mergeGroup);
-        pass.dispatchWorkgroups(o.heads);
-      }
-    });
+    await gpu.run(
+      'cca layer',
+      (pass) => {
+        if (poolCount > 0) {
+          pass.setPipeline(pool);
+          pass.setBindGroup(0, poolGroup);
+          pass.dispatchWorkgroups(poolCount, o.kvHeads);
+        }
+        if (!step) {
+          pass.setPipeline(attend);
+          pass.setBindGroup(0, attendGroup);
+          pass.dispatchWorkgroups(rowTiles, o.heads);
+        }
+        append(pass, appendGroup);
+        if (step) {
+          pass.setPipeline(decode);
+          pass.setBindGroup(0, decodeGroup);
+          pass.dispatchWorkgroups(step.splits, o.heads);
+          pass.setPipeline(merge);
+          pass.setBindGroup(0, mergeGroup);
+          pass.dispatchWorkgroups(o.heads);
+        }
+      },
+      true,
+    );
     this.pooled += poolCount;
     this.seen += T;
   }

@@ -151,7 +151,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         picked: await make(maxChunk * topk * 4, 'dsa picks'),
         lists: await make(maxChunk * listWidth * 4, 'dsa key lists'),
       };
-      gpu.device.queue.writeBuffer(buf.channels, 0, channels);
+      gpu.write(buf.channels, 0, channels);
       // A linear cache: position p in row p.
       const layout = { kvHeads, headDim: D, slots: maxTokens, sinks: 0, ring: maxTokens };
       append = await ResidentKvAppend.create(gpu, dtype, { k: buf.k, v: buf.v }, layout);
@@ -242,24 +242,28 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     for (let i = 0; i < runs; i++) {
       // Each block rewrites the selection uniforms, so each is its own submit (the queue keeps them in order).
       const selectBlock = blocks[i] && this.select.prepare(blocks[i], T, o.sinks, width);
-      await gpu.run('dsa layer', (pass) => {
-        if (i === 0) {
-          append(pass, groups[0]);
-          pass.setPipeline(kn.keys);
-          pass.setBindGroup(0, groups[1]);
-          pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
-          pass.setPipeline(kn.queries);
-          pass.setBindGroup(0, groups[2]);
-          pass.dispatchWorkgroups(Math.ceil((o.indexer.heads * T) / PROJECT_THREADS));
-        }
-        selectBlock?.(pass);
-        if (i === runs - 1) {
-          pass.setPipeline(kn.lists);
-          pass.setBindGroup(0, this.listsGroup);
-          pass.dispatchWorkgroups(listCols, listRows);
-          attend(pass);
-        }
-      });
+      await gpu.run(
+        'dsa layer',
+        (pass) => {
+          if (i === 0) {
+            append(pass, groups[0]);
+            pass.setPipeline(kn.keys);
+            pass.setBindGroup(0, groups[1]);
+            pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
+            pass.setPipeline(kn.queries);
+            pass.setBindGroup(0, groups[2]);
+            pass.dispatchWorkgroups(Math.ceil((o.indexer.heads * T) / PROJECT_THREADS));
+          }
+          selectBlock?.(pass);
+          if (i === runs - 1) {
+            pass.setPipeline(kn.lists);
+            pass.setBindGroup(0, this.listsGroup);
+            pass.dispatchWorkgroups(listCols, listRows);
+            attend(pass);
+          }
+        },
+        true,
+      );
     }
     this.seen = n;
   }

@@ -23,13 +23,13 @@ export class BindGroupCache {
   }
 }
 
-/** A uniform block made once (bytes: its largest content) and rewritten with queue.writeBuffer per chunk. */
+/** A uniform block made once (bytes: its largest content) and rewritten with GpuContext.write per chunk. */
 export function persistentUniform(gpu: GpuContext, bytes: number): GPUBuffer {
   return gpu.uniform(new ArrayBuffer(Math.ceil(bytes / 16) * 16));
 }
 
 export function writeUniform(gpu: GpuContext, buffer: GPUBuffer, words: ArrayBuffer): void {
-  gpu.device.queue.writeBuffer(buffer, 0, words);
+  gpu.write(buffer, 0, words);
 }
 
 /** A grid of `groups` workgroups as (columns, rows) within the device's per-dimension limit. */

@@ -130,8 +130,8 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
     const make = () => (f16 ? new Uint16Array(n) : new Float32Array(n));
     const image = this.image(make(), make());
     if (!restoreKvCache(state, image)) return false;
-    this.gpu.device.queue.writeBuffer(this.cacheK, 0, image.k.buffer as ArrayBuffer);
-    this.gpu.device.queue.writeBuffer(this.cacheV, 0, image.v.buffer as ArrayBuffer);
+    this.gpu.write(this.cacheK, 0, image.k.buffer as ArrayBuffer);
+    this.gpu.write(this.cacheV, 0, image.v.buffer as ArrayBuffer);
     this.length = state.tokens;
     return true;
   }
@@ -255,13 +255,17 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
         { kvHeads: d.kvHeads, headDim: d.headDim, slots: stride, sinks: layout.sinks, ring: layout.ring },
         { start, tokens: T, k: c.k, v: c.v },
       );
-      await this.gpu.encode(`${this.spec} attention`, (enc) => {
-        copies?.(enc);
-        const pass = enc.beginComputePass();
-        append(pass);
-        record(pass);
-        pass.end();
-      });
+      await this.gpu.encode(
+        `${this.spec} attention`,
+        (enc) => {
+          copies?.(enc);
+          const pass = enc.beginComputePass();
+          append(pass);
+          record(pass);
+          pass.end();
+        },
+        true,
+      );
     } finally {
       keys.blocks?.release();
     }

@@ -13,7 +13,7 @@ import { pathToFileURL } from 'node:url';
 import type * as Ort from 'onnxruntime-web';
 import { InputError } from '../../errors.js';
 import { EXTERNAL_DATA_NAME, type OnnxLlama } from './onnx-llama.js';
-import { DAWN_OPTIONS } from '../../runtime/webgpu.js';
+import { DAWN_OPTIONS } from '../../runtime/acquire-gpu.js';
 
 export type OrtBackend = 'wasm' | 'webgpu';
 

@@ -41,7 +41,7 @@ export function gpuIo(gpu: GpuContext, storage: DType): HostIo<GPUBuffer> {
       const bytes = await gpu.read(b, count(shape) * (dtype === 'f16' ? 2 : 4));
       return tensor(shape, dtype, dtype === 'f16' ? new Uint16Array(bytes) : new Float32Array(bytes));
     },
-    write: (out, o) => gpu.device.queue.writeBuffer(out, 0, o as Float32Array<ArrayBuffer>),
+    write: (out, o) => gpu.write(out, 0, o as Float32Array<ArrayBuffer>),
   };
 }
 
@@ -233,7 +233,7 @@ export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
     const T = c.tokens;
     const n = c.start + T;
     this.sites.begin();
-    this.gpu.device.queue.writeBuffer(this.lists, 0, lists.indices as Int32Array<ArrayBuffer>);
+    this.gpu.write(this.lists, 0, lists.indices as Int32Array<ArrayBuffer>);
     const append = await kvAppendAtSite(
       this.gpu,
       this.sites,

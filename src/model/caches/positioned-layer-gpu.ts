@@ -98,9 +98,8 @@ class PositionedShared {
         inv,
         factor,
       );
-    const q = this.gpu.device.queue;
-    parts.keyPositions.forEach((f, r) => q.writeBuffer(this.keyTables[r], 0, at(f)));
-    parts.parts.forEach((p, s) => q.writeBuffer(this.queryTables[s], 0, at(p.queryPosition)));
+    parts.keyPositions.forEach((f, r) => this.gpu.write(this.keyTables[r], 0, at(f)));
+    parts.parts.forEach((p, s) => this.gpu.write(this.queryTables[s], 0, at(p.queryPosition)));
   }
 
   /** The block mask of a part over this chunk (built once for all layers with the same mask and variant). */
@@ -250,30 +249,34 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
           pipe: await this.gpu.pipeline(`merge-states-${d.headDim}`, () => mergeStatesWgsl(d.headDim)),
           u: this.sites.uniform(new Uint32Array([rows, active.length, 0xff800000, 0]).buffer),
         };
-    await this.gpu.encode(`${this.spec} positioned attention`, (enc) => {
-      const pass = enc.beginComputePass();
-      moves.forEach(([x, table, out, heads], i) =>
-        this.sites.dispatch(
-          pass,
-          rope,
-          [x, table, out, ropeUniforms[i]],
-          grid((heads * T * d.headDim) / 2, ROPE_THREADS),
-        ),
-      );
-      for (const { call, u } of flashes)
-        this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
-      pass.end();
-      if (!merge) return;
-      // Each later part's state into its slot of the stack (the first part wrote slot 0 in place).
-      shared.partStates.slice(0, active.length - 1).forEach((p, n) => {
-        enc.copyBufferToBuffer(p.o, 0, shared.stack.o, (n + 1) * rows * d.headDim * 4, rows * d.headDim * 4);
-        enc.copyBufferToBuffer(p.lse, 0, shared.stack.lse, (n + 1) * rows * 4, rows * 4);
-      });
-      const folds = enc.beginComputePass();
-      const [gx, gy] = mergeWorkgroups(rows, d.headDim, this.gpu.maxWorkgroupsPerDim);
-      this.sites.dispatch(folds, merge.pipe, [shared.stack.o, shared.stack.lse, c.out, this.lse, merge.u], [gx, gy]);
-      folds.end();
-    });
+    await this.gpu.encode(
+      `${this.spec} positioned attention`,
+      (enc) => {
+        const pass = enc.beginComputePass();
+        moves.forEach(([x, table, out, heads], i) =>
+          this.sites.dispatch(
+            pass,
+            rope,
+            [x, table, out, ropeUniforms[i]],
+            grid((heads * T * d.headDim) / 2, ROPE_THREADS),
+          ),
+        );
+        for (const { call, u } of flashes)
+          this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+        pass.end();
+        if (!merge) return;
+        // Each later part's state into its slot of the stack (the first part wrote slot 0 in place).
+        shared.partStates.slice(0, active.length - 1).forEach((p, n) => {
+          enc.copyBufferToBuffer(p.o, 0, shared.stack.o, (n + 1) * rows * d.headDim * 4, rows * d.headDim * 4);
+          enc.copyBufferToBuffer(p.lse, 0, shared.stack.lse, (n + 1) * rows * 4, rows * 4);
+        });
+        const folds = enc.beginComputePass();
+        const [gx, gy] = mergeWorkgroups(rows, d.headDim, this.gpu.maxWorkgroupsPerDim);
+        this.sites.dispatch(folds, merge.pipe, [shared.stack.o, shared.stack.lse, c.out, this.lse, merge.u], [gx, gy]);
+        folds.end();
+      },
+      true,
+    );
     this.length = end;
   }
 

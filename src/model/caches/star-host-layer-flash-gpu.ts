@@ -186,7 +186,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       const states = await Promise.all(remote);
       this.waitMs += performance.now() - t0;
       const own = await this.readState(c.out, this.lse, T);
-      this.gpu.device.queue.writeBuffer(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
+      this.gpu.write(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
     }
     this.next = start + T;
   }
@@ -196,7 +196,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     const d = this.dims;
     if (this.length === 0) return emptyState(d.heads, tokens, d.headDim);
     const a = await this.answerBuffers(tokens);
-    this.gpu.device.queue.writeBuffer(
+    this.gpu.write(
       a.q,
       0,
       (d.dtype === 'f16' ? float32ToHalf(q) : q) as Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>,

@@ -31,7 +31,7 @@ export class FiniteFlags {
 
   /** Clears the flags before a forward (queue order puts it before the forward's dispatches). */
   reset(gpu: GpuContext): void {
-    gpu.device.queue.writeBuffer(this.logits, this.vocab * 4, this.zeros);
+    gpu.write(this.logits, this.vocab * 4, this.zeros);
   }
 
   /** Throws a NonFiniteError for the first layer flagged in `flags` (the words read after the logits). */

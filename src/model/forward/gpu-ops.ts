@@ -130,9 +130,8 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
 
   embed(table: GPUBuffer, tokens: readonly number[], position: number, x: GPUBuffer): void {
     this.sites.begin();
-    const q = this.gpu.device.queue;
-    q.writeBuffer(this.io.ids, 0, new Uint32Array(tokens));
-    q.writeBuffer(this.io.rope, 0, ropeTable(this.c, position, tokens.length));
+    this.gpu.write(this.io.ids, 0, new Uint32Array(tokens));
+    this.gpu.write(this.io.rope, 0, ropeTable(this.c, position, tokens.length));
     const H = this.c.hiddenSize;
     this.elementwise(this.pipes.embedding, [table, this.io.ids, x], tokens.length * H, H);
   }
@@ -239,12 +238,12 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
   async submit(label: string): Promise<void> {
     const recorded = this.recorded;
     this.recorded = [];
-    if (recorded.length) await this.gpu.run(label, (pass) => recorded.forEach((r) => r(pass)));
+    if (recorded.length) await this.gpu.run(label, (pass) => recorded.forEach((r) => r(pass)), true);
   }
 
   forwardScope<T>(work: () => Promise<T>): Promise<T> {
     this.flags?.reset(this.gpu);
-    return this.gpu.checked('forward pass', work);
+    return this.gpu.checked('forward pass', () => this.gpu.batched(work));
   }
 
   async read(b: GPUBuffer, n: number, storage = false): Promise<Float32Array> {
