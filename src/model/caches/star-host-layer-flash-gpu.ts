@@ -1,7 +1,7 @@
 // The WebGPU twin of StarHostLayer for Star (Acharya et al. 2024; star-host-layer.ts says what each phase
 // attends to): the host's KV rows stay in device buffers and every attention over them is the tiled flash
 // kernel (attention/flash.ts), so only the query host's q and the states cross to the host, as they must
-// to travel over NATS.
+// to travel over NATS. In f16 storage the rows and the uploaded q are f16, the states f32: what travels is f32.
 // - Rows: the anchor's copy (hosts after the first) in its own buffers, the host's blocks (and, on the query
 //   host, the query and generated tokens) in the main ones, [kvHeads, capacity, D] each; a chunk's k and v
 //   are appended by buffer copies (head-major rows, nothing to convert).
@@ -103,7 +103,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
 
   get plan(): string {
     const side = this.p.remotes.length ? `query host, merging ${this.p.remotes.length} context hosts` : 'context host';
-    return `${this.spec} across hosts (${side}); cache ${this.p.capacity} rows on WebGPU; flash on the GPU`;
+    return `${this.spec} across hosts (${side}); cache ${this.p.capacity} ${this.dims.dtype} rows on WebGPU; flash on the GPU`;
   }
 
   reset(): void {
