@@ -1,10 +1,10 @@
 // A whole model across host processes on WebGPU (lavapipe in CI): every host's decoder on the GPU; Star's
 // layers keep their KV on the device and attend by flash there (caches/star-host-layer-flash-gpu.ts: phase 1
-// over the blocks with the anchor, the answers to the query host, the query host's own part), Ring's run on
-// host arrays behind the adapter (caches/star-host-layer-gpu.ts). 2 and 3 WebGPU hosts give the greedy ids of
+// over the blocks with the anchor, the answers to the query host, the query host's own part), and so do Ring's
+// (the earlier hosts' KV shards uploaded and attended by flash, merged on the GPU). 2 and 3 WebGPU hosts give the greedy ids of
 // the one-process star decoder (CPU, and WebGPU) and of CPU hosts, the prompt's logits within 1e-4 of the
 // one-process CPU star decoder and of the CPU hosts (f32 throughout; the GPU's summation order differs);
-// Ring on WebGPU hosts gives flash's ids. In f16 storage (weights and Star's KV in f16 on each host's device,
+// Ring on 3 WebGPU hosts gives flash's ids, its plan saying its attention is on the GPU (f32 and f16). In f16 storage (weights and Star's KV in f16 on each host's device,
 // q and states over NATS in f32) 2 WebGPU hosts give the one-process WebGPU star decoder's f16 ids, their
 // logits within the f16 rule of model-gpu.test.ts (4e-3 of the largest logit from the f32 CPU decoder, and
 // within 2x the one-process f16 decoder's error); hosts that cannot keep f16 (CPU hosts, a host started with
@@ -137,10 +137,30 @@ describe('a model across WebGPU host processes', { skip: device ? false : 'no We
     const r = await acrossHosts(gpuHosts, c, 'ring', 3);
     assert.deepEqual(r.ids, flash.ids);
     assert.ok(
-      r.plans.every((p) => /on WebGPU: q, k, v read back per chunk/.test(p)),
-      r.plans.join('; '),
+      r.plans.every((p) => /^ring across hosts .*f32 rows on WebGPU; flash on the GPU/.test(p)),
+      `Ring's KV and flash on the GPU: ${r.plans.join('; ')}`,
     );
     assert.ok(maxErr(r.logits, flash.logits) < TOLERANCE, `logits ${maxErr(r.logits, flash.logits)}`);
+    assert.ok(r.timings.hostBytes[0] > 0, 'the first host sent its KV shards');
+  });
+
+  test("ring on 3 WebGPU hosts in f16 gives the one-process WebGPU f16 flash decoder's ids", async () => {
+    const c = CASES[0];
+    const flash = await oneProcess(c, 'ring');
+    const gpu = device!.gpu as GpuContext;
+    const opts = { maxTokens: c.ids.length + c.newTokens, chunk: 64, storage: 'f16' as const };
+    const flash16 = await greedy(await GpuDecoder.create(gpu, c.model, uniformSchedule('flash'), opts), c);
+    const r = await acrossHosts(gpuHosts, c, 'ring', 3, 'f16');
+    assert.deepEqual(r.ids, flash16.ids);
+    assert.ok(
+      r.plans.every((p) => /f16 rows on WebGPU; flash on the GPU/.test(p)),
+      r.plans.join('; '),
+    );
+    const scale = Math.max(...Array.from(flash.logits, Math.abs));
+    const [err, base] = [maxErr(r.logits, flash.logits), maxErr(flash16.logits, flash.logits)];
+    assert.ok(base < 4e-3 * scale && base > 1e-5, `one-process f16 error ${base} of ${scale}`);
+    assert.ok(err < 4e-3 * scale && err > 1e-5, `3 f16 ring hosts: error ${err} of ${scale}`);
+    assert.ok(err <= 2 * base + 1e-4 * scale, `3 f16 ring hosts: error ${err}, one process f16's ${base}`);
   });
 });
 

@@ -13,8 +13,8 @@ export const BENCH_STAR_MODEL_USAGE = `usage: longctx bench-star-model --model F
                                 [--storage f32|f16]
   Time to first token and decode tokens/s of a model across H host processes (on --backend, default cpu):
   Star with blocks of N/16 (anchor = block) and of N/H, and Ring (exact), beside one process with flash on
-  the same backend. On WebGPU hosts Star's KV and flash run on the GPU, Ring's attention on the host CPU
-  (--methods star leaves Ring out). --storage f16 (WebGPU): every host and the baseline keep weights and KV
+  the same backend. On WebGPU hosts Star's and Ring's KV and flash run on the GPU (--methods star leaves
+  Ring out). --storage f16 (WebGPU): every host and the baseline keep weights and KV
   in f16 (what travels over NATS stays f32).`;
 
 const parseLength = (s: string) => {

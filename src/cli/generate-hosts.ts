@@ -14,8 +14,8 @@ export const GENERATE_HOSTS_USAGE = `  --hosts H with --attention star:block=B[,
     --nats URL\`); [--listen ADDR] the private server beyond loopback; [--timeout S] silence after which a
     host counts as dead (default 30); [--compute-timeout S] the longest one step may compute (default 3600);
     [--backend cpu|webgpu|auto] the spawned hosts' backend (default cpu, or webgpu with --storage f16; on WebGPU
-    the model's matrices run on the device, Star's KV and flash too); [--storage f16] (WebGPU hosts) every host
-    keeps weights and KV in f16 on its device; queries, states and Ring's KV travel over NATS in f32.
+    the model's matrices run on the device, Star's and Ring's KV and flash too); [--storage f16] (WebGPU hosts)
+    every host keeps weights and KV in f16 on its device; queries, states and Ring's KV travel over NATS in f32.
     Prints per-host phase-1 time, the query host's wait per layer in phase 2 and the bytes moved.`;
 
 /** The options of `attend`'s hosts: the same servers, tokens and timeouts. */

@@ -3,8 +3,8 @@
 // host) and Ring, beside one process with flash, on the same random prompt; the query host's wait per
 // layer and the bytes moved. Greedy ids are compared with one process (Ring must agree; Star's agreement
 // is the accuracy it costs). Hosts run on the backend they were started with (`--backend`); on WebGPU a
-// host's model matrices run on the device, Star's KV and flash too, Ring's attention on the host CPU
-// (star-model-host.ts); the one-process baseline runs flash on the same backend as the hosts, in the same
+// host's model matrices run on the device, Star's and Ring's KV and flash too (star-model-host.ts);
+// the one-process baseline runs flash on the same backend as the hosts, in the same
 // storage (f16: weights and KV in f16 on every device; what travels over NATS stays f32).
 import { uniformSchedule } from '../attention/sparse.js';
 import type { GpuContext } from '../runtime/webgpu.js';
@@ -20,7 +20,7 @@ export interface StarModelBenchOptions {
   model: string;
   contexts: number[];
   decodeTokens: number;
-  /** The settings to run across hosts (default both): on WebGPU hosts Ring's attention runs on the host CPU. */
+  /** The settings to run across hosts (default both). */
   methods?: ('star' | 'ring')[];
   timeoutMs: number;
   /** The one-process baseline's GPU (hosts on WebGPU); absent: the baseline runs on the CPU. */

@@ -141,16 +141,15 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
       layers.push(layer);
       return layer;
     },
-    // Star on WebGPU: the host's KV and its flash on the device. Ring's layers run on host arrays behind
-    // the decoder's adapter (star-host-layer-gpu.ts): their KV shards travel as host arrays in phase 1.
-    gpuLayer:
-      gpu && plan.method === 'star'
-        ? async (i, dims) => {
-            const layer = await StarHostFlashGpuLayer.create(gpu, i, dims, layerPlan(i, dims));
-            layers.push(layer);
-            return layer;
-          }
-        : undefined,
+    // On WebGPU, Star's and Ring's layers keep the host's KV on the device and attend by flash there; a Ring
+    // shard travels as f32 host arrays (read back, sent, uploaded by the later hosts).
+    gpuLayer: gpu
+      ? async (i, dims) => {
+          const layer = await StarHostFlashGpuLayer.create(gpu, i, dims, layerPlan(i, dims));
+          layers.push(layer);
+          return layer;
+        }
+      : undefined,
   };
   const decoder: HostDecoder = gpu
     ? await GpuDecoder.create(gpu, model, uniformSchedule('flash'), opts)
