@@ -44,6 +44,9 @@ const CASES: Case[] = [
 ];
 // Measured on lavapipe: 1e-5 (2 hosts) and 2e-5 (3 hosts) from the one-process CPU star decoder.
 const TOLERANCE = 1e-4;
+// f16 hosts against the one-process f16 decoder: measured 2e-5 (Star) and 5e-5 (Ring), where each is 1.6e-2 to
+// 1.9e-2 from the f32 CPU decoder (largest logit 13).
+const F16_SAME = 1e-3;
 
 describe('a model across WebGPU host processes', { skip: device ? false : 'no WebGPU adapter' }, () => {
   let gpuHosts: Cluster;
@@ -109,6 +112,9 @@ describe('a model across WebGPU host processes', { skip: device ? false : 'no We
     assert.ok(base < 4e-3 * scale && base > 1e-5, `one-process f16 error ${base} of ${scale}`);
     assert.ok(err < 4e-3 * scale && err > 1e-5, `2 f16 hosts: error ${err} of ${scale}`);
     assert.ok(err <= 2 * base + 1e-4 * scale, `2 f16 hosts: error ${err}, one process f16's ${base}`);
+    // The same f16 arithmetic up to summation order (measured 2e-5; f32 hosts would differ by the f16 error).
+    const same = maxErr(r.logits, one16.logits);
+    assert.ok(same < F16_SAME, `2 f16 hosts: ${same} from the one-process f16 decoder`);
   });
 
   test('f16 storage: hosts that cannot keep it are refused with one ModelMismatchError', async () => {
@@ -161,6 +167,8 @@ describe('a model across WebGPU host processes', { skip: device ? false : 'no We
     assert.ok(base < 4e-3 * scale && base > 1e-5, `one-process f16 error ${base} of ${scale}`);
     assert.ok(err < 4e-3 * scale && err > 1e-5, `3 f16 ring hosts: error ${err} of ${scale}`);
     assert.ok(err <= 2 * base + 1e-4 * scale, `3 f16 ring hosts: error ${err}, one process f16's ${base}`);
+    const same = maxErr(r.logits, flash16.logits);
+    assert.ok(same < F16_SAME, `3 f16 ring hosts: ${same} from the one-process f16 decoder (measured 5e-5)`);
   });
 });
 
