@@ -5,7 +5,7 @@ import { uniformSchedule } from '../src/attention/sparse.js';
 import { starParams } from '../src/attention/star.js';
 import type { Cluster } from '../src/cluster/cluster.js';
 import { DistributedDecoder, type ModelRunOptions } from '../src/cluster/star-model.js';
-import { modelHash } from '../src/cluster/star-model-hash.js';
+import { modelHash, type ModelStorage } from '../src/cluster/star-model-hash.js';
 import { CpuDecoder, type Decoder } from '../src/model/forward/decoder-cpu.js';
 import { generate } from '../src/model/generation/generate.js';
 import type { LoadedModel } from '../src/model/types.js';
@@ -25,11 +25,18 @@ export interface Case {
   newTokens: number;
 }
 
-export function runOptions(c: Case, spec: string, hosts: number, timeoutMs = 20_000): ModelRunOptions {
+export function runOptions(
+  c: Case,
+  spec: string,
+  hosts: number,
+  timeoutMs = 20_000,
+  storage: ModelStorage = 'f32',
+): ModelRunOptions {
   const star = spec.startsWith('star') ? starParams(spec) : undefined;
   return {
     model: c.path,
-    hash: modelHash(c.model),
+    hash: modelHash(c.model, storage),
+    storage,
     config: c.model.config,
     plan: {
       method: star ? 'star' : 'ring',
@@ -63,8 +70,8 @@ export function oneProcess(c: Case, spec: string) {
   return greedy(new CpuDecoder(c.model, schedule, { maxTokens: c.ids.length + c.newTokens, chunk: 64 }), c);
 }
 
-export async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts: number) {
-  const d = await DistributedDecoder.start(cluster, runOptions(c, spec, hosts));
+export async function acrossHosts(cluster: Cluster, c: Case, spec: string, hosts: number, storage?: ModelStorage) {
+  const d = await DistributedDecoder.start(cluster, runOptions(c, spec, hosts, undefined, storage));
   try {
     let logits: Float32Array | undefined;
     const probe = {

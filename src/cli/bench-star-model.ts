@@ -10,10 +10,12 @@ import { backendOption, numberOption, parse, required } from './args.js';
 
 export const BENCH_STAR_MODEL_USAGE = `usage: longctx bench-star-model --model F|random:llama-3.2-1b[:layers=L] --contexts 1K,2K [--hosts 4]
                                 [--decode N] [--timeout S] [--out-dir D] [--backend cpu|webgpu] [--methods star,ring]
+                                [--storage f32|f16]
   Time to first token and decode tokens/s of a model across H host processes (on --backend, default cpu):
   Star with blocks of N/16 (anchor = block) and of N/H, and Ring (exact), beside one process with flash on
-  the same backend. On WebGPU hosts Star's KV and flash run on the GPU, Ring's attention on the host CPU
-  (--methods star leaves Ring out).`;
+  the same backend. On WebGPU hosts Star's and Ring's KV and flash run on the GPU (--methods star leaves
+  Ring out). --storage f16 (WebGPU): every host and the baseline keep weights and KV
+  in f16 (what travels over NATS stays f32).`;
 
 const parseLength = (s: string) => {
   const m = /^(\d+)([kK]?)$/.exec(s.trim());
@@ -31,7 +33,10 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
     'out-dir': { type: 'string' },
     backend: { type: 'string' },
     methods: { type: 'string' },
+    storage: { type: 'string' },
   });
+  const storage = (v.storage as string | undefined) ?? 'f32';
+  if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
   const methods = ((v.methods as string | undefined) ?? 'star,ring').split(',').map((m) => m.trim());
   if (!methods.length || methods.some((m) => m !== 'star' && m !== 'ring'))
     throw new InputError(`--methods takes star and/or ring, got '${String(v.methods)}'`);
@@ -42,8 +47,10 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'rows.jsonl'), '');
   const timeoutMs = (numberOption(v, 'timeout') ?? 60) * 1000;
+  if (storage === 'f16' && backend !== 'webgpu')
+    throw new InputError('--storage f16 is for WebGPU hosts: add --backend webgpu (CPU hosts keep f32)');
   const device = await acquireDevice(backend);
-  const cluster = await Cluster.start({ hosts, backend: device.backend, timeoutMs }).catch((e: Error) => {
+  const cluster = await Cluster.start({ hosts, backend: device.backend, storage, timeoutMs }).catch((e: Error) => {
     device.destroy();
     throw e;
   });
@@ -54,6 +61,7 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
       decodeTokens: numberOption(v, 'decode') ?? 16,
       timeoutMs,
       gpu: device.gpu,
+      storage,
       methods: methods as ('star' | 'ring')[],
       onRow: (r) => {
         appendFileSync(join(out, 'rows.jsonl'), `${JSON.stringify(r)}\n`);

@@ -28,6 +28,8 @@ export interface ClusterOptions {
   token?: string;
   /** Backend of spawned hosts. */
   backend?: BackendName;
+  /** Storage of spawned hosts' model decoders (`longctx host --storage`; default: each run's). */
+  storage?: 'f32' | 'f16';
   /** Address the started server listens on (default 127.0.0.1: nothing beyond loopback). */
   listen?: string;
   /** Silence from a host (no reply, no heartbeat) that counts as dead (default 30 s). */
@@ -144,7 +146,10 @@ export class Cluster {
           // the pipe close and exits. Dawn's warnings stay in the host's log (no filtering child).
           const child = spawn(
             process.execPath,
-            [cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id, '--exit-with-stdin'],
+            [
+              ...[cliMain, 'host', '--nats', url, '--backend', o.backend ?? 'cpu', '--id', id, '--exit-with-stdin'],
+              ...(o.storage ? ['--storage', o.storage] : []),
+            ],
             {
               env: { ...process.env, LONGCTX_NATS_TOKEN: token, LONGCTX_DAWN_WARNINGS: '1' },
               stdio: ['pipe', 'ignore', 'pipe'],

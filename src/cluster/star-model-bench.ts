@@ -3,8 +3,9 @@
 // host) and Ring, beside one process with flash, on the same random prompt; the query host's wait per
 // layer and the bytes moved. Greedy ids are compared with one process (Ring must agree; Star's agreement
 // is the accuracy it costs). Hosts run on the backend they were started with (`--backend`); on WebGPU a
-// host's model matrices run on the device, Star's KV and flash too, Ring's attention on the host CPU
-// (star-model-host.ts); the one-process baseline runs flash on the same backend as the hosts.
+// host's model matrices run on the device, Star's and Ring's KV and flash too (star-model-host.ts);
+// the one-process baseline runs flash on the same backend as the hosts, in the same
+// storage (f16: weights and KV in f16 on every device; what travels over NATS stays f32).
 import { uniformSchedule } from '../attention/sparse.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { CpuDecoder } from '../model/forward/decoder-cpu.js';
@@ -12,18 +13,20 @@ import { GpuDecoder } from '../model/forward/decoder-gpu.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { Cluster } from './cluster.js';
 import { DistributedDecoder } from './star-model.js';
-import { modelHash } from './star-model-hash.js';
+import { modelHash, type ModelStorage } from './star-model-hash.js';
 import { loadModelSource } from './star-model-host.js';
 
 export interface StarModelBenchOptions {
   model: string;
   contexts: number[];
   decodeTokens: number;
-  /** The settings to run across hosts (default both): on WebGPU hosts Ring's attention runs on the host CPU. */
+  /** The settings to run across hosts (default both). */
   methods?: ('star' | 'ring')[];
   timeoutMs: number;
   /** The one-process baseline's GPU (hosts on WebGPU); absent: the baseline runs on the CPU. */
   gpu?: GpuContext;
+  /** Every decoder's storage (f16: WebGPU only; default f32). */
+  storage?: ModelStorage;
   /** Called with each finished row (so a run cut short keeps what it measured). */
   onRow(row: StarModelBenchRow): void;
 }
@@ -65,7 +68,8 @@ async function timeDecoder(d: Decoder, ids: number[], tokens: number) {
 
 export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions): Promise<StarModelBenchRow[]> {
   const model = loadModelSource(o.model);
-  const hash = modelHash(model);
+  const storage = o.storage ?? 'f32';
+  const hash = modelHash(model, storage);
   const H = cluster.hosts.length;
   const rows: StarModelBenchRow[] = [];
   const push = (r: StarModelBenchRow) => {
@@ -78,14 +82,14 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
       seed = (seed * 1103515245 + 12345) >>> 0;
       return 3 + (seed % (model.config.vocabSize - 3));
     });
-    const one = { maxTokens: N + o.decodeTokens, chunk: 512 };
+    const one = { maxTokens: N + o.decodeTokens, chunk: 512, storage };
     const flash = o.gpu
       ? await GpuDecoder.create(o.gpu, model, uniformSchedule('flash'), one)
       : new CpuDecoder(model, uniformSchedule('flash'), one);
     const f = await timeDecoder(flash, ids, o.decodeTokens).finally(() => flash.destroy());
     push({
       context: N,
-      setting: `flash, one process (${o.gpu ? 'webgpu' : 'cpu'})`,
+      setting: `flash, one process (${o.gpu ? `webgpu, ${storage}` : 'cpu'})`,
       hosts: 1,
       ...f,
       sameIdsAsFlash: true,
@@ -100,6 +104,7 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
       const d = await DistributedDecoder.start(cluster, {
         model: o.model,
         hash,
+        storage,
         config: model.config,
         plan: {
           method: s.method,

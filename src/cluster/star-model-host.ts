@@ -3,6 +3,10 @@
 // (phase 1 over this host's runs; the query host then its query tokens), model-step (the query host: one
 // generated token), model-attend (a context host: the query host's q of one layer over its cache) and
 // model-drop. Ring KV shards go host to host as mailbox deliveries during phase 1.
+// Storage: the run's (f32, or f16 on WebGPU: the decoder's weights and KV in f16 on the device), unless this
+// host was started with its own (`longctx host --storage`); a host that cannot keep the run's storage (its
+// own differs, or it has no GPU for f16) answers its storage and hash without building a decoder, and the
+// coordinator refuses it. Tensors over NATS stay f32 in either storage.
 import { HostError, ShapeError } from '../errors.js';
 import { tensor, type Tensor } from '../tensor.js';
 import { uniformSchedule } from '../attention/sparse.js';
@@ -19,7 +23,7 @@ import type { LayerDims } from '../attention/layer.js';
 import { stateFrom, stateTensors, type Envelope, type Meta } from './codec.js';
 import { hostRequestHandlers, type HostServices } from './host.js';
 import { hostParts, type HostPart, type ModelRunPlan } from './star-model-layout.js';
-import { modelHash } from './star-model-hash.js';
+import { modelHash, type ModelStorage } from './star-model-hash.js';
 import type { Peer } from './transport.js';
 
 /** What a host needs of its layers: the query host's wait, and a context host's answers. */
@@ -49,6 +53,7 @@ interface ModelRun {
 
 const runs = new Map<string, ModelRun>();
 let modelOverride: string | undefined;
+let storageOverride: ModelStorage | undefined;
 const cached = new Map<string, LoadedModel>();
 
 /** A model source: a file or directory, or `random:llama-3.2-1b[:layers=L]` (benchmarks; no tokenizer). */
@@ -66,9 +71,13 @@ export function loadModelSource(source: string): LoadedModel {
   return m;
 }
 
-/** Serves model runs on this process's hosts; `model` replaces the path coordinators send (a local copy). */
-export function serveModelRuns(model?: string): void {
+/**
+ * Serves model runs on this process's hosts; `model` replaces the path coordinators send (a local copy),
+ * `storage` fixes this host's storage (runs asking another are refused).
+ */
+export function serveModelRuns(model?: string, storage?: ModelStorage): void {
   modelOverride = model;
+  storageOverride = storage;
   hostRequestHandlers.set('model-load', load);
   hostRequestHandlers.set('model-prefill', prefill);
   hostRequestHandlers.set('model-step', step);
@@ -90,7 +99,14 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const source = modelOverride ?? String(m.model);
   let model = loadModelSource(source);
   if (typeof m.rope === 'string') model = { ...model, config: { ...model.config, rope: parseRopeSpec(m.rope) } };
-  const hash = modelHash(model);
+  const asked: ModelStorage = m.storage === 'f16' ? 'f16' : 'f32';
+  const gpu = host.device.gpu;
+  const storage: ModelStorage = gpu ? (storageOverride ?? asked) : 'f32';
+  const hash = modelHash(model, storage);
+  if (storage !== asked) {
+    const why = gpu ? `started with --storage ${storage}` : `it runs on the CPU (${host.device.name})`;
+    return { meta: { hash, storage, why, source: model.source, ms: performance.now() - t0, layerPlan: '' } };
+  }
   const plan = m.plan as ModelRunPlan;
   const index = Number(m.index);
   const part = hostParts(plan)[index];
@@ -116,25 +132,24 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
       ring,
     };
   };
-  const gpu = host.device.gpu;
   const opts: DecoderOptions = {
     maxTokens: plan.promptTokens + plan.newTokens,
+    storage,
     chunk: part.chunk,
     cpuLayer: (i, dims) => {
       const layer = new StarHostLayer(i, dims, layerPlan(i, dims));
       layers.push(layer);
       return layer;
     },
-    // Star on WebGPU: the host's KV and its flash on the device. Ring's layers run on host arrays behind
-    // the decoder's adapter (star-host-layer-gpu.ts): their KV shards travel as host arrays in phase 1.
-    gpuLayer:
-      gpu && plan.method === 'star'
-        ? async (i, dims) => {
-            const layer = await StarHostFlashGpuLayer.create(gpu, i, dims, layerPlan(i, dims));
-            layers.push(layer);
-            return layer;
-          }
-        : undefined,
+    // On WebGPU, Star's and Ring's layers keep the host's KV on the device and attend by flash there; a Ring
+    // shard travels as f32 host arrays (read back, sent, uploaded by the later hosts).
+    gpuLayer: gpu
+      ? async (i, dims) => {
+          const layer = await StarHostFlashGpuLayer.create(gpu, i, dims, layerPlan(i, dims));
+          layers.push(layer);
+          return layer;
+        }
+      : undefined,
   };
   const decoder: HostDecoder = gpu
     ? await GpuDecoder.create(gpu, model, uniformSchedule('flash'), opts)
@@ -147,7 +162,8 @@ async function load(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
   const old = runs.get(key(host, m.run));
   old?.decoder.destroy();
   runs.set(key(host, m.run), { plan, part, index, decoder, layers, remotes, prefilled, settle, ring });
-  return { meta: { hash, source: model.source, ms: performance.now() - t0, layerPlan: decoder.plans[0] ?? '' } };
+  const meta = { hash, storage, source: model.source, ms: performance.now() - t0, layerPlan: decoder.plans[0] ?? '' };
+  return { meta };
 }
 
 async function prefill(e: Envelope, host: HostServices): Promise<{ meta: Meta; tensors?: Record<string, Tensor> }> {

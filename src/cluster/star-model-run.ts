@@ -5,7 +5,7 @@ import type { LoadedModel } from '../model/types.js';
 import { generate, type GenerateOptions, type GenerateResult } from '../model/generation/generate.js';
 import { Cluster, type ClusterOptions } from './cluster.js';
 import { DistributedDecoder, type ModelRunOptions, type ModelRunTimings } from './star-model.js';
-import { modelHash } from './star-model-hash.js';
+import { modelHash, type ModelStorage } from './star-model-hash.js';
 
 export interface HostsGenerateOptions extends GenerateOptions {
   /** The path every host loads. */
@@ -13,6 +13,8 @@ export interface HostsGenerateOptions extends GenerateOptions {
   /** The coordinator's copy (tokenizer, config, and the hash hosts must match). */
   model: LoadedModel;
   rope?: string;
+  /** Every host's storage (f16: WebGPU hosts, weights and KV in f16 on the device). */
+  storage?: ModelStorage;
   method: 'star' | 'ring';
   block?: number;
   anchor?: number;
@@ -30,7 +32,8 @@ export async function generateAcrossHosts(promptIds: number[], o: HostsGenerateO
   const timeoutMs = o.cluster.timeoutMs ?? 30_000;
   const run: ModelRunOptions = {
     model: o.modelPath,
-    hash: modelHash(o.model),
+    hash: modelHash(o.model, o.storage),
+    storage: o.storage,
     config: o.model.config,
     rope: o.rope,
     plan: {

@@ -4,6 +4,8 @@
 // (each encodes its blocks with the anchor prefixed, no communication), and the query host's phase 2 over
 // the query tokens; every later forward is one generated token on the query host, whose layers fetch the
 // context hosts' states per layer (star-model-host.ts). Every host loads the model and proves it by hash.
+// With storage f16 every host's WebGPU decoder keeps its weights and KV in f16 on the device; what travels
+// over NATS (the query host's q, the states, Ring's KV shards) stays f32.
 import { randomBytes } from 'node:crypto';
 import { InputError, ModelMismatchError, UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
@@ -13,12 +15,15 @@ import type { Envelope, Meta } from './codec.js';
 import type { Cluster } from './cluster.js';
 import { HostWatch } from './star-model-watch.js';
 import { hostParts, type ModelRunPlan } from './star-model-layout.js';
+import type { ModelStorage } from './star-model-hash.js';
 
 export interface ModelRunOptions {
   /** What every host loads (the same path on each, unless a host was started with its own --model). */
   model: string;
-  /** The coordinator's own copy's hash: every host must match it. */
+  /** The coordinator's own copy's hash, of the run's storage (modelHash): every host must match it. */
   hash: string;
+  /** What every host's decoder keeps weights and KV in (default f32; f16 needs WebGPU hosts). */
+  storage?: ModelStorage;
   config: ModelConfig;
   /** A --rope override, applied on every host. */
   rope?: string;
@@ -87,6 +92,7 @@ export class DistributedDecoder implements Decoder {
         run: d.run,
         model: o.model,
         rope: o.rope,
+        storage: o.storage ?? 'f32',
         plan,
         index: i,
         peers,
@@ -95,6 +101,13 @@ export class DistributedDecoder implements Decoder {
       loaded.forEach((e, i) => {
         d.timings.loadMs[i] = Number(e.meta.ms);
         d.hostPlans[i] = String(e.meta.layerPlan);
+        const storage = o.storage ?? 'f32';
+        if (e.meta.storage !== storage)
+          throw new ModelMismatchError(
+            `${cluster.describe(i)} keeps its model in ${String(e.meta.storage)} storage (${String(e.meta.why)}), ` +
+              `the run asks ${storage}; start every host with --storage ${storage} on WebGPU, or run the same storage`,
+            cluster.describe(i),
+          );
         if (e.meta.hash !== o.hash)
           throw new ModelMismatchError(
             `${cluster.describe(i)} loaded a different model (${String(e.meta.source)}: hash ` +
@@ -169,7 +182,8 @@ export class DistributedDecoder implements Decoder {
     const wait = t.waitMs.reduce((a, b) => a + b, 0);
     const bytes = t.hostBytes.reduce((a, b) => a + b, 0);
     return [
-      `${this.plan.method} on ${t.phase1Ms.length} hosts: load ${t.loadMs.map(ms).join('/')} ms; ` +
+      `${this.plan.method} on ${t.phase1Ms.length} hosts (storage ${this.o.storage ?? 'f32'}; what travels is f32): ` +
+        `load ${t.loadMs.map(ms).join('/')} ms; ` +
         `phase 1 per host ${t.phase1Ms.map(ms).join('/')} ms`,
       `phase 2 (${t.steps} forwards on the query host): wait for the context hosts per layer, ms per forward: ` +
         `${t.waitMs.map((w) => (w / steps).toFixed(2)).join(' ')} (all layers ${ms(wait / steps)})`,

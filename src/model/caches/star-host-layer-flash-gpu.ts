@@ -1,19 +1,21 @@
-// The WebGPU twin of StarHostLayer for Star (Acharya et al. 2024; star-host-layer.ts says what each phase
-// attends to): the host's KV rows stay in device buffers and every attention over them is the tiled flash
-// kernel (attention/flash.ts), so only the query host's q and the states cross to the host, as they must
-// to travel over NATS.
-// - Rows: the anchor's copy (hosts after the first) in its own buffers, the host's blocks (and, on the query
-//   host, the query and generated tokens) in the main ones, [kvHeads, capacity, D] each; a chunk's k and v
-//   are appended by buffer copies (head-major rows, nothing to convert).
-// - Phase 1 with an anchor copy: a block's state over the anchor (every row visible) and over the main rows
-//   (causal, its own block only: a documents mask of block ids), folded on the GPU by the one merge kernel
-//   (kernels/merge-wgsl.ts). Host 0's own first rows are the anchor: one flash under
-//   causal AND (sinks OR same block), the mask the CPU layer uses.
+// The WebGPU twin of StarHostLayer for Star (Acharya et al. 2024) and Ring (Liu et al. 2023) as its exact
+// baseline (star-host-layer.ts says what each phase attends to): the host's KV rows stay in device buffers
+// and every attention over them is the tiled flash kernel (attention/flash.ts), so only what must travel over
+// NATS crosses to the host: the query host's q, the states, and Ring's KV shards. In f16 storage the rows and
+// the uploaded q are f16, the states f32: what travels is f32.
+// - Rows: the anchor's copy (Star, hosts after the first) in its own buffers, the host's blocks or Ring shard
+//   (and, on the query host, the query and generated tokens) in the main ones, [kvHeads, capacity, D] each; a
+//   chunk's k and v are appended by buffer copies (head-major rows, nothing to convert).
+// - Phase 1 is a list of parts, each one flash into the chunk's output, folded on the GPU by the one merge
+//   kernel (kernels/merge-wgsl.ts) when there are several: Star with an anchor copy, the state over the
+//   anchor (every row visible) and over the main rows (causal, its own block only: a documents mask of block
+//   ids); Star's host 0, one flash under causal AND (sinks OR same block), the mask the CPU layer uses; Ring,
+//   the KV shard of every earlier host (arrived over NATS, uploaded, all visible) and its own rows (causal),
+//   while its own chunk's k and v are read back and sent to the later hosts.
 // - Phase 2 (the query host): its own state over the main rows (causal) on the GPU, read back and merged after
 //   the context hosts' states (RemoteLayer, in host order) with the spine's merge, as the CPU layer does.
 // - A context host's answer: the query host's q uploaded, flash over its main rows (all visible), o and lse
 //   read back.
-// Ring stays on StarHostLayer behind the host-arrays adapter (star-host-layer-gpu.ts).
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { float32ToHalf, halfToFloat32 } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
@@ -23,7 +25,7 @@ import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '
 import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
 import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
-import type { HostLayerPlan } from './star-host-layer.js';
+import type { HostLayerPlan, KvShard } from './star-host-layer.js';
 
 interface Rows {
   k: GPUBuffer;
@@ -59,18 +61,18 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     private readonly p: HostLayerPlan,
     private readonly main: { k: GPUBuffer; v: GPUBuffer },
     private readonly anchor: { k: GPUBuffer; v: GPUBuffer },
-    /** The chunk's own lse, and the two states of a phase-1 chunk stacked for the merge. */
+    /** The chunk's own lse, and the states of a phase-1 chunk's parts stacked for the merge (grown to fit). */
     private readonly lse: GPUBuffer,
-    private readonly stack: { o: GPUBuffer; lse: GPUBuffer },
+    private stack: { o: GPUBuffer; lse: GPUBuffer; parts: number },
   ) {
-    this.spec = `star:block=${p.block},anchor=${p.anchor}`;
+    this.spec = p.method === 'star' ? `star:block=${p.block},anchor=${p.anchor}` : 'ring';
     this.blockIds = new Int32Array(p.capacity);
     this.sites = new CallSites(gpu, `${this.spec} host layer`);
     this.answerSites = new CallSites(gpu, `${this.spec} host layer answers`);
   }
 
   static async create(gpu: GpuContext, layer: number, dims: LayerDims, p: HostLayerPlan) {
-    if (p.method !== 'star') throw new UnsupportedError(`the WebGPU host layer serves star, not ${p.method}`);
+    if (p.method === 'ring' && !p.ring) throw new UnsupportedError('a ring host layer needs its ring exchange');
     const { heads: Hq, kvHeads, headDim: D, chunk } = dims;
     const e = dims.dtype === 'f16' ? 2 : 4;
     const owned: GPUBuffer[] = [];
@@ -87,6 +89,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       const stack = {
         o: await buf(2 * Hq * chunk * D * 4, 'stacked o'),
         lse: await buf(2 * Hq * chunk * 4, 'stacked lse'),
+        parts: 2,
       };
       return new StarHostFlashGpuLayer(gpu, layer, dims, p, main, anchor, lse, stack);
     } catch (err) {
@@ -103,7 +106,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
 
   get plan(): string {
     const side = this.p.remotes.length ? `query host, merging ${this.p.remotes.length} context hosts` : 'context host';
-    return `${this.spec} across hosts (${side}); cache ${this.p.capacity} rows on WebGPU; flash on the GPU`;
+    return `${this.spec} across hosts (${side}); cache ${this.p.capacity} ${this.dims.dtype} rows on WebGPU; flash on the GPU`;
   }
 
   reset(): void {
@@ -133,30 +136,39 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     if (T > d.chunk || held + T > (copy ? this.p.anchorCopy : this.p.capacity))
       throw new ShapeError(`layer ${this.layer}: ${held} + ${T} rows exceed the host's (chunks of ${d.chunk})`);
     const phase2 = start >= this.p.context;
-    // Ask the context hosts first: their answers travel while this host computes its own part.
+    const ring = this.p.method === 'ring' && !phase2 ? this.p.ring : undefined;
+    if (ring && this.length > 0)
+      throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
+    // Ask the context hosts first (and send a ring shard on): they travel while this host computes its part.
     const remote = phase2 && this.p.remotes.length ? await this.askRemotes(c) : [];
+    const shared = ring ? this.shareChunk(ring, c) : undefined;
+    shared?.catch(() => {});
+    const earlier = ring ? (await ring.earlier(this.layer)).filter((kv) => kv.tokens > 0) : [];
     this.sites.begin();
     const to = copy ? this.anchor : this.main;
     if (!copy) for (let t = 0; t < T; t++) this.blockIds[held + t] = Math.floor((start + t) / this.p.block);
     const rows: Rows = { k: to.k, v: to.v, rows: held + T, stride: copy ? this.p.anchorCopy : this.p.capacity };
     const out = { o: c.out, lse: this.lse };
-    const calls: Prepared[] = [];
-    let merge: { pipe: GPUComputePipeline; u: GPUBuffer } | undefined;
+    const parts: Prepared[] = [];
+    const uploaded: GPUBuffer[] = [];
     try {
-      if (copy || phase2) calls.push(await this.flash(this.sites, c.q, T, rows, out, true));
-      else if (this.p.anchorCopy === 0)
-        calls.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(true, held + T)));
+      if (copy || phase2) parts.push(await this.flash(this.sites, c.q, T, rows, out, true));
+      else if (ring) {
+        for (const kv of earlier) {
+          const shard = await this.upload(kv, uploaded);
+          parts.push(await this.flash(this.sites, c.q, T, shard, out, false));
+        }
+        parts.push(await this.flash(this.sites, c.q, T, rows, out, true));
+      } else if (this.p.anchorCopy === 0)
+        parts.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(true, held + T)));
       else {
         const anchor = { k: this.anchor.k, v: this.anchor.v, rows: this.anchorRows, stride: this.p.anchorCopy };
-        calls.push(await this.flash(this.sites, c.q, T, anchor, this.stack, false));
-        calls.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(false, held + T)));
-        merge = {
-          pipe: await this.gpu.pipeline(`merge-states-${d.headDim}`, () => mergeStatesWgsl(d.headDim)),
-          u: this.sites.uniform(new Uint32Array([d.heads * T, 2, 0xff800000, 0]).buffer),
-        };
+        parts.push(await this.flash(this.sites, c.q, T, anchor, out, false));
+        parts.push(await this.flash(this.sites, c.q, T, rows, out, true, this.mask(false, held + T)));
       }
+      const merge = parts.length > 1 ? await this.mergeOf(parts.length, T) : undefined;
       const rowBytes = d.headDim * (d.dtype === 'f16' ? 2 : 4);
-      const oBytes = d.heads * T * d.headDim * 4;
+      const [oBytes, lseBytes] = [d.heads * T * d.headDim * 4, d.heads * T * 4];
       await this.gpu.encode(`${this.spec} host layer ${this.layer}`, (enc) => {
         for (let h = 0; h < d.kvHeads; h++)
           for (const [src, dst] of [
@@ -164,20 +176,25 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
             [c.v, to.v],
           ] as const)
             enc.copyBufferToBuffer(src, h * T * rowBytes, dst, (h * rows.stride + held) * rowBytes, T * rowBytes);
-        const pass = enc.beginComputePass();
-        for (const { call, u } of calls)
+        // Each part's state into the chunk's output; with several, each is moved to its slot of the stack
+        // and the merge folds them back into the output.
+        for (const [i, { call, u }] of parts.entries()) {
+          const pass = enc.beginComputePass();
           this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
-        pass.end();
+          pass.end();
+          if (!merge) continue;
+          enc.copyBufferToBuffer(c.out, 0, this.stack.o, i * oBytes, oBytes);
+          enc.copyBufferToBuffer(this.lse, 0, this.stack.lse, i * lseBytes, lseBytes);
+        }
         if (!merge) return;
-        enc.copyBufferToBuffer(c.out, 0, this.stack.o, oBytes, oBytes);
-        enc.copyBufferToBuffer(this.lse, 0, this.stack.lse, d.heads * T * 4, d.heads * T * 4);
         const fold = enc.beginComputePass();
         const [gx, gy] = mergeWorkgroups(d.heads * T, d.headDim, this.gpu.maxWorkgroupsPerDim);
         this.sites.dispatch(fold, merge.pipe, [this.stack.o, this.stack.lse, c.out, this.lse, merge.u], [gx, gy]);
         fold.end();
       });
     } finally {
-      calls.forEach((x) => x.blocks?.release());
+      parts.forEach((x) => x.blocks?.release());
+      uploaded.forEach((b) => this.gpu.release(b));
     }
     if (copy) this.anchorRows += T;
     else this.length += T;
@@ -188,6 +205,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       const own = await this.readState(c.out, this.lse, T);
       this.gpu.write(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
     }
+    await shared;
     this.next = start + T;
   }
 
@@ -210,6 +228,50 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       pass.end();
     });
     return this.readState(a.o, a.lse, tokens);
+  }
+
+  /** The merge of `parts` stacked states of T queries (the stack grown to hold them). */
+  private async mergeOf(parts: number, T: number) {
+    const d = this.dims;
+    if (parts > this.stack.parts) {
+      const label = `star host layer ${this.layer}: stacked`;
+      const o = await this.gpu.createBuffer(parts * d.heads * d.chunk * d.headDim * 4, `${label} o`);
+      const lse = await this.gpu.createBuffer(parts * d.heads * d.chunk * 4, `${label} lse`).catch((e: Error) => {
+        this.gpu.release(o);
+        throw e;
+      });
+      [this.stack.o, this.stack.lse].forEach((b) => this.gpu.release(b));
+      this.stack = { o, lse, parts };
+    }
+    return {
+      pipe: await this.gpu.pipeline(`merge-states-${d.headDim}`, () => mergeStatesWgsl(d.headDim)),
+      u: this.sites.uniform(new Uint32Array([d.heads * T, parts, 0xff800000, 0]).buffer),
+    };
+  }
+
+  /** An earlier ring host's KV shard (f32 off the wire) uploaded in this layer's storage dtype. */
+  private async upload(kv: KvShard, owned: GPUBuffer[]): Promise<Rows> {
+    const f16 = this.dims.dtype === 'f16';
+    const up = async (x: Float32Array, what: string) => {
+      const b = await this.gpu.upload(f16 ? float32ToHalf(x) : x, `ring host layer ${this.layer}: earlier ${what}`);
+      owned.push(b);
+      return b;
+    };
+    return { k: await up(kv.k, 'K'), v: await up(kv.v, 'V'), rows: kv.tokens, stride: kv.tokens };
+  }
+
+  /** A ring host's own chunk of k and v read back (f32) and sent to every later host. */
+  private async shareChunk(ring: NonNullable<HostLayerPlan['ring']>, c: LayerChunk<GPUBuffer>): Promise<void> {
+    const d = this.dims;
+    const n = d.kvHeads * c.tokens * d.headDim;
+    const f16 = d.dtype === 'f16';
+    const read = async (b: GPUBuffer) => {
+      const bytes = await this.gpu.read(b, n * (f16 ? 2 : 4));
+      return f16 ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
+    };
+    const k = await read(c.k);
+    const v = await read(c.v);
+    await ring.share(this.layer, { k, v, tokens: c.tokens });
   }
 
   /** The query host's q read back (f32) and sent to every context host. */

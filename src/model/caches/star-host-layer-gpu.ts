@@ -1,11 +1,10 @@
 // A layer of host arrays behind the WebGPU layer interface: the chunk's q, k and v are read back (counted
 // host reads, GpuContext.read), the host layer attends on them, and its output goes up into the chunk's
-// out buffer. This is how a host of a model spread over host processes (src/cluster/star-model-host.ts)
-// runs its StarHostLayer or RemoteLayer under the GPU decoder: their tensors travel over NATS as host
-// arrays anyway (the query host's q goes out per layer, states come back), so one read per chunk and
-// layer is inherent to the protocol; the matrix work of the model (projections, MLP, logits) stays on
-// the GPU. The states stay exact: the host layer keeps f32 rows and merges with the spine's merge.
-// What stays on the host: the attention over this host's own cache (StarHostLayer's flash on the CPU).
+// out buffer. This is how a GPU decoder runs a layer of host arrays it is given (DecoderOptions.cpuLayer,
+// e.g. a StarHostLayer or RemoteLayer) when no GPU layer is given for it: the matrix work of the model
+// (projections, MLP, logits) stays on the GPU, the attention over that layer's cache runs on the host.
+// The hosts of a model spread over host processes (src/cluster/star-model-host.ts) no longer need it: their
+// Star and Ring layers run on the device (star-host-layer-flash-gpu.ts).
 import { asFloat32 } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
