@@ -4,8 +4,9 @@
 // (the earlier hosts' KV shards uploaded and attended by flash, merged on the GPU). 2 and 3 WebGPU hosts give the greedy ids of
 // the one-process star decoder (CPU, and WebGPU) and of CPU hosts, the prompt's logits within 1e-4 of the
 // one-process CPU star decoder and of the CPU hosts (f32 throughout; the GPU's summation order differs);
-// Ring on 3 WebGPU hosts gives flash's ids, its plan saying its attention is on the GPU (f32 and f16). In f16 storage (weights and Star's KV in f16 on each host's device,
-// q and states over NATS in f32) 2 WebGPU hosts give the one-process WebGPU star decoder's f16 ids, their
+// Ring on 3 WebGPU hosts gives flash's ids, its plan saying its attention is on the GPU (f32 and f16).
+// In f16 storage (weights and Star's KV in f16 on each host's device, q and states over NATS in f32)
+// 2 WebGPU hosts give the one-process WebGPU star decoder's f16 ids, their
 // logits within the f16 rule of model-gpu.test.ts (4e-3 of the largest logit from the f32 CPU decoder, and
 // within 2x the one-process f16 decoder's error); hosts that cannot keep f16 (CPU hosts, a host started with
 // --storage f32) are refused with one ModelMismatchError. A host killed mid-decode (f16, hosts spawned on

@@ -56,7 +56,8 @@ export async function generateAcrossHostsCommand(r: HostsRun): Promise<void> {
   const c = r.model.config;
   process.stderr.write(
     `generate: ${r.model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) across ${hosts} ` +
-      `hosts (${backend}${storage === 'f16' ? ', f16 storage; f32 over NATS' : ''}); attention: ${spec.name}${star ? ` blocks of ${star.block}, anchor ${star.anchor}, query ${star.query}` : ''}; ` +
+      `hosts (${backend}${storage === 'f16' ? ', f16 storage; f32 over NATS' : ''}); attention: ${spec.name}` +
+      `${star ? ` blocks of ${star.block}, anchor ${star.anchor}, query ${star.query}` : ''}; ` +
       `prompt ${r.ids.length} tokens\n`,
   );
   const result = await generateAcrossHosts(r.ids, {
