@@ -16,6 +16,8 @@ const arg = (name: string, fallback: string) => {
 };
 const lengths = arg('lengths', '512,2048,8192').split(',').map(Number);
 const cpuMax = Number(arg('cpu-max', '2048'));
+/** Which backends to time: both (default), or one alone (for a CPU profile of either). */
+const backend = arg('backend', 'both');
 const [heads, dim, chunk, topk, repeats] = ['heads', 'dim', 'chunk', 'topk', 'repeats'].map((n, i) =>
   Number(arg(n, ['4', '64', '256', '256', '3'][i])),
 );
@@ -47,8 +49,9 @@ for (const L of lengths) {
     return (performance.now() - t) / n;
   };
   const grad = new Float64Array(paramLayout(g).size);
-  const gpuMs = await time(() => gpu.lossGrad(g, params, seq, grad), repeats);
-  const cpuMs = L <= cpuMax ? await time(() => indexerLossGrad(g, params, seq, grad), 1) : Number.NaN;
+  const gpuMs = backend !== 'cpu' ? await time(() => gpu.lossGrad(g, params, seq, grad), repeats) : Number.NaN;
+  const cpuMs =
+    backend !== 'webgpu' && L <= cpuMax ? await time(() => indexerLossGrad(g, params, seq, grad), 1) : Number.NaN;
   rows.push({ L, heads, dim, chunk, topk, cpuMs, gpuMs, speedup: cpuMs / gpuMs });
   process.stderr.write(`L ${L}: cpu ${cpuMs.toFixed(1)} ms, webgpu ${gpuMs.toFixed(1)} ms\n`);
 }

@@ -1,7 +1,8 @@
 // DeepSeek-V3.2's indexer warm-up on a frozen Llama-family model: every step cuts `batch` sequences of
 // `context` tokens (BOS first) from the training tokens, runs the frozen model once per sequence with exact
 // attention on the CPU decoder (its observe hook hands over each layer's h, q and k), and trains one indexer
-// per layer by KL(p || softmax(I)) (train/indexer-grad.ts, or its O(L^2) part on WebGPU: indexer-grad-gpu.ts)
+// per layer by KL(p || softmax(I)) (train/indexer-grad.ts, or the whole sequence on WebGPU, the target p from
+// the layer's q and k included: indexer-grad-gpu.ts)
 // with AdamW, warm-up + cosine and gradient clipping.
 // The data order depends only on (seed, step), so a run resumed from a checkpoint sees what it would have.
 import { uniformSchedule } from '../attention/sparse.js';
@@ -130,7 +131,13 @@ export async function trainIndexers(
         const r = await gradient.lossGrad(
           g,
           state.params[layer],
-          { h: a.h, L, target, topk: o.topk },
+          {
+            h: a.h,
+            L,
+            target,
+            topk: o.topk,
+            attention: { ...a, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim },
+          },
           grads[layer],
           1 / o.batch,
         );
