@@ -12,8 +12,9 @@
 //             pass 1 an online softmax (max and sum, FlashAttention's rescaling, Dao et al. 2022) per head over
 //             the visible keys, pass 2 writes sum_h softmax_h / Hq for the block; never more than the block;
 //   mass:     the target mass in each query's top-k by score (ties in key order, as train/indexer-grad.ts's
-//             massOfTopK): the k-th largest score found bit by bit on order-preserving u32 keys (32 counting
-//             passes, a radix select), then one ordered pass with a prefix count over threads for the ties.
+//             massOfTopK): the k-th largest score by a radix select on order-preserving u32 keys (4 passes of
+//             a 256-bucket workgroup histogram, a byte each: few barriers, which lavapipe makes dear), then one
+//             ordered pass with a prefix count over threads for the ties.
 // The float64 truth stays train/indexer-grad.ts and train/attention-target.ts (test/indexer-grad-gpu.test.ts).
 
 export const TRAIN_THREADS = 128;
@@ -311,26 +312,14 @@ ${PARAMS}
 @group(0) @binding(3) var<storage, read_write> mass: array<f32>;
 var<workgroup> cnt: array<u32, ${WG}>;
 var<workgroup> sum: array<f32, ${WG}>;
+var<workgroup> hist: array<atomic<u32>, 256>;
+var<workgroup> sel: vec2u;
 
 // Order-preserving u32 of an f32 (negative zero counts as zero).
 fn key(x: f32) -> u32 {
   if (x == 0.0) { return 0x80000000u; }
   let b = bitcast<u32>(x);
   return select(b ^ 0x80000000u, ~b, (b & 0x80000000u) != 0u);
-}
-
-fn countAbove(lid: u32, row: u32, lo: u32, hi: u32, thr: u32) -> u32 {
-  var c = 0u;
-  for (var s = lo; s < hi; s++) { if (key(scores[row + s]) >= thr) { c++; } }
-  cnt[lid] = c;
-  workgroupBarrier();
-  for (var half = ${WG / 2}u; half > 0u; half /= 2u) {
-    if (lid < half) { cnt[lid] += cnt[lid + half]; }
-    workgroupBarrier();
-  }
-  let total = cnt[0];
-  workgroupBarrier();
-  return total;
 }
 
 @compute @workgroup_size(${WG})
@@ -344,32 +333,48 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     return;
   }
   let row = r * params.c;
-  // Each thread owns a contiguous run of keys, so that ties can be taken in key order.
+  // Radix select, a byte at a time from the top: a histogram of the keys that share the prefix found so far,
+  // then the bucket holding the k-th largest. T ends as that key; need = k - (keys above T).
+  var prefix = 0u;
+  var mask = 0u;
+  var need = K;
+  for (var round = 0u; round < 4u; round++) {
+    let shift = 24u - 8u * round;
+    for (var x = lid; x < 256u; x += ${WG}u) { atomicStore(&hist[x], 0u); }
+    workgroupBarrier();
+    for (var s = lid; s < n; s += ${WG}u) {
+      let kv = key(scores[row + s]);
+      if ((kv & mask) == prefix) { atomicAdd(&hist[(kv >> shift) & 255u], 1u); }
+    }
+    workgroupBarrier();
+    if (lid == 0u) {
+      var above = 0u;
+      var bucket = 255u;
+      loop {
+        let c = atomicLoad(&hist[bucket]);
+        if (above + c >= need || bucket == 0u) { break; }
+        above += c;
+        bucket--;
+      }
+      sel = vec2u(prefix | (bucket << shift), need - above);
+    }
+    workgroupBarrier();
+    prefix = sel.x;
+    need = sel.y;
+    mask |= 255u << shift;
+  }
+  let T = prefix;
+  // Each thread owns a contiguous run of keys, so that the ties are taken in key order.
   let per = (n + ${WG - 1}u) / ${WG}u;
   let lo = min(n, lid * per);
   let hi = min(n, lo + per);
-  var T = 0u;
-  for (var bit = 31i; bit >= 0i; bit--) {
-    let cand = T | (1u << u32(bit));
-    if (countAbove(lid, row, lo, hi, cand) >= K) { T = cand; }
-  }
-  // T is the k-th largest key: take every key above it and the first (k - above) ties.
   var acc = 0.0;
   var ties = 0u;
-  var above = 0u;
   for (var s = lo; s < hi; s++) {
     let kv = key(scores[row + s]);
-    if (kv > T) { acc += p[row + s]; above++; }
+    if (kv > T) { acc += p[row + s]; }
     if (kv == T) { ties++; }
   }
-  cnt[lid] = above;
-  workgroupBarrier();
-  for (var half = ${WG / 2}u; half > 0u; half /= 2u) {
-    if (lid < half) { cnt[lid] += cnt[lid + half]; }
-    workgroupBarrier();
-  }
-  let need = K - cnt[0];
-  workgroupBarrier();
   cnt[lid] = ties;
   workgroupBarrier();
   var before = 0u;
