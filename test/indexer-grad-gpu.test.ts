@@ -27,6 +27,7 @@ import { cpuIndexerGradient, GpuIndexerGradient } from '../src/train/indexer-gra
 import { indexerGeometry, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
 import { freshTrainingState, trainIndexers, type TrainIndexerOptions } from '../src/train/trainer.js';
 import { loadGguf } from '../src/model/load/gguf.js';
+import { cpuDevice } from '../src/runtime/device.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { indexerTestConfig, randomIndexerSequence } from './indexer-support.js';
 import { FIXTURE_GGUF } from './model-support.js';
@@ -157,7 +158,8 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
       warmup: 1,
       adamw: { lr: 3e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1 },
     };
-    const run = async (gradient: typeof cpuIndexerGradient) => {
+    // The GPU run also runs the frozen model on the WebGPU decoder (as train-indexer --backend webgpu does).
+    const run = async (gradient: typeof cpuIndexerGradient, frozen = cpuDevice) => {
       const losses: number[] = [];
       const state = await trainIndexers(
         model,
@@ -168,11 +170,12 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
           losses.push(r.loss);
         },
         gradient,
+        frozen,
       );
       return { losses, params: state.params };
     };
     const cpu = await run(cpuIndexerGradient);
-    const gpuRun = await run(gpu!);
+    const gpuRun = await run(gpu!, device!);
     assert.ok(gpuRun.losses.at(-1)! < gpuRun.losses[0] * 0.9, `GPU loss ${gpuRun.losses.join(' -> ')}`);
     for (let i = 0; i < o.steps; i++)
       assert.ok(
