@@ -19,15 +19,13 @@ import {
 } from '../kernels/indexer-grad-wgsl.js';
 import {
   indexerColumnSumWgsl,
-  indexerMassWgsl,
   indexerMatmulWgsl,
   indexerPrepBackWgsl,
   indexerPrepWgsl,
-  indexerTargetWgsl,
-  indexerTargetWorkgroupBytes,
   TRAIN_THREADS,
   trainParams,
 } from '../kernels/indexer-train-wgsl.js';
+import { indexerMassWgsl, indexerTargetWgsl, indexerTargetWorkgroupBytes } from '../kernels/indexer-target-wgsl.js';
 import type { Device } from '../runtime/device.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import type { TargetAttention } from './attention-target.js';
@@ -123,6 +121,11 @@ export class GpuIndexerGradient implements IndexerGradient {
       throw new UnsupportedError(
         `indexer gradient on WebGPU: H_I ${HI} x D_I ${DI}${att ? ` and the target's ${att.heads} x ${att.headDim}` : ''} ` +
           `needs ${wgBytes} bytes of workgroup memory, the device has ${this.gpu.maxWorkgroupStorageBytes} (use --backend cpu)`,
+      );
+    if (Math.ceil(L / 16) > this.gpu.maxWorkgroupsPerDim)
+      throw new UnsupportedError(
+        `indexer gradient on WebGPU: L ${L} needs ${Math.ceil(L / 16)} workgroups in one dimension, ` +
+          `the device allows ${this.gpu.maxWorkgroupsPerDim}`,
       );
     const lay = paramLayout(g);
     const b = await this.ensure(g, L, chunk, att);

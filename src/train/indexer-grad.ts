@@ -7,8 +7,8 @@
 // Backward: dI = (softmax(I) - p) / queries; then the chain through the weighted sum, ReLU, dots, RoPE
 // (a rotation: its transpose), LayerNorm and the three projections. Queries go in chunks, so only a
 // [chunk, H_I, L] block of dots is ever held; index keys and their gradient are [L, D_I].
-// The WebGPU backend (train/indexer-grad-gpu.ts) runs the O(L^2) part in f32 and shares the key LayerNorm,
-// RoPE and projections (and their backward) exported here.
+// The WebGPU backend (train/indexer-grad-gpu.ts) runs all of it in f32 with its own kernels; this stays the
+// float64 reference its tests compare against.
 import type { TargetAttention } from './attention-target.js';
 import { type IndexerGeometry, paramLayout } from './indexer-params.js';
 
