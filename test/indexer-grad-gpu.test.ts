@@ -1,9 +1,10 @@
-// The indexer's warm-up loss and gradient with the O(L^2) part on WebGPU (train/indexer-grad-gpu.ts,
-// kernels/indexer-grad-wgsl.ts) against the CPU's float64 backward (train/indexer-grad.ts, itself checked
-// against finite differences in test/train-indexer.test.ts; it shares the host-side projections, LayerNorm
-// and RoPE with the GPU backend, but none of the score / softmax / KL / dI / dq / dw / dk code the kernels
-// replace). Fresh random inputs of odd sizes, chunks that do not divide L, scratch and outputs poisoned with
-// NaN before each run; then a short training run on stories260K whose losses follow the CPU's.
+// The indexer's warm-up loss and gradient on WebGPU (train/indexer-grad-gpu.ts, kernels/indexer-grad-wgsl.ts
+// and indexer-train-wgsl.ts: projections, LayerNorm, RoPE, the O(L^2) part, the top-k mass and, from the
+// frozen layer's q and k, the target p) against the CPU's float64 backward (train/indexer-grad.ts, itself
+// checked against finite differences in test/train-indexer.test.ts) and float64 target
+// (train/attention-target.ts); the two share no code. Fresh random inputs of odd sizes, chunks that do not
+// divide L, GQA targets, scratch and outputs poisoned with NaN before each run; then a short training run on
+// stories260K whose losses follow the CPU's.
 //
 // Tolerance: the GPU computes scores, softmax, dI and the three reductions in f32 (unit roundoff 6e-8).
 // A gradient entry sums up to L x H_I x D_I products whose terms cancel (dI = softmax - p sums to zero over
@@ -20,11 +21,13 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { indexerLossGrad } from '../src/train/indexer-grad.js';
+import { attentionTarget } from '../src/train/attention-target.js';
+import { indexerLossGrad, type IndexerSequence } from '../src/train/indexer-grad.js';
 import { cpuIndexerGradient, GpuIndexerGradient } from '../src/train/indexer-grad-gpu.js';
 import { indexerGeometry, initIndexerParams, paramLayout, seededNormal } from '../src/train/indexer-params.js';
 import { freshTrainingState, trainIndexers, type TrainIndexerOptions } from '../src/train/trainer.js';
 import { loadGguf } from '../src/model/load/gguf.js';
+import { cpuDevice } from '../src/runtime/device.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { indexerTestConfig, randomIndexerSequence } from './indexer-support.js';
 import { FIXTURE_GGUF } from './model-support.js';
@@ -38,10 +41,22 @@ const config = (layout: ModelConfig['ropeLayout'], hidden: number, headDim: numb
 const randomSequence = (L: number, hidden: number, seed: number, chunk: number, topk: number) =>
   randomIndexerSequence(L, hidden, seed, chunk, { power: 3, topk });
 
+/** The sequence with its target computed from random frozen-layer q and k (GQA), given to both backends. */
+function withAttention(seq: IndexerSequence, heads: number, kvHeads: number, headDim: number, seed: number) {
+  const { normal } = seededNormal(seed);
+  const q = Float32Array.from({ length: heads * seq.L * headDim }, () => 1.5 * normal());
+  const k = Float32Array.from({ length: kvHeads * seq.L * headDim }, () => normal());
+  const target = attentionTarget({ q, k, h: seq.h }, seq.L, heads, kvHeads, headDim);
+  return { ...seq, target, attention: { q, k, heads, kvHeads, headDim } };
+}
+
 const cases = [
   { layout: 'half', hidden: 24, headDim: 8, heads: 3, dim: 16, L: 97, chunk: 40, topk: 16 },
   { layout: 'interleaved', hidden: 37, headDim: 6, heads: 8, dim: 18, L: 301, chunk: 64, topk: 48 },
   { layout: 'half', hidden: 33, headDim: 10, heads: 3, dim: 34, L: 131, chunk: 131, topk: 200 },
+  // The target on the GPU from q and k: GQA 3 (9 query heads over 3) at an odd head dim, and 2 at 64.
+  { layout: 'half', hidden: 29, headDim: 6, heads: 4, dim: 14, L: 203, chunk: 57, topk: 20, att: [9, 3, 23] },
+  { layout: 'interleaved', hidden: 40, headDim: 8, heads: 2, dim: 64, L: 150, chunk: 150, topk: 9, att: [4, 2, 64] },
 ] as const;
 
 describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no WebGPU device' }, () => {
@@ -49,14 +64,16 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
   after(() => gpu?.destroy());
 
   for (const k of cases) {
-    it(`equal the CPU float64 ones (${k.layout} RoPE, hidden ${k.hidden}, H_I ${k.heads}, D_I ${k.dim}, L ${k.L}, chunk ${k.chunk})`, async () => {
+    const target = 'att' in k ? `, target from q/k ${k.att.join('/')}` : '';
+    it(`equal the CPU float64 ones (${k.layout} RoPE, hidden ${k.hidden}, H_I ${k.heads}, D_I ${k.dim}, L ${k.L}, chunk ${k.chunk}${target})`, async (t) => {
       const g = indexerGeometry(config(k.layout, k.hidden, k.headDim), k.heads, k.dim);
       const params = initIndexerParams(g, 7 + k.L);
       const lay = paramLayout(g);
       const { normal } = seededNormal(9 + k.hidden);
       for (let i = 0; i < lay.gamma; i++) params[i] *= 2;
       for (let i = lay.gamma; i < lay.size; i++) params[i] += 0.3 * normal();
-      const seq = randomSequence(k.L, k.hidden, 13 + k.L, k.chunk, k.topk);
+      const plain = randomSequence(k.L, k.hidden, 13 + k.L, k.chunk, k.topk);
+      const seq = 'att' in k ? withAttention(plain, k.att[0], k.att[1], k.att[2], 5 + k.L) : plain;
       const scale = 0.7;
       const want = new Float64Array(lay.size);
       const cpu = indexerLossGrad(g, params, seq, want, scale);
@@ -66,6 +83,9 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
       assertNoNaN('gradient', got);
       assert.ok(Number.isFinite(res.loss), `loss ${res.loss}`);
       assert.ok(cpu.loss > 0.05, `loss ${cpu.loss}: the check would be weak`);
+      t.diagnostic(`loss: relative error ${(Math.abs(res.loss - cpu.loss) / cpu.loss).toExponential(1)}`);
+      if (cpu.massCount > 0)
+        t.diagnostic(`mass: |gpu - cpu| ${Math.abs(res.massSum / res.massCount - cpu.massSum / cpu.massCount)}`);
       assert.ok(Math.abs(res.loss - cpu.loss) <= 1e-6 * cpu.loss, `loss ${res.loss} vs ${cpu.loss}`);
       assert.equal(res.queries, cpu.queries);
       assert.equal(res.massCount, cpu.massCount);
@@ -87,6 +107,7 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
           big = Math.max(big, Math.abs(want[i]));
         }
         assert.ok(big > 1e-6, `${name}: gradient scale ${big}, the check would be vacuous`);
+        t.diagnostic(`${name}: max |gpu - cpu| / max |cpu| = ${(worst / big).toExponential(1)}`);
         assert.ok(worst <= 2e-5 * big, `${name}: max |gpu - cpu| ${worst} against a scale of ${big}`);
       }
       // Loss only (no gradient): the same loss, grad untouched.
@@ -94,6 +115,20 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
       assert.ok(Math.abs(lossOnly.loss - cpu.loss) <= 1e-6 * cpu.loss, `loss-only ${lossOnly.loss} vs ${cpu.loss}`);
     });
   }
+
+  it('takes tied scores in key order for the top-k mass, as the CPU does (every score 0: W_proj zero)', async () => {
+    const g = indexerGeometry(config('half', 19, 4), 2, 8);
+    const params = initIndexerParams(g, 3);
+    const lay = paramLayout(g);
+    params.fill(0, lay.proj, lay.gamma);
+    const seq = randomSequence(77, 19, 8, 30, 11);
+    const cpu = indexerLossGrad(g, params, seq);
+    gpu!.poison = true;
+    const res = await gpu!.lossGrad(g, params, seq);
+    assert.equal(res.massCount, cpu.massCount);
+    // The first 11 keys of each row: far from what a random choice of 11 tied keys would give.
+    assert.ok(Math.abs(res.massSum - cpu.massSum) < 1e-5 * cpu.massCount, `mass ${res.massSum} vs ${cpu.massSum}`);
+  });
 
   it('refuses, with one typed error and before any work, what it cannot run', async () => {
     const g = indexerGeometry(config('half', 8, 4), 128, 128);
@@ -123,7 +158,8 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
       warmup: 1,
       adamw: { lr: 3e-2, beta1: 0.9, beta2: 0.95, eps: 1e-8, weightDecay: 0, clip: 1 },
     };
-    const run = async (gradient: typeof cpuIndexerGradient) => {
+    // The GPU run also runs the frozen model on the WebGPU decoder (as train-indexer --backend webgpu does).
+    const run = async (gradient: typeof cpuIndexerGradient, frozen = cpuDevice) => {
       const losses: number[] = [];
       const state = await trainIndexers(
         model,
@@ -134,11 +170,12 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
           losses.push(r.loss);
         },
         gradient,
+        frozen,
       );
       return { losses, params: state.params };
     };
     const cpu = await run(cpuIndexerGradient);
-    const gpuRun = await run(gpu!);
+    const gpuRun = await run(gpu!, device!);
     assert.ok(gpuRun.losses.at(-1)! < gpuRun.losses[0] * 0.9, `GPU loss ${gpuRun.losses.join(' -> ')}`);
     for (let i = 0; i < o.steps; i++)
       assert.ok(

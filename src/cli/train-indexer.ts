@@ -109,6 +109,7 @@ export async function trainIndexerCommand(argv: string[]): Promise<void> {
         if (r.step % every === 0 || r.step === r.steps) saveCheckpoint(checkpoint, s, o, modelPath);
       },
       gradient,
+      device,
     );
   } finally {
     gradient.destroy();

@@ -6,7 +6,7 @@
 //   G[t,j,s] = dI[t,s] w[t,j] [q[t,j].k[s] > 0]
 //   dq[t,j,:] = sum_s G[t,j,s] k[s]     dw[t,j] = sum_s dI[t,s] ReLU(q[t,j].k[s])     dk[s,:] += sum_{t,j} G[t,j,s] q[t,j]
 // Three kernels per block, in one pass (each dispatch sees the previous one's writes):
-//   row:  a workgroup per query: scores (written out for the host's top-k mass), max, log-sum-exp, the KL row
+//   row:  a workgroup per query: scores (written out for the top-k mass, indexer-train-wgsl.ts), max, log-sum-exp, the KL row
 //         and dI, with workgroup tree reductions;
 //   back: a workgroup per query: keys in tiles of TILE; threads recompute the dots of (head, key) pairs, stage
 //         G and dI ReLU(dot) in workgroup memory and write G to [rows, H_I, L]; then each thread owns some (j, e)

@@ -13,6 +13,16 @@ export interface LayerActivations {
   h: Float32Array;
 }
 
+/** What the WebGPU backend needs to compute the target itself (kernels/indexer-train-wgsl.ts, indexerTargetWgsl). */
+export interface TargetAttention {
+  /** [heads, L, D] post-RoPE queries and [kvHeads, L, D] keys of the frozen layer. */
+  q: Float32Array;
+  k: Float32Array;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+}
+
 export function attentionTarget(
   a: LayerActivations,
   L: number,

@@ -7,8 +7,9 @@
 // Backward: dI = (softmax(I) - p) / queries; then the chain through the weighted sum, ReLU, dots, RoPE
 // (a rotation: its transpose), LayerNorm and the three projections. Queries go in chunks, so only a
 // [chunk, H_I, L] block of dots is ever held; index keys and their gradient are [L, D_I].
-// The WebGPU backend (train/indexer-grad-gpu.ts) runs the O(L^2) part in f32 and shares the key LayerNorm,
-// RoPE and projections (and their backward) exported here.
+// The WebGPU backend (train/indexer-grad-gpu.ts) runs all of it in f32 with its own kernels; this stays the
+// float64 reference its tests compare against.
+import type { TargetAttention } from './attention-target.js';
 import { type IndexerGeometry, paramLayout } from './indexer-params.js';
 
 export interface IndexerSequence {
@@ -17,6 +18,9 @@ export interface IndexerSequence {
   L: number;
   /** Target rows p [t1 - t0, L] for queries t0..t1-1 (entries s > t are ignored). */
   target: (t0: number, t1: number) => Float64Array;
+  /** The frozen layer's q and k that `target` is computed from: when given, the WebGPU backend computes the
+   * target on the GPU from them and never calls `target` (the CPU backend always calls it). */
+  attention?: TargetAttention;
   /** Queries per block (default 64). */
   chunk?: number;
   /** Also measure the target mass inside the indexer's top-k of each query that sees more than k keys. */

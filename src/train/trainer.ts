@@ -1,14 +1,16 @@
 // DeepSeek-V3.2's indexer warm-up on a frozen Llama-family model: every step cuts `batch` sequences of
 // `context` tokens (BOS first) from the training tokens, runs the frozen model once per sequence with exact
-// attention on the CPU decoder (its observe hook hands over each layer's h, q and k), and trains one indexer
-// per layer by KL(p || softmax(I)) (train/indexer-grad.ts, or its O(L^2) part on WebGPU: indexer-grad-gpu.ts)
+// attention (the CPU decoder, or the WebGPU one with --backend webgpu: its observe hook hands over each layer's
+// h, q and k either way), and trains one indexer
+// per layer by KL(p || softmax(I)) (train/indexer-grad.ts, or the whole sequence on WebGPU, the target p from
+// the layer's q and k included: indexer-grad-gpu.ts)
 // with AdamW, warm-up + cosine and gradient clipping.
 // The data order depends only on (seed, step), so a run resumed from a checkpoint sees what it would have.
 import { uniformSchedule } from '../attention/sparse.js';
 import { InputError } from '../errors.js';
 import { createDecoder } from '../model/forward/create-decoder.js';
 import type { LoadedModel } from '../model/types.js';
-import { cpuDevice } from '../runtime/device.js';
+import { cpuDevice, type Device } from '../runtime/device.js';
 import { adamWState, adamWStep, clipGradient, scheduledLr, type AdamWSettings, type AdamWState } from './adamw.js';
 import { attentionTarget, type LayerActivations } from './attention-target.js';
 import { cpuIndexerGradient, type IndexerGradient } from './indexer-grad-gpu.js';
@@ -61,8 +63,13 @@ export function freshTrainingState(model: LoadedModel, o: TrainIndexerOptions): 
   return { step: 0, geometry, params, optim: params.map((p) => adamWState(p.length)) };
 }
 
-/** Runs the frozen model over `tokens` (one sequence from position 0) and keeps each layer's h, q and k. */
-export async function frozenActivations(model: LoadedModel, tokens: number[]): Promise<LayerActivations[]> {
+/** Runs the frozen model over `tokens` (one sequence from position 0, on `device`'s decoder) and keeps each
+ * layer's h, q and k. */
+export async function frozenActivations(
+  model: LoadedModel,
+  tokens: number[],
+  device: Device = cpuDevice,
+): Promise<LayerActivations[]> {
   const c = model.config;
   const [Hq, Hkv, D, L] = [c.heads, c.kvHeads, c.headDim, tokens.length];
   const acts = model.weights.layers.map(() => ({
@@ -71,15 +78,16 @@ export async function frozenActivations(model: LoadedModel, tokens: number[]): P
     h: new Float32Array(L * c.hiddenSize),
   }));
   const observe = (layer: number, pos: number, T: number, q: Float32Array, k: Float32Array, h?: Float32Array) => {
-    if (!h) throw new InputError('the decoder did not hand over the attention input h (train on the CPU decoder)');
+    if (!h) throw new InputError('the decoder did not hand over the attention input h (train with --backend cpu)');
     const a = acts[layer];
     for (let x = 0; x < Hq; x++) a.q.set(q.subarray(x * T * D, (x + 1) * T * D), (x * L + pos) * D);
     for (let x = 0; x < Hkv; x++) a.k.set(k.subarray(x * T * D, (x + 1) * T * D), (x * L + pos) * D);
     a.h.set(h.subarray(0, T * c.hiddenSize), pos * c.hiddenSize);
   };
-  const decoder = await createDecoder(cpuDevice, model, uniformSchedule('dense'), {
+  const decoder = await createDecoder(device, model, uniformSchedule('dense'), {
     maxTokens: L,
-    chunk: 128,
+    // The GPU decoder takes a longer chunk (fewer submits and observer reads); the result does not depend on it.
+    chunk: device.gpu ? 512 : 128,
     observe,
   });
   try {
@@ -111,6 +119,8 @@ export async function trainIndexers(
   onStep: (r: StepReport, s: IndexerTrainingState) => void | Promise<void>,
   /** Where the loss and gradient run (train/indexer-grad-gpu.ts): the CPU's float64 by default. */
   gradient: IndexerGradient = cpuIndexerGradient,
+  /** Where the frozen model runs: the CPU decoder by default (on the GPU the step no longer waits on it). */
+  frozenDevice: Device = cpuDevice,
 ): Promise<IndexerTrainingState> {
   const c = model.config;
   const g = state.geometry;
@@ -123,14 +133,20 @@ export async function trainIndexers(
     const grads = state.params.map((p) => new Float64Array(p.length));
     let [loss, massSum, massCount] = [0, 0, 0];
     for (const seq of stepSequences(ids, bos, o, step)) {
-      const acts = await frozenActivations(model, seq);
+      const acts = await frozenActivations(model, seq, frozenDevice);
       const L = seq.length;
       for (const [layer, a] of acts.entries()) {
         const target = attentionTarget(a, L, c.heads, c.kvHeads, c.headDim);
         const r = await gradient.lossGrad(
           g,
           state.params[layer],
-          { h: a.h, L, target, topk: o.topk },
+          {
+            h: a.h,
+            L,
+            target,
+            topk: o.topk,
+            attention: { ...a, heads: c.heads, kvHeads: c.kvHeads, headDim: c.headDim },
+          },
           grads[layer],
           1 / o.batch,
         );
