@@ -65,7 +65,8 @@ describe('indexer loss and gradient on WebGPU', { skip: device ? false : 'no Web
 
   for (const k of cases) {
     const target = 'att' in k ? `, target from q/k ${k.att.join('/')}` : '';
-    it(`equal the CPU float64 ones (${k.layout} RoPE, hidden ${k.hidden}, H_I ${k.heads}, D_I ${k.dim}, L ${k.L}, chunk ${k.chunk}${target})`, async (t) => {
+    const shape = `hidden ${k.hidden}, H_I ${k.heads}, D_I ${k.dim}, L ${k.L}, chunk ${k.chunk}${target}`;
+    it(`equal the CPU float64 ones (${k.layout} RoPE, ${shape})`, async (t) => {
       const g = indexerGeometry(config(k.layout, k.hidden, k.headDim), k.heads, k.dim);
       const params = initIndexerParams(g, 7 + k.L);
       const lay = paramLayout(g);
