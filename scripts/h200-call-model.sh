@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 11/12's device call (~9.5 minutes): the split-KV decoding sweep (every version and splitting), the version
 # fastest at 128K keys handed to the model bench's flash and window (DECODE_KERNEL), a V8 CPU profile of decoding
-# at 1K (host-bound or waiting on the GPU: the fixed cost per token), then scripts/bench-model-h200.sh.
+# at 1K (host-bound or waiting on the GPU: the fixed cost per token) beside BATCH_SWEEP's passes per submission,
+# then scripts/bench-model-h200.sh.
 # Results: $OUT/decode-sweep.{md,json}, $OUT/profile/, $OUT/model-h200/, packed into $OUT/results.tar.gz.
 # Dry run on lavapipe: SWEEP_ARGS="--keys 256,1024" PROFILE_CONTEXT=256 CONTEXTS=256 DECODE=4 TOTAL_SECONDS=400 \
 #   SHAPE_ARGS="--shape tiny --heads 8 --kv-heads 2 --head-dim 64" OUT=/tmp/dry-model bash scripts/h200-call-model.sh
@@ -22,6 +23,13 @@ echo "decode sweep: fastest at 128K keys: ${best:-none}"
 timeout 80 node --cpu-prof --cpu-prof-dir "$out/profile/prof" dist/src/cli/main.js bench model --backend webgpu \
   --storage f16 ${SHAPE_ARGS:-} --contexts "${PROFILE_CONTEXT:-1K}" --decode 96 --chunk 512 --budget-seconds 60 \
   --out-dir "$out/profile/run" --method window:left=1024 2>&1 | quiet | grep "^| longctx" | tee "$out/profile/decode.txt"
+# The submission batch (runtime/submit-batch.ts) against a submission per pass and a larger batch, same decode.
+for b in ${BATCH_SWEEP:-1 64}; do
+  timeout 60 node dist/src/cli/main.js bench model --backend webgpu --storage f16 ${SHAPE_ARGS:-} \
+    --contexts "${PROFILE_CONTEXT:-1K}" --decode 96 --chunk 512 --budget-seconds 45 --batch-passes "$b" \
+    --out-dir "$out/profile/batch-$b" --method window:left=1024 2>&1 | quiet | grep "^| longctx" |
+    sed "s/^/batch-passes $b: /" | tee -a "$out/profile/decode.txt"
+done
 node dist/scripts/cpu-profile-summary.js "$out/profile/prof" --top 25 > "$out/profile/profile.txt" 2>&1
 head -n 12 "$out/profile/profile.txt"
 rm -rf "$out/profile/prof"

@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { FIXTURE_GGUF, expectedText } from './model-support.js';
+import { webgpuDevice } from './support.js';
 
 const cli = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'longctx-generate-'));
@@ -148,4 +149,36 @@ test('bench model on the CPU: a tiny random model, two methods, JSON + markdown 
   assert.match(readFileSync(join(out, 'model.md'), 'utf8'), /\| longctx \| window:left=16 \| f32 \| 160 \|/);
   assert.match(readFileSync(join(out, 'model-decode.svg'), 'utf8'), /^<svg/);
   assert.equal(r.stderr.match(/bench model on .*\d\/4/g)?.length, 4);
+});
+
+test('bench model --batch-passes: passes per submission on WebGPU, counted per decoded token', async (t) => {
+  if (!(await webgpuDevice())) return t.skip('no WebGPU adapter');
+  const run = (passes: string) => {
+    const out = join(dir, `batch-${passes}`);
+    const args = ['bench', 'model', '--shape', 'tiny', '--layers', '2', '--contexts', '96', '--decode', '4'];
+    const r = spawnSync(
+      process.execPath,
+      [
+        cli,
+        ...args,
+        '--chunk',
+        '64',
+        '--method',
+        'window:left=16',
+        '--backend',
+        'webgpu',
+        '--batch-passes',
+        passes,
+      ].concat(['--out-dir', out]),
+      { encoding: 'utf8', timeout: 120_000 },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).rows[0].submitsPerToken as number;
+  };
+  // Two layers: two passes each, the logits' pass and its copy to the host.
+  assert.equal(run('1'), 6);
+  assert.equal(run('64'), 1);
+  const bad = spawnSync(process.execPath, [cli, 'bench', 'model', '--batch-passes', '0'], { encoding: 'utf8' });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--batch-passes must be a positive integer/);
 });

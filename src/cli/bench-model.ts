@@ -24,8 +24,10 @@ export const BENCH_MODEL_USAGE = `usage: longctx bench model [--shape llama-3.2-
                       [--head-dim N] [--intermediate N] [--vocab N] [--contexts 4K,32K,128K] [--method SPEC]...
                       [--decode 128] [--chunk 512] [--storage f16|f32] [--budget-seconds 480]
                       [--backend cpu|webgpu|auto] [--reference torch.json] [--out-dir bench-out] [--title T]
+                      [--batch-passes N]
   A random-weight model of the shape (overrides apply on top); per method, contexts run from the shortest
-  and one is skipped when the last run predicts it would pass the remaining budget.`;
+  and one is skipped when the last run predicts it would pass the remaining budget. --batch-passes: passes per
+  submission of a forward pass on WebGPU (runtime/submit-batch.ts; default 12; 1 submits every pass).`;
 
 export async function benchModelCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -40,6 +42,7 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
     contexts: { type: 'string' },
     method: { type: 'string', multiple: true },
     decode: { type: 'string' },
+    'batch-passes': { type: 'string' },
     chunk: { type: 'string' },
     storage: { type: 'string' },
     'budget-seconds': { type: 'string' },
@@ -61,6 +64,9 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
   const methods = (v.method as unknown as string[] | undefined) ?? ['flash', 'window:left=1024'];
   const decode = numberOption(v, 'decode') ?? 128;
   const chunk = numberOption(v, 'chunk') ?? 512;
+  const batchPasses = numberOption(v, 'batch-passes');
+  if (batchPasses !== undefined && (!Number.isInteger(batchPasses) || batchPasses < 1))
+    throw new InputError('--batch-passes must be a positive integer');
   const storage = String(v.storage ?? 'f16');
   if (storage !== 'f16' && storage !== 'f32') throw new InputError(`--storage must be f16 or f32, got '${storage}'`);
   const deadline = performance.now() + (numberOption(v, 'budget-seconds') ?? 480) * 1000;
@@ -90,6 +96,7 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
   }
 
   const device = await acquireDevice(backendOption(v));
+  if (batchPasses !== undefined) device.gpu?.setBatchPasses(batchPasses);
   const t0 = performance.now();
   const model = randomModel(config, 1);
   process.stderr.write(`bench model: ${model.source} built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);

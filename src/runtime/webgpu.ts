@@ -170,6 +170,11 @@ export class GpuContext {
     this.batch.write(buffer, offset, data, dataOffset, size);
   }
 
+  /** Passes per submission of a batch (BATCH_MAX_PASSES by default; `bench model --batch-passes`). */
+  setBatchPasses(passes: number): void {
+    this.batch.maxPasses = Math.max(1, Math.floor(passes));
+  }
+
   /** Runs `work` with the passes it encodes with `batch` in one submission (GpuOps.forwardScope). */
   async batched<T>(work: () => Promise<T>): Promise<T> {
     this.batch.begin();
