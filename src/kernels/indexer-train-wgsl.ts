@@ -68,6 +68,14 @@ export interface PrepShape {
   weightScale: number;
 }
 
+/** WGSL: RoPE over the pairs of the D_I-wide row of `row` at `at` (`sign` -1 rotates back: the backward). */
+const rotatePairs = (row: string, at: string, sign = '') => `for (var i = 0u; i < NP; i++) {
+      let cs = rope[t * NP + i];
+      let r = rot(cs.x, ${sign}cs.y, ${row}[${at} + PAIRS[i].x], ${row}[${at} + PAIRS[i].y]);
+      ${row}[${at} + PAIRS[i].x] = r.x;
+      ${row}[${at} + PAIRS[i].y] = r.y;
+    }`;
+
 function prepHeader(s: PrepShape): string {
   const pairs = s.pairs.map(([a, b]) => `vec2u(${a}u, ${b}u)`).join(', ');
   return `${PARAMS}
@@ -77,7 +85,16 @@ const R: u32 = ${s.heads * s.dim + s.dim + s.heads}u;
 const NP: u32 = ${s.pairs.length}u;
 const PAIRS = array<vec2u, ${s.pairs.length}>(${pairs});
 const WSCALE: f32 = ${s.weightScale};
-fn rot(c: f32, sn: f32, u: f32, v: f32) -> vec2f { return vec2f(u * c - v * sn, u * sn + v * c); }`;
+fn rot(c: f32, sn: f32, u: f32, v: f32) -> vec2f { return vec2f(u * c - v * sn, u * sn + v * c); }
+// The key LayerNorm's mean and 1 / std over the D_I key columns of row y of Y (both kernels bind Y).
+fn key_norm(y: u32) -> vec2f {
+  var mean = 0.0;
+  for (var d = 0u; d < DI; d++) { mean += Y[y + IH * DI + d]; }
+  mean /= f32(DI);
+  var v = 0.0;
+  for (var d = 0u; d < DI; d++) { let c = Y[y + IH * DI + d] - mean; v += c * c; }
+  return vec2f(mean, 1.0 / sqrt(v / f32(DI) + 1e-6));
+}`;
 }
 
 /** Dispatch ceil(L / 128). Params a = L. Bindings: params, Y [L, R], ln [gamma; beta], rope [L, NP] (cos, sin),
@@ -99,28 +116,13 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let y = t * R;
   for (var x = 0u; x < IH * DI; x++) { q[t * IH * DI + x] = Y[y + x]; }
   for (var j = 0u; j < IH; j++) {
-    for (var i = 0u; i < NP; i++) {
-      let cs = rope[t * NP + i];
-      let at = t * IH * DI + j * DI;
-      let r = rot(cs.x, cs.y, q[at + PAIRS[i].x], q[at + PAIRS[i].y]);
-      q[at + PAIRS[i].x] = r.x;
-      q[at + PAIRS[i].y] = r.y;
-    }
+    let at = t * IH * DI + j * DI;
+    ${rotatePairs('q', 'at')}
     w[t * IH + j] = Y[y + IH * DI + DI + j] * WSCALE;
   }
-  var mean = 0.0;
-  for (var d = 0u; d < DI; d++) { mean += Y[y + IH * DI + d]; }
-  mean /= f32(DI);
-  var v = 0.0;
-  for (var d = 0u; d < DI; d++) { let c = Y[y + IH * DI + d] - mean; v += c * c; }
-  let inv = 1.0 / sqrt(v / f32(DI) + 1e-6);
-  for (var d = 0u; d < DI; d++) { k[t * DI + d] = (Y[y + IH * DI + d] - mean) * inv * ln[d] + ln[DI + d]; }
-  for (var i = 0u; i < NP; i++) {
-    let cs = rope[t * NP + i];
-    let r = rot(cs.x, cs.y, k[t * DI + PAIRS[i].x], k[t * DI + PAIRS[i].y]);
-    k[t * DI + PAIRS[i].x] = r.x;
-    k[t * DI + PAIRS[i].y] = r.y;
-  }
+  let norm = key_norm(y);
+  for (var d = 0u; d < DI; d++) { k[t * DI + d] = (Y[y + IH * DI + d] - norm.x) * norm.y * ln[d] + ln[DI + d]; }
+  ${rotatePairs('k', 't * DI')}
 }
 `;
 }
@@ -146,29 +148,16 @@ fn main(@builtin(global_invocation_id) gid: vec3u) {
   let y = t * R;
   for (var x = 0u; x < IH * DI; x++) { dY[y + x] = dq[t * IH * DI + x]; }
   for (var j = 0u; j < IH; j++) {
-    for (var i = 0u; i < NP; i++) {
-      let cs = rope[t * NP + i];
-      let at = y + j * DI;
-      let r = rot(cs.x, -cs.y, dY[at + PAIRS[i].x], dY[at + PAIRS[i].y]);
-      dY[at + PAIRS[i].x] = r.x;
-      dY[at + PAIRS[i].y] = r.y;
-    }
+    let at = y + j * DI;
+    ${rotatePairs('dY', 'at', '-')}
     dY[y + IH * DI + DI + j] = dw[t * IH + j] * WSCALE;
   }
   var g: array<f32, ${s.dim}>;
   for (var d = 0u; d < DI; d++) { g[d] = dk[t * DI + d]; }
-  for (var i = 0u; i < NP; i++) {
-    let cs = rope[t * NP + i];
-    let r = rot(cs.x, -cs.y, g[PAIRS[i].x], g[PAIRS[i].y]);
-    g[PAIRS[i].x] = r.x;
-    g[PAIRS[i].y] = r.y;
-  }
-  var mean = 0.0;
-  for (var d = 0u; d < DI; d++) { mean += Y[y + IH * DI + d]; }
-  mean /= f32(DI);
-  var v = 0.0;
-  for (var d = 0u; d < DI; d++) { let c = Y[y + IH * DI + d] - mean; v += c * c; }
-  let inv = 1.0 / sqrt(v / f32(DI) + 1e-6);
+  ${rotatePairs('g', '0u', '-')}
+  let norm = key_norm(y);
+  let mean = norm.x;
+  let inv = norm.y;
   // LayerNorm backward: dxhat = dy gamma; dx = inv (dxhat - mean(dxhat) - xhat mean(dxhat xhat)).
   var m1 = 0.0;
   var m2 = 0.0;
