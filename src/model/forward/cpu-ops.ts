@@ -51,10 +51,19 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
     this.add(y, scratch, T * n);
   }
 
-  gateUp(x: Float32Array, wGate: WeightMatrix, wUp: WeightMatrix, gate: Float32Array, up: Float32Array, T: number) {
-    matmulRowsCpu(x, T, wGate, gate);
-    matmulRowsCpu(x, T, wUp, up);
-    swigluCpu(gate, up, T * this.c.intermediateSize);
+  gateUp(
+    x: Float32Array,
+    wGate: WeightMatrix,
+    wUp: WeightMatrix,
+    gate: Float32Array,
+    up: Float32Array,
+    T: number,
+    n: number,
+    k: number,
+  ) {
+    this.matmul(x, wGate, gate, T, n, k);
+    this.matmul(x, wUp, up, T, n, k);
+    this.swiglu(gate, up, T * n);
   }
 
   /** RoPE in place on the token-major rows (src is not read again), then into head-major dst. */
