@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import { DsaGpuLayer } from '../src/attention/layers/dsa-gpu.js';
 import { attendSelected } from '../src/attention/dsa.js';
 import { DsaLayer } from '../src/model/caches/dsa-layer.js';
+import type { DecideVersion } from '../src/kernels/topk-decide-wgsl.js';
 import { randomModel } from '../src/model/load/random-model.js';
 import { LLAMA_3_2_1B_SHAPE } from '../src/model/load/random-model.js';
 import { cpuDevice } from '../src/runtime/device.js';
@@ -41,6 +42,7 @@ interface Case {
   pairs: number;
   chunks: number[];
   decode: number;
+  decide?: DecideVersion;
 }
 const CASES: Case[] = [
   {
@@ -68,6 +70,7 @@ const CASES: Case[] = [
     pairs: 3,
     chunks: [64, 7, 60],
     decode: 21,
+    decide: 'serial',
   },
   {
     heads: 4,
@@ -94,6 +97,7 @@ const CASES: Case[] = [
     pairs: 2,
     chunks: [3, 180],
     decode: 20,
+    decide: 'serial',
   },
 ];
 
@@ -112,7 +116,8 @@ function gridNormal(shape: number[], seed: number, dtype: DType): Tensor {
 
 describe('dsa resident GPU layer', { skip: device ? false : 'no WebGPU device' }, () => {
   for (const c of CASES) {
-    const name = `Hq ${c.heads}:${c.kvHeads} D ${c.headDim} ${c.dtype} ${c.precision} topk ${c.topk} S ${c.sinks} W ${c.local} chunks ${c.chunks}`;
+    const shape = `Hq ${c.heads}:${c.kvHeads} D ${c.headDim} ${c.dtype} ${c.precision} topk ${c.topk} S ${c.sinks} W ${c.local}`;
+    const name = `${shape} chunks ${c.chunks} decide ${c.decide ?? 'default'}`;
     test(`${name} + ${c.decode} decode steps equal the CPU DSA layer`, async () => {
       const gpu = device!.gpu!;
       const total = c.chunks.reduce((a, b) => a + b, 0) + c.decode;

@@ -5,6 +5,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attendSelected, type GatheredKeys, type IndexerInputs, type SparseOptions } from '../src/attention/dsa.js';
 import { readSelection, selectCpu, selectGpu, uploadIndexer } from '../src/attention/dsa-select.js';
+import { DECIDE_VERSIONS } from '../src/kernels/topk-decide-wgsl.js';
 import { radixSelectRow, sampleStride } from '../src/kernels/topk-cpu.js';
 import { prepareIndexer } from '../src/kernels/dsa-indexer-cpu.js';
 import { referenceSelect } from '../src/reference/dsa-reference.js';
@@ -214,8 +215,8 @@ describe(
         const ref = referenceSelect(index, topk, causal);
         const ix = await uploadIndexer(gpu, prepareIndexer(index, 'float'), index);
         try {
-          for (const aggregate of [true, false]) {
-            const sel = await selectGpu(gpu, ix, shape, { aggregate });
+          for (const [aggregate, decide] of cross([true, false], DECIDE_VERSIONS)) {
+            const sel = await selectGpu(gpu, ix, shape, { aggregate, decide });
             const got = await readSelection(gpu, sel, shape);
             gpu.release(sel.indices);
             for (let t = 0; t < Nq; t++) {
@@ -223,7 +224,7 @@ describe(
               assert.deepEqual(
                 row,
                 [...ref.selected[t]].sort((a, b) => a - b),
-                `aggregate ${aggregate} topk ${topk} row ${t}`,
+                `aggregate ${aggregate} decide ${decide} topk ${topk} row ${t}`,
               );
             }
           }
@@ -234,6 +235,11 @@ describe(
     });
   },
 );
+
+/** Every pair of an option and a decide version. */
+function cross<A, B>(as: readonly A[], bs: readonly B[]): Array<[A, B]> {
+  return as.flatMap((a) => bs.map((b): [A, B] => [a, b]));
+}
 
 /** Index inputs whose score of key s is k[s] (one head, one dim, unit query and weight). */
 function scoreIndex(queries: number, scores: Float32Array): IndexerInputs {
@@ -306,15 +312,15 @@ describe(
         const cpu = selectCpu(prepared, shape);
         const ix = await uploadIndexer(gpu, prepared, index);
         try {
-          for (const sample of [true, false]) {
-            const sel = await selectGpu(gpu, ix, shape, { sample });
+          for (const [sample, decide] of cross([true, false], DECIDE_VERSIONS)) {
+            const sel = await selectGpu(gpu, ix, shape, { sample, decide });
             const got = await readSelection(gpu, sel, shape);
             gpu.release(sel.indices);
             for (let t = 0; t < Nq; t++) {
               const want = [...ref.selected[t]].sort((a, b) => a - b);
               const row = (x: GatheredKeys) =>
                 [...x.indices.subarray(t * x.width, t * x.width + x.count(t))].sort((a, b) => a - b);
-              assert.deepEqual(row(got), want, `sample ${sample} topk ${topk} row ${t}`);
+              assert.deepEqual(row(got), want, `sample ${sample} decide ${decide} topk ${topk} row ${t}`);
               assert.deepEqual(row(cpu), want, `cpu topk ${topk} row ${t}`);
             }
           }

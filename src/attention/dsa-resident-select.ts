@@ -10,8 +10,9 @@ import type { GpuContext } from '../runtime/webgpu.js';
 import { indexScoreParams, indexScoresWgsl, SCORE_BLOCK_QUERIES } from '../kernels/dsa-indexer-scores-wgsl.js';
 import type { IndexerSlots } from '../kernels/dsa-indexer-project-wgsl.js';
 import { TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
-import { STATE_WORDS, STORED_BLOCK_QUERIES, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
-import { selectSplits } from './dsa-select.js';
+import { STATE_WORDS, STORED_BLOCK_QUERIES, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import { DEFAULT_DECIDE, decideGroups, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
+import { decidePipeline, selectSplits } from './dsa-select.js';
 import { persistentUniform, releaseShared, sharedBuffer, wrapGrid, writeUniform } from './layers/gpu-binds.js';
 
 /** Bytes of stored scores by default (256 MiB: 512 tokens per block at 128K keys), shared by the layers. */
@@ -24,6 +25,8 @@ export interface ResidentSelectShape {
   maxChunk: number;
   topk: number;
   scoreBudgetBytes?: number;
+  /** The decide step's version (kernels/topk-decide-wgsl.ts; default DEFAULT_DECIDE). */
+  decide?: DecideVersion;
 }
 
 /** The index buffers the scores read: queries and weights of the chunk, keys (and int8 scales) of the cache. */
@@ -56,6 +59,7 @@ export class ResidentSelection {
     index: IndexBuffers,
     picked: GPUBuffer,
     blockQueries: number,
+    private readonly decide: DecideVersion,
   ) {
     this.blockQueries = blockQueries;
     this.scoreParams = persistentUniform(gpu, 32);
@@ -84,11 +88,12 @@ export class ResidentSelection {
         `dsa stores one token's ${s.maxKeys} index scores (${rowBytes} bytes), more than the scratch budget ${budget}`,
       );
     const blockQueries = Math.max(1, Math.min(s.maxChunk, Math.floor(budget / rowBytes)));
+    const decide = s.decide ?? DEFAULT_DECIDE;
     const { precision, heads, per } = s.slots;
     const kernels = {
       score: await gpu.pipeline(`dsa-index-scores-${precision}-${heads}-${per}`, () => indexScoresWgsl(s.slots)),
       pass: await gpu.pipeline('dsa-topk-pass-stored', () => topkPassWgsl('stored')),
-      decide: await gpu.pipeline('dsa-topk-decide', topkDecideWgsl),
+      decide: await decidePipeline(gpu, decide),
     };
     const owned: GPUBuffer[] = [];
     try {
@@ -104,7 +109,7 @@ export class ResidentSelection {
       owned.forEach((b) => releaseShared(gpu, b));
       throw e;
     }
-    return new ResidentSelection(gpu, kernels, owned, index, picked, blockQueries);
+    return new ResidentSelection(gpu, kernels, owned, index, picked, blockQueries, decide);
   }
 
   /** The blocks of a chunk of T tokens ranking `middle` keys (bottom-right causal); blocks that see none drop. */
@@ -150,7 +155,7 @@ export class ResidentSelection {
     );
     // Mode 0 (init) for every token of the block; counters are set by init, candidates written before read.
     gpu.write(this.owned[1], 0, this.zeros, 0, b.queries * STATE_WORDS);
-    const [dx, dy] = wrapGrid(gpu, Math.ceil(b.queries / 64));
+    const [dx, dy] = wrapGrid(gpu, decideGroups(this.decide, b.queries));
     const { score, pass: passKernel, decide } = this.kernels;
     const g = this.groups;
     return (pass) => {

@@ -12,11 +12,13 @@ import {
   TOPK_MAX_PASSES,
   TOPK_MAX_PASSES_SAMPLED,
 } from '../kernels/topk-cpu.js';
-import { STATE_WORDS, TOPK_THREADS, topkDecideWgsl, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import { STATE_WORDS, TOPK_THREADS, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import { DEFAULT_DECIDE, decideGroups, topkDecideWgsl, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
 import { lastVisibleKey as indexLimit } from '../spine/problem.js';
 import type { IndexerInputs } from '../kernels/dsa-indexer-cpu.js';
 import { scratchBuffer, type Scratch } from './dsa-scratch.js';
+import { wrapGrid } from './layers/gpu-binds.js';
 
 export interface SelectShape {
   queries: number;
@@ -111,6 +113,13 @@ export interface SelectOptions {
   aggregate?: boolean;
   /** A sample pass guesses the first digit (kernels/topk-cpu.ts sampleStride; default off). */
   sample?: boolean;
+  /** The decide step's version (kernels/topk-decide-wgsl.ts; default DEFAULT_DECIDE). */
+  decide?: DecideVersion;
+}
+
+/** The decide step's pipeline for a version (one pipeline key per version). */
+export function decidePipeline(gpu: GpuContext, version: DecideVersion): Promise<GPUComputePipeline> {
+  return gpu.pipeline(`dsa-topk-decide-${version}`, () => topkDecideWgsl(version));
 }
 
 function passPipeline(gpu: GpuContext, ix: GpuIndexer, opts: SelectOptions): Promise<GPUComputePipeline> {
@@ -138,7 +147,8 @@ export async function selectGpu(
     );
   const splits = selectSplits(gpu, s, blocks);
   const pass = await passPipeline(gpu, ix, opts);
-  const decide = await gpu.pipeline('dsa-topk-decide', topkDecideWgsl);
+  const decideVersion = opts.decide ?? DEFAULT_DECIDE;
+  const decide = await decidePipeline(gpu, decideVersion);
   const scratch: Scratch[] = [];
   const temps: GPUBuffer[] = [];
   const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
@@ -168,15 +178,12 @@ export async function selectGpu(
     const sel = [...temps, indices];
     const passGroup = gpu.bind(pass, [params, ...ix.buffers, ...sel]);
     const decideGroup = gpu.bind(decide, [params, ...sel]);
-    const decideGroups = Math.ceil(s.queries / 64);
+    const [dx, dy] = wrapGrid(gpu, decideGroups(decideVersion, s.queries));
     await gpu.run('dsa select', (enc) => {
       const runDecide = () => {
         enc.setPipeline(decide);
         enc.setBindGroup(0, decideGroup);
-        enc.dispatchWorkgroups(
-          Math.min(decideGroups, gpu.maxWorkgroupsPerDim),
-          Math.ceil(decideGroups / gpu.maxWorkgroupsPerDim),
-        );
+        enc.dispatchWorkgroups(dx, dy);
       };
       runDecide();
       for (let i = 0; i < (stride ? TOPK_MAX_PASSES_SAMPLED : TOPK_MAX_PASSES); i++) {

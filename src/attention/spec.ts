@@ -22,8 +22,9 @@ export const METHOD_KEYS: Record<string, readonly string[]> = {
   /** CCA-Attention: a core per G tokens plus a raw window of W (defaults 16, 1024). */
   cca: ['group', 'window', 'variant'],
   /** DeepSeek Sparse Attention: the indexer's top-k keys per token (default 2048); indexer int8 or float.
-   * In a model also: sinks S and local window W always kept (4, 64), P rotary pairs per index head (4). */
-  dsa: ['topk', 'indexer', 'sinks', 'local', 'pairs'],
+   * In a model also: sinks S and local window W always kept (4, 64), P rotary pairs per index head (4), the GPU
+   * selection's decide step (kernels/topk-decide-wgsl.ts). */
+  dsa: ['topk', 'indexer', 'sinks', 'local', 'pairs', 'decide'],
 };
 
 export function parseMethodSpec(text: string): MethodSpec {

@@ -10,6 +10,7 @@ import type { LayerAttention } from '../attention/layer.js';
 import { flashAttentionGpu } from '../attention/flash.js';
 import { randomGpuBuffer } from './gpu-fill.js';
 import type { DType } from '../tensor.js';
+import { DEFAULT_DECIDE, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
 
 export interface ResidentShape {
   heads: number;
@@ -139,6 +140,8 @@ export interface ResidentBenchOptions {
   decode: number;
   /** flash, cca, dsa. */
   methods: string[];
+  /** DSA's decide versions, one row each (default: the default version). */
+  decide?: readonly DecideVersion[];
   /** CCA's group and window (16 and 1024). */
   group?: number;
   window?: number;
@@ -150,7 +153,10 @@ export async function benchResident(gpu: GpuContext, o: ResidentBenchOptions): P
   const s = o.shape;
   const rows: ResidentRow[] = [];
   for (const context of o.contexts) {
-    for (const method of o.methods) {
+    const runs: Array<{ method: string; decide?: DecideVersion }> = o.methods.flatMap((method) =>
+      method === 'dsa' ? (o.decide ?? [DEFAULT_DECIDE]).map((decide) => ({ method, decide })) : [{ method }],
+    );
+    for (const { method, decide } of runs) {
       const maxTokens = context + o.decode + 2;
       const opts = { ...s, maxTokens, maxChunk: o.chunk };
       let result: Omit<ResidentRow, 'method' | 'context'>;
@@ -167,6 +173,7 @@ export async function benchResident(gpu: GpuContext, o: ResidentBenchOptions): P
                 sinks: 4,
                 local: 64,
                 indexer: benchIndexer(s),
+                decide,
               });
         spec = layer.spec;
         try {

@@ -6,12 +6,14 @@ import { join } from 'node:path';
 import { benchResident, residentTable, type ResidentShape } from '../bench/resident-bench.js';
 import { DeviceError, InputError } from '../errors.js';
 import { acquireGpu } from '../runtime/acquire-gpu.js';
+import { DECIDE_VERSIONS, DEFAULT_DECIDE, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
 import { intList, numberOption, parse } from './args.js';
 
 export const BENCH_RESIDENT_USAGE = `usage: longctx bench resident [--contexts 32K,128K] [--methods flash,cca,dsa] [--chunk 4096]
                       [--decode 64] [--heads 32] [--kv-heads 8] [--head-dim 64] [--storage f16|f32]
-                      [--group 16] [--window 1024] [--out-dir bench-resident]
-  One layer of each method (CCA's group and window as given; DSA top-2048, int8 index keys) on WebGPU.`;
+                      [--group 16] [--window 1024] [--decide serial,workgroup] [--out-dir bench-resident]
+  One layer of each method (CCA's group and window as given; DSA top-2048, int8 index keys, a row per
+  --decide version of its selection) on WebGPU.`;
 
 const METHODS = ['flash', 'cca', 'dsa'];
 
@@ -27,11 +29,16 @@ export async function benchResidentCommand(argv: string[]): Promise<void> {
     storage: { type: 'string' },
     group: { type: 'string' },
     window: { type: 'string' },
+    decide: { type: 'string' },
     'out-dir': { type: 'string' },
   });
   const methods = String(v.methods ?? METHODS.join(',')).split(',');
   for (const m of methods)
     if (!METHODS.includes(m)) throw new InputError(`--methods: '${m}' is not one of ${METHODS.join(', ')}`);
+  const decide = String(v.decide ?? DEFAULT_DECIDE).split(',');
+  for (const d of decide)
+    if (!(DECIDE_VERSIONS as readonly string[]).includes(d))
+      throw new InputError(`--decide: '${d}' is not one of ${DECIDE_VERSIONS.join(', ')}`);
   const dtype = String(v.storage ?? 'f16');
   if (dtype !== 'f16' && dtype !== 'f32') throw new InputError(`--storage: '${dtype}' is not f16 or f32`);
   const whole = (name: string, fallback: number) => {
@@ -60,6 +67,7 @@ export async function benchResidentCommand(argv: string[]): Promise<void> {
       methods,
       group: whole('group', 16),
       window: whole('window', 1024),
+      decide: decide as DecideVersion[],
       log,
     });
     const outDir = String(v['out-dir'] ?? 'bench-resident');

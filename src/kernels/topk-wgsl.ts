@@ -5,10 +5,11 @@
 //           keys; REFINE tokens histogram the next 8 bits of the keys that share their prefix (workgroup
 //           atomics, flushed to a global histogram); COLLECT tokens write keys above the prefix straight to
 //           the output and the prefix's keys to a candidate list; ALL tokens (k >= visible) write all.
-//   decide: one thread per token: REFINE extends the prefix by the digit holding the k-th key (COLLECT once
-//           that bucket has at most TOPK_CANDIDATES keys); after COLLECT it ranks the candidates exactly
-//           (score, then lower index) and pads the row with -1. Finished workgroups return at once.
-import { SAMPLE_MIN_RATIO, TOPK_CANDIDATES } from './topk-cpu.js';
+//   decide: per token (kernels/topk-decide-wgsl.ts): REFINE extends the prefix by the digit holding the k-th
+//           key (COLLECT once that bucket has at most TOPK_CANDIDATES keys); after COLLECT it ranks the
+//           candidates exactly (score, then lower index) and pads the row with -1. Finished workgroups
+//           return at once.
+import { TOPK_CANDIDATES } from './topk-cpu.js';
 import { indexerWgsl, type IndexerKernelShape } from './dsa-indexer-wgsl.js';
 import { FINITE_TESTS_WGSL } from './wgsl-common.js';
 
@@ -18,7 +19,7 @@ export const MODE = { init: 0, refine: 1, collect: 2, all: 3, done: 4, sample: 5
 export const STATE_WORDS = 8;
 
 /** Uniform block of both kernels; keep in sync with topkParams(). */
-const PARAMS_WGSL = /* wgsl */ `
+export const PARAMS_WGSL = /* wgsl */ `
 struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, row0: u32, pad2: u32 }
 @group(0) @binding(0) var<uniform> params: Params;
 fn key_limit(t: u32) -> i32 {
@@ -69,7 +70,7 @@ fn next_digit(hi: u32, lo: u32, bits: u32) -> u32 {
 }`;
 
 /** Bindings after the indexer's: state, counters (taken, candidates), histogram, candidates, output. */
-function selectionBindings(first: number): string {
+export function selectionBindings(first: number): string {
   return /* wgsl */ `
 @group(0) @binding(${first}) var<storage, read_write> state: array<u32>;
 @group(0) @binding(${first + 1}) var<storage, read_write> counters: array<atomic<u32>>;
@@ -265,106 +266,6 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
     let v = atomicLoad(&hist_wg[x]);
     let t = q0 + x / 256u;
     if (v > 0u && t < params.nq) { atomicAdd(&hist[t * 256u + x % 256u], v); }
-  }
-}
-`;
-}
-
-/** One thread per token: init, extend the prefix, or rank the candidates and finish the row. */
-export function topkDecideWgsl(): string {
-  return /* wgsl */ `
-${PARAMS_WGSL}
-${selectionBindings(1)}
-/** Extends the prefix by the digit holding the need-th key of the histogram; COLLECT once that bucket is small. */
-fn refine_step(t: u32, base: u32) {
-  var need = state[base + 4u];
-  var above = 0u;
-  var d = 255u;
-  loop {
-    let h = atomicLoad(&hist[t * 256u + d]);
-    if (above + h >= need || d == 0u) { break; }
-    above += h;
-    d -= 1u;
-  }
-  let count = atomicLoad(&hist[t * 256u + d]);
-  for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
-  need -= above;
-  let bits = state[base + 1u];
-  if (bits < 32u) { state[base + 2u] = (state[base + 2u] << 8u) | d; } else { state[base + 3u] = (state[base + 3u] << 8u) | d; }
-  state[base + 1u] = bits + 8u;
-  state[base + 4u] = need;
-  state[base] = select(${MODE.refine}u, ${MODE.collect}u, count <= CAP || bits + 8u == 64u);
-}
-fn pad_row(t: u32, first: u32) {
-  for (var i = first; i < params.width; i++) { out[(params.row0 + t) * params.width + i] = -1; }
-}
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
-  let t = gid.x + gid.y * nwg.x * 64u;
-  if (t >= params.nq) { return; }
-  let base = t * SW;
-  let mode = state[base];
-  if (mode == ${MODE.init}u) {
-    let visible = u32(max(key_limit(t) + 1, 0));
-    let take = min(params.width, visible);
-    state[base + 1u] = 0u; state[base + 2u] = 0u; state[base + 3u] = 0u;
-    state[base + 4u] = take; state[base + 5u] = take;
-    atomicStore(&counters[t * 2u], 0u); atomicStore(&counters[t * 2u + 1u], 0u);
-    if (take == 0u) { pad_row(t, 0u); state[base] = ${MODE.done}u; }
-    else if (take == visible) { state[base] = ${MODE.all}u; }
-    else if (params.stride >= 2u && visible >= ${SAMPLE_MIN_RATIO}u * take) { state[base] = ${MODE.sample}u; }
-    else { state[base] = ${MODE.refine}u; }
-  } else if (mode == ${MODE.refine}u) {
-    refine_step(t, base);
-  } else if (mode == ${MODE.sample}u) {
-    // The sampled first digit: the bucket of the ceil(take / stride)-th sampled key becomes the guess.
-    let need = (state[base + 5u] + params.stride - 1u) / params.stride;
-    var above = 0u;
-    var d = 255u;
-    loop {
-      let h = atomicLoad(&hist[t * 256u + d]);
-      if (above + h >= need || d == 0u) { break; }
-      above += h;
-      d -= 1u;
-    }
-    for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
-    state[base + 1u] = 8u; state[base + 2u] = d; state[base] = ${MODE.guess}u;
-  } else if (mode == ${MODE.guess}u) {
-    // Keys above the guessed bucket were counted, the bucket's keys histogrammed by their next digit.
-    let above = atomicLoad(&counters[t * 2u]);
-    atomicStore(&counters[t * 2u], 0u);
-    var total = 0u;
-    for (var i = 0u; i < 256u; i++) { total += atomicLoad(&hist[t * 256u + i]); }
-    let need = state[base + 4u];
-    if (above < need && above + total >= need) {
-      state[base + 4u] = need - above;
-      refine_step(t, base);
-    } else {
-      for (var i = 0u; i < 256u; i++) { atomicStore(&hist[t * 256u + i], 0u); }
-      state[base + 1u] = 0u; state[base + 2u] = 0u; state[base + 3u] = 0u;
-      state[base + 4u] = state[base + 5u];
-      state[base] = ${MODE.refine}u;
-    }
-  } else if (mode == ${MODE.collect}u) {
-    let taken = atomicLoad(&counters[t * 2u]);
-    let n = min(atomicLoad(&counters[t * 2u + 1u]), CAP);
-    let need = state[base + 4u];
-    for (var a = 0u; a < n; a++) {
-      let ka = cand[(t * CAP + a) * 2u];
-      let ia = cand[(t * CAP + a) * 2u + 1u];
-      var rank = 0u;
-      for (var b = 0u; b < n; b++) {
-        let kb = cand[(t * CAP + b) * 2u];
-        let ib = cand[(t * CAP + b) * 2u + 1u];
-        if (kb > ka || (kb == ka && ib < ia)) { rank += 1u; }
-      }
-      if (rank < need && taken + rank < params.width) { out[(params.row0 + t) * params.width + taken + rank] = i32(ia); }
-    }
-    pad_row(t, state[base + 5u]);
-    state[base] = ${MODE.done}u;
-  } else if (mode == ${MODE.all}u) {
-    pad_row(t, state[base + 5u]);
-    state[base] = ${MODE.done}u;
   }
 }
 `;

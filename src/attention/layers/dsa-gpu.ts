@@ -24,6 +24,7 @@ import { ResidentSparseAttention } from '../dsa-resident-attend.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
+import { DEFAULT_DECIDE, type DecideVersion } from '../../kernels/topk-decide-wgsl.js';
 
 /** What the layer needs of model/caches/dsa-indexer.ts's LayerIndexer (which satisfies it). */
 export interface ResidentIndexer {
@@ -41,6 +42,8 @@ export interface DsaResidentParams {
   precision: IndexerPrecision;
   sinks: number;
   local: number;
+  /** The selection's decide step (kernels/topk-decide-wgsl.ts; default DEFAULT_DECIDE). */
+  decide?: DecideVersion;
 }
 
 export interface DsaGpuLayerOptions extends DsaResidentParams {
@@ -91,10 +94,11 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       lists: persistentUniform(gpu, 32),
     };
     this.listsGroup = gpu.bind(kernels.lists, [buf.picked, buf.lists, this.uniforms.lists]);
-    this.spec = `dsa:topk=${o.topk},indexer=${o.precision},sinks=${o.sinks},local=${o.local}`;
+    this.spec = `dsa:topk=${o.topk},indexer=${o.precision},sinks=${o.sinks},local=${o.local},decide=${o.decide}`;
     this.plan =
       `dsa resident: ${o.indexer.heads} index heads x ${slots.per} channels (${o.precision}), scores stored per ` +
-      `block of ${select.blockQueries} tokens then radix select, gathered attention ${attend.variant}, ${o.dtype}`;
+      `block of ${select.blockQueries} tokens then radix select (decide: ${o.decide}), gathered attention ` +
+      `${attend.variant}, ${o.dtype}`;
   }
 
   static async create(gpu: GpuContext, options: DsaGpuLayerOptions): Promise<DsaGpuLayer> {
@@ -111,6 +115,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     if (dtype === 'f16' && !gpu.features.f16)
       throw new UnsupportedError('this device has no shader-f16; use f32 storage for the dsa layer');
     const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
+    const decide = options.decide ?? DEFAULT_DECIDE;
     const slots: IndexerSlots = { precision: options.precision, heads: ix.heads, per: ix.dim / ix.heads };
     const SW = slotWords(slots);
     const channels = new Uint32Array(ix.heads * slots.per);
@@ -157,7 +162,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       append = await ResidentKvAppend.create(gpu, dtype, { k: buf.k, v: buf.v }, layout);
       select = await ResidentSelection.create(
         gpu,
-        { slots, maxKeys: maxTokens, maxChunk, topk, scoreBudgetBytes: options.scoreBudgetBytes },
+        { slots, maxKeys: maxTokens, maxChunk, topk, scoreBudgetBytes: options.scoreBudgetBytes, decide },
         buf,
         buf.picked,
       );
@@ -172,7 +177,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         listWidth,
         maxChunk,
       });
-      const o = { ...options, maxChunk, scale };
+      const o = { ...options, maxChunk, scale, decide };
       delete (o as DsaGpuLayerOptions).scoreBudgetBytes;
       return new DsaGpuLayer(gpu, o, slots, kernels, buf, select, attend, append, listWidth);
     } catch (e) {

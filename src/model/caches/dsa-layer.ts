@@ -9,7 +9,8 @@ import { SpecError } from '../../errors.js';
 import { tensor } from '../../tensor.js';
 import type { Device } from '../../runtime/device.js';
 import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../../attention/dsa.js';
-import { intParam, type MethodSpec } from '../../attention/spec.js';
+import { choiceParam, intParam, type MethodSpec } from '../../attention/spec.js';
+import { DECIDE_VERSIONS, DEFAULT_DECIDE, type DecideVersion } from '../../kernels/topk-decide-wgsl.js';
 import {
   indexKeysInto,
   indexQueries,
@@ -29,9 +30,11 @@ export interface DsaLayerParams {
   sinks: number;
   local: number;
   pairs: number;
+  /** The GPU selection's decide step (`decide=serial|workgroup`; the CPU selection has none). */
+  decide?: DecideVersion;
 }
 
-/** `dsa:topk=K[,indexer=int8|float][,sinks=S][,local=W][,pairs=P]` for a model layer. */
+/** `dsa:topk=K[,indexer=int8|float][,sinks=S][,local=W][,pairs=P][,decide=serial|workgroup]` for a model layer. */
 export function dsaLayerParams(spec: MethodSpec): DsaLayerParams {
   const { topk, indexer } = dsaOptionsFromSpec(spec);
   const sinks = intParam(spec, 'sinks', DSA_SINKS);
@@ -39,7 +42,8 @@ export function dsaLayerParams(spec: MethodSpec): DsaLayerParams {
   const pairs = intParam(spec, 'pairs', 4);
   if (sinks < 0 || local < 1 || pairs < 1)
     throw new SpecError('dsa: sinks must be >= 0, local >= 1 (the token itself) and pairs >= 1');
-  return { topk: topk!, precision: indexer ?? 'int8', sinks, local, pairs };
+  const decide = choiceParam(spec, 'decide', DECIDE_VERSIONS, DEFAULT_DECIDE);
+  return { topk: topk!, precision: indexer ?? 'int8', sinks, local, pairs, decide };
 }
 
 export class DsaLayer {
