@@ -18,6 +18,8 @@ const [heads, kvHeads, headDim] = [
 ];
 const steps = 40;
 const splittings = [
+  { maxSplits: 16, minKeys: 256 },
+  { maxSplits: 32, minKeys: 256 },
   { maxSplits: 64, minKeys: 256 },
   { maxSplits: 128, minKeys: 128 },
   { maxSplits: 256, minKeys: 128 },

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Issue 11/12's device call (~9.5 minutes): the split-KV decoding sweep (every version and splitting), the version
+# Issue 11/12's device call (~9.5 minutes): the split-KV decoding sweep (every version and splitting), DSA's decide
+# versions as one resident layer (bench resident), the version
 # fastest at 128K keys handed to the model bench's flash and window (DECODE_KERNEL), a V8 CPU profile of decoding
 # at 1K (host-bound or waiting on the GPU: the fixed cost per token) beside BATCH_SWEEP's passes per submission,
 # then scripts/bench-model-h200.sh.
@@ -12,7 +13,7 @@ out="${OUT:-bench-out}"
 mkdir -p "$out/profile"
 start=$(date +%s)
 quiet() { grep -v -e "artificially reduced" -e "deprecated"; }
-timeout 90 node dist/scripts/decode-sweep.js ${SWEEP_ARGS:-} 2>&1 | quiet > "$out/decode-sweep.log"
+timeout 150 node dist/scripts/decode-sweep.js ${SWEEP_ARGS:-} 2>&1 | quiet > "$out/decode-sweep.log"
 grep "^|" "$out/decode-sweep.log" > "$out/decode-sweep.md"
 grep "^\[" "$out/decode-sweep.log" > "$out/decode-sweep.json"
 best=$(node -e 'const rows = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
@@ -20,6 +21,9 @@ const most = Math.max(...rows.map((x) => x.keys));
 const r = rows.filter((x) => x.keys === most).sort((x, y) => x.us - y.us);
 console.log(r[0]?.version ?? "")' "$out/decode-sweep.json" 2>/dev/null)
 echo "decode sweep: fastest at 128K keys: ${best:-none}"
+# DSA's selection decide step, serial against a workgroup per token, as one layer of the model (and flash beside it).
+timeout 120 node dist/src/cli/main.js bench resident --contexts "${RESIDENT_CONTEXTS:-32K,128K}" --methods flash,dsa \
+  --decide serial,workgroup --decode 32 ${RESIDENT_ARGS:-} --out-dir "$out/resident-decide" 2>&1 | quiet | tail -n 8
 timeout 80 node --cpu-prof --cpu-prof-dir "$out/profile/prof" dist/src/cli/main.js bench model --backend webgpu \
   --storage f16 ${SHAPE_ARGS:-} --contexts "${PROFILE_CONTEXT:-1K}" --decode 96 --chunk 512 --budget-seconds 60 \
   --out-dir "$out/profile/run" --method window:left=1024 2>&1 | quiet | grep "^| longctx" | tee "$out/profile/decode.txt"

@@ -110,6 +110,11 @@ describe('decoding over a cache read in place', { skip: device ? false : 'no Web
   for (const c of v3Cases)
     test(`split-KV decoding decode-v3 (lanes ${c.lanes ?? 'device'}): Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
       run(gpu, c, 'decode-v3', c.lanes));
+  // decode-v4 is v3's generator with its rescale and merge unrolled: the paths that change them (idle heads, D 128's
+  // 16 word columns, several tiles per split, 1 and 4 lanes with an odd D).
+  for (const c of [v3Cases[0], v3Cases[6], v3Cases[7], v3Cases[9]])
+    test(`split-KV decoding decode-v4 (lanes ${c.lanes ?? 'device'}): Hq ${c.heads} Hkv ${c.kvHeads} N ${c.keys} D ${c.headDim} ${c.dtype}`, () =>
+      run(gpu, c, 'decode-v4', c.lanes));
 
   for (const c of [
     { heads: 4, kvHeads: 2, queries: 5, keys: 97, headDim: 64, dtype: 'f32' as const },

@@ -41,7 +41,8 @@ export interface DecodeCalls {
 }
 
 /** The partial kernels, side by side: v1 a workgroup per query head, gqa-v2 one per KV head's query heads,
- * v3 one per KV head's query heads with 16-byte loads, many in flight (flash-decode-v3-wgsl.ts). */
+ * v3 one per KV head's query heads with 16-byte loads, many in flight (flash-decode-v3-wgsl.ts), v4 the same with
+ * its per-head rescale and slice merge unrolled (no private array indexed by a loop variable). */
 export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
 export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
 /** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweeps of 2026-12-02): v3 at 64 splits of 256 keys
@@ -98,8 +99,9 @@ export async function flashDecodeCalls(
   } else {
     // Lanes per key within the device's smallest subgroup (8 on lavapipe and NVIDIA; 1: no subgroup operation).
     const l = decodeV3Lanes(Math.min(lanes, await subgroupMinSize(gpu)));
-    partial = await gpu.pipeline(`flash-decode-v3-${s.headDim}-${x.dtype}-g${group}-l${l}`, () =>
-      flashDecodeV3PartialWgsl(s.headDim, x.dtype, group, l),
+    const unrolled = version === 'decode-v4';
+    partial = await gpu.pipeline(`flash-${version}-${s.headDim}-${x.dtype}-g${group}-l${l}`, () =>
+      flashDecodeV3PartialWgsl(s.headDim, x.dtype, group, l, unrolled),
     );
     groups = decodeV3Grid(splits, s.heads, s.kvHeads);
   }

@@ -83,7 +83,7 @@ export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
 export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
 
 /** The split-KV decoding kernels (attention/flash-decode.ts), side by side; auto takes the default. */
-export const DECODE_KERNELS = ['auto', 'decode-v1', 'decode-gqa-v2', 'decode-v3'] as const;
+export const DECODE_KERNELS = ['auto', 'decode-v1', 'decode-gqa-v2', 'decode-v3', 'decode-v4'] as const;
 export type DecodeKernel = (typeof DECODE_KERNELS)[number];
 
 /** The `decode=` of flash, window and sinks: which split-KV decoding kernel their decoding steps run. */

@@ -108,8 +108,17 @@ export function decodeV3Layout(headDim: number, dtype: DType, group: number, lan
 
 /** Partial states: q [Hq, 1, D], k/v [Hkv, kv_stride, D] -> po [Hq, splits, D], plse [Hq, splits].
  * The uniform is decodeParams' (flash-decode-wgsl.ts); `group` (Hq / Hkv) and `lanes` (decodeV3Lanes: the
- * subgroups must hold them, 1 compiles no subgroup operation) are compiled in. */
-export function flashDecodeV3PartialWgsl(headDim: number, dtype: DType, group: number, lanes: number): string {
+ * subgroups must hold them, 1 compiles no subgroup operation) are compiled in. `unrolled` (version decode-v4) writes
+ * the per-head rescale of each tile and the final merge of the slices as straight-line code with constant indices,
+ * so that no private array (the accumulators above all) is indexed by a loop variable: a compiler that does not
+ * unroll those loops otherwise keeps the arrays in local memory (a load and store for every accumulation). */
+export function flashDecodeV3PartialWgsl(
+  headDim: number,
+  dtype: DType,
+  group: number,
+  lanes: number,
+  unrolled = false,
+): string {
   const y = decodeV3Layout(headDim, dtype, group, lanes);
   const w = wordWgsl(y.epw, dtype);
   const H = y.halves;
@@ -175,6 +184,13 @@ ${adds.join('\n')}
       }`;
     }),
   );
+  const rescale = unrolled ? rescaleUnrolled(y, H) : rescaleLoop(H);
+  const merge = unrolled ? mergeUnrolled(y, H, headDim) : mergeLoop(H);
+  // The heads' merged maxima and sums: private arrays in v3, workgroup memory in v4 (read with the thread index).
+  const [top, tot] = unrolled ? ['w_top', 'w_total'] : ['top', 'total'];
+  const kept = unrolled
+    ? `var<workgroup> w_top: array<f32, ${y.hpw}>;\nvar<workgroup> w_total: array<f32, ${y.hpw}>;\n`
+    : '';
   return /* wgsl */ `${enables}
 ${decodePartialBindings(w.type)}
 
@@ -196,7 +212,7 @@ var<workgroup> sc: array<f32, ${y.hpw * TILE}>;
 var<workgroup> ms: array<f32, ${y.slices * y.hpw}>;
 var<workgroup> ls: array<f32, ${y.slices * y.hpw}>;
 var<workgroup> outs: array<f32, ${y.hpw * headDim}>;
-var<workgroup> poison: atomic<u32>; // bit h: head h of this workgroup scored a NaN or an infinity
+${kept}var<workgroup> poison: atomic<u32>; // bit h: head h of this workgroup scored a NaN or an infinity
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
@@ -235,15 +251,7 @@ ${scoreDots.join('\n')}
 ${scoreStores.join('\n')}
     }
     workgroupBarrier(); // sc written
-    for (var hh = 0u; hh < HPW; hh++) {
-      var tmax = NEG;
-      for (var x = slice; x < n; x += SLICES) { tmax = max(tmax, sc[hh * BC + x]); }
-      let m_new = max(m[hh], tmax);
-      let alpha = exp(m[hh] - m_new);
-      l[hh] *= alpha;
-      for (var c = 0u; c < WPT * ${H}u; c++) { acc[hh * WPT * ${H}u + c] *= alpha; }
-      m[hh] = m_new;
-    }
+${rescale}
     for (var x0 = slice; x0 < BC; x0 += ${V * S}u) {
 ${valueLoads.join('\n')}
 ${valueUse.join('\n')}
@@ -255,7 +263,64 @@ ${valueUse.join('\n')}
     for (var hh = 0u; hh < HPW; hh++) { ms[slice * HPW + hh] = m[hh]; ls[slice * HPW + hh] = l[hh]; }
   }
   workgroupBarrier();
-  var top: array<f32, HPW>;
+${merge}
+  let bits = atomicLoad(&poison);
+  for (var i = lid; i < HPW * D; i += WG) {
+    let hh = i / D;
+    if (g0 + hh < G) {
+      let r = (kvh * G + g0 + hh) * params.splits + split;
+      let bad = ((bits >> hh) & 1u) != 0u;
+      let inv = select(0.0, 1.0 / ${tot}[hh], ${tot}[hh] > 0.0);
+      po[r * D + i % D] = select(outs[i] * inv, nan_value(), bad);
+    }
+  }
+  if (lid < HPW && g0 + lid < G) {
+    let r = (kvh * G + g0 + lid) * params.splits + split;
+    let bad = ((bits >> lid) & 1u) != 0u;
+    plse[r] = select(select(bitcast<f32>(params.neg_inf_bits), ${top}[lid] + log(${tot}[lid]), ${tot}[lid] > 0.0), nan_value(), bad);
+  }
+}
+`;
+}
+
+type Layout = ReturnType<typeof decodeV3Layout>;
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
+
+/** Each head's tile maximum, then its state rescaled (v3: loops over heads and accumulators). */
+function rescaleLoop(H: number): string {
+  return `    for (var hh = 0u; hh < HPW; hh++) {
+      var tmax = NEG;
+      for (var x = slice; x < n; x += SLICES) { tmax = max(tmax, sc[hh * BC + x]); }
+      let m_new = max(m[hh], tmax);
+      let alpha = exp(m[hh] - m_new);
+      l[hh] *= alpha;
+      for (var c = 0u; c < WPT * ${H}u; c++) { acc[hh * WPT * ${H}u + c] *= alpha; }
+      m[hh] = m_new;
+    }`;
+}
+
+function rescaleUnrolled(y: Layout, H: number): string {
+  const n = y.wordsPerThread * H;
+  return range(y.hpw)
+    .map(
+      (hh) => `    {
+      var tmax = NEG;
+      for (var x = slice; x < n; x += SLICES) { tmax = max(tmax, sc[${hh * TILE}u + x]); }
+      let m_new = max(m[${hh}u], tmax);
+      let alpha = exp(m[${hh}u] - m_new);
+      l[${hh}u] *= alpha;
+${range(n)
+  .map((c) => `      acc[${hh * n + c}u] *= alpha;`)
+  .join('\n')}
+      m[${hh}u] = m_new;
+    }`,
+    )
+    .join('\n');
+}
+
+/** The slices' states merged into outs, one slice a round (v3: loops over heads, words and elements). */
+function mergeLoop(H: number): string {
+  return `  var top: array<f32, HPW>;
   var total: array<f32, HPW>;
   for (var hh = 0u; hh < HPW; hh++) {
     var t = NEG;
@@ -282,22 +347,43 @@ ${valueUse.join('\n')}
       }
     }
     workgroupBarrier();
-  }
-  let bits = atomicLoad(&poison);
-  for (var i = lid; i < HPW * D; i += WG) {
-    let hh = i / D;
-    if (g0 + hh < G) {
-      let r = (kvh * G + g0 + hh) * params.splits + split;
-      let bad = ((bits >> hh) & 1u) != 0u;
-      let inv = select(0.0, 1.0 / total[hh], total[hh] > 0.0);
-      po[r * D + i % D] = select(outs[i] * inv, nan_value(), bad);
-    }
-  }
-  if (lid < HPW && g0 + lid < G) {
-    let r = (kvh * G + g0 + lid) * params.splits + split;
-    let bad = ((bits >> lid) & 1u) != 0u;
-    plse[r] = select(select(bitcast<f32>(params.neg_inf_bits), top[lid] + log(total[lid]), total[lid] > 0.0), nan_value(), bad);
-  }
+  }`;
 }
-`;
+
+function mergeUnrolled(y: Layout, H: number, headDim: number): string {
+  const stats = range(y.hpw)
+    .map(
+      (hh) => `  var top${hh} = NEG;
+  for (var s = 0u; s < SLICES; s++) { top${hh} = max(top${hh}, ms[s * HPW + ${hh}u]); }
+  var total${hh} = 0.0;
+  for (var s = 0u; s < SLICES; s++) { total${hh} += ls[s * HPW + ${hh}u] * exp(ms[s * HPW + ${hh}u] - top${hh}); }
+  let f${hh} = exp(m[${hh}u] - top${hh});`,
+    )
+    .join('\n');
+  const keep = range(y.hpw)
+    .map((hh) => `  if (lid == 0u) { w_top[${hh}u] = top${hh}; w_total[${hh}u] = total${hh}; }`)
+    .join('\n');
+  const adds = range(y.hpw).flatMap((hh) =>
+    range(y.wordsPerThread).map((c) => {
+      const elems = range(y.epw).map((e) => {
+        const a = `acc[${(hh * y.wordsPerThread + c) * H + Math.floor(e / 4)}u][${e % 4}u] * f${hh}`;
+        const i = `${hh * headDim}u + word * EPW + ${e}u`;
+        return `          outs[${i}] = select(outs[${i}] + ${a}, ${a}, r == 0u);`;
+      });
+      return `        {
+          let word = col + ${c}u * COLS;
+          if (word < W) {
+${elems.join('\n')}
+          }
+        }`;
+    }),
+  );
+  return `${stats}
+${keep}
+  for (var r = 0u; r < SLICES; r++) {
+    if (slice == r) {
+${adds.join('\n')}
+    }
+    workgroupBarrier();
+  }`;
 }
