@@ -27,7 +27,7 @@ describe('plan', () => {
   it('names the kernel of each layer method for prefill and decoding, with the reason, per device profile', () => {
     const flash = planModel(llama1b, { context: 131072, attention: 'flash' }).groups[0].kernels!;
     assert.match(flash.prefill, /^flash: tc2 \(128 x 32 tiles\): f16 tensor cores/);
-    assert.match(flash.decode, /^flash: split-kv-decode decode-v3 \(64 splits of 2048 keys\)/);
+    assert.match(flash.decode, /^flash: split-kv-decode decode-v4 \(64 splits of 2048 keys\)/);
     const f32 = planModel(llama1b, { context: 131072, attention: 'flash', dtype: 'f32' }).groups[0].kernels!;
     assert.match(f32.prefill, /^flash: portable .*not subgroup-matrix \(f32 storage \(needs f16\)\)/);
     const portable = planModel(llama1b, { context: 131072, attention: 'flash', device: 'portable' }).groups[0].kernels!;

@@ -45,10 +45,11 @@ export interface DecodeCalls {
  * its per-head rescale and slice merge unrolled (no private array indexed by a loop variable). */
 export const DECODE_VERSIONS = DECODE_KERNELS.filter((k) => k !== 'auto') as Exclude<DecodeKernel, 'auto'>[];
 export type DecodeVersion = Exclude<DecodeKernel, 'auto'>;
-/** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweeps of 2026-12-02): v3 at 64 splits of 256 keys
- * at least ran one layer's decoding (32 query heads, 8 KV heads, D 64, f16) in 45 us at 4K keys and 344 us at 128K
- * (779 GB/s), v1 at its best 88 and 1,459 us, gqa-v2 89 and 4,076 us (its loads wait one by one). */
-export const DECODE_DEFAULT: DecodeVersion = 'decode-v3';
+/** The default, measured on the H200 (docs/BENCHMARKS.md, decode sweep run 3 of 2026-12-02, 32 query heads, 8 KV
+ * heads, D 64, f16, one layer): v4 at 64 splits of >= 256 keys ran 128K keys in 177 us (1,515 GB/s) and 32K in 83 us,
+ * against v3's 348 and 133 us at its best splitting, v1's 1,471 and 430, gqa-v2's 4,228 and 1,090; at 4K all of v3
+ * and v4 are within 36-43 us. */
+export const DECODE_DEFAULT: DecodeVersion = 'decode-v4';
 
 /** The splitting measured best on the H200 for each version (the 1B model's attention, 4K-128K keys). */
 export function decodeSplitting(version: DecodeVersion): DecodeSplitting {

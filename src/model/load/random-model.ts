@@ -29,14 +29,18 @@ export function randomModel(config: ModelConfig, seed = 1): LoadedModel {
     const n = shape.reduce((a, b) => a * b, 1);
     const values = new Float32Array(n);
     const span = (hi - lo) / 4294967296;
+    // The state in a local for the loop: V8 keeps a closure's captured variable in its context object, a load
+    // and a store per step (24 s for the 1B shape's 1.2G values on the H200 machine's CPU).
+    let x = s;
     for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      values[i] = lo + s * span;
+      x ^= x << 13;
+      x >>>= 0;
+      x ^= x >>> 17;
+      x ^= x << 5;
+      x >>>= 0;
+      values[i] = lo + x * span;
     }
+    s = x;
     return { name, shape, dtype: 'f32', bytes: new Uint8Array(values.buffer) };
   };
   const c = config;
