@@ -77,10 +77,10 @@ console.log(
     `${targetKind === 'attention' ? ` (${Hq} query / ${Hkv} KV heads of ${D})` : ''}\n`,
 );
 console.log('| L | CPU float64 (ms) | WebGPU f32 (ms) | speedup |\n| --- | --- | --- | --- |');
-for (const r of rows)
-  console.log(
-    `| ${r.L} | ${Number(r.cpuMs).toFixed(1)} | ${Number(r.gpuMs).toFixed(1)} | ${Number(r.speedup).toFixed(1)}x |`,
-  );
+// A backend skipped at a length (the CPU past cpuMax) is NaN here and null in the JSON: a dash in the table.
+const ms = (v: number | string, suffix = '') =>
+  typeof v !== 'number' || !Number.isFinite(v) ? '—' : `${v.toFixed(1)}${suffix}`;
+for (const r of rows) console.log(`| ${r.L} | ${ms(r.cpuMs)} | ${ms(r.gpuMs)} | ${ms(r.speedup, 'x')} |`);
 console.log(JSON.stringify(rows));
 gpu.destroy();
 device.destroy();
