@@ -32,7 +32,7 @@ timeout "$((left + 10))" node dist/src/cli/main.js bench model --backend webgpu 
   tee "$out/run.log" | tail -n 40
 # What a decoded token cost the host and the device, and layer 0's plan (cca and dsa say "resident").
 node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).rows;
-for (const x of r) console.log([x.method, x.context, x.status, "reads/token", x.hostReadsPerToken, "submits/token", x.submitsPerToken,
+for (const x of r) console.log([x.method, x.context, x.status, "reads/token", x.hostReadsPerToken, "submits/token", x.submitsPerToken, "writes/token", x.writesPerToken,
   "allocations/token",
   (x.buffersPerToken ?? 0) + (x.uniformsPerToken ?? 0) + (x.bindGroupsPerToken ?? 0), "|", (x.plans ?? [""])[0].slice(0, 90)].join(" "))' \
   "$out/model.json" | tee "$out/resident.txt"

@@ -56,11 +56,11 @@ export function counters(gpu: GpuContext): GpuCounters {
   return { ...gpu.counters };
 }
 
-/** Nothing read back, created or bound between two snapshots (submissions aside). */
+/** Nothing read back, created or bound between two snapshots (submissions and writes aside). */
 export function assertSameCounters(before: GpuCounters, after: GpuCounters, label: string): void {
-  // Submissions are work, not allocation: a decode step makes them.
-  const { submits: _a, ...a } = after;
-  const { submits: _b, ...b } = before;
+  // Submissions and queue writes are work, not allocation: a decode step makes them.
+  const { submits: _a, writes: _aw, writesSkipped: _as, ...a } = after;
+  const { submits: _b, writes: _bw, writesSkipped: _bs, ...b } = before;
   assert.deepEqual(a, b, `${label}: a decode step read back or created something`);
 }
 

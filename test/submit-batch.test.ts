@@ -77,6 +77,93 @@ describe('one submission per forward pass', { skip: !device }, () => {
     }
   });
 
+  // A uniform cannot be a copy source: a one-thread kernel copies it out (`out` in a fresh storage buffer).
+  const uniformOut = async (u: GPUBuffer, out: GPUBuffer) => {
+    const pipe = await gpu.pipeline(
+      'test-uniform-out',
+      () => `@group(0) @binding(0) var<uniform> u: vec4<u32>;
+@group(0) @binding(1) var<storage, read_write> out: array<vec4<u32>, 1>;
+@compute @workgroup_size(1) fn main() { out[0] = u; }`,
+    );
+    const group = gpu.bind(pipe, [u, out]);
+    await gpu.run(
+      'uniform out',
+      (pass) => {
+        pass.setPipeline(pipe);
+        pass.setBindGroup(0, group);
+        pass.dispatchWorkgroups(1);
+      },
+      true,
+    );
+  };
+
+  it('a uniform rewritten with the bytes it holds is skipped; A, B, A writes the last A', async () => {
+    const u = gpu.uniform(words(5).buffer);
+    const outs = await Promise.all([0, 1, 2, 3].map((i) => gpu.createBuffer(16, `out ${i}`)));
+    try {
+      const [w0, s0] = [gpu.counters.writes, gpu.counters.writesSkipped];
+      await batched(async () => {
+        gpu.write(u, 0, words(5)); // what uniform() wrote: skipped
+        await uniformOut(u, outs[0]);
+        gpu.write(u, 0, words(8)); // a change after a pass read it: written, after that pass
+        await uniformOut(u, outs[1]);
+        gpu.write(u, 0, words(5)); // back to the first value: held is 8 now, so written
+        await uniformOut(u, outs[2]);
+        gpu.write(u, 0, new Uint32Array([0, 5, 6, 7]), 1, 2); // elements 1..2 ([5, 6]) at byte 0: held already, skipped
+        await uniformOut(u, outs[3]);
+      });
+      assert.equal(gpu.counters.writes - w0, 2, 'writes made');
+      assert.equal(gpu.counters.writesSkipped - s0, 2, 'writes skipped');
+      assert.deepEqual(await readWords(outs[0]), [5, 6, 7, 8]);
+      assert.deepEqual(await readWords(outs[1]), [8, 9, 10, 11]);
+      assert.deepEqual(await readWords(outs[2]), [5, 6, 7, 8]);
+      assert.deepEqual(await readWords(outs[3]), [5, 6, 7, 8]);
+    } finally {
+      outs.forEach((b) => gpu.release(b));
+      u.destroy();
+    }
+  });
+
+  it('a skipped write still orders a later change after the passes recorded since', async () => {
+    const u = gpu.uniform(words(1).buffer);
+    const outs = await Promise.all([0, 1].map((i) => gpu.createBuffer(16, `out ${i}`)));
+    try {
+      await batched(async () => {
+        gpu.write(u, 0, words(1)); // skipped, but it is this batch's write of u
+        await uniformOut(u, outs[0]);
+        gpu.write(u, 0, words(2)); // must submit the pass above first, or that pass would read 2
+        await uniformOut(u, outs[1]);
+      });
+      assert.deepEqual(await readWords(outs[0]), [1, 2, 3, 4]);
+      assert.deepEqual(await readWords(outs[1]), [2, 3, 4, 5]);
+    } finally {
+      outs.forEach((b) => gpu.release(b));
+      u.destroy();
+    }
+  });
+
+  it('a clear in the batch orders with its passes without a submission; a write after it submits first', async () => {
+    const bufs = await Promise.all(['src', 'a', 'b', 'c'].map((l) => gpu.createBuffer(16, l)));
+    const [src, a, b, c] = bufs;
+    try {
+      const before = gpu.counters.submits;
+      await batched(async () => {
+        gpu.write(src, 0, words(50));
+        await gpu.encode('src to a', copy(src, a), true);
+        gpu.clear(src, 4, 8); // words 1 and 2, after the copy to a
+        await gpu.encode('src to b', copy(src, b), true);
+        gpu.write(src, 0, words(60)); // lands after the clear: the batch is submitted first
+        await gpu.encode('src to c', copy(src, c), true);
+      });
+      assert.equal(gpu.counters.submits - before, 2, 'the clear joined the batch; the write after it split it');
+      assert.deepEqual(await readWords(a), [50, 51, 52, 53]);
+      assert.deepEqual(await readWords(b), [50, 0, 0, 53]);
+      assert.deepEqual(await readWords(c), [60, 61, 62, 63]);
+    } finally {
+      bufs.forEach((x) => gpu.release(x));
+    }
+  });
+
   it('a buffer released while the batch holds it is destroyed after the submission, and reads flush', async () => {
     const [tmp, out] = [await gpu.upload(words(7), 'temporary'), await gpu.createBuffer(16, 'out')];
     try {

@@ -63,6 +63,8 @@ export interface ModelBenchRow {
   bindGroupsPerToken?: number;
   /** Command buffers submitted per decoded token (runtime/submit-batch.ts). */
   submitsPerToken?: number;
+  /** Queue writes per decoded token (unchanged uniforms are skipped, not counted). */
+  writesPerToken?: number;
   /** Each layer's kernel choice (the planner's reasons). */
   plans?: string[];
   /** The matmul kernels that ran (WebGPU: tensor cores, GEMV or the portable ones), one line per choice. */
@@ -135,6 +137,7 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
       row.uniformsPerToken = per('uniformsCreated');
       row.bindGroupsPerToken = per('bindGroupsCreated');
       row.submitsPerToken = per('submits');
+      row.writesPerToken = per('writes');
     } else row.peakBytes = null;
   } catch (e) {
     const m = (e as Error).message;

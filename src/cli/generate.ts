@@ -228,6 +228,8 @@ class CountingDecoder implements Decoder {
     uniformsCreated: 0,
     bindGroupsCreated: 0,
     submits: 0,
+    writes: 0,
+    writesSkipped: 0,
   };
 
   constructor(
@@ -266,7 +268,8 @@ class CountingDecoder implements Decoder {
     const line = (c: GpuCounters, per: number) =>
       `${(c.hostReads / per).toFixed(2)} host reads (${(c.hostReadBytes / per).toFixed(0)} bytes), ` +
       `${(c.buffersCreated / per).toFixed(2)} buffers, ${(c.uniformsCreated / per).toFixed(2)} uniforms, ` +
-      `${(c.bindGroupsCreated / per).toFixed(2)} bind groups created, ${(c.submits / per).toFixed(2)} submissions`;
+      `${(c.bindGroupsCreated / per).toFixed(2)} bind groups created, ${(c.submits / per).toFixed(2)} submissions, ` +
+      `${(c.writes / per).toFixed(2)} queue writes (${(c.writesSkipped / per).toFixed(2)} unchanged uniforms skipped)`;
     const steps = Math.max(0, this.calls - 1);
     return (
       (this.prefill ? `stats: prefill, per chunk (${chunks}): ${line(this.prefill, chunks)}\n` : '') +

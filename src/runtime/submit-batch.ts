@@ -79,6 +79,18 @@ export class SubmitBatch {
     this.device.queue.writeBuffer(buffer, offset, data, dataOffset, size);
   }
 
+  /** A write of the bytes the buffer already holds, skipped: later writes of it in this batch order as after one. */
+  touch(buffer: GPUBuffer): void {
+    if (this.open) this.written.add(buffer);
+  }
+
+  /** Zeroes a range in the command stream, ordered with the passes around it; a later write of the buffer in
+   * this batch submits first (it would land before the whole submission, under the clear). */
+  clear(buffer: GPUBuffer, offset: number, size: number): void {
+    this.encoderFor('clear').clearBuffer(buffer, offset, size);
+    this.written.add(buffer);
+  }
+
   /** Destroys now, or after the pending submission that may still use the buffer. */
   destroy(buffer: GPUBuffer): void {
     if (this.encoder) this.doomed.push(buffer);

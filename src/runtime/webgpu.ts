@@ -24,6 +24,9 @@ export interface GpuCounters {
   bindGroupsCreated: number;
   /** Command buffers submitted (a forward pass's batch is one). */
   submits: number;
+  /** Queue writes made (GpuContext.write), and those skipped because a uniform already held the bytes. */
+  writes: number;
+  writesSkipped: number;
 }
 
 export class GpuContext {
@@ -51,7 +54,13 @@ export class GpuContext {
     uniformsCreated: 0,
     bindGroupsCreated: 0,
     submits: 0,
+    writes: 0,
+    writesSkipped: 0,
   };
+  /** What each uniform made here holds (as last written): rewriting the same bytes is skipped. A decoded token
+   * rewrites every call site's uniform, most with the shapes of the step before; each write is a staging copy
+   * Dawn records before the submission (~0.8 ms of host time per token on the H200, docs/BENCHMARKS.md run 4). */
+  private uniformBytes = new WeakMap<GPUBuffer, Uint8Array>();
   /** The forward pass's passes in one submission (submit-batch.ts). */
   private readonly batch: SubmitBatch;
 
@@ -167,7 +176,27 @@ export class GpuContext {
 
   /** queue.writeBuffer, ordered against a pending batch (submit-batch.ts): every write inside a forward goes here. */
   write(buffer: GPUBuffer, offset: number, data: BufferSource, dataOffset?: number, size?: number): void {
+    const held = this.uniformBytes.get(buffer);
+    if (held) {
+      // Skipping is exact: nothing else writes a uniform made here, and queue writes land in order, so the
+      // buffer holds these bytes from the last write on, for every pass recorded after it.
+      const bytes = byteView(data, dataOffset, size);
+      if (offset + bytes.byteLength <= held.byteLength && sameBytes(held, offset, bytes)) {
+        this.counters.writesSkipped++;
+        this.batch.touch(buffer); // a different value later in the batch must still submit what reads this
+        return;
+      }
+      held.set(bytes.subarray(0, Math.max(0, held.byteLength - offset)), offset);
+    }
+    this.counters.writes++;
     this.batch.write(buffer, offset, data, dataOffset, size);
+  }
+
+  /** Zeroes `size` bytes at `offset` (multiples of 4) in order with the passes around it: inside a batch a clear
+   * in its encoder (no submission, where a second write of the buffer would submit what is pending). */
+  clear(buffer: GPUBuffer, offset: number, size: number): void {
+    if (this.batch.open) this.batch.clear(buffer, offset, size);
+    else this.write(buffer, offset, new Uint8Array(size));
   }
 
   /** Passes per submission of a batch (BATCH_MAX_PASSES by default; `bench model --batch-passes`). */
@@ -199,6 +228,9 @@ export class GpuContext {
       label,
     });
     this.device.queue.writeBuffer(buffer, 0, words);
+    const held = new Uint8Array(buffer.size);
+    held.set(new Uint8Array(words));
+    this.uniformBytes.set(buffer, held);
     return buffer;
   }
 
@@ -351,4 +383,17 @@ function writePadded(device: GPUDevice, buffer: GPUBuffer, data: ArrayBufferView
     tail.set(bytes.subarray(whole));
     device.queue.writeBuffer(buffer, whole, tail);
   }
+}
+
+/** The bytes queue.writeBuffer would take from `data`: dataOffset and size count elements of a typed array. */
+function byteView(data: BufferSource, dataOffset = 0, size?: number): Uint8Array {
+  if (!ArrayBuffer.isView(data)) return new Uint8Array(data, dataOffset, size);
+  const unit = 'BYTES_PER_ELEMENT' in data ? (data.BYTES_PER_ELEMENT as number) : 1;
+  const count = size ?? data.byteLength / unit - dataOffset;
+  return new Uint8Array(data.buffer, data.byteOffset + dataOffset * unit, count * unit);
+}
+
+function sameBytes(held: Uint8Array, offset: number, bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.byteLength; i++) if (held[offset + i] !== bytes[i]) return false;
+  return true;
 }
