@@ -66,8 +66,23 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
     this.swiglu(gate, up, T * n);
   }
 
+  ropeQkv(
+    q: Float32Array,
+    k: Float32Array,
+    v: Float32Array,
+    qh: Float32Array,
+    kh: Float32Array,
+    vh: Float32Array,
+    T: number,
+    rotate: boolean,
+  ): void {
+    this.rope(q, qh, T, this.c.heads, rotate);
+    this.rope(k, kh, T, this.c.kvHeads, rotate);
+    this.rope(v, vh, T, this.c.kvHeads, false);
+  }
+
   /** RoPE in place on the token-major rows (src is not read again), then into head-major dst. */
-  rope(src: Float32Array, dst: Float32Array, T: number, heads: number, rotate: boolean): void {
+  private rope(src: Float32Array, dst: Float32Array, T: number, heads: number, rotate: boolean): void {
     const D = this.c.headDim;
     if (rotate) ropeCpu(src, T, heads, D, this.position, this.invFreq, this.c.ropeLayout, this.ropeFactor);
     for (let t = 0; t < T; t++)

@@ -12,7 +12,7 @@ import { formatChoice, planMatmul, type KernelChoice } from '../../attention/pla
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
 import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
-import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
+import { ROPE_QKV_THREADS, ropeQkvParams, ropeQkvThreads, ropeQkvWgsl } from '../../kernels/rope-qkv-wgsl.js';
 import {
   ELEMENTWISE_THREADS,
   addWgsl,
@@ -110,7 +110,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
         }
     const pipes: Pipelines = {
       rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
-      rope: await gpu.pipeline(`model-rope-${storage}`, () => ropeWgsl(storage)),
+      rope: await gpu.pipeline(`model-rope-qkv-${storage}`, () => ropeQkvWgsl(storage)),
       embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)),
       add: await gpu.pipeline('model-add', addWgsl),
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
@@ -206,13 +206,21 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     return [...lines].map(([line, shapes]) => `${line} [outputs x inputs: ${shapes.join(', ')}]`);
   }
 
-  rope(src: GPUBuffer, dst: GPUBuffer, T: number, heads: number, rotate: boolean): void {
-    const D = this.c.headDim;
+  ropeQkv(
+    q: GPUBuffer,
+    k: GPUBuffer,
+    v: GPUBuffer,
+    qh: GPUBuffer,
+    kh: GPUBuffer,
+    vh: GPUBuffer,
+    T: number,
+    rotate: boolean,
+  ): void {
+    const { heads, kvHeads, headDim } = this.c;
     const interleaved = this.c.ropeLayout === 'interleaved';
-    const u = this.sites.uniform(
-      ropeParams({ tokens: T, heads, headDim: D, stride: T, offset: 0, rotate, interleaved }),
-    );
-    this.dispatch(this.pipes.rope, [src, this.io.rope, dst, u], grid((T * heads * D) / 2, ROPE_THREADS));
+    const u = this.sites.uniform(ropeQkvParams({ tokens: T, heads, kvHeads, headDim, rotate, interleaved }));
+    const threads = ropeQkvThreads(T, heads, kvHeads, headDim);
+    this.dispatch(this.pipes.rope, [q, k, v, this.io.rope, qh, kh, vh, u], grid(threads, ROPE_QKV_THREADS));
   }
 
   headsToTokens(src: GPUBuffer, dst: GPUBuffer, T: number, heads: number): void {

@@ -125,9 +125,7 @@ export class LlamaDecoder<B, M, V> implements Decoder {
       ops.matmul(a.h, l.wv, a.v, T, Hkv * D, H, l.bv);
       // A position method rotates per (query, key) pair inside its layer: q and k then stay unrotated.
       const rotate = !this.opts.positions || this.opts.positions.kind === 'none';
-      ops.rope(a.q, a.qh, T, Hq, rotate);
-      ops.rope(a.k, a.kh, T, Hkv, rotate);
-      ops.rope(a.v, a.vh, T, Hkv, false);
+      ops.ropeQkv(a.q, a.k, a.v, a.qh, a.kh, a.vh, T, rotate);
       await ops.submit('attention inputs');
       if (this.opts.observe)
         this.opts.observe(

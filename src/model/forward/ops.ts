@@ -57,8 +57,9 @@ export interface ForwardOps<B, M, V> {
   /** gate [T, n] = silu(x wGate^T) * (x wUp^T), SwiGLU's two projections (one kernel for one row on WebGPU);
    * `up` [T, n] holds the second product where they are not fused. */
   gateUp(x: B, wGate: M, wUp: M, gate: B, up: B, T: number, n: number, k: number): void;
-  /** Token-major src [T, heads, D] into head-major dst [heads, T, D] in the storage dtype, rotated by RoPE or not. */
-  rope(src: B, dst: B, T: number, heads: number, rotate: boolean): void;
+  /** Token-major q [T, heads, D], k and v [T, kvHeads, D] into head-major qh, kh, vh [heads, T, D] in the storage
+   * dtype, q and k rotated by RoPE (unless `rotate` is false: a positional method rotates them later), v moved. */
+  ropeQkv(q: B, k: B, v: B, qh: B, kh: B, vh: B, T: number, rotate: boolean): void;
   /** Head-major src [heads, T, D] (f32) into token-major dst [T, heads * D]. */
   headsToTokens(src: B, dst: B, T: number, heads: number): void;
   /** x += y over n values. */
