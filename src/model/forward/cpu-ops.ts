@@ -8,7 +8,7 @@ import { swigluCpu } from '../../kernels/elementwise-cpu.js';
 import type { WeightMatrix } from '../../weights/weight-matrix.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import type { ModelConfig } from '../types.js';
-import type { ForwardOps } from './ops.js';
+import type { FiniteCheck, ForwardOps } from './ops.js';
 
 export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Array> {
   private readonly invFreq: Float64Array;
@@ -29,7 +29,9 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
     tokens.forEach((id, t) => x.set(table.row(id), t * this.c.hiddenSize));
   }
 
-  rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, rows: number, first = 0): void {
+  rmsNorm(x: Float32Array, w: Float32Array, out: Float32Array, rows: number, first = 0, check?: FiniteCheck): void {
+    if (check)
+      this.checkFinite(x.subarray(first * this.c.hiddenSize), rows * this.c.hiddenSize, check.layer, check.position);
     const H = this.c.hiddenSize;
     rmsNormCpu(x.subarray(first * H, (first + rows) * H), rows, H, w, this.c.rmsNormEps, out);
   }

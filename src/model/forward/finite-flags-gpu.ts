@@ -1,8 +1,9 @@
-// The NaN policy on the WebGPU decoder (docs/HARDENING.md): after each layer a tiny kernel
-// (kernels/finite-flag-wgsl.ts) raises that layer's flag word when the residual stream holds a NaN or an
-// infinity. The words sit in the logits buffer after the vocabulary, are zeroed at the start of each forward
-// and come back with the logits, so decoding keeps its one host read per token; the read throws a
-// NonFiniteError naming the first layer (in execution order) that went non-finite, as the CPU decoder does.
+// The NaN policy on the WebGPU decoder (docs/HARDENING.md): the next layer's attention RMSNorm
+// (kernels/rmsnorm-wgsl.ts, checked) or, after the last layer, a tiny kernel (kernels/finite-flag-wgsl.ts)
+// raises a layer's flag word when the residual stream it left holds a NaN or an infinity. The words sit in
+// the logits buffer after the vocabulary, are zeroed at the start of each forward and come back with the
+// logits, so decoding keeps its one host read per token; the read throws a NonFiniteError naming the first
+// layer (in execution order) that went non-finite, as the CPU decoder does.
 import { NonFiniteError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { finiteFlagMark } from '../../kernels/finite-flag-wgsl.js';

@@ -11,7 +11,7 @@ import { ShapeError } from '../../errors.js';
 import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
 import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
-import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
+import { rmsNormCheckedParams, rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_QKV_THREADS, ropeQkvParams, ropeQkvThreads, ropeQkvWgsl } from '../../kernels/rope-qkv-wgsl.js';
 import {
   ELEMENTWISE_THREADS,
@@ -23,13 +23,16 @@ import {
   swigluWgsl,
 } from '../../kernels/elementwise-wgsl.js';
 import type { ModelConfig } from '../types.js';
-import type { ForwardOps } from './ops.js';
+import type { FiniteCheck, ForwardOps } from './ops.js';
 import { ropeTable } from './rope-table.js';
 import { matmulShapes } from './llama-forward.js';
 import { finiteFlagGroups, finiteFlagParams, finiteFlagWgsl } from '../../kernels/finite-flag-wgsl.js';
 import type { FiniteFlags } from './finite-flags-gpu.js';
 
-type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite', GPUComputePipeline>;
+type Pipelines = Record<
+  'rmsnorm' | 'rmsnormChecked' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite',
+  GPUComputePipeline
+>;
 type Recorded = (pass: GPUComputePassEncoder) => void;
 
 /** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
@@ -109,7 +112,8 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
           matmuls.set(`${m} ${n} ${k} ${weights}`, kernel);
         }
     const pipes: Pipelines = {
-      rmsnorm: await gpu.pipeline('model-rmsnorm', rmsNormWgsl),
+      rmsnorm: await gpu.pipeline('model-rmsnorm', () => rmsNormWgsl()),
+      rmsnormChecked: await gpu.pipeline('model-rmsnorm-checked', () => rmsNormWgsl(true)),
       rope: await gpu.pipeline(`model-rope-qkv-${storage}`, () => ropeQkvWgsl(storage)),
       embedding: await gpu.pipeline(`model-embedding-${storage}`, () => embeddingWgsl(storage)),
       add: await gpu.pipeline('model-add', addWgsl),
@@ -136,8 +140,15 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     this.elementwise(this.pipes.embedding, [table, this.io.ids, x], tokens.length * H, H);
   }
 
-  rmsNorm(x: GPUBuffer, w: GPUBuffer, out: GPUBuffer, rows: number, first = 0): void {
-    const u = this.sites.uniform(rmsNormParams(rows, this.c.hiddenSize, this.c.rmsNormEps, first));
+  rmsNorm(x: GPUBuffer, w: GPUBuffer, out: GPUBuffer, rows: number, first = 0, check?: FiniteCheck): void {
+    const [H, eps] = [this.c.hiddenSize, this.c.rmsNormEps];
+    if (check && this.flags && first === 0) {
+      const u = this.sites.uniform(rmsNormCheckedParams(rows, H, eps, this.flags.word(check.layer), check.position));
+      this.dispatch(this.pipes.rmsnormChecked, [x, w, out, this.flags.logits, u], [rows]);
+      return;
+    }
+    if (check) this.checkFinite(x, (first + rows) * H, check.layer, check.position);
+    const u = this.sites.uniform(rmsNormParams(rows, H, eps, first));
     this.dispatch(this.pipes.rmsnorm, [x, w, out, u], [rows]);
   }
 

@@ -118,8 +118,10 @@ export class LlamaDecoder<B, M, V> implements Decoder {
     const T = tokens.length;
     const [H, D, Hq, Hkv, F] = [c.hiddenSize, c.headDim, c.heads, c.kvHeads, c.intermediateSize];
     ops.embed(w.embedding, tokens, this.pos, a.x);
+    const layers = w.layers.length;
     for (const [li, l] of w.layers.entries()) {
-      ops.rmsNorm(a.x, l.attnNorm, a.h, T);
+      // The NaN policy's check of layer li - 1's output rides on this norm, which reads all of it.
+      ops.rmsNorm(a.x, l.attnNorm, a.h, T, 0, li > 0 ? { layer: li - 1, position: this.pos } : undefined);
       ops.matmul(a.h, l.wq, a.q, T, Hq * D, H, l.bq);
       ops.matmul(a.h, l.wk, a.k, T, Hkv * D, H, l.bk);
       ops.matmul(a.h, l.wv, a.v, T, Hkv * D, H, l.bv);
@@ -152,7 +154,7 @@ export class LlamaDecoder<B, M, V> implements Decoder {
       ops.rmsNorm(a.x, l.ffnNorm, a.h, T);
       ops.gateUp(a.h, l.wGate, l.wUp, a.gate, a.up, T, F, H);
       ops.matmulAdd(a.gate, l.wDown, a.x, T, H, F, a.proj);
-      ops.checkFinite?.(a.x, T * H, li, this.pos);
+      if (li === layers - 1) ops.checkFinite?.(a.x, T * H, li, this.pos); // the final norm reads one row
     }
     this.pos += T;
     if (last) {

@@ -3,6 +3,12 @@
 // M a weight matrix, V a weight vector. Ops may record instead of run: `submit` makes everything recorded
 // so far happen before what comes next (on WebGPU one compute pass; on the CPU nothing to do).
 
+/** Whose output a checked RMSNorm tests (ForwardOps.checkFinite's layer and chunk start). */
+export interface FiniteCheck {
+  layer: number;
+  position: number;
+}
+
 export interface LayerWeightsOf<M, V> {
   attnNorm: V;
   ffnNorm: V;
@@ -47,8 +53,9 @@ export interface Activations<B> {
 export interface ForwardOps<B, M, V> {
   /** x[t] = the embedding row of tokens[t]; RoPE's table for positions [position, position + T). */
   embed(table: M, tokens: readonly number[], position: number, x: B): void;
-  /** out = RMSNorm of `rows` rows of x from row `first`, times w. */
-  rmsNorm(x: B, w: V, out: B, rows: number, first?: number): void;
+  /** out = RMSNorm of `rows` rows of x from row `first`, times w; with `check`, also checkFinite of those rows
+   * for layer check.layer (a layer's attention norm reads the stream the layer before it left). */
+  rmsNorm(x: B, w: V, out: B, rows: number, first?: number, check?: FiniteCheck): void;
   /** y [T, n] = x [T, k] w^T (+ bias). */
   matmul(x: B, w: M, y: B, T: number, n: number, k: number, bias?: V): void;
   /** y [T, n] += x [T, k] w^T: a projection and the residual add after it (fused into one kernel for one row
