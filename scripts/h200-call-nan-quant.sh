@@ -2,13 +2,13 @@
 # One device call of at most CALL_SECONDS (default 560, prelude included), three measurements in turn:
 #  1. scripts/nan-h200.sh (issue 14): the tensor-core kernels' NaN handling where subgroup matrices are real,
 #     and flash tc2 / sgmat-v1 timings after the non-finite-V flag (NAN_SECONDS, default 170);
-#  2. scripts/bench-quant-h200.sh (issue 18): the quantised-kernel test, then decode of Q4_K / f16 / Q6_K
-#     (QUANT_SECONDS, default 250);
-#  3. decode after the uniform-write skip and DSA's in-batch clear (issue 11): bench model, window / CCA / DSA
-#     at 4K and 128K, 64 decoded tokens (the time left, less 15 s for the archive).
+#  2. decode after the uniform-write skip, DSA's in-batch clear and the fused RoPE and norm checks (issue 11):
+#     bench model, window / CCA / DSA / flash at 4K and 128K, 64 decoded tokens (DECODE_SECONDS, default 130);
+#  3. scripts/bench-quant-h200.sh (issue 18): the quantised-kernel test, then decode of Q4_K / f16 / Q6_K
+#     (the time left, less 15 s for the archive).
 # Everything under $OUT ends in $OUT/results.tar.gz, beside $OUT/summary.txt (also printed).
 #   bash scripts/pack-device.sh   then   source .device/prelude.sh && bash scripts/h200-call-nan-quant.sh
-# Dry run here: OUT=/tmp/dry-nq CALL_SECONDS=500 NAN_SECONDS=150 QUANT_SECONDS=200 DECODE_CONTEXTS=256 \
+# Dry run here: OUT=/tmp/dry-nq CALL_SECONDS=500 NAN_SECONDS=150 DECODE_SECONDS=120 DECODE_CONTEXTS=256 \
 #   SHAPE_ARGS="--shape tiny --heads 8 --kv-heads 2 --head-dim 64" bash scripts/h200-call-nan-quant.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -22,19 +22,19 @@ nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > 
 OUT="$out/nan" within "${NAN_SECONDS:-170}" bash scripts/nan-h200.sh > "$out/nan/stdout.txt" 2>&1
 echo "== nan-h200.sh: exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
 tail -n 30 "$out/nan/stdout.txt" >> "$summary"
-OUT="$out/quant" within "${QUANT_SECONDS:-250}" bash scripts/bench-quant-h200.sh > "$out/quant/stdout.txt" 2>&1
-echo "== bench-quant-h200.sh: exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
-cat "$out/quant/quant-h200/summary.txt" >> "$summary" 2> /dev/null || tail -n 30 "$out/quant/stdout.txt" >> "$summary"
-left=$(( $(seconds_left) - 15 ))
+left=${DECODE_SECONDS:-130}
 read -r -a shape <<<"${SHAPE_ARGS:-}"
 within "$left" node dist/src/cli/main.js bench model --backend webgpu --storage f16 "${shape[@]}" \
   --contexts "${DECODE_CONTEXTS:-4K,128K}" --decode 64 --chunk 512 --budget-seconds "$(( left - 10 ))" \
-  --out-dir "$out/decode" --method window:left=1024 --method cca:group=16,window=1024 --method dsa:topk=2048 \
+  --out-dir "$out/decode" --method window:left=1024 --method cca:group=16,window=1024 --method dsa:topk=2048 --method flash \
   > "$out/decode/stdout.txt" 2>&1
 echo "== bench model (decode after the write skip): exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
 node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).rows;
 for (const x of r) console.log([x.method, x.context, x.status, "prefill", x.prefillTokensPerSecond?.toFixed?.(0),
   "decode", x.decodeTokensPerSecond?.toFixed?.(1), "submits/token", x.submitsPerToken, "writes/token", x.writesPerToken].join(" "))' \
   "$out/decode/model.json" >> "$summary" 2>&1
+OUT="$out/quant" within "$(( $(seconds_left) - 15 ))" bash scripts/bench-quant-h200.sh > "$out/quant/stdout.txt" 2>&1
+echo "== bench-quant-h200.sh: exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
+cat "$out/quant/quant-h200/summary.txt" >> "$summary" 2> /dev/null || tail -n 30 "$out/quant/stdout.txt" >> "$summary"
 cat "$summary"
 pack_results "$out"
