@@ -11,6 +11,7 @@ import { ShapeError } from '../../errors.js';
 import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
 import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
+import { isGpuQuant, quantColsUnsupported } from '../../weights/quant-gpu.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
@@ -92,6 +93,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       for (const [n, k] of matmulShapes(c))
         for (let m = 1; m <= chunk; m++) {
           if (weights === 'q8_0' && k % 32 !== 0) continue; // no such Q8_0 matrix exists
+          if (isGpuQuant(weights) && quantColsUnsupported(weights, k)) continue; // nor such a Q4_K one (say)
           const t = { ...target, dtype: storage, weights, headDim: 0, queries: m, keys: k, columns: n };
           const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
           const version = matmulVersion(choice.kernel!)!;
@@ -197,7 +199,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       : [...this.matmuls.values()].filter((e) => e.m === 1 || e.m === chunk);
     const lines = new Map<string, string[]>();
     for (const e of kernels) {
-      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'q8_0' ? ', Q8_0 weights' : ''}`;
+      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'f16' || e.weights === 'f32' ? '' : `, ${e.weights.toUpperCase()} weights`}`;
       const line = formatChoice({ ...e.choice, op });
       const shapes = lines.get(line) ?? [];
       if (!shapes.includes(`${e.n}x${e.k}`)) shapes.push(`${e.n}x${e.k}`);

@@ -1,7 +1,8 @@
-// Test support: simple quantisers for llama.cpp's Q4_0, Q4_K, Q5_K and Q6_K blocks (round to nearest with
-// per-block max/min scales; not llama.cpp's search for the best scales), so tests can build GGUF files
-// with those tensors. Bit placement follows the ggml layouts the reference (src/reference/) reads.
-import { fromHalfBits, toHalfBits } from '../src/f16.js';
+// Simple quantisers for llama.cpp's Q4_0, Q4_K, Q5_K and Q6_K blocks (round to nearest with per-block
+// max/min scales; not llama.cpp's search for the best scales): tests build GGUF files with those tensors and
+// `bench model --weights` its random weights. Bit placement follows the ggml layouts the reference
+// (src/reference/quant-reference.ts) reads.
+import { fromHalfBits, toHalfBits } from '../f16.js';
 
 const roundHalf = (x: number) => fromHalfBits(toHalfBits(x));
 const clamp = (x: number, lo: number, hi: number) => Math.min(hi, Math.max(lo, x));
@@ -90,8 +91,13 @@ export const QUANTISERS: Record<number, [number, number, (x: Float32Array, out: 
   14: [256, 210, q6_K],
 };
 
-export function quantise(values: Float32Array, type: number): Uint8Array {
-  const [n, bytes, encode] = QUANTISERS[type];
+/** ggml type ids of the formats by weight dtype. */
+export const QUANT_TYPE_IDS = { q4_0: 2, q4_k: 12, q5_k: 13, q6_k: 14 } as const;
+export type EncodableQuant = keyof typeof QUANT_TYPE_IDS;
+
+/** Values (a whole number of blocks) as blocks of a ggml type id (or of a dtype). */
+export function quantise(values: Float32Array, type: number | EncodableQuant): Uint8Array {
+  const [n, bytes, encode] = QUANTISERS[typeof type === 'number' ? type : QUANT_TYPE_IDS[type]];
   if (values.length % n !== 0) throw new Error(`${values.length} values are not whole blocks of ${n}`);
   const out = new Uint8Array((values.length / n) * bytes);
   for (let b = 0; b < values.length / n; b++) encode(values.subarray(b * n, (b + 1) * n), out, b * bytes);
