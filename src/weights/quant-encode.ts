@@ -18,23 +18,38 @@ function q4_0(x: Float32Array, out: Uint8Array, at: number): void {
   }
 }
 
+// Scratch of the K quantisers (a 1B model is 4M blocks: no allocation per block).
+const subScale = new Float64Array(16);
+const subMin = new Float64Array(16);
+const codeSc = new Int32Array(16);
+const codeM = new Int32Array(16);
+
 /** Q4_K (bits 4) or Q5_K (bits 5): per sub-block of 32 a scale and a min, both 6-bit under f16 d, dmin. */
 function kQuant(bits: 4 | 5) {
   const levels = 2 ** bits - 1;
   return (x: Float32Array, out: Uint8Array, at: number): void => {
-    const scales: number[] = [];
-    const mins: number[] = [];
+    let maxScale = 0;
+    let maxMin = 0;
     for (let s = 0; s < 8; s++) {
-      const part = x.subarray(32 * s, 32 * s + 32);
-      const lo = Math.min(0, ...part);
-      const hi = Math.max(...part);
-      scales.push((hi - lo) / levels);
-      mins.push(-lo);
+      let lo = 0;
+      let hi = -Infinity;
+      for (let l = 32 * s; l < 32 * s + 32; l++) {
+        if (x[l] < lo) lo = x[l];
+        if (x[l] > hi) hi = x[l];
+      }
+      subScale[s] = (hi - lo) / levels;
+      subMin[s] = -lo;
+      if (subScale[s] > maxScale) maxScale = subScale[s];
+      if (-lo > maxMin) maxMin = -lo;
     }
-    const d = roundHalf(Math.max(...scales) / 63);
-    const dmin = roundHalf(Math.max(...mins) / 63);
-    const sc = scales.map((s) => clamp(d === 0 ? 0 : Math.round(s / d), 0, 63));
-    const m = mins.map((v) => clamp(dmin === 0 ? 0 : Math.round(v / dmin), 0, 63));
+    const d = roundHalf(maxScale / 63);
+    const dmin = roundHalf(maxMin / 63);
+    for (let s = 0; s < 8; s++) {
+      codeSc[s] = clamp(d === 0 ? 0 : Math.round(subScale[s] / d), 0, 63);
+      codeM[s] = clamp(dmin === 0 ? 0 : Math.round(subMin[s] / dmin), 0, 63);
+    }
+    const sc = codeSc;
+    const m = codeM;
     writeHalf(out, at, d);
     writeHalf(out, at + 2, dmin);
     for (let j = 0; j < 4; j++) {
@@ -56,14 +71,16 @@ function kQuant(bits: 4 | 5) {
 }
 
 function q6_K(x: Float32Array, out: Uint8Array, at: number): void {
-  const scales: number[] = [];
+  let maxScale = 0;
   for (let s = 0; s < 16; s++) {
     let amax = 0;
     for (let j = 0; j < 16; j++) amax = Math.max(amax, Math.abs(x[16 * s + j]));
-    scales.push(amax / 31);
+    subScale[s] = amax / 31;
+    if (subScale[s] > maxScale) maxScale = subScale[s];
   }
-  const d = roundHalf(Math.max(...scales) / 127);
-  const sc = scales.map((s) => clamp(d === 0 ? 0 : Math.round(s / d), -128, 127));
+  const d = roundHalf(maxScale / 127);
+  const sc = codeSc;
+  for (let s = 0; s < 16; s++) sc[s] = clamp(d === 0 ? 0 : Math.round(subScale[s] / d), -128, 127);
   for (let s = 0; s < 16; s++) out[at + 192 + s] = sc[s] & 255;
   writeHalf(out, at + 208, d);
   for (let i = 0; i < 256; i++) {

@@ -1,7 +1,26 @@
 // A model with random weights in a given shape, held in memory (no file, no tokenizer): for benchmarks
 // and `plan`-style experiments at real sizes. Weights are uniform in +-sqrt(3 / in) (unit-variance
-// activations), norms in [0.5, 1.5], drawn with a seeded xorshift so runs repeat.
+// activations), norms in [0.5, 1.5], drawn with a seeded xorshift so runs repeat. The layers' matrices may be
+// encoded as f16 or a llama.cpp block format (weights/quant-encode.ts) as a GGUF file would hold them, each as
+// soon as it is drawn (a 1B model's f32 values are 5 GB); the embedding stays f32.
+import { float32ToHalf } from '../../f16.js';
+import { ShapeError } from '../../errors.js';
+import { type EncodableQuant, QUANT_TYPE_IDS, QUANTISERS, quantise } from '../../weights/quant-encode.js';
 import type { LayerWeights, LoadedModel, ModelConfig, WeightTensor } from '../types.js';
+
+/** The encoding of a random model's layer matrices. */
+export type RandomWeights = 'f32' | 'f16' | EncodableQuant;
+export const RANDOM_WEIGHTS: readonly RandomWeights[] = ['f32', 'f16', 'q4_0', 'q4_k', 'q5_k', 'q6_k'];
+
+function encoded(t: WeightTensor, as: RandomWeights): WeightTensor {
+  if (as === 'f32') return t;
+  const values = new Float32Array(t.bytes.buffer, t.bytes.byteOffset, t.bytes.byteLength / 4);
+  if (as === 'f16') return { ...t, dtype: 'f16', bytes: new Uint8Array(float32ToHalf(values).buffer) };
+  const per = QUANTISERS[QUANT_TYPE_IDS[as]][0];
+  if (t.shape[1] % per !== 0)
+    throw new ShapeError(`${t.name}: rows of ${t.shape[1]} are not whole ${as.toUpperCase()} blocks of ${per}`);
+  return { ...t, dtype: as, bytes: quantise(values, as) };
+}
 
 export const LLAMA_3_2_1B_SHAPE: ModelConfig = {
   architecture: 'llama',
@@ -23,7 +42,7 @@ export const LLAMA_3_2_1B_SHAPE: ModelConfig = {
   eosTokenId: 128001,
 };
 
-export function randomModel(config: ModelConfig, seed = 1): LoadedModel {
+export function randomModel(config: ModelConfig, seed = 1, matrices: RandomWeights = 'f32'): LoadedModel {
   let s = (seed * 2654435761) >>> 0 || 1;
   const tensor = (name: string, shape: number[], lo: number, hi: number): WeightTensor => {
     const n = shape.reduce((a, b) => a * b, 1);
@@ -41,7 +60,7 @@ export function randomModel(config: ModelConfig, seed = 1): LoadedModel {
   };
   const c = config;
   const mat = (name: string, out: number, inp: number) =>
-    tensor(name, [out, inp], -Math.sqrt(3 / inp), Math.sqrt(3 / inp));
+    encoded(tensor(name, [out, inp], -Math.sqrt(3 / inp), Math.sqrt(3 / inp)), matrices);
   const norm = (name: string) => tensor(name, [c.hiddenSize], 0.5, 1.5);
   const layers: LayerWeights[] = [];
   for (let i = 0; i < c.layers; i++) {
