@@ -3,7 +3,8 @@
 // version (tiled-v1 and, where the device has subgroup matrices, the tensor-core tiles) on random blocks
 // (every byte random, f16 scales from subnormal to 2^-5, either sign), odd row counts, outputs poisoned
 // with NaN, against float64 products over reference/quant-reference.ts's dequantisation (the formulas
-// written per value, sharing no code with the planes or the WGSL); NaN in x must reach its outputs. Then a
+// written per value, sharing no code with the planes or the WGSL); NaN in x must reach its outputs. The
+// tensor-core tiles' weight fetch (qx8) is also run alone, so lavapipe (no subgroup matrices) checks it. Then a
 // GGUF with every format (the test GGUF builder) generates the same greedy ids on the CPU and WebGPU, its
 // matrices planned as quantised kernels. Error rule: weights are exact in f32, so kernels with f32 x leave
 // the f32 sums' error (<= 2e-5 of sum |w x|); the tensor-core tiles round w and x to f16 first, so their
@@ -15,6 +16,7 @@ import { cpuDevice } from '../src/runtime/device.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { GEMV_VERSIONS, MATMUL_VERSIONS, type MatmulVersion } from '../src/kernels/versions.js';
 import { matmulParams } from '../src/kernels/matmul-wgsl.js';
+import { quantHalvesWgsl } from '../src/kernels/quant-wgsl.js';
 import { GPU_QUANTS, type GpuQuant, quantGpuBytes, quantTilesFromBlocks } from '../src/weights/quant-gpu.js';
 import { dequantizeReference, halfToNumber, QUANT_REFERENCE } from '../src/reference/quant-reference.js';
 import { roundHalf, toHalfBits } from '../src/f16.js';
@@ -238,6 +240,47 @@ describe('quantised weights in the GPU matmul kernels', { skip: gpu ? false : 'n
       assert.ok(ran >= 1, 'the portable tiled matmul runs everywhere');
     });
   }
+
+  it("the tensor-core tiles' staging (qx8: 8 weights as f16 pairs) on its own, every format", async () => {
+    // The tensor-core versions need subgroup matrices (absent on lavapipe); their weight fetch runs here alone.
+    const [n, k] = [5, 512];
+    for (const q of GPU_QUANTS) {
+      const w = matrix(q, n, k, 31);
+      const wgsl = `enable f16;
+struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read_write> y: array<vec4<u32>>;
+@group(0) @binding(2) var<uniform> params: Params;
+${quantHalvesWgsl(q)}
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) id: vec3u) {
+  let per = params.k / 8u;
+  if (id.x < params.n * per) { y[id.x] = qx8(id.x / per, (id.x % per) * 8u); }
+}`;
+      const g = gpu!;
+      const pipe = await g.pipeline(`quant-test-qx8-${q}`, () => wgsl);
+      const bufs = [await g.upload(w.tiles, 'w'), await g.upload(new Uint32Array((n * k) / 2).fill(0x7e007e00), 'y')];
+      const params = g.uniform(matmulParams(0, n, k, false));
+      try {
+        await g.run('qx8', (pass) => {
+          pass.setPipeline(pipe);
+          pass.setBindGroup(0, g.bind(pipe, [...bufs, params]));
+          pass.dispatchWorkgroups(Math.ceil((n * k) / 8 / 64));
+        });
+        const halves = new Uint16Array(await g.read(bufs[1], n * k * 2));
+        for (let i = 0; i < n * k; i++) {
+          const got = halfToNumber(halves[i]);
+          const want = w.values[i];
+          // pack2x16float rounds to a neighbouring f16: within one f16 ulp (2^-10 relative; subnormals 2^-24).
+          if (!(Math.abs(got - want) <= Math.abs(want) * 2 ** -10 + 2 ** -24))
+            assert.fail(`${q} qx8 value ${i}: ${got}, float64 ${want}`);
+        }
+      } finally {
+        params.destroy();
+        bufs.forEach((b) => g.release(b));
+      }
+    }
+  });
 
   it('the GPU layout of each format is the size its header says', () => {
     const perWeight = { q4_0: 0.625, q4_k: 0.59375, q5_k: 0.71875, q6_k: 0.828125 };
