@@ -76,8 +76,6 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
   const weights = String(v.weights ?? 'f32') as RandomWeights;
   if (!RANDOM_WEIGHTS.includes(weights))
     throw new InputError(`--weights must be one of ${RANDOM_WEIGHTS.join(', ')}, got '${weights}'`);
-  // What the matrices are on the device: the storage dtype, unless a block format stays quantised.
-  const held = weights === 'f32' || weights === 'f16' ? storage : weights;
   const deadline = performance.now() + (numberOption(v, 'budget-seconds') ?? 480) * 1000;
   const outDir = String(v['out-dir'] ?? 'bench-out');
   const reference: ModelBenchRow[] = [];
@@ -106,6 +104,8 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
 
   const device = await acquireDevice(backendOption(v));
   if (batchPasses !== undefined) device.gpu?.setBatchPasses(batchPasses);
+  // What the matrices are on a GPU: the storage dtype, unless a block format stays quantised (the CPU reads the file's).
+  const held = device.gpu && (weights === 'f32' || weights === 'f16') ? storage : weights;
   const t0 = performance.now();
   const model = randomModel(config, 1, weights);
   process.stderr.write(`bench model: ${model.source} built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
