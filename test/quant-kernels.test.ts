@@ -25,6 +25,7 @@ import { createDecoder } from '../src/model/forward/create-decoder.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { MIXED, quantisedGguf } from './quant-gguf.js';
+import { heldWeightBytes } from '../src/api/plan.js';
 
 const device = await webgpuDevice();
 const gpu = device?.gpu;
@@ -304,7 +305,8 @@ describe('a GGUF with Q4_0, Q4_K, Q5_K and Q6_K tensors', { skip: gpu ? false : 
           ids.push(best);
           logits = await d.forward([best]);
         }
-        return { ids, plans: (d as { matmulPlans?: string[] }).matmulPlans ?? [] };
+        const held = d as { matmulPlans?: string[]; weightBytes?: number };
+        return { ids, plans: held.matmulPlans ?? [], weightBytes: held.weightBytes };
       } finally {
         d.destroy();
       }
@@ -317,6 +319,15 @@ describe('a GGUF with Q4_0, Q4_K, Q5_K and Q6_K tensors', { skip: gpu ? false : 
         webgpu.plans.some((p) => p.includes(`${q} weights`)),
         `a matmul over ${q} weights ran: ${webgpu.plans}`,
       );
+    // What `plan` says the weights take on WebGPU is what the decoder uploaded.
+    const w = model.weights;
+    const tensors = [
+      w.tokenEmbedding,
+      w.outputNorm,
+      w.output!,
+      ...w.layers.flatMap((l) => Object.values(l).filter((t) => t !== undefined)),
+    ];
+    assert.equal(heldWeightBytes(tensors, 'webgpu', 'f32', w.tokenEmbedding), webgpu.weightBytes);
     assert.ok(new Set(cpu.ids).size > 3, 'a random model that does not repeat one token');
     assert.deepEqual(webgpu.ids, cpu.ids);
   });
