@@ -59,13 +59,19 @@ function kQuant(bits: 4 | 5) {
     }
     const qh = at + 16;
     const qs = at + (bits === 5 ? 48 : 16);
-    for (let i = 0; i < 256; i++) {
-      const s = i >> 5;
-      const l = i & 31;
+    for (let s = 0; s < 8; s++) {
       const step = d * sc[s];
-      const q = clamp(step === 0 ? 0 : Math.round((x[i] + dmin * m[s]) / step), 0, levels);
-      out[qs + 32 * (s >> 1) + l] |= (q & 15) << (4 * (s & 1));
-      if (bits === 5) out[qh + l] |= (q >> 4) << s;
+      const inv = step === 0 ? 0 : 1 / step;
+      const off = dmin * m[s];
+      const shift = 4 * (s & 1);
+      const row = qs + 32 * (s >> 1);
+      for (let l = 0; l < 32; l++) {
+        // Round to nearest, clamped to the levels (Math.round's floor(v + 0.5), as v >= -0.5 here or clamped).
+        let q = Math.floor((x[32 * s + l] + off) * inv + 0.5);
+        q = q < 0 ? 0 : q > levels ? levels : q;
+        out[row + l] |= (q & 15) << shift;
+        if (bits === 5) out[qh + l] |= (q >> 4) << s;
+      }
     }
   };
 }
@@ -83,14 +89,18 @@ function q6_K(x: Float32Array, out: Uint8Array, at: number): void {
   for (let s = 0; s < 16; s++) sc[s] = clamp(d === 0 ? 0 : Math.round(subScale[s] / d), -128, 127);
   for (let s = 0; s < 16; s++) out[at + 192 + s] = sc[s] & 255;
   writeHalf(out, at + 208, d);
-  for (let i = 0; i < 256; i++) {
-    const step = d * sc[i >> 4];
-    const q = clamp(step === 0 ? 0 : Math.round(x[i] / step), -32, 31) + 32;
-    const half = i >> 7;
-    const quarter = (i & 127) >> 5;
-    const l = i & 31;
-    out[at + 64 * half + l + 32 * (quarter & 1)] |= (q & 15) << (quarter < 2 ? 0 : 4);
-    out[at + 128 + 32 * half + l] |= (q >> 4) << (2 * quarter);
+  for (let g = 0; g < 16; g++) {
+    const step = d * sc[g];
+    const inv = step === 0 ? 0 : 1 / step;
+    for (let i = 16 * g; i < 16 * g + 16; i++) {
+      let q = Math.floor(x[i] * inv + 0.5); // round to nearest, then clamped to -32..31
+      q = (q < -32 ? -32 : q > 31 ? 31 : q) + 32;
+      const half = i >> 7;
+      const quarter = (i & 127) >> 5;
+      const l = i & 31;
+      out[at + 64 * half + l + 32 * (quarter & 1)] |= (q & 15) << (quarter < 2 ? 0 : 4);
+      out[at + 128 + 32 * half + l] |= (q >> 4) << (2 * quarter);
+    }
   }
 }
 

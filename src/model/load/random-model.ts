@@ -48,14 +48,15 @@ export function randomModel(config: ModelConfig, seed = 1, matrices: RandomWeigh
     const n = shape.reduce((a, b) => a * b, 1);
     const values = new Float32Array(n);
     const span = (hi - lo) / 4294967296;
+    // xorshift32 on an int32 (the same bits as on its uint32 image, without V8 boxing values >= 2^31).
+    let r = s | 0;
     for (let i = 0; i < n; i++) {
-      s ^= s << 13;
-      s >>>= 0;
-      s ^= s >>> 17;
-      s ^= s << 5;
-      s >>>= 0;
-      values[i] = lo + s * span;
+      r ^= r << 13;
+      r ^= r >>> 17;
+      r ^= r << 5;
+      values[i] = lo + (r >>> 0) * span;
     }
+    s = r >>> 0;
     return { name, shape, dtype: 'f32', bytes: new Uint8Array(values.buffer) };
   };
   const c = config;
