@@ -3,14 +3,17 @@
 # tensor-core tiles, which lavapipe lacks, dequantise Q4_0/Q4_K/Q5_K/Q6_K as they stage), then `bench model`
 # of a random Llama-3.2-1B-shaped model, f16 storage, flash, contexts 4K and 32K, for f16, Q4_K and Q6_K layer
 # matrices (the tied embedding / output head stays f16 in all three): decode tok/s and the weights' bytes on
-# the GPU. Results under $OUT/quant-h200/ (test.log, <weights>/model.{json,md}, summary.txt). <= 6 minutes.
+# the GPU. Results: $OUT/quant-h200/summary.txt, and quant.tar.gz holding everything (test.log, <weights>/model.json
+# and model.md, the logs): two files, as a device call brings back at most 8. <= 6 minutes.
 #   source .device/prelude.sh && bash scripts/bench-quant-h200.sh
 # A dry run on lavapipe at a tiny size:
 #   CONTEXTS=256,512 DECODE=4 SHAPE_ARGS="--shape tiny --hidden 256 --intermediate 512 --heads 4 --head-dim 64" \
 #     bash scripts/bench-quant-h200.sh
 set -uo pipefail
-out="${OUT:-bench-out}/quant-h200"
-mkdir -p "$out"
+dest="${OUT:-bench-out}/quant-h200"
+mkdir -p "$dest"
+out=$(mktemp -d)
+trap 'tar -C "$out" -czf "$dest/quant.tar.gz" .; cp "$out/summary.txt" "$dest/" 2>/dev/null' EXIT
 start=$(date +%s)
 deadline=$((start + ${TOTAL_SECONDS:-345}))
 left() { echo $((deadline - $(date +%s))); }
@@ -19,7 +22,7 @@ contexts=${CONTEXTS:-4K,32K}
 decode=${DECODE:-48}
 read -r -a shape <<<"${SHAPE_ARGS:-}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-timeout "$(cap 75)" node --test --test-concurrency=1 dist/test/quant-kernels.test.js > "$out/test.log" 2>&1
+timeout "$(cap 60)" node --test --test-concurrency=1 dist/test/quant-kernels.test.js > "$out/test.log" 2>&1
 echo "test: $(grep -E '^# (pass|fail)' "$out/test.log" | tr '\n' ' ')$(grep -c 'SKIPPED' "$out/test.log") skip lines," \
   "$(left) s left" | tee "$out/test-summary.txt"
 grep -E '^# (tc-|SKIPPED tc-128x64x32)|not ok|error:' "$out/test.log" | head -n 40 > "$out/test-tc.txt"
@@ -57,8 +60,9 @@ for (const ctx of [...new Set(rows.map((r) => r.context))]) {
 }
 const kernels = [...new Set(rows.flatMap((r) => (r.matmul ?? []).map((m) => m.replace(/(\)):[^[]*\[/, "$1 ["))))];
 lines.push("", "matmul kernels that ran:", ...kernels);
+const test = ["test-summary.txt", "test-tc.txt"].map((f) => { try { return fs.readFileSync(`${dir}/${f}`, "utf8"); } catch { return ""; } });
+lines.push("", ...test);
 fs.writeFileSync(`${dir}/summary.txt`, lines.join("\n") + "\n");
 console.log(lines.join("\n"));
 ' "$out"
-cat "$out/test-summary.txt"
-echo "bench-quant-h200: $(($(date +%s) - start)) s; results in $out"
+echo "bench-quant-h200: $(($(date +%s) - start)) s; results in $dest (summary.txt, quant.tar.gz)"
