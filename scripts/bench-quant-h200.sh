@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Issue 18 item 4's measurement in one device call (H200): the quantised-kernel tests on the GPU (there the
 # tensor-core tiles, which lavapipe lacks, dequantise Q4_0/Q4_K/Q5_K/Q6_K as they stage), then `bench model`
-# of a random Llama-3.2-1B-shaped model, f16 storage, flash, contexts 4K and 32K, for f16, Q4_K and Q6_K layer
-# matrices (the tied embedding / output head stays f16 in all three): decode tok/s and the weights' bytes on
+# of a random Llama-3.2-1B-shaped model, f16 storage, flash, contexts 4K and 32K, for f16, Q4_K and Q6_K
+# matrices (all of them, the tied embedding / output head included): decode tok/s and the weights' bytes on
 # the GPU. Results: $OUT/quant-h200/summary.txt, and quant.tar.gz holding everything (test.log, <weights>/model.json
 # and model.md, the logs): two files, as a device call brings back at most 8. <= 6 minutes.
 #   source .device/prelude.sh && bash scripts/bench-quant-h200.sh

@@ -71,7 +71,7 @@ export function refuse(p: ContextPlan): ContextTooLargeError {
 }
 
 /** Bytes the decoder holds for the weights: the GPU keeps quantised matrices quantised (Q8_0 tiles, quant-gpu.ts
- * planes) and expands the rest, the token embedding among them, to the storage type (gpu-weights.ts); the CPU
+ * planes; a Q8_0 token embedding excepted) and expands the rest to the storage type (gpu-weights.ts); the CPU
  * decodes small models to f32 once and keeps larger ones in their file encoding (decoder-cpu's rule). */
 export function heldWeightBytes(
   tensors: readonly WeightTensor[],
@@ -86,9 +86,10 @@ export function heldWeightBytes(
     const n = t.shape.reduce((a, b) => a * b, 1);
     elements += n;
     fileBytes += t.bytes.byteLength;
-    const matrix = t.shape.length === 2 && t !== embedding;
-    if (matrix && t.dtype === 'q8_0')
-      gpuBytes += n + n / 8; // int8 quants, then an f32 scale per 32
+    const matrix = t.shape.length === 2;
+    // Q8_0 tables are looked up in the storage dtype; the 4-6 bit ones stay quantised, as every matrix does.
+    if (matrix && t.dtype === 'q8_0' && t !== embedding)
+      gpuBytes += (n * 9) / 8; // int8s, then an f32 per 32
     else if (matrix && isGpuQuant(t.dtype)) gpuBytes += quantGpuBytes(t.dtype, t.shape[0], t.shape[1]);
     else gpuBytes += t.shape.length === 2 && storage === 'f16' ? 2 * n : 4 * n;
   }

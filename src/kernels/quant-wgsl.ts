@@ -87,3 +87,20 @@ fn qx8(row: u32, kk: u32) -> vec4<u32> {
   return vec4<u32>(pack2x16float(v.a.xy), pack2x16float(v.a.zw), pack2x16float(v.b.xy), pack2x16float(v.b.zw));
 }`;
 }
+
+/** out[t, j] = table[ids[t], j] over a quantised table [n = vocab, k = width] (a quantised token embedding stays
+ * quantised: tied, the same planes are the output head). Uniform: elementwiseParams(tokens * k, k, vocab). */
+export function embeddingQuantWgsl(q: GpuQuant, threads: number): string {
+  return /* wgsl */ `struct Params { len: u32, k: u32, n: u32, unused: u32 }
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+@group(0) @binding(3) var<uniform> params: Params;
+${quantWeightWgsl(q)}
+@compute @workgroup_size(${threads})
+fn main(@builtin(global_invocation_id) gid: vec3u, @builtin(num_workgroups) nwg: vec3u) {
+  let i = gid.x + gid.y * nwg.x * ${threads}u;
+  if (i >= params.len) { return; }
+  out[i] = weight(ids[i / params.k], i % params.k);
+}`;
+}

@@ -12,6 +12,7 @@ import { formatChoice, planMatmul, type KernelChoice } from '../../attention/pla
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
 import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
 import { isGpuQuant, quantColsUnsupported } from '../../weights/quant-gpu.js';
+import { embeddingQuantWgsl } from '../../kernels/quant-wgsl.js';
 import { rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import {
@@ -30,7 +31,12 @@ import { matmulShapes } from './llama-forward.js';
 import { finiteFlagGroups, finiteFlagParams, finiteFlagWgsl } from '../../kernels/finite-flag-wgsl.js';
 import type { FiniteFlags } from './finite-flags-gpu.js';
 
-type Pipelines = Record<'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite', GPUComputePipeline>;
+type Pipelines = Record<
+  'rmsnorm' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite',
+  GPUComputePipeline
+> & {
+  quantEmbedding: Map<WeightStorage, GPUComputePipeline>;
+};
 type Recorded = (pass: GPUComputePassEncoder) => void;
 
 /** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
@@ -118,7 +124,15 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
       finite: await gpu.pipeline('model-finite-flag', finiteFlagWgsl),
+      quantEmbedding: new Map(),
     };
+    // Lookups in a quantised embedding table, per format present (a table [vocab, hidden] of whole blocks).
+    for (const q of new Set([...matrixStorage.values()].filter(isGpuQuant)))
+      if (!quantColsUnsupported(q, c.hiddenSize))
+        pipes.quantEmbedding.set(
+          q,
+          await gpu.pipeline(`model-embedding-${q}`, () => embeddingQuantWgsl(q, ELEMENTWISE_THREADS)),
+        );
     return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage, flags);
   }
 
@@ -135,7 +149,10 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     this.gpu.write(this.io.ids, 0, new Uint32Array(tokens));
     this.gpu.write(this.io.rope, 0, ropeTable(this.c, position, tokens.length));
     const H = this.c.hiddenSize;
-    this.elementwise(this.pipes.embedding, [table, this.io.ids, x], tokens.length * H, H);
+    const weights = this.matrixStorage.get(table);
+    const pipe = weights ? this.pipes.quantEmbedding.get(weights) : this.pipes.embedding;
+    if (!pipe) throw new ShapeError(`no embedding lookup over ${weights} tables was compiled`);
+    this.elementwise(pipe, [table, this.io.ids, x], tokens.length * H, H, this.c.vocabSize);
   }
 
   rmsNorm(x: GPUBuffer, w: GPUBuffer, out: GPUBuffer, rows: number, first = 0): void {

@@ -83,7 +83,10 @@ export async function uploadWeights(
       wUp: await up(l.wUp),
       wDown: await up(l.wDown),
     });
-  const embedding = await up(model.weights.tokenEmbedding, false);
+  // A Q4_0/Q4_K/Q5_K/Q6_K embedding stays quantised (the lookup dequantises its rows: kernels/quant-wgsl.ts); the
+  // others go up in the storage dtype.
+  const table = model.weights.tokenEmbedding;
+  const embedding = await up(table, isGpuQuant(table.dtype));
   const output = model.weights.output ? await up(model.weights.output) : embedding;
   const outputNorm = await up(model.weights.outputNorm);
   return { layers, embedding, output, outputNorm, matrixStorage, bytes };

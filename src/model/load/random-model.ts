@@ -1,8 +1,8 @@
 // A model with random weights in a given shape, held in memory (no file, no tokenizer): for benchmarks
 // and `plan`-style experiments at real sizes. Weights are uniform in +-sqrt(3 / in) (unit-variance
-// activations), norms in [0.5, 1.5], drawn with a seeded xorshift so runs repeat. The layers' matrices may be
-// encoded as f16 or a llama.cpp block format (weights/quant-encode.ts) as a GGUF file would hold them, each as
-// soon as it is drawn (a 1B model's f32 values are 5 GB); the embedding stays f32.
+// activations), norms in [0.5, 1.5], drawn with a seeded xorshift so runs repeat. The matrices may be encoded
+// as f16 or a llama.cpp block format (weights/quant-encode.ts) as a GGUF file would hold them, each as soon as it
+// is drawn (a 1B model's f32 values are 5 GB); a block format applies to the embedding too (llama.cpp's --pure).
 import { float32ToHalf } from '../../f16.js';
 import { ShapeError } from '../../errors.js';
 import { type EncodableQuant, QUANT_TYPE_IDS, QUANTISERS, quantise } from '../../weights/quant-encode.js';
@@ -77,7 +77,9 @@ export function randomModel(config: ModelConfig, seed = 1, matrices: RandomWeigh
       wDown: mat(`blk.${i}.ffn_down`, c.hiddenSize, c.intermediateSize),
     });
   }
-  const tokenEmbedding = tensor('token_embd', [c.vocabSize, c.hiddenSize], -1, 1);
+  // Quantised runs quantise the embedding too (a "pure" file: on WebGPU it stays quantised, and tied it is the head).
+  const table = tensor('token_embd', [c.vocabSize, c.hiddenSize], -1, 1);
+  const tokenEmbedding = matrices === 'f32' || matrices === 'f16' ? table : encoded(table, matrices);
   const weights = {
     tokenEmbedding,
     layers,
