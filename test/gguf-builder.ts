@@ -2,7 +2,7 @@
 // Q4_K, Q5_K, Q6_K through quant-encode.ts), and
 // re-encodes a loaded model's tensors, so loaders and dequantisation are tested on files we control.
 import { toHalfBits } from '../src/f16.js';
-import { QUANTISERS, quantise } from './quant-encode.js';
+import { QUANTISERS, quantise } from '../src/weights/quant-encode.js';
 
 export type MetaValue =
   | { type: 'u32' | 'i32' | 'f32' | 'bool' | 'string' | 'u64'; value: number | string | boolean }

@@ -146,7 +146,7 @@ test('bench model on the CPU: a tiny random model, two methods, JSON + markdown 
     report.rows.find((x: { method: string; context: number }) => x.method === m && x.context === n).kvBytes;
   assert.equal(kv('window:left=16', 96), kv('window:left=16', 160));
   assert.ok(kv('flash', 160) > kv('flash', 96));
-  assert.match(readFileSync(join(out, 'model.md'), 'utf8'), /\| longctx \| window:left=16 \| f32 \| 160 \|/);
+  assert.match(readFileSync(join(out, 'model.md'), 'utf8'), /\| longctx \| window:left=16 \| f32 \| f32 \| 160 \|/);
   assert.match(readFileSync(join(out, 'model-decode.svg'), 'utf8'), /^<svg/);
   assert.equal(r.stderr.match(/bench model on .*\d\/4/g)?.length, 4);
 });
@@ -181,4 +181,49 @@ test('bench model --batch-passes: passes per submission on WebGPU, counted per d
   const bad = spawnSync(process.execPath, [cli, 'bench', 'model', '--batch-passes', '0'], { encoding: 'utf8' });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--batch-passes must be a positive integer/);
+});
+
+test('bench model --weights q4_0 on WebGPU: the matrices stay Q4_0, their bytes reported; a bad format refused', async (t) => {
+  if (!(await webgpuDevice())) return t.skip('no WebGPU adapter');
+  const out = join(dir, 'weights-q4_0');
+  const args = [
+    'bench',
+    'model',
+    '--shape',
+    'tiny',
+    '--layers',
+    '1',
+    '--contexts',
+    '96',
+    '--decode',
+    '4',
+    '--chunk',
+    '64',
+  ];
+  const run = (weights: string) =>
+    spawnSync(
+      process.execPath,
+      [cli, ...args, '--method', 'flash', '--backend', 'webgpu', '--weights', weights, '--out-dir', out],
+      {
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+  const r = run('q4_0');
+  assert.equal(r.status, 0, r.stderr);
+  const row = JSON.parse(readFileSync(join(out, 'model.json'), 'utf8')).rows[0];
+  assert.equal(row.status, 'ok', JSON.stringify(row));
+  assert.equal(row.weights, 'q4_0');
+  // One layer of the tiny shape: 7 matrices of 128 x (128..256) and the tied embedding (512 x 128) as Q4_0 planes
+  // (0.625 bytes a weight) beside three f32 norms.
+  const matrices = 128 * 128 * 2 + 64 * 128 * 2 + 256 * 128 * 3 + 512 * 128;
+  assert.equal(row.weightBytes, matrices * 0.625 + 3 * 128 * 4);
+  assert.ok(
+    row.matmul.some((m: string) => m.includes('Q4_0 weights')),
+    row.matmul.join('\n'),
+  );
+  assert.match(readFileSync(join(out, 'model.md'), 'utf8'), /\| longctx \| flash \| f16 \| q4_0 \| 96 \|/);
+  const bad = run('q3_k');
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--weights must be one of f32, f16, q4_0, q4_k, q5_k, q6_k, got 'q3_k'/);
 });

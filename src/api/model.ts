@@ -95,7 +95,12 @@ export class Model {
       storage: this.storage,
       chunk: o.chunk,
       memoryBytes: this.memoryBytes,
-      weightBytes: heldWeightBytes(weightList(this.files.model), backend, this.storage),
+      weightBytes: heldWeightBytes(
+        weightList(this.files.model),
+        backend,
+        this.storage,
+        this.files.model.weights.tokenEmbedding,
+      ),
     });
   }
 

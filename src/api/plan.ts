@@ -4,6 +4,7 @@
 import { planModel, type ModelPlan, formatBytes } from '../model/plan.js';
 import type { ModelConfig, WeightTensor } from '../model/types.js';
 import { ContextTooLargeError } from './errors.js';
+import { isGpuQuant, quantGpuBytes } from '../weights/quant-gpu.js';
 
 export interface ContextPlanOptions {
   contextSize: number;
@@ -69,22 +70,29 @@ export function refuse(p: ContextPlan): ContextTooLargeError {
   );
 }
 
-/** Bytes the decoder holds for the weights: the GPU expands every tensor to its storage type; the CPU decodes
- * small models to f32 once and keeps larger ones in their file encoding (decoder-cpu's rule). */
+/** Bytes the decoder holds for the weights: the GPU keeps quantised matrices quantised (Q8_0 tiles, quant-gpu.ts
+ * planes; a Q8_0 token embedding excepted) and expands the rest to the storage type (gpu-weights.ts); the CPU
+ * decodes small models to f32 once and keeps larger ones in their file encoding (decoder-cpu's rule). */
 export function heldWeightBytes(
   tensors: readonly WeightTensor[],
   backend: 'cpu' | 'webgpu',
   storage: 'f32' | 'f16',
+  embedding?: WeightTensor,
 ): number {
   let elements = 0;
   let fileBytes = 0;
-  let matrixElements = 0;
+  let gpuBytes = 0;
   for (const t of tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     elements += n;
     fileBytes += t.bytes.byteLength;
-    if (t.shape.length === 2) matrixElements += n;
+    const matrix = t.shape.length === 2;
+    // Q8_0 tables are looked up in the storage dtype; the 4-6 bit ones stay quantised, as every matrix does.
+    if (matrix && t.dtype === 'q8_0' && t !== embedding)
+      gpuBytes += (n * 9) / 8; // int8s, then an f32 per 32
+    else if (matrix && isGpuQuant(t.dtype)) gpuBytes += quantGpuBytes(t.dtype, t.shape[0], t.shape[1]);
+    else gpuBytes += t.shape.length === 2 && storage === 'f16' ? 2 * n : 4 * n;
   }
-  if (backend === 'webgpu') return storage === 'f16' ? 4 * elements - 2 * matrixElements : 4 * elements;
+  if (backend === 'webgpu') return gpuBytes;
   return elements * 4 < 256 * 2 ** 20 ? elements * 4 : fileBytes;
 }

@@ -157,7 +157,7 @@ const needsRows = (t: KernelTarget, one: boolean) =>
 export const MATMUL_VERSIONS: KernelVersion[] = [
   {
     name: 'gemv',
-    why: 'one row over f16 weights: 16-byte loads, sums across subgroups (73% of copy bandwidth on an H200)',
+    why: 'one row over f16 or quantised weights: 16-byte loads, sums across subgroups (f16: 73% of copy bandwidth on an H200)',
     supports: (t) =>
       !t.features
         ? 'WebGPU only'

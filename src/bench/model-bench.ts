@@ -46,6 +46,10 @@ export interface ModelBenchRow {
   method: string;
   backend: string;
   storage: string;
+  /** The layer matrices' encoding (`--weights`: f32, f16, or a block format kept quantised on WebGPU). */
+  weights?: string;
+  /** Bytes the weights take on the device (WebGPU; quantised matrices in their GPU layouts). */
+  weightBytes?: number;
   context: number;
   status: 'ok' | 'skipped' | 'error' | 'oom';
   note?: string;
@@ -125,6 +129,7 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
     row.decodeSteps = steps;
     row.decodeTokensPerSecond = steps / seconds;
     row.kvBytes = decoder.cacheBytes;
+    row.weightBytes = (decoder as { weightBytes?: number }).weightBytes;
     row.plans = (decoder as { plans?: string[] }).plans;
     row.matmul = (decoder as { matmulPlans?: string[] }).matmulPlans;
     if (gpu && before) {
@@ -165,10 +170,12 @@ export function modelBenchMarkdown(
     'source',
     'method',
     'storage',
+    'weights',
     'context',
     'prefill tok/s',
     'decode tok/s',
     'peak memory',
+    'weight memory',
     'KV cache',
     'host reads/token',
     'allocations/token',
@@ -190,10 +197,12 @@ export function modelBenchMarkdown(
         r.source,
         r.method,
         r.storage,
+        r.weights ?? r.storage,
         formatTokens(r.context),
         num(r.prefillTokensPerSecond, 0),
         num(r.decodeTokensPerSecond),
         r.peakBytes ? formatBytes(r.peakBytes) : '—',
+        r.weightBytes ? formatBytes(r.weightBytes) : '—',
         r.kvBytes ? formatBytes(r.kvBytes) : '—',
         r.hostReadsPerToken === undefined ? '—' : num(r.hostReadsPerToken, 2),
         allocations,

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
-import { randomModel } from '../model/load/random-model.js';
+import { RANDOM_WEIGHTS, type RandomWeights, randomModel } from '../model/load/random-model.js';
 import {
   asPlotReport,
   benchModelCase,
@@ -22,12 +22,15 @@ import { backendOption, intList, numberOption, parse } from './args.js';
 
 export const BENCH_MODEL_USAGE = `usage: longctx bench model [--shape llama-3.2-1b|tiny] [--layers N] [--hidden N] [--heads N] [--kv-heads N]
                       [--head-dim N] [--intermediate N] [--vocab N] [--contexts 4K,32K,128K] [--method SPEC]...
-                      [--decode 128] [--chunk 512] [--storage f16|f32] [--budget-seconds 480]
+                      [--decode 128] [--chunk 512] [--storage f16|f32] [--weights f16|f32|q4_0|q4_k|q5_k|q6_k]
+                      [--budget-seconds 480]
                       [--backend cpu|webgpu|auto] [--reference torch.json] [--out-dir bench-out] [--title T]
                       [--batch-passes N]
   A random-weight model of the shape (overrides apply on top); per method, contexts run from the shortest
   and one is skipped when the last run predicts it would pass the remaining budget. --batch-passes: passes per
-  submission of a forward pass on WebGPU (runtime/submit-batch.ts; default 12; 1 submits every pass).`;
+  submission of a forward pass on WebGPU (runtime/submit-batch.ts; default 12; 1 submits every pass).
+  --weights: the layers' matrices encoded as f16 or a llama.cpp block format (default f32: converted to the
+  storage dtype on upload); WebGPU keeps the block formats quantised and the report gives the weight bytes.`;
 
 export async function benchModelCommand(argv: string[]): Promise<void> {
   const v = parse(argv, {
@@ -45,6 +48,7 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
     'batch-passes': { type: 'string' },
     chunk: { type: 'string' },
     storage: { type: 'string' },
+    weights: { type: 'string' },
     'budget-seconds': { type: 'string' },
     backend: { type: 'string' },
     reference: { type: 'string' },
@@ -69,6 +73,9 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
     throw new InputError('--batch-passes must be a positive integer');
   const storage = String(v.storage ?? 'f16');
   if (storage !== 'f16' && storage !== 'f32') throw new InputError(`--storage must be f16 or f32, got '${storage}'`);
+  const weights = String(v.weights ?? 'f32') as RandomWeights;
+  if (!RANDOM_WEIGHTS.includes(weights))
+    throw new InputError(`--weights must be one of ${RANDOM_WEIGHTS.join(', ')}, got '${weights}'`);
   const deadline = performance.now() + (numberOption(v, 'budget-seconds') ?? 480) * 1000;
   const outDir = String(v['out-dir'] ?? 'bench-out');
   const reference: ModelBenchRow[] = [];
@@ -97,12 +104,16 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
 
   const device = await acquireDevice(backendOption(v));
   if (batchPasses !== undefined) device.gpu?.setBatchPasses(batchPasses);
+  // What the matrices are on a GPU: the storage dtype, unless a block format stays quantised (the CPU reads the file's).
+  const held = device.gpu && (weights === 'f32' || weights === 'f16') ? storage : weights;
   const t0 = performance.now();
-  const model = randomModel(config, 1);
+  const model = randomModel(config, 1, weights);
   process.stderr.write(`bench model: ${model.source} built in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
   const rows: ModelBenchRow[] = [];
   const title = String(
-    v.title ?? `Model ${config.layers} layers x ${config.hiddenSize} (${v.shape ?? 'llama-3.2-1b'} shape), ${storage}`,
+    v.title ??
+      `Model ${config.layers} layers x ${config.hiddenSize} (${v.shape ?? 'llama-3.2-1b'} shape), ${storage}` +
+        (weights === 'f32' ? '' : `, ${weights} weights`),
   );
   mkdirSync(outDir, { recursive: true });
   // Written after every run, so that a run cut short by its caller's timeout keeps what it measured.
@@ -124,7 +135,16 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
     for (const method of methods) {
       let last: ModelBenchRow | undefined;
       const skip = (context: number, note: string) => {
-        rows.push({ source: 'longctx', method, backend: device.name, storage, context, status: 'skipped', note });
+        rows.push({
+          source: 'longctx',
+          method,
+          backend: device.name,
+          storage,
+          weights,
+          context,
+          status: 'skipped',
+          note,
+        });
         flush();
         bar.tick(`${method} ${formatTokens(context)}: skipped (${note})`);
       };
@@ -154,7 +174,10 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
           else if (left <= 0 || predicted > left)
             skip(context, `predicted ${predicted.toFixed(0)} s > ${left.toFixed(0)} s left`);
           else {
-            last = await benchModelCase(device, decoder, { method, context, decode, storage, chunk });
+            last = {
+              ...(await benchModelCase(device, decoder, { method, context, decode, storage, chunk })),
+              weights: held,
+            };
             rows.push(last);
             flush();
             bar.tick(

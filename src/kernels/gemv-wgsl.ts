@@ -61,34 +61,7 @@ export function gemvWgsl(
     }),
   );
   const loads = q8 ? '' : '    let xa = x[2u * c];\n    let xb = x[2u * c + 1u];\n';
-  const reduce = (a: string, r: number) => `    let total_${a} = subgroupAdd(${a}${r});
-    red[lid] = select(${a}${r}, total_${a}, sg_size == 32u);
-    workgroupBarrier();
-    var sum_${a} = 0.0;
-    if (t == 0u) {
-      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum_${a} += red[lid + c]; } }
-      else { for (var c = 0u; c < ${TPR}u; c++) { sum_${a} += red[lid + c]; } }
-    }
-    workgroupBarrier();`;
-  const bias = 'var b = 0.0;\n      if (params.has_bias != 0u) { b = bias[row]; }\n      ';
-  const store = {
-    store: `${bias}y[row] = sum_s + b;`,
-    accumulate: `${bias}y[row] = sum_s + b + y[row];`,
-    // The decoder's swiglu kernel's formula (elementwise-wgsl.ts), so fused and unfused agree.
-    swiglu: 'y[row] = sum_s / (1.0 + exp(-sum_s)) * sum_u;',
-  }[epilogue];
-  const finish = seq(R).map(
-    (r) => `  {
-${accs.map((a) => reduce(a, r)).join('\n')}
-    let row = row0 + ${r}u;
-    if (t == 0u && row < params.n) {
-      ${store}
-    }
-  }`,
-  );
-  const second = pair
-    ? '@group(0) @binding(2) var<storage, read> wu: array<vec4<u32>>;'
-    : '@group(0) @binding(2) var<storage, read> bias: array<f32>;';
+  const { second, finish } = gemvTailWgsl(R, TPR, epilogue);
   const scales = (pair ? ['w', 'wu'] : ['w']).map(
     (m) => `fn scale_${m}(word: u32) -> f32 {
   let at = params.n * params.k / 4u + word / 8u;
@@ -133,6 +106,42 @@ ${rows.join('\n')}
   for (var c = t; c < kc; c += ${TPR}u) {
 ${loads}${body.join('\n')}
   }
-${finish.join('\n')}
+${finish}
 }`;
+}
+
+/** What follows a GEMV's loop, shared by every weight format: each row's partial sums reduced over its TPR
+ * threads and the epilogue's store; and binding 2's declaration (the bias, or SwiGLU's second matrix wu). */
+export function gemvTailWgsl(R: number, TPR: number, epilogue: GemvEpilogue): { second: string; finish: string } {
+  const accs = epilogue === 'swiglu' ? ['s', 'u'] : ['s'];
+  const reduce = (a: string, r: number) => `    let total_${a} = subgroupAdd(${a}${r});
+    red[lid] = select(${a}${r}, total_${a}, sg_size == 32u);
+    workgroupBarrier();
+    var sum_${a} = 0.0;
+    if (t == 0u) {
+      if (sg_size == 32u) { for (var c = 0u; c < ${TPR}u; c += 32u) { sum_${a} += red[lid + c]; } }
+      else { for (var c = 0u; c < ${TPR}u; c++) { sum_${a} += red[lid + c]; } }
+    }
+    workgroupBarrier();`;
+  const bias = 'var b = 0.0;\n      if (params.has_bias != 0u) { b = bias[row]; }\n      ';
+  const store = {
+    store: `${bias}y[row] = sum_s + b;`,
+    accumulate: `${bias}y[row] = sum_s + b + y[row];`,
+    // The decoder's swiglu kernel's formula (elementwise-wgsl.ts), so fused and unfused agree.
+    swiglu: 'y[row] = sum_s / (1.0 + exp(-sum_s)) * sum_u;',
+  }[epilogue];
+  const finish = seq(R).map(
+    (r) => `  {
+${accs.map((a) => reduce(a, r)).join('\n')}
+    let row = row0 + ${r}u;
+    if (t == 0u && row < params.n) {
+      ${store}
+    }
+  }`,
+  );
+  const second =
+    epilogue === 'swiglu'
+      ? '@group(0) @binding(2) var<storage, read> wu: array<vec4<u32>>;'
+      : '@group(0) @binding(2) var<storage, read> bias: array<f32>;';
+  return { second, finish: finish.join('\n') };
 }

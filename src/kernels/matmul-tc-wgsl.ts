@@ -7,13 +7,19 @@
 // loads) before the math on the current one, and either double-buffered in workgroup memory (one
 // barrier per K tile) or stored after it (two barriers). Weights row-major [out, in] (GGUF's layout)
 // are read column-major as the right operand, so no transpose pass exists. Q8_0 tiles (q8-tiles.ts) are
-// dequantised to f16 as they are fetched (8 quants and their block's scale per 16-byte chunk of the tile).
+// dequantised to f16 as they are fetched (8 quants and their block's scale per 16-byte chunk of the tile), and so
+// are Q4_0 / Q4_K / Q5_K / Q6_K planes (quant-gpu.ts; quant-wgsl.ts qx8: 8 values from one word of 4-bit quants).
 // Bindings and uniform are matmulTiledWgsl's (matmul-wgsl.ts: x, w, bias, y, params {t, n, k, has_bias}),
 // so the decoder swaps one pipeline for the other. x may be f32 (the decoder's activations, rounded to
 // f16 as they are staged) or f16. Needs K % 8 == 0. CPU twin: matmulTcTwin (test/kernel-versions).
 
 import { putHalvesWgsl, seq, SUBGROUP_MATRIX_ENABLES } from './sgmat-tiles-wgsl.js';
-import { Q8_UNPACK_WGSL } from './matmul-wgsl.js';
+import { Q8_UNPACK_WGSL, type WeightStorage } from './matmul-wgsl.js';
+import { isGpuQuant, quantColsUnsupported } from '../weights/quant-gpu.js';
+import { quantHalvesWgsl } from './quant-wgsl.js';
+
+/** The weight storages the tensor-core tiles read (f32 weights would be rounded: not offered). */
+export type TcWeights = Exclude<WeightStorage, 'f32'>;
 
 /** Bytes an output buffer must hold at least: interior tiles store 16 x 16 f32 accumulators straight into y, and
  * Dawn derives the binding's minimum size from that store (a 3-token run's 768-byte output failed on the H200). */
@@ -51,9 +57,10 @@ export function matmulTcUnsupported(
   k: number,
   c: MatmulTcConfig,
   maxWorkgroupBytes: number,
-  weights: 'f16' | 'q8_0' = 'f16',
+  weights: TcWeights = 'f16',
 ): string | null {
   if (weights === 'q8_0' && k % 32 !== 0) return `K = ${k} is not whole Q8_0 blocks of 32`;
+  if (isGpuQuant(weights) && quantColsUnsupported(weights, k)) return quantColsUnsupported(weights, k);
   if (k % 8 !== 0) return `K = ${k} is not a multiple of 8 (16-byte weight loads)`;
   const bytes = matmulTcWorkgroupBytes(c);
   if (bytes > maxWorkgroupBytes) return `needs ${bytes} bytes of workgroup memory, the device has ${maxWorkgroupBytes}`;
@@ -65,12 +72,9 @@ export function matmulTcGrid(m: number, n: number, c: MatmulTcConfig): [number, 
   return [Math.ceil(n / c.bn), Math.ceil(m / c.bm)];
 }
 
-export function matmulTcWgsl(
-  c: MatmulTcConfig,
-  xType: ActivationStorage = 'f32',
-  weights: 'f16' | 'q8_0' = 'f16',
-): string {
+export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32', weights: TcWeights = 'f16'): string {
   const q8 = weights === 'q8_0';
+  const words = weights !== 'f16'; // weights bound as u32 words and dequantised as they are fetched
   const { bm, bn, bk, sgM, sgN, buffers } = c;
   const subgroups = sgM * sgN;
   const THREADS = 32 * subgroups;
@@ -86,7 +90,7 @@ export function matmulTcWgsl(
   const bPer = Math.ceil(bChunks / THREADS);
   const aRegs = seq(aPer).map((p) => `  var ra${p} = ${xType === 'f32' ? 'vec4<f32>(0.0)' : 'vec4<u32>(0u)'};`);
   const bRegs = seq(bPer).map((p) => `  var rb${p} = vec4<u32>(0u);`);
-  const bLoad = q8 ? 'q8x8(row, kk)' : 'w[(row * params.k + kk) / 8u]';
+  const bLoad = q8 ? 'q8x8(row, kk)' : words ? 'qx8(row, kk)' : 'w[(row * params.k + kk) / 8u]';
   const fetch = [
     ...seq(aPer).map(
       (
@@ -214,7 +218,7 @@ ${fetch}
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<${xType === 'f32' ? 'vec4<f32>' : 'vec4<u32>'}>;
-@group(0) @binding(1) var<storage, read> w: array<${q8 ? 'u32' : 'vec4<u32>'}>;
+@group(0) @binding(1) var<storage, read> w: array<${words ? 'u32' : 'vec4<u32>'}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;
@@ -236,7 +240,9 @@ fn q8x8(row: u32, kk: u32) -> vec4<u32> {
   let hi = q8x4(w[i / 4u + 1u]) * d;
   return vec4<u32>(pack2x16float(lo.xy), pack2x16float(lo.zw), pack2x16float(hi.xy), pack2x16float(hi.zw));
 }`
-    : ''
+    : isGpuQuant(weights)
+      ? quantHalvesWgsl(weights)
+      : ''
 }
 fn put4fa(at: u32, v: vec4<f32>) {
   sa[at] = f16(v.x); sa[at + 1u] = f16(v.y); sa[at + 2u] = f16(v.z); sa[at + 3u] = f16(v.w);

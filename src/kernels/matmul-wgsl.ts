@@ -4,6 +4,9 @@
 // registers, K in steps of 16 through workgroup memory (register blocking, as in Simon Boehm's SGEMM
 // notes and CUTLASS). CPU twin: matmul-cpu.ts.
 
+import { type GpuQuant, isGpuQuant } from '../weights/quant-gpu.js';
+import { quantWeightWgsl } from './quant-wgsl.js';
+
 export const MATVEC_THREADS = 64;
 /** Outputs per workgroup side (tokens and features) and the K step of the tiled kernel. */
 export const MATMUL_TILE = 64;
@@ -11,9 +14,13 @@ export const MATMUL_K_STEP = 16;
 /** Workgroups along x before wrapping to y (WebGPU allows 65535 per dimension). */
 export const MATVEC_ROWS_PER_DIM = 32768;
 
-/** Weights stored as f32, f16 (half the bytes to stream; products and sums stay f32), or Q8_0 tiles
- * (weights/q8-tiles.ts: int8 quants four to a word, then f32 scales per 32; about a quarter of f32's bytes). */
-export type WeightStorage = 'f32' | 'f16' | 'q8_0';
+/** Weights stored as f32, f16 (half the bytes to stream; products and sums stay f32), Q8_0 tiles
+ * (weights/q8-tiles.ts: int8 quants four to a word, then f32 scales per 32; about a quarter of f32's bytes),
+ * or Q4_0 / Q4_K / Q5_K / Q6_K planes (weights/quant-gpu.ts, dequantised by quant-wgsl.ts). */
+export type WeightStorage = 'f32' | 'f16' | 'q8_0' | GpuQuant;
+
+/** Weights held as u32 words that the kernel dequantises. */
+export const isQuantStorage = (w: WeightStorage): boolean => w !== 'f32' && w !== 'f16';
 
 /** WGSL: the signed byte i (0..3) of each word of v, as f32 (Q8_0 quants, four to a u32). */
 export const Q8_UNPACK_WGSL = `fn q8x4(v: u32) -> vec4<f32> {
@@ -22,6 +29,7 @@ export const Q8_UNPACK_WGSL = `fn q8x4(v: u32) -> vec4<f32> {
 
 /** WGSL weight(row, col) -> f32 over binding w, for each storage. */
 function weightAccess(wType: WeightStorage): string {
+  if (isGpuQuant(wType)) return quantWeightWgsl(wType);
   if (wType !== 'q8_0') return `fn weight(row: u32, col: u32) -> f32 { return f32(w[row * params.k + col]); }`;
   return `${Q8_UNPACK_WGSL}
 fn weight(row: u32, col: u32) -> f32 {
@@ -33,7 +41,7 @@ fn weight(row: u32, col: u32) -> f32 {
 const PARAMS = (wType: WeightStorage) => /* wgsl */ `${wType === 'f16' ? 'enable f16;' : ''}
 struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(0) var<storage, read> x: array<f32>;
-@group(0) @binding(1) var<storage, read> w: array<${wType === 'q8_0' ? 'u32' : wType}>;
+@group(0) @binding(1) var<storage, read> w: array<${isQuantStorage(wType) ? 'u32' : wType}>;
 @group(0) @binding(2) var<storage, read> bias: array<f32>;
 @group(0) @binding(3) var<storage, read_write> y: array<f32>;
 @group(0) @binding(4) var<uniform> params: Params;

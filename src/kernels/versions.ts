@@ -19,6 +19,8 @@ import {
   matmulTcWgsl,
 } from './matmul-tc-wgsl.js';
 import { type GemvEpilogue, gemvGrid, gemvRowsPerWorkgroup, gemvUnsupported, gemvWgsl } from './gemv-wgsl.js';
+import { gemvQuantWgsl } from './gemv-quant-wgsl.js';
+import { isGpuQuant, quantColsUnsupported } from '../weights/quant-gpu.js';
 
 /** What a version needs to know about the device. GpuContext satisfies it. */
 export interface KernelDevice {
@@ -106,13 +108,21 @@ export const FLASH_VERSIONS: FlashVersion[] = [
   ),
 ];
 
-/** The portable matmul and matrix-vector kernels: any weight storage (Q8_0 tiles need whole blocks). */
+/** The portable matmul and matrix-vector kernels: any weight storage (quantised ones need whole blocks). */
 const portableUnsupported = (dev: KernelDevice, weights: WeightStorage, k: number): string | null =>
   weights === 'f16' && !dev.features.f16
     ? 'the device has no shader-f16'
     : weights === 'q8_0' && k % 32 !== 0
       ? `K = ${k} is not whole Q8_0 blocks of 32`
-      : null;
+      : isGpuQuant(weights)
+        ? quantColsUnsupported(weights, k)
+        : null;
+
+/** The one-row kernels by weight storage: gemv-wgsl.ts for f16 and Q8_0, gemv-quant-wgsl.ts for the 4-6 bit ones. */
+function gemvFor(weights: WeightStorage, rows: number, tpr: number, epilogue: GemvEpilogue = 'store'): string {
+  if (isGpuQuant(weights)) return gemvQuantWgsl(weights, rows, tpr, epilogue);
+  return gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16', epilogue);
+}
 
 export const MATMUL_VERSIONS: MatmulVersion[] = [
   {
@@ -132,9 +142,9 @@ export const MATMUL_VERSIONS: MatmulVersion[] = [
       unsupported: (dev, weights, k) =>
         sgmatNeed(dev, 'f16') ??
         (weights === 'f32'
-          ? 'needs f16 or Q8_0 weights'
+          ? 'needs f16 or quantised weights'
           : matmulTcUnsupported(k, c, dev.maxWorkgroupStorageBytes, weights)),
-      wgsl: (weights, x = 'f32') => matmulTcWgsl(c, x, weights === 'q8_0' ? 'q8_0' : 'f16'),
+      wgsl: (weights, x = 'f32') => matmulTcWgsl(c, x, weights === 'f32' ? 'f16' : weights),
       grid: (m, n) => matmulTcGrid(m, n, c),
       tile: { rows: c.bm, cols: c.bn },
       halfActivations: true,
@@ -169,10 +179,12 @@ export const GEMV_VERSIONS: MatmulVersion[] = [
         !dev.features.f16 || !dev.features.subgroups
           ? 'needs shader-f16 and subgroups'
           : weights === 'f32'
-            ? 'needs f16 or Q8_0 weights'
-            : gemvUnsupported(k, weights),
-      wgsl: (weights) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16'),
-      fused: (weights, epilogue) => gemvWgsl(rows, tpr, weights === 'q8_0' ? 'q8_0' : 'f16', epilogue),
+            ? 'needs f16 or quantised weights'
+            : isGpuQuant(weights)
+              ? quantColsUnsupported(weights, k)
+              : gemvUnsupported(k, weights),
+      wgsl: (weights) => gemvFor(weights, rows, tpr),
+      fused: (weights, epilogue) => gemvFor(weights, rows, tpr, epilogue),
       grid: (_m, n) => gemvGrid(n, rows, tpr),
       tile: { rows: 1, cols: gemvRowsPerWorkgroup(rows, tpr) },
       halfActivations: false,

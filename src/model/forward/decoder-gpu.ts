@@ -127,6 +127,11 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
     }
   }
 
+  /** Bytes the weights take on the GPU (quantised matrices in their GPU layouts): `bench model`. */
+  get weightBytes(): number {
+    return (this.weights as GpuWeights).bytes;
+  }
+
   /** The matmul kernels that ran (or are planned), one line per choice (`generate --stats`, `bench model`). */
   get matmulPlans(): string[] {
     return this.gpuOps.matmulPlans();

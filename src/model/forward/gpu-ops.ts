@@ -11,6 +11,8 @@ import { ShapeError } from '../../errors.js';
 import { formatChoice, planMatmul, type KernelChoice } from '../../attention/planner.js';
 import { matmulVersion, type MatmulVersion } from '../../kernels/versions.js';
 import { matmulParams, type WeightStorage } from '../../kernels/matmul-wgsl.js';
+import { isGpuQuant, quantColsUnsupported } from '../../weights/quant-gpu.js';
+import { embeddingQuantWgsl } from '../../kernels/quant-wgsl.js';
 import { rmsNormCheckedParams, rmsNormParams, rmsNormWgsl } from '../../kernels/rmsnorm-wgsl.js';
 import { ROPE_QKV_THREADS, ropeQkvParams, ropeQkvThreads, ropeQkvWgsl } from '../../kernels/rope-qkv-wgsl.js';
 import {
@@ -32,7 +34,9 @@ import type { FiniteFlags } from './finite-flags-gpu.js';
 type Pipelines = Record<
   'rmsnorm' | 'rmsnormChecked' | 'rope' | 'embedding' | 'add' | 'swiglu' | 'heads' | 'finite',
   GPUComputePipeline
->;
+> & {
+  quantEmbedding: Map<WeightStorage, GPUComputePipeline>;
+};
 type Recorded = (pass: GPUComputePassEncoder) => void;
 
 /** The matmul kernels by name (planner.ts MATMUL_VERSIONS or kernels/versions.ts): `rows` for products of
@@ -95,6 +99,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       for (const [n, k] of matmulShapes(c))
         for (let m = 1; m <= chunk; m++) {
           if (weights === 'q8_0' && k % 32 !== 0) continue; // no such Q8_0 matrix exists
+          if (isGpuQuant(weights) && quantColsUnsupported(weights, k)) continue; // nor such a Q4_K one (say)
           const t = { ...target, dtype: storage, weights, headDim: 0, queries: m, keys: k, columns: n };
           const choice = planMatmul(t, (m === 1 ? asked.row : asked.rows) ?? 'auto');
           const version = matmulVersion(choice.kernel!)!;
@@ -120,7 +125,15 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       swiglu: await gpu.pipeline('model-swiglu', swigluWgsl),
       heads: await gpu.pipeline('model-heads', headsToTokensWgsl),
       finite: await gpu.pipeline('model-finite-flag', finiteFlagWgsl),
+      quantEmbedding: new Map(),
     };
+    // Lookups in a quantised embedding table, per format present (a table [vocab, hidden] of whole blocks).
+    for (const q of new Set([...matrixStorage.values()].filter(isGpuQuant)))
+      if (!quantColsUnsupported(q, c.hiddenSize))
+        pipes.quantEmbedding.set(
+          q,
+          await gpu.pipeline(`model-embedding-${q}`, () => embeddingQuantWgsl(q, ELEMENTWISE_THREADS)),
+        );
     return new GpuOps(gpu, c, storage, pipes, io, matmuls, matrixStorage, flags);
   }
 
@@ -137,7 +150,10 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     this.gpu.write(this.io.ids, 0, new Uint32Array(tokens));
     this.gpu.write(this.io.rope, 0, ropeTable(this.c, position, tokens.length));
     const H = this.c.hiddenSize;
-    this.elementwise(this.pipes.embedding, [table, this.io.ids, x], tokens.length * H, H);
+    const weights = this.matrixStorage.get(table);
+    const pipe = weights ? this.pipes.quantEmbedding.get(weights) : this.pipes.embedding;
+    if (!pipe) throw new ShapeError(`no embedding lookup over ${weights} tables was compiled`);
+    this.elementwise(pipe, [table, this.io.ids, x], tokens.length * H, H, this.c.vocabSize);
   }
 
   rmsNorm(x: GPUBuffer, w: GPUBuffer, out: GPUBuffer, rows: number, first = 0, check?: FiniteCheck): void {
@@ -208,7 +224,7 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
       : [...this.matmuls.values()].filter((e) => e.m === 1 || e.m === chunk);
     const lines = new Map<string, string[]>();
     for (const e of kernels) {
-      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'q8_0' ? ', Q8_0 weights' : ''}`;
+      const op = `matmul, ${e.m === 1 ? '1 row' : 'rows'}${e.weights === 'f16' || e.weights === 'f32' ? '' : `, ${e.weights.toUpperCase()} weights`}`;
       const line = formatChoice({ ...e.choice, op });
       const shapes = lines.get(line) ?? [];
       if (!shapes.includes(`${e.n}x${e.k}`)) shapes.push(`${e.n}x${e.k}`);

@@ -1,11 +1,13 @@
 // The decoder's weights on the GPU: matrices uploaded once in the storage dtype (decoded to f32 first),
-// except Q8_0 matrices, which go up as Q8_0 tiles (weights/q8-tiles.ts: exact, 1.06 bytes a weight) for
-// the matmul kernels to dequantise; norm weights and biases (vectors) in f32. The embedding table stays in
+// except quantised matrices, which stay quantised for the matmul kernels to dequantise as they read them:
+// Q8_0 as tiles (weights/q8-tiles.ts: 1.06 bytes a weight), Q4_0 / Q4_K / Q5_K / Q6_K as planes
+// (weights/quant-gpu.ts: 0.59-0.83 bytes a weight), both exact; norm weights and biases (vectors) in f32. The embedding table stays in
 // the storage dtype (the embedding lookup reads it; tied, it is also the output head).
 import { float32ToHalf } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import { q8TilesFromBlocks } from '../../weights/q8-tiles.js';
+import { isGpuQuant, quantTilesFromBlocks } from '../../weights/quant-gpu.js';
 import type { WeightStorage } from '../../kernels/matmul-wgsl.js';
 import type { LoadedModel, WeightTensor } from '../types.js';
 
@@ -29,8 +31,10 @@ export interface GpuWeights {
   embedding: GPUBuffer;
   output: GPUBuffer;
   outputNorm: GPUBuffer;
-  /** The storage of each matrix that is not in the storage dtype (Q8_0 tiles). */
+  /** The storage of each matrix that is not in the storage dtype (Q8_0 tiles, quant planes). */
   matrixStorage: Map<GPUBuffer, WeightStorage>;
+  /** Bytes of every weight buffer (the tied output counted once). */
+  bytes: number;
 }
 
 /** Uploads every weight; each buffer is pushed to `owned` as soon as it exists (the caller frees on failure). */
@@ -41,16 +45,26 @@ export async function uploadWeights(
   owned: GPUBuffer[],
 ): Promise<GpuWeights> {
   const matrixStorage = new Map<GPUBuffer, WeightStorage>();
+  let bytes = 0;
   const up = async (w: WeightTensor, tiles = true) => {
-    if (tiles && w.dtype === 'q8_0' && w.shape.length === 2) {
-      const b = await gpu.upload(q8TilesFromBlocks(w.bytes, w.shape[0], w.shape[1], w.name), w.name);
+    const dtype = w.dtype;
+    if (tiles && (dtype === 'q8_0' || isGpuQuant(dtype)) && w.shape.length === 2) {
+      const [rows, cols] = w.shape;
+      const words =
+        dtype === 'q8_0'
+          ? q8TilesFromBlocks(w.bytes, rows, cols, w.name)
+          : quantTilesFromBlocks(dtype, w.bytes, rows, cols, w.name);
+      const b = await gpu.upload(words, w.name);
       owned.push(b);
-      matrixStorage.set(b, 'q8_0');
+      matrixStorage.set(b, dtype);
+      bytes += words.byteLength;
       return b;
     }
     const values = new WeightMatrix(w).toFloat32();
-    const b = await gpu.upload(storage === 'f16' && w.shape.length === 2 ? float32ToHalf(values) : values, w.name);
+    const data = storage === 'f16' && w.shape.length === 2 ? float32ToHalf(values) : values;
+    const b = await gpu.upload(data, w.name);
     owned.push(b);
+    bytes += data.byteLength;
     return b;
   };
   const layers: GpuLayerWeights[] = [];
@@ -69,7 +83,11 @@ export async function uploadWeights(
       wUp: await up(l.wUp),
       wDown: await up(l.wDown),
     });
-  const embedding = await up(model.weights.tokenEmbedding, false);
+  // A Q4_0/Q4_K/Q5_K/Q6_K embedding stays quantised (the lookup dequantises its rows: kernels/quant-wgsl.ts); the
+  // others go up in the storage dtype.
+  const table = model.weights.tokenEmbedding;
+  const embedding = await up(table, isGpuQuant(table.dtype));
   const output = model.weights.output ? await up(model.weights.output) : embedding;
-  return { layers, embedding, output, outputNorm: await up(model.weights.outputNorm), matrixStorage };
+  const outputNorm = await up(model.weights.outputNorm);
+  return { layers, embedding, output, outputNorm, matrixStorage, bytes };
 }
