@@ -33,7 +33,8 @@ node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"
 for (const x of r) console.log([x.method, x.context, x.status, "prefill", x.prefillTokensPerSecond?.toFixed?.(0),
   "decode", x.decodeTokensPerSecond?.toFixed?.(1), "submits/token", x.submitsPerToken, "writes/token", x.writesPerToken].join(" "))' \
   "$out/decode/model.json" >> "$summary" 2>&1
-OUT="$out/quant" within "$(( $(seconds_left) - 15 ))" bash scripts/bench-quant-h200.sh > "$out/quant/stdout.txt" 2>&1
+quant_left=$(( $(seconds_left) - 15 ))
+OUT="$out/quant" TOTAL_SECONDS=$(( quant_left - 10 )) within "$quant_left" bash scripts/bench-quant-h200.sh > "$out/quant/stdout.txt" 2>&1
 echo "== bench-quant-h200.sh: exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
 cat "$out/quant/quant-h200/summary.txt" >> "$summary" 2> /dev/null || tail -n 30 "$out/quant/stdout.txt" >> "$summary"
 cat "$summary"
