@@ -36,9 +36,12 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
     { T: 7, heads: 4, kvHeads: 2, D: 128, layout: 'half', out: 'f16', rotate: true },
     { T: 1, heads: 3, kvHeads: 1, D: 38, layout: 'interleaved', out: 'f16', rotate: true },
     { T: 3, heads: 6, kvHeads: 2, D: 64, layout: 'half', out: 'f32', rotate: false },
+    { T: 5, heads: 6, kvHeads: 2, D: 38, layout: 'half', out: 'f16', rotate: true, stacked: true },
+    { T: 1, heads: 8, kvHeads: 2, D: 64, layout: 'interleaved', out: 'f32', rotate: true, stacked: true },
   ] as const;
   for (const c of cases)
-    it(`T ${c.T}, heads ${c.heads}:${c.kvHeads}, D ${c.D}, ${c.layout}, ${c.out} out, rotate ${c.rotate}`, async () => {
+    it(`T ${c.T}, heads ${c.heads}:${c.kvHeads}, D ${c.D}, ${c.layout}, ${c.out} out, rotate ${c.rotate}${'stacked' in c ? ', rows stacked [q | k | v]' : ''}`, async () => {
+      const stacked = 'stacked' in c;
       const { T, heads, kvHeads, D } = c;
       const first = 4093;
       const theta = 10000;
@@ -54,7 +57,15 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
       const counts = [heads, kvHeads, kvHeads].map((h) => T * h * D);
       const unit = c.out === 'f16' ? 2 : 4;
       const pipe = await gpu.pipeline(`test-rope-qkv-${c.out}`, () => ropeQkvWgsl(c.out));
-      const inputs = await Promise.all([...x, table].map((a, i) => gpu.upload(a, `in ${i}`)));
+      // Stacked: one buffer of token rows [q | k | v] (the stacked projection's output), bound three times.
+      const rows = new Float32Array(counts[0] + 2 * counts[1]);
+      const widths = [heads, kvHeads, kvHeads].map((h) => h * D);
+      for (let t = 0; t < T; t++)
+        for (let i = 0, at = t * (widths[0] + 2 * widths[1]); i < 3; at += widths[i], i++)
+          rows.set(x[i].subarray(t * widths[i], (t + 1) * widths[i]), at);
+      const sources = stacked ? [rows] : x;
+      const uploaded = await Promise.all([...sources, table].map((a, i) => gpu.upload(a, `in ${i}`)));
+      const inputs = stacked ? [uploaded[0], uploaded[0], uploaded[0], uploaded[1]] : uploaded;
       // Poisoned: NaN in f32, 0x7e00 (NaN) in f16.
       const outs = await Promise.all(
         counts.map((n, i) =>
@@ -68,6 +79,7 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
         headDim: D,
         rotate: c.rotate,
         interleaved: c.layout === 'interleaved',
+        stacked,
       });
       const u = gpu.uniform(params);
       try {
@@ -87,7 +99,7 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
           assert.ok(err < tol, `${name}: max error ${err}`);
         }
       } finally {
-        [...inputs, ...outs].forEach((b) => gpu.release(b));
+        [...uploaded, ...outs].forEach((b) => gpu.release(b));
         u.destroy();
       }
     });

@@ -1,5 +1,6 @@
 // ForwardOps on the CPU: every operation runs at once on host arrays (submit has nothing to wait for).
 // The exact twin of gpu-ops.ts that CI checks; activations are f32 throughout.
+import { ShapeError } from '../../errors.js';
 import { checkFiniteActivations } from '../load/finite.js';
 import { matmulRowsCpu } from '../../kernels/matmul-cpu.js';
 import { rmsNormCpu } from '../../kernels/rmsnorm-cpu.js';
@@ -8,7 +9,7 @@ import { swigluCpu } from '../../kernels/elementwise-cpu.js';
 import type { WeightMatrix } from '../../weights/weight-matrix.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import type { ModelConfig } from '../types.js';
-import type { FiniteCheck, ForwardOps } from './ops.js';
+import type { FiniteCheck, ForwardOps, QkvRowsOf } from './ops.js';
 
 export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Array> {
   private readonly invFreq: Float64Array;
@@ -69,15 +70,15 @@ export class CpuOps implements ForwardOps<Float32Array, WeightMatrix, Float32Arr
   }
 
   ropeQkv(
-    q: Float32Array,
-    k: Float32Array,
-    v: Float32Array,
+    rows: QkvRowsOf<Float32Array>,
     qh: Float32Array,
     kh: Float32Array,
     vh: Float32Array,
     T: number,
     rotate: boolean,
   ): void {
+    if ('fused' in rows) throw new ShapeError('the CPU decoder runs the three projections apart, not stacked');
+    const { q, k, v } = rows;
     this.rope(q, qh, T, this.c.heads, rotate);
     this.rope(k, kh, T, this.c.kvHeads, rotate);
     this.rope(v, vh, T, this.c.kvHeads, false);

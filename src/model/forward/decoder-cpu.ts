@@ -101,13 +101,16 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
       layers: w.layers.map((l) => ({
         attnNorm: vec(l.attnNorm),
         ffnNorm: vec(l.ffnNorm),
-        wq: mat(l.wq),
-        wk: mat(l.wk),
-        wv: mat(l.wv),
+        // The CPU, the exact twin CI checks, keeps three products (the stacked one is the GPU's).
+        qkv: {
+          q: mat(l.wq),
+          k: mat(l.wk),
+          v: mat(l.wv),
+          bq: l.bq && vec(l.bq),
+          bk: l.bk && vec(l.bk),
+          bv: l.bv && vec(l.bv),
+        },
         wo: mat(l.wo),
-        bq: l.bq && vec(l.bq),
-        bk: l.bk && vec(l.bk),
-        bv: l.bv && vec(l.bv),
         wGate: mat(l.wGate),
         wUp: mat(l.wUp),
         wDown: mat(l.wDown),
@@ -133,6 +136,7 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
     const act: Activations<Float32Array> = {
       x: f(c.hiddenSize),
       h: f(c.hiddenSize),
+      qkv: new Float32Array(0),
       q: f(qd),
       k: f(kd),
       v: f(kd),

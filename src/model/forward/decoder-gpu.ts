@@ -89,6 +89,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
       const act: Activations<GPUBuffer> = {
         x: await buf(chunk * H, 'x'),
         h: await buf(chunk * H, 'h'),
+        qkv: await buf(weights.layers.some((l) => 'fused' in l.qkv) ? chunk * (Hq + 2 * Hkv) * D : 1, 'qkv'),
         q: await buf(chunk * Hq * D, 'q'),
         k: await buf(chunk * Hkv * D, 'k'),
         v: await buf(chunk * Hkv * D, 'v'),

@@ -25,7 +25,7 @@ import {
   swigluWgsl,
 } from '../../kernels/elementwise-wgsl.js';
 import type { ModelConfig } from '../types.js';
-import type { FiniteCheck, ForwardOps } from './ops.js';
+import type { FiniteCheck, ForwardOps, QkvRowsOf } from './ops.js';
 import { ropeTable } from './rope-table.js';
 import { matmulShapes } from './llama-forward.js';
 import { finiteFlagGroups, finiteFlagParams, finiteFlagWgsl } from '../../kernels/finite-flag-wgsl.js';
@@ -233,21 +233,14 @@ export class GpuOps implements ForwardOps<GPUBuffer, GPUBuffer, GPUBuffer> {
     return [...lines].map(([line, shapes]) => `${line} [outputs x inputs: ${shapes.join(', ')}]`);
   }
 
-  ropeQkv(
-    q: GPUBuffer,
-    k: GPUBuffer,
-    v: GPUBuffer,
-    qh: GPUBuffer,
-    kh: GPUBuffer,
-    vh: GPUBuffer,
-    T: number,
-    rotate: boolean,
-  ): void {
+  ropeQkv(rows: QkvRowsOf<GPUBuffer>, qh: GPUBuffer, kh: GPUBuffer, vh: GPUBuffer, T: number, rotate: boolean): void {
     const { heads, kvHeads, headDim } = this.c;
     const interleaved = this.c.ropeLayout === 'interleaved';
-    const u = this.sites.uniform(ropeQkvParams({ tokens: T, heads, kvHeads, headDim, rotate, interleaved }));
+    const stacked = 'fused' in rows;
+    const u = this.sites.uniform(ropeQkvParams({ tokens: T, heads, kvHeads, headDim, rotate, interleaved, stacked }));
+    const src = stacked ? [rows.fused, rows.fused, rows.fused] : [rows.q, rows.k, rows.v];
     const threads = ropeQkvThreads(T, heads, kvHeads, headDim);
-    this.dispatch(this.pipes.rope, [q, k, v, this.io.rope, qh, kh, vh, u], grid(threads, ROPE_QKV_THREADS));
+    this.dispatch(this.pipes.rope, [...src, this.io.rope, qh, kh, vh, u], grid(threads, ROPE_QKV_THREADS));
   }
 
   headsToTokens(src: GPUBuffer, dst: GPUBuffer, T: number, heads: number): void {

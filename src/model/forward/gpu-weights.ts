@@ -9,22 +9,11 @@ import { WeightMatrix } from '../../weights/weight-matrix.js';
 import { q8TilesFromBlocks } from '../../weights/q8-tiles.js';
 import { isGpuQuant, quantTilesFromBlocks } from '../../weights/quant-gpu.js';
 import type { WeightStorage } from '../../kernels/matmul-wgsl.js';
-import type { LoadedModel, WeightTensor } from '../types.js';
+import { concatRows } from '../../weights/concat-rows.js';
+import type { LayerWeights, LoadedModel, WeightTensor } from '../types.js';
+import type { LayerWeightsOf, QkvWeightsOf } from './ops.js';
 
-export interface GpuLayerWeights {
-  attnNorm: GPUBuffer;
-  ffnNorm: GPUBuffer;
-  wq: GPUBuffer;
-  wk: GPUBuffer;
-  wv: GPUBuffer;
-  wo: GPUBuffer;
-  bq?: GPUBuffer;
-  bk?: GPUBuffer;
-  bv?: GPUBuffer;
-  wGate: GPUBuffer;
-  wUp: GPUBuffer;
-  wDown: GPUBuffer;
-}
+export type GpuLayerWeights = LayerWeightsOf<GPUBuffer, GPUBuffer>;
 
 export interface GpuWeights {
   layers: GpuLayerWeights[];
@@ -67,18 +56,24 @@ export async function uploadWeights(
     bytes += data.byteLength;
     return b;
   };
+  // q, k and v stacked into one matrix (one product, and for a decoded token one GEMV instead of three) where they
+  // share an encoding and their biases are all there or all absent; else three.
+  const qkv = async (l: LayerWeights): Promise<QkvWeightsOf<GPUBuffer, GPUBuffer>> => {
+    const name = l.wq.name.replace(/q(\.weight)?$/, 'qkv$1');
+    const fused = concatRows(name, [l.wq, l.wk, l.wv]);
+    const biases = [l.bq, l.bk, l.bv].filter((b) => b !== undefined);
+    const bias = biases.length === 3 ? concatRows(`${name} bias`, biases) : undefined;
+    if (fused && (biases.length === 0 || bias)) return { fused: await up(fused), bias: bias && (await up(bias)) };
+    const [q, k, v] = [await up(l.wq), await up(l.wk), await up(l.wv)];
+    return { q, k, v, bq: l.bq && (await up(l.bq)), bk: l.bk && (await up(l.bk)), bv: l.bv && (await up(l.bv)) };
+  };
   const layers: GpuLayerWeights[] = [];
   for (const l of model.weights.layers)
     layers.push({
       attnNorm: await up(l.attnNorm),
       ffnNorm: await up(l.ffnNorm),
-      wq: await up(l.wq),
-      wk: await up(l.wk),
-      wv: await up(l.wv),
+      qkv: await qkv(l),
       wo: await up(l.wo),
-      bq: l.bq && (await up(l.bq)),
-      bk: l.bk && (await up(l.bk)),
-      bv: l.bv && (await up(l.bv)),
       wGate: await up(l.wGate),
       wUp: await up(l.wUp),
       wDown: await up(l.wDown),

@@ -9,10 +9,12 @@ import type { ModelConfig } from '../types.js';
 import type { Activations, ForwardOps, ModelWeightsOf } from './ops.js';
 import type { Decoder, DecoderOptions, SavedCaches } from './decoder-cpu.js';
 
-/** Output x input features of every matrix product forwardChunk runs; the output head's (last) runs one row. */
+/** Output x input features of every matrix product forwardChunk runs (q, k and v stacked or not); the output
+ * head's (last) runs one row. */
 export function matmulShapes(c: ModelConfig): Array<[number, number]> {
   const [H, D, F] = [c.hiddenSize, c.headDim, c.intermediateSize];
   const all: Array<[number, number]> = [
+    [(c.heads + 2 * c.kvHeads) * D, H],
     [c.heads * D, H],
     [c.kvHeads * D, H],
     [H, c.heads * D],
@@ -122,12 +124,16 @@ export class LlamaDecoder<B, M, V> implements Decoder {
     for (const [li, l] of w.layers.entries()) {
       // The NaN policy's check of layer li - 1's output rides on this norm, which reads all of it.
       ops.rmsNorm(a.x, l.attnNorm, a.h, T, 0, li > 0 ? { layer: li - 1, position: this.pos } : undefined);
-      ops.matmul(a.h, l.wq, a.q, T, Hq * D, H, l.bq);
-      ops.matmul(a.h, l.wk, a.k, T, Hkv * D, H, l.bk);
-      ops.matmul(a.h, l.wv, a.v, T, Hkv * D, H, l.bv);
+      const p = l.qkv;
+      if ('fused' in p) ops.matmul(a.h, p.fused, a.qkv, T, (Hq + 2 * Hkv) * D, H, p.bias);
+      else {
+        ops.matmul(a.h, p.q, a.q, T, Hq * D, H, p.bq);
+        ops.matmul(a.h, p.k, a.k, T, Hkv * D, H, p.bk);
+        ops.matmul(a.h, p.v, a.v, T, Hkv * D, H, p.bv);
+      }
       // A position method rotates per (query, key) pair inside its layer: q and k then stay unrotated.
       const rotate = !this.opts.positions || this.opts.positions.kind === 'none';
-      ops.ropeQkv(a.q, a.k, a.v, a.qh, a.kh, a.vh, T, rotate);
+      ops.ropeQkv('fused' in p ? { fused: a.qkv } : a, a.qh, a.kh, a.vh, T, rotate);
       await ops.submit('attention inputs');
       if (this.opts.observe)
         this.opts.observe(

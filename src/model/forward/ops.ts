@@ -9,16 +9,18 @@ export interface FiniteCheck {
   position: number;
 }
 
+/** A layer's attention input projections: q, k and v stacked as one matrix [q; k; v] (one product, one GEMV
+ * per decoded token; weights/concat-rows.ts) where they share an encoding, or three. */
+export type QkvWeightsOf<M, V> = { fused: M; bias?: V } | { q: M; k: M; v: M; bq?: V; bk?: V; bv?: V };
+
+/** Where the projections left q, k and v (token-major): one buffer of rows [q | k | v], or three. */
+export type QkvRowsOf<B> = { fused: B } | { q: B; k: B; v: B };
+
 export interface LayerWeightsOf<M, V> {
   attnNorm: V;
   ffnNorm: V;
-  wq: M;
-  wk: M;
-  wv: M;
+  qkv: QkvWeightsOf<M, V>;
   wo: M;
-  bq?: V;
-  bk?: V;
-  bv?: V;
   wGate: M;
   wUp: M;
   wDown: M;
@@ -35,6 +37,8 @@ export interface ModelWeightsOf<M, V> {
 export interface Activations<B> {
   x: B;
   h: B;
+  /** [chunk, (heads + 2 kvHeads) D]: the stacked projection's rows (empty where no layer stacks them). */
+  qkv: B;
   q: B;
   k: B;
   v: B;
@@ -66,7 +70,7 @@ export interface ForwardOps<B, M, V> {
   gateUp(x: B, wGate: M, wUp: M, gate: B, up: B, T: number, n: number, k: number): void;
   /** Token-major q [T, heads, D], k and v [T, kvHeads, D] into head-major qh, kh, vh [heads, T, D] in the storage
    * dtype, q and k rotated by RoPE (unless `rotate` is false: a positional method rotates them later), v moved. */
-  ropeQkv(q: B, k: B, v: B, qh: B, kh: B, vh: B, T: number, rotate: boolean): void;
+  ropeQkv(rows: QkvRowsOf<B>, qh: B, kh: B, vh: B, T: number, rotate: boolean): void;
   /** Head-major src [heads, T, D] (f32) into token-major dst [T, heads * D]. */
   headsToTokens(src: B, dst: B, T: number, heads: number): void;
   /** x += y over n values. */
