@@ -39,9 +39,10 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
     { T: 5, heads: 6, kvHeads: 2, D: 38, layout: 'half', out: 'f16', rotate: true, stacked: true },
     { T: 1, heads: 8, kvHeads: 2, D: 64, layout: 'interleaved', out: 'f32', rotate: true, stacked: true },
   ] as const;
-  for (const c of cases)
-    it(`T ${c.T}, heads ${c.heads}:${c.kvHeads}, D ${c.D}, ${c.layout}, ${c.out} out, rotate ${c.rotate}${'stacked' in c ? ', rows stacked [q | k | v]' : ''}`, async () => {
-      const stacked = 'stacked' in c;
+  for (const c of cases) {
+    const stacked = 'stacked' in c;
+    const name = `T ${c.T}, heads ${c.heads}:${c.kvHeads}, D ${c.D}, ${c.layout}, ${c.out} out, rotate ${c.rotate}`;
+    it(`${name}${stacked ? ', rows stacked [q | k | v]' : ''}`, async () => {
       const { T, heads, kvHeads, D } = c;
       const first = 4093;
       const theta = 10000;
@@ -103,4 +104,5 @@ describe('fused RoPE of q, k and v', { skip: device ? false : 'no WebGPU adapter
         u.destroy();
       }
     });
+  }
 });
