@@ -25,38 +25,14 @@ import { createDecoder } from '../src/model/forward/create-decoder.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { MIXED, quantisedGguf } from './quant-gguf.js';
+import { randomBlocks, xorshift } from './quant-blocks-support.js';
 import { heldWeightBytes } from '../src/api/plan.js';
 
 const device = await webgpuDevice();
 const gpu = device?.gpu;
-/** Where each format keeps its f16 scales (byte offsets in a block). */
-const HALF_FIELDS: Record<GpuQuant, number[]> = { q4_0: [0], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208] };
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
-function randomBlocks(q: GpuQuant, blocks: number, seed: number): Uint8Array {
-  const f = QUANT_REFERENCE[q];
-  const rand = xorshift(seed);
-  const b = new Uint8Array(blocks * f.bytes);
-  for (let i = 0; i < b.length; i++) b[i] = Math.floor(rand() * 256);
-  for (let k = 0; k < blocks; k++)
-    for (const at of HALF_FIELDS[q]) {
-      const bits = toHalfBits((rand() < 0.5 ? -1 : 1) * (1 + rand()) * 2 ** (Math.floor(rand() * 14) - 19));
-      b[k * f.bytes + at] = bits & 255;
-      b[k * f.bytes + at + 1] = bits >> 8;
-    }
-  return b;
-}
+/** Random blocks whose f16 scales keep the products in range: 2^-19..2^-5 in size, either sign. */
+const randomQuantBlocks = (q: GpuQuant, blocks: number, seed: number) =>
+  randomBlocks(q, blocks, seed, (rand) => (rand() < 0.5 ? -1 : 1) * (1 + rand()) * 2 ** (Math.floor(rand() * 14) - 19));
 
 function randomX(n: number, seed: number): Float32Array {
   const rand = xorshift(seed);
@@ -70,7 +46,7 @@ interface Matrix {
 }
 
 function matrix(q: GpuQuant, n: number, k: number, seed: number): Matrix {
-  const bytes = randomBlocks(q, (n * k) / QUANT_REFERENCE[q].values, seed);
+  const bytes = randomQuantBlocks(q, (n * k) / QUANT_REFERENCE[q].values, seed);
   const tiles = quantTilesFromBlocks(q, bytes, n, k);
   assert.equal(tiles.byteLength, quantGpuBytes(q, n, k));
   return { tiles, values: dequantizeReference(q, bytes, n, k) };

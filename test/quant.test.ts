@@ -4,7 +4,6 @@
 // greedy ids on the CPU and on WebGPU.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { toHalfBits } from '../src/f16.js';
 import { WeightMatrix } from '../src/weights/weight-matrix.js';
 import type { WeightDType } from '../src/weights/weight-tensor.js';
 import { dequantizeReference, QUANT_REFERENCE, type QuantName } from '../src/reference/quant-reference.js';
@@ -13,6 +12,7 @@ import { loadModel } from '../src/index.js';
 import { encodeTensor } from './gguf-builder.js';
 import { MIXED, quantisedGguf } from './quant-gguf.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
+import { randomBlocks, xorshift } from './quant-blocks-support.js';
 
 const gpu = await webgpuDevice();
 const FORMATS: Array<[QuantName, number]> = [
@@ -22,35 +22,9 @@ const FORMATS: Array<[QuantName, number]> = [
   ['q6_k', 14],
   ['q8_0', 8],
 ];
-/** Where each format keeps its f16 scales (byte offsets in a block). */
-const HALF_FIELDS: Record<QuantName, number[]> = { q4_0: [0], q8_0: [0], q4_k: [0, 2], q5_k: [0, 2], q6_k: [208] };
-
-function xorshift(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
-
-/** Random blocks: every byte random, f16 scales random finite halves (tiny to large, either sign). */
-function randomBlocks(name: QuantName, blocks: number, seed: number): Uint8Array {
-  const f = QUANT_REFERENCE[name];
-  const rand = xorshift(seed);
-  const b = new Uint8Array(blocks * f.bytes);
-  for (let i = 0; i < b.length; i++) b[i] = Math.floor(rand() * 256);
-  for (let k = 0; k < blocks; k++)
-    for (const at of HALF_FIELDS[name]) {
-      const bits = toHalfBits((rand() - 0.5) * 2 ** (Math.floor(rand() * 24) - 16));
-      b[k * f.bytes + at] = bits & 255;
-      b[k * f.bytes + at + 1] = bits >> 8;
-    }
-  return b;
-}
+/** Random blocks with f16 scales from tiny to large, either sign. */
+const randomScaled = (name: QuantName, blocks: number, seed: number) =>
+  randomBlocks(name, blocks, seed, (rand) => (rand() - 0.5) * 2 ** (Math.floor(rand() * 24) - 16));
 
 describe('block quantisations against float64', () => {
   for (const [name] of FORMATS) {
@@ -62,7 +36,7 @@ describe('block quantisations against float64', () => {
         [7, 3, 3],
       ]) {
         const cols = blocksPerRow * f.values;
-        const bytes = randomBlocks(name, rows * blocksPerRow, seed);
+        const bytes = randomScaled(name, rows * blocksPerRow, seed);
         const ref = dequantizeReference(name, bytes, rows, cols);
         const m = new WeightMatrix({ name, shape: [rows, cols], dtype: name as WeightDType, bytes });
         const all = m.toFloat32();
