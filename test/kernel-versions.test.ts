@@ -254,6 +254,36 @@ test('flash versions: NaN in one query row reaches that row only', async () => {
   }
 });
 
+test('flash versions: NaN and infinities in v reach the rows that attend them, never a row that masks them', async () => {
+  // Key 100 lies in the causal diagonal tile of rows 64..99 (and 96..99 of 32-row tiles); under the window, rows
+  // past 100 + 37 in a workgroup that visits its tile mask it too. A whole-tile P V would give them 0 * NaN.
+  const [H, Hkv, N, D] = [2, 1, 203, 64];
+  const q = randomNormal([H, N, D], 11, 'f16');
+  const k = randomNormal([Hkv, N, D], 12, 'f16');
+  const vd = new Uint16Array(randomNormal([Hkv, N, D], 13, 'f16').data);
+  [vd[100 * D + 5], vd[150 * D + 9], vd[40 * D + 17]] = [0x7e00, 0x7c00, 0xfc00]; // NaN, +Inf, -Inf
+  const v = tensor([Hkv, N, D], 'f16', vd);
+  for (const mask of [undefined, and(causal(), slidingWindow(37))]) {
+    const filter = mask ? (i: number, j: number) => referenceVisible(mask, i, j) : undefined;
+    const ref = referenceAttention(q, k, v, { causal: !mask }, filter);
+    assert.ok(ref.o.some(Number.isNaN) && ref.o.some((x) => x === Infinity) && ref.o.some((x) => x === -Infinity));
+    for (const ver of FLASH_VERSIONS) {
+      const where = placeFlash(ver, D, 'masked v');
+      if (!where) continue;
+      const got =
+        where === 'gpu' ? await flashOnGpu(gpu!, ver, q, k, v, !mask, mask) : flashOnTwin(ver, q, k, v, !mask, mask);
+      const label = `${ver.name} (${where})${mask ? ' window' : ''}`;
+      for (let x = 0; x < ref.o.length; x++) {
+        if (Number.isFinite(ref.o[x])) {
+          assert.ok(Math.abs(got.o[x] - ref.o[x]) < 1e-2, `${label}: o[${x}] = ${got.o[x]}, reference ${ref.o[x]}`);
+        } else assert.ok(Object.is(got.o[x], ref.o[x]), `${label}: o[${x}] = ${got.o[x]}, reference ${ref.o[x]}`);
+      }
+      for (let r = 0; r < ref.lse.length; r++)
+        assert.ok(Math.abs(got.lse[r] - ref.lse[r]) < 1e-3, `${label}: lse[${r}]`);
+    }
+  }
+});
+
 test('flash versions with a KV row stride read keys of head h at h * stride + j', async (t) => {
   const [H, Hkv, N, D, stride] = [4, 2, 97, 128, 160];
   const q = randomNormal([H, N, D], 8, 'f16');

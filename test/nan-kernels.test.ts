@@ -2,7 +2,8 @@
 // merge), CCA (pooling and pass 2), DSA's gathered attention (tiles and lanes kernels, split and merged) and
 // its top-k selection. NaN or Inf is planted at a chosen position; exactly the rows that see it must be NaN
 // (output and LSE), the others must still match the float64 reference. The subgroup-matrix kernels (flash
-// v1, tc2, CCA pass 2) cannot run on lavapipe: their generated WGSL is checked for the same handling.
+// v1, tc2, CCA pass 2) run in test/nan-tc.test.ts (natively, or emulated on lavapipe in the geometries that fit
+// its workgroup memory); here their generated WGSL is checked in every geometry for the same handling.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attention } from '../src/attention/attention.js';
@@ -234,6 +235,13 @@ describe('DSA: gathered attention over given key lists, and the top-k selection'
 });
 
 describe('generated WGSL: every kernel writes NaN rows from a flag set on non-finite scores', () => {
+  const tensorCoreKernels: Array<[string, string]> = [
+    ...[64, 128].map((d): [string, string] => [`flash subgroup-matrix v1 D ${d}`, flashSubgroupMatrixWgsl(d)]),
+    ...[64, 128].map((d): [string, string] => [`CCA subgroup-matrix D ${d}`, ccaSubgroupMatrixWgsl(d)]),
+    ...Object.entries(FLASH_TC_CONFIGS).flatMap(([name, c]) =>
+      [64, 128].map((d): [string, string] => [`flash ${name} D ${d}`, flashTcWgsl(d, c)]),
+    ),
+  ];
   /** Every statement storing into o[...] or lse[...] selects nan_value() on the flag. */
   function assertGuardedStores(name: string, wgsl: string, flag: RegExp): void {
     assert.match(wgsl, /fn non_finite\(|fn is_nan\(/, `${name}: the bit tests are included`);
@@ -265,15 +273,25 @@ describe('generated WGSL: every kernel writes NaN rows from a flag set on non-fi
     ['merge of states', mergeStatesWgsl(64), /bad = bad \|\| is_nan\(plse/],
     ['DSA tiles', sparseGatherWgsl(64, 2, 'f32'), /if \(non_finite\(ps\[g \* BC \+ j\]\)\) \{ bads\[g\] = 1u; \}/],
     ['DSA lanes', sparseLanesWgsl(64, 2, 'f32', lanesLayout(64, 2, 8)!), lanesFlag],
-    // Not executed here (lavapipe has no subgroup matrices): checked as source only.
-    ['flash subgroup-matrix v1 (not executed)', flashSubgroupMatrixWgsl(64), matrixFlag],
-    ['flash subgroup-matrix v1 D=128 (not executed)', flashSubgroupMatrixWgsl(128), matrixFlag],
-    ['CCA subgroup-matrix (not executed)', ccaSubgroupMatrixWgsl(128), matrixFlag],
-    ...Object.entries(FLASH_TC_CONFIGS).map(
-      ([name, c]) => [`flash ${name} (not executed)`, flashTcWgsl(128, c), matrixFlag] as [string, string, RegExp],
-    ),
+    // Executed in nan-tc.test.ts; checked here as source in every geometry, with the V-tile flag below.
+    ...tensorCoreKernels.map(([name, wgsl]) => [name, wgsl, matrixFlag] as [string, string, RegExp]),
   ];
   for (const [name, wgsl, flag] of cases) test(name, () => assertGuardedStores(name, wgsl, flag));
+
+  for (const [name, wgsl] of tensorCoreKernels)
+    test(`${name}: every staged V chunk raises the tile's flag, which sends P V to the masked scalar loop`, () => {
+      const staged = wgsl.match(/put(4|8kv)\(BC \* (D|LDK) \+ [^,]+, (\w+)\);/g) ?? [];
+      assert.ok(staged.length > 0, 'found the V stores');
+      for (const store of staged) {
+        const reg = /, (\w+)\);$/.exec(store)![1];
+        const check = reg === 'vx' ? 'half4_non_finite(vx)' : `halves_non_finite(${reg})`;
+        assert.ok(wgsl.includes(`if (${check}) { need[1] = 1u; }`), `${name}: ${reg} is not tested`);
+      }
+      assert.match(
+        wgsl,
+        /let v_bad = tile_flags\[1\] != 0u;[\s\S]*if \(v_bad\) \{[\s\S]*if \((j <= last|row_ok && j >= lo)/,
+      );
+    });
 
   test('CCA pooling: a poisoned group writes NaN cores (f16 through bits, not a conversion)', () => {
     for (const dtype of ['f32', 'f16'] as const) {

@@ -1,16 +1,19 @@
 // CCA-Attention pass 2 on subgroup matrices (Chen et al., ICML 2025; tensor cores through Dawn's
 // chromium_experimental_subgroup_matrix), split from cca-wgsl.ts: the same sources (core tiles, then raw
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
-// Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) and NaN policy it shares. CPU twin: cca-cpu.ts.
+// Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) and NaN policy it shares (a V tile holding a
+// NaN or an infinity does P V in scalar code that skips the keys a row masks out). CPU twin: cca-cpu.ts.
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
   onlineSoftmaxWgsl,
+  HALVES_NON_FINITE_WGSL,
   putHalvesWgsl,
   stagedPvWgsl,
   stagedScoresWgsl,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
+  tilePvWgsl,
 } from './sgmat-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
@@ -32,11 +35,19 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
   const blocks = D / 16;
   const oInit = accumulatorsWgsl('o', blocks);
   // This row's part: cores [0, c_row), raw positions [c_row * g, p].
+  const visible = 'row_ok && j >= lo && j <= hi';
   const softmax = onlineSoftmaxWgsl({
     half: '16u',
     scores: 'sbase + r * BC',
     probs: 'sbase + r * BC',
-    visible: 'row_ok && j >= lo && j <= hi',
+    visible,
+    blocks,
+  });
+  const pv = tilePvWgsl(stagedPvWgsl(blocks, BC / 16), {
+    keys: 'BC',
+    probs: 'sbase + r * BC',
+    value: (kk) => `BC * D + ${kk} * D`,
+    visible,
     blocks,
   });
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
@@ -59,13 +70,14 @@ var<workgroup> st: array<f32, ${rows * BC}>;
 var<workgroup> qs: array<f16, ${rows * D}>;
 var<workgroup> kv: array<f16, ${2 * BC * D}>;
 var<workgroup> pt: array<f16, ${rows * BC}>;
-var<workgroup> need: array<u32, 4>;
+var<workgroup> need: array<u32, 4>; // [0]: some row needs a rescale, [1]: the V tile is not finite
 
 ${putHalvesWgsl('put4', 'kv', false)}
 
 ${putHalvesWgsl('putq', 'qs', false)}
 
 ${NON_FINITE_WGSL}
+${HALVES_NON_FINITE_WGSL}
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -100,6 +112,7 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, 16>;
   let cbase = i32(kvh * params.core_cap);
+  if (lid == 0u) { need[1] = 0u; }
   for (var t = 0; t < tiles; t++) {
     let is_core = t < core_tiles;
     let t0 = select(raw_lo + (t - core_tiles) * i32(BC), t * i32(BC), is_core);
@@ -118,6 +131,7 @@ ${oInit}
       }
       put4(e * 4u, kx);
       put4(BC * D + e * 4u, vx);
+      if (half4_non_finite(vx)) { need[1] = 1u; }
     }
     workgroupBarrier();
     var s0 = subgroup_matrix_result<f32, 16, 16>();
@@ -130,7 +144,7 @@ ${stagedScoresWgsl(blocks, BC / 16)}
     let hi = select(p, c_row - 1, is_core);
 ${softmax}
     workgroupBarrier();
-${stagedPvWgsl(blocks, BC / 16)}
+${pv}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;

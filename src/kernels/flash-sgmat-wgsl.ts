@@ -12,18 +12,21 @@
 // of 16 bytes, and the O round trips for rescaling and the final store reuse the subgroup's rows of st.
 // With a block mask (FlexAttention's scheme, as in flash-wgsl.ts) the workgroup visits only its query tile's
 // kept key tiles (query tiles of 16 * subgroups rows, key tiles of 32) and runs the predicate only on partial ones.
-// The tile code (S, the softmax, P V, the O store) is sgmat-tiles-wgsl.ts's, shared with tc2 and CCA.
+// The tile code (S, the softmax, P V, the O store) is sgmat-tiles-wgsl.ts's, shared with tc2 and CCA; a V tile
+// holding a NaN or an infinity does its P V in scalar code that skips masked keys (flagged as it is staged).
 // Checked against the same float64 reference as the portable kernel. NaN policy (docs/HARDENING.md): a row
 // with a visible NaN or infinite score is NaN (a per-lane flag, joined by the row's two lanes).
 import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
 import {
   accumulatorsWgsl,
   onlineSoftmaxWgsl,
+  HALVES_NON_FINITE_WGSL,
   putHalvesWgsl,
   stagedPvWgsl,
   stagedScoresWgsl,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
+  tilePvWgsl,
 } from './sgmat-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
@@ -39,11 +42,19 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
   const rows = 16 * subgroups;
   const blocks = D / 16;
   const oInit = accumulatorsWgsl('o', blocks);
+  const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
   const softmax = onlineSoftmaxWgsl({
     half: '16u',
     scores: 'sbase + r * BC',
     probs: 'sbase + r * BC',
-    visible: mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last',
+    visible,
+    blocks,
+  });
+  const pv = tilePvWgsl(stagedPvWgsl(blocks, BC / 16), {
+    keys: 'BC',
+    probs: 'sbase + r * BC',
+    value: (kk) => `BC * D + ${kk} * D`,
+    visible,
     blocks,
   });
   const maskBindings = blockMaskBindingsWgsl(mask);
@@ -75,7 +86,7 @@ var<workgroup> st: array<f32, ${rows * BC}>;  // scores (16 rows per subgroup); 
 var<workgroup> qs: array<f16, ${rows * D}>;   // the Q tile, zero-padded
 var<workgroup> kv: array<f16, ${2 * BC * D}>; // K tile then V tile
 var<workgroup> pt: array<f16, ${rows * BC}>;  // probabilities, 16 rows per subgroup
-var<workgroup> need: array<u32, 4>;           // [0]: some row needs a rescale; 16 bytes on purpose
+var<workgroup> need: array<u32, 4>; // [0]: some row needs a rescale, [1]: the V tile is not finite; 16 bytes
 
 fn key_limit(i: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -88,6 +99,7 @@ ${putHalvesWgsl('put4', 'kv', false)}
 ${putHalvesWgsl('putq', 'qs', false)}
 
 ${NON_FINITE_WGSL}
+${HALVES_NON_FINITE_WGSL}
 @compute @workgroup_size(${32 * subgroups})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -116,6 +128,7 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, 16>;
   let kbase = kvh * kv_rows() * (D / 4u);
+  if (lid == 0u) { need[1] = 0u; }
   ${loopHead}
     workgroupBarrier();
     if (lid == 0u) { need[0] = 0u; }
@@ -126,6 +139,7 @@ ${oInit}
       if (j < params.nk) { kx = kg[kbase + u32(t0) * (D / 4u) + e]; vx = vg[kbase + u32(t0) * (D / 4u) + e]; }
       put4(e * 4u, kx);
       put4(BC * D + e * 4u, vx);
+      if (half4_non_finite(vx)) { need[1] = 1u; }
     }
     workgroupBarrier();
     var s0 = subgroup_matrix_result<f32, 16, 16>();
@@ -136,7 +150,7 @@ ${stagedScoresWgsl(blocks, BC / 16)}
     workgroupBarrier();
 ${softmax}
     workgroupBarrier();
-${stagedPvWgsl(blocks, BC / 16)}
+${pv}
   }
   let inv = select(0.0, 1.0 / l, l > 0.0);
   let obase = (h * params.nq + i) * D;

@@ -12,7 +12,8 @@
 //   back as f16 and P V runs on the matrix units; fully masked tiles are never visited (block-mask CSR
 //   walk of flash-wgsl.ts or the causal bound).
 // - NaN policy (docs/HARDENING.md): a row with a visible NaN or infinite score is NaN (a per-lane flag, tested
-//   on the bits and joined by the row's two lanes); an empty row is recognised by l == +0 exactly.
+//   on the bits and joined by the row's two lanes); an empty row is recognised by l == +0 exactly. A V tile
+//   holding a NaN or an infinity (flagged as it is stashed) does P V in scalar code that skips masked keys.
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
@@ -23,11 +24,13 @@ import { blockMaskBindingsWgsl } from './flash-wgsl.js';
 import type { FlashCpuOptions } from './flash-cpu.js';
 import {
   accumulatorsWgsl,
+  HALVES_NON_FINITE_WGSL,
   onlineSoftmaxWgsl,
   putHalvesWgsl,
   seq,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
+  tilePvWgsl,
 } from './sgmat-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
@@ -91,7 +94,8 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   const stash = seq(perThread)
     .map(
       (p) => `    { let ch = lid + ${p * THREADS}u;
-      if (ch < KV_CHUNKS) { let at = (ch / CH) * LDK + (ch % CH) * 8u; put8kv(at, pk${p}); put8kv(BC * LDK + at, pv${p}); } }`,
+      if (ch < KV_CHUNKS) { let at = (ch / CH) * LDK + (ch % CH) * 8u; put8kv(at, pk${p}); put8kv(BC * LDK + at, pv${p});
+        if (halves_non_finite(pv${p})) { need[1] = 1u; } } }`,
     )
     .join('\n');
   const qLoad = seq(blocks)
@@ -144,11 +148,19 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   let e0 = 0u;
   let e1 = select(0u, u32(wg_last) / BC + 1u, wg_last >= 0);`;
   const tileStart = mask ? '(block_tiles[ee] >> 1u) * BC' : 'ee * BC';
+  const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
   const softmax = onlineSoftmaxWgsl({
     half: 'HALF',
     scores: 'sbase + r * LDS',
     probs: 'pbase + r * LDP',
-    visible: mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last',
+    visible,
+    blocks,
+  });
+  const tilePv = tilePvWgsl(`${pLoad}\n${pv}`, {
+    keys: 'BC',
+    probs: 'pbase + r * LDP',
+    value: (kk) => `BC * LDK + ${kk} * LDK`,
+    visible,
     blocks,
   });
   const fullFlag = mask ? 'let full = (block_tiles[e] & 1u) == 1u;' : '';
@@ -179,7 +191,7 @@ const NEG: f32 = -3.0e38;
 var<workgroup> st: array<f32, ${subgroups * 16 * (BC + 4)}>;
 var<workgroup> kv: array<f16, ${2 * BC * (D + 8)}>;
 var<workgroup> pt: array<f16, ${subgroups * 16 * (BC + 8)}>;
-var<workgroup> need: array<u32, 4>;
+var<workgroup> need: array<u32, 4>; // [0]: some row needs a rescale, [1]: the V tile is not finite
 
 fn key_limit(i: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -192,6 +204,7 @@ ${putHalvesWgsl('put8kv', 'kv', true)}
 ${putHalvesWgsl('put8p', 'pt', true)}
 
 ${NON_FINITE_WGSL}
+${HALVES_NON_FINITE_WGSL}
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
@@ -217,6 +230,7 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, ${BC / 2}>;
 ${regs}
+  if (lid == 0u) { need[1] = 0u; }
   ${tiles}
   if (e0 < e1) {
     let ee = e0;
@@ -241,8 +255,7 @@ ${sStore}
     workgroupBarrier();
 ${softmax}
     workgroupBarrier();
-${pLoad}
-${pv}
+${tilePv}
   }
   // l is +0 exactly when the row saw no key; a NaN l (NaN in q, k or v) stays NaN in o and lse.
   let empty = bitcast<u32>(l) == 0u;

@@ -6,6 +6,9 @@
 // D / 16 accumulators o0.. and is rescaled through this subgroup's 16 x 16 corner of st only when a row's
 // tile max passes the running max m by more than 2^8 (log2 domain). The kernels keep their own loads,
 // loops over sources and epilogues (what differs between them: where keys come from, NaN handling).
+// A V tile holding a NaN or an infinity (flagged in need[1] while it is staged) does its P V in scalar code
+// that skips the keys each row masks out: a whole-tile product would give a masked key's 0 * NaN = NaN
+// (docs/HARDENING.md's NaN policy: a masked key's v never reaches the output; an attended one does).
 
 export const SUBGROUP_MATRIX_ENABLES = `enable f16;
 enable subgroups;
@@ -108,7 +111,8 @@ export interface SoftmaxTile {
 
 /** From the scores in st to P in pt: masked scores into x (log2 domain), the tile max over the row's two
  * lanes, the lazy rescale of l and O, P = exp2(x - m) as f16, l += the row sum. Needs x, m, l, need, c2, t0,
- * and bad (u32): set when a visible score is NaN or infinite (docs/HARDENING.md's NaN policy). */
+ * and bad (u32): set when a visible score is NaN or infinite (docs/HARDENING.md's NaN policy). Defines v_bad
+ * (uniform): need[1], the V tile holds a NaN or an infinity (see tilePvWgsl). */
 export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
   return `    var tile_max = NEG;
     for (var cc = 0u; cc < ${t.half}; cc++) {
@@ -120,7 +124,10 @@ export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
     if (tile_max > m + 8.0) { need[0] = 1u; }
-    if (workgroupUniformLoad(&need[0]) != 0u) {
+    // One uniform load brings both flags: the rescale's, and the V tile's (set while it was staged).
+    let tile_flags = workgroupUniformLoad(&need);
+    let v_bad = tile_flags[1] != 0u;
+    if (tile_flags[0] != 0u) {
       let m_new = max(m, tile_max);
       let alpha = select(exp2(m - m_new), 0.0, m == NEG);
       l *= alpha;
@@ -147,4 +154,55 @@ export function storeOutputWgsl(blocks: number, out: string): string {
     false,
     '  ',
   );
+}
+
+/** Bit tests of staged V: 8 packed halves (vec4<u32>) or 4 (vec4<f16>) holding a NaN or an infinity (exponent all
+ * ones). On the bits, since WGSL lets a compiler assume floats are finite. */
+export const HALVES_NON_FINITE_WGSL = /* wgsl */ `
+fn halves_non_finite(w: vec4<u32>) -> bool {
+  return any((w & vec4<u32>(0x7c00u)) == vec4<u32>(0x7c00u)) ||
+    any((w & vec4<u32>(0x7c000000u)) == vec4<u32>(0x7c000000u));
+}
+fn half4_non_finite(v: vec4<f16>) -> bool { return halves_non_finite(vec4<u32>(bitcast<vec2<u32>>(v), 0u, 0u)); }`;
+
+/** Where one tile's P and V sit for this lane's row, and which keys the row may see (tilePvWgsl). */
+export interface PvTile {
+  /** Keys in the tile (a WGSL u32 expression). */
+  keys: string;
+  /** Index in pt of this lane's row's first probability. */
+  probs: string;
+  /** Index in kv of key kk's first value (kk: a WGSL u32 name). */
+  value: (kk: string) => string;
+  /** WGSL bool over key position `j: i32`, as the softmax's. */
+  visible: string;
+  blocks: number;
+}
+
+/**
+ * O += P V for one tile: `matrix` (the subgroup-matrix product) unless v_bad, else in scalar code over the
+ * keys the row sees, through this subgroup's corner of st. Masked keys are skipped, not multiplied by P = 0,
+ * so a NaN or infinity there never enters; a visible one does (NaN or Inf out, as the float64 reference).
+ * Clears need[1] for the next tile: everyone read it in the softmax, two barriers ago.
+ */
+export function tilePvWgsl(matrix: string, t: PvTile): string {
+  const scalar = throughCorner(
+    t.blocks,
+    (b, at) => `for (var cc = 0u; cc < 8u; cc++) {
+        let col = ${b * 16}u + side * 8u + cc;
+        var acc = st[${at}];
+        for (var kk = 0u; kk < ${t.keys}; kk++) {
+          let j = t0 + i32(kk);
+          if (${t.visible}) { acc += f32(pt[${t.probs} + kk]) * f32(kv[${t.value('kk')} + col]); }
+        }
+        st[${at}] = acc;
+      }`,
+    true,
+    '      ',
+  );
+  return `    if (lid == 0u) { need[1] = 0u; }
+    if (v_bad) {
+${scalar}
+    } else {
+${matrix}
+    }`;
 }
