@@ -19,7 +19,8 @@ mkdir -p "$out/nan" "$out/quant" "$out/decode"
 call_deadline "${CALL_SECONDS:-560}"
 summary="$out/summary.txt"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$summary" 2>&1
-OUT="$out/nan" within "${NAN_SECONDS:-235}" bash scripts/nan-h200.sh > "$out/nan/stdout.txt" 2>&1
+nan_seconds=${NAN_SECONDS:-235}
+OUT="$out/nan" TOTAL_SECONDS=$(( nan_seconds - 5 )) within "$nan_seconds" bash scripts/nan-h200.sh > "$out/nan/stdout.txt" 2>&1
 echo "== nan-h200.sh: exit $?, $(( $(date +%s) - started )) s into the call" >> "$summary"
 tail -n 30 "$out/nan/stdout.txt" >> "$summary"
 left=${DECODE_SECONDS:-110}
