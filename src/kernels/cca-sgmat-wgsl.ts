@@ -6,14 +6,12 @@
 import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
-  onlineSoftmaxWgsl,
   HALVES_NON_FINITE_WGSL,
   putHalvesWgsl,
-  stagedPvWgsl,
   stagedScoresWgsl,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
-  tilePvWgsl,
+  stagedSoftmaxPvWgsl,
 } from './sgmat-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
@@ -36,20 +34,7 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
   const oInit = accumulatorsWgsl('o', blocks);
   // This row's part: cores [0, c_row), raw positions [c_row * g, p].
   const visible = 'row_ok && j >= lo && j <= hi';
-  const softmax = onlineSoftmaxWgsl({
-    half: '16u',
-    scores: 'sbase + r * BC',
-    probs: 'sbase + r * BC',
-    visible,
-    blocks,
-  });
-  const pv = tilePvWgsl(stagedPvWgsl(blocks, BC / 16), {
-    keys: 'BC',
-    probs: 'sbase + r * BC',
-    value: (kk) => `BC * D + ${kk} * D`,
-    visible,
-    blocks,
-  });
+  const { softmax, pv } = stagedSoftmaxPvWgsl(visible, blocks, BC);
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 @group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
 @group(0) @binding(1) var<storage, read> ckg: array<vec4<f16>>;

@@ -19,14 +19,12 @@
 import { blockMaskBindingsWgsl, keyTileLoopWgsl, type WgslMask } from './flash-wgsl.js';
 import {
   accumulatorsWgsl,
-  onlineSoftmaxWgsl,
   HALVES_NON_FINITE_WGSL,
   putHalvesWgsl,
-  stagedPvWgsl,
   stagedScoresWgsl,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
-  tilePvWgsl,
+  stagedSoftmaxPvWgsl,
 } from './sgmat-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
@@ -43,20 +41,7 @@ export function flashSubgroupMatrixWgsl(headDim: number, mask?: WgslMask, subgro
   const blocks = D / 16;
   const oInit = accumulatorsWgsl('o', blocks);
   const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
-  const softmax = onlineSoftmaxWgsl({
-    half: '16u',
-    scores: 'sbase + r * BC',
-    probs: 'sbase + r * BC',
-    visible,
-    blocks,
-  });
-  const pv = tilePvWgsl(stagedPvWgsl(blocks, BC / 16), {
-    keys: 'BC',
-    probs: 'sbase + r * BC',
-    value: (kk) => `BC * D + ${kk} * D`,
-    visible,
-    blocks,
-  });
+  const { softmax, pv } = stagedSoftmaxPvWgsl(visible, blocks, BC);
   const maskBindings = blockMaskBindingsWgsl(mask);
   const loopHead = keyTileLoopWgsl(mask);
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}

@@ -206,3 +206,19 @@ ${scalar}
 ${matrix}
     }`;
 }
+
+/** The online softmax and P V of a kernel that stages each tile of BC keys (K then V) in `kv` and its scores and
+ * probabilities at `sbase + r * BC` (subgroup-matrix v1 flash and CCA): only what a row sees, `visible`, differs. */
+export function stagedSoftmaxPvWgsl(visible: string, blocks: number, BC: number): { softmax: string; pv: string } {
+  const probs = 'sbase + r * BC';
+  return {
+    softmax: onlineSoftmaxWgsl({ half: '16u', scores: probs, probs, visible, blocks }),
+    pv: tilePvWgsl(stagedPvWgsl(blocks, BC / 16), {
+      keys: 'BC',
+      probs,
+      value: (kk) => `BC * D + ${kk} * D`,
+      visible,
+      blocks,
+    }),
+  };
+}
