@@ -183,7 +183,6 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
     const model = randomModel(shape({}), 1);
     const make = (method: string, positions: PositionMethod) =>
       GpuDecoder.create(gpu, model, uniformSchedule(method), { maxTokens: 16, positions });
-    await assert.rejects(make('flash', { kind: 'remap', window: 8, topk: 4 }), UnsupportedError);
     await assert.rejects(make('cca:group=4,window=8', { kind: 'self-extend', window: 8, group: 2 }), SpecError);
     await assert.rejects(make('flash', { kind: 'self-extend', window: 64, group: 2 }), SpecError);
     // An empty grouped part (no query W past the start yet) is skipped, not run over no keys.

@@ -20,12 +20,15 @@ export const STATE_WORDS = 8;
 
 /** Uniform block of both kernels; keep in sync with topkParams(). */
 export const PARAMS_WGSL = /* wgsl */ `
-struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, row0: u32, pad2: u32 }
+struct Params { nq: u32, nk: u32, causal: u32, width: u32, splits: u32, stride: u32, row0: u32, per_token: u32 }
 @group(0) @binding(0) var<uniform> params: Params;
+// Row t of the selection; per_token rows of one query token each (remap ranks a token's keys per query head,
+// token-major rows) share the token's causal limit. 0 reads as 1 (DSA: a row per token).
 fn key_limit(t: u32) -> i32 {
   let all = i32(params.nk) - 1;
   if (params.causal == 0u) { return all; }
-  return min(all, i32(params.nk) - i32(params.nq) + i32(t));
+  let per = max(params.per_token, 1u);
+  return min(all, i32(params.nk) - i32(params.nq / per) + i32(t / per));
 }`;
 
 /**
@@ -40,9 +43,20 @@ export function topkParams(p: {
   splits: number;
   stride?: number;
   outRow0?: number;
+  /** Rows per query token (default 1): `queries` counts rows, a multiple of it. */
+  rowsPerToken?: number;
 }): ArrayBuffer {
-  return new Uint32Array([p.queries, p.keys, p.causal ? 1 : 0, p.width, p.splits, p.stride ?? 0, p.outRow0 ?? 0, 0])
-    .buffer;
+  const row = [
+    p.queries,
+    p.keys,
+    p.causal ? 1 : 0,
+    p.width,
+    p.splits,
+    p.stride ?? 0,
+    p.outRow0 ?? 0,
+    p.rowsPerToken ?? 1,
+  ];
+  return new Uint32Array(row).buffer;
 }
 
 /** Prefix comparison and digit of the 64-bit composite (ordered score, ~index), as topk-cpu.ts. */

@@ -24,6 +24,7 @@ import { formatPositionSpec } from '../positions/position-method.js';
 import { positionParts, positionTable, type PositionParts } from '../positions/position-parts.js';
 import { positionsVisibleMask } from '../positions/positions-beside.js';
 import type { LayerSetup } from './layer-factory.js';
+import { RemapGpuLayer } from './remap-layer-gpu.js';
 
 /** What the layers of one decoder share for the current chunk: RoPE tables, block masks, parts' scratch. */
 class PositionedShared {
@@ -162,8 +163,8 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
     const parts = positionParts(positions, s.dims.maxTokens, visible);
     if (!parts)
       throw new UnsupportedError(
-        `--positions ${formatPositionSpec(positions)} runs on the CPU decoder only so far (WebGPU: self-extend, chunked); ` +
-          'use --backend cpu',
+        `--positions ${formatPositionSpec(positions)} does not split into RoPE parts; remap has its own layer ` +
+          '(createPositionedGpuLayer)',
       );
     const d = s.dims;
     const bytes = d.kvHeads * d.maxTokens * d.headDim * (d.dtype === 'f16' ? 2 : 4);
@@ -291,6 +292,14 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
   }
 }
 
-/** The layer factory's entry for a layer with a positional method (layer-factory.ts, createGpuLayer). */
-export const createPositionedGpuLayer = (gpu: GpuContext, s: LayerSetup, scratch: GpuLayerScratch) =>
-  PositionedGpuLayer.create(gpu, s, scratch);
+/** The layer factory's entry for a layer with a positional method (layer-factory.ts, createGpuLayer): remap
+ * selects per query, so it has its own layer (remap-layer-gpu.ts); the others decompose into parts. */
+export const createPositionedGpuLayer = (
+  gpu: GpuContext,
+  s: LayerSetup,
+  scratch: GpuLayerScratch,
+): Promise<LayerAttention<GPUBuffer>> => {
+  if (s.positions?.kind !== 'remap') return PositionedGpuLayer.create(gpu, s, scratch);
+  positionsVisibleMask(s.method, s.positions); // refuses remap beside a window or sinks mask, typed
+  return RemapGpuLayer.create(gpu, s, scratch);
+};

@@ -18,8 +18,8 @@ export type PositionMethod =
   | { kind: 'remap'; window: number; topk: number };
 
 export const POSITIONS_USAGE = `--positions none | self-extend:window=W,group=G | chunked:chunk=S,local=L | remap:window=W,topk=K
-    training-free position handling beside flash, dense, window or sinks: Self-Extend, dual-chunk (CPU and WebGPU),
-    remapped top-k (CPU)`;
+    training-free position handling beside flash, dense, window or sinks (remap: flash or dense), on the CPU and
+    WebGPU: Self-Extend, dual-chunk, remapped top-k`;
 
 const KEYS: Record<PositionMethod['kind'], readonly string[]> = {
   none: [],
