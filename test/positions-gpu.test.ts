@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { randomNormal } from '../src/tensor.js';
-import { SpecError, UnsupportedError } from '../src/errors.js';
+import { SpecError } from '../src/errors.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { randomModel } from '../src/model/load/random-model.js';
 import { loadModel } from '../src/model/load/load.js';
@@ -24,35 +24,14 @@ import type { PositionMethod } from '../src/model/positions/position-method.js';
 import { referencePositionedAttention } from '../src/reference/positions-reference.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
+import { maxErr, positionsShape } from './positions-support.js';
 import { chunkBuffers, poison, readFloats, tokens, writeTensor } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 const PASSKEY_DIR = fileURLToPath(new URL('../../test/fixtures/passkey-2k/', import.meta.url));
-const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let e = 0;
-  for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
-  return e;
-};
 const argmax = (x: Float32Array) => x.reduce((best, v, i) => (v > x[best] ? i : best), 0);
 
-const shape = (o: Partial<ModelConfig>): ModelConfig => ({
-  architecture: 'llama',
-  vocabSize: 97,
-  hiddenSize: 40,
-  intermediateSize: 56,
-  layers: 2,
-  heads: 6,
-  kvHeads: 2,
-  headDim: 16,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  rope: { kind: 'none' },
-  ropeLayout: 'half',
-  contextLength: 64,
-  tiedEmbeddings: false,
-  attentionBias: false,
-  ...o,
-});
+const shape = positionsShape;
 
 describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
   const gpu = device?.gpu as GpuContext;

@@ -21,28 +21,12 @@ import type { PositionMethod } from '../src/model/positions/position-method.js';
 import { referencePositionedAttention } from '../src/reference/positions-reference.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
+import { maxErr, positionsShape } from './positions-support.js';
 import { chunkBuffers, poison, readFloats, tokens, writeTensor } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 
-const shape = (o: Partial<ModelConfig>): ModelConfig => ({
-  architecture: 'llama',
-  vocabSize: 97,
-  hiddenSize: 40,
-  intermediateSize: 56,
-  layers: 2,
-  heads: 6,
-  kvHeads: 2,
-  headDim: 16,
-  rmsNormEps: 1e-5,
-  ropeTheta: 10000,
-  rope: { kind: 'none' },
-  ropeLayout: 'half',
-  contextLength: 64,
-  tiedEmbeddings: false,
-  attentionBias: false,
-  ...o,
-});
+const shape = positionsShape;
 
 /** The float64 reference per KV head: its G query heads against its keys. o [Hq, T, D]. */
 function reference(q: Tensor, k: Tensor, v: Tensor, start: number, T: number, c: ModelConfig, m: PositionMethod) {
@@ -68,12 +52,6 @@ function reference(q: Tensor, k: Tensor, v: Tensor, start: number, T: number, c:
   }
   return { o, lse };
 }
-
-const maxErr = (a: ArrayLike<number>, b: ArrayLike<number>) => {
-  let e = 0;
-  for (let i = 0; i < a.length; i++) e = Math.max(e, Math.abs(a[i] - b[i]));
-  return e;
-};
 
 describe('remapped top-k positions on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
   const gpu = device?.gpu as GpuContext;
