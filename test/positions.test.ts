@@ -232,6 +232,9 @@ describe('serving past the trained context (the context check)', () => {
     const hint = past.suggestions.find((x) => x.startsWith('--positions'))!;
     const suggested = parsePositionSpec(hint.replace('--positions ', ''));
     assert.equal(canServe(config, { schedule, positions: suggested, newTokens: 33 }, 12_768).ok, true, hint);
+    const remap = past.suggestions.find((x) => x.startsWith('--positions remap'))!;
+    const far = parsePositionSpec(remap.replace('--positions ', ''));
+    assert.equal(canServe(config, { schedule, positions: far }, 1 << 20).ok, true, remap);
     assert.equal(canServe(config, { schedule, positions: { kind: 'none' } }, 4096).ok, false);
     assert.equal(canServe(config, { schedule, positions: { kind: 'chunked', chunk: 1536, local: 256 } }, 1e6).ok, true);
     // YaRN x2 reaches 4096 positions: Self-Extend's reach is then counted over 4096.

@@ -5,7 +5,7 @@
 // every layer; a refusal names the options that would serve.
 import type { LayerSchedule } from '../../attention/sparse.js';
 import type { ModelConfig } from '../types.js';
-import { type PositionMethod, positionsServe, suggestPositions } from '../positions/position-method.js';
+import { type PositionMethod, positionsServe, suggestPositions, suggestRemap } from '../positions/position-method.js';
 
 export interface ServeOptions {
   /** The attention method of every layer. */
@@ -59,6 +59,7 @@ export function canServe(config: ModelConfig, options: ServeOptions, promptToken
       `--rope linear:factor=${Math.ceil(positions / trained)}`,
       `--rope yarn:factor=${Math.ceil(positions / trained)},original=${trained}`,
       suggestPositions(trained, positions),
+      suggestRemap(trained),
       `--attention window:left=${trained - 1}`,
       `--attention sinks:tokens=4,left=${Math.max(1, trained - 5)}`,
     ],

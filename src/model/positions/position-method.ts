@@ -153,3 +153,10 @@ export function suggestPositions(trainedContext: number, positions: number): str
   while (positionReach({ kind: 'self-extend', window, group }, trainedContext) < positions) group *= 2;
   return `--positions self-extend:window=${window},group=${group}`;
 }
+
+/** A remapped top-k setting that serves any length (window and top-k a quarter of the trained context each:
+ * passkey-2k's best on the H200 at 64K-128K, docs/EVAL.md), for messages. */
+export function suggestRemap(trainedContext: number): string {
+  const quarter = Math.max(1, Math.floor(trainedContext / 4));
+  return `--positions remap:window=${quarter},topk=${quarter}`;
+}
