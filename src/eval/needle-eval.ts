@@ -170,10 +170,11 @@ export async function needleRetrieval(
       };
       const records: NeedleCaseRecord[] = [];
       for (const planned of gridCases(grid, ctx)) {
-        const qa = planned.make() as QaCase;
+        const made = planned.make();
+        const span = made.kind === 'qa' ? made.answerSpans?.[0] : undefined;
+        if (!span) throw new InputError(`task '${o.task}' has no needle span to look for`);
+        const qa = made as QaCase;
         const ids = qa.turns[0].ids;
-        const span = qa.answerSpans?.[0];
-        if (qa.kind !== 'qa' || !span) throw new InputError(`task '${o.task}' has no needle span to look for`);
         const t0 = performance.now();
         decoder.reset();
         capture.reset(ids.length - 1);
@@ -187,6 +188,7 @@ export async function needleRetrieval(
           const keys = capture.keys[layer];
           const query = capture.query[layer];
           const scorers: KeyScorer[] = free[layer].map(({ P, ix }, i) => {
+            // The keys' head stride is the capacity, so every row is indexed (rows past n are not scored).
             indexKeysInto(ix, keys, capacity, c.headDim, indexKeys[layer][i], 0);
             const s = new Float32Array(n);
             indexScoresRow(ix, indexQueries(ix, query, c.heads, 1, c.headDim).q, 1, 0, indexKeys[layer][i], n, s);
