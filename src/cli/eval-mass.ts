@@ -7,6 +7,7 @@ import { dsaAttentionMass, dsaMassMarkdown, type DsaMassOptions, type DsaMassPro
 import { loadModel } from '../model/load/load.js';
 import { acquireDevice } from '../runtime/device.js';
 import { backendOption, intList, parse } from './args.js';
+import { EVAL_NEEDLE_USAGE, evalNeedleCommand } from './eval-needle.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url)); // dist/src/cli/ -> the repository
 
@@ -15,9 +16,12 @@ export const EVAL_MASS_USAGE = `usage: longctx eval-mass [--contexts 4096,8192,1
                         [--model test/fixtures/stories260K/stories260K.gguf] [--out FILE.json (and FILE.md)]
   Prefills the text with exact attention, then for sampled queries in the last quarter of each context
   sums the exact attention mass inside each selector's B keys: oracle, indexer:P, dsa:P, recent,
-  sinks+recent, random. The table is rewritten after each context.`;
+  sinks+recent, random. The table is rewritten after each context.
+${EVAL_NEEDLE_USAGE}`;
 
 export async function evalMassCommand(argv: string[]): Promise<void> {
+  // The needle mode measures retrieval of one known span instead of the mass of sampled queries: its own options.
+  if (argv.some((a) => a === '--needle' || a.startsWith('--needle='))) return evalNeedleCommand(argv);
   const v = parse(argv, {
     contexts: { type: 'string' },
     samples: { type: 'string' },

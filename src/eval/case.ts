@@ -29,6 +29,8 @@ export interface QaCase extends CaseCoordinates {
   turns: Turn[];
   /** Where, in the first turn's ids, each inserted statement starts (checks and plots). */
   insertAt?: number[];
+  /** [from, to) in the first turn's ids of each asked value's tokens (needle tasks), asked order. */
+  answerSpans?: [number, number][];
   /** Where each statement was cut into the filler, and the filler's length (depth = cut / tokens). */
   fillerCut?: number[];
   fillerTokens?: number;

@@ -21,6 +21,7 @@ import {
   layerIndexer,
   trainedIndexKeysInto,
   trainedIndexQueries,
+  trainedIndexScoresRow,
   trainingFreeIndexer,
   type LayerIndexer,
 } from '../model/caches/dsa-indexer.js';
@@ -282,15 +283,7 @@ function trainedScorer(ix: LayerIndexer, h: Float32Array, N: number): (p: number
   const score = new Float32Array(N);
   return (p) => {
     const { q, w } = trainedIndexQueries(ix, h.subarray(p * hidden, (p + 1) * hidden), 1, p);
-    for (let s = 0; s <= p; s++) {
-      let total = 0;
-      for (let j = 0; j < ix.heads; j++) {
-        let d = 0;
-        for (let e = 0; e < ix.dim; e++) d += q[j * ix.dim + e] * keys[s * ix.dim + e];
-        if (d > 0) total += w[j] * d;
-      }
-      score[s] = total;
-    }
+    trainedIndexScoresRow(ix, q, w, keys, p + 1, score);
     return score;
   };
 }

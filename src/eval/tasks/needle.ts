@@ -8,6 +8,7 @@ import type { CaseCoordinates, QaCase, TaskContext, TaskGenerator, Turn } from '
 import { answerBudget } from '../case.js';
 import { Rng } from '../rng.js';
 import { fill } from '../templates.js';
+import { valueTokenSpan } from '../value-span.js';
 
 interface NeedlePlan {
   keys: number;
@@ -35,6 +36,7 @@ function makeNeedleCase(ctx: TaskContext, c: CaseCoordinates, plan: (rng: Rng) =
       ids: ctx.haystack.encode(fill(t.needle, { key, value })),
     })),
   );
+  const insertOf = (k: number, j: number) => k * valuesPerKey + j;
   const question = (k: number) =>
     ctx.haystack.encode(fill(valuesPerKey > 1 ? t.valuesQuestion : t.question, { key: keys[k] }));
   const tails = askedKeys.map(question);
@@ -48,10 +50,19 @@ function makeNeedleCase(ctx: TaskContext, c: CaseCoordinates, plan: (rng: Rng) =
     maxNewTokens:
       i + 1 < askedKeys.length ? ctx.haystack.encode(` ${values[k].join(', ')}.`).length : answerBudget(ctx, values[k]),
   }));
+  // Each asked value's own tokens in the prompt (what a retrieval measurement looks for; eval/needle-*.ts).
+  const answerSpans = askedKeys.flatMap((k) =>
+    values[k].map((value, j): [number, number] => {
+      const [from, to] = valueTokenSpan(ctx.tokenizer, inserts[insertOf(k, j)].ids, value);
+      const at = built.insertAt[insertOf(k, j)];
+      return [at + from, at + to];
+    }),
+  );
   return {
     ...c,
     kind: 'qa',
     turns,
+    answerSpans,
     insertAt: built.insertAt,
     fillerCut: built.fillerCut,
     fillerTokens: built.fillerTokens,

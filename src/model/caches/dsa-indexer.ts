@@ -211,6 +211,27 @@ export function trainedIndexQueries(
   return { q, w };
 }
 
+/** A trained indexer's I[s] = sum_j w[j] ReLU(q_I[j] . k_I[s]) for one query (trainedIndexQueries with T = 1)
+ * against keys 0..n-1 [n, D_I] (trainedIndexKeysInto). */
+export function trainedIndexScoresRow(
+  ix: LayerIndexer,
+  q: Float32Array,
+  w: Float32Array,
+  keys: Float32Array,
+  n: number,
+  out: Float32Array,
+): void {
+  for (let s = 0; s < n; s++) {
+    let total = 0;
+    for (let j = 0; j < ix.heads; j++) {
+      let d = 0;
+      for (let e = 0; e < ix.dim; e++) d += q[j * ix.dim + e] * keys[s * ix.dim + e];
+      if (d > 0) total += w[j] * d;
+    }
+    out[s] = total;
+  }
+}
+
 function dotRow(row: Float32Array, x: Float32Array): number {
   let s = 0;
   for (let i = 0; i < x.length; i++) s += row[i] * x[i];
