@@ -71,11 +71,13 @@ describe('remapped top-k positions on WebGPU', { skip: device ? false : 'no WebG
     return { layer, bufs, dims, done };
   }
 
-  it('equals the float64 reference over chunks in several blocks and decoding (GQA 3, 2 KV heads, D 10, 16)', async () => {
+  it('equals the float64 reference over chunks in several blocks and decoding (GQA 3, 2 KV heads, D 10-128)', async () => {
     for (const [D, layout, window, topk, seed] of [
       [16, 'half', 7, 5, 1],
       [10, 'interleaved', 5, 9, 2],
       [16, 'interleaved', 1, 3, 3],
+      [64, 'interleaved', 6, 7, 4],
+      [128, 'half', 9, 4, 5],
     ] as const) {
       const c = shape({ headDim: D, ropeLayout: layout });
       const m: PositionMethod = { kind: 'remap', window, topk };
