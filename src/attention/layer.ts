@@ -2,6 +2,7 @@
 // backend it runs on and serves prefill chunks and single-token decoding through the same call. Methods
 // differ inside these objects, never in the decoder; which kernel and variant a layer runs is decided by
 // the planner (attention/planner.ts), and the layer says what it chose in `plan`.
+import { ShapeError } from '../errors.js';
 import type { DType } from '../tensor.js';
 
 /** A chunk of T new tokens at positions [start, start + T): q [Hq, T, D] and k [Hkv, T, D] rotated by RoPE,
@@ -70,4 +71,13 @@ export interface LayerDims {
   dtype: DType;
   /** Window and sinks layers keep a ring of what a query sees (default); false keeps every position. */
   ring?: boolean;
+}
+
+/** A layer that keeps every position (dims.maxTokens of them) takes chunks of at most dims.chunk tokens, each
+ * starting where the cache ends (`held` tokens); anything else is a ShapeError naming the layer. */
+export function checkChunkFits(spec: string, held: number, dims: LayerDims, start: number, tokens: number): void {
+  if (start !== held || tokens > dims.chunk || start + tokens > dims.maxTokens)
+    throw new ShapeError(
+      `${spec} layer holds ${held} of ${dims.maxTokens} tokens (chunks of ${dims.chunk}); a chunk of ${tokens} came at ${start}`,
+    );
 }

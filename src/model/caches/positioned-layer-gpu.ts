@@ -7,7 +7,7 @@
 // K cache per extra rotation (Self-Extend: 1.5x a plain KV cache) and one flash call per part; Self-Extend's
 // grouped part reads what exact attention would, its neighbour part W keys per query.
 // Tables, block masks and the parts' scratch are shared by the layers of one decoder (one GpuLayerScratch).
-import { ShapeError, UnsupportedError } from '../../errors.js';
+import { UnsupportedError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { grid } from '../../kernels/elementwise-wgsl.js';
@@ -17,7 +17,7 @@ import { maskKey } from '../../spine/mask.js';
 import { keptTiles } from '../../spine/block-mask.js';
 import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '../../attention/flash.js';
 import { variantParam, formatMethodSpec, type FlashVariant } from '../../attention/spec.js';
-import type { LayerAttention, LayerChunk } from '../../attention/layer.js';
+import { checkChunkFits, type LayerAttention, type LayerChunk } from '../../attention/layer.js';
 import type { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import { formatPositionSpec } from '../positions/position-method.js';
@@ -190,10 +190,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
   async forward(c: LayerChunk<GPUBuffer>): Promise<void> {
     const d = this.s.dims;
     const { start, tokens: T } = c;
-    if (start !== this.length || T > d.chunk || start + T > d.maxTokens)
-      throw new ShapeError(
-        `${this.spec} layer holds ${this.length} of ${d.maxTokens} tokens (chunks of ${d.chunk}); a chunk of ${T} came at ${start}`,
-      );
+    checkChunkFits(this.spec, this.length, d, start, T);
     const end = start + T;
     const [shared, parts] = [this.shared, this.parts];
     shared.prepare(parts, start, T);

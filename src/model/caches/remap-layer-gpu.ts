@@ -30,7 +30,7 @@ import { remapAttendParams, remapAttendWgsl } from '../../kernels/remap-attend-w
 import { decidePipeline, selectSplits } from '../../attention/dsa-select.js';
 import { releaseShared, sharedBuffer, wrapGrid } from '../../attention/layers/gpu-binds.js';
 import { formatMethodSpec } from '../../attention/spec.js';
-import type { LayerAttention, LayerChunk } from '../../attention/layer.js';
+import { checkChunkFits, type LayerAttention, type LayerChunk } from '../../attention/layer.js';
 import type { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import { formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
@@ -158,10 +158,7 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
   async forward(c: LayerChunk<GPUBuffer>): Promise<void> {
     const d = this.s.dims;
     const { start, tokens: T } = c;
-    if (start !== this.length || T > d.chunk || start + T > d.maxTokens)
-      throw new ShapeError(
-        `${this.spec} layer holds ${this.length} of ${d.maxTokens} tokens (chunks of ${d.chunk}); a chunk of ${T} came at ${start}`,
-      );
+    checkChunkFits(this.spec, this.length, d, start, T);
     const { window: W, topk: K } = this.m;
     const [k, x, sites, gpu] = [this.kernels, this.scratch, this.sites, this.gpu];
     const G = d.heads / d.kvHeads;
