@@ -9,8 +9,14 @@ import { UnsupportedError } from '../errors.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { indexScoreParams, indexScoresWgsl, SCORE_BLOCK_QUERIES } from '../kernels/dsa-indexer-scores-wgsl.js';
 import type { IndexerSlots } from '../kernels/dsa-indexer-project-wgsl.js';
-import { TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
-import { STATE_WORDS, STORED_BLOCK_QUERIES, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import { TOPK_MAX_PASSES } from '../kernels/topk-cpu.js';
+import {
+  SELECTION_SCRATCH,
+  STATE_WORDS,
+  STORED_BLOCK_QUERIES,
+  topkParams,
+  topkPassWgsl,
+} from '../kernels/topk-wgsl.js';
 import { DEFAULT_DECIDE, decideGroups, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
 import { decidePipeline, selectSplits } from './dsa-select.js';
 import { persistentUniform, releaseShared, sharedBuffer, wrapGrid, writeUniform } from './layers/gpu-binds.js';
@@ -95,14 +101,10 @@ export class ResidentSelection {
     };
     const owned: GPUBuffer[] = [];
     try {
-      for (const [bytes, label] of [
-        [blockQueries * rowBytes, 'dsa stored index scores'],
-        [blockQueries * STATE_WORDS * 4, 'dsa select state'],
-        [blockQueries * 2 * 4, 'dsa select counters'],
-        [blockQueries * 256 * 4, 'dsa select histogram'], // zero when fresh; every finished selection leaves it so
-        [blockQueries * 2 * TOPK_CANDIDATES * 4, 'dsa select candidates'],
-      ] as const)
-        owned.push(await sharedBuffer(gpu, bytes, label));
+      owned.push(await sharedBuffer(gpu, blockQueries * rowBytes, 'dsa stored index scores'));
+      // The histogram is zero when fresh, and every finished selection leaves it so.
+      for (const [label, words] of SELECTION_SCRATCH)
+        owned.push(await sharedBuffer(gpu, blockQueries * words * 4, `dsa select ${label}`));
     } catch (e) {
       owned.forEach((b) => releaseShared(gpu, b));
       throw e;

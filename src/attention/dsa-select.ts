@@ -5,14 +5,8 @@ import { toDType } from '../tensor.js';
 import type { GpuContext } from '../runtime/webgpu.js';
 import { indexRowScores, packInt8, type IndexerPrecision, type PreparedIndexer } from '../kernels/dsa-indexer-cpu.js';
 import { indexerBlockQueries } from '../kernels/dsa-indexer-wgsl.js';
-import {
-  radixSelectRow,
-  sampleStride,
-  TOPK_CANDIDATES,
-  TOPK_MAX_PASSES,
-  TOPK_MAX_PASSES_SAMPLED,
-} from '../kernels/topk-cpu.js';
-import { STATE_WORDS, TOPK_THREADS, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
+import { radixSelectRow, sampleStride, TOPK_MAX_PASSES, TOPK_MAX_PASSES_SAMPLED } from '../kernels/topk-cpu.js';
+import { SELECTION_SCRATCH, STATE_WORDS, TOPK_THREADS, topkParams, topkPassWgsl } from '../kernels/topk-wgsl.js';
 import { DEFAULT_DECIDE, decideGroups, topkDecideWgsl, type DecideVersion } from '../kernels/topk-decide-wgsl.js';
 import type { GatheredKeys } from '../kernels/sparse-gather-cpu.js';
 import { lastVisibleKey as indexLimit } from '../spine/problem.js';
@@ -153,12 +147,7 @@ export async function selectGpu(
   const temps: GPUBuffer[] = [];
   const indices = await gpu.createBuffer(s.queries * width * 4, 'dsa indices');
   try {
-    for (const [words, label] of [
-      [STATE_WORDS, 'state'],
-      [2, 'counters'],
-      [256, 'histogram'],
-      [2 * TOPK_CANDIDATES, 'candidates'],
-    ] as const) {
+    for (const [label, words] of SELECTION_SCRATCH) {
       const t = await scratchBuffer(gpu, s.queries * words * 4, `dsa select ${label}`);
       scratch.push(t);
       temps.push(t.buffer);

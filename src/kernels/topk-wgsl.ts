@@ -83,6 +83,16 @@ fn next_digit(hi: u32, lo: u32, bits: u32) -> u32 {
   return (lo >> (56u - bits)) & 255u;
 }`;
 
+/** The selection's scratch in its binding order (before the output): u32 words per row (query token, or
+ * (token, head) for remap): mode and prefix state, counters (taken, candidates), a 256-bin histogram, and
+ * TOPK_CANDIDATES (key, index) candidates. Every allocator sizes it from here. */
+export const SELECTION_SCRATCH = [
+  ['state', STATE_WORDS],
+  ['counters', 2],
+  ['histogram', 256],
+  ['candidates', 2 * TOPK_CANDIDATES],
+] as const;
+
 /** Bindings after the indexer's: state, counters (taken, candidates), histogram, candidates, output. */
 export function selectionBindings(first: number): string {
   return /* wgsl */ `

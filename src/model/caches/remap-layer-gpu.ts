@@ -17,8 +17,14 @@ import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { grid } from '../../kernels/elementwise-wgsl.js';
 import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
-import { TOPK_CANDIDATES, TOPK_MAX_PASSES } from '../../kernels/topk-cpu.js';
-import { STATE_WORDS, STORED_BLOCK_QUERIES, topkParams, topkPassWgsl } from '../../kernels/topk-wgsl.js';
+import { TOPK_MAX_PASSES } from '../../kernels/topk-cpu.js';
+import {
+  SELECTION_SCRATCH,
+  STATE_WORDS,
+  STORED_BLOCK_QUERIES,
+  topkParams,
+  topkPassWgsl,
+} from '../../kernels/topk-wgsl.js';
 import { DEFAULT_DECIDE, decideGroups } from '../../kernels/topk-decide-wgsl.js';
 import {
   REMAP_SCORE_THREADS,
@@ -123,15 +129,11 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
     const shared: GPUBuffer[] = [];
     const owned: GPUBuffer[] = [];
     try {
-      for (const [bytes, label] of [
-        [rows * maxFar * 4, 'remap scores'],
-        [rows * STATE_WORDS * 4, 'remap select state'],
-        [rows * 2 * 4, 'remap select counters'],
-        [rows * 256 * 4, 'remap select histogram'], // zero when fresh; every finished selection leaves it so
-        [rows * 2 * TOPK_CANDIDATES * 4, 'remap select candidates'],
-        [rows * m.topk * 4, 'remap picks'],
-      ] as const)
-        shared.push(await sharedBuffer(gpu, bytes, label));
+      shared.push(await sharedBuffer(gpu, rows * maxFar * 4, 'remap scores'));
+      // The histogram is zero when fresh, and every finished selection leaves it so.
+      for (const [label, words] of SELECTION_SCRATCH)
+        shared.push(await sharedBuffer(gpu, rows * words * 4, `remap select ${label}`));
+      shared.push(await sharedBuffer(gpu, rows * m.topk * 4, 'remap picks'));
       const bytes = d.kvHeads * d.maxTokens * d.headDim * (d.dtype === 'f16' ? 2 : 4);
       owned.push(await gpu.createBuffer(bytes, 'remap: K cache (unrotated)'));
       owned.push(await gpu.createBuffer(bytes, 'remap: V cache'));
