@@ -182,13 +182,15 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
       { from: c.k, to: this.keys, u: copy(d.kvHeads) },
       { from: c.v, to: this.values, u: copy(d.kvHeads) },
     ];
-    const blocks: { first: number; tokens: number; far: number; us: GPUBuffer[]; grids: number[][] }[] = [];
+    // Per block: its attention, and (once any of its tokens has far keys) the selection before it.
+    type Select = { scoreU: GPUBuffer; topkU: GPUBuffer; scores: number[]; pass: number[]; decide: number[] };
+    const blocks: { rows: number; attendU: GPUBuffer; attend: number[]; select?: Select }[] = [];
     for (let first = 0; first < T; first += this.blockTokens) {
       const tokens = Math.min(this.blockTokens, T - first);
       const rows = tokens * d.heads;
       // Far keys of the block's last token (position start + first + tokens - 1): j <= p - W.
       const far = Math.max(0, start + first + tokens - W);
-      const [ax, ay] = wrapGrid(gpu, rows);
+      const attend = wrapGrid(gpu, rows);
       const attendU = sites.uniform(
         remapAttendParams({
           rows,
@@ -202,15 +204,15 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
           topk: K,
           tableRows: W + K,
           interleaved,
-          columns: ax,
+          columns: attend[0],
         }),
       );
       if (far === 0) {
-        blocks.push({ first, tokens, far, us: [attendU], grids: [[ax, ay]] });
+        blocks.push({ rows, attendU, attend });
         continue;
       }
-      const scoreGroups = [Math.ceil(far / REMAP_SCORE_THREADS), Math.ceil(tokens / remapScoreTokens(G)) * d.kvHeads];
-      if (Math.max(...scoreGroups) > gpu.maxWorkgroupsPerDim)
+      const scores = [Math.ceil(far / REMAP_SCORE_THREADS), Math.ceil(tokens / remapScoreTokens(G)) * d.kvHeads];
+      if (Math.max(...scores) > gpu.maxWorkgroupsPerDim)
         throw new UnsupportedError(`remap scores of ${far} keys x ${tokens} tokens exceed the dispatch grid`);
       const passBlocks = Math.ceil(rows / STORED_BLOCK_QUERIES);
       const splits = selectSplits(gpu, { queries: rows, keys: far, causal: true, topk: K }, passBlocks);
@@ -227,14 +229,8 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
       const topkU = sites.uniform(
         topkParams({ queries: rows, keys: far, causal: true, width: K, splits, rowsPerToken: d.heads }),
       );
-      const decideGrid = wrapGrid(gpu, decideGroups(DEFAULT_DECIDE, rows));
-      blocks.push({
-        first,
-        tokens,
-        far,
-        us: [attendU, scoreU, topkU],
-        grids: [[ax, ay], scoreGroups, [passBlocks, splits], decideGrid],
-      });
+      const decide = wrapGrid(gpu, decideGroups(DEFAULT_DECIDE, rows));
+      blocks.push({ rows, attendU, attend, select: { scoreU, topkU, scores, pass: [passBlocks, splits], decide } });
     }
     const sel = [x.state, x.counters, x.hist, x.cand, x.picks];
     await gpu.encode(
@@ -250,20 +246,19 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
           );
         pass.end();
         for (const b of blocks) {
-          const [attendU, scoreU, topkU] = b.us;
-          if (b.far > 0) enc.clearBuffer(x.state, 0, b.tokens * d.heads * STATE_WORDS * 4);
+          const q = b.select;
+          if (q) enc.clearBuffer(x.state, 0, b.rows * STATE_WORDS * 4);
           const p = enc.beginComputePass();
-          if (b.far > 0) {
-            const [, scoreGroups, passGrid, decideGrid] = b.grids;
-            sites.dispatch(p, k.score, [scoreU, c.q, this.keys, x.scores], scoreGroups, scoreU);
-            sites.dispatch(p, k.decide, [topkU, ...sel], decideGrid, topkU);
+          if (q) {
+            sites.dispatch(p, k.score, [q.scoreU, c.q, this.keys, x.scores], q.scores, q.scoreU);
+            sites.dispatch(p, k.decide, [q.topkU, ...sel], q.decide, q.topkU);
             for (let i = 0; i < TOPK_MAX_PASSES; i++) {
-              sites.dispatch(p, k.pass, [topkU, x.scores, ...sel], passGrid, topkU);
-              sites.dispatch(p, k.decide, [topkU, ...sel], decideGrid, topkU);
+              sites.dispatch(p, k.pass, [q.topkU, x.scores, ...sel], q.pass, q.topkU);
+              sites.dispatch(p, k.decide, [q.topkU, ...sel], q.decide, q.topkU);
             }
           }
-          const io = [attendU, c.q, this.keys, this.values, x.picks, this.table, c.out, this.lse];
-          sites.dispatch(p, k.attend, io, b.grids[0], attendU);
+          const io = [b.attendU, c.q, this.keys, this.values, x.picks, this.table, c.out, this.lse];
+          sites.dispatch(p, k.attend, io, b.attend, b.attendU);
           p.end();
         }
       },
