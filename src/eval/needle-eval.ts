@@ -16,6 +16,7 @@ import {
   trainingFreeIndexer,
 } from '../model/caches/dsa-indexer.js';
 import { createDecoder } from '../model/forward/create-decoder.js';
+import { argmax } from '../model/generation/sampler.js';
 import type { LoadedModel } from '../model/types.js';
 import type { Device } from '../runtime/device.js';
 import type { QaCase, TaskContext } from './case.js';
@@ -115,12 +116,6 @@ export function share(k: number, n: number): Share {
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, x) => a + x, 0) / xs.length : 0);
-
-function argmax(x: Float32Array): number {
-  let best = 0;
-  for (let i = 1; i < x.length; i++) if (x[i] > x[best]) best = i;
-  return best;
-}
 
 /** Runs every context's cases; `model` carries the RoPE scaling to measure under. */
 export async function needleRetrieval(
