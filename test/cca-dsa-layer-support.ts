@@ -36,6 +36,17 @@ export function writeTensor(gpu: GpuContext, buffer: GPUBuffer, t: Tensor): void
   gpu.device.queue.writeBuffer(buffer, 0, padded);
 }
 
+/** Tokens [from, to) of q [Hq, N, D], k and v [Hkv, N, D] into a chunk's buffers. */
+export function writeChunk(
+  gpu: GpuContext,
+  bufs: ChunkBuffers,
+  x: { q: Tensor; k: Tensor; v: Tensor },
+  from: number,
+  to: number,
+): void {
+  for (const name of ['q', 'k', 'v'] as const) writeTensor(gpu, bufs[name], tokens(x[name], from, to));
+}
+
 export function poison(gpu: GpuContext, buffer: GPUBuffer, floats: number): void {
   gpu.device.queue.writeBuffer(buffer, 0, new Float32Array(floats).fill(Number.NaN));
 }

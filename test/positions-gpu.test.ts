@@ -25,7 +25,7 @@ import { referencePositionedAttention } from '../src/reference/positions-referen
 import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
 import { maxErr, positionsShape } from './positions-support.js';
-import { chunkBuffers, poison, readFloats, tokens, writeTensor } from './cca-dsa-layer-support.js';
+import { chunkBuffers, poison, readFloats, tokens, writeChunk } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 const PASSKEY_DIR = fileURLToPath(new URL('../../test/fixtures/passkey-2k/', import.meta.url));
@@ -61,12 +61,7 @@ describe('positional methods on WebGPU', { skip: device ? false : 'no WebGPU ada
       let start = 0;
       for (const T of [13, 1, 9, 13, 1, 1, 12, 1]) {
         if (start + T > N) break;
-        for (const [buf, t] of [
-          [bufs.q, q],
-          [bufs.k, k],
-          [bufs.v, v],
-        ] as const)
-          writeTensor(gpu, buf, tokens(t, start, start + T));
+        writeChunk(gpu, bufs, { q, k, v }, start, start + T);
         poison(gpu, bufs.out, 3 * dims.chunk * D);
         await layer.forward({ ...bufs, start, tokens: T });
         const got = await readFloats(gpu, bufs.out, 3 * T * D);

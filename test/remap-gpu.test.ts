@@ -22,7 +22,7 @@ import { referencePositionedAttention } from '../src/reference/positions-referen
 import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
 import { maxErr, positionsShape } from './positions-support.js';
-import { chunkBuffers, poison, readFloats, tokens, writeTensor } from './cca-dsa-layer-support.js';
+import { chunkBuffers, poison, readFloats, tokens, writeChunk } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 
@@ -93,12 +93,7 @@ describe('remapped top-k positions on WebGPU', { skip: device ? false : 'no WebG
       try {
         for (const T of [13, 1, 9, 13, 1, 1, 12, 1, 1]) {
           if (start + T > N) break;
-          for (const [buf, t] of [
-            [bufs.q, q],
-            [bufs.k, k],
-            [bufs.v, v],
-          ] as const)
-            writeTensor(gpu, buf, tokens(t, start, start + T));
+          writeChunk(gpu, bufs, { q, k, v }, start, start + T);
           poison(gpu, bufs.out, c.heads * dims.chunk * D);
           await layer.forward({ ...bufs, start, tokens: T });
           const got = await readFloats(gpu, bufs.out, c.heads * T * D);
@@ -125,12 +120,7 @@ describe('remapped top-k positions on WebGPU', { skip: device ? false : 'no WebG
       const k = randomNormal([1, N, 16], 42);
       const v = randomNormal([1, N, 16], 43);
       k.data[5 * 16 + 3] = Number.NaN; // key 5: a NaN score ranks first, so every query that sees it far lists it
-      for (const [buf, t] of [
-        [bufs.q, q],
-        [bufs.k, k],
-        [bufs.v, v],
-      ] as const)
-        writeTensor(gpu, buf, t);
+      writeChunk(gpu, bufs, { q, k, v }, 0, N);
       poison(gpu, bufs.out, 3 * N * 16);
       await layer.forward({ ...bufs, start: 0, tokens: N });
       const got = await readFloats(gpu, bufs.out, 3 * N * 16);
