@@ -2,9 +2,9 @@
 // test/nan-tc.test.ts runs them: natively where the device has f16 subgroup matrices, or through
 // test/sgmat-stub.ts's emulation (any device with shader-f16), in geometries that fit the device.
 import { flashDispatcher } from '../src/bench/kernel-run.js';
-import { ccaPrefillPlan } from '../src/attention/cca.js';
+import { ccaPlanParams, ccaPrefillPlan } from '../src/attention/cca.js';
 import { ccaSubgroupMatrixWgsl } from '../src/kernels/cca-sgmat-wgsl.js';
-import { CCA_ROWS, ccaParams, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
+import { CCA_ROWS, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
 import { subgroupMatrixTwin, type FlashCpuOptions } from '../src/kernels/flash-cpu.js';
 import { flashSubgroupMatrixWgsl } from '../src/kernels/flash-sgmat-wgsl.js';
 import { FLASH_TC_CONFIGS, flashTcTwin, flashTcWgsl, type FlashTcConfig } from '../src/kernels/flash-tc-wgsl.js';
@@ -155,20 +155,7 @@ export async function runTcCca(
     const [ck, cv] = [await up(new Uint16Array(s.kvHeads * cap * D)), await up(new Uint16Array(s.kvHeads * cap * D))];
     const o = await up(new Float32Array(s.heads * s.queries * D).fill(Number.NaN));
     const lse = await up(new Float32Array(s.heads * s.queries).fill(Number.NaN));
-    const params = gpu.uniform(
-      ccaParams({
-        queries: s.queries,
-        queryStart: plan.queryStart,
-        raw: s.keys,
-        rawStart: plan.rawStart,
-        coreCapacity: cap,
-        poolFirst: plan.poolFirst,
-        group: plan.group,
-        window: plan.window,
-        headsPerKv: s.heads / s.kvHeads,
-        scale: s.scale,
-      }),
-    );
+    const params = gpu.uniform(ccaPlanParams(s, plan, cap));
     const poolGroup = gpu.bind(pool, [q, k, v, ck, cv, params]);
     const attendGroup = gpu.bind(attend, [q, ck, cv, k, v, o, lse, params]);
     await gpu.run(`cca sgmat ${mode}`, (pass) => {

@@ -119,20 +119,7 @@ export async function ccaAttentionGpu(
       };
       owned.push(cores.k, cores.v);
     }
-    const params = gpu.uniform(
-      ccaParams({
-        queries: s.queries,
-        queryStart: plan.queryStart,
-        raw: s.keys,
-        rawStart: plan.rawStart,
-        coreCapacity,
-        poolFirst: plan.poolFirst,
-        group: plan.group,
-        window: plan.window,
-        headsPerKv: G,
-        scale: s.scale,
-      }),
-    );
+    const params = gpu.uniform(ccaPlanParams(s, plan, coreCapacity));
     const attend =
       chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant) === 'portable'
         ? await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype))
@@ -174,6 +161,22 @@ export function ccaPrefillPlan(s: AttentionShape, p: CcaParams): CcaGpuPlan {
     );
   }
   return { ...p, queryStart, rawStart: 0, cores, poolFirst: 0, poolCount: cores };
+}
+
+/** The CCA kernels' uniform block for a prefill plan over `coreCapacity` core rows per KV head (no ring). */
+export function ccaPlanParams(s: AttentionShape, plan: CcaGpuPlan, coreCapacity: number): ArrayBuffer {
+  return ccaParams({
+    queries: s.queries,
+    queryStart: plan.queryStart,
+    raw: s.keys,
+    rawStart: plan.rawStart,
+    coreCapacity,
+    poolFirst: plan.poolFirst,
+    group: plan.group,
+    window: plan.window,
+    headsPerKv: s.heads / s.kvHeads,
+    scale: s.scale,
+  });
 }
 
 export function ccaLayoutOf(s: AttentionShape, plan: CcaGpuPlan): CcaLayout {
