@@ -11,6 +11,8 @@ import { scheduleFromSpec } from '../attention/sparse.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import type { LoadedModel, ModelConfig } from '../model/types.js';
 import { formatBytes, formatTokens, type BenchReport, type BenchRow } from './report.js';
+import type { GpuProfiler } from '../runtime/gpu-profile.js';
+import { modelProfile, modelProfileMarkdown, type ModelProfile } from './model-profile.js';
 
 export const MODEL_SHAPES: Record<string, ModelConfig> = {
   'llama-3.2-1b': LLAMA_3_2_1B_SHAPE,
@@ -73,6 +75,8 @@ export interface ModelBenchRow {
   plans?: string[];
   /** The matmul kernels that ran (WebGPU: tensor cores, GEMV or the portable ones), one line per choice. */
   matmul?: string[];
+  /** With `--profile`: each kernel's GPU time in the prefill and per decoded token (bench/model-profile.ts). */
+  profile?: ModelProfile;
 }
 
 export interface ModelBenchCase {
@@ -98,8 +102,14 @@ export async function modelDecoder(
   });
 }
 
-/** One prefill of `context` tokens then `decode` steps (fixed ids, no sampling) on a reset decoder. */
-export async function benchModelCase(device: Device, decoder: Decoder, c: ModelBenchCase): Promise<ModelBenchRow> {
+/** One prefill of `context` tokens then `decode` steps (fixed ids, no sampling) on a reset decoder; with a
+ * profiler installed on the device, the row also gets each kernel's GPU time (and says it was profiled). */
+export async function benchModelCase(
+  device: Device,
+  decoder: Decoder,
+  c: ModelBenchCase,
+  profiler?: GpuProfiler,
+): Promise<ModelBenchRow> {
   const row: ModelBenchRow = {
     source: 'longctx',
     method: c.method,
@@ -114,12 +124,15 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
   try {
     const vocab = decoder.config.vocabSize;
     const ids = Array.from({ length: c.context }, (_, i) => (i * 7919 + 13) % vocab);
+    profiler?.phase('prefill');
     const a = performance.now();
     let logits = await decoder.forward(ids);
     row.prefillSeconds = (performance.now() - a) / 1000;
     row.prefillTokensPerSecond = c.context / row.prefillSeconds;
     // The first decoded token warms its pipelines and bind groups; the counters cover the rest.
+    profiler?.phase('warm');
     logits = await decoder.forward([1]);
+    profiler?.phase('decode');
     const before = gpu ? { ...gpu.counters } : undefined;
     const b = performance.now();
     const steps = Math.max(1, c.decode - 1);
@@ -128,6 +141,10 @@ export async function benchModelCase(device: Device, decoder: Decoder, c: ModelB
     if (logits.some(Number.isNaN)) throw new Error('NaN logits');
     row.decodeSteps = steps;
     row.decodeTokensPerSecond = steps / seconds;
+    if (profiler) {
+      row.profile = modelProfile(await profiler.collect(), steps);
+      row.note = 'profiled: one timed pass per dispatch';
+    }
     row.kvBytes = decoder.cacheBytes;
     row.weightBytes = (decoder as { weightBytes?: number }).weightBytes;
     row.plans = (decoder as { plans?: string[] }).plans;
@@ -214,7 +231,7 @@ export function modelBenchMarkdown(
   }
   const matmul = [...new Set(rows.flatMap((r) => r.matmul ?? []))];
   if (matmul.length) lines.push('', 'Matmul kernels that ran:', ...matmul.map((m) => `- ${m}`));
-  return lines.join('\n') + '\n';
+  return lines.join('\n') + '\n' + modelProfileMarkdown(rows);
 }
 
 /** The rows as attention-report rows, for svg-plot.ts: ms = milliseconds per decoded token or per prefill. */

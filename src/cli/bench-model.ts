@@ -16,6 +16,7 @@ import {
   type ModelBenchRow,
 } from '../bench/model-bench.js';
 import { ProgressBar } from '../bench/progress.js';
+import { GpuProfiler } from '../runtime/gpu-profile.js';
 import { formatTokens } from '../bench/report.js';
 import { toSvgPlot } from '../bench/svg-plot.js';
 import { backendOption, intList, numberOption, parse } from './args.js';
@@ -25,10 +26,12 @@ export const BENCH_MODEL_USAGE = `usage: longctx bench model [--shape llama-3.2-
                       [--decode 128] [--chunk 512] [--storage f16|f32] [--weights f16|f32|q4_0|q4_k|q5_k|q6_k]
                       [--budget-seconds 480]
                       [--backend cpu|webgpu|auto] [--reference torch.json] [--out-dir bench-out] [--title T]
-                      [--batch-passes N]
+                      [--batch-passes N] [--profile]
   A random-weight model of the shape (overrides apply on top); per method, contexts run from the shortest
   and one is skipped when the last run predicts it would pass the remaining budget. --batch-passes: passes per
   submission of a forward pass on WebGPU (runtime/submit-batch.ts; default 12; 1 submits every pass).
+  --profile (WebGPU with timestamp queries): each kernel's GPU time in the prefill and per decoded token, in
+  model.md and model.json (one timed pass per dispatch, so a profiled run's tokens/s are below a plain run's).
   --weights: the layers' matrices encoded as f16 or a llama.cpp block format (default f32: converted to the
   storage dtype on upload); WebGPU keeps the block formats quantised and the report gives the weight bytes.`;
 
@@ -54,6 +57,7 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
     reference: { type: 'string' },
     'out-dir': { type: 'string' },
     title: { type: 'string' },
+    profile: { type: 'boolean' },
   });
   const config = modelShape(String(v.shape ?? 'llama-3.2-1b'), {
     layers: numberOption(v, 'layers'),
@@ -104,6 +108,14 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
 
   const device = await acquireDevice(backendOption(v));
   if (batchPasses !== undefined) device.gpu?.setBatchPasses(batchPasses);
+  let profiler: GpuProfiler | undefined;
+  if (v.profile) {
+    if (!device.gpu) {
+      device.destroy();
+      throw new InputError('--profile needs the WebGPU backend (it times kernels by GPU timestamps)');
+    }
+    profiler = new GpuProfiler(device.gpu.device);
+  }
   // What the matrices are on a GPU: the storage dtype, unless a block format stays quantised (the CPU reads the file's).
   const held = device.gpu && (weights === 'f32' || weights === 'f16') ? storage : weights;
   const t0 = performance.now();
@@ -163,6 +175,8 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
         const warm = Math.min(contexts[contexts.length - 1], chunk + 300);
         await decoder.forward(Array.from({ length: warm }, (_, i) => (i * 13 + 5) % config.vocabSize));
         for (let i = 0; i < 2; i++) await decoder.forward([i + 1]);
+        // Installed after the warm-up, so that compiling pipelines is not profiled.
+        profiler?.install();
         for (const context of contexts) {
           const left = (deadline - performance.now()) / 1000;
           const predicted =
@@ -175,7 +189,7 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
             skip(context, `predicted ${predicted.toFixed(0)} s > ${left.toFixed(0)} s left`);
           else {
             last = {
-              ...(await benchModelCase(device, decoder, { method, context, decode, storage, chunk })),
+              ...(await benchModelCase(device, decoder, { method, context, decode, storage, chunk }, profiler)),
               weights: held,
             };
             rows.push(last);
@@ -190,11 +204,13 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
           }
         }
       } finally {
+        profiler?.uninstall();
         decoder.destroy();
       }
     }
   } finally {
     bar.done();
+    profiler?.destroy();
     device.destroy();
   }
   flush();
