@@ -7,7 +7,7 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CcaGpuLayer } from '../src/attention/layers/cca-gpu.js';
 import { CcaKVCache } from '../src/attention/cca-cache.js';
-import { ccaDecodeParams } from '../src/kernels/cca-decode-wgsl.js';
+import { CCA_DECODE_VERSIONS, ccaDecodeParams, ccaDecodeSplitting } from '../src/kernels/cca-decode-wgsl.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { randomNormal, type DType } from '../src/tensor.js';
 import { ShapeError } from '../src/errors.js';
@@ -25,26 +25,31 @@ interface Case {
   window: number;
   dtype: DType;
   chunks: number[];
-  decode: number;
+  decodeSteps: number;
 }
 const CASES: Case[] = [
-  { heads: 4, kvHeads: 2, headDim: 64, group: 16, window: 33, dtype: 'f32', chunks: [37, 100, 1, 64], decode: 22 },
-  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 1, dtype: 'f16', chunks: [64, 7, 60], decode: 21 },
-  { heads: 4, kvHeads: 2, headDim: 33, group: 16, window: 100, dtype: 'f32', chunks: [150, 90], decode: 20 },
-  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 100, dtype: 'f16', chunks: [3, 130], decode: 20 },
-  { heads: 4, kvHeads: 2, headDim: 33, group: 5, window: 33, dtype: 'f16', chunks: [70, 45], decode: 20 },
-  // Decoding over ~950 keys: split-KV decoding runs 8 splits of 128 (GQA 4:1).
-  { heads: 4, kvHeads: 1, headDim: 32, group: 2, window: 700, dtype: 'f16', chunks: [600, 600], decode: 20 },
+  { heads: 4, kvHeads: 2, headDim: 64, group: 16, window: 33, dtype: 'f32', chunks: [37, 100, 1, 64], decodeSteps: 22 },
+  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 1, dtype: 'f16', chunks: [64, 7, 60], decodeSteps: 21 },
+  { heads: 4, kvHeads: 2, headDim: 33, group: 16, window: 100, dtype: 'f32', chunks: [150, 90], decodeSteps: 20 },
+  { heads: 8, kvHeads: 2, headDim: 64, group: 5, window: 100, dtype: 'f16', chunks: [3, 130], decodeSteps: 20 },
+  { heads: 4, kvHeads: 2, headDim: 33, group: 5, window: 33, dtype: 'f16', chunks: [70, 45], decodeSteps: 20 },
+  // Decoding over ~950 keys: split-KV decoding runs several splits (v1 8 of 128, v4 4 of 256; GQA 4:1).
+  { heads: 4, kvHeads: 1, headDim: 32, group: 2, window: 700, dtype: 'f16', chunks: [600, 600], decodeSteps: 20 },
 ];
 
 describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }, () => {
-  for (const c of CASES) {
-    const name = `Hq ${c.heads}:${c.kvHeads} D ${c.headDim} g ${c.group} w ${c.window} ${c.dtype} chunks ${c.chunks}`;
-    test(`${name} + ${c.decode} decode steps equal CcaKVCache`, async () => {
+  // Every case with the default decoding kernel (v4), every other one with v1 beside it.
+  const runs = CASES.flatMap((c, i) =>
+    CCA_DECODE_VERSIONS.filter((d) => d === 'decode-v4' || i % 2 === 0).map((d) => ({ c, d })),
+  );
+  for (const { c, d } of runs) {
+    const name = `Hq ${c.heads}:${c.kvHeads} D ${c.headDim} g ${c.group} w ${c.window} ${c.dtype} chunks ${c.chunks} ${d}`;
+    test(`${name} + ${c.decodeSteps} decode steps equal CcaKVCache`, async () => {
       const gpu = device!.gpu!;
-      const total = c.chunks.reduce((a, b) => a + b, 0) + c.decode;
+      const total = c.chunks.reduce((a, b) => a + b, 0) + c.decodeSteps;
       const maxChunk = Math.max(...c.chunks);
-      const layer = await CcaGpuLayer.create(gpu, { ...c, maxTokens: total, maxChunk });
+      const layer = await CcaGpuLayer.create(gpu, { ...c, maxTokens: total, maxChunk, decode: d });
+      assert.match(layer.plan, new RegExp(`split-KV \\(${d}\\)`));
       const cpu = new CcaKVCache({ ...c });
       const bufs = await chunkBuffers(gpu, c, maxChunk);
       const [q, k, v] = [
@@ -53,7 +58,7 @@ describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }
         randomNormal([c.kvHeads, total, c.headDim], 13, c.dtype),
       ];
       const tol = c.dtype === 'f32' ? 1e-4 : 5e-3;
-      const steps = [...c.chunks, ...Array.from({ length: c.decode }, () => 1)];
+      const steps = [...c.chunks, ...Array.from({ length: c.decodeSteps }, () => 1)];
       let start = 0;
       try {
         for (const [i, T] of steps.entries()) {
@@ -66,8 +71,8 @@ describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }
         }
         assert.equal(layer.cores, cpu.cores);
         const last = { position: start - 1, rowsPerHead: 1, ringRow0: 0, ringCapacity: 1, headsPerKv: 1, scale: 1 };
-        const splits = ccaDecodeParams({ ...c, ...last }).splits;
-        if (c.window === 700) assert.equal(splits, 8, 'decoding ran several splits');
+        const splits = ccaDecodeParams({ ...c, ...last }, ccaDecodeSplitting(d)).splits;
+        if (c.window === 700) assert.equal(splits, d === 'decode-v1' ? 8 : 4, 'decoding ran several splits');
         assert.ok(layer.cores > 4, 'cores pooled');
         assert.equal(layer.cacheBytes, cpu.bytes);
         // reset: a second sequence gives the first one's outputs again.

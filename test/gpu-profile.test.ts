@@ -71,7 +71,10 @@ describe('GPU kernel profiler', { skip: !stamps && 'no WebGPU device with timest
       assert.equal(by(two, 'profile-test-light')?.dispatches, 1);
       assert.equal(by(two, 'profile-test-heavy'), undefined);
       const lightMs = by(one, 'profile-test-light')!.ms / 2;
-      assert.ok(by(one, 'profile-test-heavy')!.ms > 2 * lightMs, `heavy ${by(one, 'profile-test-heavy')!.ms} ms, light ${lightMs}`);
+      assert.ok(
+        by(one, 'profile-test-heavy')!.ms > 2 * lightMs,
+        `heavy ${by(one, 'profile-test-heavy')!.ms} ms, light ${lightMs}`,
+      );
       assert.equal(one.kernels[0].kernel, 'profile-test-heavy', 'kernels sorted by time');
       assert.ok(Math.abs(one.ms - one.kernels.reduce((t, k) => t + k.ms, 0)) < 1e-9);
       // The results of the split passes: a ran the light loop 3 times in all, b the heavy one once.
@@ -83,8 +86,14 @@ describe('GPU kernel profiler', { skip: !stamps && 'no WebGPU device with timest
       const wantB = step(2, 16 * 1024);
       const gotA = new Uint32Array(await gpu.read(a, n * 4));
       const gotB = new Uint32Array(await gpu.read(b, n * 4));
-      assert.ok(gotA.every((x) => x === wantA), `a[0] ${gotA[0]}, want ${wantA}`);
-      assert.ok(gotB.every((x) => x === wantB), `b[0] ${gotB[0]}, want ${wantB}`);
+      assert.ok(
+        gotA.every((x) => x === wantA),
+        `a[0] ${gotA[0]}, want ${wantA}`,
+      );
+      assert.ok(
+        gotB.every((x) => x === wantB),
+        `b[0] ${gotB[0]}, want ${wantB}`,
+      );
       assert.deepEqual(await profiler.collect(), [], 'collect starts afresh');
     } finally {
       profiler.destroy();

@@ -6,15 +6,31 @@
 // a contiguous cache: each runs FlashAttention-2's online softmax over its split in tiles of a thread per
 // key and writes a partial state; flash-decode-wgsl.ts's merge folds the splits (it reads the same uniform,
 // whose first eight words are decodeParams'). Prefill chunks keep the row-tile kernels of cca-wgsl.ts.
+// Two partial kernels, side by side: decode-v1 (flash-decode-wgsl.ts's, a workgroup per query head, a thread per
+// key) and decode-v4 (flash-decode-v3-wgsl.ts's unrolled version: a workgroup per KV head's query heads, 16-byte
+// loads, many in flight), the default: on the H200 v1 took 137 us a layer for the ~9K keys of a 128K context
+// (group 16, window 1024), as long as v4 takes for all 128K keys of flash (docs/BENCHMARKS.md, the profile).
 // CPU truth: attention/cca-cache.ts (CcaKVCache); test/cca-gpu-layer.test.ts checks many splits.
 import type { DType } from '../tensor.js';
 import {
+  DECODE_SPLITTING,
   DECODE_TILE,
   decodeParams,
   decodeSplits,
   flashDecodePartialWgsl,
   type DecodeKeyRows,
+  type DecodeSplitting,
 } from './flash-decode-wgsl.js';
+import { flashDecodeV3PartialWgsl, type KeyRowMap } from './flash-decode-v3-wgsl.js';
+
+export const CCA_DECODE_VERSIONS = ['decode-v1', 'decode-v4'] as const;
+export type CcaDecodeVersion = (typeof CCA_DECODE_VERSIONS)[number];
+export const CCA_DECODE_DEFAULT: CcaDecodeVersion = 'decode-v4';
+
+/** Each version's splitting (flash-decode.ts measured them on the H200: v1's own, v4 64 splits of >= 256 keys). */
+export function ccaDecodeSplitting(version: CcaDecodeVersion): DecodeSplitting {
+  return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
+}
 
 export interface CcaDecodeParams {
   /** Position of the decoded token. */
@@ -37,10 +53,13 @@ export function ccaDecodeKeys(position: number, group: number, window: number): 
 }
 
 /** The uniform of both dispatches (partial, then flash-decode-wgsl's merge) and the split count. */
-export function ccaDecodeParams(p: CcaDecodeParams): { params: ArrayBuffer; splits: number } {
+export function ccaDecodeParams(
+  p: CcaDecodeParams,
+  splitting: DecodeSplitting = DECODE_SPLITTING,
+): { params: ArrayBuffer; splits: number } {
   const { cores, rawFirst } = ccaDecodeKeys(p.position, p.group, p.window);
   const keys = cores + p.position - rawFirst + 1;
-  const { splits, keysPerSplit } = decodeSplits(keys);
+  const { splits, keysPerSplit } = decodeSplits(keys, splitting);
   const buf = new ArrayBuffer(64);
   new Uint8Array(buf).set(
     new Uint8Array(
@@ -51,17 +70,28 @@ export function ccaDecodeParams(p: CcaDecodeParams): { params: ArrayBuffer; spli
   return { params: buf, splits };
 }
 
-/** Where key i sits: core i, else raw position raw_first + i - cores in its ring slot (rows kept per tile for V). */
-const CCA_KEY_ROWS: DecodeKeyRows = {
-  params: 'cores: u32, raw_first: u32, ring_row0: u32, ring_cap: u32,',
-  wgsl: `var<workgroup> rows: array<u32, ${DECODE_TILE}>;
-fn row_of(i: u32) -> u32 {
+const CCA_PARAMS = 'cores: u32, raw_first: u32, ring_row0: u32, ring_cap: u32,';
+/** The row of key i within its KV head: core i, else raw position raw_first + i - cores in its ring slot. */
+const ccaRowFn = (name: string) => `fn ${name}(i: u32) -> u32 {
   if (i < params.cores) { return i; }
   return params.ring_row0 + (params.raw_first + i - params.cores) % params.ring_cap;
-}`,
+}`;
+
+/** Where key i sits: core i, else raw position raw_first + i - cores in its ring slot (rows kept per tile for V). */
+const CCA_KEY_ROWS: DecodeKeyRows = {
+  params: CCA_PARAMS,
+  wgsl: `var<workgroup> rows: array<u32, ${DECODE_TILE}>;\n${ccaRowFn('row_of')}`,
   keyRow: 'let row = kbase + row_of(j) * D;\n      rows[lid] = row;',
   valueRow: 'rows[x]',
 };
+
+/** decode-v4's form of the same numbering. */
+const CCA_ROW_MAP: KeyRowMap = { params: CCA_PARAMS, wgsl: ccaRowFn('key_row') };
+
+/** decode-v4 over CCA's keys: grid decodeV3Grid(splits, Hq, Hkv); `group` (Hq / Hkv) and `lanes` compiled in. */
+export function ccaDecodeV4Wgsl(headDim: number, dtype: DType, group: number, lanes: number): string {
+  return flashDecodeV3PartialWgsl(headDim, dtype, group, lanes, true, CCA_ROW_MAP);
+}
 
 /** Partial states: q [Hq, 1, D], cache k/v [Hkv, rows, D] -> po [Hq, splits, D], plse [Hq, splits]. Grid (splits, Hq).
  * flash-decode-wgsl.ts's partial kernel (its NaN policy included) over CCA's key numbering. */

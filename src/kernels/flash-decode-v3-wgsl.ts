@@ -106,6 +106,14 @@ export function decodeV3Layout(headDim: number, dtype: DType, group: number, lan
   };
 }
 
+/** Where key j of a split's numbering sits: `wgsl` defines `fn key_row(j: u32) -> u32` (its row within the KV
+ * head) over uniform fields `params` (each `name: u32,`, after decodeParams' eight). CCA's decode numbers its cores,
+ * then its raw tokens in a ring (cca-decode-wgsl.ts); without a map key j is row j. */
+export interface KeyRowMap {
+  params: string;
+  wgsl: string;
+}
+
 /** Partial states: q [Hq, 1, D], k/v [Hkv, kv_stride, D] -> po [Hq, splits, D], plse [Hq, splits].
  * The uniform is decodeParams' (flash-decode-wgsl.ts); `group` (Hq / Hkv) and `lanes` (decodeV3Lanes: the
  * subgroups must hold them, 1 compiles no subgroup operation) are compiled in. `unrolled` (version decode-v4) writes
@@ -118,8 +126,10 @@ export function flashDecodeV3PartialWgsl(
   group: number,
   lanes: number,
   unrolled = false,
+  rows?: KeyRowMap,
 ): string {
   const y = decodeV3Layout(headDim, dtype, group, lanes);
+  const row = (j: string) => (rows ? `key_row(${j})` : j);
   const w = wordWgsl(y.epw, dtype);
   const H = y.halves;
   const seq = (n: number) => Array.from({ length: n }, (_, i) => i);
@@ -134,7 +144,7 @@ export function flashDecodeV3PartialWgsl(
   const scoreLoads = seq(U).flatMap((i) =>
     seq(y.wordsPerLane).map((c) => {
       const word = `lane + ${c * lanes}u`;
-      const at = `kbase + min(t0 + x0 + ${i * T}u, last) * W + min(${word}, W - 1u)`;
+      const at = `kbase + ${row(`min(t0 + x0 + ${i * T}u, last)`)} * W + min(${word}, W - 1u)`;
       return `      let kw${i}_${c} = select(${w.type}(), k[${at}], x0 + ${i * T}u < n && ${word} < W);`;
     }),
   );
@@ -167,7 +177,7 @@ export function flashDecodeV3PartialWgsl(
   const valueLoads = seq(V).flatMap((i) =>
     seq(y.wordsPerThread).map((c) => {
       const word = `col + ${c * y.columns}u`;
-      const at = `kbase + min(t0 + x0 + ${i * S}u, last) * W + min(${word}, W - 1u)`;
+      const at = `kbase + ${row(`min(t0 + x0 + ${i * S}u, last)`)} * W + min(${word}, W - 1u)`;
       return `      let vw${i}_${c} = select(${w.type}(), v[${at}], x0 + ${i * S}u < n && ${word} < W);`;
     }),
   );
@@ -192,8 +202,8 @@ ${adds.join('\n')}
     ? `var<workgroup> w_top: array<f32, ${y.hpw}>;\nvar<workgroup> w_total: array<f32, ${y.hpw}>;\n`
     : '';
   return /* wgsl */ `${enables}
-${decodePartialBindings(w.type)}
-
+${decodePartialBindings(w.type, rows?.params)}
+${rows?.wgsl ?? ''}
 const D: u32 = ${headDim}u;
 const EPW: u32 = ${y.epw}u; // elements per word
 const W: u32 = ${y.words}u; // words per row

@@ -69,8 +69,7 @@ export class GpuProfiler {
     const queue = device.queue as GPUQueue & { submit: GPUQueue['submit'] };
     const create = device.createCommandEncoder;
     const submit = queue.submit;
-    device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) =>
-      this.wrapEncoder(create.call(device, desc));
+    device.createCommandEncoder = (desc?: GPUCommandEncoderDescriptor) => this.wrapEncoder(create.call(device, desc));
     queue.submit = (buffers: Iterable<GPUCommandBuffer>) => {
       submit.call(queue, buffers);
       this.afterSubmit();
@@ -99,7 +98,8 @@ export class GpuProfiler {
     for (const p of pending) {
       await p.mapped;
       const stamps = new BigInt64Array(p.slot.read.getMappedRange(0, p.labels.length * 16));
-      for (let i = 0; i < p.labels.length; i++) this.add(p.phase, p.labels[i], Number(stamps[2 * i + 1] - stamps[2 * i]));
+      for (let i = 0; i < p.labels.length; i++)
+        this.add(p.phase, p.labels[i], Number(stamps[2 * i + 1] - stamps[2 * i]));
       p.slot.read.unmap();
       this.free.push(p.slot);
     }
@@ -138,7 +138,10 @@ export class GpuProfiler {
           size: 16 * QUERY_PAIRS,
           usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC,
         }),
-        read: this.device.createBuffer({ size: 16 * QUERY_PAIRS, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST }),
+        read: this.device.createBuffer({
+          size: 16 * QUERY_PAIRS,
+          usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
+        }),
       }
     );
   }
@@ -184,7 +187,8 @@ export class GpuProfiler {
         setBindGroup: (index: number, group: GPUBindGroup | null, offsets?: Iterable<number>) =>
           void bound.set(index, [index, group, offsets ? [...offsets] : undefined]),
         dispatchWorkgroups: (x: number, y?: number, z?: number) => dispatch((r) => r.dispatchWorkgroups(x, y, z)),
-        dispatchWorkgroupsIndirect: (b: GPUBuffer, off: number) => dispatch((r) => r.dispatchWorkgroupsIndirect(b, off)),
+        dispatchWorkgroupsIndirect: (b: GPUBuffer, off: number) =>
+          dispatch((r) => r.dispatchWorkgroupsIndirect(b, off)),
         end: () => {},
         pushDebugGroup: () => {},
         popDebugGroup: () => {},
@@ -203,7 +207,8 @@ export class GpuProfiler {
     return new Proxy(enc, {
       get(target, key) {
         if (key === 'beginComputePass')
-          return (desc?: GPUComputePassDescriptor) => (desc?.timestampWrites ? target.beginComputePass(desc) : splitPass());
+          return (desc?: GPUComputePassDescriptor) =>
+            desc?.timestampWrites ? target.beginComputePass(desc) : splitPass();
         if (key === 'finish') return finish;
         const v = Reflect.get(target, key, target);
         return typeof v === 'function' ? v.bind(target) : v;

@@ -13,7 +13,16 @@ import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
-import { ccaDecodeParams, ccaDecodePartialWgsl } from '../../kernels/cca-decode-wgsl.js';
+import {
+  CCA_DECODE_DEFAULT,
+  ccaDecodeParams,
+  ccaDecodePartialWgsl,
+  ccaDecodeSplitting,
+  ccaDecodeV4Wgsl,
+  type CcaDecodeVersion,
+} from '../../kernels/cca-decode-wgsl.js';
+import { decodeV3Grid, decodeV3Lanes } from '../../kernels/flash-decode-v3-wgsl.js';
+import { subgroupMinSize } from '../dsa-lanes.js';
 import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
 import { createDecodeScratch, type DecodeScratch } from '../flash-decode.js';
@@ -34,6 +43,8 @@ export interface CcaGpuLayerOptions extends CcaParams {
   scale?: number;
   /** Partial states of split-KV decoding, shared by a model's layers (GpuLayerScratch.decode); default: its own. */
   decodeScratch?: DecodeScratch;
+  /** The decoding step's partial kernel (kernels/cca-decode-wgsl.ts; default decode-v4). */
+  decode?: CcaDecodeVersion;
 }
 
 interface Kernels {
@@ -54,7 +65,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
 
   private constructor(
     private readonly gpu: GpuContext,
-    readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant' | 'decodeScratch'>> & {
+    readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant' | 'decodeScratch' | 'decode'>> & {
       variant: 'portable' | 'subgroup-matrix';
     },
     private readonly kernels: Kernels,
@@ -67,6 +78,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     private readonly decode: DecodeScratch,
     /** The decode scratch when this layer made it (else the caller's, not released here). */
     private readonly ownDecode: boolean,
+    private readonly decodeVersion: CcaDecodeVersion,
   ) {
     const o = opts;
     this.ringCapacity = o.window + o.group - 1;
@@ -79,7 +91,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     this.plan =
       `cca resident: pool per (KV head, group) with the group's last query, pass 2 ${o.variant} (${why}), ` +
       `cores ${this.coreCapacity} + ring ${this.ringCapacity} rows per KV head, ${o.dtype}; ` +
-      'decode: split-KV over the cores and ring rows a token sees, states merged';
+      `decode: split-KV (${decodeVersion}) over the cores and ring rows a token sees, states merged`;
   }
 
   static async create(gpu: GpuContext, options: CcaGpuLayerOptions): Promise<CcaGpuLayer> {
@@ -97,7 +109,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       );
     const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
     const variant = chooseCcaVariant(gpu, D, dtype, options.variant);
-    const { decodeScratch, ...rest } = options;
+    const { decodeScratch, decode: decodeVersion = CCA_DECODE_DEFAULT, ...rest } = options;
     if (decodeScratch && (decodeScratch.heads < heads || decodeScratch.headDim !== D))
       throw new ShapeError(
         `cca layer: a decode scratch of ${decodeScratch.heads} heads x ${decodeScratch.headDim} is too small`,
@@ -112,7 +124,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         variant === 'portable'
           ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
           : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
-      decode: await gpu.pipeline(`cca-decode-${D}-${dtype}`, () => ccaDecodePartialWgsl(D, dtype)),
+      decode: await ccaDecodePipeline(gpu, decodeVersion, D, dtype, heads / kvHeads),
       merge: await gpu.pipeline(`flash-decode-merge-${D}`, () => flashDecodeMergeWgsl(D)),
     };
     const owned: GPUBuffer[] = [];
@@ -139,7 +151,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         throw e;
       }));
     const [u64, decodeU] = [persistentUniform(gpu, 64), persistentUniform(gpu, 64)];
-    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, u64, append, decodeU, decode, !decodeScratch);
+    return new CcaGpuLayer(gpu, opts, kernels, k, v, lse, u64, append, decodeU, decode, !decodeScratch, decodeVersion);
   }
 
   /** Tokens seen so far (the next token's position). */
@@ -209,16 +221,19 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     ]);
     const step =
       T === 1
-        ? ccaDecodeParams({
-            position: P,
-            group: o.group,
-            window: o.window,
-            rowsPerHead: this.coreCapacity + this.ringCapacity,
-            ringRow0: this.coreCapacity,
-            ringCapacity: this.ringCapacity,
-            headsPerKv: G,
-            scale: o.scale,
-          })
+        ? ccaDecodeParams(
+            {
+              position: P,
+              group: o.group,
+              window: o.window,
+              rowsPerHead: this.coreCapacity + this.ringCapacity,
+              ringRow0: this.coreCapacity,
+              ringCapacity: this.ringCapacity,
+              headsPerKv: G,
+              scale: o.scale,
+            },
+            ccaDecodeSplitting(this.decodeVersion),
+          )
         : undefined;
     if (step) writeUniform(gpu, this.decodeParams, step.params);
     // One pass: its dispatches run in order with storage writes visible to the next (pool -> attend reads
@@ -241,7 +256,8 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
         if (step) {
           pass.setPipeline(decode);
           pass.setBindGroup(0, decodeGroup);
-          pass.dispatchWorkgroups(step.splits, o.heads);
+          if (this.decodeVersion === 'decode-v1') pass.dispatchWorkgroups(step.splits, o.heads);
+          else pass.dispatchWorkgroups(...decodeV3Grid(step.splits, o.heads, o.kvHeads));
           pass.setPipeline(merge);
           pass.setBindGroup(0, mergeGroup);
           pass.dispatchWorkgroups(o.heads);
@@ -266,4 +282,17 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     this.decodeParams.destroy();
     this.binds.clear();
   }
+}
+
+/** The decoding step's partial kernel: v4 with as many lanes per key as the device's smallest subgroup holds. */
+async function ccaDecodePipeline(
+  gpu: GpuContext,
+  version: CcaDecodeVersion,
+  D: number,
+  dtype: DType,
+  group: number,
+): Promise<GPUComputePipeline> {
+  if (version === 'decode-v1') return gpu.pipeline(`cca-decode-${D}-${dtype}`, () => ccaDecodePartialWgsl(D, dtype));
+  const lanes = decodeV3Lanes(Math.min(8, await subgroupMinSize(gpu)));
+  return gpu.pipeline(`cca-decode-v4-${D}-${dtype}-g${group}-l${lanes}`, () => ccaDecodeV4Wgsl(D, dtype, group, lanes));
 }
