@@ -80,13 +80,18 @@ describe('decoder on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, ()
     });
   }
 
-  it('RMSNorm kernel, 5 rows of 1023', async () => {
-    const [T, n] = [5, 1023];
-    const [x, w] = [rand(T * n, 4), rand(n, 5)];
-    const out = await runKernel(gpu, 'model-rmsnorm', rmsNormWgsl, [x, w], T * n, rmsNormParams(T, n, 1e-5), [T, 1]);
-    assertNoNaN('out', out);
-    assert.ok(maxErr(out, rmsNormRef(x, T, n, w, 1e-5)) < 1e-5);
-  });
+  // 1023 and 97 leave lanes of the one unrolled step idle; 4099 takes a second step (1024 a step).
+  for (const [T, n] of [
+    [5, 1023],
+    [3, 4099],
+    [2, 97],
+  ])
+    it(`RMSNorm kernel, ${T} rows of ${n}`, async () => {
+      const [x, w] = [rand(T * n, 4), rand(n, 5)];
+      const out = await runKernel(gpu, 'model-rmsnorm', rmsNormWgsl, [x, w], T * n, rmsNormParams(T, n, 1e-5), [T, 1]);
+      assertNoNaN('out', out);
+      assert.ok(maxErr(out, rmsNormRef(x, T, n, w, 1e-5)) < 1e-5);
+    });
 
   for (const layout of ['interleaved', 'half'] as const) {
     it(`RoPE kernel, ${layout}, head dim 64, into head-major rows`, async () => {
