@@ -1,10 +1,10 @@
 // session-bench on the tiny random model (CPU, 512-token context) through a child process: one row per
 // method, flash restored from its saved caches with the same first token as after the prefill, a file of
 // some bytes, that file removed at the end, and a bad argument a typed one-line error (exit 2).
-import { it } from 'node:test';
+import { after, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -12,6 +12,7 @@ const CLI = join(import.meta.dirname, '../src/cli/session-bench.js');
 
 it('session-bench: flash restores from caches with the same first token, and removes its file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'longctx-session-bench-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'bench.session');
   const json = join(dir, 'out.json');
   const args = ['--random', 'tiny', '--backend', 'cpu', '--context', '512', '--attention', 'flash'];

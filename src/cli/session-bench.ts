@@ -1,7 +1,8 @@
 // Time to first token of a question about a long document: prefilling the document again against loading
 // the session saved after its prefill. Per method: prefill + the question's first token (full TTFT), save
 // (seconds, bytes), dispose, loadSession + the same question's first token (TTFT from the session). The
-// document fills the context less 64 tokens of room for BOS and the question.
+// document fills the context less 64 tokens of room for BOS and the question; a short warm-up per method first
+// keeps pipeline compilation out of both times.
 //   node dist/src/cli/session-bench.js --model F | --random 1b|tiny  [--backend webgpu] [--storage f16]
 //        [--context 128K] [--attention SPEC]... [--file PATH] [--json out.json]
 import { rmSync, writeFileSync } from 'node:fs';
@@ -46,7 +47,19 @@ async function firstToken(session: Awaited<ReturnType<Model['createSession']>>):
   return r.ids[0];
 }
 
+/** A short prefill and question first, so neither timed run pays for compiling the method's pipelines. */
+async function warmUp(model: Model, attention: string, contextSize: number, doc: string): Promise<void> {
+  const s = await model.createSession({ contextSize, attention });
+  try {
+    await s.prefill(doc.slice(0, 2 * ROOM));
+    await firstToken(s);
+  } finally {
+    s.dispose();
+  }
+}
+
 async function benchOne(model: Model, attention: string, contextSize: number, doc: string, file: string) {
+  await warmUp(model, attention, contextSize, doc);
   const a = await model.createSession({ contextSize, attention });
   let t0 = performance.now();
   let first: number;
