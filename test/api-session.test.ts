@@ -42,7 +42,9 @@ describe('saved sessions', async () => {
       const a = await model.createSession({ contextSize: 96, attention, chunk: 16 });
       await a.prefill(DOC);
       const file = join(dir, `${attention.replace(/[^a-z0-9]/g, '_')}.session`);
-      const bytes = await a.save(file);
+      const size = await a.save(file);
+      const bytes = await a.save();
+      assert.equal(size, bytes.length);
       assert.deepEqual(new Uint8Array(readFileSync(file)), bytes);
       const expected = await a.generate(' Then', { maxTokens: 12 }).complete();
       a.dispose();

@@ -4,7 +4,7 @@
 import { InputError } from '../errors.js';
 import type { Model, SessionOptions } from './model.js';
 import type { PrefillOptions, Session } from './session.js';
-import { checkHeader, decodeSessionFile } from './session-file.js';
+import { checkHeader, decodeSessionFile, type DecodedSession } from './session-file.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 
 export interface LoadSessionOptions extends PrefillOptions {
@@ -21,16 +21,15 @@ export async function loadSession(
   source: string | Uint8Array,
   o: LoadSessionOptions = {},
 ): Promise<Session> {
-  let bytes: Uint8Array;
+  let decoded: DecodedSession;
   let name = 'the session';
   if (typeof source === 'string') {
     name = source;
-    // The file's size is checked against the limit before it is read (node-only modules, loaded here).
-    const { readBounded } = await import('../io/bounded-read.js');
-    const { limit } = await import('../io/limits.js');
-    bytes = readBounded(source, limit('SESSION_BYTES'), 'session', 'LONGCTX_MAX_SESSION_BYTES');
-  } else bytes = source;
-  const { header, ids, saved } = decodeSessionFile(bytes, name);
+    // Size checked against the limit before reading; read array by array (node-only module, loaded here).
+    const { readSessionStream } = await import('./session-stream.js');
+    decoded = readSessionStream(source);
+  } else decoded = decodeSessionFile(source, name);
+  const { header, ids, saved } = decoded;
   const c = model.config;
   const contextSize = o.contextSize ?? header.contextSize;
   const attention = o.attention ?? header.attention;

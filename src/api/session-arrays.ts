@@ -1,7 +1,7 @@
-// The arrays of a saved session (session-file.ts): written back to back, each 8-aligned, and read back as
-// views of the file's bytes after every entry the header declares (dtype, shape, offset, bytes) has been
-// checked against the others and against the file, so a truncated or forged file is one InputError and
-// nothing is allocated from a size that was not checked.
+// The arrays of a saved session (session-file.ts): written back to back, each 8-aligned, and read back from a
+// ByteSource (the file's bytes in memory, or the file itself, read array by array) after every entry the
+// header declares (dtype, shape, offset, bytes) has been checked against the others and against the file,
+// so a truncated or forged file is one InputError and nothing is allocated from a size that was not checked.
 import { InputError } from '../errors.js';
 import type { SavedArray } from '../attention/layer.js';
 
@@ -13,9 +13,28 @@ export interface ArrayEntry {
   bytes: number;
 }
 
+/** Where a session is read from: `size` bytes, of which `read` gives `bytes` from `at`, starting at an offset
+ * of the returned buffer that is a multiple of `align` (a copy only where a view would be misaligned). */
+export interface ByteSource {
+  size: number;
+  read(at: number, bytes: number, align: number): Uint8Array;
+}
+
+/** A session already in memory: its arrays are views of its bytes. */
+export function bytesSource(b: Uint8Array): ByteSource {
+  return {
+    size: b.length,
+    read(at, bytes, align) {
+      const view = b.subarray(at, at + bytes);
+      return view.byteOffset % align === 0 ? view : view.slice();
+    },
+  };
+}
+
 const SIZES: Record<string, number> = { f32: 4, f16: 2 };
 
-export function encodeArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; bytes: Uint8Array } {
+/** Each array's entry (its offset in the region) and the region's size; nothing is copied. */
+export function layoutArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; total: number } {
   let at = 0;
   const entries = arrays.map((a) => {
     if (a.dtype !== 'f32' && a.dtype !== 'f16') throw new InputError(`cannot save an array of ${a.dtype}`);
@@ -23,15 +42,26 @@ export function encodeArrays(arrays: readonly SavedArray[]): { entries: ArrayEnt
     at += Math.ceil(a.data.byteLength / 8) * 8;
     return e;
   });
-  const bytes = new Uint8Array(at);
-  arrays.forEach((a, i) =>
-    bytes.set(new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength), entries[i].offset),
-  );
+  return { entries, total: at };
+}
+
+export const arrayBytes = (a: SavedArray) => new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
+
+export function encodeArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; bytes: Uint8Array } {
+  const { entries, total } = layoutArrays(arrays);
+  const bytes = new Uint8Array(total);
+  arrays.forEach((a, i) => bytes.set(arrayBytes(a), entries[i].offset));
   return { entries, bytes };
 }
 
-/** The arrays the entries name, as views of `region` (copies where a view would be misaligned). */
-export function decodeArrays(region: Uint8Array, entries: readonly unknown[], name: string): SavedArray[] {
+/** The arrays the entries name, read from `source` at `regionAt` + each entry's offset. */
+export function decodeArrays(
+  source: ByteSource,
+  regionAt: number,
+  entries: readonly unknown[],
+  name: string,
+): SavedArray[] {
+  const regionBytes = Math.max(0, source.size - regionAt);
   const checked = entries.map((raw, i) => {
     const e = raw as Partial<ArrayEntry> | null;
     const bad = (why: string) => new InputError(`${name}: saved array ${i} ${why} (truncated or not a session?)`);
@@ -45,15 +75,14 @@ export function decodeArrays(region: Uint8Array, entries: readonly unknown[], na
       throw bad(`declares ${e.bytes} bytes for [${e.shape}]`);
     if (!Number.isSafeInteger(e.offset) || (e.offset as number) < 0 || (e.offset as number) % 8 !== 0)
       throw bad(`has offset ${e.offset}`);
-    if ((e.offset as number) + count * size > region.length)
-      throw bad(`runs past the end of the file (${e.offset} + ${e.bytes} > ${region.length})`);
+    if ((e.offset as number) + count * size > regionBytes)
+      throw bad(`runs past the end of the file (${e.offset} + ${e.bytes} > ${regionBytes})`);
     return e as ArrayEntry;
   });
   return checked.map((e) => {
     const size = SIZES[e.dtype];
     const count = e.bytes / size;
-    let bytes = region.subarray(e.offset, e.offset + e.bytes);
-    if (bytes.byteOffset % size !== 0) bytes = bytes.slice();
+    const bytes = source.read(regionAt + e.offset, e.bytes, size);
     const data =
       e.dtype === 'f32'
         ? new Float32Array(bytes.buffer, bytes.byteOffset, count)

@@ -4,6 +4,9 @@
 // A model with a layer that cannot hand its cache over (CCA, DSA, position methods) is saved with
 // `caches: null`, and loading replays the saved tokens through the prefill (exact, as fast as a prefill).
 //
+// A file can pass 4 GiB (a 1B model's f16 cache at 128K tokens), more than one typed array holds in Node: it
+// is written head then array by array and read back the same way (api/session-stream.ts), never as one buffer.
+//
 // File: "LCTXSESS" | u32 version | u32 header bytes | header JSON | pad to 8 | u32 ids [tokenCount] | pad to 8 |
 //       arrays (each at its header offset from here, 8-aligned)
 // Every size the header declares is checked against the file and the model before anything is allocated.
@@ -12,7 +15,14 @@ import type { LoadedModel, RopeScaling } from '../model/types.js';
 import type { SavedCaches } from '../model/forward/decoder-cpu.js';
 import type { LayerCacheState, SavedArray } from '../attention/layer.js';
 import { SessionMismatchError } from './errors.js';
-import { decodeArrays, encodeArrays, type ArrayEntry } from './session-arrays.js';
+import {
+  arrayBytes,
+  bytesSource,
+  decodeArrays,
+  layoutArrays,
+  type ArrayEntry,
+  type ByteSource,
+} from './session-arrays.js';
 
 export type { LayerCacheState } from '../attention/layer.js';
 
@@ -79,19 +89,30 @@ export async function modelFingerprint(m: LoadedModel): Promise<string> {
 
 const align8 = (n: number) => Math.ceil(n / 8) * 8;
 
-export function encodeSessionFile(
+/** A session file in two parts: `head` (magic, version, header JSON, ids, padded to 8), then `arrays`, each
+ * at its entry's offset past the head; the streamed writer (api/session-stream.ts) writes them without joining. */
+export interface SessionFilePlan {
+  head: Uint8Array;
+  arrays: SavedArray[];
+  entries: ArrayEntry[];
+  /** The whole file's bytes. */
+  total: number;
+}
+
+export function planSessionFile(
   header: Omit<SessionHeader, 'caches' | 'version'>,
   ids: readonly number[],
   saved?: SavedContext,
-): Uint8Array {
+): SessionFilePlan {
   let caches: CachesHeader | null = null;
-  let blob: Uint8Array = new Uint8Array(0);
+  const arrays: SavedArray[] = [];
+  let entries: ArrayEntry[] = [];
+  let region = 0;
   if (saved) {
     // The logits first, then each layer's arrays in its order; entries[i] is where arrays[i] lies.
-    const arrays: SavedArray[] = [{ dtype: 'f32', shape: [saved.logits.length], data: saved.logits }];
+    arrays.push({ dtype: 'f32', shape: [saved.logits.length], data: saved.logits });
     for (const l of saved.caches.layers) arrays.push(...Object.values(l.arrays));
-    const { entries, bytes } = encodeArrays(arrays);
-    blob = bytes;
+    ({ entries, total: region } = layoutArrays(arrays));
     let at = 1;
     caches = {
       promptTokens: saved.caches.promptTokens,
@@ -103,20 +124,32 @@ export function encodeSessionFile(
     };
   }
   const json = new TextEncoder().encode(JSON.stringify({ ...header, version: SESSION_VERSION, caches }));
-  return assemble(json, ids, blob);
+  const head = assembleHead(json, ids);
+  return { head, arrays, entries, total: head.length + region };
 }
 
-function assemble(json: Uint8Array, ids: readonly number[], blob: Uint8Array): Uint8Array {
+/** The whole file as one array (a session that fits one; a file past 4 GiB is streamed instead). */
+export function encodeSessionFile(
+  header: Omit<SessionHeader, 'caches' | 'version'>,
+  ids: readonly number[],
+  saved?: SavedContext,
+): Uint8Array {
+  const plan = planSessionFile(header, ids, saved);
+  const out = new Uint8Array(plan.total);
+  out.set(plan.head, 0);
+  plan.arrays.forEach((a, i) => out.set(arrayBytes(a), plan.head.length + plan.entries[i].offset));
+  return out;
+}
+
+function assembleHead(json: Uint8Array, ids: readonly number[]): Uint8Array {
   const idsAt = align8(16 + json.length);
-  const blobAt = align8(idsAt + 4 * ids.length);
-  const out = new Uint8Array(blobAt + blob.length);
+  const out = new Uint8Array(align8(idsAt + 4 * ids.length));
   const view = new DataView(out.buffer);
   out.set(new TextEncoder().encode(SESSION_MAGIC), 0);
   view.setUint32(8, SESSION_VERSION, true);
   view.setUint32(12, json.length, true);
   out.set(json, 16);
   ids.forEach((id, i) => view.setUint32(idsAt + 4 * i, id, true));
-  out.set(blob, blobAt);
   return out;
 }
 
@@ -128,20 +161,26 @@ export interface DecodedSession {
 }
 
 export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSession {
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  if (bytes.length < 16 || new TextDecoder().decode(bytes.subarray(0, 8)) !== SESSION_MAGIC)
+  return decodeSession(bytesSource(bytes), name);
+}
+
+/** A session from `source`: the head first, checked, then each array read into its own typed array. */
+export function decodeSession(source: ByteSource, name: string): DecodedSession {
+  const size = source.size;
+  const start = source.read(0, Math.min(16, size), 1);
+  const startView = new DataView(start.buffer, start.byteOffset, start.byteLength);
+  if (size < 16 || new TextDecoder().decode(start.subarray(0, 8)) !== SESSION_MAGIC)
     throw new InputError(`${name} is not a longctx session file (it does not start with ${SESSION_MAGIC})`);
-  const version = view.getUint32(8, true);
+  const version = startView.getUint32(8, true);
   if (!READS.includes(version))
     throw new SessionMismatchError(
       `${name} is a version ${version} session file; this longctx reads versions ${READS.join(' and ')}`,
     );
-  const length = view.getUint32(12, true);
-  if (16 + length > bytes.length)
-    throw new InputError(`${name}: the header runs past the end of the file (truncated?)`);
+  const length = startView.getUint32(12, true);
+  if (16 + length > size) throw new InputError(`${name}: the header runs past the end of the file (truncated?)`);
   let header: SessionHeader;
   try {
-    header = JSON.parse(new TextDecoder().decode(bytes.subarray(16, 16 + length))) as SessionHeader;
+    header = JSON.parse(new TextDecoder().decode(source.read(16, length, 1))) as SessionHeader;
   } catch (e) {
     throw new InputError(`${name}: the header is not JSON: ${(e as Error).message}`);
   }
@@ -158,14 +197,15 @@ export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSessi
     throw new InputError(`${name}: the header lacks the model, attention, positions or context size of a session`);
   const n = header.tokenCount;
   const idsAt = align8(16 + length);
-  if (!Number.isSafeInteger(n) || n < 0 || idsAt + 4 * n > bytes.length)
-    throw new InputError(`${name}: ${n} tokens do not fit the file's ${bytes.length} bytes (truncated?)`);
+  if (!Number.isSafeInteger(n) || n < 0 || idsAt + 4 * n > size)
+    throw new InputError(`${name}: ${n} tokens do not fit the file's ${size} bytes (truncated?)`);
+  const idBytes = source.read(idsAt, 4 * n, 4);
+  const idView = new DataView(idBytes.buffer, idBytes.byteOffset, idBytes.byteLength);
   const ids: number[] = new Array(n);
-  for (let i = 0; i < n; i++) ids[i] = view.getUint32(idsAt + 4 * i, true);
+  for (let i = 0; i < n; i++) ids[i] = idView.getUint32(4 * i, true);
   const caches = version >= 2 ? header.caches : null;
   header.caches = caches ?? null;
   if (!caches) return { header, ids };
-  const blob = bytes.subarray(Math.min(bytes.length, align8(idsAt + 4 * n)));
   if (typeof caches !== 'object' || !Array.isArray(caches.layers))
     throw new InputError(`${name}: the header's caches are not a list of layers`);
   caches.layers.forEach((l, i) => {
@@ -174,7 +214,7 @@ export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSessi
       throw new InputError(`${name}: layer ${i}'s saved cache has no spec, token count, meta or arrays`);
   });
   const entries = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l.arrays))];
-  const arrays = decodeArrays(blob, entries, name);
+  const arrays = decodeArrays(source, align8(idsAt + 4 * n), entries, name);
   let at = 1;
   const layers: LayerCacheState[] = caches.layers.map((l) => ({
     ...l,

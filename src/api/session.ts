@@ -11,7 +11,13 @@ import type { ChatMessage, ChatTemplate } from './chat.js';
 import { ContextOverflowError, DisposedError } from './errors.js';
 import { Generation, type GenerationResult } from './generation.js';
 import { StopText } from './stop-text.js';
-import { encodeSessionFile, type SavedContext, type SessionHeader, type SessionPositions } from './session-file.js';
+import {
+  encodeSessionFile,
+  planSessionFile,
+  type SavedContext,
+  type SessionHeader,
+  type SessionPositions,
+} from './session-file.js';
 
 /** What a session knows of its model for saving: its identity. */
 export interface SessionOwner {
@@ -326,19 +332,20 @@ export class Session {
     };
   }
 
-  /** The context as a session file (written to `file` in Node when given); loadSession(model, file) resumes it.
-   * It holds the layers' caches where every layer can hand them over (plain KV methods), else only the tokens. */
-  async save(file?: string): Promise<Uint8Array> {
+  /** The context as a session file: without `file`, its bytes; with `file` (Node), the file is written head then
+   * array by array (no buffer of the whole file, so it may pass 4 GiB) and its size in bytes is returned.
+   * loadSession(model, file) resumes it. It holds the layers' caches where every layer can hand them over
+   * (plain KV methods), else only the tokens. */
+  async save(): Promise<Uint8Array>;
+  async save(file: string): Promise<number>;
+  async save(file?: string): Promise<Uint8Array | number> {
     this.check();
     if (this.busy) throw new InputError('the session is busy; save it once the running call has finished');
     const caches = this.logits && this.ids.length ? await this.decoder.saveCaches?.() : undefined;
     const saved = caches && this.logits ? { caches, logits: this.logits } : undefined;
-    const bytes = encodeSessionFile(await this.header(), this.ids, saved);
-    if (file !== undefined) {
-      const { writeFile } = await import('node:fs/promises');
-      await writeFile(file, bytes);
-    }
-    return bytes;
+    if (file === undefined) return encodeSessionFile(await this.header(), this.ids, saved);
+    const { writeSessionStream } = await import('./session-stream.js');
+    return writeSessionStream(file, planSessionFile(await this.header(), this.ids, saved));
   }
 
   /** Restores a saved context: from the saved caches when the decoder takes them, else by feeding the saved

@@ -1,16 +1,13 @@
 // Saved sessions for `longctx generate` (--session F, --save-session F): the library's session file
-// (api/session-file.ts), read with its size checked before it is read and its header checked against the
+// (api/session-file.ts), streamed array by array (api/session-stream.ts), its size checked before it is read and its header checked against the
 // model, method and positions before the decoder is allocated; restored from its saved caches where every
 // layer takes them, else by replaying its tokens.
-import { writeFileSync } from 'node:fs';
 import { InputError } from '../errors.js';
-import { readBounded } from '../io/bounded-read.js';
-import { limit } from '../io/limits.js';
+import { readSessionStream, writeSessionStream } from '../api/session-stream.js';
 import {
   checkHeader,
-  decodeSessionFile,
-  encodeSessionFile,
   modelFingerprint,
+  planSessionFile,
   type DecodedSession,
   type SessionPositions,
 } from '../api/session-file.js';
@@ -47,10 +44,7 @@ export async function readSession(
   model: LoadedModel,
   run: Partial<RunIdentity>,
 ): Promise<DecodedSession> {
-  const decoded = decodeSessionFile(
-    readBounded(path, limit('SESSION_BYTES'), 'session', 'LONGCTX_MAX_SESSION_BYTES'),
-    path,
-  );
+  const decoded = readSessionStream(path);
   const attention = run.attention ?? decoded.header.attention;
   const now = identity(model, { ...run, attention }, await modelFingerprint(model));
   checkHeader(decoded.header, { ...now, contextSize: Number.MAX_SAFE_INTEGER }, path);
@@ -94,11 +88,6 @@ export async function writeSession(
     contextSize,
     tokenCount: fed.length,
   };
-  const bytes = encodeSessionFile(header, fed, caches ? { caches, logits } : undefined);
-  try {
-    writeFileSync(path, bytes);
-  } catch (e) {
-    throw new InputError(`cannot write session ${path}: ${(e as Error).message}`);
-  }
-  return { bytes: bytes.length, caches: caches !== undefined };
+  const bytes = writeSessionStream(path, planSessionFile(header, fed, caches ? { caches, logits } : undefined));
+  return { bytes, caches: caches !== undefined };
 }

@@ -5,44 +5,9 @@
 //   node dist/src/cli/serve-bench.js --model F | --random 1b|tiny  [--backend webgpu] [--storage f16]
 //        [--clients 1,4,16] [--prompt-tokens 512] [--max-tokens 64] [--context 4096] [--json out.json]
 import { writeFileSync } from 'node:fs';
-import { InputError } from '../errors.js';
-import { loadModel, type Model, modelFromWeights } from '../api/model.js';
-import { LLAMA_3_2_1B_SHAPE, randomModel } from '../model/load/random-model.js';
-import type { LoadedModel, Tokenizer } from '../model/types.js';
+import { benchModel } from './random-text-model.js';
 import { createServer } from '../server/server.js';
-import { backendOption, intList, numberOption, parse } from './args.js';
-
-/** One token per byte: lets a random-weight model take text prompts. */
-const byteTokenizer = (vocabSize: number): Tokenizer => ({
-  vocabSize,
-  bosId: 256,
-  encode: (text) => [...new TextEncoder().encode(text)],
-  decode: (ids) => new TextDecoder().decode(Uint8Array.from(ids.filter((i) => i < 256))),
-  // Every id prints one letter, so a random model's stream always carries text.
-  tokenBytes: (id) => Uint8Array.of(97 + (id % 26)),
-});
-
-async function benchModel(v: Record<string, unknown>): Promise<Model> {
-  const device = backendOption(v);
-  const storage = v.storage === 'f16' ? 'f16' : 'f32';
-  if (typeof v.model === 'string') return loadModel(v.model, { device, storage });
-  const shape = v.random === '1b' ? LLAMA_3_2_1B_SHAPE : v.random === 'tiny' ? TINY : undefined;
-  if (!shape) throw new InputError('give --model F or --random 1b|tiny');
-  const m = randomModel(shape, 1);
-  const loaded: LoadedModel = { ...m, tokenizer: byteTokenizer(shape.vocabSize) };
-  return modelFromWeights(loaded, { device, storage });
-}
-
-const TINY = {
-  ...LLAMA_3_2_1B_SHAPE,
-  vocabSize: 512,
-  hiddenSize: 64,
-  intermediateSize: 128,
-  layers: 2,
-  heads: 4,
-  kvHeads: 2,
-  headDim: 16,
-};
+import { intList, numberOption, parse } from './args.js';
 
 async function streamOne(
   url: string,

@@ -1,0 +1,121 @@
+// Session files of any size the limit allows, without a buffer of the whole file: a Node typed array stops at
+// 4 GiB, and a 1B model's f16 cache at 128K tokens is 4 GiB by itself. Writing sends the head, then each array
+// as a view of its own bytes (nothing copied); reading checks the file's size, reads the head, checks every
+// entry it declares, then reads each array straight into its own typed array. `maxBuffer` is the largest
+// buffer either makes (a test sets it small to prove no whole-file buffer is made).
+import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
+import { DeviceError, InputError, OutOfMemoryError } from '../errors.js';
+import { bytesSource, type ByteSource } from './session-arrays.js';
+import { decodeSession, type DecodedSession, type SessionFilePlan } from './session-file.js';
+import { readBounded } from '../io/bounded-read.js';
+import { hostMemoryBudget } from '../io/host-memory.js';
+import { formatBytes, limit } from '../io/limits.js';
+
+/** The most bytes one typed array holds in Node 20 (2^32 - 1 would do; a page less keeps clear of it). */
+export const MAX_BUFFER = 2 ** 32 - 4096;
+/** The most bytes one readSync/writeSync call moves (Node's limit is 2^31 - 1). */
+const PIECE = 1 << 30;
+
+export interface StreamOptions {
+  /** The largest buffer made (default MAX_BUFFER). */
+  maxBuffer?: number;
+}
+
+const ENV = 'LONGCTX_MAX_SESSION_BYTES';
+
+function tooBig(what: string, bytes: number, max: number, name: string): InputError {
+  return new InputError(`${name}: ${what} is ${formatBytes(bytes)}, more than one buffer of ${formatBytes(max)}`);
+}
+
+/** Writes the plan to `path`; returns the file's bytes. A full disk is a DeviceError, a bad path an InputError. */
+export function writeSessionStream(path: string, plan: SessionFilePlan, o: StreamOptions = {}): number {
+  const max = o.maxBuffer ?? MAX_BUFFER;
+  if (plan.head.length > max) throw tooBig('the header and token ids', plan.head.length, max, path);
+  if (plan.total > limit('SESSION_BYTES'))
+    throw new InputError(`${path}: the session is ${formatBytes(plan.total)}, more than the limit (raise ${ENV})`);
+  let fd: number;
+  try {
+    fd = openSync(path, 'w');
+  } catch (e) {
+    throw new InputError(`cannot write session ${path}: ${(e as Error).message}`);
+  }
+  try {
+    let at = 0;
+    const put = (bytes: Uint8Array, pos: number) => {
+      for (let done = 0; done < bytes.length; ) {
+        const n = Math.min(PIECE, bytes.length - done);
+        done += writeSync(fd, bytes, done, n, pos + done);
+      }
+      at = pos + bytes.length;
+    };
+    put(plan.head, 0);
+    plan.arrays.forEach((a, i) => {
+      put(
+        new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength),
+        plan.head.length + plan.entries[i].offset,
+      );
+    });
+    // The last array's padding to 8, so the file is the plan's size.
+    if (at < plan.total) put(new Uint8Array(plan.total - at), at);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    const message = `cannot write session ${path}: ${(e as Error).message}`;
+    throw code === 'ENOSPC' || code === 'EIO' || code === 'EDQUOT' ? new DeviceError(message) : new InputError(message);
+  } finally {
+    closeSync(fd);
+  }
+  return plan.total;
+}
+
+/** A regular file as a ByteSource: each read is a fresh buffer (at most `max` bytes) filled from the file. */
+function fileSource(fd: number, size: number, path: string, max: number): ByteSource {
+  return {
+    size,
+    read(at, bytes) {
+      if (bytes > max) throw tooBig(`an array of the file`, bytes, max, path);
+      const out = new Uint8Array(bytes); // offset 0: aligned for any element size
+      for (let done = 0; done < bytes; ) {
+        const n = readSync(fd, out, done, Math.min(PIECE, bytes - done), at + done);
+        if (n === 0) throw new InputError(`${path}: the file ended at ${at + done} bytes (truncated while read?)`);
+        done += n;
+      }
+      return out;
+    },
+  };
+}
+
+/** The session at `path`, its size checked against LONGCTX_MAX_SESSION_BYTES and host memory before reading. */
+export function readSessionStream(path: string, o: StreamOptions = {}): DecodedSession {
+  const maxBytes = limit('SESSION_BYTES');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new InputError(
+      `cannot read session ${path}: ${code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`,
+    );
+  }
+  try {
+    const st = fstatSync(fd);
+    // A pipe or device has no size to check: read it whole, bounded (small sessions only).
+    if (!st.isFile()) return decodeSession(bytesSource(readBounded(path, maxBytes, 'session', ENV)), path);
+    if (st.size > maxBytes)
+      throw new InputError(
+        `session ${path} is ${formatBytes(st.size)}, more than the limit of ${formatBytes(maxBytes)} (raise it with ${ENV})`,
+      );
+    const budget = hostMemoryBudget();
+    if (st.size > budget)
+      throw new OutOfMemoryError(
+        `session ${path} is ${formatBytes(st.size)}, more than the ${formatBytes(budget)} of host memory available`,
+        st.size,
+        budget,
+      );
+    return decodeSession(fileSource(fd, st.size, path, o.maxBuffer ?? MAX_BUFFER), path);
+  } catch (e) {
+    if (e instanceof InputError || e instanceof OutOfMemoryError) throw e; // SessionMismatchError is an InputError
+    throw new InputError(`cannot read session ${path}: ${(e as Error).message}`);
+  } finally {
+    closeSync(fd);
+  }
+}
