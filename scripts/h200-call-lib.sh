@@ -70,3 +70,19 @@ pack_results() {
   mv "$archive" "$dir/results.tar.gz"
   echo "results: $dir/results.tar.gz ($(du -k "$dir/results.tar.gz" | cut -f1) KiB; tar -xzf it), $dir/summary.txt"
 }
+
+# A part's window: its own cap, or what is left of the call less 12 s for the archive.
+window() { local left=$(( $(seconds_left) - 12 )); echo $(( $1 < left ? $1 : left )); }
+# Records a part's exit status and when it ended, in $out/NAME-exit.txt.
+stamp() { echo "$1: exit $2, $(( $(date +%s) - started )) s into the call" | tee "$out/$1-exit.txt"; }
+# NATS_SERVER unless set: .device/nats-server, else .device/nats-server.xz unpacked to /tmp (exported).
+find_nats_server() {
+  if [ -z "${NATS_SERVER:-}" ]; then
+    if [ -x .device/nats-server ]; then NATS_SERVER=.device/nats-server
+    elif [ -f .device/nats-server.xz ]; then
+      mkdir -p /tmp/longctx-nats && xz -dc .device/nats-server.xz > /tmp/longctx-nats/nats-server &&
+        chmod +x /tmp/longctx-nats/nats-server && NATS_SERVER=/tmp/longctx-nats/nats-server
+    fi
+  fi
+  export NATS_SERVER
+}

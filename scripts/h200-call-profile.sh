@@ -24,8 +24,6 @@ call_deadline "${CALL_SECONDS:-570}"
 read -r -a shape <<< "${SHAPE_ARGS:-}"
 decode=${DECODE:-32}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-window() { local left=$(( $(seconds_left) - 12 )); echo $(( $1 < left ? $1 : left )); }
-stamp() { echo "$1: exit $2, $(( $(date +%s) - started )) s into the call" | tee "$out/$1-exit.txt"; }
 
 # 1. Where the GPU time goes at 128K.
 w=$(window "${PROFILE_SECONDS:-240}")

@@ -30,9 +30,6 @@ call_deadline "${CALL_SECONDS:-540}"
 backend="${BACKEND:-webgpu}"
 storage="${STORAGE:-f16}"
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-# Window of a part: its own cap, or what is left of the call less 12 s for the archive.
-window() { local left=$(( $(seconds_left) - 12 )); echo $(( $1 < left ? $1 : left )); }
-stamp() { echo "$1: exit $2, $(( $(date +%s) - started )) s into the call" | tee "$out/$1-exit.txt"; }
 
 # 1. Star model across hosts.
 if [ -z "${NATS_SERVER:-}" ]; then

@@ -22,16 +22,7 @@ mkdir -p "$out/accuracy" "$out/star-model/star" "$out/star-model/ring"
 call_deadline "${CALL_SECONDS:-570}"
 [ -f dist/src/cli/main.js ] || npx tsc -p . || exit 1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader > "$out/gpu.txt" 2>&1
-window() { local left=$(( $(seconds_left) - 12 )); echo $(( $1 < left ? $1 : left )); }
-stamp() { echo "$1: exit $2, $(( $(date +%s) - started )) s into the call" | tee "$out/$1-exit.txt"; }
-if [ -z "${NATS_SERVER:-}" ]; then
-  if [ -x .device/nats-server ]; then NATS_SERVER=.device/nats-server
-  elif [ -f .device/nats-server.xz ]; then
-    mkdir -p /tmp/longctx-nats && xz -dc .device/nats-server.xz > /tmp/longctx-nats/nats-server &&
-      chmod +x /tmp/longctx-nats/nats-server && NATS_SERVER=/tmp/longctx-nats/nats-server
-  fi
-fi
-export NATS_SERVER
+find_nats_server
 model="${PASSKEY_2K:-test/fixtures/passkey-2k}"
 
 # 1. Accuracy: one eval per length, since Star's blocks are a fraction of it.
