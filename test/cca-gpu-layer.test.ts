@@ -7,7 +7,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { CcaGpuLayer } from '../src/attention/layers/cca-gpu.js';
 import { CcaKVCache } from '../src/attention/cca-cache.js';
-import { CCA_DECODE_VERSIONS, ccaDecodeParams, ccaDecodeSplitting } from '../src/kernels/cca-decode-wgsl.js';
+import { CCA_DECODE_VERSIONS, ccaDecodeParams } from '../src/kernels/cca-decode-wgsl.js';
+import { decodeSplitting } from '../src/attention/flash-decode.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { randomNormal, type DType } from '../src/tensor.js';
 import { ShapeError } from '../src/errors.js';
@@ -71,7 +72,7 @@ describe('cca resident GPU layer', { skip: device ? false : 'no WebGPU device' }
         }
         assert.equal(layer.cores, cpu.cores);
         const last = { position: start - 1, rowsPerHead: 1, ringRow0: 0, ringCapacity: 1, headsPerKv: 1, scale: 1 };
-        const splits = ccaDecodeParams({ ...c, ...last }, ccaDecodeSplitting(d)).splits;
+        const splits = ccaDecodeParams({ ...c, ...last }, decodeSplitting(d)).splits;
         if (c.window === 700) assert.equal(splits, d === 'decode-v1' ? 8 : 4, 'decoding ran several splits');
         assert.ok(layer.cores > 4, 'cores pooled');
         assert.equal(layer.cacheBytes, cpu.bytes);

@@ -47,13 +47,6 @@ export function layoutArrays(arrays: readonly SavedArray[]): { entries: ArrayEnt
 
 export const arrayBytes = (a: SavedArray) => new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
 
-export function encodeArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; bytes: Uint8Array } {
-  const { entries, total } = layoutArrays(arrays);
-  const bytes = new Uint8Array(total);
-  arrays.forEach((a, i) => bytes.set(arrayBytes(a), entries[i].offset));
-  return { entries, bytes };
-}
-
 /** The arrays the entries name, read from `source` at `regionAt` + each entry's offset. */
 export function decodeArrays(
   source: ByteSource,

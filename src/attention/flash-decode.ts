@@ -56,6 +56,12 @@ export function decodeSplitting(version: DecodeVersion): DecodeSplitting {
   return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
 }
 
+/** v3/v4's lanes per key: up to `cap` within the device's smallest subgroup (8 on lavapipe and NVIDIA; 1: no
+ * subgroup operation). */
+export async function decodeLanes(gpu: GpuContext, cap = 8): Promise<number> {
+  return decodeV3Lanes(Math.min(cap, await subgroupMinSize(gpu)));
+}
+
 /** x.shape.queries must be 1 and non-causal over x.shape.keys rows (kvStride rows per KV head). `lanes` caps
  * decode-v3's lanes per key below what the device's subgroups allow (tests of its narrower paths). */
 export async function flashDecodeCalls(
@@ -98,8 +104,7 @@ export async function flashDecodeCalls(
     );
     groups = decodeGqaGrid(splits, s.heads, s.kvHeads);
   } else {
-    // Lanes per key within the device's smallest subgroup (8 on lavapipe and NVIDIA; 1: no subgroup operation).
-    const l = decodeV3Lanes(Math.min(lanes, await subgroupMinSize(gpu)));
+    const l = await decodeLanes(gpu, lanes);
     const unrolled = version === 'decode-v4';
     partial = await gpu.pipeline(`flash-${version}-${s.headDim}-${x.dtype}-g${group}-l${l}`, () =>
       flashDecodeV3PartialWgsl(s.headDim, x.dtype, group, l, unrolled),

@@ -27,11 +27,6 @@ export const CCA_DECODE_VERSIONS = ['decode-v1', 'decode-v4'] as const;
 export type CcaDecodeVersion = (typeof CCA_DECODE_VERSIONS)[number];
 export const CCA_DECODE_DEFAULT: CcaDecodeVersion = 'decode-v4';
 
-/** Each version's splitting (flash-decode.ts measured them on the H200: v1's own, v4 64 splits of >= 256 keys). */
-export function ccaDecodeSplitting(version: CcaDecodeVersion): DecodeSplitting {
-  return version === 'decode-v1' ? DECODE_SPLITTING : { maxSplits: 64, minKeys: 256 };
-}
-
 export interface CcaDecodeParams {
   /** Position of the decoded token. */
   position: number;

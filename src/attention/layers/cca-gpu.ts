@@ -17,15 +17,13 @@ import {
   CCA_DECODE_DEFAULT,
   ccaDecodeParams,
   ccaDecodePartialWgsl,
-  ccaDecodeSplitting,
   ccaDecodeV4Wgsl,
   type CcaDecodeVersion,
 } from '../../kernels/cca-decode-wgsl.js';
-import { decodeV3Grid, decodeV3Lanes } from '../../kernels/flash-decode-v3-wgsl.js';
-import { subgroupMinSize } from '../dsa-lanes.js';
+import { decodeV3Grid } from '../../kernels/flash-decode-v3-wgsl.js';
 import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
 import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
-import { createDecodeScratch, type DecodeScratch } from '../flash-decode.js';
+import { createDecodeScratch, decodeLanes, decodeSplitting, type DecodeScratch } from '../flash-decode.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
@@ -232,7 +230,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
               headsPerKv: G,
               scale: o.scale,
             },
-            ccaDecodeSplitting(this.decodeVersion),
+            decodeSplitting(this.decodeVersion),
           )
         : undefined;
     if (step) writeUniform(gpu, this.decodeParams, step.params);
@@ -293,6 +291,6 @@ async function ccaDecodePipeline(
   group: number,
 ): Promise<GPUComputePipeline> {
   if (version === 'decode-v1') return gpu.pipeline(`cca-decode-${D}-${dtype}`, () => ccaDecodePartialWgsl(D, dtype));
-  const lanes = decodeV3Lanes(Math.min(8, await subgroupMinSize(gpu)));
+  const lanes = await decodeLanes(gpu);
   return gpu.pipeline(`cca-decode-v4-${D}-${dtype}-g${group}-l${lanes}`, () => ccaDecodeV4Wgsl(D, dtype, group, lanes));
 }
