@@ -16,9 +16,16 @@ import { buildBlockMask } from '../src/spine/block-mask.js';
 import { and, causal, slidingWindow, type MaskNode } from '../src/spine/mask.js';
 import { attentionShape } from '../src/spine/problem.js';
 import { randomNormal, tensor, type Tensor } from '../src/tensor.js';
-import { ccaSubgroupMatrixWgsl } from '../src/kernels/cca-sgmat-wgsl.js';
 import { webgpuDevice } from './support.js';
-import { type Result, runTcCca, runTcFlash, TC_FLASH_KERNELS, type TcMode, tcSource } from './tc-runners.js';
+import {
+  type Result,
+  runTcCca,
+  runTcFlash,
+  TC_CCA_KERNELS,
+  TC_FLASH_KERNELS,
+  type TcMode,
+  tcSource,
+} from './tc-runners.js';
 
 const device = await webgpuDevice();
 const gpu = device?.gpu;
@@ -176,16 +183,17 @@ for (const kern of TC_FLASH_KERNELS) {
 describe('CCA pass 2 on subgroup matrices', { skip: noDevice }, () => {
   const [NC, GROUP, WINDOW] = [150, 4, 8];
   const p = { group: GROUP, window: WINDOW };
-  for (const D of [64, 128]) {
+  for (const [D, kernel] of [64, 128].flatMap((d) => TC_CCA_KERNELS.map((kn) => [d, kn] as const))) {
     const q = randomNormal([H, NC, D], 61 + D, 'f16', 1.5);
     const k = randomNormal([HKV, NC, D], 62 + D, 'f16', 1.5);
     const vh = randomNormal([HKV, NC, D], 63 + D, 'f16');
     for (const mode of MODES) {
-      const src = gpu ? tcSource(gpu, mode, ccaSubgroupMatrixWgsl(D)) : { why: 'no device' };
+      const name = `CCA ${kernel.name} D ${D} ${mode}`;
+      const src = gpu ? tcSource(gpu, mode, kernel.wgsl(D)) : { why: 'no device' };
       const skip = 'why' in src ? src.why : false;
-      if (skip) process.stderr.write(`!!! SKIPPED CCA sgmat D ${D} ${mode}: ${skip}\n`);
-      const run = (t: { q: Tensor; k: Tensor; v: Tensor }) => runTcCca(gpu!, mode, { ...t, ...p });
-      test(`${mode} D ${D}: finite inputs, against float64`, { skip }, async () => {
+      if (skip) process.stderr.write(`!!! SKIPPED ${name}: ${skip}\n`);
+      const run = (t: { q: Tensor; k: Tensor; v: Tensor }) => runTcCca(gpu!, mode, kernel, { ...t, ...p });
+      test(`${kernel.name} ${mode} D ${D}: finite inputs, against float64`, { skip }, async () => {
         const line = assertPolicy(
           await run({ q, k, v: vh }),
           referenceCca(q, k, vh, p),
@@ -193,20 +201,25 @@ describe('CCA pass 2 on subgroup matrices', { skip: noDevice }, () => {
           D,
           mode,
         );
-        console.log(`CCA sgmat D ${D} ${mode}: ${line}`);
+        console.log(`${name}: ${line}`);
       });
-      // Rows 64..127 share a workgroup that visits core tile 0..31 and raw tiles from 56: position 100 (core 25)
-      // is masked, as core and as raw key, for rows 64..99, raw for rows 100..110, seen by rows 100 on.
-      test(`${mode} D ${D}: NaN and Inf in v at masked core and raw positions stay out`, { skip }, async () => {
-        const vp = plant(plant(vh, [0, 100, 5], HALF.nan), [1, 70, 9], HALF.inf);
-        const ref = referenceCca(q, k, vp, p);
-        assert.ok(Array.from(ref.o).some((x) => Number.isNaN(x)));
-        console.log(
-          `CCA sgmat D ${D} ${mode} v poisoned: ${assertPolicy(await run({ q, k, v: vp }), ref, naiveHalfCca(q, k, vp, p), D, mode)}`,
-        );
-      });
+      // With 64 rows a workgroup, rows 64..127 visit core tile 0..31 and raw tiles from 56; with 128, rows 0..127
+      // visit core tile 0..31 and raw tiles from 0. Either way position 100 (core 25) is masked, as core and as
+      // raw key, for rows 64..99, raw for rows 100..107, and seen by rows 100 on.
       test(
-        `${mode} D ${D}: NaN in a pooling query and Inf in a raw key make exactly their rows NaN`,
+        `${kernel.name} ${mode} D ${D}: NaN and Inf in v at masked core and raw positions stay out`,
+        { skip },
+        async () => {
+          const vp = plant(plant(vh, [0, 100, 5], HALF.nan), [1, 70, 9], HALF.inf);
+          const ref = referenceCca(q, k, vp, p);
+          assert.ok(Array.from(ref.o).some((x) => Number.isNaN(x)));
+          console.log(
+            `${name} v poisoned: ${assertPolicy(await run({ q, k, v: vp }), ref, naiveHalfCca(q, k, vp, p), D, mode)}`,
+          );
+        },
+      );
+      test(
+        `${kernel.name} ${mode} D ${D}: NaN in a pooling query and Inf in a raw key make exactly their rows NaN`,
         { skip },
         async () => {
           // Group 2's pooling query is position 11 (head 1); raw key 5 of KV head 1.

@@ -4,6 +4,7 @@
 import { flashDispatcher } from '../src/bench/kernel-run.js';
 import { ccaPlanParams, ccaPrefillPlan } from '../src/attention/cca.js';
 import { ccaSubgroupMatrixWgsl } from '../src/kernels/cca-sgmat-wgsl.js';
+import { CCA_TC_CONFIGS, ccaTcWgsl } from '../src/kernels/cca-tc-wgsl.js';
 import { CCA_ROWS, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
 import { subgroupMatrixTwin, type FlashCpuOptions } from '../src/kernels/flash-cpu.js';
 import { flashSubgroupMatrixWgsl } from '../src/kernels/flash-sgmat-wgsl.js';
@@ -135,19 +136,41 @@ export async function runTcFlash(
   });
 }
 
+export interface TcCcaKernel {
+  name: string;
+  /** Query rows per workgroup. */
+  rows: number;
+  wgsl(headDim: number): string;
+}
+
+const ccaTc = (name: string, c: { subgroups: number; keyTile: number }): TcCcaKernel => ({
+  name,
+  rows: 16 * c.subgroups,
+  wgsl: (d) => ccaTcWgsl(d, c),
+});
+
+/** CCA pass 2 on subgroup matrices, every version (v1, and the tc2 geometries attention/cca.ts chooses from),
+ * plus 128 rows on 16-key tiles: the 128-row walk in the 32 KB of workgroup memory lavapipe has for the stub. */
+export const TC_CCA_KERNELS: TcCcaKernel[] = [
+  { name: 'sgmat-v1', rows: CCA_ROWS, wgsl: (d) => ccaSubgroupMatrixWgsl(d) },
+  ...Object.entries(CCA_TC_CONFIGS).map(([name, c]) => ccaTc(name, c)),
+  ccaTc('tc2-128x16', { subgroups: 8, keyTile: 16 }),
+];
+
 /** CCA prefill (queries = keys, causal): the portable pooling, then pass 2 on subgroup matrices in `mode`
  * (as attention/cca.ts's ccaAttentionGpu dispatches them). */
 export async function runTcCca(
   gpu: GpuContext,
   mode: TcMode,
+  kernel: TcCcaKernel,
   t: { q: Tensor; k: Tensor; v: Tensor; group: number; window: number },
 ): Promise<Result> {
   const s = attentionShape(t.q, t.k, t.v, { causal: true });
   const plan = ccaPrefillPlan(s, { group: t.group, window: t.window });
   const D = s.headDim;
-  const src = tcSource(gpu, mode, ccaSubgroupMatrixWgsl(D));
-  if ('why' in src) throw new Error(`CCA sgmat (${mode}): ${src.why}`);
-  const attend = await gpu.pipeline(`cca-attend-sgmat-${D}-${mode}`, () => src.wgsl);
+  const src = tcSource(gpu, mode, kernel.wgsl(D));
+  if ('why' in src) throw new Error(`CCA ${kernel.name} (${mode}): ${src.why}`);
+  const attend = await gpu.pipeline(`cca-attend-${kernel.name}-${D}-${mode}`, () => src.wgsl);
   const pool = await gpu.pipeline(`cca-pool-${D}-f16`, () => ccaPoolWgsl(D, 'f16'));
   const cap = Math.max(1, plan.cores);
   return withBuffers(gpu, async (up) => {
@@ -158,7 +181,7 @@ export async function runTcCca(
     const params = gpu.uniform(ccaPlanParams(s, plan, cap));
     const poolGroup = gpu.bind(pool, [q, k, v, ck, cv, params]);
     const attendGroup = gpu.bind(attend, [q, ck, cv, k, v, o, lse, params]);
-    await gpu.run(`cca sgmat ${mode}`, (pass) => {
+    await gpu.run(`cca ${kernel.name} ${mode}`, (pass) => {
       if (plan.poolCount > 0) {
         pass.setPipeline(pool);
         pass.setBindGroup(0, poolGroup);
@@ -166,7 +189,7 @@ export async function runTcCca(
       }
       pass.setPipeline(attend);
       pass.setBindGroup(0, attendGroup);
-      pass.dispatchWorkgroups(Math.ceil(s.queries / CCA_ROWS), s.heads);
+      pass.dispatchWorkgroups(Math.ceil(s.queries / kernel.rows), s.heads);
     });
     params.destroy();
     return {

@@ -10,6 +10,8 @@ import type { GpuContext } from '../runtime/webgpu.js';
 import { ccaAttendCpu, ccaPoolCpu, coresSeen, type CcaLayout } from '../kernels/cca-cpu.js';
 import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../kernels/cca-wgsl.js';
 import { CCA_SGMAT_HEAD_DIMS, ccaSubgroupMatrixWgsl } from '../kernels/cca-sgmat-wgsl.js';
+import { CCA_TC_CONFIGS, ccaTcWgsl } from '../kernels/cca-tc-wgsl.js';
+import { tc2Unsupported } from '../kernels/tc2-tiles-wgsl.js';
 import { attentionShape, type AttentionOptions, type AttentionShape } from '../spine/problem.js';
 import { runInHeadChunks, type GpuInputs } from './gpu-chunks.js';
 import { intParam, variantParam, type MethodSpec } from './spec.js';
@@ -24,29 +26,65 @@ export interface CcaParams {
   group: number;
   /** Raw keys a query sees at least (w; at most w + g - 1). */
   window: number;
-  /** WebGPU pass-2 kernel: portable, or subgroup matrices (tensor cores; f16, head dim 64/128); auto picks. */
+  /** WebGPU pass-2 kernel: portable, subgroup matrices v1, or the tc2 tiles (tensor cores; f16); auto picks. */
   variant?: CcaVariant;
 }
 
-export type CcaVariant = 'auto' | 'portable' | 'subgroup-matrix';
-export const CCA_VARIANTS: readonly CcaVariant[] = ['auto', 'portable', 'subgroup-matrix'];
+export type CcaKernelVariant = 'portable' | 'subgroup-matrix' | 'tc2-128x32' | 'tc2-64x32';
+export type CcaVariant = 'auto' | CcaKernelVariant;
+export const CCA_VARIANTS: readonly CcaVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2-128x32', 'tc2-64x32'];
 
-/** The pass-2 kernel that will run for these inputs on this device. */
+/** Null when this pass-2 kernel runs these inputs on this device, else why not. */
+export function ccaVariantUnsupported(gpu: GpuContext, v: CcaKernelVariant, headDim: number, dtype: DType) {
+  if (v === 'portable') return dtype === 'f16' && !gpu.features.f16 ? 'the device has no shader-f16' : null;
+  if (!gpu.features.subgroupMatrixF16) return 'the device has no f16 subgroup matrices';
+  if (dtype !== 'f16') return `needs f16 inputs (got ${dtype})`;
+  if (v === 'subgroup-matrix')
+    return CCA_SGMAT_HEAD_DIMS.includes(headDim)
+      ? null
+      : `head dim ${headDim} is not ${CCA_SGMAT_HEAD_DIMS.join(' or ')}`;
+  return tc2Unsupported(headDim, CCA_TC_CONFIGS[v], gpu.maxWorkgroupStorageBytes);
+}
+
+/** The pass-2 kernel that will run for these inputs on this device: auto takes the first of tc2-128x32,
+ * tc2-64x32, subgroup-matrix (v1) and portable that runs here. */
 export function chooseCcaVariant(
   gpu: GpuContext,
   headDim: number,
   dtype: DType,
   asked: CcaVariant = 'auto',
-): 'portable' | 'subgroup-matrix' {
-  const can = gpu.features.subgroupMatrixF16 && CCA_SGMAT_HEAD_DIMS.includes(headDim) && dtype === 'f16';
-  if (asked === 'subgroup-matrix' && !can) {
-    throw new UnsupportedError(
-      `the subgroup-matrix CCA kernel needs f16 inputs, head dim ${CCA_SGMAT_HEAD_DIMS.join(' or ')} and a ` +
-        `device with f16 subgroup matrices (this one: ${gpu.features.subgroupMatrixF16 ? 'has them' : 'has none'}, ` +
-        `head dim ${headDim}, ${dtype}); use variant=portable`,
-    );
+): CcaKernelVariant {
+  if (asked !== 'auto') {
+    const why = ccaVariantUnsupported(gpu, asked, headDim, dtype);
+    if (why) throw new UnsupportedError(`the ${asked} CCA kernel cannot run here: ${why}; use variant=portable`);
+    return asked;
   }
-  return asked === 'portable' || !can ? 'portable' : 'subgroup-matrix';
+  const order: CcaKernelVariant[] = ['tc2-128x32', 'tc2-64x32', 'subgroup-matrix'];
+  return order.find((v) => !ccaVariantUnsupported(gpu, v, headDim, dtype)) ?? 'portable';
+}
+
+/** Pass 2's pipeline and its query rows per workgroup (dispatch: row tiles x query heads). */
+export async function ccaAttendKernel(
+  gpu: GpuContext,
+  variant: CcaKernelVariant,
+  headDim: number,
+  dtype: DType,
+): Promise<{ pipeline: GPUComputePipeline; rows: number }> {
+  if (variant === 'portable')
+    return {
+      pipeline: await gpu.pipeline(`cca-attend-${headDim}-${dtype}`, () => ccaAttendWgsl(headDim, dtype)),
+      rows: CCA_ROWS,
+    };
+  if (variant === 'subgroup-matrix')
+    return {
+      pipeline: await gpu.pipeline(`cca-attend-sgmat-${headDim}`, () => ccaSubgroupMatrixWgsl(headDim)),
+      rows: CCA_ROWS,
+    };
+  const c = CCA_TC_CONFIGS[variant];
+  return {
+    pipeline: await gpu.pipeline(`cca-attend-${variant}-${headDim}`, () => ccaTcWgsl(headDim, c)),
+    rows: 16 * c.subgroups,
+  };
 }
 
 export interface CcaOptions extends AttentionOptions, Partial<CcaParams> {}
@@ -101,7 +139,13 @@ export async function ccaAttentionGpu(
         `memory, at most ${CCA_POOL_SCORES}; use a smaller group or the CPU backend`,
     );
   }
-  const rowTiles = Math.ceil(s.queries / CCA_ROWS);
+  const attend = await ccaAttendKernel(
+    gpu,
+    chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant),
+    s.headDim,
+    x.dtype,
+  );
+  const rowTiles = Math.ceil(s.queries / attend.rows);
   for (const n of [rowTiles, plan.poolCount]) {
     if (n > gpu.maxWorkgroupsPerDim)
       throw new UnsupportedError(
@@ -120,16 +164,12 @@ export async function ccaAttentionGpu(
       owned.push(cores.k, cores.v);
     }
     const params = gpu.uniform(ccaPlanParams(s, plan, coreCapacity));
-    const attend =
-      chooseCcaVariant(gpu, s.headDim, x.dtype, plan.variant) === 'portable'
-        ? await gpu.pipeline(`cca-attend-${s.headDim}-${x.dtype}`, () => ccaAttendWgsl(s.headDim, x.dtype))
-        : await gpu.pipeline(`cca-attend-sgmat-${s.headDim}`, () => ccaSubgroupMatrixWgsl(s.headDim));
     const pool =
       plan.poolCount > 0
         ? await gpu.pipeline(`cca-pool-${s.headDim}-${x.dtype}`, () => ccaPoolWgsl(s.headDim, x.dtype))
         : undefined;
     const poolGroup = pool && gpu.bind(pool, [x.q, x.k, x.v, cores.k, cores.v, params]);
-    const attendGroup = gpu.bind(attend, [x.q, cores.k, cores.v, x.k, x.v, x.o, x.lse, params]);
+    const attendGroup = gpu.bind(attend.pipeline, [x.q, cores.k, cores.v, x.k, x.v, x.o, x.lse, params]);
     // Dispatches of one pass are ordered with their storage writes visible to later ones.
     await gpu.run('cca attention', (pass) => {
       if (pool && poolGroup) {
@@ -137,7 +177,7 @@ export async function ccaAttentionGpu(
         pass.setBindGroup(0, poolGroup);
         pass.dispatchWorkgroups(plan.poolCount, s.kvHeads);
       }
-      pass.setPipeline(attend);
+      pass.setPipeline(attend.pipeline);
       pass.setBindGroup(0, attendGroup);
       pass.dispatchWorkgroups(rowTiles, s.heads);
     });

@@ -92,10 +92,9 @@ export function decodeParam(spec: MethodSpec): DecodeKernel {
 }
 
 /** The `variant=` of a flash-family spec (flash, window, sinks, cca): the one place it is parsed. A method
- * whose kernels come in fewer versions names the ones it has (CCA: no tc2). */
-export function variantParam<V extends FlashVariant = FlashVariant>(
-  spec: MethodSpec,
-  variants: readonly V[] = FLASH_VARIANTS as readonly V[],
-): V {
-  return choiceParam(spec, 'variant', variants, 'auto' as V);
+ * whose kernels come in other versions names the ones it has (CCA: attention/cca.ts's CCA_VARIANTS). */
+export function variantParam(spec: MethodSpec): FlashVariant;
+export function variantParam<V extends string>(spec: MethodSpec, variants: readonly V[]): V;
+export function variantParam(spec: MethodSpec, variants: readonly string[] = FLASH_VARIANTS): string {
+  return choiceParam(spec, 'variant', variants, 'auto');
 }

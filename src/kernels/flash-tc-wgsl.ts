@@ -17,7 +17,8 @@
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
-// The softmax, rescale and O store are sgmat-tiles-wgsl.ts's, shared with v1 and CCA.
+// The tile code (fetch, stash, Q, S, softmax, P V) is tc2-tiles-wgsl.ts's, shared with CCA's tc2 (cca-tc-wgsl.ts);
+// the softmax, rescale and O store under it are sgmat-tiles-wgsl.ts's, shared with v1 too.
 // CPU twin: flash-cpu.ts with flashTcTwin(config) (same tiles, f16 P, lazy rescale).
 import type { WgslMask } from './flash-wgsl.js';
 import { blockMaskBindingsWgsl } from './flash-wgsl.js';
@@ -25,21 +26,26 @@ import type { FlashCpuOptions } from './flash-cpu.js';
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
-  onlineSoftmaxWgsl,
-  putHalvesWgsl,
-  seq,
   storeOutputWgsl,
   SUBGROUP_MATRIX_ENABLES,
-  tilePvWgsl,
 } from './sgmat-tiles-wgsl.js';
+import {
+  type Tc2Config,
+  tc2DeclarationsWgsl,
+  tc2FetchWgsl,
+  tc2Geometry,
+  tc2QueryWgsl,
+  tc2RegistersWgsl,
+  tc2ScoresWgsl,
+  tc2SoftmaxPvWgsl,
+  tc2StashWgsl,
+  tc2StoresWgsl,
+  tc2Unsupported,
+  tc2WorkgroupBytes,
+} from './tc2-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 
-export interface FlashTcConfig {
-  /** Subgroups of 32 lanes per workgroup; each owns 16 query rows. */
-  subgroups: number;
-  /** Keys per tile (a multiple of 16). */
-  keyTile: number;
-}
+export type FlashTcConfig = Tc2Config;
 
 export const FLASH_TC_CONFIGS: Record<string, FlashTcConfig> = {
   'tc2-64x32': { subgroups: 4, keyTile: 32 },
@@ -52,20 +58,10 @@ export function flashTcRows(c: FlashTcConfig): number {
 }
 
 /** Workgroup memory the kernel declares, in bytes. */
-export function flashTcWorkgroupBytes(headDim: number, c: FlashTcConfig): number {
-  const kv = 2 * c.keyTile * (headDim + 8) * 2;
-  const st = c.subgroups * 16 * (c.keyTile + 4) * 4;
-  const pt = c.subgroups * 16 * (c.keyTile + 8) * 2;
-  return kv + st + pt + 16;
-}
+export const flashTcWorkgroupBytes = tc2WorkgroupBytes;
 
 /** Null when the kernel can run this head dim, else why not. */
-export function flashTcUnsupported(headDim: number, c: FlashTcConfig, maxWorkgroupBytes: number): string | null {
-  if (headDim % 16 !== 0 || headDim < 16) return `head dim ${headDim} is not a multiple of 16`;
-  const bytes = flashTcWorkgroupBytes(headDim, c);
-  if (bytes > maxWorkgroupBytes) return `needs ${bytes} bytes of workgroup memory, the device has ${maxWorkgroupBytes}`;
-  return null;
-}
+export const flashTcUnsupported = tc2Unsupported;
 
 /** The CPU twin's options for this configuration (flash-cpu.ts). */
 export function flashTcTwin(c: FlashTcConfig): FlashCpuOptions {
@@ -73,74 +69,14 @@ export function flashTcTwin(c: FlashTcConfig): FlashCpuOptions {
 }
 
 export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask): string {
-  const D = headDim;
-  const { subgroups, keyTile: BC } = c;
-  const BR = 16 * subgroups;
-  const THREADS = 32 * subgroups;
-  const blocks = D / 16;
-  const keyBlocks = BC / 16;
-  const CH = D / 8; // 16-byte chunks per row
-  const perThread = Math.ceil((BC * CH) / THREADS);
-  const regs = seq(perThread)
-    .map((p) => `  var pk${p} = vec4<u32>(0u);\n  var pv${p} = vec4<u32>(0u);`)
-    .join('\n');
-  const fetch = seq(perThread)
-    .map(
-      (p) => `      { let ch = lid + ${p * THREADS}u; let j = tn + ch / CH;
-        if (ch < KV_CHUNKS && j < params.nk) { let at = (kvrow + j) * CH + ch % CH; pk${p} = kg[at]; pv${p} = vg[at]; }
-        else { pk${p} = vec4<u32>(0u); pv${p} = vec4<u32>(0u); } }`,
-    )
-    .join('\n');
-  const stash = seq(perThread)
-    .map(
-      (p) => `    { let ch = lid + ${p * THREADS}u;
-      if (ch < KV_CHUNKS) { let at = (ch / CH) * LDK + (ch % CH) * 8u; put8kv(at, pk${p}); put8kv(BC * LDK + at, pv${p});
-        if (halves_non_finite(pv${p})) { need[1] = 1u; } } }`,
-    )
-    .join('\n');
-  const qLoad = seq(blocks)
-    .map(
-      (b) => `  { var qx = vec4<u32>(0u);
-    if (row_ok) { qx = qg[qrow + ${2 * b}u + side]; }
-    put8p(pbase + r * LDP + side * 8u, qx);
-    workgroupBarrier(); }
-  let q${b} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, pbase, false, LDP);
-  workgroupBarrier();`,
-    )
-    .join('\n');
+  const g = tc2Geometry(headDim, c);
+  const { BC, THREADS, blocks } = g;
+  const fetch = tc2FetchWgsl(g, {
+    j: 'tn + ch / CH',
+    ok: 'j < params.nk',
+    load: (k, v) => `let at = (kvrow + j) * CH + ch % CH; ${k} = kg[at]; ${v} = vg[at];`,
+  });
   const oInit = accumulatorsWgsl('o', blocks);
-  const sInit = accumulatorsWgsl('s', keyBlocks, '    ');
-  const sMma = seq(blocks)
-    .map((b) =>
-      seq(keyBlocks)
-        .map(
-          (n) =>
-            `    s${n} = subgroupMatrixMultiplyAccumulate(q${b}, ` +
-            `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, ${n * 16}u * LDK + ${b * 16}u, true, LDK), s${n});`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
-  const sStore = seq(keyBlocks)
-    .map((n) => `    subgroupMatrixStore(&st, sbase + ${n * 16}u, s${n}, false, LDS);`)
-    .join('\n');
-  const pLoad = seq(keyBlocks)
-    .map(
-      (kb) =>
-        `    let p${kb} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, pbase + ${kb * 16}u, false, LDP);`,
-    )
-    .join('\n');
-  const pv = seq(blocks)
-    .map((b) =>
-      seq(keyBlocks)
-        .map(
-          (kb) =>
-            `    o${b} = subgroupMatrixMultiplyAccumulate(p${kb}, ` +
-            `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&kv, BC * LDK + ${kb * 16}u * LDK + ${b * 16}u, false, LDK), o${b});`,
-        )
-        .join('\n'),
-    )
-    .join('\n');
   const tiles = mask
     ? `let e0 = block_offsets[wg.x];
   let e1 = block_offsets[wg.x + 1u];`
@@ -149,20 +85,7 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   let e1 = select(0u, u32(wg_last) / BC + 1u, wg_last >= 0);`;
   const tileStart = mask ? '(block_tiles[ee] >> 1u) * BC' : 'ee * BC';
   const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
-  const softmax = onlineSoftmaxWgsl({
-    half: 'HALF',
-    scores: 'sbase + r * LDS',
-    probs: 'pbase + r * LDP',
-    visible,
-    blocks,
-  });
-  const tilePv = tilePvWgsl(`${pLoad}\n${pv}`, {
-    keys: 'BC',
-    probs: 'pbase + r * LDP',
-    value: (kk) => `BC * LDK + ${kk} * LDK`,
-    visible,
-    blocks,
-  });
+  const { softmax, pv: tilePv } = tc2SoftmaxPvWgsl(g, visible);
   const fullFlag = mask ? 'let full = (block_tiles[e] & 1u) == 1u;' : '';
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 
@@ -178,20 +101,7 @@ struct Params {
 @group(0) @binding(5) var<uniform> params: Params;
 ${blockMaskBindingsWgsl(mask)}
 
-const D: u32 = ${D}u;
-const BR: u32 = ${BR}u;
-const BC: u32 = ${BC}u;
-const CH: u32 = ${CH}u;
-const LDK: u32 = ${D + 8}u;  // K/V rows, 16 bytes of skew
-const LDS: u32 = ${BC + 4}u; // score rows (f32), 16 bytes of skew
-const LDP: u32 = ${BC + 8}u; // probability rows (f16), 16 bytes of skew
-const KV_CHUNKS: u32 = ${BC * CH}u;
-const HALF: u32 = ${BC / 2}u;
-const NEG: f32 = -3.0e38;
-var<workgroup> st: array<f32, ${subgroups * 16 * (BC + 4)}>;
-var<workgroup> kv: array<f16, ${2 * BC * (D + 8)}>;
-var<workgroup> pt: array<f16, ${subgroups * 16 * (BC + 8)}>;
-var<workgroup> need: array<u32, 4>; // [0]: some row needs a rescale, [1]: the V tile is not finite
+${tc2DeclarationsWgsl(g)}
 
 fn key_limit(i: u32) -> i32 {
   let all = i32(params.nk) - 1;
@@ -199,9 +109,7 @@ fn key_limit(i: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }
 
-${putHalvesWgsl('put8kv', 'kv', true)}
-
-${putHalvesWgsl('put8p', 'pt', true)}
+${tc2StoresWgsl()}
 
 ${NON_FINITE_WGSL}
 ${HALVES_NON_FINITE_WGSL}
@@ -223,13 +131,13 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 
   // Q once: 16 x 16 blocks through this subgroup's rows of pt into registers.
   let qrow = (h * params.nq + min(i, params.nq - 1u)) * CH;
-${qLoad}
+${tc2QueryWgsl(g)}
 ${oInit}
   var m = NEG;
   var bad = 0u; // this lane saw a NaN or infinite visible score (docs/HARDENING.md's NaN policy)
   var l = 0.0;
   var x: array<f32, ${BC / 2}>;
-${regs}
+${tc2RegistersWgsl(g)}
   if (lid == 0u) { need[1] = 0u; }
   ${tiles}
   if (e0 < e1) {
@@ -242,16 +150,14 @@ ${fetch}
     ${fullFlag}
     workgroupBarrier(); // everyone is done with the previous tile's K, V and P
     if (lid == 0u) { need[0] = 0u; }
-${stash}
+${tc2StashWgsl(g)}
     if (e + 1u < e1) {
       let ee = e + 1u;
       let tn = ${tileStart};
 ${fetch}
     }
     workgroupBarrier();
-${sInit}
-${sMma}
-${sStore}
+${tc2ScoresWgsl(g)}
     workgroupBarrier();
 ${softmax}
     workgroupBarrier();

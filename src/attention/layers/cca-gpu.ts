@@ -11,8 +11,7 @@
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { bytesPerElement, type DType } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
-import { CCA_POOL_SCORES, CCA_ROWS, ccaAttendWgsl, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
-import { ccaSubgroupMatrixWgsl } from '../../kernels/cca-sgmat-wgsl.js';
+import { CCA_POOL_SCORES, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import {
   CCA_DECODE_DEFAULT,
   ccaDecodeParams,
@@ -22,7 +21,7 @@ import {
 } from '../../kernels/cca-decode-wgsl.js';
 import { decodeV3Grid } from '../../kernels/flash-decode-v3-wgsl.js';
 import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
-import { checkCcaParams, chooseCcaVariant, type CcaParams } from '../cca.js';
+import { ccaAttendKernel, checkCcaParams, chooseCcaVariant, type CcaKernelVariant, type CcaParams } from '../cca.js';
 import { createDecodeScratch, decodeLanes, decodeSplitting, type DecodeScratch } from '../flash-decode.js';
 import type { LayerAttention, LayerChunk } from '../layer.js';
 import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
@@ -48,6 +47,8 @@ export interface CcaGpuLayerOptions extends CcaParams {
 interface Kernels {
   pool: GPUComputePipeline;
   attend: GPUComputePipeline;
+  /** Query rows per workgroup of attend. */
+  attendRows: number;
   decode: GPUComputePipeline;
   merge: GPUComputePipeline;
 }
@@ -64,7 +65,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
   private constructor(
     private readonly gpu: GpuContext,
     readonly opts: Required<Omit<CcaGpuLayerOptions, 'variant' | 'decodeScratch' | 'decode'>> & {
-      variant: 'portable' | 'subgroup-matrix';
+      variant: CcaKernelVariant;
     },
     private readonly kernels: Kernels,
     private readonly cacheK: GPUBuffer,
@@ -83,7 +84,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     this.coreCapacity = Math.max(1, Math.floor(o.maxTokens / o.group));
     this.spec = `cca:group=${o.group},window=${o.window}`;
     const why =
-      o.variant === 'subgroup-matrix'
+      o.variant !== 'portable'
         ? 'f16 subgroup matrices on this device'
         : `${o.dtype}, head dim ${o.headDim}${gpu.features.subgroupMatrixF16 ? '' : ', no f16 subgroup matrices'}`;
     this.plan =
@@ -116,12 +117,11 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
     const [cores, ring] = [Math.max(1, Math.floor(maxTokens / group)), window + group - 1];
     const rows = cores + ring;
     const cacheBytes = kvHeads * rows * D * bytesPerElement(dtype);
+    const attend = await ccaAttendKernel(gpu, variant, D, dtype);
     const kernels: Kernels = {
       pool: await gpu.pipeline(`cca-pool-${D}-${dtype}`, () => ccaPoolWgsl(D, dtype)),
-      attend:
-        variant === 'portable'
-          ? await gpu.pipeline(`cca-attend-${D}-${dtype}`, () => ccaAttendWgsl(D, dtype))
-          : await gpu.pipeline(`cca-attend-sgmat-${D}`, () => ccaSubgroupMatrixWgsl(D)),
+      attend: attend.pipeline,
+      attendRows: attend.rows,
       decode: await ccaDecodePipeline(gpu, decodeVersion, D, dtype, heads / kvHeads),
       merge: await gpu.pipeline(`flash-decode-merge-${D}`, () => flashDecodeMergeWgsl(D)),
     };
@@ -182,7 +182,7 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
       throw new ShapeError(`cca layer takes chunks of 1..${o.maxChunk} tokens, got ${T}`);
     if (P + T > o.maxTokens) throw new ShapeError(`cca layer holds at most ${o.maxTokens} tokens (${P} + ${T})`);
     const gpu = this.gpu;
-    const rowTiles = Math.ceil(T / CCA_ROWS);
+    const rowTiles = Math.ceil(T / this.kernels.attendRows);
     const poolCount = Math.floor((P + T) / o.group) - this.pooled;
     const G = o.heads / o.kvHeads;
     if (Math.max(rowTiles, poolCount) > gpu.maxWorkgroupsPerDim)
