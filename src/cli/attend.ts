@@ -11,9 +11,10 @@ import { ATTEND_HOSTS_OPTIONS, ATTEND_HOSTS_USAGE, attendAcrossHosts, wantsHosts
 export const ATTEND_USAGE = `usage: longctx attend --q q.npy --k k.npy --v v.npy --method SPEC --out out.npy
                       [--lse lse.npy] [--backend cpu|webgpu|auto] [--no-causal] [--scale S]
   q [Hq, Nq, D], k and v [Hkv, Nk, D], float32 or float16; out float32 [Hq, Nq, D]; lse float32 [Hq, Nq].
-  SPEC: dense | flash[:variant=auto|portable|subgroup-matrix] | window:left=L[,right=R]
+  SPEC: dense | flash[:variant=auto|portable|subgroup-matrix|tc2] | window:left=L[,right=R]
         | sinks:tokens=S,left=L | hybrid:every=E,window=W,layer=N (that layer's method)
-        | cca:group=G,window=W (CCA-Attention: a pooled core per G tokens + W raw keys; causal; defaults 16, 1024)
+        | cca:group=G,window=W[,variant=auto|portable|subgroup-matrix|tc2-128x32|tc2-64x32] (CCA-Attention: a
+          pooled core per G tokens + W raw keys; causal; defaults 16, 1024)
         | star:block=B[,anchor=A][,query=Q][,hosts=H] (Star Attention: blocks of B with an anchor of
           the first A tokens; the last Q positions see all before them) | ring[:hosts=H] (exact)
         | dsa[:topk=K][,indexer=int8|float] (DeepSeek Sparse Attention, default topk 2048; needs

@@ -9,9 +9,34 @@ export const DAWN_OPTIONS: readonly string[] = [
   'disable-dawn-features=timestamp_quantization',
 ];
 
-async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance: unknown } | null> {
+/** The Dawn toggles a user may ask for through LONGCTX_DAWN_TOGGLES (Node only): the ones docs/BENCHMARKS.md's
+ * A/B measured. disable_robustness drops the bounds clamps on every buffer and workgroup access (27-50% of the
+ * tensor-core kernels' time on the H200); our kernels bound their own indices, but an out-of-bounds access is
+ * then undefined behaviour instead of a clamped read, so it is an opt-in and the tests run without it. */
+export const OPTIONAL_DAWN_TOGGLES: readonly string[] = [
+  'disable_robustness',
+  'disable_workgroup_init',
+  'skip_validation',
+];
+
+/** The toggles LONGCTX_DAWN_TOGGLES names (comma-separated), checked: an unknown one is a DeviceError. */
+export function userDawnToggles(value: string | undefined): string[] {
+  if (!value?.trim()) return [];
+  const names = value
+    .split(',')
+    .map((t) => t.trim())
+    .filter(Boolean);
+  const unknown = names.filter((t) => !OPTIONAL_DAWN_TOGGLES.includes(t));
+  if (unknown.length)
+    throw new DeviceError(
+      `LONGCTX_DAWN_TOGGLES: unknown toggle ${unknown.join(', ')}; allowed: ${OPTIONAL_DAWN_TOGGLES.join(', ')}`,
+    );
+  return [...new Set(names)];
+}
+
+async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance: unknown; toggles: string[] } | null> {
   const nav = (globalThis as { navigator?: { gpu?: GPU } }).navigator;
-  if (nav?.gpu) return { gpu: nav.gpu, instance: nav.gpu };
+  if (nav?.gpu) return { gpu: nav.gpu, instance: nav.gpu, toggles: [] };
   if (typeof process === 'undefined' || !process.versions?.node) return null;
   process.env.XDG_RUNTIME_DIR ??= '/tmp';
   let mod: { create: (o: string[]) => GPU; globals: object };
@@ -21,11 +46,12 @@ async function getGpu(extraToggles: string[] = []): Promise<{ gpu: GPU; instance
     return null;
   }
   Object.assign(globalThis, mod.globals);
+  extraToggles = [...new Set([...extraToggles, ...userDawnToggles(process.env.LONGCTX_DAWN_TOGGLES)])];
   const options = extraToggles.length
     ? [`${DAWN_OPTIONS[0]},${extraToggles.join(',')}`, ...DAWN_OPTIONS.slice(1)]
     : DAWN_OPTIONS;
   const gpu = mod.create([...options]);
-  return { gpu, instance: gpu };
+  return { gpu, instance: gpu, toggles: extraToggles };
 }
 
 /** Acquires a WebGPU device with the adapter's maximum limits and the features we can use, or null.
@@ -85,7 +111,9 @@ export async function acquireGpu(extraToggles: string[] = []): Promise<GpuContex
       ),
     timestamps: has('timestamp-query'),
   };
-  const name =
+  let name =
     [info.vendor, info.architecture, info.device, info.description].filter((s) => s).join(' ') || 'WebGPU adapter';
+  // Every report that names the device says when it ran without Dawn's defaults.
+  if (found.toggles.length) name += ` [dawn: ${found.toggles.join(',')}]`;
   return new GpuContext(device, name, found.instance, features);
 }
