@@ -51,17 +51,19 @@ ${TRAIN_INDEXER_USAGE}
 
 ${WEB_USAGE}`;
 
-/** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
+/** Each subcommand's usage, printed by `longctx <subcommand> --help` (every case of main's switch). */
 const SUBCOMMAND_USAGE: Record<string, string> = {
   attend: ATTEND_USAGE,
   bench: BENCH_USAGE,
   'bench-star-model': BENCH_STAR_MODEL_USAGE,
   demo: DEMO_USAGE,
   eval: EVAL_USAGE,
+  'eval-mass': EVAL_MASS_USAGE,
   generate: GENERATE_USAGE,
   info: INFO_USAGE,
   host: HOST_USAGE,
   plan: PLAN_USAGE,
+  serve: SERVE_USAGE,
   'train-indexer': TRAIN_INDEXER_USAGE,
   web: WEB_USAGE,
 };
