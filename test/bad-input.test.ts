@@ -27,6 +27,11 @@ const STORIES = fileURLToPath(new URL('../../test/fixtures/stories260K/stories26
 writeNpy(at('q.npy'), randomNormal([2, 8, 16], 1));
 writeNpy(at('k.npy'), randomNormal([2, 8, 16], 2));
 writeNpy(at('wide.npy'), randomNormal([1, 2, 65536], 3));
+// Head dim 4100: within the model limit, past what CCA's and DSA's WebGPU kernels can hold (checked before compiling).
+writeNpy(at('d4100.npy'), randomNormal([1, 4, 4100], 4));
+writeNpy(at('iq.npy'), randomNormal([1, 4, 16], 5));
+writeNpy(at('ik.npy'), randomNormal([4, 16], 6));
+writeNpy(at('iw.npy'), tensor([4, 1], 'f32', new Float32Array(4).fill(1)));
 function npyWithHeader(name: string, dict: string, dataBytes: number): string {
   let header = dict;
   header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
@@ -132,9 +137,9 @@ const attend = (q: string, method: string, ...more: string[]) => [
   '--q',
   q,
   '--k',
-  q === at('wide.npy') ? q : at('k.npy'),
+  q.endsWith('wide.npy') || q.endsWith('d4100.npy') ? q : at('k.npy'),
   '--v',
-  q === at('wide.npy') ? q : at('k.npy'),
+  q.endsWith('wide.npy') || q.endsWith('d4100.npy') ? q : at('k.npy'),
   '--method',
   method,
   '--out',
@@ -177,6 +182,24 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
   ['cca:group=1e11 (CPU)', attend(at('q.npy'), 'cca:group=99999999999', ...cpu), 2, /SpecError: cca: group/],
   ['cca:group=1e11 (WebGPU)', attend(at('q.npy'), 'cca:group=99999999999', '--backend', 'webgpu'), 2, /cca: group/],
   ['head dim 65536 (WebGPU)', attend(at('wide.npy'), 'flash', '--backend', 'webgpu'), 1, /workgroup memory/],
+  [
+    'head dim 4100, CCA (WebGPU)',
+    attend(at('d4100.npy'), 'cca:group=1,window=1', '--backend', 'webgpu'),
+    1,
+    /UnsupportedError: kernel cca-attend-4100-f32 needs 262400 bytes of workgroup memory/,
+  ],
+  [
+    'head dim 4100, DSA (WebGPU)',
+    attend(
+      at('d4100.npy'),
+      'dsa:topk=2',
+      '--backend',
+      'webgpu',
+      ...['iq', 'ik', 'iw'].flatMap((n) => [`--index-${n[1]}`, at(`${n}.npy`)]),
+    ),
+    1,
+    /UnsupportedError: kernel sparse-gather-4100-1-f32 needs an array of 65600 elements/,
+  ],
   // Bounded inputs
   ['--q /dev/zero', attend('/dev/zero', 'flash', ...cpu), 2, /not a \.npy file/],
   [

@@ -140,8 +140,10 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     const err = e as Error;
+    // One line, whatever a message holds (a driver's multi-line text included).
+    const line = (message: string) => message.replace(/\s*\n\s*/g, '; ');
     if (err instanceof LongctxError) {
-      process.stderr.write(`longctx: ${err.name}: ${err.message}\n`);
+      process.stderr.write(`longctx: ${err.name}: ${line(err.message)}\n`);
       // Input problems are the caller's to fix (2); device, memory and support limits are ours to report (1).
       const ours = err instanceof DeviceError || err instanceof OutOfMemoryError || err instanceof UnsupportedError;
       process.exit(ours ? 1 : 2);
@@ -151,11 +153,11 @@ main(process.argv.slice(2)).then(
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
       const device = ['ENOSPC', 'EIO', 'EDQUOT', 'ENOMEM'].includes(code);
-      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${err.message}\n`);
+      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${line(err.message)}\n`);
       process.exit(device ? 1 : 2);
     }
     if (err instanceof RangeError && /allocation failed|Invalid typed array length|Array buffer/.test(err.message)) {
-      process.stderr.write(`longctx: OutOfMemoryError: ${err.message} (the run needs more memory than it got)\n`);
+      process.stderr.write(`longctx: OutOfMemoryError: ${line(err.message)} (the run needs more memory than it got)\n`);
       process.exit(1);
     }
     process.stderr.write(`longctx: internal error: ${err?.stack ?? String(e)}\n`);
