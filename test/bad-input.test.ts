@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -130,6 +130,7 @@ const hf = {
     writeFileSync(join(d, 'model.safetensors'), bytes);
   }),
 };
+symlinkSync('/dev/zero', at('zero.gguf')); // a device named as a model: stopped at its first bytes, not at 4 GiB
 writeFileSync(at('long-prompt.txt'), 'Once upon a time there was a little dog. '.repeat(300));
 
 const attend = (q: string, method: string, ...more: string[]) => [
@@ -208,6 +209,8 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
     2,
     /more than the limit/,
   ],
+  ['--model a .gguf that is /dev/zero', generate(at('zero.gguf')), 2, /zero\.gguf: not a GGUF file/],
+  ['--session /dev/zero', generate(STORIES, '--session', '/dev/zero'), 2, /\/dev\/zero is not a longctx session file/],
   ...npyCases.map(([name, path]): [string, string[], 1 | 2, RegExp] => [
     `npy shape: ${name}`,
     attend(path, 'flash', ...cpu),
