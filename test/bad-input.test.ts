@@ -236,7 +236,7 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
     /no space left/,
   ],
   ['config.json with 1e9 layers', generate(hf.layers), 2, /layers limit of 1024/],
-  ['config.json eps 0', generate(hf.eps), 2, /rms_norm_eps must be a positive number/],
+  ['config.json eps 0', generate(hf.eps), 2, /SpecError: .*rms_norm_eps must be a positive number/],
   ['tokenizer.json vocab as a list', generate(hf.vocabList), 2, /model\.vocab\[0\] is not a \[piece, score\] pair/],
   ['tokenizer.json duplicate ids', generate(hf.duplicateIds), 2, /is given to both/],
   ['tokenizer.json added token past the vocab', generate(hf.addedPast), 2, /an id past the vocabulary/],
