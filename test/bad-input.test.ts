@@ -1,7 +1,7 @@
 // The CLI over a table of bad inputs (issue 14's cases): each must fail as one typed line on stderr, with
 // exit 2 for input and 1 for the device or host, and never an internal error or a stack trace. Also: --help
 // on every subcommand, and canServe's verdicts.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -97,8 +97,11 @@ const gguf = {
 };
 
 // Hugging Face directories with one thing wrong each.
+const made: string[] = [dir];
+after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function hfVariant(change: (dir: string) => void): string {
   const { dir: d } = writeTinyModel();
+  made.push(d);
   change(d);
   return d;
 }
