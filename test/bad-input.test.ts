@@ -183,6 +183,18 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
   ['demo --lengths 10000000K', ['demo', '--lengths', '10000000K', ...cpu], 2, /more than the limit/],
   ['--storage f16 on the CPU', generate(STORIES, '--storage', 'f16'), 2, /--storage f16 is for WebGPU/],
   ['window:left=1e20', attend(at('q.npy'), 'window:left=99999999999999999999', ...cpu), 2, /more than the limit/],
+  [
+    'star:hosts=100000 (in one process)',
+    attend(at('q.npy'), 'star:block=4,hosts=100000', ...cpu),
+    2,
+    /hosts=100000 is more than the limit of 256/,
+  ],
+  [
+    'ring:hosts=100000 (in one process)',
+    attend(at('q.npy'), 'ring:hosts=100000', ...cpu),
+    2,
+    /SpecError: ring: hosts=100000/,
+  ],
   ['cca:group=1e11 (CPU)', attend(at('q.npy'), 'cca:group=99999999999', ...cpu), 2, /SpecError: cca: group/],
   ['cca:group=1e11 (WebGPU)', attend(at('q.npy'), 'cca:group=99999999999', '--backend', 'webgpu'), 2, /cca: group/],
   ['head dim 65536 (WebGPU)', attend(at('wide.npy'), 'flash', '--backend', 'webgpu'), 1, /workgroup memory/],
