@@ -12,6 +12,7 @@ import { parseMethodSpec } from '../src/attention/spec.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { encodeNpy, writeNpy } from '../src/io/npy.js';
 import { canServe } from '../src/model/load/can-serve.js';
+import { formatCount } from '../src/model/plan.js';
 import { parseGguf } from '../src/model/load/gguf-reader.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { randomNormal, tensor } from '../src/tensor.js';
@@ -330,4 +331,15 @@ test('canServe: RoPE scaling or windows on every layer serve a prompt past the t
   assert.equal(serve(config, 'window:left=4096', 100_000).ok, false, 'a window wider than the context');
   const dynamic = { ...config, rope: { kind: 'ntk', factor: 2, dynamic: true } } as ModelConfig;
   assert.equal(serve(dynamic, 'flash', 1_000_000).ok, true);
+});
+
+test("plan names a small model's parameters in K or M, never '0.00B' (stories260K: 293K)", () => {
+  assert.deepEqual(
+    [formatCount(260_000), formatCount(15_000_000), formatCount(1_235_814_400)],
+    ['260K', '15M', '1.24B'],
+  );
+  const r = spawnSync(process.execPath, [cli, 'plan', '--model', STORIES, '--context', '4K'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /, 293K parameters/);
+  assert.match(r.stdout, /f32 KV cache/, "plan's default storage is generate's");
 });
