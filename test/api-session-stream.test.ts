@@ -4,12 +4,13 @@
 // unchanged), an array over the cap is one InputError, and a truncated or foreign file keeps its typed error.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InputError } from '../src/errors.js';
 import { encodeSessionFile, planSessionFile, type SavedContext } from '../src/api/session-file.js';
-import { readSessionStream, writeSessionStream } from '../src/api/session-stream.js';
+import { readSessionStream, sessionDeclaredBytes, writeSessionStream } from '../src/api/session-stream.js';
 import type { LayerCacheState } from '../src/attention/layer.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'longctx-stream-'));
@@ -91,6 +92,46 @@ describe('streamed session files', () => {
     assert.throws(
       () => readSessionStream(join(dir, 'missing.session')),
       (e) => e instanceof InputError && /no such file/.test(e.message),
+    );
+  });
+
+  it('reads a session from a pipe as far as its head declares; /dev/zero stops at once, not at the cap', async () => {
+    const { ids, saved } = context(4096);
+    const file = join(dir, 'piped.session');
+    const total = writeSessionStream(file, planSessionFile(header, ids, saved));
+    const bytes = readFileSync(file);
+    assert.equal(sessionDeclaredBytes(bytes), total, 'the head declares what the writer wrote');
+    assert.equal(sessionDeclaredBytes(bytes.subarray(0, 40)), undefined, 'the header JSON is not all there');
+    assert.equal(sessionDeclaredBytes(Buffer.alloc(1 << 20)), -1);
+    assert.equal(sessionDeclaredBytes(Buffer.from('LCTX')), undefined, 'a magic cut short');
+    // Before, a device was read to min(LONGCTX_MAX_SESSION_BYTES, host memory): 90% of the RAM of zeros.
+    const t0 = performance.now();
+    assert.throws(
+      () => readSessionStream('/dev/zero'),
+      (e) => e instanceof InputError && /not a longctx session/.test(e.message),
+    );
+    assert.ok(performance.now() - t0 < 2_000);
+    // Through a FIFO (a writer process on the other end): the same session, then with bytes past its end.
+    const fromFifo = async (content: string, name: string) => {
+      const fifo = join(dir, name);
+      assert.equal(spawnSync('mkfifo', [fifo]).status, 0);
+      const writer = spawn('sh', ['-c', `cat ${content} > ${fifo}`], { stdio: 'ignore' });
+      const done = new Promise((resolve) => writer.on('close', resolve));
+      try {
+        return readSessionStream(fifo);
+      } finally {
+        await Promise.race([done, new Promise((r) => setTimeout(r, 5_000))]);
+        writer.kill('SIGKILL');
+      }
+    };
+    const back = await fromFifo(file, 'fifo1');
+    assert.deepEqual(back.ids, ids);
+    assert.deepEqual(back.saved?.logits, saved.logits);
+    assert.deepEqual(back.saved?.caches.layers[2].arrays.v.data, saved.caches.layers[2].arrays.v.data);
+    writeFileSync(join(dir, 'junk'), 'junk past the end');
+    await assert.rejects(
+      fromFifo(`${file} ${join(dir, 'junk')}`, 'fifo2'),
+      (e) => e instanceof InputError && /more bytes than its header declares/.test(e.message),
     );
   });
 });

@@ -1,10 +1,10 @@
 // The CLI over a table of bad inputs (issue 14's cases): each must fail as one typed line on stderr, with
 // exit 2 for input and 1 for the device or host, and never an internal error or a stack trace. Also: --help
 // on every subcommand, and canServe's verdicts.
-import { test } from 'node:test';
+import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { parseMethodSpec } from '../src/attention/spec.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { encodeNpy, writeNpy } from '../src/io/npy.js';
 import { canServe } from '../src/model/load/can-serve.js';
+import { formatCount } from '../src/model/plan.js';
 import { parseGguf } from '../src/model/load/gguf-reader.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { randomNormal, tensor } from '../src/tensor.js';
@@ -27,6 +28,11 @@ const STORIES = fileURLToPath(new URL('../../test/fixtures/stories260K/stories26
 writeNpy(at('q.npy'), randomNormal([2, 8, 16], 1));
 writeNpy(at('k.npy'), randomNormal([2, 8, 16], 2));
 writeNpy(at('wide.npy'), randomNormal([1, 2, 65536], 3));
+// Head dim 4100: within the model limit, past what CCA's and DSA's WebGPU kernels can hold (checked before compiling).
+writeNpy(at('d4100.npy'), randomNormal([1, 4, 4100], 4));
+writeNpy(at('iq.npy'), randomNormal([1, 4, 16], 5));
+writeNpy(at('ik.npy'), randomNormal([4, 16], 6));
+writeNpy(at('iw.npy'), tensor([4, 1], 'f32', new Float32Array(4).fill(1)));
 function npyWithHeader(name: string, dict: string, dataBytes: number): string {
   let header = dict;
   header += ' '.repeat((64 - ((10 + header.length + 1) % 64)) % 64) + '\n';
@@ -92,8 +98,11 @@ const gguf = {
 };
 
 // Hugging Face directories with one thing wrong each.
+const made: string[] = [dir];
+after(() => made.forEach((d) => rmSync(d, { recursive: true, force: true })));
 function hfVariant(change: (dir: string) => void): string {
   const { dir: d } = writeTinyModel();
+  made.push(d);
   change(d);
   return d;
 }
@@ -125,6 +134,7 @@ const hf = {
     writeFileSync(join(d, 'model.safetensors'), bytes);
   }),
 };
+symlinkSync('/dev/zero', at('zero.gguf')); // a device named as a model: stopped at its first bytes, not at 4 GiB
 writeFileSync(at('long-prompt.txt'), 'Once upon a time there was a little dog. '.repeat(300));
 
 const attend = (q: string, method: string, ...more: string[]) => [
@@ -132,9 +142,9 @@ const attend = (q: string, method: string, ...more: string[]) => [
   '--q',
   q,
   '--k',
-  q === at('wide.npy') ? q : at('k.npy'),
+  q.endsWith('wide.npy') || q.endsWith('d4100.npy') ? q : at('k.npy'),
   '--v',
-  q === at('wide.npy') ? q : at('k.npy'),
+  q.endsWith('wide.npy') || q.endsWith('d4100.npy') ? q : at('k.npy'),
   '--method',
   method,
   '--out',
@@ -174,9 +184,39 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
   ['demo --lengths 10000000K', ['demo', '--lengths', '10000000K', ...cpu], 2, /more than the limit/],
   ['--storage f16 on the CPU', generate(STORIES, '--storage', 'f16'), 2, /--storage f16 is for WebGPU/],
   ['window:left=1e20', attend(at('q.npy'), 'window:left=99999999999999999999', ...cpu), 2, /more than the limit/],
+  [
+    'star:hosts=100000 (in one process)',
+    attend(at('q.npy'), 'star:block=4,hosts=100000', ...cpu),
+    2,
+    /hosts=100000 is more than the limit of 256/,
+  ],
+  [
+    'ring:hosts=100000 (in one process)',
+    attend(at('q.npy'), 'ring:hosts=100000', ...cpu),
+    2,
+    /SpecError: ring: hosts=100000/,
+  ],
   ['cca:group=1e11 (CPU)', attend(at('q.npy'), 'cca:group=99999999999', ...cpu), 2, /SpecError: cca: group/],
   ['cca:group=1e11 (WebGPU)', attend(at('q.npy'), 'cca:group=99999999999', '--backend', 'webgpu'), 2, /cca: group/],
   ['head dim 65536 (WebGPU)', attend(at('wide.npy'), 'flash', '--backend', 'webgpu'), 1, /workgroup memory/],
+  [
+    'head dim 4100, CCA (WebGPU)',
+    attend(at('d4100.npy'), 'cca:group=1,window=1', '--backend', 'webgpu'),
+    1,
+    /UnsupportedError: kernel cca-attend-4100-f32 needs 262400 bytes of workgroup memory/,
+  ],
+  [
+    'head dim 4100, DSA (WebGPU)',
+    attend(
+      at('d4100.npy'),
+      'dsa:topk=2',
+      '--backend',
+      'webgpu',
+      ...['iq', 'ik', 'iw'].flatMap((n) => [`--index-${n[1]}`, at(`${n}.npy`)]),
+    ),
+    1,
+    /UnsupportedError: kernel sparse-gather-4100-1-f32 needs an array of 65600 elements/,
+  ],
   // Bounded inputs
   ['--q /dev/zero', attend('/dev/zero', 'flash', ...cpu), 2, /not a \.npy file/],
   [
@@ -185,6 +225,8 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
     2,
     /more than the limit/,
   ],
+  ['--model a .gguf that is /dev/zero', generate(at('zero.gguf')), 2, /zero\.gguf: not a GGUF file/],
+  ['--session /dev/zero', generate(STORIES, '--session', '/dev/zero'), 2, /\/dev\/zero is not a longctx session file/],
   ...npyCases.map(([name, path]): [string, string[], 1 | 2, RegExp] => [
     `npy shape: ${name}`,
     attend(path, 'flash', ...cpu),
@@ -210,7 +252,7 @@ const CASES: Array<[string, string[], 1 | 2, RegExp]> = [
     /no space left/,
   ],
   ['config.json with 1e9 layers', generate(hf.layers), 2, /layers limit of 1024/],
-  ['config.json eps 0', generate(hf.eps), 2, /rms_norm_eps must be a positive number/],
+  ['config.json eps 0', generate(hf.eps), 2, /SpecError: .*rms_norm_eps must be a positive number/],
   ['tokenizer.json vocab as a list', generate(hf.vocabList), 2, /model\.vocab\[0\] is not a \[piece, score\] pair/],
   ['tokenizer.json duplicate ids', generate(hf.duplicateIds), 2, /is given to both/],
   ['tokenizer.json added token past the vocab', generate(hf.addedPast), 2, /an id past the vocabulary/],
@@ -261,7 +303,12 @@ for (const [name, args, code, message] of CASES) {
 }
 
 test('--help on every subcommand prints its usage and exits 0', () => {
-  for (const sub of [['attend'], ['bench', 'attention'], ['demo'], ['generate'], ['info'], ['host'], ['plan']]) {
+  // Every subcommand main.ts dispatches (read from its switch, so a new one without --help fails here).
+  const main = readFileSync(fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url)), 'utf8');
+  const commands = [...main.matchAll(/^ {4}case '([a-z][a-z-]*)':/gm)].map((m) => m[1]).filter((c) => c !== 'help');
+  assert.ok(commands.length >= 13 && commands.includes('serve') && commands.includes('eval-mass'), `${commands}`);
+  const subs = [...commands.map((c) => [c]), ['bench', 'attention'], ['bench', 'dsa'], ['bench', 'model']];
+  for (const sub of subs) {
     const r = spawnSync(process.execPath, [cli, ...sub, '--help'], { encoding: 'utf8', timeout: 30_000 });
     assert.equal(r.status, 0, `${sub.join(' ')} --help: ${r.stderr}`);
     assert.match(r.stdout, new RegExp(`longctx ${sub[0]}`));
@@ -284,4 +331,15 @@ test('canServe: RoPE scaling or windows on every layer serve a prompt past the t
   assert.equal(serve(config, 'window:left=4096', 100_000).ok, false, 'a window wider than the context');
   const dynamic = { ...config, rope: { kind: 'ntk', factor: 2, dynamic: true } } as ModelConfig;
   assert.equal(serve(dynamic, 'flash', 1_000_000).ok, true);
+});
+
+test("plan names a small model's parameters in K or M, never '0.00B' (stories260K: 293K)", () => {
+  assert.deepEqual(
+    [formatCount(260_000), formatCount(15_000_000), formatCount(1_235_814_400)],
+    ['260K', '15M', '1.24B'],
+  );
+  const r = spawnSync(process.execPath, [cli, 'plan', '--model', STORIES, '--context', '4K'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /, 293K parameters/);
+  assert.match(r.stdout, /f32 KV cache/, "plan's default storage is generate's");
 });

@@ -1,7 +1,7 @@
 // config.json of Llama, Qwen2 and Mistral, as transformers 4 and 5 write them, -> ModelConfig.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { InputError, UnsupportedError } from '../src/errors.js';
+import { InputError, SpecError, UnsupportedError } from '../src/errors.js';
 import { parseHfConfig } from '../src/model/load/hf-config.js';
 import { yarnMscale } from '../src/model/positions/rope-scaling.js';
 
@@ -180,7 +180,6 @@ describe('HF config.json', () => {
       [{ ...llama32, head_dim: undefined, hidden_size: 2050 }, /not a multiple of num_attention_heads/],
       [{ ...llama32, rope_theta: 'big' }, /rope_theta/],
       [{ ...llama32, rope_scaling: { rope_type: 'llama3', factor: 8 } }, /original_max_position_embeddings is missing/],
-      [{ ...llama32, rope_scaling: { rope_type: 'linear', factor: 0.5 } }, /factor must be at least 1/],
       [{ ...llama32, rope_scaling: 'llama3' }, /rope_scaling must be an object/],
       [{ ...llama32, tie_word_embeddings: 'yes' }, /tie_word_embeddings/],
       [{ ...llama32, eos_token_id: [-1] }, /eos_token_id/],
@@ -195,6 +194,28 @@ describe('HF config.json', () => {
       );
     assert.throws(() => parseHfConfig([]), InputError);
     assert.throws(() => parseHfConfig(null), InputError);
+  });
+
+  it('numbers out of range (eps, RoPE base and factors) are SpecErrors, as on the command line and in GGUF', () => {
+    const cases: [Record<string, unknown>, RegExp][] = [
+      [{ ...llama32, rms_norm_eps: 0 }, /rms_norm_eps must be a positive number, got 0/],
+      [{ ...llama32, rms_norm_eps: -1e-5 }, /rms_norm_eps/],
+      [{ ...llama32, rope_theta: 0 }, /rope_theta must be a number above 1, got 0/],
+      [{ ...llama32, rope_scaling: { rope_type: 'linear', factor: 0.5 } }, /factor must be at least 1/],
+      [{ ...llama32, rope_scaling: { rope_type: 'linear', factor: -2 } }, /factor must be a positive number/],
+      [{ ...llama32, rope_scaling: { ...llama32.rope_scaling, high_freq_factor: 1 } }, /must exceed low_freq_factor/],
+    ];
+    for (const [json, message] of cases)
+      assert.throws(
+        () => parseHfConfig(json),
+        (e: unknown) => e instanceof SpecError && message.test((e as Error).message),
+        String(message),
+      );
+    // Not a number at all: the file is malformed, an InputError.
+    assert.throws(
+      () => parseHfConfig({ ...llama32, rms_norm_eps: 'small' }),
+      (e) => !(e instanceof SpecError),
+    );
   });
 
   it('unknown architectures and RoPE types are UnsupportedErrors', () => {

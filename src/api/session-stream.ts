@@ -6,7 +6,14 @@
 import { closeSync, fstatSync, openSync, readSync, writeSync } from 'node:fs';
 import { DeviceError, InputError, OutOfMemoryError } from '../errors.js';
 import { bytesSource, type ByteSource } from './session-arrays.js';
-import { decodeSession, type DecodedSession, type SessionFilePlan } from './session-file.js';
+import {
+  decodeSession,
+  SESSION_MAGIC,
+  type DecodedSession,
+  type SessionFilePlan,
+  type SessionHeader,
+} from './session-file.js';
+import type { ArrayEntry } from './session-arrays.js';
 import { readBounded } from '../io/bounded-read.js';
 import { hostMemoryBudget } from '../io/host-memory.js';
 import { formatBytes, limit } from '../io/limits.js';
@@ -98,8 +105,9 @@ export function readSessionStream(path: string, o: StreamOptions = {}): DecodedS
   }
   try {
     const st = fstatSync(fd);
-    // A pipe or device has no size to check: read it whole, bounded (small sessions only).
-    if (!st.isFile()) return decodeSession(bytesSource(readBounded(path, maxBytes, 'session', ENV)), path);
+    // A pipe or device has no size to check: read it whole, bounded, and only as far as its head says.
+    if (!st.isFile())
+      return decodeSession(bytesSource(readBounded(path, maxBytes, 'session', ENV, sessionDeclaredBytes)), path);
     if (st.size > maxBytes)
       throw new InputError(
         `session ${path} is ${formatBytes(st.size)}, more than the limit of ${formatBytes(maxBytes)} (raise it with ${ENV})`,
@@ -117,5 +125,32 @@ export function readSessionStream(path: string, o: StreamOptions = {}): DecodedS
     throw new InputError(`cannot read session ${path}: ${(e as Error).message}`);
   } finally {
     closeSync(fd);
+  }
+}
+
+const align8 = (n: number) => Math.ceil(n / 8) * 8;
+
+/**
+ * The size of a session whose first bytes are `head`, as its writer laid it out (planSessionFile): -1 when
+ * it is no session (/dev/zero stops at its first chunk, not at the cap) or its header is broken (decodeSession
+ * names what is wrong), undefined until the header JSON is all there.
+ */
+export function sessionDeclaredBytes(head: Buffer): number | undefined {
+  const magic = head.toString('latin1', 0, Math.min(8, head.length));
+  if (magic !== SESSION_MAGIC.slice(0, magic.length)) return -1;
+  if (head.length < 16) return undefined;
+  const length = head.readUInt32LE(12);
+  if (head.length < 16 + length) return undefined;
+  try {
+    const h = JSON.parse(head.toString('utf8', 16, 16 + length)) as Partial<SessionHeader>;
+    const headBytes = align8(align8(16 + length) + 4 * (h.tokenCount as number));
+    const version = head.readUInt32LE(8);
+    const caches = version >= 2 ? h.caches : null;
+    if (!caches) return Number.isSafeInteger(headBytes) ? headBytes : -1;
+    const entries: ArrayEntry[] = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l.arrays))];
+    const end = Math.max(...entries.map((e) => e.offset + align8(e.bytes)));
+    return Number.isSafeInteger(headBytes + end) ? headBytes + end : -1;
+  } catch {
+    return -1;
   }
 }

@@ -2,19 +2,19 @@
 // across H hosts. Each host keeps the queries of its contiguous shard; the KV shards travel around the
 // ring (host h sees shards h, h-1, ..., h+1 in turn) and each step's state merges into the host's own.
 // Causal: shards after a host's own are invisible and skipped (the imbalance striped attention fixes).
-import { ShapeError } from '../errors.js';
+import { ShapeError, SpecError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Device } from '../runtime/device.js';
 import { flashAttention } from './flash.js';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { placeState, rowsAt, sliceTokens, splitEvenly, type TokenRange } from './shards.js';
-import { intParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import { intParam, MAX_HOSTS, parseMethodSpec, type MethodSpec } from './spec.js';
 import { emptyState, mergeStates, type AttentionState } from '../spine/state.js';
 
 export function ringHosts(method: MethodSpec | string): number {
   const spec = typeof method === 'string' ? parseMethodSpec(method) : method;
-  const hosts = intParam(spec, 'hosts', 1);
-  if (hosts < 1) throw new ShapeError('ring: hosts must be at least 1');
+  const hosts = intParam(spec, 'hosts', 1, MAX_HOSTS);
+  if (hosts < 1) throw new SpecError('ring: hosts must be at least 1');
   return hosts;
 }
 

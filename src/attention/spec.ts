@@ -56,6 +56,8 @@ export function formatMethodSpec(spec: MethodSpec): string {
 
 /** Largest integer a spec accepts (2^30 tokens): kernels compare positions in i32 and add windows to them. */
 export const MAX_SPEC_INT = 2 ** 30;
+/** Most hosts a run spreads over (`--hosts`, `star:hosts=`, `ring:hosts=`): one process or emulated host each. */
+export const MAX_HOSTS = 256;
 
 /** A non-negative integer parameter (at most `max`), or the default when absent. */
 export function intParam(spec: MethodSpec, key: string, fallback?: number, max = MAX_SPEC_INT): number {

@@ -10,7 +10,7 @@ import { flashAttention } from './flash.js';
 import { and, causal, documents, or, sinkTokens } from '../spine/mask.js';
 import { attentionShape, type AttentionOptions } from '../spine/problem.js';
 import { concatTokens, placeState, rowsAt, sliceTokens, splitEvenly, type TokenRange } from './shards.js';
-import { intParam, parseMethodSpec, type MethodSpec } from './spec.js';
+import { intParam, MAX_HOSTS, parseMethodSpec, type MethodSpec } from './spec.js';
 import { emptyState, mergeAll, type AttentionState } from '../spine/state.js';
 
 export interface StarParams {
@@ -29,7 +29,7 @@ export function starParams(method: MethodSpec | string): StarParams {
   const block = intParam(spec, 'block');
   const anchor = intParam(spec, 'anchor', block);
   const query = intParam(spec, 'query', 0);
-  const hosts = intParam(spec, 'hosts', 1);
+  const hosts = intParam(spec, 'hosts', 1, MAX_HOSTS);
   if (block < 1) throw new SpecError('star: block must be at least 1');
   if (anchor > block)
     throw new SpecError(`star: anchor (${anchor}) must not exceed block (${block}): the anchor is a prefix of block 0`);

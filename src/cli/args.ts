@@ -3,6 +3,7 @@
 // `--reps 0` fail as one line before anything runs; negative numbers are taken as values, not flags.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { InputError } from '../errors.js';
+import { MAX_HOSTS } from '../attention/spec.js';
 
 export type Options = NonNullable<ParseArgsConfig['options']>;
 
@@ -33,7 +34,7 @@ export const NUMERIC_OPTIONS: Record<string, NumericRule> = {
   'budget-seconds': real(0, 1e7, true),
   timeout: real(0, 7 * 86400, true),
   'compute-timeout': real(0, 7 * 86400, true),
-  hosts: int(1, 256),
+  hosts: int(1, MAX_HOSTS),
 };
 
 /** The largest token count a length list accepts (64M); beyond it no device here holds one head's scores. */

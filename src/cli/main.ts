@@ -51,17 +51,19 @@ ${TRAIN_INDEXER_USAGE}
 
 ${WEB_USAGE}`;
 
-/** Each subcommand's usage, printed by `longctx <subcommand> --help`. */
+/** Each subcommand's usage, printed by `longctx <subcommand> --help` (every case of main's switch). */
 const SUBCOMMAND_USAGE: Record<string, string> = {
   attend: ATTEND_USAGE,
   bench: BENCH_USAGE,
   'bench-star-model': BENCH_STAR_MODEL_USAGE,
   demo: DEMO_USAGE,
   eval: EVAL_USAGE,
+  'eval-mass': EVAL_MASS_USAGE,
   generate: GENERATE_USAGE,
   info: INFO_USAGE,
   host: HOST_USAGE,
   plan: PLAN_USAGE,
+  serve: SERVE_USAGE,
   'train-indexer': TRAIN_INDEXER_USAGE,
   web: WEB_USAGE,
 };
@@ -138,8 +140,10 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (e: unknown) => {
     const err = e as Error;
+    // One line, whatever a message holds (a driver's multi-line text included).
+    const line = (message: string) => message.replace(/\s*\n\s*/g, '; ');
     if (err instanceof LongctxError) {
-      process.stderr.write(`longctx: ${err.name}: ${err.message}\n`);
+      process.stderr.write(`longctx: ${err.name}: ${line(err.message)}\n`);
       // Input problems are the caller's to fix (2); device, memory and support limits are ours to report (1).
       const ours = err instanceof DeviceError || err instanceof OutOfMemoryError || err instanceof UnsupportedError;
       process.exit(ours ? 1 : 2);
@@ -149,11 +153,11 @@ main(process.argv.slice(2)).then(
     const code = (err as NodeJS.ErrnoException | undefined)?.code;
     if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) {
       const device = ['ENOSPC', 'EIO', 'EDQUOT', 'ENOMEM'].includes(code);
-      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${err.message}\n`);
+      process.stderr.write(`longctx: ${device ? 'DeviceError' : 'InputError'}: ${line(err.message)}\n`);
       process.exit(device ? 1 : 2);
     }
     if (err instanceof RangeError && /allocation failed|Invalid typed array length|Array buffer/.test(err.message)) {
-      process.stderr.write(`longctx: OutOfMemoryError: ${err.message} (the run needs more memory than it got)\n`);
+      process.stderr.write(`longctx: OutOfMemoryError: ${line(err.message)} (the run needs more memory than it got)\n`);
       process.exit(1);
     }
     process.stderr.write(`longctx: internal error: ${err?.stack ?? String(e)}\n`);

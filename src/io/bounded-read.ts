@@ -28,14 +28,15 @@ function systemMessage(e: unknown): string {
  * The whole file, at most `maxBytes` (and within the host memory budget); `what` names it in errors.
  * `declaredBytes`, given the bytes read so far, returns the file's size once its header says it, so a
  * stream that runs past what its header declares stops there; a negative answer stops reading at once
- * (the header is bad: the parser of what was read names why).
+ * (the header is bad: the parser of what was read names why); null: the header is good but says no size
+ * (read on to the cap); undefined: not enough read yet (asked again when what is read has doubled).
  */
 export function readBounded(
   path: string,
   maxBytes: number,
   what: string,
   envName?: string,
-  declaredBytes?: (head: Buffer) => number | undefined,
+  declaredBytes?: (head: Buffer) => number | null | undefined,
 ): Buffer {
   let fd: number;
   try {
@@ -64,15 +65,20 @@ export function readBounded(
     const chunks: Buffer[] = [];
     let total = 0;
     let declared: number | undefined;
+    let ask = declaredBytes;
+    let askAt = 1;
     const cap = Math.min(maxBytes, hostMemoryBudget());
     for (;;) {
-      if (declaredBytes && declared === undefined && total > 0) {
-        declared = declaredBytes(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
-        if (declared !== undefined && declared < 0) break;
-        if (declared !== undefined && declared > cap)
+      if (ask && total >= askAt) {
+        const d = ask(chunks.length === 1 ? chunks[0] : Buffer.concat(chunks, total));
+        askAt = 2 * total; // the head is joined again only once it has doubled: linear in all
+        if (d !== undefined) ask = undefined;
+        if (d !== undefined && d !== null && d < 0) break;
+        if (d !== undefined && d !== null && d > cap)
           throw new InputError(
-            `${what} ${path}: its header declares ${formatBytes(declared)}, more than the limit of ${formatBytes(cap)}${raise}`,
+            `${what} ${path}: its header declares ${formatBytes(d)}, more than the limit of ${formatBytes(cap)}${raise}`,
           );
+        if (d !== null) declared = d;
       }
       if (declared !== undefined && total > declared)
         throw new InputError(`${what} ${path} has more bytes than its header declares (${declared})`);

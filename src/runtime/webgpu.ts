@@ -1,8 +1,8 @@
-// The WebGPU device handle (acquire-gpu.ts finds one): device, features, limits, a pipeline cache, buffer helpers with
-// memory accounting, and error scopes turned into typed errors. Node gets WebGPU from Dawn's `webgpu`
-// package; browsers from navigator.gpu.
+// The WebGPU device handle (acquire-gpu.ts finds one): device, features, limits, a pipeline cache, buffer helpers
+// with memory accounting, error scopes turned into typed errors. Dawn's `webgpu` in Node; navigator.gpu in browsers.
 import { SubmitBatch } from './submit-batch.js';
 import { DeviceError, OutOfMemoryError } from '../errors.js';
+import { checkShaderSizes } from './wgsl-sizes.js';
 
 export interface GpuFeatures {
   f16: boolean;
@@ -96,13 +96,14 @@ export class GpuContext {
     this.peak = this.liveBytes;
   }
 
-  /** A compute pipeline from WGSL, compiled once per key; compile errors become DeviceErrors with the messages. */
+  /** A compute pipeline from WGSL, compiled once per key; sizes checked first, compile errors one-line DeviceErrors. */
   async pipeline(key: string, code: () => string): Promise<GPUComputePipeline> {
     let p = this.pipelines.get(key);
     if (p && this.sources && this.sources.get(key) !== code())
       throw new DeviceError(`pipeline key ${key} names two different kernels: make the key say what differs`);
     if (!p) {
       const source = code();
+      checkShaderSizes(key, source, this.maxWorkgroupStorageBytes);
       this.sources?.set(key, source);
       this.device.pushErrorScope('validation');
       const module = this.device.createShaderModule({ code: source, label: key });
@@ -111,8 +112,8 @@ export class GpuContext {
       p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main' }, label: key });
       const err = await this.device.popErrorScope();
       if (errors.length || err) {
-        const where = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ');
-        throw new DeviceError(`kernel ${key} failed to compile: ${where || err!.message}`);
+        const where = errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ') || err!.message;
+        throw new DeviceError(`kernel ${key} failed to compile: ${where.replace(/\s*\n\s*/g, '; ')}`);
       }
       this.pipelines.set(key, p);
     }

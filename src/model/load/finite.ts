@@ -17,13 +17,26 @@ function firstNonFinite(t: WeightTensor): number {
     case 'f16':
       for (let i = 0; i + 1 < b.length; i += 2) if ((b[i + 1] & 0x7c) === 0x7c) return i;
       return -1;
-    case 'q8_0': // blocks of an f16 scale and 32 int8 values: only the scale can be non-finite
-      for (let i = 0; i + 1 < b.length; i += 34) if ((b[i + 1] & 0x7c) === 0x7c) return i;
+    default: {
+      // Quantised blocks: only their f16 scales can be non-finite (weights/quant-blocks.ts has the layouts).
+      const block = QUANT_SCALES[t.dtype];
+      if (!block) return -1;
+      const [bytes, scales] = block;
+      for (let i = 0; i + bytes <= b.length; i += bytes)
+        for (const s of scales) if ((b[i + s + 1] & 0x7c) === 0x7c) return i + s;
       return -1;
-    default:
-      return -1;
+    }
   }
 }
+
+/** Block bytes and the offsets of its f16 scales: Q8_0 and Q4_0 d first, Q4_K and Q5_K d and dmin, Q6_K d last. */
+const QUANT_SCALES: Record<string, [number, number[]]> = {
+  q8_0: [34, [0]],
+  q4_0: [18, [0]],
+  q4_k: [144, [0, 2]],
+  q5_k: [176, [0, 2]],
+  q6_k: [210, [208]],
+};
 
 function* allTensors(w: ModelWeights): Generator<WeightTensor> {
   yield w.tokenEmbedding;

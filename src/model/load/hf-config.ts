@@ -5,7 +5,7 @@
 import { readBounded } from '../../io/bounded-read.js';
 import { limit } from '../../io/limits.js';
 import { checkModelBounds } from './model-bounds.js';
-import { InputError, UnsupportedError } from '../../errors.js';
+import { InputError, SpecError, UnsupportedError } from '../../errors.js';
 import { yarnMscale } from '../positions/rope-scaling.js';
 import type { ModelConfig, RopeScaling } from '../types.js';
 
@@ -61,7 +61,7 @@ export function parseHfConfig(json: unknown, source = 'config.json'): ModelConfi
       return fallback;
     }
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-      throw new InputError(`${where(key)} must be a positive number, got ${JSON.stringify(v)}`);
+      throw outOfRange(v, `${where(key)} must be a positive number`);
     return v;
   };
   const bool = (key: string, fallback: boolean): boolean => {
@@ -171,7 +171,7 @@ function ropeOf(
       return fallback;
     }
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0)
-      throw new InputError(`${field(key)} must be a positive number, got ${JSON.stringify(v)}`);
+      throw outOfRange(v, `${field(key)} must be a positive number`);
     return v;
   };
   const context = (key: string, fallback?: number): number => {
@@ -184,7 +184,7 @@ function ropeOf(
   let theta = defaultTheta;
   if (thetaRaw !== undefined && thetaRaw !== null) {
     if (typeof thetaRaw !== 'number' || !Number.isFinite(thetaRaw) || thetaRaw <= 1)
-      throw new InputError(`${source}: rope_theta must be a number above 1, got ${JSON.stringify(thetaRaw)}`);
+      throw outOfRange(thetaRaw, `${source}: rope_theta must be a number above 1`);
     theta = thetaRaw;
   }
 
@@ -193,7 +193,7 @@ function ropeOf(
     throw new InputError(`${field('rope_type')} must be a string, got ${JSON.stringify(typeRaw)}`);
   const factor = (): number => {
     const f = num('factor');
-    if (f < 1) throw new InputError(`${field('factor')} must be at least 1, got ${f}`);
+    if (f < 1) throw new SpecError(`${field('factor')} must be at least 1, got ${f}`);
     return f;
   };
   switch (typeRaw) {
@@ -235,7 +235,7 @@ function ropeOf(
         highFreqFactor: num('high_freq_factor'),
       };
       if (rope.highFreqFactor <= rope.lowFreqFactor)
-        throw new InputError(
+        throw new SpecError(
           `${field('high_freq_factor')} (${rope.highFreqFactor}) must exceed low_freq_factor (${rope.lowFreqFactor})`,
         );
       return { theta, rope };
@@ -245,6 +245,13 @@ function ropeOf(
         `${field('rope_type')} '${typeRaw}' is not supported; supported: default, linear, ntk, dynamic, yarn, llama3`,
       );
   }
+}
+
+/** A number out of its range is a SpecError (as the same value is on the command line, `--rope`); anything that is
+ * not a finite number is an InputError (the file is malformed). */
+function outOfRange(v: unknown, what: string): InputError | SpecError {
+  const message = `${what}, got ${JSON.stringify(v)}`;
+  return typeof v === 'number' && Number.isFinite(v) ? new SpecError(message) : new InputError(message);
 }
 
 function objectOrNull(v: unknown, what: string): Json | null {
