@@ -86,9 +86,10 @@ export class Peer {
     this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
+        const arrivedMs = performance.now();
         try {
           const whole = this.reassembler.add(msg.data);
-          if (whole) handle(decodeMessage(whole));
+          if (whole) handle({ ...decodeMessage(whole), arrivedMs });
         } catch (e) {
           process.stderr.write(`longctx: dropped a bad message on ${subject}: ${(e as Error).message}\n`);
         }

@@ -26,6 +26,7 @@ import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spi
 import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
 import type { HostLayerPlan, KvShard } from './star-host-layer.js';
+import { emptySplit, layerSplit, type Phase2Split } from './remote-layer.js';
 
 interface Rows {
   k: GPUBuffer;
@@ -43,8 +44,8 @@ interface Prepared {
 
 export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   readonly spec: string;
-  /** Time the query host waited for the context hosts after its own part, ms. */
-  waitMs = 0;
+  /** Where the query host's phase-2 time went (split), ms summed over its forwards. */
+  private readonly times = emptySplit();
   private length = 0;
   private anchorRows = 0;
   private next = 0;
@@ -113,8 +114,18 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     this.length = 0;
     this.anchorRows = 0;
     this.next = 0;
-    this.waitMs = 0;
+    Object.assign(this.times, emptySplit());
     this.p.remotes.forEach((r) => r.reset());
+  }
+
+  /** Time the query host waited for the context hosts after its own part, ms. */
+  get waitMs(): number {
+    return this.times.waitMs;
+  }
+
+  /** The query host's phase-2 time of this layer by component (remote-layer.ts). */
+  get split(): Phase2Split {
+    return layerSplit(this.times, this.p.remotes);
   }
 
   destroy(): void {
@@ -141,6 +152,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
     // Ask the context hosts first (and send a ring shard on): they travel while this host computes its part.
     const remote = phase2 && this.p.remotes.length ? await this.askRemotes(c) : [];
+    const tOwn = performance.now();
     const shared = ring ? this.shareChunk(ring, c) : undefined;
     shared?.catch(() => {});
     const earlier = ring ? (await ring.earlier(this.layer)).filter((kv) => kv.tokens > 0) : [];
@@ -201,9 +213,14 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     if (phase2 && remote.length) {
       const t0 = performance.now();
       const states = await Promise.all(remote);
-      this.waitMs += performance.now() - t0;
+      const t1 = performance.now();
       const own = await this.readState(c.out, this.lse, T);
+      const t2 = performance.now();
       this.gpu.write(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
+      this.times.steps++;
+      this.times.ownMs += t0 - tOwn + (t2 - t1);
+      this.times.waitMs += t1 - t0;
+      this.times.mergeMs += performance.now() - t2;
     }
     await shared;
     this.next = start + T;
@@ -278,9 +295,14 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   private async askRemotes(c: LayerChunk<GPUBuffer>): Promise<Promise<AttentionState>[]> {
     const d = this.dims;
     const n = d.heads * c.tokens * d.headDim;
+    const t0 = performance.now();
     const bytes = await this.gpu.read(c.q, n * (d.dtype === 'f16' ? 2 : 4));
     const q = d.dtype === 'f16' ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
-    return this.p.remotes.map((r) => r.stateOf(q, c.tokens, c.start));
+    const t1 = performance.now();
+    const asked = this.p.remotes.map((r) => r.stateOf(q, c.tokens, c.start));
+    this.times.qReadMs += t1 - t0;
+    this.times.sendMs += performance.now() - t1;
+    return asked;
   }
 
   /** Phase 1's visible set over the main rows: causal, and the query's block (host 0: or the anchor). */
