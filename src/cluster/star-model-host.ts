@@ -216,7 +216,10 @@ function stats(r: ModelRun): Meta {
   };
 }
 
-async function attend(e: Envelope, host: HostServices): Promise<{ meta: Meta; tensors: Record<string, Tensor> }> {
+async function attend(
+  e: Envelope,
+  host: HostServices,
+): Promise<{ meta: Meta; tensors: Record<string, Tensor>; flush: boolean }> {
   const t0 = performance.now();
   const r = runOf(e, host);
   await r.prefilled;
@@ -230,7 +233,7 @@ async function attend(e: Envelope, host: HostServices): Promise<{ meta: Meta; te
     );
   const state = await layer.contextState(q, tokens);
   const arrived = e.arrivedMs ?? t0;
-  return { meta: { hostMs: performance.now() - arrived }, tensors: stateTensors('s', state) };
+  return { meta: { hostMs: performance.now() - arrived }, tensors: stateTensors('s', state), flush: false };
 }
 
 async function drop(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
@@ -251,6 +254,8 @@ function stateChannel(peer: Peer, run: string, to: PeerHost, timeoutMs: number):
         { q: tensor([1, q.length], 'f32', q) },
         timeoutMs,
         to.who,
+        undefined,
+        false,
       );
       return { ...stateFrom(got.tensors, 's'), hostMs: Number(got.meta.hostMs) || 0 };
     },

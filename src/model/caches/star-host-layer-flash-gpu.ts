@@ -151,7 +151,8 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     if (ring && this.length > 0)
       throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
     // Ask the context hosts first (and send a ring shard on): they travel while this host computes its part.
-    const remote = phase2 && this.p.remotes.length ? await this.askRemotes(c) : [];
+    const remote = phase2 && this.p.remotes.length ? Promise.all(await this.askRemotes(c)) : undefined;
+    remote?.catch(() => {}); // awaited below, after this host's own part
     const tOwn = performance.now();
     const shared = ring ? this.shareChunk(ring, c) : undefined;
     shared?.catch(() => {});
@@ -210,17 +211,18 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     }
     if (copy) this.anchorRows += T;
     else this.length += T;
-    if (phase2 && remote.length) {
-      const t0 = performance.now();
-      const states = await Promise.all(remote);
-      const t1 = performance.now();
+    if (remote) {
+      // The own state comes back while the context hosts' answers travel (one read of o and lse), then the wait
+      // for what is left of theirs.
       const own = await this.readState(c.out, this.lse, T);
-      const t2 = performance.now();
+      const t0 = performance.now();
+      const states = await remote;
+      const t1 = performance.now();
       this.gpu.write(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
       this.times.steps++;
-      this.times.ownMs += t0 - tOwn + (t2 - t1);
+      this.times.ownMs += t0 - tOwn;
       this.times.waitMs += t1 - t0;
-      this.times.mergeMs += performance.now() - t2;
+      this.times.mergeMs += performance.now() - t1;
     }
     await shared;
     this.next = start + T;
@@ -239,12 +241,16 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     this.answerSites.begin();
     const rows = { k: this.main.k, v: this.main.v, rows: this.length, stride: this.p.capacity };
     const x = await this.flash(this.answerSites, a.q, tokens, rows, a, false);
-    await this.gpu.encode(`${this.spec} host layer ${this.layer} answer`, (enc) => {
-      const pass = enc.beginComputePass();
-      this.answerSites.dispatch(pass, x.call.pipeline, [...x.call.head, x.u, ...x.call.tail], x.call.groups, x.u);
-      pass.end();
+    // One validation scope around the dispatch and the read of o and lse together: one wait for the device.
+    const label = `${this.spec} host layer ${this.layer} answer`;
+    return this.gpu.checked(label, async () => {
+      await this.gpu.encode(label, (enc) => {
+        const pass = enc.beginComputePass();
+        this.answerSites.dispatch(pass, x.call.pipeline, [...x.call.head, x.u, ...x.call.tail], x.call.groups, x.u);
+        pass.end();
+      });
+      return this.readState(a.o, a.lse, tokens);
     });
-    return this.readState(a.o, a.lse, tokens);
   }
 
   /** The merge of `parts` stacked states of T queries (the stack grown to hold them). */
@@ -282,12 +288,12 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     const d = this.dims;
     const n = d.kvHeads * c.tokens * d.headDim;
     const f16 = d.dtype === 'f16';
-    const read = async (b: GPUBuffer) => {
-      const bytes = await this.gpu.read(b, n * (f16 ? 2 : 4));
-      return f16 ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
-    };
-    const k = await read(c.k);
-    const v = await read(c.v);
+    const [k, v] = (
+      await this.gpu.readParts([
+        [c.k, n * (f16 ? 2 : 4)],
+        [c.v, n * (f16 ? 2 : 4)],
+      ])
+    ).map((b) => (f16 ? halfToFloat32(new Uint16Array(b)) : new Float32Array(b)));
     await ring.share(this.layer, { k, v, tokens: c.tokens });
   }
 
@@ -341,12 +347,14 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     }
   }
 
+  /** The state of T queries in o and lse, read back in one copy. */
   private async readState(o: GPUBuffer, lse: GPUBuffer, T: number): Promise<AttentionState> {
-    const d = this.dims;
-    const s = emptyState(d.heads, T, d.headDim);
-    s.o.set(new Float32Array(await this.gpu.read(o, s.o.length * 4)));
-    s.lse.set(new Float32Array(await this.gpu.read(lse, s.lse.length * 4)));
-    return s;
+    const { heads, headDim } = this.dims;
+    const [ob, lb] = await this.gpu.readParts([
+      [o, heads * T * headDim * 4],
+      [lse, heads * T * 4],
+    ]);
+    return { heads, queries: T, headDim, o: new Float32Array(ob), lse: new Float32Array(lb) };
   }
 
   private async answerBuffers(tokens: number) {

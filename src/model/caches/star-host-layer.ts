@@ -118,7 +118,8 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
       throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
     // Ask the context hosts first: their answers travel while this host computes its own part.
     const t0 = performance.now();
-    const remote = phase2 ? this.p.remotes.map((r) => r.state(c)) : [];
+    const remote = phase2 && this.p.remotes.length ? Promise.all(this.p.remotes.map((r) => r.state(c))) : undefined;
+    remote?.catch(() => {}); // awaited below, after this host's own part
     const t1 = performance.now();
     const shared = this.p.method === 'ring' && !phase2 ? this.shareChunk(c) : undefined;
     this.append(c);
@@ -137,9 +138,9 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
       for (const kv of earlier) parts.push(await this.attendShard(c.q, T, kv));
       state = mergeAll([...parts, own]);
     }
-    if (phase2 && remote.length) {
+    if (remote) {
       const t2 = performance.now();
-      const states = await Promise.all(remote);
+      const states = await remote;
       const t3 = performance.now();
       state = mergeAll([...states, state]);
       this.times.waitMs += t3 - t2;
