@@ -21,7 +21,9 @@ import { float32ToHalf, halfToFloat32 } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
-import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '../../attention/flash.js';
+import { flashCall, gpuFlashTarget, prepareBlockMask, type GpuBlockMask } from '../../attention/flash.js';
+import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../../attention/flash-decode.js';
+import { planFlash } from '../../attention/planner.js';
 import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
 import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
@@ -35,10 +37,9 @@ interface Rows {
   stride: number;
 }
 
-/** One flash dispatch, prepared: its pipeline, bindings and uniform. */
+/** One attention over rows, prepared: what it records into a pass, and the block mask it binds (released after). */
 interface Prepared {
-  call: FlashCall;
-  u: GPUBuffer;
+  record(pass: GPUComputePassEncoder): void;
   blocks?: GpuBlockMask;
 }
 
@@ -54,6 +55,10 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   private readonly answerSites: CallSites;
   /** A context host's answer buffers (q, o, lse), grown to the largest query chunk seen. */
   private answer?: { q: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; tokens: number };
+  /** Split-KV decoding's partial states (one query over many rows), made at the first such step. */
+  private decodeScratch?: DecodeScratch;
+  /** Attentions prepared as split-KV decoding (the tests check that path ran). */
+  splitDecodes = 0;
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -131,7 +136,8 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   destroy(): void {
     const a = this.answer;
     const all = [this.main.k, this.main.v, this.anchor.k, this.anchor.v, this.lse, this.stack.o, this.stack.lse];
-    [...all, ...(a ? [a.q, a.o, a.lse] : [])].forEach((b) => this.gpu.release(b));
+    const scratch = this.decodeScratch ? [this.decodeScratch.o, this.decodeScratch.lse] : [];
+    [...all, ...scratch, ...(a ? [a.q, a.o, a.lse] : [])].forEach((b) => this.gpu.release(b));
     this.sites.destroy();
     this.answerSites.destroy();
   }
@@ -191,9 +197,9 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
             enc.copyBufferToBuffer(src, h * T * rowBytes, dst, (h * rows.stride + held) * rowBytes, T * rowBytes);
         // Each part's state into the chunk's output; with several, each is moved to its slot of the stack
         // and the merge folds them back into the output.
-        for (const [i, { call, u }] of parts.entries()) {
+        for (const [i, part] of parts.entries()) {
           const pass = enc.beginComputePass();
-          this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+          part.record(pass);
           pass.end();
           if (!merge) continue;
           enc.copyBufferToBuffer(c.out, 0, this.stack.o, i * oBytes, oBytes);
@@ -246,7 +252,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     return this.gpu.checked(label, async () => {
       await this.gpu.encode(label, (enc) => {
         const pass = enc.beginComputePass();
-        this.answerSites.dispatch(pass, x.call.pipeline, [...x.call.head, x.u, ...x.call.tail], x.call.groups, x.u);
+        x.record(pass);
         pass.end();
       });
       return this.readState(a.o, a.lse, tokens);
@@ -339,8 +345,25 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     };
     const x = { q, k: keys.k, v: keys.v, o: out.o, lse: out.lse, shape, dtype: d.dtype };
     try {
+      // One query seeing every row (a decoded token: over a context host's rows, or its own on the query host):
+      // split-KV decoding where the one-process flash layer would take it, not the tiled kernel's one workgroup
+      // per head walking every row (planner.ts; the H200's per-layer wait grew with the rows per host).
+      const target = { dtype: d.dtype, headDim: d.headDim, queries: T, keys: keys.rows, allKeysVisible: true };
+      if (!mask && planFlash(gpuFlashTarget(this.gpu, target)).version === 'split-kv-decode') {
+        this.decodeScratch ??= await createDecodeScratch(this.gpu, d.heads, d.headDim);
+        const calls = await flashDecodeCalls(this.gpu, x, this.decodeScratch, keys.stride);
+        const u = sites.uniform(calls.params);
+        this.splitDecodes++;
+        const record = (pass: GPUComputePassEncoder) => {
+          for (const c of [calls.partial, calls.merge]) sites.dispatch(pass, c.pipeline, [...c.buffers, u], c.groups);
+        };
+        return { record };
+      }
       const call = await flashCall(this.gpu, x, 'auto', blocks, keys.stride);
-      return { call, u: sites.uniform(call.params), blocks };
+      const u = sites.uniform(call.params);
+      const record = (pass: GPUComputePassEncoder) =>
+        sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+      return { record, blocks };
     } catch (e) {
       blocks?.release();
       throw e;
