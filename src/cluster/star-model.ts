@@ -191,9 +191,9 @@ export class DistributedDecoder implements Decoder {
         `phase 1 per host ${t.phase1Ms.map(ms).join('/')} ms`,
       `phase 2 (${t.steps} forwards on the query host): wait for the context hosts per layer, ms per forward: ` +
         `${t.waitMs.map((w) => (w / steps).toFixed(2)).join(' ')} (all layers ${ms(wait / steps)})`,
-      `phase 2 per forward, all layers, ms: ${splitLine(t.split, steps)}`,
       `bytes moved: ${bytes} (${(bytes / 2 ** 20).toFixed(2)} MiB); KV cache per host ` +
         `${t.cacheBytes.map((b) => (b / 2 ** 20).toFixed(2)).join('/')} MiB`,
+      `phase 2 per forward, all layers, ms: ${splitLine(t.split, steps)}`,
     ];
   }
 
