@@ -73,7 +73,7 @@ describe('a WebGPU Star host layer decoding', { skip: device ? false : 'no WebGP
     [1031, 1, true],
     [301, 3, false],
   ] as const)
-    test(`a context host's answer: ${tokens} quer${tokens > 1 ? 'ies' : 'y'} over ${rows} rows (${split ? 'split-KV decoding' : 'tiled flash'})`, async () => {
+    test(`a context host's answer: ${tokens} query(s) over ${rows} rows (${split ? 'split-KV' : 'tiled'})`, async () => {
       const k = randomNormal([KV_HEADS, rows, D], rows);
       const v = randomNormal([KV_HEADS, rows, D], rows + 1);
       const h = await contextHost(gpu, rows, 5, k, v); // 5 rows of room: the stride is not the row count
