@@ -85,6 +85,11 @@ describe('a WebGPU Star host layer decoding', { skip: device ? false : 'no WebGP
         const ref = referenceAttention(q, k, v, { causal: false });
         const [dO, dL] = [maxDiff(got.o, ref.o), maxDiff(got.lse, ref.lse)];
         assert.ok(dO < 2e-5 && dL < 2e-5, `o within ${dO}, lse within ${dL} of the float64 reference`);
+        // The next token's answer reuses the prepared call (same rows) with a new q.
+        const q2 = randomNormal([HEADS, tokens, D], rows + 3);
+        const got2 = await h.layer.contextState(q2.data as Float32Array, tokens);
+        const ref2 = referenceAttention(q2, k, v, { causal: false });
+        assert.ok(maxDiff(got2.o, ref2.o) < 2e-5 && maxDiff(got2.lse, ref2.lse) < 2e-5, 'the second answer');
       } finally {
         h.done();
       }
