@@ -67,7 +67,13 @@ export async function benchStarModelCommand(argv: string[]): Promise<void> {
         appendFileSync(join(out, 'rows.jsonl'), `${JSON.stringify(r)}\n`);
         process.stderr.write(
           `bench-star-model: ${r.context} ${r.setting}: TTFT ${r.ttftMs.toFixed(0)} ms, ` +
-            `decode ${r.decodeTokensPerS.toFixed(1)} tok/s\n`,
+            `decode ${r.decodeTokensPerS.toFixed(1)} tok/s` +
+            (r.split
+              ? `; per token, ms: ${Object.entries(r.split)
+                  .map(([k, x]) => `${k.replace(/Ms$/, '')} ${x.toFixed(2)}`)
+                  .join(', ')}`
+              : '') +
+            '\n',
         );
       },
     });

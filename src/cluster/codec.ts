@@ -18,6 +18,8 @@ export type Meta = Record<string, unknown>;
 export interface Envelope {
   meta: Meta;
   tensors: Record<string, Tensor>;
+  /** When its last chunk came off the connection (performance.now() of the receiving process). */
+  arrivedMs?: number;
 }
 
 interface TensorHeader {

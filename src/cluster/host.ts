@@ -40,10 +40,11 @@ export interface HostServices {
   log(line: string): void;
 }
 
+/** A handler's answer; `flush: false` sends it without waiting for the server (transport.ts, Peer.send). */
 export type HostRequestHandler = (
   e: Envelope,
   host: HostServices,
-) => Promise<{ meta: Meta; tensors?: Record<string, Tensor> }>;
+) => Promise<{ meta: Meta; tensors?: Record<string, Tensor>; flush?: boolean }>;
 
 /** Requests that other modules serve on every host, by kind (a model spread over hosts: star-model-host.ts). */
 export const hostRequestHandlers = new Map<string, HostRequestHandler>();
@@ -99,7 +100,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     if (e.meta.kind === 'release') return heartbeat.release(String(e.meta.coordinator));
     handle(e)
       .then(
-        (answer) => peer.reply(e, answer.meta, answer.tensors),
+        (answer) => peer.reply(e, answer.meta, answer.tensors, answer.flush ?? true),
         (err: Error) => {
           log(`${String(e.meta.kind)} failed: ${err.message}`);
           return peer.reply(e, err);
@@ -119,7 +120,7 @@ export async function startHost(o: HostOptions): Promise<RunningHost> {
     return [out, performance.now() - t0];
   };
 
-  async function handle(e: Envelope): Promise<{ meta: Meta; tensors?: Record<string, Tensor> }> {
+  async function handle(e: Envelope): Promise<{ meta: Meta; tensors?: Record<string, Tensor>; flush?: boolean }> {
     const m = e.meta;
     switch (m.kind) {
       case 'load': {

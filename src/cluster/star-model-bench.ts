@@ -13,6 +13,7 @@ import { GpuDecoder } from '../model/forward/decoder-gpu.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { Cluster } from './cluster.js';
 import { DistributedDecoder } from './star-model.js';
+import type { Phase2Split } from '../model/caches/remote-layer.js';
 import { modelHash, type ModelStorage } from './star-model-hash.js';
 import { loadModelSource } from './star-model-host.js';
 
@@ -41,6 +42,8 @@ export interface StarModelBenchRow {
   waitMsPerToken?: number;
   bytes?: number;
   phase1Ms?: number[];
+  /** The query host's phase-2 time per generated token by component, all layers (ms; remote-layer.ts). */
+  split?: Record<string, number>;
   /** Greedy ids equal to one process with flash. */
   sameIdsAsFlash: boolean;
 }
@@ -129,6 +132,7 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
           waitMsPerToken: t.waitMs.reduce((a, b) => a + b, 0) / Math.max(1, t.steps),
           bytes: t.hostBytes.reduce((a, b) => a + b, 0),
           phase1Ms: t.phase1Ms,
+          split: perStep(t.split, t.steps),
           sameIdsAsFlash: r.ids.every((id, i) => id === f.ids[i]),
         });
       } finally {
@@ -137,6 +141,14 @@ export async function benchStarModel(cluster: Cluster, o: StarModelBenchOptions)
     }
   }
   return rows;
+}
+
+/** A split's times per forward (rounded to microseconds). */
+function perStep(s: Phase2Split, steps: number): Record<string, number> {
+  const { steps: _, ...times } = s;
+  return Object.fromEntries(
+    Object.entries(times).map(([k, v]) => [k, Math.round((v / Math.max(1, steps)) * 1000) / 1000]),
+  );
 }
 
 /** A markdown table of the rows, with Star's TTFT speed-up over Ring per context. */

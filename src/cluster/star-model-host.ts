@@ -16,7 +16,7 @@ import { loadModel } from '../model/load/load.js';
 import { LLAMA_3_2_1B_SHAPE, randomModel } from '../model/load/random-model.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 import type { LoadedModel } from '../model/types.js';
-import { RemoteLayer, type StateChannel } from '../model/caches/remote-layer.js';
+import { addSplits, RemoteLayer, type Phase2Split, type StateChannel } from '../model/caches/remote-layer.js';
 import { StarHostLayer, type HostLayerPlan, type KvShard, type RingExchange } from '../model/caches/star-host-layer.js';
 import { StarHostFlashGpuLayer } from '../model/caches/star-host-layer-flash-gpu.js';
 import type { LayerDims } from '../attention/layer.js';
@@ -27,7 +27,7 @@ import { modelHash, type ModelStorage } from './star-model-hash.js';
 import type { Peer } from './transport.js';
 
 /** What a host needs of its layers: the query host's wait, and a context host's answers. */
-type HostLayer = Pick<StarHostLayer, 'waitMs' | 'contextState'>;
+type HostLayer = Pick<StarHostLayer, 'waitMs' | 'split' | 'contextState'>;
 
 /** What a host needs of its decoder, CPU or WebGPU. */
 type HostDecoder = Pick<CpuDecoder, 'forward' | 'skipTo' | 'destroy' | 'cacheBytes' | 'config' | 'plans'>;
@@ -210,12 +210,17 @@ async function step(e: Envelope, host: HostServices): Promise<{ meta: Meta; tens
 function stats(r: ModelRun): Meta {
   return {
     waitMs: r.layers.map((l) => l.waitMs),
+    split: addSplits(r.layers.map((l) => l.split)) satisfies Phase2Split,
     bytes: r.remotes.flat().reduce((a, x) => a + x.bytes, 0) + (r.ring?.bytes ?? 0),
     cacheBytes: r.decoder.cacheBytes,
   };
 }
 
-async function attend(e: Envelope, host: HostServices): Promise<{ meta: Meta; tensors: Record<string, Tensor> }> {
+async function attend(
+  e: Envelope,
+  host: HostServices,
+): Promise<{ meta: Meta; tensors: Record<string, Tensor>; flush: boolean }> {
+  const t0 = performance.now();
   const r = runOf(e, host);
   await r.prefilled;
   const layer = r.layers[Number(e.meta.layer)];
@@ -227,7 +232,8 @@ async function attend(e: Envelope, host: HostServices): Promise<{ meta: Meta; te
       `model-attend: layer ${String(e.meta.layer)} of ${r.layers.length}, ${tokens} tokens of ${c.heads} x ${c.headDim} f32 queries expected`,
     );
   const state = await layer.contextState(q, tokens);
-  return { meta: {}, tensors: stateTensors('s', state) };
+  const arrived = e.arrivedMs ?? t0;
+  return { meta: { hostMs: performance.now() - arrived }, tensors: stateTensors('s', state), flush: false };
 }
 
 async function drop(e: Envelope, host: HostServices): Promise<{ meta: Meta }> {
@@ -248,8 +254,10 @@ function stateChannel(peer: Peer, run: string, to: PeerHost, timeoutMs: number):
         { q: tensor([1, q.length], 'f32', q) },
         timeoutMs,
         to.who,
+        undefined,
+        false,
       );
-      return stateFrom(got.tensors, 's');
+      return { ...stateFrom(got.tensors, 's'), hostMs: Number(got.meta.hostMs) || 0 };
     },
   };
 }

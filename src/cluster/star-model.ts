@@ -11,6 +11,7 @@ import { InputError, ModelMismatchError, UnsupportedError } from '../errors.js';
 import type { Tensor } from '../tensor.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { ModelConfig } from '../model/types.js';
+import { emptySplit, type Phase2Split } from '../model/caches/remote-layer.js';
 import type { Envelope, Meta } from './codec.js';
 import type { Cluster } from './cluster.js';
 import { HostWatch } from './star-model-watch.js';
@@ -44,6 +45,8 @@ export interface ModelRunTimings {
   waitMs: number[];
   /** Forwards in phase 2 (the query chunk, if any, and each generated token). */
   steps: number;
+  /** The query host's phase-2 time by component, summed over its layers and forwards (remote-layer.ts). */
+  split: Phase2Split;
   /** Bytes each host sent and received for the run (queries, states, ring KV). */
   hostBytes: number[];
   cacheBytes: number[];
@@ -72,6 +75,7 @@ export class DistributedDecoder implements Decoder {
       phase1Ms: new Array(H).fill(0),
       waitMs: new Array(config.layers).fill(0),
       steps: 0,
+      split: emptySplit(),
       hostBytes: new Array(H).fill(0),
       cacheBytes: new Array(H).fill(0),
     };
@@ -189,12 +193,14 @@ export class DistributedDecoder implements Decoder {
         `${t.waitMs.map((w) => (w / steps).toFixed(2)).join(' ')} (all layers ${ms(wait / steps)})`,
       `bytes moved: ${bytes} (${(bytes / 2 ** 20).toFixed(2)} MiB); KV cache per host ` +
         `${t.cacheBytes.map((b) => (b / 2 ** 20).toFixed(2)).join('/')} MiB`,
+      `phase 2 per forward, all layers, ms: ${splitLine(t.split, steps)}`,
     ];
   }
 
   private logitsOf(e: Envelope): Float32Array {
     const w = e.meta.waitMs as number[];
     w.forEach((x, l) => (this.timings.waitMs[l] = x));
+    if (e.meta.split) this.timings.split = e.meta.split as Phase2Split;
     const logits = e.tensors.logits as Tensor | undefined;
     if (!logits) throw new InputError('the query host returned no logits (did it own no tokens?)');
     return logits.data as Float32Array;
@@ -214,4 +220,14 @@ export class DistributedDecoder implements Decoder {
   private all(build: (i: number) => Meta): Promise<Envelope[]> {
     return Promise.all(this.hosts.map((_, i) => this.one(i, build(i))));
   }
+}
+
+/** The query host's phase-2 split per forward (all layers): what it does in order, then a context host's round trip
+ * and the part of it that host spent on its own. */
+export function splitLine(s: Phase2Split, steps: number): string {
+  const f = (x: number) => (x / Math.max(1, steps)).toFixed(2);
+  return (
+    `q read ${f(s.qReadMs)}, send ${f(s.sendMs)}, own part ${f(s.ownMs)}, wait ${f(s.waitMs)}, merge ${f(s.mergeMs)}; ` +
+    `a context host's round trip ${f(s.roundTripMs)}, of it on that host ${f(s.hostMs)}`
+  );
 }

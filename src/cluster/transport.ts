@@ -86,9 +86,10 @@ export class Peer {
     this.nc.subscribe(subject, {
       callback: (err, msg) => {
         if (err) return;
+        const arrivedMs = performance.now();
         try {
           const whole = this.reassembler.add(msg.data);
-          if (whole) handle(decodeMessage(whole));
+          if (whole) handle({ ...decodeMessage(whole), arrivedMs });
         } catch (e) {
           process.stderr.write(`longctx: dropped a bad message on ${subject}: ${(e as Error).message}\n`);
         }
@@ -96,20 +97,25 @@ export class Peer {
     });
   }
 
-  async send(subject: string, meta: Meta, tensors: Record<string, Tensor> = {}): Promise<void> {
+  /**
+   * Publishes a message; resolves once the server has it (a flush: a PING and its PONG), or with `flush` false at
+   * once for a one-chunk message, which the client writes out on its next microtask (a per-layer message of Star's
+   * phase 2: waiting for the server's PONG there buys nothing and costs both ends a wake-up per message).
+   */
+  async send(subject: string, meta: Meta, tensors: Record<string, Tensor> = {}, flush = true): Promise<void> {
     const id = this.nextId++;
     let n = 0;
     for (const chunk of chunkMessage(encodeMessage(meta, tensors), this.maxPayload, this.sender, id)) {
       this.nc.publish(subject, chunk);
       if (++n % FLUSH_EVERY === 0) await this.nc.flush();
     }
-    await this.nc.flush();
+    if (flush || n > 1) await this.nc.flush();
   }
 
   /**
    * Sends and waits for the reply; `who` names the other end in the error if it does not answer. Without
    * `liveness`, `timeoutMs` bounds the whole wait; with it, `timeoutMs` bounds silence (no reply and no
-   * heartbeat) and `liveness.budgetMs` the whole wait.
+   * heartbeat) and `liveness.budgetMs` the whole wait. `flush` as send's.
    */
   request(
     subject: string,
@@ -118,6 +124,7 @@ export class Peer {
     timeoutMs: number,
     who: string,
     liveness?: Liveness,
+    flush = true,
   ): Promise<Envelope> {
     const rid = `${this.sender}-${this.nextId++}`;
     const kind = String(meta.kind);
@@ -151,16 +158,17 @@ export class Peer {
       };
       const timer = setInterval(check, period);
       this.pending.set(rid, { who, resolve, reject, timer });
-      this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors).catch((e: Error) =>
+      this.send(subject, { ...meta, rid, replyTo: this.inbox }, tensors, flush).catch((e: Error) =>
         this.settle(rid, undefined, new DeviceError(`sending '${String(meta.kind)}' to ${who}: ${e.message}`)),
       );
     });
   }
 
   /** Answers a request; an Error becomes a typed error at the requester. */
-  async reply(to: Envelope, meta: Meta | Error, tensors: Record<string, Tensor> = {}): Promise<void> {
+  async reply(to: Envelope, meta: Meta | Error, tensors: Record<string, Tensor> = {}, flush = true): Promise<void> {
     const body = meta instanceof Error ? { error: { name: meta.name, message: meta.message } } : meta;
-    await this.send(String(to.meta.replyTo), { ...body, inReplyTo: to.meta.rid }, meta instanceof Error ? {} : tensors);
+    const reply = { ...body, inReplyTo: to.meta.rid };
+    await this.send(String(to.meta.replyTo), reply, meta instanceof Error ? {} : tensors, flush);
   }
 
   /** Fails every open request whose `who` matches (a host process that exited). */

@@ -238,39 +238,39 @@ export class GpuContext {
   /** Reads run one at a time: they share the staging buffer, which cannot be mapped twice. */
   private reading: Promise<unknown> = Promise.resolve();
 
-  read(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    const next = this.reading.then(() => this.readNow(buffer, bytes));
+  read = async (buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> => (await this.readParts([[buffer, bytes]]))[0];
+
+  /** Several buffers' first bytes in one copy and one map (a state's o and lse: one wait, not two), each its own copy. */
+  readParts(parts: ReadonlyArray<readonly [GPUBuffer, number]>): Promise<ArrayBuffer[]> {
+    const next = this.reading.then(() => this.readPartsNow(parts));
     this.reading = next.catch(() => undefined);
     return next;
   }
 
-  private async readNow(buffer: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
-    const size = Math.ceil(bytes / 4) * 4;
+  private async readPartsNow(parts: ReadonlyArray<readonly [GPUBuffer, number]>): Promise<ArrayBuffer[]> {
+    // Each part lands at a multiple of 8 bytes (copies take multiples of 4, a mapped range starts at one of 8).
+    const at: number[] = [];
+    const size = parts.reduce((a, [, n]) => (at.push(a), a + Math.ceil(n / 8) * 8), 0);
     if (!this.staging || this.staging.size < size) {
       this.staging?.destroy();
       this.counters.buffersCreated++;
-      this.staging = this.device.createBuffer({
-        size: Math.max(size, 256),
-        usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST,
-        label: 'host read staging',
-      });
+      const usage = GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST;
+      this.staging = this.device.createBuffer({ size: Math.max(size, 256), usage, label: 'host read staging' });
     }
     const staging = this.staging;
     this.counters.hostReads++;
-    this.counters.hostReadBytes += bytes;
-    // Inside a batch the copy joins it: a decoded token is one submission, its logits' copy included.
-    if (this.batch.pending) {
-      this.batch.encoderFor('host read').copyBufferToBuffer(buffer, 0, staging, 0, size);
-      this.batch.flush();
-    } else {
-      const enc = this.device.createCommandEncoder();
-      enc.copyBufferToBuffer(buffer, 0, staging, 0, size);
-      this.submit(enc);
-    }
+    for (const [, n] of parts) this.counters.hostReadBytes += n;
+    // Inside a batch the copies join it: a decoded token is one submission, its logits' copy included.
+    const batched = this.batch.pending;
+    const enc = batched ? this.batch.encoderFor('host read') : this.device.createCommandEncoder();
+    parts.forEach(([b, n], i) => enc.copyBufferToBuffer(b, 0, staging, at[i], Math.ceil(n / 4) * 4));
+    if (batched) this.batch.flush();
+    else this.submit(enc);
     await staging.mapAsync(GPUMapMode.READ, 0, size);
-    const copy = staging.getMappedRange(0, size).slice(0, bytes);
+    const mapped = staging.getMappedRange(0, size);
+    const out = parts.map(([, n], i) => mapped.slice(at[i], at[i] + n));
     staging.unmap();
-    return copy;
+    return out;
   }
 
   /** Runs one compute pass of dispatches and reports validation errors as DeviceError; `batch` as encode's. */

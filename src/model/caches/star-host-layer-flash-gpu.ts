@@ -1,8 +1,8 @@
 // The WebGPU twin of StarHostLayer for Star (Acharya et al. 2024) and Ring (Liu et al. 2023) as its exact
-// baseline (star-host-layer.ts says what each phase attends to): the host's KV rows stay in device buffers
-// and every attention over them is the tiled flash kernel (attention/flash.ts), so only what must travel over
-// NATS crosses to the host: the query host's q, the states, and Ring's KV shards. In f16 storage the rows and
-// the uploaded q are f16, the states f32: what travels is f32.
+// baseline (star-host-layer.ts says what each phase attends to): the host's KV rows stay in device buffers and
+// every attention over them is flash there (tiled; one query over >= 256 rows split-KV decoding, as the planner
+// picks for one process), so only what must travel over NATS crosses to the host: the query host's q, the
+// states, and Ring's KV shards. In f16 storage the rows and the uploaded q are f16, the states f32.
 // - Rows: the anchor's copy (Star, hosts after the first) in its own buffers, the host's blocks or Ring shard
 //   (and, on the query host, the query and generated tokens) in the main ones, [kvHeads, capacity, D] each; a
 //   chunk's k and v are appended by buffer copies (head-major rows, nothing to convert).
@@ -12,20 +12,22 @@
 //   ids); Star's host 0, one flash under causal AND (sinks OR same block), the mask the CPU layer uses; Ring,
 //   the KV shard of every earlier host (arrived over NATS, uploaded, all visible) and its own rows (causal),
 //   while its own chunk's k and v are read back and sent to the later hosts.
-// - Phase 2 (the query host): its own state over the main rows (causal) on the GPU, read back and merged after
-//   the context hosts' states (RemoteLayer, in host order) with the spine's merge, as the CPU layer does.
-// - A context host's answer: the query host's q uploaded, flash over its main rows (all visible), o and lse
-//   read back.
+// - Phase 2 (the query host): its own state over the main rows (causal), read back in one read while the context
+//   hosts' answers travel, merged after theirs (RemoteLayer, host order) with the spine's merge, as on the CPU.
+// - A context host's answer: q uploaded, flash over its main rows (all visible), o and lse in one read.
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { float32ToHalf, halfToFloat32 } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
-import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '../../attention/flash.js';
+import { flashCall, gpuFlashTarget, prepareBlockMask, type GpuBlockMask } from '../../attention/flash.js';
+import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../../attention/flash-decode.js';
+import { planFlash } from '../../attention/planner.js';
 import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
 import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
 import type { HostLayerPlan, KvShard } from './star-host-layer.js';
+import { emptySplit, layerSplit, type Phase2Split } from './remote-layer.js';
 
 interface Rows {
   k: GPUBuffer;
@@ -34,17 +36,16 @@ interface Rows {
   stride: number;
 }
 
-/** One flash dispatch, prepared: its pipeline, bindings and uniform. */
+/** One attention over rows, prepared: what it records into a pass, and the block mask it binds (released after). */
 interface Prepared {
-  call: FlashCall;
-  u: GPUBuffer;
+  record(pass: GPUComputePassEncoder): void;
   blocks?: GpuBlockMask;
 }
 
 export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   readonly spec: string;
-  /** Time the query host waited for the context hosts after its own part, ms. */
-  waitMs = 0;
+  /** Where the query host's phase-2 time went (split), ms summed over its forwards. */
+  private readonly times = emptySplit();
   private length = 0;
   private anchorRows = 0;
   private next = 0;
@@ -53,6 +54,12 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   private readonly answerSites: CallSites;
   /** A context host's answer buffers (q, o, lse), grown to the largest query chunk seen. */
   private answer?: { q: GPUBuffer; o: GPUBuffer; lse: GPUBuffer; tokens: number };
+  /** Split-KV decoding's partial states (one query over many rows), made at the first such step. */
+  private decodeScratch?: DecodeScratch;
+  /** A context host's prepared answer: its rows stay put while the query host decodes, so it is made once. */
+  private answerCall?: { x: Prepared; rows: number; tokens: number; on: object };
+  /** Attentions prepared as split-KV decoding (the tests check that path ran). */
+  splitDecodes = 0;
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -113,14 +120,25 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     this.length = 0;
     this.anchorRows = 0;
     this.next = 0;
-    this.waitMs = 0;
+    Object.assign(this.times, emptySplit());
     this.p.remotes.forEach((r) => r.reset());
+  }
+
+  /** Time the query host waited for the context hosts after its own part, ms. */
+  get waitMs(): number {
+    return this.times.waitMs;
+  }
+
+  /** The query host's phase-2 time of this layer by component (remote-layer.ts). */
+  get split(): Phase2Split {
+    return layerSplit(this.times, this.p.remotes);
   }
 
   destroy(): void {
     const a = this.answer;
     const all = [this.main.k, this.main.v, this.anchor.k, this.anchor.v, this.lse, this.stack.o, this.stack.lse];
-    [...all, ...(a ? [a.q, a.o, a.lse] : [])].forEach((b) => this.gpu.release(b));
+    const scratch = this.decodeScratch ? [this.decodeScratch.o, this.decodeScratch.lse] : [];
+    [...all, ...scratch, ...(a ? [a.q, a.o, a.lse] : [])].forEach((b) => this.gpu.release(b));
     this.sites.destroy();
     this.answerSites.destroy();
   }
@@ -140,7 +158,9 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     if (ring && this.length > 0)
       throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
     // Ask the context hosts first (and send a ring shard on): they travel while this host computes its part.
-    const remote = phase2 && this.p.remotes.length ? await this.askRemotes(c) : [];
+    const remote = phase2 && this.p.remotes.length ? Promise.all(await this.askRemotes(c)) : undefined;
+    remote?.catch(() => {}); // awaited below, after this host's own part
+    const tOwn = performance.now();
     const shared = ring ? this.shareChunk(ring, c) : undefined;
     shared?.catch(() => {});
     const earlier = ring ? (await ring.earlier(this.layer)).filter((kv) => kv.tokens > 0) : [];
@@ -178,9 +198,9 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
             enc.copyBufferToBuffer(src, h * T * rowBytes, dst, (h * rows.stride + held) * rowBytes, T * rowBytes);
         // Each part's state into the chunk's output; with several, each is moved to its slot of the stack
         // and the merge folds them back into the output.
-        for (const [i, { call, u }] of parts.entries()) {
+        for (const [i, part] of parts.entries()) {
           const pass = enc.beginComputePass();
-          this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+          part.record(pass);
           pass.end();
           if (!merge) continue;
           enc.copyBufferToBuffer(c.out, 0, this.stack.o, i * oBytes, oBytes);
@@ -198,12 +218,18 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     }
     if (copy) this.anchorRows += T;
     else this.length += T;
-    if (phase2 && remote.length) {
-      const t0 = performance.now();
-      const states = await Promise.all(remote);
-      this.waitMs += performance.now() - t0;
+    if (remote) {
+      // The own state comes back while the context hosts' answers travel (one read of o and lse), then the wait
+      // for what is left of theirs.
       const own = await this.readState(c.out, this.lse, T);
+      const t0 = performance.now();
+      const states = await remote;
+      const t1 = performance.now();
       this.gpu.write(c.out, 0, mergeAll([...states, own]).o as Float32Array<ArrayBuffer>);
+      this.times.steps++;
+      this.times.ownMs += t0 - tOwn;
+      this.times.waitMs += t1 - t0;
+      this.times.mergeMs += performance.now() - t1;
     }
     await shared;
     this.next = start + T;
@@ -219,15 +245,24 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
       0,
       (d.dtype === 'f16' ? float32ToHalf(q) : q) as Float32Array<ArrayBuffer> | Uint16Array<ArrayBuffer>,
     );
-    this.answerSites.begin();
-    const rows = { k: this.main.k, v: this.main.v, rows: this.length, stride: this.p.capacity };
-    const x = await this.flash(this.answerSites, a.q, tokens, rows, a, false);
-    await this.gpu.encode(`${this.spec} host layer ${this.layer} answer`, (enc) => {
-      const pass = enc.beginComputePass();
-      this.answerSites.dispatch(pass, x.call.pipeline, [...x.call.head, x.u, ...x.call.tail], x.call.groups, x.u);
-      pass.end();
+    let call = this.answerCall;
+    if (!call || call.rows !== this.length || call.tokens !== tokens || call.on !== a) {
+      this.answerSites.begin();
+      const rows = { k: this.main.k, v: this.main.v, rows: this.length, stride: this.p.capacity };
+      const x = await this.flash(this.answerSites, a.q, tokens, rows, a, false);
+      call = this.answerCall = { x, rows: this.length, tokens, on: a };
+    }
+    const x = call.x;
+    // One validation scope around the dispatch and the read of o and lse together: one wait for the device.
+    const label = `${this.spec} host layer ${this.layer} answer`;
+    return this.gpu.checked(label, async () => {
+      await this.gpu.encode(label, (enc) => {
+        const pass = enc.beginComputePass();
+        x.record(pass);
+        pass.end();
+      });
+      return this.readState(a.o, a.lse, tokens);
     });
-    return this.readState(a.o, a.lse, tokens);
   }
 
   /** The merge of `parts` stacked states of T queries (the stack grown to hold them). */
@@ -265,12 +300,12 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
     const d = this.dims;
     const n = d.kvHeads * c.tokens * d.headDim;
     const f16 = d.dtype === 'f16';
-    const read = async (b: GPUBuffer) => {
-      const bytes = await this.gpu.read(b, n * (f16 ? 2 : 4));
-      return f16 ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
-    };
-    const k = await read(c.k);
-    const v = await read(c.v);
+    const [k, v] = (
+      await this.gpu.readParts([
+        [c.k, n * (f16 ? 2 : 4)],
+        [c.v, n * (f16 ? 2 : 4)],
+      ])
+    ).map((b) => (f16 ? halfToFloat32(new Uint16Array(b)) : new Float32Array(b)));
     await ring.share(this.layer, { k, v, tokens: c.tokens });
   }
 
@@ -278,9 +313,14 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   private async askRemotes(c: LayerChunk<GPUBuffer>): Promise<Promise<AttentionState>[]> {
     const d = this.dims;
     const n = d.heads * c.tokens * d.headDim;
+    const t0 = performance.now();
     const bytes = await this.gpu.read(c.q, n * (d.dtype === 'f16' ? 2 : 4));
     const q = d.dtype === 'f16' ? halfToFloat32(new Uint16Array(bytes)) : new Float32Array(bytes);
-    return this.p.remotes.map((r) => r.stateOf(q, c.tokens, c.start));
+    const t1 = performance.now();
+    const asked = this.p.remotes.map((r) => r.stateOf(q, c.tokens, c.start));
+    this.times.qReadMs += t1 - t0;
+    this.times.sendMs += performance.now() - t1;
+    return asked;
   }
 
   /** Phase 1's visible set over the main rows: causal, and the query's block (host 0: or the anchor). */
@@ -300,31 +340,43 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
   ): Promise<Prepared> {
     const d = this.dims;
     const blocks = mask && (await prepareBlockMask(this.gpu, mask, T, keys.rows, d.headDim, d.dtype, 'auto'));
-    const shape = {
-      heads: d.heads,
-      kvHeads: d.kvHeads,
-      queries: T,
-      keys: keys.rows,
-      headDim: d.headDim,
-      causal: isCausal,
-      scale: 1 / Math.sqrt(d.headDim),
-    };
+    const [heads, kvHeads, headDim, scale] = [d.heads, d.kvHeads, d.headDim, 1 / Math.sqrt(d.headDim)];
+    const shape = { heads, kvHeads, queries: T, keys: keys.rows, headDim, causal: isCausal, scale };
     const x = { q, k: keys.k, v: keys.v, o: out.o, lse: out.lse, shape, dtype: d.dtype };
     try {
+      // One query seeing every row (a decoded token: over a context host's rows, or its own on the query host):
+      // split-KV decoding where the one-process flash layer would take it, not the tiled kernel's one workgroup
+      // per head walking every row (planner.ts; the H200's per-layer wait grew with the rows per host).
+      const target = { dtype: d.dtype, headDim: d.headDim, queries: T, keys: keys.rows, allKeysVisible: true };
+      if (!mask && planFlash(gpuFlashTarget(this.gpu, target)).version === 'split-kv-decode') {
+        this.decodeScratch ??= await createDecodeScratch(this.gpu, d.heads, d.headDim);
+        const calls = await flashDecodeCalls(this.gpu, x, this.decodeScratch, keys.stride);
+        const u = sites.uniform(calls.params);
+        this.splitDecodes++;
+        const record = (pass: GPUComputePassEncoder) => {
+          for (const c of [calls.partial, calls.merge]) sites.dispatch(pass, c.pipeline, [...c.buffers, u], c.groups);
+        };
+        return { record };
+      }
       const call = await flashCall(this.gpu, x, 'auto', blocks, keys.stride);
-      return { call, u: sites.uniform(call.params), blocks };
+      const u = sites.uniform(call.params);
+      const record = (pass: GPUComputePassEncoder) =>
+        sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+      return { record, blocks };
     } catch (e) {
       blocks?.release();
       throw e;
     }
   }
 
+  /** The state of T queries in o and lse, read back in one copy. */
   private async readState(o: GPUBuffer, lse: GPUBuffer, T: number): Promise<AttentionState> {
-    const d = this.dims;
-    const s = emptyState(d.heads, T, d.headDim);
-    s.o.set(new Float32Array(await this.gpu.read(o, s.o.length * 4)));
-    s.lse.set(new Float32Array(await this.gpu.read(lse, s.lse.length * 4)));
-    return s;
+    const { heads, headDim } = this.dims;
+    const [ob, lb] = await this.gpu.readParts([
+      [o, heads * T * headDim * 4],
+      [lse, heads * T * 4],
+    ]);
+    return { heads, queries: T, headDim, o: new Float32Array(ob), lse: new Float32Array(lb) };
   }
 
   private async answerBuffers(tokens: number) {

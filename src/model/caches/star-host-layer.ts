@@ -18,7 +18,7 @@ import { flashAttention } from '../../attention/flash.js';
 import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
 import { emptyState, mergeAll, type AttentionState } from '../../spine/state.js';
 import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
-import type { RemoteLayer } from './remote-layer.js';
+import { emptySplit, layerSplit, type Phase2Split, type RemoteLayer } from './remote-layer.js';
 
 /** KV rows of one host for one layer: k and v [kvHeads, tokens, headDim], f32. */
 export interface KvShard {
@@ -59,8 +59,8 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
   private readonly blockIds: Int32Array;
   private length = 0;
   private next = 0;
-  /** Time the query host waited for the context hosts after its own part, ms. */
-  waitMs = 0;
+  /** Where the query host's phase-2 time went (split), ms summed over its forwards. */
+  private readonly times = emptySplit();
 
   constructor(
     readonly layer: number,
@@ -88,8 +88,18 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
   reset(): void {
     this.length = 0;
     this.next = 0;
-    this.waitMs = 0;
+    Object.assign(this.times, emptySplit());
     this.p.remotes.forEach((r) => r.reset());
+  }
+
+  /** Time the query host waited for the context hosts after its own part, ms. */
+  get waitMs(): number {
+    return this.times.waitMs;
+  }
+
+  /** The query host's phase-2 time of this layer by component (remote-layer.ts). */
+  get split(): Phase2Split {
+    return layerSplit(this.times, this.p.remotes);
   }
 
   destroy(): void {}
@@ -107,12 +117,20 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
     if (this.p.method === 'ring' && !phase2 && this.length > 0)
       throw new ShapeError(`layer ${this.layer}: a ring host encodes its shard in one chunk (its KV travels whole)`);
     // Ask the context hosts first: their answers travel while this host computes its own part.
-    const remote = phase2 ? this.p.remotes.map((r) => r.state(c)) : [];
+    const t0 = performance.now();
+    const remote = phase2 && this.p.remotes.length ? Promise.all(this.p.remotes.map((r) => r.state(c))) : undefined;
+    remote?.catch(() => {}); // awaited below, after this host's own part
+    const t1 = performance.now();
     const shared = this.p.method === 'ring' && !phase2 ? this.shareChunk(c) : undefined;
     this.append(c);
     let state: AttentionState;
-    if (phase2) state = await this.attendRows(c.q, T, this.p.anchorCopy, this.length, { causal: true });
-    else if (this.p.method === 'star') state = await this.attendRows(c.q, T, 0, this.length, { mask: this.starMask() });
+    if (phase2) {
+      state = await this.attendRows(c.q, T, this.p.anchorCopy, this.length, { causal: true });
+      this.times.steps++;
+      this.times.sendMs += t1 - t0;
+      this.times.ownMs += performance.now() - t1;
+    } else if (this.p.method === 'star')
+      state = await this.attendRows(c.q, T, 0, this.length, { mask: this.starMask() });
     else {
       const own = await this.attendRows(c.q, T, 0, this.length, { causal: true });
       const earlier = await this.p.ring!.earlier(this.layer);
@@ -120,11 +138,13 @@ export class StarHostLayer implements LayerAttention<Float32Array> {
       for (const kv of earlier) parts.push(await this.attendShard(c.q, T, kv));
       state = mergeAll([...parts, own]);
     }
-    if (phase2) {
-      const t0 = performance.now();
-      const states = await Promise.all(remote);
-      this.waitMs += performance.now() - t0;
+    if (remote) {
+      const t2 = performance.now();
+      const states = await remote;
+      const t3 = performance.now();
       state = mergeAll([...states, state]);
+      this.times.waitMs += t3 - t2;
+      this.times.mergeMs += performance.now() - t3;
     }
     await shared;
     c.out.set(state.o);
