@@ -3,7 +3,7 @@
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
 // Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) and NaN policy it shares (a V tile holding a
 // NaN or an infinity does P V in scalar code that skips the keys a row masks out). CPU twin: cca-cpu.ts.
-import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
+import { CCA_PARAMS_WGSL, CCA_ROW_TILES_WGSL } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
@@ -69,20 +69,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let h = wg.y;
   let kvh = h / params.heads_per_kv;
   let sbase = sg * 16u * BC;
-  let r = lane / 2u;
-  let side = lane % 2u;
-  let i = wg.x * BR + sg * 16u + r;
-  let row_ok = i < params.nq;
-  let p = i32(params.query_start + min(i, params.nq - 1u));
-  let c_row = cores_seen(p);
-  let raw_first = c_row * i32(params.gsize);
-  let p_first = i32(params.query_start + wg.x * BR);
-  let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
-  let c_last = cores_seen(p_last);
-  let raw_lo = cores_seen(p_first) * i32(params.gsize);
-  let core_tiles = (c_last + i32(BC) - 1) / i32(BC);
-  let tiles = core_tiles + (p_last - raw_lo + i32(BC)) / i32(BC);
-  let c2 = params.scale * 1.4426950408889634;
+${CCA_ROW_TILES_WGSL}  let c2 = params.scale * 1.4426950408889634;
 
   let qbase = (h * params.nq + wg.x * BR) * (D / 4u);
   for (var e = lid; e < BR * D / 4u; e += THREADS) {

@@ -7,7 +7,7 @@
 // Every tile loads cores or raw rows, never both: a row sees cores [0, c_row) and raw positions [c_row g, p].
 // NaN policy and empty rows as v1 (docs/HARDENING.md). Bindings as ccaAttendWgsl's; q, k, v are read as packed
 // halves (vec4<u32>: 8 per load), so the head dim is a multiple of 16. CPU twin: cca-cpu.ts.
-import { CCA_PARAMS_WGSL } from './cca-wgsl.js';
+import { CCA_PARAMS_WGSL, CCA_ROW_TILES_WGSL } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
@@ -81,20 +81,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let kvh = h / params.heads_per_kv;
   let sbase = sg * 16u * LDS;
   let pbase = sg * 16u * LDP;
-  let r = lane / 2u;
-  let side = lane % 2u;
-  let i = wg.x * BR + sg * 16u + r;
-  let row_ok = i < params.nq;
-  let p = i32(params.query_start + min(i, params.nq - 1u));
-  let c_row = cores_seen(p);
-  let raw_first = c_row * i32(params.gsize);
-  let p_first = i32(params.query_start + wg.x * BR);
-  let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
-  let c_last = cores_seen(p_last);
-  let raw_lo = cores_seen(p_first) * i32(params.gsize);
-  let core_tiles = (c_last + i32(BC) - 1) / i32(BC);
-  let tiles = core_tiles + (p_last - raw_lo + i32(BC)) / i32(BC);
-  let c2 = params.scale * 1.4426950408889634;
+${CCA_ROW_TILES_WGSL}  let c2 = params.scale * 1.4426950408889634;
   let cbase = i32(kvh * params.core_cap);
 
   // Q once: 16 x 16 blocks through this subgroup's rows of pt into registers.

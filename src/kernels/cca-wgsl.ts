@@ -152,6 +152,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 
 export { CCA_PARAMS_WGSL };
 
+/** The subgroup-matrix pass 2's rows and tiles (cca-sgmat-wgsl.ts, cca-tc-wgsl.ts): this lane's row i (position p,
+ * c_row cores, raw keys from raw_first) and its workgroup's tiles, core tiles [0, core_tiles) then raw tiles from
+ * raw_lo up to p_last. Needs BR, BC, wg, sg and lane in scope. */
+export const CCA_ROW_TILES_WGSL = `  let r = lane / 2u;
+  let side = lane % 2u;
+  let i = wg.x * BR + sg * 16u + r;
+  let row_ok = i < params.nq;
+  let p = i32(params.query_start + min(i, params.nq - 1u));
+  let c_row = cores_seen(p);
+  let raw_first = c_row * i32(params.gsize);
+  let p_first = i32(params.query_start + wg.x * BR);
+  let p_last = i32(params.query_start + min(params.nq - 1u, wg.x * BR + BR - 1u));
+  let c_last = cores_seen(p_last);
+  let raw_lo = cores_seen(p_first) * i32(params.gsize);
+  let core_tiles = (c_last + i32(BC) - 1) / i32(BC);
+  let tiles = core_tiles + (p_last - raw_lo + i32(BC)) / i32(BC);
+`;
+
 export const CCA_ROWS = FLASH_PORTABLE_ROWS;
 
 /** Pass 2: one workgroup per CCA_ROWS query rows and query head: dispatch (row tiles, heads). */
