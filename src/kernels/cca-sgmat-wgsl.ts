@@ -3,7 +3,7 @@
 // window tiles, raw rows from a resident ring or the chunk) as ccaAttendWgsl, on 16x16x16 f16 products.
 // Follows flash-sgmat-wgsl.ts, whose tile code (sgmat-tiles-wgsl.ts) and NaN policy it shares (a V tile holding a
 // NaN or an infinity does P V in scalar code that skips the keys a row masks out). CPU twin: cca-cpu.ts.
-import { CCA_PARAMS_WGSL, CCA_ROW_TILES_WGSL } from './cca-wgsl.js';
+import { CCA_ROW_TILES_WGSL, ccaSubgroupMatrixBindingsWgsl } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
@@ -36,16 +36,7 @@ export function ccaSubgroupMatrixWgsl(headDim: number): string {
   const visible = 'row_ok && j >= lo && j <= hi';
   const { softmax, pv } = stagedSoftmaxPvWgsl(visible, blocks, BC);
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
-@group(0) @binding(0) var<storage, read> qg: array<vec4<f16>>;
-@group(0) @binding(1) var<storage, read> ckg: array<vec4<f16>>;
-@group(0) @binding(2) var<storage, read> cvg: array<vec4<f16>>;
-@group(0) @binding(3) var<storage, read> kg: array<vec4<f16>>;
-@group(0) @binding(4) var<storage, read> vg: array<vec4<f16>>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-${CCA_PARAMS_WGSL}
-
+${ccaSubgroupMatrixBindingsWgsl('vec4<f16>')}
 const D: u32 = ${D}u;
 const BR: u32 = ${rows}u;
 const BC: u32 = ${BC}u;

@@ -7,7 +7,7 @@
 // Every tile loads cores or raw rows, never both: a row sees cores [0, c_row) and raw positions [c_row g, p].
 // NaN policy and empty rows as v1 (docs/HARDENING.md). Bindings as ccaAttendWgsl's; q, k, v are read as packed
 // halves (vec4<u32>: 8 per load), so the head dim is a multiple of 16. CPU twin: cca-cpu.ts.
-import { CCA_PARAMS_WGSL, CCA_ROW_TILES_WGSL } from './cca-wgsl.js';
+import { CCA_ROW_TILES_WGSL, ccaSubgroupMatrixBindingsWgsl } from './cca-wgsl.js';
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
@@ -53,16 +53,7 @@ ${fetch}
   // This row's part: cores [0, c_row), raw positions [c_row * g, p].
   const { softmax, pv } = tc2SoftmaxPvWgsl(g, 'row_ok && j >= lo && j <= hi');
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
-@group(0) @binding(0) var<storage, read> qg: array<vec4<u32>>;
-@group(0) @binding(1) var<storage, read> ckg: array<vec4<u32>>;
-@group(0) @binding(2) var<storage, read> cvg: array<vec4<u32>>;
-@group(0) @binding(3) var<storage, read> kg: array<vec4<u32>>;
-@group(0) @binding(4) var<storage, read> vg: array<vec4<u32>>;
-@group(0) @binding(5) var<storage, read_write> o: array<f32>;
-@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
-@group(0) @binding(7) var<uniform> params: Params;
-${CCA_PARAMS_WGSL}
-
+${ccaSubgroupMatrixBindingsWgsl('vec4<u32>')}
 ${tc2DeclarationsWgsl(g)}
 
 ${tc2StoresWgsl()}

@@ -152,6 +152,21 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
 
 export { CCA_PARAMS_WGSL };
 
+/** The bindings of the subgroup-matrix pass 2 (ccaAttendWgsl's order; q, cores, raw k and v as `vector`s: vec4<f16>
+ * for v1, vec4<u32> of packed halves for tc2), and the uniform's struct. */
+export function ccaSubgroupMatrixBindingsWgsl(vector: string): string {
+  return `@group(0) @binding(0) var<storage, read> qg: array<${vector}>;
+@group(0) @binding(1) var<storage, read> ckg: array<${vector}>;
+@group(0) @binding(2) var<storage, read> cvg: array<${vector}>;
+@group(0) @binding(3) var<storage, read> kg: array<${vector}>;
+@group(0) @binding(4) var<storage, read> vg: array<${vector}>;
+@group(0) @binding(5) var<storage, read_write> o: array<f32>;
+@group(0) @binding(6) var<storage, read_write> lse: array<f32>;
+@group(0) @binding(7) var<uniform> params: Params;
+${CCA_PARAMS_WGSL}
+`;
+}
+
 /** The subgroup-matrix pass 2's rows and tiles (cca-sgmat-wgsl.ts, cca-tc-wgsl.ts): this lane's row i (position p,
  * c_row cores, raw keys from raw_first) and its workgroup's tiles, core tiles [0, core_tiles) then raw tiles from
  * raw_lo up to p_last. Needs BR, BC, wg, sg and lane in scope. */
