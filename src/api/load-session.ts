@@ -14,6 +14,8 @@ export interface LoadSessionOptions extends PrefillOptions {
   attention?: string;
   rope?: SessionOptions['rope'];
   chunk?: number;
+  /** Filled in when given: seconds spent reading and checking the file, and restoring the session from it. */
+  timings?: { readSeconds?: number; restoreSeconds?: number };
 }
 
 export async function loadSession(
@@ -23,6 +25,7 @@ export async function loadSession(
 ): Promise<Session> {
   let decoded: DecodedSession;
   let name = 'the session';
+  const t0 = performance.now();
   if (typeof source === 'string') {
     name = source;
     // Size checked against the limit before reading; read array by array (node-only module, loaded here).
@@ -53,9 +56,12 @@ export async function loadSession(
   );
   const bad = ids.find((id) => id >= c.vocabSize);
   if (bad !== undefined) throw new InputError(`${name}: token id ${bad} is outside the vocabulary of ${c.vocabSize}`);
+  if (o.timings) o.timings.readSeconds = (performance.now() - t0) / 1000;
+  const t1 = performance.now();
   const session = await model.createSession({ contextSize, attention, rope, chunk: o.chunk });
   try {
     await session.restore(ids, o, saved);
+    if (o.timings) o.timings.restoreSeconds = (performance.now() - t1) / 1000;
     return session;
   } catch (e) {
     session.dispose();

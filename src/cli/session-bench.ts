@@ -26,6 +26,9 @@ interface Row {
   saveSeconds: number;
   fileBytes: number;
   loadSeconds: number;
+  /** Of loadSeconds: reading and checking the file, then the new session and its restore. */
+  readSeconds: number;
+  restoreSeconds: number;
   sessionTtftSeconds: number;
   restoredFrom: string;
   speedup: number;
@@ -82,7 +85,8 @@ async function benchOne(model: Model, attention: string, contextSize: number, do
     a.dispose();
   }
   t0 = performance.now();
-  const b = await loadSession(model, file);
+  const timings: { readSeconds?: number; restoreSeconds?: number } = {};
+  const b = await loadSession(model, file, { timings });
   try {
     const loadSeconds = seconds(t0);
     const again = await firstToken(b);
@@ -94,6 +98,8 @@ async function benchOne(model: Model, attention: string, contextSize: number, do
       saveSeconds,
       fileBytes,
       loadSeconds,
+      readSeconds: timings.readSeconds ?? Number.NaN,
+      restoreSeconds: timings.restoreSeconds ?? Number.NaN,
       sessionTtftSeconds,
       restoredFrom: b.restoredFrom ?? 'replay',
       speedup: fullTtftSeconds / sessionTtftSeconds,
@@ -138,13 +144,14 @@ async function main(argv: string[]): Promise<void> {
   const f = (x: number) => x.toFixed(3);
   process.stdout.write(
     `session vs prefill on ${model.device.name}, ${model.source}, context ${contextSize}\n\n` +
-      '| attention | document tokens | full TTFT (s) | save (s) | file | load (s) | TTFT from session (s) | restored from ' +
-      '| full / session | same first token |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n' +
+      '| attention | document tokens | full TTFT (s) | save (s) | file | load (s) | of which read / restore (s) ' +
+      '| TTFT from session (s) | restored from | full / session | same first token |\n' +
+      `|${' --- |'.repeat(11)}\n` +
       rows
         .map(
           (r) =>
             `| ${r.attention} | ${r.documentTokens} | ${f(r.fullTtftSeconds)} | ${f(r.saveSeconds)} | ${formatBytes(r.fileBytes)} ` +
-            `| ${f(r.loadSeconds)} | ${f(r.sessionTtftSeconds)} | ${r.restoredFrom} | ${r.speedup.toFixed(1)}x | ${r.sameFirstToken} |`,
+            `| ${f(r.loadSeconds)} | ${f(r.readSeconds)} / ${f(r.restoreSeconds)} | ${f(r.sessionTtftSeconds)} | ${r.restoredFrom} | ${r.speedup.toFixed(1)}x | ${r.sameFirstToken} |`,
         )
         .join('\n') +
       '\n',

@@ -59,11 +59,22 @@ export function saveKvCache(spec: string, n: number, c: KvImage): LayerCacheStat
   return { spec, tokens: n, meta: { sinks: h.sinks, first: h.first }, arrays: { k: pick(c.k), v: pick(c.v) } };
 }
 
+/** Where a saved state's rows go in a cache of this shape: the state's k and v in the cache's dtype, its rows per
+ * head, and the runs of rows to copy (state row -> cache slot). */
+export interface KvRestore {
+  k: HostData;
+  v: HostData;
+  rows: number;
+  copies: Array<{ slot: number; row: number; rows: number }>;
+}
+
 /**
- * Writes a saved state into the cache image; false when the layout holds a position the state lacks (then
- * the session replays its tokens instead). A state of another shape is a ShapeError.
+ * The copies that put a saved state into a cache of shape `c`; null when the layout holds a position the state
+ * lacks (then the session replays its tokens instead). A state of another shape is a ShapeError. The WebGPU
+ * layer writes each run straight from the state's arrays (no cache-sized image on the host: a 1B model's 128K
+ * cache is 4 GiB); the CPU layer copies them into its arrays (restoreKvCache).
  */
-export function restoreKvCache(state: LayerCacheState, c: KvImage): boolean {
+export function planKvRestore(state: LayerCacheState, c: Omit<KvImage, 'k' | 'v'>): KvRestore | null {
   const n = state.tokens;
   const sinks = state.meta.sinks ?? -1;
   const first = state.meta.first ?? -1;
@@ -82,19 +93,29 @@ export function restoreKvCache(state: LayerCacheState, c: KvImage): boolean {
   // The state lacks the gap [sinks, first); the layout must need none of it.
   const want = held(c.layout, n);
   const avoidsGap = (a: number, b: number) => a >= b || b <= sinks || a >= first || first === sinks;
-  if (!avoidsGap(0, want.sinks) || !avoidsGap(want.first, n)) return false;
+  if (!avoidsGap(0, want.sinks) || !avoidsGap(want.first, n)) return null;
+  return {
+    k: convert(state.arrays.k, c.dtype),
+    v: convert(state.arrays.v, c.dtype),
+    rows,
+    copies: copies(c.layout, n, { sinks, first }),
+  };
+}
+
+/** Writes a saved state into the cache image; false when the layout holds a position the state lacks. */
+export function restoreKvCache(state: LayerCacheState, c: KvImage): boolean {
+  const plan = planKvRestore(state, c);
+  if (!plan) return false;
   const D = c.headDim;
-  for (const [cache, a] of [
-    [c.k, state.arrays.k],
-    [c.v, state.arrays.v],
-  ] as const) {
-    const data = convert(a, c.dtype);
+  for (const [cache, data] of [
+    [c.k, plan.k],
+    [c.v, plan.v],
+  ] as const)
     for (let head = 0; head < c.kvHeads; head++)
-      for (const x of copies(c.layout, n, { sinks, first })) {
-        const from = (head * rows + x.row) * D;
+      for (const x of plan.copies) {
+        const from = (head * plan.rows + x.row) * D;
         cache.set(data.subarray(from, from + x.rows * D), (head * c.layout.slots + x.slot) * D);
       }
-  }
   return true;
 }
 

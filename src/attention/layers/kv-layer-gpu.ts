@@ -18,8 +18,7 @@ import { decodeSplits } from '../../kernels/flash-decode-wgsl.js';
 import { formatChoice, planFlash, type KernelChoice } from '../planner.js';
 import { formatMethodSpec, type DecodeKernel, type MethodSpec } from '../spec.js';
 import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../layer.js';
-import type { HostData } from '../../tensor.js';
-import { restoreKvCache, saveKvCache } from './kv-cache-state.js';
+import { restoreGpuKvCache, saveGpuKvCache, type GpuKvCache } from './kv-cache-gpu.js';
 import { kvMethod, type KvMethod } from './kv-method.js';
 import { kvAppendAtSite } from './kv-append-gpu.js';
 
@@ -112,38 +111,21 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
     return new GpuKvLayer(gpu, dims, method, k, v, scratch);
   }
 
-  /** The cache read back whole ([kvHeads, slots, D] each), for a saved session. */
+  /** The cache read back, for a saved session (kv-cache-gpu.ts). */
   async saveCache(): Promise<LayerCacheState> {
-    const bytes = this.imageBytes();
-    const f16 = this.dims.dtype === 'f16';
-    const read = async (b: GPUBuffer) => {
-      const raw = await this.gpu.read(b, bytes);
-      return f16 ? new Uint16Array(raw) : new Float32Array(raw);
-    };
-    return saveKvCache(this.spec, this.length, this.image(await read(this.cacheK), await read(this.cacheV)));
+    return saveGpuKvCache(this.gpu, this.cacheImage(), this.length);
   }
 
   async restoreCache(state: LayerCacheState): Promise<boolean> {
     if (state.spec !== this.spec || state.tokens > this.dims.maxTokens) return false;
-    const f16 = this.dims.dtype === 'f16';
-    const n = this.imageBytes() / (f16 ? 2 : 4);
-    const make = () => (f16 ? new Uint16Array(n) : new Float32Array(n));
-    const image = this.image(make(), make());
-    if (!restoreKvCache(state, image)) return false;
-    this.gpu.write(this.cacheK, 0, image.k.buffer as ArrayBuffer);
-    this.gpu.write(this.cacheV, 0, image.v.buffer as ArrayBuffer);
+    if (!(await restoreGpuKvCache(this.gpu, this.cacheImage(), state))) return false;
     this.length = state.tokens;
     return true;
   }
 
-  private imageBytes(): number {
-    const d = this.dims;
-    return d.kvHeads * this.method.layout.slots * d.headDim * (d.dtype === 'f16' ? 2 : 4);
-  }
-
-  private image(k: HostData, v: HostData) {
+  private cacheImage(): GpuKvCache {
     const { kvHeads, headDim, dtype } = this.dims;
-    return { kvHeads, headDim, dtype, layout: this.method.layout, k, v };
+    return { spec: this.spec, kvHeads, headDim, dtype, layout: this.method.layout, k: this.cacheK, v: this.cacheV };
   }
 
   /** Bytes of the rows held now (the cache is allocated once for the run: layout.slots rows per head). */
