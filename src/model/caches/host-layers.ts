@@ -12,7 +12,11 @@ import { attendSelected, sparseGatherGpu } from '../../attention/dsa.js';
 import type { CcaKVCache } from '../../attention/cca-cache.js';
 import { formatMethodSpec, type MethodSpec } from '../../attention/spec.js';
 import { kvAppendAtSite } from '../../attention/layers/kv-append-gpu.js';
-import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../../attention/layer.js';
+import { saveCcaCache } from '../../attention/layers/cca-cache-state.js';
+import { dsaIndexKeys, saveDsaCache } from '../../attention/layers/dsa-cache-state.js';
+import { restoreKvCache } from '../../attention/layers/kv-cache-state.js';
+import { RingLayout } from '../../attention/layers/ring-layout.js';
 import { DenseKVCache } from './kv-cache.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
 import { ccaLayerCache } from './method-caches.js';
@@ -80,6 +84,15 @@ export class CcaHostLayer<Buffer> implements LayerAttention<Buffer> {
 
   reset(): void {
     this.cache = ccaLayerCache(this.config, this.method, this.dtype)!;
+  }
+
+  async saveCache(): Promise<LayerCacheState> {
+    return saveCcaCache(this.cache.length, this.cache.image());
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    return this.cache.restore(state);
   }
 
   destroy(): void {}
@@ -152,6 +165,27 @@ export class DsaCpuLayer extends DsaHostLayer<Float32Array> {
   }
 
   destroy(): void {}
+
+  async saveCache(): Promise<LayerCacheState> {
+    const ix = { keys: this.dsa.heldIndexKeys };
+    return saveDsaCache(this.dsa.params, this.dsa.length, this.kvImage(), this.dsa.indexer.dim, ix);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    if (state.tokens > this.dims.maxTokens) return false;
+    const ix = dsaIndexKeys(state, this.dsa.params, this.dsa.indexer.dim, false);
+    if (!ix || !restoreKvCache(state, this.kvImage())) return false;
+    this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
+    this.cache.length = state.tokens;
+    return true;
+  }
+
+  private kvImage() {
+    const { kvHeads, headDim } = this.dims;
+    const layout = RingLayout.dense(this.cache.capacity);
+    return { kvHeads, headDim, dtype: 'f32' as const, layout, k: this.cache.all.k, v: this.cache.all.v };
+  }
 
   protected async attend(c: LayerChunk<Float32Array>, q: Float32Array, lists: KeyLists): Promise<void> {
     const { heads, kvHeads, headDim: D } = this.dims;

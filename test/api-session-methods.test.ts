@@ -1,0 +1,155 @@
+// Saved caches of the CCA and DSA layers (attention/layers/cca-cache-state.ts, dsa-cache-state.ts): a decoder
+// restored from another's caches, after a prompt that wrapped CCA's ring and left a group unfinished, generates
+// the same ids with the same logits, bit for bit, on the CPU and on WebGPU (f32 and f16 storage); a CCA state
+// saved on WebGPU restores on the CPU and back; a state of the wrong shape, meta or spec is a ShapeError or a
+// false (the session replays), and leaves the decoder empty.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ShapeError } from '../src/errors.js';
+import { scheduleFromSpec } from '../src/attention/sparse.js';
+import { parseMethodSpec } from '../src/attention/spec.js';
+import { cpuDevice, type Device } from '../src/runtime/device.js';
+import { createDecoder } from '../src/model/forward/create-decoder.js';
+import type { DecoderOptions, SavedCaches } from '../src/model/forward/decoder-cpu.js';
+import { loadGguf } from '../src/model/load/gguf.js';
+import { maxAbsDiff } from '../src/reference/attention.js';
+import { FIXTURE_GGUF } from './model-support.js';
+import { webgpuDevice } from './support.js';
+
+const model = loadGguf(FIXTURE_GGUF);
+const gpu = await webgpuDevice();
+after(() => gpu?.destroy());
+
+const WINDOW = 8;
+const CCA = `cca:group=4,window=${WINDOW}`;
+const METHODS = [CCA, 'dsa:topk=6,local=4,sinks=2', 'dsa:topk=6,local=4,sinks=2,indexer=float'];
+// 2 * window + 37 = 53 tokens: the ring (w + g - 1 = 11 rows) has wrapped four times and 53 = 13 * 4 + 1
+// leaves a group of one token unfinished; DSA's middle keys (53 - 2 - 4) are more than its top-k.
+const PROMPT = [1, ...Array.from({ length: 2 * WINDOW + 36 }, (_, i) => 100 + ((i * 37) % 300))];
+const STEPS = 6;
+
+async function decoder(device: Device, method: string, o: Partial<DecoderOptions> = {}) {
+  return createDecoder(device, model, scheduleFromSpec(parseMethodSpec(method)), { maxTokens: 80, chunk: 16, ...o });
+}
+
+const argmax = (x: Float32Array) => x.reduce((best, v, i) => (v > x[best] ? i : best), 0);
+
+/** Greedy ids and each step's logits after `first` (the logits of the prompt's last token). */
+async function greedy(d: Awaited<ReturnType<typeof decoder>>, first: Float32Array) {
+  const ids: number[] = [];
+  const logits: Float32Array[] = [];
+  let next = first;
+  for (let i = 0; i < STEPS; i++) {
+    ids.push(argmax(next));
+    next = await d.forward([ids[i]]);
+    logits.push(next);
+  }
+  return { ids, logits };
+}
+
+const targets: Array<[string, Device | null, 'f32' | 'f16']> = [
+  ['cpu', cpuDevice, 'f32'],
+  ['webgpu f32', gpu, 'f32'],
+  ['webgpu f16', gpu?.gpu?.features.f16 ? gpu : null, 'f16'],
+];
+
+for (const [name, device, storage] of targets)
+  describe(`saved CCA and DSA caches on ${name}`, { skip: device ? false : `no ${name} device` }, () => {
+    for (const method of METHODS)
+      it(`${method}: generating after the restore equals generating after the prefill, ids and logits`, async () => {
+        const a = await decoder(device!, method, { storage });
+        const b = await decoder(device!, method, { storage });
+        try {
+          const first = await a.forward(PROMPT);
+          const saved = await a.saveCaches!();
+          assert.ok(saved, 'every layer saves its cache');
+          assert.equal(saved.position, PROMPT.length);
+          if (method === CCA) {
+            const m = saved.layers[0].meta;
+            assert.deepEqual([m.cores, m.ringFirst], [13, PROMPT.length - (WINDOW + 3)]);
+            assert.deepEqual(saved.layers[0].arrays.ringK.shape.slice(1), [WINDOW + 3, model.config.headDim]);
+          }
+          assert.equal(await b.restoreCaches!(saved), true);
+          assert.equal(b.position, PROMPT.length);
+          const [want, got] = [await greedy(a, first), await greedy(b, first)];
+          assert.deepEqual(got.ids, want.ids);
+          want.logits.forEach((l, i) => {
+            assert.ok(l.every(Number.isFinite));
+            assert.deepEqual(got.logits[i], l, `step ${i}`);
+          });
+        } finally {
+          a.destroy();
+          b.destroy();
+        }
+      });
+  });
+
+/** The saved state with layer 1's state edited. */
+function forge(saved: SavedCaches, edit: (l: SavedCaches['layers'][number]) => SavedCaches['layers'][number]) {
+  return { ...saved, layers: saved.layers.map((l, i) => (i === 1 ? edit(l) : l)) };
+}
+
+describe('saved CCA and DSA caches, across backends and forged', () => {
+  it('a CCA state saved on WebGPU restores on the CPU, and a CPU one on WebGPU', { skip: !gpu }, async () => {
+    for (const [from, to] of [
+      [gpu!, cpuDevice],
+      [cpuDevice, gpu!],
+    ]) {
+      const a = await decoder(from, CCA);
+      await a.forward(PROMPT);
+      const saved = (await a.saveCaches!())!;
+      a.destroy();
+      // The reference prefills on the backend that restores: the two differ by their own rounding only.
+      const ref = await decoder(to, CCA);
+      const first = await ref.forward(PROMPT);
+      const b = await decoder(to, CCA);
+      assert.equal(await b.restoreCaches!(saved), true, `${from.name} -> ${to.name}`);
+      const [want, got] = [await greedy(ref, first), await greedy(b, first)];
+      assert.deepEqual(got.ids, want.ids);
+      want.logits.forEach((l, i) =>
+        assert.ok(maxAbsDiff(got.logits[i], l) < 1e-4, `step ${i}: ${maxAbsDiff(got.logits[i], l)}`),
+      );
+      ref.destroy();
+      b.destroy();
+    }
+  });
+
+  for (const method of METHODS)
+    it(`${method}: a state of another shape, meta or spec is a ShapeError or false, never a wrong answer`, async () => {
+      const a = await decoder(cpuDevice, method);
+      await a.forward(PROMPT);
+      const saved = (await a.saveCaches!())!;
+      a.destroy();
+      const b = await decoder(cpuDevice, method);
+      const names = Object.keys(saved.layers[1].arrays);
+      for (const key of names) {
+        const shortened = forge(saved, (l) => {
+          const x = l.arrays[key];
+          const shape = [...x.shape];
+          shape[shape.length - 2] -= 1;
+          return { ...l, arrays: { ...l.arrays, [key]: { ...x, shape, data: x.data.subarray(0, x.data.length / 2) } } };
+        });
+        await assert.rejects(b.restoreCaches!(shortened), (e: Error) => e instanceof ShapeError, key);
+        assert.equal(b.position, 0);
+        const missing = forge(saved, (l) => ({
+          ...l,
+          arrays: Object.fromEntries(names.filter((n) => n !== key).map((n) => [n, l.arrays[n]])),
+        }));
+        await assert.rejects(b.restoreCaches!(missing), (e: Error) => e instanceof ShapeError, `${key} missing`);
+      }
+      for (const key of Object.keys(saved.layers[1].meta)) {
+        const meta = forge(saved, (l) => ({ ...l, meta: { ...l.meta, [key]: l.meta[key] + 1 } }));
+        const outcome = await b.restoreCaches!(meta).catch((e: Error) => e);
+        assert.ok(outcome === false || outcome instanceof ShapeError, `meta ${key}: ${outcome}`);
+        assert.equal(b.position, 0);
+      }
+      const other = forge(saved, (l) => ({ ...l, spec: `${l.spec},x=1` }));
+      assert.equal(await b.restoreCaches!(other), false);
+      const fewer = forge(saved, (l) => ({ ...l, tokens: l.tokens - 1 }));
+      assert.equal(await b.restoreCaches!(fewer), false, 'a layer of another token count');
+      assert.equal(b.position, 0);
+      // Still whole: the forgeries left it able to restore the true state.
+      assert.equal(await b.restoreCaches!(saved), true);
+      b.destroy();
+    });
+});
