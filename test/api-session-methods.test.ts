@@ -1,11 +1,14 @@
 // Saved caches of the CCA and DSA layers (attention/layers/cca-cache-state.ts, dsa-cache-state.ts): a decoder
 // restored from another's caches, after a prompt that wrapped CCA's ring and left a group unfinished, generates
 // the same ids with the same logits, bit for bit, on the CPU and on WebGPU (f32 and f16 storage); a CCA state
-// saved on WebGPU restores on the CPU and back; a state of the wrong shape, meta or spec is a ShapeError or a
-// false (the session replays), and leaves the decoder empty.
+// saved on WebGPU restores on the CPU and back (DSA's too, but for int8 index keys on the CPU, which keeps f32
+// ones: it replays); a state of the wrong shape, meta or spec is a ShapeError or a false (the session
+// replays), and leaves the decoder empty; loadSession on WebGPU restores from the caches.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShapeError } from '../src/errors.js';
+import { loadModel, loadSession } from '../src/index.js';
+import { decodeSessionFile } from '../src/api/session-file.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { cpuDevice, type Device } from '../src/runtime/device.js';
@@ -152,4 +155,68 @@ describe('saved CCA and DSA caches, across backends and forged', () => {
       assert.equal(await b.restoreCaches!(saved), true);
       b.destroy();
     });
+});
+
+const DOC = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
+const INT8 = METHODS[1];
+const FLOAT = METHODS[2];
+
+describe('saved CCA and DSA sessions on WebGPU', { skip: gpu ? false : 'no webgpu device' }, async () => {
+  const cpu = await loadModel(FIXTURE_GGUF, { device: 'cpu' });
+  after(() => cpu.dispose());
+  for (const storage of ['f32', 'f16'] as const)
+    it(
+      `${storage} storage: loadSession restores from the caches and generates what the prefill did`,
+      {
+        skip: storage === 'f16' && !gpu?.gpu?.features.f16 ? 'no shader-f16' : false,
+      },
+      async () => {
+        const m = await loadModel(FIXTURE_GGUF, { device: gpu!, storage });
+        try {
+          for (const attention of METHODS) {
+            const a = await m.createSession({ contextSize: 96, attention, chunk: 16 });
+            await a.prefill(DOC);
+            const bytes = await a.save();
+            const expected = await a.generate(' Then', { maxTokens: 10 }).complete();
+            a.dispose();
+            const arrays = decodeSessionFile(bytes, 'saved').header.caches!.layers[0].arrays;
+            if (attention === INT8) assert.equal(arrays.indexKeys.dtype, 'i8', 'int8 index keys are saved as i8');
+            const b = await loadSession(m, bytes);
+            assert.equal(b.restoredFrom, 'caches', attention);
+            assert.deepEqual((await b.generate(' Then', { maxTokens: 10 }).complete()).ids, expected.ids, attention);
+            b.dispose();
+          }
+        } finally {
+          m.dispose();
+        }
+      },
+    );
+
+  it('DSA across backends: f32 index keys go either way (int8 quantised on the host), int8 ones replay on the CPU', async () => {
+    const m = await loadModel(FIXTURE_GGUF, { device: gpu! });
+    try {
+      for (const [attention, from, to, want] of [
+        [INT8, m, cpu, 'replay'],
+        [INT8, cpu, m, 'caches'],
+        [FLOAT, m, cpu, 'caches'],
+        [FLOAT, cpu, m, 'caches'],
+      ] as const) {
+        const a = await from.createSession({ contextSize: 96, attention, chunk: 16 });
+        await a.prefill(DOC);
+        const bytes = await a.save();
+        a.dispose();
+        const ref = await to.createSession({ contextSize: 96, attention, chunk: 16 });
+        await ref.prefill(DOC);
+        const expected = await ref.generate(' Then', { maxTokens: 10 }).complete();
+        ref.dispose();
+        const b = await loadSession(to, bytes);
+        const name = `${attention} ${from.device.backend} -> ${to.device.backend}`;
+        assert.equal(b.restoredFrom, want, name);
+        assert.deepEqual((await b.generate(' Then', { maxTokens: 10 }).complete()).ids, expected.ids, name);
+        b.dispose();
+      }
+    } finally {
+      m.dispose();
+    }
+  });
 });
