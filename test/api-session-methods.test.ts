@@ -14,10 +14,11 @@ import { parseMethodSpec } from '../src/attention/spec.js';
 import { cpuDevice, type Device } from '../src/runtime/device.js';
 import { createDecoder } from '../src/model/forward/create-decoder.js';
 import type { DecoderOptions, SavedCaches } from '../src/model/forward/decoder-cpu.js';
-import { loadGguf } from '../src/model/load/gguf.js';
+import { ggufModel, loadGguf } from '../src/model/load/gguf.js';
 import { maxAbsDiff } from '../src/reference/attention.js';
 import { FIXTURE_GGUF } from './model-support.js';
 import { webgpuDevice } from './support.js';
+import { withTrainedIndexer } from './trained-indexer-support.js';
 
 const model = loadGguf(FIXTURE_GGUF);
 const gpu = await webgpuDevice();
@@ -219,4 +220,47 @@ describe('saved CCA and DSA sessions on WebGPU', { skip: gpu ? false : 'no webgp
       m.dispose();
     }
   });
+});
+
+describe('saved DSA caches of a trained indexer (index keys on the host, on either backend)', () => {
+  const trained = ggufModel(withTrainedIndexer(), 'stories260K+indexer');
+  const method = METHODS[1];
+  const make = (device: Device) =>
+    createDecoder(device, trained, scheduleFromSpec(parseMethodSpec(method)), { maxTokens: 80, chunk: 16 });
+  const pairs: Array<[Device | null, Device | null]> = [
+    [cpuDevice, cpuDevice],
+    [gpu, gpu],
+    [gpu, cpuDevice],
+    [cpuDevice, gpu],
+  ];
+  for (const [from, to] of pairs)
+    it(
+      `${from?.backend} -> ${to?.backend}: generating after the restore equals generating after the prefill`,
+      {
+        skip: from && to ? false : 'no webgpu device',
+      },
+      async () => {
+        const a = await make(from!);
+        await a.forward(PROMPT);
+        const saved = await a.saveCaches!();
+        assert.ok(saved, 'a trained indexer layer saves its cache');
+        a.destroy();
+        const ref = await make(to!);
+        const first = await ref.forward(PROMPT);
+        const b = await make(to!);
+        assert.equal(await b.restoreCaches!(saved), true);
+        const [want, got] = [await greedy(ref, first), await greedy(b, first)];
+        assert.deepEqual(got.ids, want.ids);
+        want.logits.forEach((l, i) => {
+          if (from === to) assert.deepEqual(got.logits[i], l, `step ${i}`);
+          else assert.ok(maxAbsDiff(got.logits[i], l) < 1e-4, `step ${i}: ${maxAbsDiff(got.logits[i], l)}`);
+        });
+        // A trained indexer's keys are no training-free one's.
+        const plain = await decoder(to!, method);
+        assert.equal(await plain.restoreCaches!(saved), false);
+        plain.destroy();
+        ref.destroy();
+        b.destroy();
+      },
+    );
 });

@@ -4,9 +4,9 @@
 // Every layer kind hands its cache over: the kv layers their rows (attention/layers/kv-cache-state.ts), CCA its
 // pooled cores and raw ring (cca-cache-state.ts), DSA its rows and index keys (dsa-cache-state.ts; int8 ones
 // as i8 arrays), the positioned layers their unrotated rows; but Self-Extend and dual-chunk on WebGPU (keys
-// cached rotated per part) and a trained DSA indexer on WebGPU, whose models are saved with `caches: null`:
-// loading replays the saved tokens through the prefill (exact, as fast as a prefill). So does a layer that
-// refuses a state (restoreCache false: a ring that lacks rows, int8 index keys on the CPU).
+// cached rotated per part), whose models are saved with `caches: null`: loading replays the saved tokens
+// through the prefill (exact, as fast as a prefill). So does a layer that refuses a state (restoreCache
+// false: a ring that lacks rows, int8 index keys on the CPU).
 //
 // A file can pass 4 GiB (a 1B model's f16 cache at 128K tokens), more than one typed array holds in Node: it
 // is written head then array by array and read back the same way (api/session-stream.ts), never as one buffer.

@@ -16,11 +16,13 @@ export interface DsaStateParams {
   precision: IndexerPrecision;
   sinks: number;
   local: number;
+  /** A trained indexer's keys (from the attention input) are not a training-free one's. */
+  trained?: boolean;
 }
 
 /** The spec a DSA state carries: what changes its cache or its picks (not the GPU's decide kernel). */
 export const dsaStateSpec = (p: DsaStateParams) =>
-  `dsa:topk=${p.topk},indexer=${p.precision},sinks=${p.sinks},local=${p.local}`;
+  `dsa:topk=${p.topk},indexer=${p.precision},sinks=${p.sinks},local=${p.local}${p.trained ? ',trained' : ''}`;
 
 /** Index keys [n, D_I] as a layer keeps them: f32, or int8 values with a scale per token. */
 export interface DsaIndexKeys {

@@ -4,7 +4,7 @@
 // are the round trips issue 11 removes: the GPU-resident layers (attention/layers/cca-gpu.ts, dsa-gpu.ts)
 // replace them through gpuLayerFactories (layer-factory.ts).
 import { ShapeError } from '../../errors.js';
-import { asFloat32, tensor, type DType, type Tensor } from '../../tensor.js';
+import { asFloat32, tensor, type DType, type HostData, type Tensor } from '../../tensor.js';
 import { cpuDevice, type Device } from '../../runtime/device.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
@@ -123,6 +123,11 @@ abstract class DsaHostLayer<Buffer> implements LayerAttention<Buffer> {
     );
   }
 
+  /** What a saved state of this layer says it is (its index keys are f32 on the host, whichever backend). */
+  protected get stateParams() {
+    return { ...this.dsa.params, trained: this.dsa.needsInput };
+  }
+
   abstract get cacheBytes(): number;
   abstract reset(): void;
   abstract destroy(): void;
@@ -168,13 +173,13 @@ export class DsaCpuLayer extends DsaHostLayer<Float32Array> {
 
   async saveCache(): Promise<LayerCacheState> {
     const ix = { keys: this.dsa.heldIndexKeys };
-    return saveDsaCache(this.dsa.params, this.dsa.length, this.kvImage(), this.dsa.indexer.dim, ix);
+    return saveDsaCache(this.stateParams, this.dsa.length, this.kvImage(), this.dsa.indexer.dim, ix);
   }
 
   async restoreCache(state: LayerCacheState): Promise<boolean> {
     this.reset();
     if (state.tokens > this.dims.maxTokens) return false;
-    const ix = dsaIndexKeys(state, this.dsa.params, this.dsa.indexer.dim, false);
+    const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
     if (!ix || !restoreKvCache(state, this.kvImage())) return false;
     this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
     this.cache.length = state.tokens;
@@ -260,6 +265,35 @@ export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
   destroy(): void {
     [this.k, this.v, this.lists, this.lse].forEach((b) => this.gpu.release(b));
     this.sites.destroy();
+  }
+
+  async saveCache(): Promise<LayerCacheState> {
+    const [k, v] = await this.gpu.readParts([
+      [this.k, this.k.size],
+      [this.v, this.v.size],
+    ]);
+    const typed = (b: ArrayBuffer) => (this.dims.dtype === 'f16' ? new Uint16Array(b) : new Float32Array(b));
+    const ix = { keys: this.dsa.heldIndexKeys };
+    return saveDsaCache(this.stateParams, this.dsa.length, this.kvImage(typed(k), typed(v)), this.dsa.indexer.dim, ix);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    if (state.tokens > this.dims.maxTokens) return false;
+    const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
+    const f16 = this.dims.dtype === 'f16';
+    const make = () => (f16 ? new Uint16Array(this.k.size / 2) : new Float32Array(this.k.size / 4));
+    const kv = this.kvImage(make(), make());
+    if (!ix || !restoreKvCache(state, kv)) return false;
+    this.gpu.write(this.k, 0, kv.k.buffer as ArrayBuffer);
+    this.gpu.write(this.v, 0, kv.v.buffer as ArrayBuffer);
+    this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
+    return true;
+  }
+
+  private kvImage(k: HostData, v: HostData) {
+    const { kvHeads, headDim, dtype, maxTokens } = this.dims;
+    return { kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k, v };
   }
 
   protected async attend(c: LayerChunk<GPUBuffer>, _q: Float32Array, lists: KeyLists): Promise<void> {
