@@ -6,7 +6,7 @@
 // replays), and leaves the decoder empty; loadSession on WebGPU restores from the caches.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { ShapeError } from '../src/errors.js';
+import { InputError, ShapeError } from '../src/errors.js';
 import { loadModel, loadSession } from '../src/index.js';
 import { decodeSessionFile } from '../src/api/session-file.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
@@ -118,49 +118,86 @@ describe('saved CCA and DSA caches, across backends and forged', () => {
     }
   });
 
-  for (const method of METHODS)
-    it(`${method}: a state of another shape, meta or spec is a ShapeError or false, never a wrong answer`, async () => {
-      const a = await decoder(cpuDevice, method);
-      await a.forward(PROMPT);
-      const saved = (await a.saveCaches!())!;
-      a.destroy();
-      const b = await decoder(cpuDevice, method);
-      const names = Object.keys(saved.layers[1].arrays);
-      for (const key of names) {
-        const shortened = forge(saved, (l) => {
-          const x = l.arrays[key];
-          const shape = [...x.shape];
-          shape[shape.length - 2] -= 1;
-          return { ...l, arrays: { ...l.arrays, [key]: { ...x, shape, data: x.data.subarray(0, x.data.length / 2) } } };
-        });
-        await assert.rejects(b.restoreCaches!(shortened), (e: Error) => e instanceof ShapeError, key);
+  for (const [device, method] of [cpuDevice, gpu].flatMap((d) => METHODS.map((m) => [d, m] as const)))
+    it(
+      `${method} on ${device?.backend}: a state of another shape, meta or spec is a ShapeError or false`,
+      {
+        skip: device ? false : 'no webgpu device',
+      },
+      async () => {
+        const a = await decoder(device!, method);
+        await a.forward(PROMPT);
+        const saved = (await a.saveCaches!())!;
+        a.destroy();
+        const b = await decoder(device!, method);
+        const names = Object.keys(saved.layers[1].arrays);
+        for (const key of names) {
+          const shortened = forge(saved, (l) => {
+            const x = l.arrays[key];
+            const shape = [...x.shape];
+            shape[shape.length - 2] -= 1;
+            return {
+              ...l,
+              arrays: { ...l.arrays, [key]: { ...x, shape, data: x.data.subarray(0, x.data.length / 2) } },
+            };
+          });
+          await assert.rejects(b.restoreCaches!(shortened), (e: Error) => e instanceof ShapeError, key);
+          assert.equal(b.position, 0);
+          const missing = forge(saved, (l) => ({
+            ...l,
+            arrays: Object.fromEntries(names.filter((n) => n !== key).map((n) => [n, l.arrays[n]])),
+          }));
+          await assert.rejects(b.restoreCaches!(missing), (e: Error) => e instanceof ShapeError, `${key} missing`);
+        }
+        for (const key of Object.keys(saved.layers[1].meta)) {
+          const meta = forge(saved, (l) => ({ ...l, meta: { ...l.meta, [key]: l.meta[key] + 1 } }));
+          const outcome = await b.restoreCaches!(meta).catch((e: Error) => e);
+          assert.ok(outcome === false || outcome instanceof ShapeError, `meta ${key}: ${outcome}`);
+          assert.equal(b.position, 0);
+        }
+        const other = forge(saved, (l) => ({ ...l, spec: `${l.spec},x=1` }));
+        assert.equal(await b.restoreCaches!(other), false);
+        const fewer = forge(saved, (l) => ({ ...l, tokens: l.tokens - 1 }));
+        assert.equal(await b.restoreCaches!(fewer), false, 'a layer of another token count');
         assert.equal(b.position, 0);
-        const missing = forge(saved, (l) => ({
-          ...l,
-          arrays: Object.fromEntries(names.filter((n) => n !== key).map((n) => [n, l.arrays[n]])),
-        }));
-        await assert.rejects(b.restoreCaches!(missing), (e: Error) => e instanceof ShapeError, `${key} missing`);
-      }
-      for (const key of Object.keys(saved.layers[1].meta)) {
-        const meta = forge(saved, (l) => ({ ...l, meta: { ...l.meta, [key]: l.meta[key] + 1 } }));
-        const outcome = await b.restoreCaches!(meta).catch((e: Error) => e);
-        assert.ok(outcome === false || outcome instanceof ShapeError, `meta ${key}: ${outcome}`);
-        assert.equal(b.position, 0);
-      }
-      const other = forge(saved, (l) => ({ ...l, spec: `${l.spec},x=1` }));
-      assert.equal(await b.restoreCaches!(other), false);
-      const fewer = forge(saved, (l) => ({ ...l, tokens: l.tokens - 1 }));
-      assert.equal(await b.restoreCaches!(fewer), false, 'a layer of another token count');
-      assert.equal(b.position, 0);
-      // Still whole: the forgeries left it able to restore the true state.
-      assert.equal(await b.restoreCaches!(saved), true);
-      b.destroy();
-    });
+        // Still whole: the forgeries left it able to restore the true state, and to answer as it would have.
+        assert.equal(await b.restoreCaches!(saved), true);
+        const ref = await decoder(device!, method);
+        await ref.forward(PROMPT);
+        assert.deepEqual(await b.forward([9]), await ref.forward([9]));
+        ref.destroy();
+        b.destroy();
+      },
+    );
 });
 
 const DOC = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
 const INT8 = METHODS[1];
 const FLOAT = METHODS[2];
+
+describe('saved CCA and DSA session files', () => {
+  it('a truncated file is an InputError before anything is allocated; a whole one restores from the caches', async () => {
+    const cpu = await loadModel(FIXTURE_GGUF, { device: 'cpu' });
+    try {
+      for (const attention of METHODS) {
+        const a = await cpu.createSession({ contextSize: 96, attention, chunk: 16 });
+        await a.prefill(DOC);
+        const bytes = await a.save();
+        a.dispose();
+        await assert.rejects(
+          loadSession(cpu, bytes.subarray(0, bytes.length - 16)),
+          (e: Error) => e instanceof InputError && /runs past the end of the file/.test(e.message),
+          attention,
+        );
+        const b = await loadSession(cpu, bytes);
+        assert.equal(b.restoredFrom, 'caches', attention);
+        b.dispose();
+      }
+    } finally {
+      cpu.dispose();
+    }
+  });
+});
 
 describe('saved CCA and DSA sessions on WebGPU', { skip: gpu ? false : 'no webgpu device' }, async () => {
   const cpu = await loadModel(FIXTURE_GGUF, { device: 'cpu' });
