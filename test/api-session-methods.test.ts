@@ -94,29 +94,38 @@ function forge(saved: SavedCaches, edit: (l: SavedCaches['layers'][number]) => S
 }
 
 describe('saved CCA and DSA caches, across backends and forged', () => {
-  it('a CCA state saved on WebGPU restores on the CPU, and a CPU one on WebGPU', { skip: !gpu }, async () => {
-    for (const [from, to] of [
-      [gpu!, cpuDevice],
-      [cpuDevice, gpu!],
-    ]) {
-      const a = await decoder(from, CCA);
-      await a.forward(PROMPT);
-      const saved = (await a.saveCaches!())!;
-      a.destroy();
-      // The reference prefills on the backend that restores: the two differ by their own rounding only.
-      const ref = await decoder(to, CCA);
-      const first = await ref.forward(PROMPT);
-      const b = await decoder(to, CCA);
-      assert.equal(await b.restoreCaches!(saved), true, `${from.name} -> ${to.name}`);
-      const [want, got] = [await greedy(ref, first), await greedy(b, first)];
-      assert.deepEqual(got.ids, want.ids);
-      want.logits.forEach((l, i) =>
-        assert.ok(maxAbsDiff(got.logits[i], l) < 1e-4, `step ${i}: ${maxAbsDiff(got.logits[i], l)}`),
-      );
-      ref.destroy();
-      b.destroy();
-    }
-  });
+  it(
+    'a CCA state saved on WebGPU (f32, f16) restores on the CPU, and a CPU one on WebGPU',
+    { skip: !gpu },
+    async () => {
+      type Storage = 'f32' | 'f16';
+      const cases: Array<[Device, Storage, Device, Storage]> = [
+        [gpu!, 'f32', cpuDevice, 'f32'],
+        [cpuDevice, 'f32', gpu!, 'f32'],
+      ];
+      if (gpu?.gpu?.features.f16) cases.push([gpu, 'f16', cpuDevice, 'f32'], [cpuDevice, 'f32', gpu, 'f16']);
+      for (const [from, fromStorage, to, toStorage] of cases) {
+        const name = `${from.backend} ${fromStorage} -> ${to.backend} ${toStorage}`;
+        const a = await decoder(from, CCA, { storage: fromStorage });
+        const firstA = await a.forward(PROMPT);
+        const saved = (await a.saveCaches!())!;
+        // The reference prefills on the backend that restores; the saving decoder's own continuation differs
+        // from it by the two backends' (and dtypes') rounding: restoring may cost no more than twice that.
+        const ref = await decoder(to, CCA, { storage: toStorage });
+        const first = await ref.forward(PROMPT);
+        const b = await decoder(to, CCA, { storage: toStorage });
+        assert.equal(await b.restoreCaches!(saved), true, name);
+        const [want, got, own] = [await greedy(ref, first), await greedy(b, first), await greedy(a, firstA)];
+        assert.deepEqual(got.ids, want.ids, name);
+        assert.deepEqual(own.ids, want.ids, `${name}: the backends agree on the ids`);
+        want.logits.forEach((l, i) => {
+          const [d, apart] = [maxAbsDiff(got.logits[i], l), maxAbsDiff(own.logits[i], l)];
+          assert.ok(d <= 2 * apart + 1e-5, `${name}, step ${i}: ${d} (the backends differ by ${apart})`);
+        });
+        for (const x of [a, ref, b]) x.destroy();
+      }
+    },
+  );
 
   for (const [device, method] of [cpuDevice, gpu].flatMap((d) => METHODS.map((m) => [d, m] as const)))
     it(
