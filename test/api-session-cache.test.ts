@@ -3,11 +3,13 @@
 // WebGPU (f32 and f16 storage), for every plain-KV method, including rings that have wrapped; a state restores
 // into a run of another size (dense -> ring layout) and across backends; a layer that needs rows the state lacks
 // says so (the session then replays), and a state of the wrong shape is a ShapeError that leaves the decoder empty.
+// The positioned layers (CPU, and remap on WebGPU) save their unrotated keys the same way, across backends too.
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ShapeError } from '../src/errors.js';
 import { scheduleFromSpec } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
+import { parsePositionSpec } from '../src/model/positions/position-method.js';
 import { cpuDevice, type Device } from '../src/runtime/device.js';
 import { createDecoder } from '../src/model/forward/create-decoder.js';
 import type { DecoderOptions } from '../src/model/forward/decoder-cpu.js';
@@ -95,4 +97,46 @@ describe('saved KV caches across runs', () => {
     assert.equal(b.position, 0);
     b.destroy();
   });
+});
+
+describe('saved positioned caches (keys kept unrotated)', () => {
+  const positioned = (device: Device, positions: string) =>
+    decoder(device, 'flash', { positions: parsePositionSpec(positions) });
+  const cases: Array<[string, Device | null, Device | null]> = [
+    ['remap:window=6,topk=4', cpuDevice, cpuDevice],
+    ['self-extend:window=6,group=3', cpuDevice, cpuDevice],
+    ['remap:window=6,topk=4', gpu, gpu],
+    ['remap:window=6,topk=4', gpu, cpuDevice],
+    ['remap:window=6,topk=4', cpuDevice, gpu],
+  ];
+  for (const [positions, from, to] of cases)
+    it(
+      `${positions}: ${from?.backend} -> ${to?.backend}: the restored decoder's next logits equal a prefill's`,
+      {
+        skip: from && to ? false : 'no webgpu device',
+      },
+      async () => {
+        const a = await positioned(from!, positions);
+        await a.forward(PROMPT);
+        const saved = (await a.saveCaches!())!;
+        assert.ok(saved, 'a positioned layer saves its cache');
+        a.destroy();
+        const ref = await positioned(to!, positions);
+        await ref.forward(PROMPT);
+        const b = await positioned(to!, positions);
+        assert.equal(await b.restoreCaches!(saved), true);
+        for (const next of [7, 300]) {
+          const [want, got] = [await ref.forward([next]), await b.forward([next])];
+          if (from === to) assert.deepEqual(got, want);
+          else assert.ok(maxAbsDiff(got, want) < 1e-4, `${maxAbsDiff(got, want)}`);
+        }
+        // Unrotated keys do not restore into a plain layer (its keys are rotated), nor under other positions.
+        for (const other of [await decoder(to!, 'flash'), await positioned(to!, 'remap:window=6,topk=3')]) {
+          assert.equal(await other.restoreCaches!(saved), false);
+          other.destroy();
+        }
+        ref.destroy();
+        b.destroy();
+      },
+    );
 });

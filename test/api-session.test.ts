@@ -1,5 +1,5 @@
 // Saved sessions: for every attention method the decoders run, generating after loadSession equals generating
-// after the prefill it saved (plain-KV methods from the saved caches, CCA and DSA by replaying the tokens; a
+// after the prefill it saved, from the saved caches (CCA's cores and ring and DSA's index keys included; a
 // version 1 file, tokens only, by replay); a file from another model, method, RoPE or format version is a
 // SessionMismatchError, and a damaged file an InputError, before anything is allocated.
 import { describe, it, after } from 'node:test';
@@ -13,15 +13,7 @@ import { FIXTURE_GGUF, fixtureBytes } from './model-support.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'longctx-session-'));
 const DOC = 'Once upon a time, there was a little girl named Lily. She loved to play outside in the park with her dog.';
-/** Methods whose every layer hands its cache over (the others replay). */
-const FROM_CACHES = [
-  'flash',
-  'dense',
-  'window:left=16',
-  'sinks:tokens=4,left=16',
-  'hybrid:every=2,window=16',
-  'star:block=16',
-];
+/** Every layer of each of these hands its cache over. */
 const METHODS = [
   'flash',
   'dense',
@@ -50,7 +42,7 @@ describe('saved sessions', async () => {
       a.dispose();
       const b = await loadSession(model, file);
       assert.equal(b.attention, attention);
-      assert.equal(b.restoredFrom, FROM_CACHES.includes(attention) ? 'caches' : 'replay');
+      assert.equal(b.restoredFrom, 'caches');
       assert.equal(b.tokenCount, model.tokenizer.encode(DOC).length + 1);
       const got = await b.generate(' Then', { maxTokens: 12 }).complete();
       assert.deepEqual(got.ids, expected.ids);

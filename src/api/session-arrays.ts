@@ -6,7 +6,7 @@ import { InputError } from '../errors.js';
 import type { SavedArray } from '../attention/layer.js';
 
 export interface ArrayEntry {
-  dtype: 'f32' | 'f16';
+  dtype: 'f32' | 'f16' | 'i8';
   shape: number[];
   /** From the start of the file's array region. */
   offset: number;
@@ -31,13 +31,13 @@ export function bytesSource(b: Uint8Array): ByteSource {
   };
 }
 
-const SIZES: Record<string, number> = { f32: 4, f16: 2 };
+const SIZES: Record<string, number> = { f32: 4, f16: 2, i8: 1 };
 
 /** Each array's entry (its offset in the region) and the region's size; nothing is copied. */
 export function layoutArrays(arrays: readonly SavedArray[]): { entries: ArrayEntry[]; total: number } {
   let at = 0;
   const entries = arrays.map((a) => {
-    if (a.dtype !== 'f32' && a.dtype !== 'f16') throw new InputError(`cannot save an array of ${a.dtype}`);
+    if (!Object.hasOwn(SIZES, a.dtype)) throw new InputError(`cannot save an array of ${a.dtype}`);
     const e: ArrayEntry = { dtype: a.dtype, shape: [...a.shape], offset: at, bytes: a.data.byteLength };
     at += Math.ceil(a.data.byteLength / 8) * 8;
     return e;
@@ -79,7 +79,9 @@ export function decodeArrays(
     const data =
       e.dtype === 'f32'
         ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
-        : new Uint16Array(bytes.buffer, bytes.byteOffset, count);
+        : e.dtype === 'f16'
+          ? new Uint16Array(bytes.buffer, bytes.byteOffset, count)
+          : new Int8Array(bytes.buffer, bytes.byteOffset, count);
     return { dtype: e.dtype, shape: e.shape, data };
   });
 }

@@ -1,8 +1,12 @@
 // Saved sessions: a header (format version, the model's fingerprint, attention method, positions, context
 // size, token count), the context's token ids, then (version 2) the decoder's state: each layer's cache as
 // host arrays and the last token's logits, so loading restores the caches instead of running a prefill.
-// A model with a layer that cannot hand its cache over (CCA, DSA, position methods) is saved with
-// `caches: null`, and loading replays the saved tokens through the prefill (exact, as fast as a prefill).
+// Every layer kind hands its cache over: the kv layers their rows (attention/layers/kv-cache-state.ts), CCA its
+// pooled cores and raw ring (cca-cache-state.ts), DSA its rows and index keys (dsa-cache-state.ts; int8 ones
+// as i8 arrays), the positioned layers their unrotated rows; but Self-Extend and dual-chunk on WebGPU (keys
+// cached rotated per part), whose models are saved with `caches: null`: loading replays the saved tokens
+// through the prefill (exact, as fast as a prefill). So does a layer that refuses a state (restoreCache
+// false: a ring that lacks rows, int8 index keys on the CPU).
 //
 // A file can pass 4 GiB (a 1B model's f16 cache at 128K tokens), more than one typed array holds in Node: it
 // is written head then array by array and read back the same way (api/session-stream.ts), never as one buffer.

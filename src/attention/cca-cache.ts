@@ -9,6 +9,8 @@ import type { Device } from '../runtime/device.js';
 import { ccaPoolCpu, coresSeen } from '../kernels/cca-cpu.js';
 import { ccaAttendPooled, checkCcaParams, type CcaParams } from './cca.js';
 import type { AttentionState } from '../spine/state.js';
+import type { LayerCacheState } from './layer.js';
+import { restoreCcaCache, type CcaImage } from './layers/cca-cache-state.js';
 
 export interface CcaCacheOptions extends CcaParams {
   heads: number;
@@ -80,6 +82,25 @@ export class CcaKVCache {
       this.headDim *
       bytesPerElement(this.dtype)
     );
+  }
+
+  /** Its arrays as they lie, for a saved session (attention/layers/cca-cache-state.ts reads and writes them). */
+  image(): CcaImage {
+    const { kvHeads, headDim, dtype, group, window } = this;
+    const [coreK, coreV, ringK, ringV] = [this.coreK, this.coreV, this.ringK, this.ringV];
+    return { kvHeads, headDim, dtype, group, window, coreStride: this.coreCapacity, coreK, coreV, ringK, ringV };
+  }
+
+  /** Takes a saved state back into an empty cache; false when restoreCcaCache says it cannot. */
+  restore(state: LayerCacheState): boolean {
+    if (this.seen !== 0)
+      throw new ShapeError(`a cca cache of ${this.seen} tokens cannot take a saved state; reset first`);
+    const ok = restoreCcaCache(state, this.image(), (cores) => {
+      this.reserve(cores);
+      return this.image();
+    });
+    if (ok) [this.seen, this.pooled] = [state.tokens, Math.floor(state.tokens / this.group)];
+    return ok;
   }
 
   /** Bytes a dense cache of the same tokens would hold. */

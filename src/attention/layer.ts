@@ -53,10 +53,11 @@ export interface LayerCacheState {
   arrays: Record<string, SavedArray>;
 }
 
+/** A saved array: f32, f16 (as its bits) or i8 (DSA's quantised index keys). */
 export interface SavedArray {
-  dtype: DType;
+  dtype: DType | 'i8';
   shape: number[];
-  data: Float32Array | Uint16Array;
+  data: Float32Array | Uint16Array | Int8Array;
 }
 
 /** What every layer of a model shares: its attention shape, the run's size and the storage dtype. */

@@ -9,7 +9,7 @@
 // Nothing is read back and nothing is allocated per chunk: uniforms are rewritten, bind groups kept per
 // caller buffer set.
 import { ShapeError, UnsupportedError } from '../../errors.js';
-import { bytesPerElement, type DType } from '../../tensor.js';
+import { bytesPerElement, type DType, type HostData } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CCA_POOL_SCORES, ccaParams, ccaPoolWgsl } from '../../kernels/cca-wgsl.js';
 import {
@@ -23,7 +23,8 @@ import { decodeV3Grid } from '../../kernels/flash-decode-v3-wgsl.js';
 import { flashDecodeMergeWgsl } from '../../kernels/flash-decode-wgsl.js';
 import { ccaAttendKernel, checkCcaParams, chooseCcaVariant, type CcaKernelVariant, type CcaParams } from '../cca.js';
 import { createDecodeScratch, decodeLanes, decodeSplitting, type DecodeScratch } from '../flash-decode.js';
-import type { LayerAttention, LayerChunk } from '../layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk } from '../layer.js';
+import { restoreCcaCache, saveCcaCache, type CcaImage } from './cca-cache-state.js';
 import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
 
@@ -270,6 +271,64 @@ export class CcaGpuLayer implements LayerAttention<GPUBuffer> {
   reset(): void {
     this.seen = 0;
     this.pooled = 0;
+  }
+
+  /** The cache read back (cores and ring of every KV head: small), for a saved session. */
+  async saveCache(): Promise<LayerCacheState> {
+    const [k, v] = await this.gpu.readParts([
+      [this.cacheK, this.cacheK.size],
+      [this.cacheV, this.cacheV.size],
+    ]);
+    const typed = (b: ArrayBuffer) => (this.opts.dtype === 'f16' ? new Uint16Array(b) : new Float32Array(b));
+    const image = this.image();
+    this.rows(typed(k), image.coreK, image.ringK, 'out');
+    this.rows(typed(v), image.coreV, image.ringV, 'out');
+    return saveCcaCache(this.seen, image);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    if (!(state.tokens >= 0 && state.tokens <= this.opts.maxTokens)) return false;
+    const image = this.image();
+    if (!restoreCcaCache(state, image, () => image)) return false;
+    for (const [buffer, cores, ring] of [
+      [this.cacheK, image.coreK, image.ringK],
+      [this.cacheV, image.coreV, image.ringV],
+    ] as const) {
+      const all = this.opts.dtype === 'f16' ? new Uint16Array(buffer.size / 2) : new Float32Array(buffer.size / 4);
+      this.rows(all, cores, ring, 'in');
+      this.gpu.write(buffer, 0, all.buffer as ArrayBuffer);
+    }
+    [this.seen, this.pooled] = [state.tokens, Math.floor(state.tokens / this.opts.group)];
+    return true;
+  }
+
+  /** Host arrays of the cache's parts: cores [Hkv, coreCapacity, D] and ring [Hkv, ringCapacity, D]. */
+  private image(): CcaImage {
+    const { kvHeads, headDim: D, dtype, group, window } = this.opts;
+    const make = (rows: number) =>
+      dtype === 'f16' ? new Uint16Array(kvHeads * rows * D) : new Float32Array(kvHeads * rows * D);
+    const [coreK, coreV, ringK, ringV] = [
+      make(this.coreCapacity),
+      make(this.coreCapacity),
+      make(this.ringCapacity),
+      make(this.ringCapacity),
+    ];
+    return { kvHeads, headDim: D, dtype, group, window, coreStride: this.coreCapacity, coreK, coreV, ringK, ringV };
+  }
+
+  /** Between a buffer's bytes (per KV head: the core rows, then the ring's) and the image's parts. */
+  private rows(all: HostData, cores: HostData, ring: HostData, way: 'in' | 'out'): void {
+    const D = this.opts.headDim;
+    const rows = this.coreCapacity + this.ringCapacity;
+    for (let h = 0; h < this.opts.kvHeads; h++)
+      for (const [part, at, n] of [
+        [cores, 0, this.coreCapacity],
+        [ring, this.coreCapacity, this.ringCapacity],
+      ] as const) {
+        const [from, to] = [(h * rows + at) * D, (h * rows + at + n) * D];
+        if (way === 'out') part.set(all.subarray(from, to), h * n * D);
+        else all.set(part.subarray(h * n * D, (h + 1) * n * D), from);
+      }
   }
 
   destroy(): void {

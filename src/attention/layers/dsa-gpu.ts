@@ -7,7 +7,7 @@
 // picks + local window (kernels/sparse-lists-wgsl.ts); gathered attention (dsa-resident-attend.ts). No host
 // reads; uniforms rewritten and bind groups kept, so a decode step allocates nothing.
 import { ShapeError, UnsupportedError } from '../../errors.js';
-import { bytesPerElement, type DType } from '../../tensor.js';
+import { bytesPerElement, type DType, type HostData } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import type { IndexerPrecision } from '../../kernels/dsa-indexer-cpu.js';
 import {
@@ -21,7 +21,10 @@ import {
 import { LISTS_THREADS, sparseListsParams, sparseListsWgsl } from '../../kernels/sparse-lists-wgsl.js';
 import { ResidentSelection } from '../dsa-resident-select.js';
 import { ResidentSparseAttention } from '../dsa-resident-attend.js';
-import type { LayerAttention, LayerChunk } from '../layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk } from '../layer.js';
+import { dsaIndexKeys, saveDsaCache } from './dsa-cache-state.js';
+import { restoreKvCache, type KvImage } from './kv-cache-state.js';
+import { RingLayout } from './ring-layout.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
 import { DEFAULT_DECIDE, type DecideVersion } from '../../kernels/topk-decide-wgsl.js';
@@ -275,6 +278,61 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
 
   reset(): void {
     this.seen = 0;
+  }
+
+  /** The kv rows and index keys read back (the int8 words unpacked to [n, D_I]), for a saved session. */
+  async saveCache(): Promise<LayerCacheState> {
+    const { heads: IH, per } = this.slots;
+    const n = this.seen;
+    const b = this.buf;
+    const [k, v, ik, scales] = await this.gpu.readParts([
+      [b.k, b.k.size],
+      [b.v, b.v.size],
+      [b.ik, n * IH * slotWords(this.slots) * 4],
+      ...(b.kscale ? [[b.kscale, n * 4] as const] : []),
+    ]);
+    const typed = (x: ArrayBuffer) => (this.o.dtype === 'f16' ? new Uint16Array(x) : new Float32Array(x));
+    let keys: Float32Array | Int8Array = new Float32Array(ik);
+    if (b.kscale) {
+      // Each head's slot is padded to whole words: its channels are the slot's first `per` bytes.
+      const [words, out] = [new Int8Array(ik), new Int8Array(n * IH * per)];
+      const slot = slotWords(this.slots) * 4;
+      for (let r = 0; r < n * IH; r++) out.set(words.subarray(r * slot, r * slot + per), r * per);
+      keys = out;
+    }
+    const ix = { keys, scales: scales && new Float32Array(scales) };
+    return saveDsaCache(this.o, n, this.kvImage(typed(k), typed(v)), IH * per, ix);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    const o = this.o;
+    const { heads: IH, per } = this.slots;
+    const n = state.tokens;
+    if (!(n >= 0 && n <= o.maxTokens)) return false;
+    const ix = dsaIndexKeys(state, o, IH * per, this.buf.kscale !== undefined);
+    const elems = this.buf.k.size / bytesPerElement(o.dtype);
+    const make = () => (o.dtype === 'f16' ? new Uint16Array(elems) : new Float32Array(elems));
+    const kv = this.kvImage(make(), make());
+    if (!ix || !restoreKvCache(state, kv)) return false;
+    let words: ArrayBufferView = ix.keys;
+    if (ix.scales) {
+      const slot = slotWords(this.slots) * 4;
+      const packed = new Int8Array(n * IH * slot);
+      for (let r = 0; r < n * IH; r++) packed.set(ix.keys.subarray(r * per, (r + 1) * per), r * slot);
+      words = packed;
+      this.gpu.write(this.buf.kscale!, 0, ix.scales as Float32Array<ArrayBuffer>);
+    }
+    this.gpu.write(this.buf.k, 0, kv.k.buffer as ArrayBuffer);
+    this.gpu.write(this.buf.v, 0, kv.v.buffer as ArrayBuffer);
+    this.gpu.write(this.buf.ik, 0, words.buffer as ArrayBuffer, words.byteOffset, words.byteLength);
+    this.seen = n;
+    return true;
+  }
+
+  /** The kv buffers' bytes as a dense kv cache: position p in row p of each head. */
+  private kvImage(k: HostData, v: HostData): KvImage {
+    const { kvHeads, headDim, dtype, maxTokens } = this.o;
+    return { kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k, v };
   }
 
   destroy(): void {

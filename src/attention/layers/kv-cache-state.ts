@@ -120,7 +120,8 @@ export function restoreKvCache(state: LayerCacheState, c: KvImage): boolean {
 }
 
 /** Saved values in the cache's dtype (a session saved in f16 on WebGPU restores on the CPU, and back). */
-function convert(a: SavedArray, dtype: DType): HostData {
-  if (a.dtype === dtype) return a.data;
+export function convert(a: SavedArray, dtype: DType): HostData {
+  if (a.dtype === 'i8') throw new ShapeError(`saved ${a.dtype} values [${a.shape}] are no keys or values`);
+  if (a.dtype === dtype) return a.data as HostData;
   return dtype === 'f32' ? halfToFloat32(a.data as Uint16Array) : float32ToHalf(a.data as Float32Array);
 }

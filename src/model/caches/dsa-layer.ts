@@ -5,7 +5,7 @@
 // The indexer only ranks the middle keys (its index keys S..n-W with the usual bottom-right causal limit
 // give exactly S..p-W per query), so the three parts never overlap and a row holds min(p+1, k+S+W) keys:
 // the count the gather kernels assume. With k >= the context every key is listed: exact dense attention.
-import { SpecError } from '../../errors.js';
+import { ShapeError, SpecError } from '../../errors.js';
 import { tensor } from '../../tensor.js';
 import type { Device } from '../../runtime/device.js';
 import { dsaSelect, dsaOptionsFromSpec, type GatheredKeys, type IndexerPrecision } from '../../attention/dsa.js';
@@ -72,6 +72,19 @@ export class DsaLayer {
 
   reset(): void {
     this.length = 0;
+  }
+
+  /** The index keys [length, D_I] held (a view), for a saved session. */
+  get heldIndexKeys(): Float32Array {
+    return this.indexKeys.subarray(0, this.length * this.indexer.dim);
+  }
+
+  /** Takes saved index keys [n, D_I] back in place of appending n tokens (after reset). */
+  restoreIndexKeys(keys: Float32Array, n: number): void {
+    if (n > this.capacity || keys.length !== n * this.indexer.dim)
+      throw new ShapeError(`dsa layer of ${this.capacity} tokens cannot take ${keys.length} index values for ${n}`);
+    this.indexKeys.set(keys);
+    this.length = n;
   }
 
   /** True when the index vectors come from the attention input h (a trained indexer), not from q and k. */

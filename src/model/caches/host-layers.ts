@@ -4,7 +4,7 @@
 // are the round trips issue 11 removes: the GPU-resident layers (attention/layers/cca-gpu.ts, dsa-gpu.ts)
 // replace them through gpuLayerFactories (layer-factory.ts).
 import { ShapeError } from '../../errors.js';
-import { asFloat32, tensor, type DType, type Tensor } from '../../tensor.js';
+import { asFloat32, tensor, type DType, type HostData, type Tensor } from '../../tensor.js';
 import { cpuDevice, type Device } from '../../runtime/device.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
@@ -12,7 +12,11 @@ import { attendSelected, sparseGatherGpu } from '../../attention/dsa.js';
 import type { CcaKVCache } from '../../attention/cca-cache.js';
 import { formatMethodSpec, type MethodSpec } from '../../attention/spec.js';
 import { kvAppendAtSite } from '../../attention/layers/kv-append-gpu.js';
-import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../../attention/layer.js';
+import { saveCcaCache } from '../../attention/layers/cca-cache-state.js';
+import { dsaIndexKeys, saveDsaCache } from '../../attention/layers/dsa-cache-state.js';
+import { restoreKvCache } from '../../attention/layers/kv-cache-state.js';
+import { RingLayout } from '../../attention/layers/ring-layout.js';
 import { DenseKVCache } from './kv-cache.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
 import { ccaLayerCache } from './method-caches.js';
@@ -82,6 +86,15 @@ export class CcaHostLayer<Buffer> implements LayerAttention<Buffer> {
     this.cache = ccaLayerCache(this.config, this.method, this.dtype)!;
   }
 
+  async saveCache(): Promise<LayerCacheState> {
+    return saveCcaCache(this.cache.length, this.cache.image());
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    return this.cache.restore(state);
+  }
+
   destroy(): void {}
 }
 
@@ -108,6 +121,11 @@ abstract class DsaHostLayer<Buffer> implements LayerAttention<Buffer> {
       `${this.spec}: indexer ${this.dsa.indexer.description}; it and the top-k selection on the host ` +
       `(q and k read back per chunk), gathered attention on the layer's backend`
     );
+  }
+
+  /** What a saved state of this layer says it is (its index keys are f32 on the host, whichever backend). */
+  protected get stateParams() {
+    return { ...this.dsa.params, trained: this.dsa.needsInput };
   }
 
   abstract get cacheBytes(): number;
@@ -152,6 +170,27 @@ export class DsaCpuLayer extends DsaHostLayer<Float32Array> {
   }
 
   destroy(): void {}
+
+  async saveCache(): Promise<LayerCacheState> {
+    const ix = { keys: this.dsa.heldIndexKeys };
+    return saveDsaCache(this.stateParams, this.dsa.length, this.kvImage(), this.dsa.indexer.dim, ix);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    if (state.tokens > this.dims.maxTokens) return false;
+    const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
+    if (!ix || !restoreKvCache(state, this.kvImage())) return false;
+    this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
+    this.cache.length = state.tokens;
+    return true;
+  }
+
+  private kvImage() {
+    const { kvHeads, headDim } = this.dims;
+    const layout = RingLayout.dense(this.cache.capacity);
+    return { kvHeads, headDim, dtype: 'f32' as const, layout, k: this.cache.all.k, v: this.cache.all.v };
+  }
 
   protected async attend(c: LayerChunk<Float32Array>, q: Float32Array, lists: KeyLists): Promise<void> {
     const { heads, kvHeads, headDim: D } = this.dims;
@@ -226,6 +265,35 @@ export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
   destroy(): void {
     [this.k, this.v, this.lists, this.lse].forEach((b) => this.gpu.release(b));
     this.sites.destroy();
+  }
+
+  async saveCache(): Promise<LayerCacheState> {
+    const [k, v] = await this.gpu.readParts([
+      [this.k, this.k.size],
+      [this.v, this.v.size],
+    ]);
+    const typed = (b: ArrayBuffer) => (this.dims.dtype === 'f16' ? new Uint16Array(b) : new Float32Array(b));
+    const ix = { keys: this.dsa.heldIndexKeys };
+    return saveDsaCache(this.stateParams, this.dsa.length, this.kvImage(typed(k), typed(v)), this.dsa.indexer.dim, ix);
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    this.reset();
+    if (state.tokens > this.dims.maxTokens) return false;
+    const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
+    const f16 = this.dims.dtype === 'f16';
+    const make = () => (f16 ? new Uint16Array(this.k.size / 2) : new Float32Array(this.k.size / 4));
+    const kv = this.kvImage(make(), make());
+    if (!ix || !restoreKvCache(state, kv)) return false;
+    this.gpu.write(this.k, 0, kv.k.buffer as ArrayBuffer);
+    this.gpu.write(this.v, 0, kv.v.buffer as ArrayBuffer);
+    this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
+    return true;
+  }
+
+  private kvImage(k: HostData, v: HostData) {
+    const { kvHeads, headDim, dtype, maxTokens } = this.dims;
+    return { kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k, v };
   }
 
   protected async attend(c: LayerChunk<GPUBuffer>, _q: Float32Array, lists: KeyLists): Promise<void> {

@@ -19,8 +19,10 @@ export interface LayerKVCache {
   reset(): void;
 }
 
-/** Every position kept: [kvHeads][capacity, D]. */
+/** Every position kept: [kvHeads, capacity, D], a view per head. */
 export class DenseKVCache implements LayerKVCache {
+  /** The whole cache, for a saved session (attention/layers/kv-cache-state.ts reads and writes it). */
+  readonly all: { k: Float32Array; v: Float32Array };
   private readonly k: Float32Array[];
   private readonly v: Float32Array[];
   length = 0;
@@ -30,8 +32,10 @@ export class DenseKVCache implements LayerKVCache {
     readonly headDim: number,
     readonly capacity: number,
   ) {
-    this.k = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
-    this.v = Array.from({ length: kvHeads }, () => new Float32Array(capacity * headDim));
+    const n = capacity * headDim;
+    this.all = { k: new Float32Array(kvHeads * n), v: new Float32Array(kvHeads * n) };
+    this.k = Array.from({ length: kvHeads }, (_, h) => this.all.k.subarray(h * n, (h + 1) * n));
+    this.v = Array.from({ length: kvHeads }, (_, h) => this.all.v.subarray(h * n, (h + 1) * n));
   }
 
   reset(): void {

@@ -2,14 +2,21 @@
 // dual-chunk, remapped top-k): it caches keys before RoPE ([Hkv, maxTokens, D], the size of a dense cache)
 // and rotates per (query, key) pair as the method assigns their relative position. Exact attention, or within
 // a window or sinks mask (model/positions/positions-beside.ts says which methods may sit beside positions).
+// A saved session holds those unrotated rows (kv-cache-state.ts, a dense layout); RemapGpuLayer keeps the same.
 import { ShapeError } from '../../errors.js';
-import type { LayerAttention, LayerChunk, LayerDims } from '../../attention/layer.js';
+import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../../attention/layer.js';
+import { restoreKvCache, saveKvCache } from '../../attention/layers/kv-cache-state.js';
+import { RingLayout } from '../../attention/layers/ring-layout.js';
 import type { MethodSpec } from '../../attention/spec.js';
 import { formatMethodSpec } from '../../attention/spec.js';
 import { formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
 import type { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 import { positionsVisibleMask } from '../positions/positions-beside.js';
 import type { MaskNode } from '../../spine/mask.js';
+
+/** The spec of a saved positioned cache: its keys are unrotated, so it restores only where the same positions rotate them. */
+export const positionedStateSpec = (spec: string, positions: PositionMethod) =>
+  `${spec} positions ${formatPositionSpec(positions)}`;
 
 export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   readonly spec: string;
@@ -18,6 +25,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   private readonly v: Float32Array;
   private length = 0;
   private readonly visible: MaskNode | undefined;
+  private readonly stateSpec: string;
 
   constructor(
     private readonly dims: LayerDims,
@@ -26,6 +34,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
     private readonly attention: PositionedAttentionCpu,
   ) {
     this.spec = formatMethodSpec(method);
+    this.stateSpec = positionedStateSpec(this.spec, positions);
     this.visible = positionsVisibleMask(method, positions);
     const keys = this.visible ? `the ${method.name} mask` : 'exact attention';
     this.plan = `${this.spec} with positions ${formatPositionSpec(positions)}: keys cached before RoPE, ${keys}`;
@@ -63,6 +72,22 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
 
   reset(): void {
     this.length = 0;
+  }
+
+  async saveCache(): Promise<LayerCacheState> {
+    return saveKvCache(this.stateSpec, this.length, this.image());
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    if (state.spec !== this.stateSpec || state.tokens > this.dims.maxTokens || !restoreKvCache(state, this.image()))
+      return false;
+    this.length = state.tokens;
+    return true;
+  }
+
+  private image() {
+    const { kvHeads, headDim, maxTokens } = this.dims;
+    return { kvHeads, headDim, dtype: 'f32' as const, layout: RingLayout.dense(maxTokens), k: this.k, v: this.v };
   }
 
   destroy(): void {}

@@ -12,6 +12,7 @@
 // The score, selection and pick buffers are shared by the layers of a device (gpu-binds sharedBuffer).
 // Cost against exact attention: the same q . k work on scalar lanes (not tensor cores) plus the select's
 // passes over the stored scores; the attention itself reads W + K keys per query.
+// A saved session holds the unrotated rows as PositionedCpuLayer saves its own, so it restores on either backend.
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
@@ -36,7 +37,11 @@ import { remapAttendParams, remapAttendWgsl } from '../../kernels/remap-attend-w
 import { decidePipeline, selectSplits } from '../../attention/dsa-select.js';
 import { releaseShared, sharedBuffer, wrapGrid } from '../../attention/layers/gpu-binds.js';
 import { formatMethodSpec } from '../../attention/spec.js';
-import { checkChunkFits, type LayerAttention, type LayerChunk } from '../../attention/layer.js';
+import { checkChunkFits, type LayerAttention, type LayerCacheState, type LayerChunk } from '../../attention/layer.js';
+import { restoreKvCache, saveKvCache } from '../../attention/layers/kv-cache-state.js';
+import { RingLayout } from '../../attention/layers/ring-layout.js';
+import type { HostData } from '../../tensor.js';
+import { positionedStateSpec } from './positioned-layer-cpu.js';
 import type { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
 import { formatPositionSpec, type PositionMethod } from '../positions/position-method.js';
@@ -269,6 +274,34 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
 
   reset(): void {
     this.length = 0;
+  }
+
+  /** The unrotated keys and values, as PositionedCpuLayer saves them (a state goes either way). */
+  async saveCache(): Promise<LayerCacheState> {
+    const [k, v] = await this.gpu.readParts([
+      [this.keys, this.keys.size],
+      [this.values, this.values.size],
+    ]);
+    const typed = (b: ArrayBuffer) => (this.s.dims.dtype === 'f16' ? new Uint16Array(b) : new Float32Array(b));
+    return saveKvCache(positionedStateSpec(this.spec, this.m), this.length, this.image(typed(k), typed(v)));
+  }
+
+  async restoreCache(state: LayerCacheState): Promise<boolean> {
+    const d = this.s.dims;
+    if (state.spec !== positionedStateSpec(this.spec, this.m) || state.tokens > d.maxTokens) return false;
+    const n = this.keys.size / (d.dtype === 'f16' ? 2 : 4);
+    const make = () => (d.dtype === 'f16' ? new Uint16Array(n) : new Float32Array(n));
+    const image = this.image(make(), make());
+    if (!restoreKvCache(state, image)) return false;
+    this.gpu.write(this.keys, 0, image.k.buffer as ArrayBuffer);
+    this.gpu.write(this.values, 0, image.v.buffer as ArrayBuffer);
+    this.length = state.tokens;
+    return true;
+  }
+
+  private image(k: HostData, v: HostData) {
+    const { kvHeads, headDim, dtype, maxTokens } = this.s.dims;
+    return { kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k, v };
   }
 
   destroy(): void {
