@@ -151,7 +151,8 @@ async function main(argv: string[]): Promise<void> {
         .map(
           (r) =>
             `| ${r.attention} | ${r.documentTokens} | ${f(r.fullTtftSeconds)} | ${f(r.saveSeconds)} | ${formatBytes(r.fileBytes)} ` +
-            `| ${f(r.loadSeconds)} | ${f(r.readSeconds)} / ${f(r.restoreSeconds)} | ${f(r.sessionTtftSeconds)} | ${r.restoredFrom} | ${r.speedup.toFixed(1)}x | ${r.sameFirstToken} |`,
+            `| ${f(r.loadSeconds)} | ${f(r.readSeconds)} / ${f(r.restoreSeconds)} | ${f(r.sessionTtftSeconds)} ` +
+            `| ${r.restoredFrom} | ${r.speedup.toFixed(1)}x | ${r.sameFirstToken} |`,
         )
         .join('\n') +
       '\n',
