@@ -58,6 +58,7 @@ export async function restoreGpuKvCache(
           (head * plan.rows + x.row) * D,
           x.rows * D,
         );
+  await up.settle(); // this layer's rows are on the GPU and the staging memory is given back
   return true;
 }
 
