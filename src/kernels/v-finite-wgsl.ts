@@ -52,6 +52,9 @@ var<workgroup> seen: atomic<u32>;
 
 @compute @workgroup_size(${V_FINITE_THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32) {
+  // Zeroed here, not left to WGSL's workgroup init (LONGCTX_DAWN_TOGGLES can turn that off).
+  if (lid == 0u) { atomicStore(&seen, 0u); }
+  workgroupBarrier();
   let base = wg.y * params.head_chunks;
   let n = params.chunks;
   var bad = false;
