@@ -17,6 +17,7 @@ import { ccaAttendWgsl, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
 import { decodeSplits, flashDecodeMergeWgsl, flashDecodePartialWgsl } from '../src/kernels/flash-decode-wgsl.js';
 import { flashSubgroupMatrixWgsl } from '../src/kernels/flash-sgmat-wgsl.js';
 import { FLASH_TC_CONFIGS, flashTcWgsl } from '../src/kernels/flash-tc-wgsl.js';
+import { V_FINITE_GROUPS } from '../src/kernels/v-finite-wgsl.js';
 import { flashPortableWgsl } from '../src/kernels/flash-wgsl.js';
 import { mergeStatesWgsl } from '../src/kernels/merge-wgsl.js';
 import type { GatheredKeys } from '../src/kernels/sparse-gather-cpu.js';
@@ -239,7 +240,12 @@ describe('generated WGSL: every kernel writes NaN rows from a flag set on non-fi
     ...[64, 128].map((d): [string, string] => [`flash subgroup-matrix v1 D ${d}`, flashSubgroupMatrixWgsl(d)]),
     ...[64, 128].map((d): [string, string] => [`CCA subgroup-matrix D ${d}`, ccaSubgroupMatrixWgsl(d)]),
     ...Object.entries(FLASH_TC_CONFIGS).flatMap(([name, c]) =>
-      [64, 128].map((d): [string, string] => [`flash ${name} D ${d}`, flashTcWgsl(d, c)]),
+      [64, 128].flatMap(
+        (d): Array<[string, string]> => [
+          [`flash ${name} D ${d}`, flashTcWgsl(d, c)],
+          [`flash ${name} D ${d} part flagged`, flashTcWgsl(d, c, undefined, 'flagged')],
+        ],
+      ),
     ),
   ];
   /** Every statement storing into o[...] or lse[...] selects nan_value() on the flag. */
@@ -292,6 +298,26 @@ describe('generated WGSL: every kernel writes NaN rows from a flag set on non-fi
         /let v_bad = tile_flags\[1\] != 0u;[\s\S]*if \(v_bad\) \{[\s\S]*if \((j <= last|row_ok && j >= lo)/,
       );
     });
+
+  // The hoisted check's two kernels: each workgroup reads its KV head's flag words first and leaves when the head
+  // is the other kernel's; only the flagged one tests V (above), the finite one has no test and no scalar P V.
+  for (const [name, c] of Object.entries(FLASH_TC_CONFIGS))
+    for (const part of ['finite', 'flagged'] as const)
+      test(`flash ${name} part ${part}: runs only the heads whose V flags are ${part === 'finite' ? 'all 0' : 'set'}`, () => {
+        const wgsl = flashTcWgsl(64, c, undefined, part);
+        const read = /if \(lid < (\d+)u && vflags\[kvh \* (\d+)u \+ lid\] != 0u\) \{ need\[2\] = 1u; \}/.exec(wgsl);
+        assert.ok(
+          read && Number(read[1]) === V_FINITE_GROUPS && Number(read[2]) === V_FINITE_GROUPS,
+          'reads the words',
+        );
+        const leave = part === 'finite' ? '!=' : '==';
+        assert.ok(
+          wgsl.includes(`if (workgroupUniformLoad(&need)[2] ${leave} 0u) { return; }`),
+          'leaves on the other flag',
+        );
+        assert.ok(wgsl.indexOf('{ return; }') < wgsl.indexOf('subgroupMatrixLoad'), 'before any work');
+        if (part === 'finite') assert.doesNotMatch(wgsl, /halves_non_finite\(pv|v_bad/, 'the finite part tests no V');
+      });
 
   test('CCA pooling: a poisoned group writes NaN cores (f16 through bits, not a conversion)', () => {
     for (const dtype of ['f32', 'f16'] as const) {

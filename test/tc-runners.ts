@@ -8,13 +8,21 @@ import { CCA_TC_CONFIGS, ccaTcWgsl } from '../src/kernels/cca-tc-wgsl.js';
 import { CCA_ROWS, ccaPoolWgsl } from '../src/kernels/cca-wgsl.js';
 import { subgroupMatrixTwin, type FlashCpuOptions } from '../src/kernels/flash-cpu.js';
 import { flashSubgroupMatrixWgsl } from '../src/kernels/flash-sgmat-wgsl.js';
-import { FLASH_TC_CONFIGS, flashTcTwin, flashTcWgsl, type FlashTcConfig } from '../src/kernels/flash-tc-wgsl.js';
+import {
+  FLASH_TC_CONFIGS,
+  flashTcTwin,
+  flashTcWgsl,
+  type FlashTcConfig,
+  type FlashTcPart,
+  type FlashVCheck,
+} from '../src/kernels/flash-tc-wgsl.js';
 import type { FlashVersion } from '../src/kernels/versions.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { buildBlockMask } from '../src/spine/block-mask.js';
 import { maskDocuments, maskKey, type MaskNode } from '../src/spine/mask.js';
 import { attentionShape } from '../src/spine/problem.js';
 import type { Tensor } from '../src/tensor.js';
+import { V_FINITE_GROUPS } from '../src/kernels/v-finite-wgsl.js';
 import { emulateSubgroupMatrices, workgroupBytes } from './sgmat-stub.js';
 
 export type TcMode = 'native' | 'stub';
@@ -25,7 +33,9 @@ export interface TcFlashKernel {
   rows: number;
   keyTile: number;
   kvStride: boolean;
-  wgsl(mask?: { predicate: string; documents: boolean }): string;
+  /** tc2: with vcheck 'hoisted' (the default) it reads V flags from the pre-pass (kernels/v-finite-wgsl.ts). */
+  hoisted: boolean;
+  wgsl(mask?: { predicate: string; documents: boolean }, part?: FlashTcPart): string;
   /** The CPU twin's options (same key tiles and f16 P). */
   twin: FlashCpuOptions;
 }
@@ -36,6 +46,7 @@ const v1 = (headDim: number, subgroups: number): TcFlashKernel => ({
   rows: 16 * subgroups,
   keyTile: 32,
   kvStride: false,
+  hoisted: false,
   wgsl: (mask) => flashSubgroupMatrixWgsl(headDim, mask, subgroups),
   twin: subgroupMatrixTwin,
 });
@@ -46,7 +57,8 @@ const tc2 = (headDim: number, name: string, c: FlashTcConfig): TcFlashKernel => 
   rows: 16 * c.subgroups,
   keyTile: c.keyTile,
   kvStride: true,
-  wgsl: (mask) => flashTcWgsl(headDim, c, mask),
+  hoisted: true,
+  wgsl: (mask, part) => flashTcWgsl(headDim, c, mask, part),
   twin: flashTcTwin(c),
 });
 
@@ -72,6 +84,8 @@ export function tcSource(gpu: GpuContext, mode: TcMode, wgsl: string): { wgsl: s
 export interface Result {
   o: Float32Array;
   lse: Float32Array;
+  /** tc2 with the hoisted check: the V flag words the pre-pass wrote (kernels/v-finite-wgsl.ts), per KV head. */
+  vFlags?: Uint32Array;
 }
 
 async function withBuffers<T>(gpu: GpuContext, f: (up: (d: ArrayBufferView) => Promise<GPUBuffer>) => Promise<T>) {
@@ -87,12 +101,13 @@ async function withBuffers<T>(gpu: GpuContext, f: (up: (d: ArrayBufferView) => P
   }
 }
 
-/** One flash kernel over f16 q [H, Nq, D], k, v [Hkv, Nk, D], outputs poisoned with NaN before the run. */
+/** One flash kernel over f16 q [H, Nq, D], k, v [Hkv, Nk, D], outputs poisoned with NaN before the run; tc2 with
+ * `vcheck` (default hoisted: the V pre-pass runs first, as in attention/flash.ts). */
 export async function runTcFlash(
   gpu: GpuContext,
   kern: TcFlashKernel,
   mode: TcMode,
-  t: { q: Tensor; k: Tensor; v: Tensor; causal: boolean; mask?: MaskNode },
+  t: { q: Tensor; k: Tensor; v: Tensor; causal: boolean; mask?: MaskNode; vcheck?: FlashVCheck },
 ): Promise<Result> {
   const [H, Nq, D] = t.q.shape;
   const [Hkv, Nk] = t.k.shape;
@@ -101,14 +116,15 @@ export async function runTcFlash(
     name: `${kern.name}-${mode}`,
     unsupported: () => null,
     tiles: () => ({ rows: kern.rows, keyTile: kern.keyTile }),
-    wgsl: (_d, _dtype, m) => {
-      const src = tcSource(gpu, mode, kern.wgsl(m));
+    wgsl: (_d, _dtype, m, part) => {
+      const src = tcSource(gpu, mode, kern.wgsl(m, part));
       if ('why' in src) throw new Error(`${kern.name} (${mode}): ${src.why}`);
       return src.wgsl;
     },
     grid: (n, h) => [Math.ceil(n / kern.rows), h],
     propagatesNaN: true,
     kvStride: kern.kvStride,
+    hoistedVCheck: kern.hoisted,
   };
   return withBuffers(gpu, async (up) => {
     const o = await up(new Float32Array(H * Nq * D).fill(Number.NaN));
@@ -126,12 +142,13 @@ export async function runTcFlash(
     }
     const bufs = { q: await up(t.q.data), k: await up(t.k.data), v: await up(t.v.data), o, lse, mask };
     const shape = { heads: H, kvHeads: Hkv, queries: Nq, keys: Nk, headDim: D, causal: t.causal };
-    const run = await flashDispatcher(gpu, version, shape, 'f16', bufs);
+    const run = await flashDispatcher(gpu, version, shape, 'f16', bufs, t.vcheck);
     await gpu.run(version.name, (pass) => run.record(pass));
     run.release();
     return {
       o: new Float32Array(await gpu.read(o, H * Nq * D * 4)),
       lse: new Float32Array(await gpu.read(lse, H * Nq * 4)),
+      vFlags: run.flags && new Uint32Array(await gpu.read(run.flags, Hkv * V_FINITE_GROUPS * 4)),
     };
   });
 }

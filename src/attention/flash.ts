@@ -16,6 +16,9 @@ import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
 import type { FlashVariant } from './spec.js';
 import { planFlash, TC2_VERSION, type KernelTarget } from './planner.js';
 import { flashVersion } from '../kernels/versions.js';
+import { FLASH_TC_PARTS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
+import type { CallSites } from '../runtime/call-sites.js';
+import { vFinitePrePass, type FlashPrePass } from './v-finite.js';
 
 export type { FlashVariant } from './spec.js';
 
@@ -89,29 +92,46 @@ export interface FlashCall {
   pipeline: GPUComputePipeline;
   /** Bindings 0-4 (q, k, v, o, lse). */
   head: GPUBuffer[];
-  /** Bindings 6.. (the block mask). */
+  /** Bindings 6.. (the block mask, then tc2's V flags). */
   tail: GPUBuffer[];
   params: ArrayBuffer;
   groups: [number, number];
+  /** tc2 with the hoisted V check: the pre-pass writing the V flags, recorded first (flashRecorder); `pipeline` is
+   * then the part for finite heads and `flagged` the part for the others, over the same bindings and grid. */
+  pre?: FlashPrePass;
+  flagged?: GPUComputePipeline;
 }
 
-/** Prepares the flash kernel over GPU-resident buffers; kvStride: rows per KV head in k and v (a cache). */
+/** Prepares the flash kernel over GPU-resident buffers; kvStride: rows per KV head in k and v (a cache);
+ * vcheck: where tc2 tests V for NaN and infinities (kernels/flash-tc-wgsl.ts; other variants have one way). */
 export async function flashCall(
   gpu: GpuContext,
   x: GpuInputs,
   variant: FlashVariant = 'auto',
   mask?: GpuBlockMask,
   kvStride?: number,
+  vcheck: FlashVCheck = 'hoisted',
 ): Promise<FlashCall> {
   const s = x.shape;
   const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant);
+  // The V flags are one more storage binding: a device with too few for them (q k v o lse, a mask's three,
+  // the flags) keeps the per-tile check.
+  if (mask?.documents && gpu.device.limits.maxStorageBuffersPerShaderStage < 9) vcheck = 'tile';
   const tc2 = which === 'tc2' ? flashVersion(TC2_VERSION)! : undefined;
   const rows = tc2?.tiles(s.headDim).rows ?? (which === 'portable' ? FLASH_PORTABLE_ROWS : SGMAT_ROWS);
   const wgslMask = mask && { predicate: maskKey(mask.blocks.mask), documents: mask.documents !== undefined };
-  const pipeline = tc2
-    ? await gpu.pipeline(`flash-${TC2_VERSION}-${s.headDim}-${wgslMask?.predicate ?? 'causal'}`, () =>
-        tc2.wgsl(s.headDim, x.dtype, wgslMask),
-      )
+  const parts = tc2?.hoistedVCheck ? FLASH_TC_PARTS[vcheck] : (['tile'] as const);
+  const tc2Parts =
+    tc2 &&
+    (await Promise.all(
+      parts.map((part) =>
+        gpu.pipeline(`flash-${TC2_VERSION}-${s.headDim}-${wgslMask?.predicate ?? 'causal'}-${part}`, () =>
+          tc2.wgsl(s.headDim, x.dtype, wgslMask, part),
+        ),
+      ),
+    ));
+  const pipeline = tc2Parts
+    ? tc2Parts[0]
     : which === 'portable'
       ? await gpu.pipeline(`flash-portable-${s.headDim}-${x.dtype}-${wgslMask?.predicate ?? 'causal'}`, () =>
           flashPortableWgsl(s.headDim, x.dtype, wgslMask),
@@ -133,7 +153,21 @@ export async function flashCall(
       `${s.queries} queries need ${tiles} workgroups in one dimension; this device allows ${gpu.maxWorkgroupsPerDim}`,
     );
   const tail = mask ? [mask.offsets, mask.tiles, ...(mask.documents ? [mask.documents] : [])] : [];
-  return { pipeline, head: [x.q, x.k, x.v, x.o, x.lse], tail, params, groups: [tiles, s.heads] };
+  const head = [x.q, x.k, x.v, x.o, x.lse];
+  if (!tc2Parts || tc2Parts.length === 1) return { pipeline, head, tail, params, groups: [tiles, s.heads] };
+  const { pre, flags } = await vFinitePrePass(gpu, x.v, s, kvStride);
+  return { pipeline, head, tail: [...tail, flags], params, groups: [tiles, s.heads], pre, flagged: tc2Parts[1] };
+}
+
+/** Records a flash call through call sites (a uniform each): its V pre-pass first where it has one. */
+export function flashRecorder(sites: CallSites, call: FlashCall): (pass: GPUComputePassEncoder) => void {
+  const pre = call.pre && { ...call.pre, u: sites.uniform(call.pre.params) };
+  const u = sites.uniform(call.params);
+  return (pass) => {
+    if (pre) sites.dispatch(pass, pre.pipeline, [...pre.buffers, pre.u], pre.groups, pre.u);
+    for (const p of call.flagged ? [call.pipeline, call.flagged] : [call.pipeline])
+      sites.dispatch(pass, p, [...call.head, u, ...call.tail], call.groups, u);
+  };
 }
 
 /** The portable kernel stages two f32 tiles of BC x D keys/values in workgroup memory: refuse before compiling. */
@@ -153,16 +187,24 @@ export async function flashAttentionGpu(
   variant: FlashVariant = 'auto',
   mask?: GpuBlockMask,
   kvStride?: number,
+  vcheck?: FlashVCheck,
 ): Promise<void> {
-  const call = await flashCall(gpu, x, variant, mask, kvStride);
+  const call = await flashCall(gpu, x, variant, mask, kvStride, vcheck);
   const params = gpu.uniform(call.params);
-  const group = gpu.bind(call.pipeline, [...call.head, params, ...call.tail]);
+  const pre = call.pre && { ...call.pre, u: gpu.uniform(call.pre.params) };
+  const steps: Array<[GPUComputePipeline, GPUBindGroup, [number, number]]> = [];
+  if (pre) steps.push([pre.pipeline, gpu.bind(pre.pipeline, [...pre.buffers, pre.u]), pre.groups]);
+  for (const p of call.flagged ? [call.pipeline, call.flagged] : [call.pipeline])
+    steps.push([p, gpu.bind(p, [...call.head, params, ...call.tail]), call.groups]);
   await gpu.run('flash attention', (pass) => {
-    pass.setPipeline(call.pipeline);
-    pass.setBindGroup(0, group);
-    pass.dispatchWorkgroups(...call.groups);
+    for (const [p, group, groups] of steps) {
+      pass.setPipeline(p);
+      pass.setBindGroup(0, group);
+      pass.dispatchWorkgroups(...groups);
+    }
   });
   params.destroy();
+  pre?.u.destroy();
 }
 
 export async function flashAttention(

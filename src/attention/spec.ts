@@ -1,6 +1,7 @@
 // The method grammar shared by `attend`, the model runner and the benchmarks: `name` or
 // `name:key=value,key=value`. Each method declares its keys; unknown names and keys are SpecErrors.
 import { SpecError } from '../errors.js';
+import { FLASH_VCHECKS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
 
 export interface MethodSpec {
   name: string;
@@ -10,9 +11,9 @@ export interface MethodSpec {
 /** Known methods and the keys each accepts (later methods add themselves here). */
 export const METHOD_KEYS: Record<string, readonly string[]> = {
   dense: [],
-  flash: ['variant', 'decode'],
-  window: ['left', 'right', 'variant', 'decode'],
-  sinks: ['tokens', 'left', 'right', 'variant', 'decode'],
+  flash: ['variant', 'decode', 'vcheck'],
+  window: ['left', 'right', 'variant', 'decode', 'vcheck'],
+  sinks: ['tokens', 'left', 'right', 'variant', 'decode', 'vcheck'],
   /** A layer schedule; in a single attention call, `layer=N` picks that layer's method. */
   hybrid: ['every', 'window', 'layer'],
   /** Star Attention: blocks of B, anchor A (default B), the last Q positions are the query. */
@@ -83,6 +84,13 @@ export function choiceParam<T extends string>(spec: MethodSpec, key: string, cho
 
 export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
 export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
+
+/** The `vcheck=` of flash, window and sinks: where the tensor-core kernel tests V for NaN and infinities, once
+ * per KV head before it (hoisted, the default) or in every staged tile (tile: the kernel before issue 12);
+ * kernels/flash-tc-wgsl.ts says more. */
+export function vcheckParam(spec: MethodSpec): FlashVCheck {
+  return choiceParam(spec, 'vcheck', FLASH_VCHECKS, 'hoisted');
+}
 
 /** The split-KV decoding kernels (attention/flash-decode.ts), side by side; auto takes the default. */
 export const DECODE_KERNELS = ['auto', 'decode-v1', 'decode-gqa-v2', 'decode-v3', 'decode-v4'] as const;

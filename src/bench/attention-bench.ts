@@ -21,7 +21,8 @@ import {
   type CcaGpuPlan,
 } from '../attention/cca.js';
 import { maskForSpec, scheduleFromSpec } from '../attention/sparse.js';
-import { formatMethodSpec, variantParam, type MethodSpec } from '../attention/spec.js';
+import { formatMethodSpec, variantParam, vcheckParam, type MethodSpec } from '../attention/spec.js';
+import type { FlashVCheck } from '../kernels/flash-tc-wgsl.js';
 import { kvHeadsPerChunk, type GpuInputs } from '../attention/gpu-chunks.js';
 import type { AttentionShape } from '../spine/problem.js';
 import { denseAttentionCpu, denseScoreBytes } from '../kernels/dense-cpu.js';
@@ -90,7 +91,13 @@ async function timeGpu(
   const before = gpu.allocatedBytes;
   gpu.resetPeak();
   try {
-    const calls: Array<{ dense: boolean; variant: FlashVariant; mask?: GpuBlockMask; cca?: CcaGpuPlan }> = [];
+    const calls: Array<{
+      dense: boolean;
+      variant: FlashVariant;
+      mask?: GpuBlockMask;
+      cca?: CcaGpuPlan;
+      vcheck?: FlashVCheck;
+    }> = [];
     for (const spec of layerCycle(c.method)) {
       if (spec.name === 'cca') {
         calls.push({ dense: false, variant: 'portable', cca: ccaPrefillPlan(s, ccaParamsFromSpec(spec)) });
@@ -102,7 +109,7 @@ async function timeGpu(
         ? await prepareBlockMask(gpu, mask, s.queries, s.keys, s.headDim, c.dtype, variant)
         : undefined;
       if (blocks) masks.push(blocks);
-      calls.push({ dense: spec.name === 'dense', variant, mask: blocks });
+      calls.push({ dense: spec.name === 'dense', variant, mask: blocks, vcheck: vcheckParam(spec) });
     }
     const variant = calls
       .map((x) =>
@@ -145,7 +152,7 @@ async function timeGpu(
             ? ccaAttentionGpu(gpu, x, call.cca, ccaCores.get(x))
             : call.dense
               ? denseAttentionGpu(gpu, x)
-              : flashAttentionGpu(gpu, x, call.variant, call.mask));
+              : flashAttentionGpu(gpu, x, call.variant, call.mask, undefined, call.vcheck));
       }
       await gpu.idle();
     };

@@ -7,6 +7,8 @@ import type { WgslMask } from '../kernels/flash-wgsl.js';
 import { attentionParams } from '../kernels/wgsl-common.js';
 import { matmulParams, type WeightStorage } from '../kernels/matmul-wgsl.js';
 import type { ActivationStorage } from '../kernels/matmul-tc-wgsl.js';
+import { FLASH_TC_PARTS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
+import { vFinitePrePass } from '../attention/v-finite.js';
 
 export interface FlashShape {
   heads: number;
@@ -29,7 +31,7 @@ export interface FlashBuffers {
   mask?: { wgsl: WgslMask; offsets: GPUBuffer; tiles: GPUBuffer; documents?: GPUBuffer };
 }
 
-/** A recorder: encodes the version's dispatch into a pass, `times` times. */
+/** A recorder: encodes the version's dispatch into a pass, `times` times (each after its V pre-pass, if any). */
 export type Dispatcher = (pass: GPUComputePassEncoder, times?: number) => void;
 
 export async function flashDispatcher(
@@ -38,9 +40,13 @@ export async function flashDispatcher(
   s: FlashShape,
   dtype: DType,
   b: FlashBuffers,
-): Promise<{ record: Dispatcher; release(): void }> {
+  vcheck: FlashVCheck = 'hoisted',
+): Promise<{ record: Dispatcher; release(): void; flags?: GPUBuffer }> {
+  const parts = v.hoistedVCheck ? FLASH_TC_PARTS[vcheck] : (['tile'] as const);
   const key = `kv-${v.name}-${s.headDim}-${dtype}-${b.mask?.wgsl.predicate ?? 'causal'}`;
-  const pipeline = await gpu.pipeline(key, () => v.wgsl(s.headDim, dtype, b.mask?.wgsl));
+  const pipelines = await Promise.all(
+    parts.map((part) => gpu.pipeline(`${key}-${part}`, () => v.wgsl(s.headDim, dtype, b.mask?.wgsl, part))),
+  );
   const words = attentionParams({
     queries: s.queries,
     keys: s.keys,
@@ -52,15 +58,30 @@ export async function flashDispatcher(
   const params = gpu.uniform(words);
   const bound = [b.q, b.k, b.v, b.o, b.lse, params];
   if (b.mask) bound.push(b.mask.offsets, b.mask.tiles, ...(b.mask.documents ? [b.mask.documents] : []));
-  const group = gpu.bind(pipeline, bound);
-  const [gx, gy] = v.grid(s.queries, s.heads, s.headDim);
+  const vf = parts.length > 1 ? await vFinitePrePass(gpu, b.v, s, s.kvStride) : undefined;
+  if (vf) bound.push(vf.flags);
+  const preParams = vf && gpu.uniform(vf.pre.params);
+  const steps: Array<[GPUComputePipeline, GPUBindGroup, [number, number]]> = [];
+  if (vf) steps.push([vf.pre.pipeline, gpu.bind(vf.pre.pipeline, [...vf.pre.buffers, preParams!]), vf.pre.groups]);
+  const grid = v.grid(s.queries, s.heads, s.headDim);
+  for (const p of pipelines) steps.push([p, gpu.bind(p, bound), grid]);
   return {
+    flags: vf?.flags,
     record: (pass, times = 1) => {
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, group);
-      for (let t = 0; t < times; t++) pass.dispatchWorkgroups(gx, gy);
+      for (let t = 0; t < times; t++)
+        for (const [p, group, groups] of steps) {
+          // One kernel: bound once, dispatched `times` times.
+          if (t === 0 || steps.length > 1) {
+            pass.setPipeline(p);
+            pass.setBindGroup(0, group);
+          }
+          pass.dispatchWorkgroups(...groups);
+        }
     },
-    release: () => params.destroy(),
+    release: () => {
+      params.destroy();
+      preParams?.destroy();
+    },
   };
 }
 

@@ -14,6 +14,12 @@
 // - NaN policy (docs/HARDENING.md): a row with a visible NaN or infinite score is NaN (a per-lane flag, tested
 //   on the bits and joined by the row's two lanes); an empty row is recognised by l == +0 exactly. A V tile
 //   holding a NaN or an infinity (flagged as it is stashed) does P V in scalar code that skips masked keys.
+//   With the check hoisted (issue 12: the per-tile test cost 5-12% on the H200), v-finite-wgsl.ts's pre-pass
+//   flags each KV head whose V is not finite and two pipelines follow it over the same grid: part 'finite' (no
+//   V test, no scalar P V) and part 'flagged' (the checked loop); a workgroup reads its head's flag first and
+//   leaves at once when the head is the other part's. Two small kernels rather than one with both loops: each
+//   gets its own registers, and lavapipe compiled the pair (under test/sgmat-stub.ts) in half the one's time.
+//   Part 'tile' is the kernel without the pre-pass, byte for byte as before.
 // - Keys of KV head h sit at rows h * kv_stride + j (kv_stride 0: the key count), so a cache with room
 //   for more keys than are filled can be read in place.
 // Alignment rules of flash-sgmat-wgsl.ts hold: every workgroup variable is a multiple of 16 bytes.
@@ -44,8 +50,20 @@ import {
   tc2WorkgroupBytes,
 } from './tc2-tiles-wgsl.js';
 import { NON_FINITE_WGSL } from './wgsl-common.js';
+import { V_FINITE_GROUPS } from './v-finite-wgsl.js';
 
 export type FlashTcConfig = Tc2Config;
+
+/** Where V's NaN check sits: once per KV head before the kernel (v-finite-wgsl.ts), or in every staged tile. */
+export const FLASH_VCHECKS = ['hoisted', 'tile'] as const;
+export type FlashVCheck = (typeof FLASH_VCHECKS)[number];
+/** Which kernel: the per-tile check alone (tile), or one of the hoisted check's two (see the header). */
+export type FlashTcPart = 'tile' | 'finite' | 'flagged';
+/** The kernels a call runs for each placement of the check, in dispatch order (after the pre-pass, if any). */
+export const FLASH_TC_PARTS: Record<FlashVCheck, readonly FlashTcPart[]> = {
+  hoisted: ['finite', 'flagged'],
+  tile: ['tile'],
+};
 
 export const FLASH_TC_CONFIGS: Record<string, FlashTcConfig> = {
   'tc2-64x32': { subgroups: 4, keyTile: 32 },
@@ -68,7 +86,12 @@ export function flashTcTwin(c: FlashTcConfig): FlashCpuOptions {
   return { tile: c.keyTile, halfProbabilities: true, lazyRescaleLog2: 8 };
 }
 
-export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask): string {
+/** The binding of the V flags (parts finite and flagged): after the uniform (5) and the block mask's bindings. */
+export function flashTcFlagsBinding(mask?: WgslMask): number {
+  return 6 + (mask ? (mask.documents ? 3 : 2) : 0);
+}
+
+export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask, part: FlashTcPart = 'tile'): string {
   const g = tc2Geometry(headDim, c);
   const { BC, THREADS, blocks } = g;
   const fetch = tc2FetchWgsl(g, {
@@ -85,8 +108,22 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask):
   let e1 = select(0u, u32(wg_last) / BC + 1u, wg_last >= 0);`;
   const tileStart = mask ? '(block_tiles[ee] >> 1u) * BC' : 'ee * BC';
   const visible = mask ? 'j <= last && (full || allowed(qp, j))' : 'j <= last';
-  const { softmax, pv: tilePv } = tc2SoftmaxPvWgsl(g, visible);
+  const checkV = part !== 'finite';
+  const { softmax, pv: tilePv } = tc2SoftmaxPvWgsl(g, visible, checkV);
   const fullFlag = mask ? 'let full = (block_tiles[e] & 1u) == 1u;' : '';
+  const hoisted = part !== 'tile';
+  if (hoisted && THREADS < V_FINITE_GROUPS) throw new Error(`${THREADS} threads cannot read ${V_FINITE_GROUPS} flags`);
+  const flagBinding = hoisted
+    ? `@group(0) @binding(${flashTcFlagsBinding(mask)}) var<storage, read> vflags: array<u32>; // v-finite-wgsl.ts\n`
+    : '';
+  // need[2]: some word of this head's V flags is set. Uniform, so the whole workgroup leaves or none of it.
+  const flagRead = hoisted
+    ? `
+  if (lid == 0u) { need[2] = 0u; }
+  workgroupBarrier();
+  if (lid < ${V_FINITE_GROUPS}u && vflags[kvh * ${V_FINITE_GROUPS}u + lid] != 0u) { need[2] = 1u; }
+  if (workgroupUniformLoad(&need)[2] ${part === 'finite' ? '!=' : '=='} 0u) { return; } // the other part's head`
+    : '';
   return /* wgsl */ `${SUBGROUP_MATRIX_ENABLES}
 
 struct Params {
@@ -100,7 +137,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(5) var<uniform> params: Params;
 ${blockMaskBindingsWgsl(mask)}
-
+${flagBinding}
 ${tc2DeclarationsWgsl(g)}
 
 fn key_limit(i: u32) -> i32 {
@@ -127,7 +164,7 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let row_ok = i < params.nq;
   let qp = i32(params.nk) - i32(params.nq) + i32(i);
   let last = select(-1, ${mask ? 'i32(params.nk) - 1' : 'key_limit(i)'}, row_ok);
-  let c2 = params.scale * 1.4426950408889634;
+  let c2 = params.scale * 1.4426950408889634;${flagRead}
 
   // Q once: 16 x 16 blocks through this subgroup's rows of pt into registers.
   let qrow = (h * params.nq + min(i, params.nq - 1u)) * CH;
@@ -138,7 +175,7 @@ ${oInit}
   var l = 0.0;
   var x: array<f32, ${BC / 2}>;
 ${tc2RegistersWgsl(g)}
-  if (lid == 0u) { need[1] = 0u; }
+${checkV ? '  if (lid == 0u) { need[1] = 0u; }' : ''}
   ${tiles}
   if (e0 < e1) {
     let ee = e0;
@@ -150,7 +187,7 @@ ${fetch}
     ${fullFlag}
     workgroupBarrier(); // everyone is done with the previous tile's K, V and P
     if (lid == 0u) { need[0] = 0u; }
-${tc2StashWgsl(g)}
+${tc2StashWgsl(g, checkV)}
     if (e + 1u < e1) {
       let ee = e + 1u;
       let tn = ${tileStart};

@@ -107,6 +107,9 @@ export interface SoftmaxTile {
   visible: string;
   /** Output blocks (D / 16), rescaled when the max moves. */
   blocks: number;
+  /** Whether V tiles are tested as they are staged (default): false where the kernel checked V before its
+   * loop and found it finite (flash-tc-wgsl.ts's hoisted check), so v_bad is not defined. */
+  checkV?: boolean;
 }
 
 /** From the scores in st to P in pt: masked scores into x (log2 domain), the tile max over the row's two
@@ -124,9 +127,13 @@ export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
     }
     tile_max = max(tile_max, subgroupShuffleXor(tile_max, 1u));
     if (tile_max > m + 8.0) { need[0] = 1u; }
-    // One uniform load brings both flags: the rescale's, and the V tile's (set while it was staged).
+${
+  t.checkV === false
+    ? '    let tile_flags = workgroupUniformLoad(&need);'
+    : `    // One uniform load brings both flags: the rescale's, and the V tile's (set while it was staged).
     let tile_flags = workgroupUniformLoad(&need);
-    let v_bad = tile_flags[1] != 0u;
+    let v_bad = tile_flags[1] != 0u;`
+}
     if (tile_flags[0] != 0u) {
       let m_new = max(m, tile_max);
       let alpha = select(exp2(m - m_new), 0.0, m == NEG);
@@ -157,12 +164,13 @@ export function storeOutputWgsl(blocks: number, out: string): string {
 }
 
 /** Bit tests of staged V: 8 packed halves (vec4<u32>) or 4 (vec4<f16>) holding a NaN or an infinity (exponent all
- * ones). On the bits, since WGSL lets a compiler assume floats are finite. */
-export const HALVES_NON_FINITE_WGSL = /* wgsl */ `
+ * ones). On the bits, since WGSL lets a compiler assume floats are finite. The packed test alone needs no f16. */
+export const PACKED_HALVES_NON_FINITE_WGSL = /* wgsl */ `
 fn halves_non_finite(w: vec4<u32>) -> bool {
   return any((w & vec4<u32>(0x7c00u)) == vec4<u32>(0x7c00u)) ||
     any((w & vec4<u32>(0x7c000000u)) == vec4<u32>(0x7c000000u));
-}
+}`;
+export const HALVES_NON_FINITE_WGSL = /* wgsl */ `${PACKED_HALVES_NON_FINITE_WGSL}
 fn half4_non_finite(v: vec4<f16>) -> bool { return halves_non_finite(vec4<u32>(bitcast<vec2<u32>>(v), 0u, 0u)); }`;
 
 /** Where one tile's P and V sit for this lane's row, and which keys the row may see (tilePvWgsl). */
@@ -183,8 +191,10 @@ export interface PvTile {
  * keys the row sees, through this subgroup's corner of st. Masked keys are skipped, not multiplied by P = 0,
  * so a NaN or infinity there never enters; a visible one does (NaN or Inf out, as the float64 reference).
  * Clears need[1] for the next tile: everyone read it in the softmax, two barriers ago.
+ * checkV false (V known finite, no v_bad): the matrix product alone.
  */
-export function tilePvWgsl(matrix: string, t: PvTile): string {
+export function tilePvWgsl(matrix: string, t: PvTile, checkV = true): string {
+  if (!checkV) return matrix;
   const scalar = throughCorner(
     t.blocks,
     (b, at) => `for (var cc = 0u; cc < 8u; cc++) {

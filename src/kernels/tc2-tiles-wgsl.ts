@@ -115,13 +115,14 @@ export function tc2FetchWgsl(g: Tc2Geometry, s: Tc2Source): string {
     .join('\n');
 }
 
-/** Moves the registers into kv (K rows, then V rows), flagging a V chunk that holds a NaN or an infinity. */
-export function tc2StashWgsl(g: Tc2Geometry): string {
+/** Moves the registers into kv (K rows, then V rows), flagging a V chunk that holds a NaN or an infinity in
+ * need[1] when checkV (the default; false where the kernel's V was checked before it and found finite). */
+export function tc2StashWgsl(g: Tc2Geometry, checkV = true): string {
+  const test = (p: number) => (checkV ? `\n        if (halves_non_finite(pv${p})) { need[1] = 1u; }` : '');
   return seq(g.perThread)
     .map(
       (p) => `    { let ch = lid + ${p * g.THREADS}u;
-      if (ch < KV_CHUNKS) { let at = (ch / CH) * LDK + (ch % CH) * 8u; put8kv(at, pk${p}); put8kv(BC * LDK + at, pv${p});
-        if (halves_non_finite(pv${p})) { need[1] = 1u; } } }`,
+      if (ch < KV_CHUNKS) { let at = (ch / CH) * LDK + (ch % CH) * 8u; put8kv(at, pk${p}); put8kv(BC * LDK + at, pv${p});${test(p)} } }`,
     )
     .join('\n');
 }
@@ -164,8 +165,8 @@ export function tc2ScoresWgsl(g: Tc2Geometry): string {
 }
 
 /** The online softmax of the tile's scores and its O += P V (sgmat-tiles-wgsl.ts), for the keys `visible`
- * (a WGSL bool over key position j: i32) lets a row see. */
-export function tc2SoftmaxPvWgsl(g: Tc2Geometry, visible: string): { softmax: string; pv: string } {
+ * (a WGSL bool over key position j: i32) lets a row see; checkV as tc2StashWgsl's (false: no scalar P V). */
+export function tc2SoftmaxPvWgsl(g: Tc2Geometry, visible: string, checkV = true): { softmax: string; pv: string } {
   const { blocks, keyBlocks } = g;
   const pLoad = seq(keyBlocks)
     .map(
@@ -190,13 +191,12 @@ export function tc2SoftmaxPvWgsl(g: Tc2Geometry, visible: string): { softmax: st
     probs: 'pbase + r * LDP',
     visible,
     blocks,
+    checkV,
   });
-  const pv = tilePvWgsl(`${pLoad}\n${matrix}`, {
-    keys: 'BC',
-    probs: 'pbase + r * LDP',
-    value: (kk) => `BC * LDK + ${kk} * LDK`,
-    visible,
-    blocks,
-  });
+  const pv = tilePvWgsl(
+    `${pLoad}\n${matrix}`,
+    { keys: 'BC', probs: 'pbase + r * LDP', value: (kk) => `BC * LDK + ${kk} * LDK`, visible, blocks },
+    checkV,
+  );
   return { softmax, pv };
 }

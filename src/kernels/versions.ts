@@ -9,7 +9,14 @@ import type { FlashCpuOptions } from './flash-cpu.js';
 import { subgroupMatrixTwin } from './flash-cpu.js';
 import { FLASH_PORTABLE_ROWS, flashPortableTile, flashPortableWgsl, type WgslMask } from './flash-wgsl.js';
 import { flashSubgroupMatrixWgsl, SGMAT_HEAD_DIMS, SGMAT_ROWS } from './flash-sgmat-wgsl.js';
-import { FLASH_TC_CONFIGS, flashTcRows, flashTcTwin, flashTcUnsupported, flashTcWgsl } from './flash-tc-wgsl.js';
+import {
+  FLASH_TC_CONFIGS,
+  type FlashTcPart,
+  flashTcRows,
+  flashTcTwin,
+  flashTcUnsupported,
+  flashTcWgsl,
+} from './flash-tc-wgsl.js';
 import { MATMUL_TILE, MATVEC_ROWS_PER_DIM, matmulTiledWgsl, matvecWgsl, type WeightStorage } from './matmul-wgsl.js';
 import {
   type ActivationStorage,
@@ -35,7 +42,8 @@ export interface FlashVersion {
   unsupported(dev: KernelDevice, dtype: DType, headDim: number): string | null;
   /** Query rows per workgroup and keys per tile: the block mask must be built with these. */
   tiles(headDim: number): { rows: number; keyTile: number };
-  wgsl(headDim: number, dtype: DType, mask?: WgslMask): string;
+  /** part: which of a hoistedVCheck version's kernels (flash-tc-wgsl.ts; default tile); others ignore it. */
+  wgsl(headDim: number, dtype: DType, mask?: WgslMask, part?: FlashTcPart): string;
   /** Workgroups for `queries` rows and `heads` query heads. */
   grid(queries: number, heads: number, headDim: number): [number, number];
   /** CPU twin (same tiles and rounding of P), for devices without the features (CI). */
@@ -44,6 +52,9 @@ export interface FlashVersion {
   propagatesNaN: boolean;
   /** Whether it takes kv_stride in word 7 of the uniform (0 means the key count). */
   kvStride: boolean;
+  /** Whether its V NaN check can be hoisted: the pre-pass of v-finite-wgsl.ts, then parts finite and flagged
+   * (FLASH_TC_PARTS), which read its per-KV-head flags bound after their other bindings (flashTcFlagsBinding). */
+  hoistedVCheck?: boolean;
 }
 
 export interface MatmulVersion {
@@ -99,11 +110,12 @@ export const FLASH_VERSIONS: FlashVersion[] = [
       name,
       unsupported: (dev, dtype, d) => sgmatNeed(dev, dtype) ?? flashTcUnsupported(d, c, dev.maxWorkgroupStorageBytes),
       tiles: () => ({ rows: flashTcRows(c), keyTile: c.keyTile }),
-      wgsl: (d, _dtype, mask) => flashTcWgsl(d, c, mask),
+      wgsl: (d, _dtype, mask, part) => flashTcWgsl(d, c, mask, part),
       grid: (n, h) => [Math.ceil(n / flashTcRows(c)), h],
       twin: flashTcTwin(c),
       propagatesNaN: true,
       kvStride: true,
+      hoistedVCheck: true,
     }),
   ),
 ];

@@ -12,7 +12,14 @@ import { DENSE_TILE, densePvWgsl, denseScoresWgsl, denseSoftmaxWgsl } from '../.
 import { attentionParams } from '../../kernels/wgsl-common.js';
 import type { AttentionShape } from '../../spine/problem.js';
 import type { GpuInputs } from '../gpu-chunks.js';
-import { flashCall, gpuFlashTarget, prepareBlockMask, type FlashVariant, type GpuBlockMask } from '../flash.js';
+import {
+  flashCall,
+  flashRecorder,
+  gpuFlashTarget,
+  prepareBlockMask,
+  type FlashVariant,
+  type GpuBlockMask,
+} from '../flash.js';
 import { createDecodeScratch, decodeSplitting, flashDecodeCalls, type DecodeScratch } from '../flash-decode.js';
 import { decodeSplits } from '../../kernels/flash-decode-wgsl.js';
 import { formatChoice, planFlash, type KernelChoice } from '../planner.js';
@@ -288,9 +295,15 @@ export class GpuKvLayer implements LayerAttention<GPUBuffer> {
       };
     }
     // The tiled version the planner chose (tc2 where the device has the tensor cores and the memory).
-    const call = await flashCall(this.gpu, x, plan.version as FlashVariant, keys.blocks, keys.kvStride);
-    const u = this.sites.uniform(call.params);
-    return (pass) => this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+    const call = await flashCall(
+      this.gpu,
+      x,
+      plan.version as FlashVariant,
+      keys.blocks,
+      keys.kvStride,
+      this.method.vcheck,
+    );
+    return flashRecorder(this.sites, call);
   }
 
   /** Dense attention: per query head, scores [T, nk] materialised, softmaxed in place, times V. */

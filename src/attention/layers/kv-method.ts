@@ -4,7 +4,16 @@
 // not depend on the order of its keys).
 import { ShapeError, SpecError } from '../../errors.js';
 import type { MaskNode } from '../../spine/mask.js';
-import { decodeParam, intParam, variantParam, type DecodeKernel, type FlashVariant, type MethodSpec } from '../spec.js';
+import {
+  decodeParam,
+  intParam,
+  variantParam,
+  vcheckParam,
+  type DecodeKernel,
+  type FlashVariant,
+  type MethodSpec,
+} from '../spec.js';
+import type { FlashVCheck } from '../../kernels/flash-tc-wgsl.js';
 import { maskForSpec } from '../sparse.js';
 import { starParams } from '../star.js';
 import { starMask } from '../star-mask.js';
@@ -19,6 +28,8 @@ export interface KvMethod {
   variant: FlashVariant;
   /** The split-KV decoding kernel of its decoding steps (decode=; star and ring take the default). */
   decode: DecodeKernel;
+  /** Where the tensor-core flash kernel tests V for NaN (vcheck=; star and ring take the default). */
+  vcheck: FlashVCheck;
   layout: RingLayout;
   /** The mask of a chunk of queries over position-ordered keys; undefined: causal. */
   mask(promptTokens: number | undefined): MaskNode | undefined;
@@ -37,6 +48,7 @@ export function kvMethod(spec: MethodSpec, maxTokens: number, ring = true): KvMe
     spec,
     variant: variantParam(spec),
     decode: decodeParam(spec),
+    vcheck: vcheckParam(spec),
     kernel: 'flash' as const,
     layout: dense,
   };

@@ -15,8 +15,9 @@ import { ROPE_THREADS, ropeParams, ropeWgsl } from '../../kernels/rope-wgsl.js';
 import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
 import { maskKey } from '../../spine/mask.js';
 import { keptTiles } from '../../spine/block-mask.js';
-import { flashCall, prepareBlockMask, type FlashCall, type GpuBlockMask } from '../../attention/flash.js';
-import { variantParam, formatMethodSpec, type FlashVariant } from '../../attention/spec.js';
+import { flashCall, flashRecorder, prepareBlockMask, type GpuBlockMask } from '../../attention/flash.js';
+import { variantParam, vcheckParam, formatMethodSpec, type FlashVariant } from '../../attention/spec.js';
+import type { FlashVCheck } from '../../kernels/flash-tc-wgsl.js';
 import { checkChunkFits, type LayerAttention, type LayerChunk } from '../../attention/layer.js';
 import type { GpuLayerScratch } from '../../attention/layers/kv-layer-gpu.js';
 import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.js';
@@ -136,6 +137,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
   private length = 0;
   private readonly sites: CallSites;
   private readonly variant: FlashVariant;
+  private readonly vcheck: FlashVCheck;
 
   private constructor(
     private readonly gpu: GpuContext,
@@ -150,6 +152,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
   ) {
     this.spec = formatMethodSpec(s.method);
     this.variant = s.method.name === 'dense' ? 'auto' : variantParam(s.method);
+    this.vcheck = vcheckParam(s.method);
     const names = parts.parts.map((p) => p.name).join(' + ');
     this.plan =
       `${this.spec} with positions ${formatPositionSpec(s.positions!)} on WebGPU: keys cached in ` +
@@ -214,7 +217,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
     for (const { part } of active)
       moves.push([c.q, shared.queryTables[part], shared.queries[part], d.heads, T, 0, true]);
     const single = active.length === 1;
-    const flashes: { call: FlashCall; u: GPUBuffer }[] = [];
+    const flashes: ((pass: GPUComputePassEncoder) => void)[] = [];
     for (const [n, { part, blocks }] of active.entries()) {
       const out = n === 0 ? (single ? { o: c.out, lse: this.lse } : shared.stack) : shared.partStates[n - 1];
       const shape = {
@@ -235,8 +238,8 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
         shape,
         dtype: d.dtype,
       };
-      const call = await flashCall(this.gpu, x, this.variant, blocks, d.maxTokens);
-      flashes.push({ call, u: this.sites.uniform(call.params) });
+      const call = await flashCall(this.gpu, x, this.variant, blocks, d.maxTokens, this.vcheck);
+      flashes.push(flashRecorder(this.sites, call));
     }
     const ropeUniforms = moves.map(([, , , heads, stride, offset, rotate]) =>
       this.sites.uniform(ropeParams({ tokens: T, heads, headDim: d.headDim, stride, offset, rotate, interleaved })),
@@ -259,8 +262,7 @@ export class PositionedGpuLayer implements LayerAttention<GPUBuffer> {
             grid((heads * T * d.headDim) / 2, ROPE_THREADS),
           ),
         );
-        for (const { call, u } of flashes)
-          this.sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
+        for (const record of flashes) record(pass);
         pass.end();
         if (!merge) return;
         // Each later part's state into its slot of the stack (the first part wrote slot 0 in place).

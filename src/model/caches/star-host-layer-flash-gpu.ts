@@ -20,7 +20,13 @@ import { float32ToHalf, halfToFloat32 } from '../../f16.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { CallSites } from '../../runtime/call-sites.js';
 import { mergeStatesWgsl, mergeWorkgroups } from '../../kernels/merge-wgsl.js';
-import { flashCall, gpuFlashTarget, prepareBlockMask, type GpuBlockMask } from '../../attention/flash.js';
+import {
+  flashCall,
+  flashRecorder,
+  gpuFlashTarget,
+  prepareBlockMask,
+  type GpuBlockMask,
+} from '../../attention/flash.js';
 import { createDecodeScratch, flashDecodeCalls, type DecodeScratch } from '../../attention/flash-decode.js';
 import { planFlash } from '../../attention/planner.js';
 import { and, causal, documents, or, sinkTokens, type MaskNode } from '../../spine/mask.js';
@@ -359,10 +365,7 @@ export class StarHostFlashGpuLayer implements LayerAttention<GPUBuffer> {
         return { record };
       }
       const call = await flashCall(this.gpu, x, 'auto', blocks, keys.stride);
-      const u = sites.uniform(call.params);
-      const record = (pass: GPUComputePassEncoder) =>
-        sites.dispatch(pass, call.pipeline, [...call.head, u, ...call.tail], call.groups, u);
-      return { record, blocks };
+      return { record: flashRecorder(sites, call), blocks };
     } catch (e) {
       blocks?.release();
       throw e;
