@@ -8,8 +8,8 @@ import { GpuUploader, UPLOAD_MODES, type UploadMode } from '../src/runtime/gpu-u
 
 const i = process.argv.indexOf('--mib');
 const mib = i >= 0 ? Number(process.argv[i + 1]) : 4096;
-const ARRAY = Math.min(128, mib) << 20;
-const count = Math.max(1, Math.round((mib << 20) / ARRAY));
+const ARRAY = Math.min(128, mib) * 2 ** 20;
+const count = Math.max(1, Math.round((mib * 2 ** 20) / ARRAY));
 const gpu = await acquireGpu();
 if (!gpu) throw new Error('no WebGPU adapter');
 const host = Array.from({ length: count }, (_, a) => {

@@ -14,6 +14,7 @@ import { type ContextPlan, defaultMemoryBudget, heldWeightBytes, planContext, re
 import { type LoadProgress, type ModelFiles, type ModelSource, readModelFiles } from './source.js';
 import { Session } from './session.js';
 import { modelFingerprint } from './session-file.js';
+import { leaseWeights, type WeightsLease } from '../model/forward/gpu-weights-shared.js';
 
 export interface LoadModelOptions {
   /** 'auto' (default): WebGPU when an adapter exists, else the CPU; or a Device already acquired (kept alive). */
@@ -44,6 +45,8 @@ export class Model {
   private template?: ChatTemplate;
   private disposed = false;
   private fingerprintPromise?: Promise<string>;
+  /** The weights on the GPU, uploaded at the first session (WebGPU only). */
+  private weights?: Promise<WeightsLease>;
 
   constructor(
     private readonly files: ModelFiles,
@@ -118,6 +121,13 @@ export class Model {
     if (!p.fits) throw refuse(p);
     const rope = typeof o.rope === 'string' ? parseRopeSpec(o.rope) : o.rope;
     const model: LoadedModel = rope ? { ...this.files.model, config: { ...this.config, rope } } : this.files.model;
+    const gpu = this.device.gpu;
+    if (gpu && !this.weights) {
+      // The model keeps one upload of its weights for its lifetime: every session borrows it (gpu-weights-shared.ts).
+      this.weights = leaseWeights(gpu, this.files.model, this.storage);
+      this.weights.catch(() => (this.weights = undefined));
+    }
+    await this.weights;
     const decoder = await createDecoder(this.device, model, schedule, {
       maxTokens: contextSize,
       chunk,
@@ -152,6 +162,7 @@ export class Model {
     if (this.disposed) return;
     this.disposed = true;
     for (const s of [...this.sessions]) s.dispose();
+    this.weights?.then((w) => w.release()).catch(() => undefined);
     if (this.ownsDevice) this.device.destroy();
   }
 

@@ -11,7 +11,8 @@ import { LlamaDecoder } from './llama-forward.js';
 import { GpuOps } from './gpu-ops.js';
 import { FiniteFlags } from './finite-flags-gpu.js';
 import type { Activations } from './ops.js';
-import { uploadWeights, type GpuWeights } from './gpu-weights.js';
+import type { GpuWeights } from './gpu-weights.js';
+import { leaseWeights, type WeightsLease } from './gpu-weights-shared.js';
 import { createGpuLayer, GpuLayerScratch } from '../caches/layer-factory.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { checkPositionMethod } from '../positions/position-method.js';
@@ -29,6 +30,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
     chunk: number,
     opts: DecoderOptions,
     private readonly owned: GPUBuffer[],
+    private readonly lease: WeightsLease,
   ) {
     super(config, gpuOps, weights, attention, act, chunk, opts);
   }
@@ -41,6 +43,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
   ): Promise<GpuDecoder> {
     const c = model.config;
     const owned: GPUBuffer[] = [];
+    let lease: WeightsLease | undefined;
     const attention: LayerAttention<GPUBuffer>[] = [];
     let scratch: GpuLayerScratch | undefined;
     try {
@@ -78,7 +81,8 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
               scratch,
             )),
         );
-      const weights = await uploadWeights(gpu, model, storage, owned);
+      lease = await leaseWeights(gpu, model, storage);
+      const weights = lease.weights;
       const buf = async (floats: number, label: string, bytesPer = 4) => {
         // A short run's activations can be smaller than a tensor-core matmul binds as its output.
         const b = await gpu.createBuffer(Math.max(floats * bytesPer, MATMUL_TC_MIN_OUTPUT_BYTES), label);
@@ -119,8 +123,9 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
         weights.matrixStorage,
         new FiniteFlags(act.logits, V, c.layers),
       );
-      return new GpuDecoder(gpu, c, ops, weights, attention, scratch, act, chunk, opts, owned);
+      return new GpuDecoder(gpu, c, ops, weights, attention, scratch, act, chunk, opts, owned, lease);
     } catch (e) {
+      lease?.release();
       owned.forEach((b) => gpu.release(b));
       attention.forEach((a) => a.destroy());
       scratch?.destroy();
@@ -142,6 +147,7 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
     super.destroy();
     this.owned.forEach((b) => this.gpu.release(b));
     this.owned.length = 0;
+    this.lease.release();
     this.scratch.destroy();
     this.gpuOps.destroy();
   }
