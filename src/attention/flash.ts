@@ -16,7 +16,7 @@ import { maskDocuments, maskKey, type MaskNode } from '../spine/mask.js';
 import type { FlashVariant } from './spec.js';
 import { planFlash, TC2_VERSION, type KernelTarget } from './planner.js';
 import { flashVersion } from '../kernels/versions.js';
-import { FLASH_TC_PARTS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
+import { FLASH_TC_PARTS, FLASH_VCHECK_DEFAULT, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
 import type { CallSites } from '../runtime/call-sites.js';
 import { vFinitePrePass, type FlashPrePass } from './v-finite.js';
 
@@ -110,7 +110,7 @@ export async function flashCall(
   variant: FlashVariant = 'auto',
   mask?: GpuBlockMask,
   kvStride?: number,
-  vcheck: FlashVCheck = 'hoisted',
+  vcheck: FlashVCheck = FLASH_VCHECK_DEFAULT,
 ): Promise<FlashCall> {
   const s = x.shape;
   const which = chooseFlashVariant(gpu, s.headDim, x.dtype, variant);

@@ -1,7 +1,7 @@
 // The method grammar shared by `attend`, the model runner and the benchmarks: `name` or
 // `name:key=value,key=value`. Each method declares its keys; unknown names and keys are SpecErrors.
 import { SpecError } from '../errors.js';
-import { FLASH_VCHECKS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
+import { FLASH_VCHECK_DEFAULT, FLASH_VCHECKS, type FlashVCheck } from '../kernels/flash-tc-wgsl.js';
 
 export interface MethodSpec {
   name: string;
@@ -86,10 +86,10 @@ export type FlashVariant = 'auto' | 'portable' | 'subgroup-matrix' | 'tc2';
 export const FLASH_VARIANTS: readonly FlashVariant[] = ['auto', 'portable', 'subgroup-matrix', 'tc2'];
 
 /** The `vcheck=` of flash, window and sinks: where the tensor-core kernel tests V for NaN and infinities, once
- * per KV head before it (hoisted, the default) or in every staged tile (tile: the kernel before issue 12);
+ * per KV head before it (hoisted) or in every staged tile (tile, the default: FLASH_VCHECK_DEFAULT says why);
  * kernels/flash-tc-wgsl.ts says more. */
 export function vcheckParam(spec: MethodSpec): FlashVCheck {
-  return choiceParam(spec, 'vcheck', FLASH_VCHECKS, 'hoisted');
+  return choiceParam(spec, 'vcheck', FLASH_VCHECKS, FLASH_VCHECK_DEFAULT);
 }
 
 /** The split-KV decoding kernels (attention/flash-decode.ts), side by side; auto takes the default. */

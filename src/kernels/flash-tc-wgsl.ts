@@ -57,6 +57,10 @@ export type FlashTcConfig = Tc2Config;
 /** Where V's NaN check sits: once per KV head before the kernel (v-finite-wgsl.ts), or in every staged tile. */
 export const FLASH_VCHECKS = ['hoisted', 'tile'] as const;
 export type FlashVCheck = (typeof FLASH_VCHECKS)[number];
+/** The methods' default: on the H200 (2026-12-03, 32 heads, 8 KV heads, f16) the per-tile check ran 86.5 / 95.0
+ * TFLOP/s at D 128 16K / 64K and 67.1 / 73.9 at D 64, the hoisted pre-pass + two kernels 89.8 / 89.0 and 65.7 /
+ * 70.6: the check itself was not what cost the 5-12% (docs/BENCHMARKS.md), so the simpler kernel stays the default. */
+export const FLASH_VCHECK_DEFAULT: FlashVCheck = 'tile';
 /** Which kernel: the per-tile check alone (tile), or one of the hoisted check's two (see the header). */
 export type FlashTcPart = 'tile' | 'finite' | 'flagged';
 /** The kernels a call runs for each placement of the check, in dispatch order (after the pre-pass, if any). */
