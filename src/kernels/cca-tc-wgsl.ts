@@ -11,7 +11,7 @@ import { CCA_ROW_TILES_WGSL, ccaSubgroupMatrixBindingsWgsl } from './cca-wgsl.js
 import {
   accumulatorsWgsl,
   HALVES_NON_FINITE_WGSL,
-  storeOutputWgsl,
+  finishRowWgsl,
   SUBGROUP_MATRIX_ENABLES,
 } from './sgmat-tiles-wgsl.js';
 import {
@@ -102,14 +102,7 @@ ${softmax}
     workgroupBarrier();
 ${pv}
   }
-  let inv = select(0.0, 1.0 / l, l > 0.0);
-  let obase = (h * params.nq + i) * D;
-  bad = bad | subgroupShuffleXor(bad, 1u);
-${storeOutputWgsl(g.blocks, 'obase')}
-  if (row_ok && side == 0u) {
-    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
-    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
-  }
+${finishRowWgsl(g.blocks)}
 }
 `;
 }

@@ -22,7 +22,7 @@ import {
   HALVES_NON_FINITE_WGSL,
   putHalvesWgsl,
   stagedScoresWgsl,
-  storeOutputWgsl,
+  finishRowWgsl,
   SUBGROUP_MATRIX_ENABLES,
   stagedSoftmaxPvWgsl,
 } from './sgmat-tiles-wgsl.js';
@@ -137,14 +137,7 @@ ${softmax}
     workgroupBarrier();
 ${pv}
   }
-  let inv = select(0.0, 1.0 / l, l > 0.0);
-  let obase = (h * params.nq + i) * D;
-  bad = bad | subgroupShuffleXor(bad, 1u);
-${storeOutputWgsl(blocks, 'obase')}
-  if (row_ok && side == 0u) {
-    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
-    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
-  }
+${finishRowWgsl(blocks)}
 }
 `;
 }

@@ -163,6 +163,19 @@ export function storeOutputWgsl(blocks: number, out: string): string {
   );
 }
 
+/** The end of a row of the staged kernels (flash v1, CCA v1 and tc2): O * (1 / l) stored, then the row's LSE (-inf for
+ * a row that saw no key, NaN where it saw a non-finite score) at [h, i]. Flash tc2 keeps its own: a NaN l stays NaN. */
+export function finishRowWgsl(blocks: number): string {
+  return `  let inv = select(0.0, 1.0 / l, l > 0.0);
+  let obase = (h * params.nq + i) * D;
+  bad = bad | subgroupShuffleXor(bad, 1u);
+${storeOutputWgsl(blocks, 'obase')}
+  if (row_ok && side == 0u) {
+    let lse_row = select(bitcast<f32>(params.neg_inf_bits), (m + log2(l)) * 0.6931471805599453, l > 0.0);
+    lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);
+  }`;
+}
+
 /** Bit tests of staged V: 8 packed halves (vec4<u32>) or 4 (vec4<f16>) holding a NaN or an infinity (exponent all
  * ones). On the bits, since WGSL lets a compiler assume floats are finite. The packed test alone needs no f16. */
 export const PACKED_HALVES_NON_FINITE_WGSL = /* wgsl */ `
