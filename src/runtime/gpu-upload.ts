@@ -8,6 +8,7 @@
 //   staging two 64 MiB mapped staging buffers of our own, filled in turn while the GPU copies the other one
 //           (mapAsync waits for the copy; no staging memory is allocated per write).
 import { InputError } from '../errors.js';
+import { environment } from '../io/limits.js';
 import type { GpuContext } from './webgpu.js';
 
 export const UPLOAD_MODES = ['write', 'small', 'staging'] as const;
@@ -19,14 +20,16 @@ const DRAIN = 512 * MiB;
 /** Element views the uploads take (the caches' f16 bits and f32 values). */
 export type UploadData = Uint16Array<ArrayBuffer> | Float32Array<ArrayBuffer> | Uint8Array<ArrayBuffer>;
 
-export function uploadModeFromEnv(value = process.env.LONGCTX_UPLOAD): UploadMode {
+/** LONGCTX_UPLOAD's mode (Node; the default in a browser, which has no environment). */
+export function uploadModeFromEnv(value = environment().LONGCTX_UPLOAD): UploadMode {
   if (value === undefined || value === '') return 'write';
   if (!(UPLOAD_MODES as readonly string[]).includes(value))
     throw new InputError(`LONGCTX_UPLOAD takes ${UPLOAD_MODES.join(', ')}; got '${value}'`);
   return value as UploadMode;
 }
 
-/** Queues uploads of `data` into buffers, in pieces, and waits for the queue now and then (see above). */
+/** Queues uploads of `data` into buffers, in pieces, and waits for the queue now and then (see above). One per
+ * batch of uploads (a layer's restore), ended by settle(): its staging buffers are its own. */
 export class GpuUploader {
   private since = 0;
   private readonly piece: number;
@@ -93,13 +96,4 @@ export class GpuUploader {
     for (const s of this.staging) s.destroy();
     this.staging = [];
   }
-}
-
-const uploaders = new WeakMap<GpuContext, GpuUploader>();
-
-/** The device's uploader: every large upload shares its count, so layers restored one after another drain too. */
-export function uploaderOf(gpu: GpuContext): GpuUploader {
-  let u = uploaders.get(gpu);
-  if (!u) uploaders.set(gpu, (u = new GpuUploader(gpu, uploadModeFromEnv())));
-  return u;
 }

@@ -23,7 +23,8 @@ import { ResidentSelection } from '../dsa-resident-select.js';
 import { ResidentSparseAttention } from '../dsa-resident-attend.js';
 import type { LayerAttention, LayerCacheState, LayerChunk } from '../layer.js';
 import { dsaIndexKeys, saveDsaCache } from './dsa-cache-state.js';
-import { restoreKvCache, type KvImage } from './kv-cache-state.js';
+import type { KvImage } from './kv-cache-state.js';
+import { restoreGpuKvCache } from './kv-cache-gpu.js';
 import { RingLayout } from './ring-layout.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
@@ -310,10 +311,9 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     const n = state.tokens;
     if (!(n >= 0 && n <= o.maxTokens)) return false;
     const ix = dsaIndexKeys(state, o, IH * per, this.buf.kscale !== undefined);
-    const elems = this.buf.k.size / bytesPerElement(o.dtype);
-    const make = () => (o.dtype === 'f16' ? new Uint16Array(elems) : new Float32Array(elems));
-    const kv = this.kvImage(make(), make());
-    if (!ix || !restoreKvCache(state, kv)) return false;
+    const { kvHeads, headDim, dtype, maxTokens } = o;
+    const kv = { spec: state.spec, kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens) };
+    if (!ix || !(await restoreGpuKvCache(this.gpu, { ...kv, k: this.buf.k, v: this.buf.v }, state))) return false;
     let words: ArrayBufferView = ix.keys;
     if (ix.scales) {
       const slot = slotWords(this.slots) * 4;
@@ -322,8 +322,6 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       words = packed;
       this.gpu.write(this.buf.kscale!, 0, ix.scales as Float32Array<ArrayBuffer>);
     }
-    this.gpu.write(this.buf.k, 0, kv.k.buffer as ArrayBuffer);
-    this.gpu.write(this.buf.v, 0, kv.v.buffer as ArrayBuffer);
     this.gpu.write(this.buf.ik, 0, words.buffer as ArrayBuffer, words.byteOffset, words.byteLength);
     this.seen = n;
     return true;

@@ -3,7 +3,7 @@
 // no cache-sized image on the host, since a 1B model's f16 cache at 128K tokens is 4 GiB and building, filling
 // and uploading an image of it cost most of a session's load. Saving reads each buffer back whole.
 import type { GpuContext } from '../../runtime/webgpu.js';
-import { uploaderOf, type UploadData } from '../../runtime/gpu-upload.js';
+import { GpuUploader, uploadModeFromEnv, type UploadData } from '../../runtime/gpu-upload.js';
 import type { DType, HostData } from '../../tensor.js';
 import type { LayerCacheState } from '../layer.js';
 import { planKvRestore, restoreKvCache, saveKvCache } from './kv-cache-state.js';
@@ -33,18 +33,14 @@ export async function saveGpuKvCache(gpu: GpuContext, c: GpuKvCache, tokens: num
 }
 
 /** Writes a saved state into the buffers; false when the layout holds a position the state lacks. */
-export async function restoreGpuKvCache(
-  gpu: GpuContext,
-  c: GpuKvCache,
-  state: LayerCacheState,
-  up = uploaderOf(gpu),
-): Promise<boolean> {
+export async function restoreGpuKvCache(gpu: GpuContext, c: GpuKvCache, state: LayerCacheState): Promise<boolean> {
   const plan = planKvRestore(state, c);
   if (!plan) return false;
   const D = c.headDim;
   const size = elementBytes(c);
   // writeBuffer moves multiples of 4 bytes: f16 rows of an odd head dim go up as one whole image instead.
   if ((D * size) % 4 !== 0) return restoreImage(gpu, c, state);
+  const up = new GpuUploader(gpu, uploadModeFromEnv());
   for (const [buffer, data] of [
     [c.k, plan.k],
     [c.v, plan.v],

@@ -16,6 +16,7 @@ import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../
 import { saveCcaCache } from '../../attention/layers/cca-cache-state.js';
 import { dsaIndexKeys, saveDsaCache } from '../../attention/layers/dsa-cache-state.js';
 import { restoreKvCache } from '../../attention/layers/kv-cache-state.js';
+import { restoreGpuKvCache } from '../../attention/layers/kv-cache-gpu.js';
 import { RingLayout } from '../../attention/layers/ring-layout.js';
 import { DenseKVCache } from './kv-cache.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
@@ -281,12 +282,9 @@ export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
     this.reset();
     if (state.tokens > this.dims.maxTokens) return false;
     const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
-    const f16 = this.dims.dtype === 'f16';
-    const make = () => (f16 ? new Uint16Array(this.k.size / 2) : new Float32Array(this.k.size / 4));
-    const kv = this.kvImage(make(), make());
-    if (!ix || !restoreKvCache(state, kv)) return false;
-    this.gpu.write(this.k, 0, kv.k.buffer as ArrayBuffer);
-    this.gpu.write(this.v, 0, kv.v.buffer as ArrayBuffer);
+    const { kvHeads, headDim, dtype, maxTokens } = this.dims;
+    const kv = { spec: state.spec, kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k: this.k, v: this.v };
+    if (!ix || !(await restoreGpuKvCache(this.gpu, kv, state))) return false;
     this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
     return true;
   }

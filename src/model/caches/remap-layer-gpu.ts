@@ -38,7 +38,8 @@ import { decidePipeline, selectSplits } from '../../attention/dsa-select.js';
 import { releaseShared, sharedBuffer, wrapGrid } from '../../attention/layers/gpu-binds.js';
 import { formatMethodSpec } from '../../attention/spec.js';
 import { checkChunkFits, type LayerAttention, type LayerCacheState, type LayerChunk } from '../../attention/layer.js';
-import { restoreKvCache, saveKvCache } from '../../attention/layers/kv-cache-state.js';
+import { saveKvCache } from '../../attention/layers/kv-cache-state.js';
+import { restoreGpuKvCache } from '../../attention/layers/kv-cache-gpu.js';
 import { RingLayout } from '../../attention/layers/ring-layout.js';
 import type { HostData } from '../../tensor.js';
 import { positionedStateSpec } from './positioned-layer-cpu.js';
@@ -289,12 +290,9 @@ export class RemapGpuLayer implements LayerAttention<GPUBuffer> {
   async restoreCache(state: LayerCacheState): Promise<boolean> {
     const d = this.s.dims;
     if (state.spec !== positionedStateSpec(this.spec, this.m) || state.tokens > d.maxTokens) return false;
-    const n = this.keys.size / (d.dtype === 'f16' ? 2 : 4);
-    const make = () => (d.dtype === 'f16' ? new Uint16Array(n) : new Float32Array(n));
-    const image = this.image(make(), make());
-    if (!restoreKvCache(state, image)) return false;
-    this.gpu.write(this.keys, 0, image.k.buffer as ArrayBuffer);
-    this.gpu.write(this.values, 0, image.v.buffer as ArrayBuffer);
+    const { kvHeads, headDim, dtype, maxTokens } = d;
+    const cache = { spec: state.spec, kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens) };
+    if (!(await restoreGpuKvCache(this.gpu, { ...cache, k: this.keys, v: this.values }, state))) return false;
     this.length = state.tokens;
     return true;
   }
