@@ -292,8 +292,8 @@ describe('a trained indexer in the weights file', () => {
       chunk: 32,
     });
     try {
-      // A trained indexer reads the attention input h: its selection still runs on the host.
-      assert.match(g.plans[0], /indexer trained .*top-k selection on the host/);
+      // A trained indexer reads the attention input h: resident, its projection on the GPU.
+      assert.match(g.plans[0], /dsa resident: trained indexer from h, 2 index heads x 16 channels on one shared key/);
       const got = await g.forward(prompt);
       assert.ok(maxErr(got, cpu) < 1e-3, `${maxErr(got, cpu)}`);
     } finally {

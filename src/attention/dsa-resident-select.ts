@@ -95,7 +95,9 @@ export class ResidentSelection {
     const decide = s.decide ?? DEFAULT_DECIDE;
     const { precision, heads, per } = s.slots;
     const kernels = {
-      score: await gpu.pipeline(`dsa-index-scores-${precision}-${heads}-${per}`, () => indexScoresWgsl(s.slots)),
+      score: await gpu.pipeline(`dsa-index-scores-${precision}-${heads}-${per}${s.slots.shared ? '-shared' : ''}`, () =>
+        indexScoresWgsl(s.slots),
+      ),
       pass: await gpu.pipeline('dsa-topk-pass-stored', () => topkPassWgsl('stored')),
       decide: await decidePipeline(gpu, decide),
     };

@@ -19,8 +19,11 @@ export interface IndexerSlots {
   precision: IndexerPrecision;
   /** Index heads H_I (one per KV head). */
   heads: number;
-  /** Channels per head (2 x rotary pairs). */
+  /** Channels per head (2 x rotary pairs), or a trained indexer's D_I. */
   per: number;
+  /** One key of `per` channels shared by every head (a trained indexer, kernels/dsa-trained-project-wgsl.ts);
+   * else the training-free layout, key rows of H_I slots with head j's dot over slot j only. */
+  shared?: boolean;
 }
 
 /** u32 words of one head's slot (int8) or f32 values (float). */
@@ -45,7 +48,7 @@ export function projectParams(p: { tokens: number; start: number; headDim: numbe
 }
 
 /** The int8 scale (int8Scale) and round-half-up of an exactly scaled value (x * 2^-e is exact). */
-const QUANT_WGSL = /* wgsl */ `
+export const QUANT_WGSL = /* wgsl */ `
 fn int8_scale_exp(amax: f32) -> i32 {
   let b = bitcast<u32>(amax);
   return i32((b >> 23u) & 255u) - 133 + select(0, 1, (b & 0x7fffffu) > 0x7e0000u);

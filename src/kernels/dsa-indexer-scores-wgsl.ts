@@ -4,7 +4,8 @@
 // recomputing them in every pass. Head j's dot covers only its slot of the key (the training-free indexer's
 // block-diagonal layout, dsa-indexer-project-wgsl.ts): H_I x slot, not H_I x D_I, multiply-adds per pair.
 // A workgroup stages the index queries of BQ tokens and loads each key once for all of them; keys are split
-// over workgroups on y (decoding fills the GPU with one token). int8: exact i32 dots with dot4I8Packed,
+// over workgroups on y (decoding fills the GPU with one token). A trained indexer's key is shared by its heads
+// (IndexerSlots.shared): every head dots all D_I channels of the one key, each key word loaded once. int8: exact i32 dots with dot4I8Packed,
 // I = k_scale[s] sum_j iw[t,j] ReLU(dot) (iw = the query's scale); float: f32 dots. CPU twin:
 // kernels/dsa-indexer-cpu.ts indexRowScores (same ranking; see dsa-indexer-project-wgsl.ts for why w drops).
 import type { IndexerSlots } from './dsa-indexer-project-wgsl.js';
@@ -78,16 +79,11 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   let s0 = wg.y * per;
   let s1 = min(u32(kend), s0 + per);
   for (var s = s0 + lid; s < s1; s += WG) {
-    let krow = (params.key0 + s) * IH * SW;
+    let krow = (params.key0 + s) * ${s.shared ? 'SW' : 'IH * SW'};
     // Zeroed explicitly: lavapipe kept a loop-local array's values across iterations.
     var acc: array<${int8 ? 'i32' : 'f32'}, ${BQ * H}>;
     for (var x = 0u; x < BQ * IH; x++) { acc[x] = ${int8 ? '0' : '0.0'}; }
-    for (var j = 0u; j < IH; j++) {
-      for (var w = 0u; w < SW; w++) {
-        let kw = ik[krow + j * SW + w];
-        for (var b = 0u; b < BQ; b++) { acc[b * IH + j] += ${dot}; }
-      }
-    }
+${s.shared ? sharedDots(dot) : slotDots(dot)}
     ${int8 ? 'let ks = kscale[params.key0 + s];' : ''}
     for (var b = 0u; b < nb; b++) {
       let t = t0 + b;
@@ -100,4 +96,24 @@ fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: 
   }
 }
 `;
+}
+
+/** Training-free: head j's dot over slot j of the key. */
+function slotDots(dot: string): string {
+  return `    for (var j = 0u; j < IH; j++) {
+      for (var w = 0u; w < SW; w++) {
+        let kw = ik[krow + j * SW + w];
+        for (var b = 0u; b < BQ; b++) { acc[b * IH + j] += ${dot}; }
+      }
+    }`;
+}
+
+/** Shared key: each word of the key serves every head and query of the block. */
+function sharedDots(dot: string): string {
+  return `    for (var w = 0u; w < SW; w++) {
+      let kw = ik[krow + w];
+      for (var j = 0u; j < IH; j++) {
+        for (var b = 0u; b < BQ; b++) { acc[b * IH + j] += ${dot}; }
+      }
+    }`;
 }

@@ -4,7 +4,7 @@
 // at selection, and the GPU's float indexer), or the GPU int8 indexer's i8 values with their power-of-two
 // scale per token (`indexScales` [n]). An f32 state restores into an int8 GPU layer by quantising on the host
 // (kernels/dsa-indexer-cpu.ts quantizeInt8, which the GPU's quantiser matches bit for bit); an int8 state
-// does not restore into a layer that keeps f32 keys (their values are gone): false, the session replays.
+// restores into an int8 layer that keeps f32 keys (the CPU's) as values times scales, which requantise exactly.
 import { ShapeError } from '../../errors.js';
 import type { IndexerPrecision } from '../../kernels/dsa-indexer-cpu.js';
 import { quantizeInt8 } from '../../kernels/dsa-indexer-cpu.js';
@@ -73,5 +73,14 @@ export function dsaIndexKeys(
     const q = quantizeInt8(f, n, indexDim);
     return { keys: q.values, scales: q.scales };
   }
-  return int8 ? { keys: keys.data as Int8Array, scales: scales!.data as Float32Array } : undefined;
+  const [values, perToken] = [keys.data as Int8Array, scales!.data as Float32Array];
+  if (int8) return { keys: values, scales: perToken };
+  // An int8 layer keeping f32 keys (the CPU's, which quantises at selection) gets the values times their scale:
+  // the scale is a power of two and every vector's largest value is 64..127 in magnitude, so its quantiser
+  // gives back these very values and scales, and the selection is the saving layer's bit for bit.
+  if (p.precision !== 'int8') return undefined;
+  const f = new Float32Array(n * indexDim);
+  for (let r = 0; r < n; r++)
+    for (let d = 0; d < indexDim; d++) f[r * indexDim + d] = values[r * indexDim + d] * perToken[r];
+  return { keys: f };
 }

@@ -5,7 +5,8 @@
 // quantise them (kernels/dsa-indexer-project-wgsl.ts); score each block of query tokens against the middle
 // keys once and radix-select the top-k over the stored scores (dsa-resident-select.ts); assemble sinks +
 // picks + local window (kernels/sparse-lists-wgsl.ts); gathered attention (dsa-resident-attend.ts). No host
-// reads; uniforms rewritten and bind groups kept, so a decode step allocates nothing.
+// reads; uniforms rewritten and bind groups kept, so a decode step allocates nothing. A trained indexer's
+// vectors come from the attention input h instead (dsa-trained-gpu.ts), its one key per token shared by its heads.
 import { ShapeError, UnsupportedError } from '../../errors.js';
 import { bytesPerElement, type DType, type HostData } from '../../tensor.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
@@ -29,6 +30,7 @@ import { RingLayout } from './ring-layout.js';
 import { BindGroupCache, persistentUniform, wrapGrid, writeUniform } from './gpu-binds.js';
 import { ResidentKvAppend } from './kv-append-gpu.js';
 import { DEFAULT_DECIDE, type DecideVersion } from '../../kernels/topk-decide-wgsl.js';
+import { type ResidentTrainedIndexer, TrainedIndexProjection } from './dsa-trained-gpu.js';
 
 /** What the layer needs of model/caches/dsa-indexer.ts's LayerIndexer (which satisfies it). */
 export interface ResidentIndexer {
@@ -36,8 +38,10 @@ export interface ResidentIndexer {
   dim: number;
   /** Per index head j: the channels (within head dim D) of KV head j, in slot order. */
   channels: ArrayLike<number>[];
-  /** Set for a trained indexer (not resident yet). */
+  /** Set for a trained indexer (heads = H_I, dim = D_I, no channels), which needs `resident` too. */
   trained?: unknown;
+  /** A trained indexer's weights in the form the GPU projection takes (model/caches/dsa-indexer.ts). */
+  resident?: ResidentTrainedIndexer;
 }
 
 /** As model/caches/dsa-layer.ts DsaLayerParams (sinks, local window, top-k of the middle keys). */
@@ -65,8 +69,10 @@ export interface DsaGpuLayerOptions extends DsaResidentParams {
 }
 
 interface Kernels {
-  keys: GPUComputePipeline;
-  queries: GPUComputePipeline;
+  /** The training-free indexer's projections of q and k (a trained one has `trained` instead). */
+  keys?: GPUComputePipeline;
+  queries?: GPUComputePipeline;
+  trained?: TrainedIndexProjection;
   lists: GPUComputePipeline;
 }
 
@@ -100,7 +106,8 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     this.listsGroup = gpu.bind(kernels.lists, [buf.picked, buf.lists, this.uniforms.lists]);
     this.spec = `dsa:topk=${o.topk},indexer=${o.precision},sinks=${o.sinks},local=${o.local},decide=${o.decide}`;
     this.plan =
-      `dsa resident: ${o.indexer.heads} index heads x ${slots.per} channels (${o.precision}), scores stored per ` +
+      `dsa resident: ${o.indexer.resident ? 'trained indexer from h, ' : ''}${o.indexer.heads} index heads x ` +
+      `${slots.per} channels${slots.shared ? ' on one shared key' : ''} (${o.precision}), scores stored per ` +
       `block of ${select.blockQueries} tokens then radix select (decide: ${o.decide}), gathered attention ` +
       `${attend.variant}, ${o.dtype}`;
   }
@@ -109,20 +116,26 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     const { heads, kvHeads, headDim: D, dtype, maxTokens, indexer: ix, topk, sinks, local } = options;
     if (!(kvHeads >= 1 && heads % kvHeads === 0 && D >= 1 && maxTokens >= 1))
       throw new ShapeError(`dsa layer: heads ${heads} must be a multiple of KV heads ${kvHeads}, dims >= 1`);
-    if (ix.trained)
-      throw new UnsupportedError(
-        'a trained DSA indexer is not resident on the GPU yet (it needs the attention input h); use the CPU decoder',
-      );
-    if (ix.heads < 1 || heads % ix.heads !== 0 || ix.dim % ix.heads !== 0 || ix.channels.length !== ix.heads)
+    const trained = ix.resident;
+    if (ix.trained && !trained)
+      throw new UnsupportedError('a trained dsa indexer is resident only with its weights (ResidentIndexer.resident)');
+    if (
+      !trained &&
+      (ix.heads < 1 || heads % ix.heads !== 0 || ix.dim % ix.heads !== 0 || ix.channels.length !== ix.heads)
+    )
       throw new ShapeError(`dsa indexer of ${ix.heads} heads x ${ix.dim} does not fit ${heads} query heads`);
+    if (trained && !(ix.heads >= 1 && ix.heads < 64 && ix.dim >= 1))
+      throw new ShapeError(`a trained dsa indexer needs 1..63 heads and a dim >= 1, got ${ix.heads} x ${ix.dim}`);
     if (!(topk >= 1 && sinks >= 0 && local >= 1)) throw new ShapeError('dsa layer: topk >= 1, sinks >= 0, local >= 1');
     if (dtype === 'f16' && !gpu.features.f16)
       throw new UnsupportedError('this device has no shader-f16; use f32 storage for the dsa layer');
     const maxChunk = Math.min(options.maxChunk ?? 4096, maxTokens);
     const decide = options.decide ?? DEFAULT_DECIDE;
-    const slots: IndexerSlots = { precision: options.precision, heads: ix.heads, per: ix.dim / ix.heads };
+    const slots: IndexerSlots = trained
+      ? { precision: options.precision, heads: ix.heads, per: ix.dim, shared: true }
+      : { precision: options.precision, heads: ix.heads, per: ix.dim / ix.heads };
     const SW = slotWords(slots);
-    const channels = new Uint32Array(ix.heads * slots.per);
+    const channels = new Uint32Array(trained ? 1 : ix.heads * slots.per);
     ix.channels.forEach((ch, j) => {
       for (let c = 0; c < slots.per; c++) {
         if (!(ch[c] >= 0 && ch[c] < D)) throw new ShapeError(`dsa indexer channel ${ch[c]} outside head dim ${D}`);
@@ -131,12 +144,17 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     });
     const listWidth = Math.min(maxTokens, topk + sinks + local);
     const kernels: Kernels = {
-      keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
-        indexKeysWgsl(slots, dtype),
-      ),
-      queries: await gpu.pipeline(`dsa-index-queries-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
-        indexQueriesWgsl(slots, dtype),
-      ),
+      ...(trained
+        ? {}
+        : {
+            keys: await gpu.pipeline(`dsa-index-keys-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`, () =>
+              indexKeysWgsl(slots, dtype),
+            ),
+            queries: await gpu.pipeline(
+              `dsa-index-queries-${slots.precision}-${slots.heads}-${slots.per}-${dtype}`,
+              () => indexQueriesWgsl(slots, dtype),
+            ),
+          }),
       lists: await gpu.pipeline('sparse-lists', sparseListsWgsl),
     };
     const owned: GPUBuffer[] = [];
@@ -152,7 +170,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       const buf = {
         k: await make(kvBytes, 'dsa cache keys'),
         v: await make(kvBytes, 'dsa cache values'),
-        ik: await make(maxTokens * ix.heads * SW * 4, 'dsa index keys'),
+        ik: await make(maxTokens * keySlots(slots) * SW * 4, 'dsa index keys'),
         kscale: slots.precision === 'int8' ? await make(maxTokens * 4, 'dsa index key scales') : undefined,
         channels: await make(channels.byteLength, 'dsa index channels'),
         iq: await make(ix.heads * maxChunk * SW * 4, 'dsa index queries'),
@@ -161,6 +179,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         lists: await make(maxChunk * listWidth * 4, 'dsa key lists'),
       };
       gpu.write(buf.channels, 0, channels);
+      if (trained) kernels.trained = await TrainedIndexProjection.create(gpu, trained, slots, buf, maxChunk);
       // A linear cache: position p in row p.
       const layout = { kvHeads, headDim: D, slots: maxTokens, sinks: 0, ring: maxTokens };
       append = await ResidentKvAppend.create(gpu, dtype, { k: buf.k, v: buf.v }, layout);
@@ -185,6 +204,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       delete (o as DsaGpuLayerOptions).scoreBudgetBytes;
       return new DsaGpuLayer(gpu, o, slots, kernels, buf, select, attend, append, listWidth);
     } catch (e) {
+      kernels.trained?.destroy();
       select?.destroy();
       append?.destroy();
       owned.forEach((b) => gpu.release(b));
@@ -199,7 +219,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
   /** Bytes held: keys and values of the tokens so far, and their index keys (and scales). */
   get cacheBytes(): number {
     const o = this.o;
-    const index = this.o.indexer.heads * slotWords(this.slots) * 4 + (this.buf.kscale ? 4 : 0);
+    const index = keySlots(this.slots) * slotWords(this.slots) * 4 + (this.buf.kscale ? 4 : 0);
     return this.seen * (2 * o.kvHeads * o.headDim * bytesPerElement(o.dtype) + index);
   }
 
@@ -220,10 +240,15 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     const kn = this.kernels;
     const groups = this.binds.get([q, k, v, out], () => [
       this.append.bind(k, v),
-      gpu.bind(kn.keys, [k, b.channels, b.ik, ...(b.kscale ? [b.kscale] : []), this.uniforms.project]),
-      gpu.bind(kn.queries, [q, b.channels, b.iq, b.iw, this.uniforms.project]),
+      ...(kn.keys && kn.queries
+        ? [
+            gpu.bind(kn.keys, [k, b.channels, b.ik, ...(b.kscale ? [b.kscale] : []), this.uniforms.project]),
+            gpu.bind(kn.queries, [q, b.channels, b.iq, b.iw, this.uniforms.project]),
+          ]
+        : []),
       ...this.attend.bindings(q, b.k, b.v, b.lists, out),
     ]);
+    const trained = kn.trained?.prepare(chunk.input, P, T);
     const append = this.append.prepare(P, T);
     writeUniform(
       gpu,
@@ -245,7 +270,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         columns: listCols,
       }),
     );
-    const attend = this.attend.prepare(T, n, groups.slice(3));
+    const attend = this.attend.prepare(T, n, groups.slice(kn.keys ? 3 : 1));
     const blocks = width > 0 ? this.select.blocks(T, middle) : [];
     const runs = Math.max(1, blocks.length);
     for (let i = 0; i < runs; i++) {
@@ -256,12 +281,15 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
         (pass) => {
           if (i === 0) {
             append(pass, groups[0]);
-            pass.setPipeline(kn.keys);
-            pass.setBindGroup(0, groups[1]);
-            pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
-            pass.setPipeline(kn.queries);
-            pass.setBindGroup(0, groups[2]);
-            pass.dispatchWorkgroups(Math.ceil((o.indexer.heads * T) / PROJECT_THREADS));
+            if (trained) trained(pass);
+            else {
+              pass.setPipeline(kn.keys!);
+              pass.setBindGroup(0, groups[1]);
+              pass.dispatchWorkgroups(Math.ceil(T / PROJECT_THREADS));
+              pass.setPipeline(kn.queries!);
+              pass.setBindGroup(0, groups[2]);
+              pass.dispatchWorkgroups(Math.ceil((o.indexer.heads * T) / PROJECT_THREADS));
+            }
           }
           selectBlock?.(pass);
           if (i === runs - 1) {
@@ -283,7 +311,7 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
 
   /** The kv rows and index keys read back (the int8 words unpacked to [n, D_I]), for a saved session. */
   async saveCache(): Promise<LayerCacheState> {
-    const { heads: IH, per } = this.slots;
+    const [IH, per] = [keySlots(this.slots), this.slots.per];
     const n = this.seen;
     const b = this.buf;
     const [k, v, ik, scales] = await this.gpu.readParts([
@@ -302,12 +330,12 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
       keys = out;
     }
     const ix = { keys, scales: scales && new Float32Array(scales) };
-    return saveDsaCache(this.o, n, this.kvImage(typed(k), typed(v)), IH * per, ix);
+    return saveDsaCache(this.stateParams, n, this.kvImage(typed(k), typed(v)), IH * per, ix);
   }
 
   async restoreCache(state: LayerCacheState): Promise<boolean> {
-    const o = this.o;
-    const { heads: IH, per } = this.slots;
+    const o = this.stateParams;
+    const [IH, per] = [keySlots(this.slots), this.slots.per];
     const n = state.tokens;
     if (!(n >= 0 && n <= o.maxTokens)) return false;
     const ix = dsaIndexKeys(state, o, IH * per, this.buf.kscale !== undefined);
@@ -327,6 +355,11 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     return true;
   }
 
+  /** What a saved state of this layer names (a trained indexer's keys are not a training-free one's). */
+  private get stateParams() {
+    return { ...this.o, trained: this.o.indexer.trained !== undefined };
+  }
+
   /** The kv buffers' bytes as a dense kv cache: position p in row p of each head. */
   private kvImage(k: HostData, v: HostData): KvImage {
     const { kvHeads, headDim, dtype, maxTokens } = this.o;
@@ -341,4 +374,9 @@ export class DsaGpuLayer implements LayerAttention<GPUBuffer> {
     for (const u of Object.values(this.uniforms)) u.destroy();
     this.binds.clear();
   }
+}
+
+/** Slots in one index key row: one shared key (trained), else one per index head. */
+function keySlots(s: IndexerSlots): number {
+  return s.shared ? 1 : s.heads;
 }

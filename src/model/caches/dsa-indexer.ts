@@ -20,6 +20,7 @@ import { InputError, ShapeError } from '../../errors.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import { ropeInverseFrequencies } from '../positions/rope.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
+import type { ResidentTrainedIndexer } from '../../attention/layers/dsa-trained-gpu.js';
 
 export interface TrainedIndexer {
   wq: WeightMatrix;
@@ -134,6 +135,27 @@ export function layerIndexer(layer: LayerWeights, c: ModelConfig, opts: { pairsP
     weight: 1 / Math.sqrt(heads * dim),
     description: `trained (${t.wq.name.replace(/attn_q\.weight$/, '*')}): ${heads} index heads x ${dim}, w = W_proj h / sqrt(${heads * dim})`,
   };
+}
+
+/** A trained indexer's weights as the GPU-resident DSA layer takes them (attention/layers/dsa-trained-gpu.ts):
+ * [W_q; W_k; W_proj] rows stacked over the hidden size, then k_norm's weight and bias (1 and 0 when absent). */
+export function residentTrainedIndexer(ix: LayerIndexer): ResidentTrainedIndexer {
+  const ti = ix.trained!;
+  const [HI, DI, H] = [ix.heads, ix.dim, ti.config.hiddenSize];
+  const rows = [
+    ...Array.from({ length: HI * DI }, (_, r) => ti.wq.row(r)),
+    ...Array.from({ length: DI }, (_, r) => ti.wk.row(r)),
+    ...Array.from({ length: HI }, (_, r) => ti.proj.row(r)),
+  ];
+  const weights = new Float32Array(rows.length * H + 2 * DI);
+  rows.forEach((row, r) => weights.set(row, r * H));
+  const g = rows.length * H;
+  for (let d = 0; d < DI; d++) {
+    weights[g + d] = ti.kNormWeight?.[d] ?? 1;
+    weights[g + DI + d] = ti.kNormBias?.[d] ?? 0;
+  }
+  const norm = ti.kNormWeight !== undefined || ti.kNormBias !== undefined;
+  return { hidden: H, weights, norm, weight: ix.weight, invFreq: ti.invFreq, ropeLayout: ti.config.ropeLayout };
 }
 
 /** The model's RoPE on the first head-dim channels of `rows` vectors of length `stride` at `offset`, position pos. */

@@ -1,22 +1,19 @@
-// CCA and DSA layers through their existing host implementations, behind the layer interface: on WebGPU
-// the chunk's q, k, v (and the attention input, for a trained indexer) are read back, CCA attends on the
-// CPU and DSA selects there (its gathered attention runs on the GPU over the cache read in place). These
-// are the round trips issue 11 removes: the GPU-resident layers (attention/layers/cca-gpu.ts, dsa-gpu.ts)
-// replace them through gpuLayerFactories (layer-factory.ts).
+// CCA and DSA layers through their existing host implementations, behind the layer interface: the CPU
+// decoder's DSA layer (a trained indexer's input h included) and CCA on the CPU or, read back, on WebGPU
+// (an option beside the resident layers, attention/layers/cca-gpu.ts and dsa-gpu.ts, which
+// gpuLayerFactories (layer-factory.ts) picks; the WebGPU DSA host layer went when the trained indexer became
+// resident).
 import { ShapeError } from '../../errors.js';
-import { asFloat32, tensor, type DType, type HostData, type Tensor } from '../../tensor.js';
+import { asFloat32, tensor, type DType, type Tensor } from '../../tensor.js';
 import { cpuDevice, type Device } from '../../runtime/device.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
-import { CallSites } from '../../runtime/call-sites.js';
-import { attendSelected, sparseGatherGpu } from '../../attention/dsa.js';
+import { attendSelected } from '../../attention/dsa.js';
 import type { CcaKVCache } from '../../attention/cca-cache.js';
 import { formatMethodSpec, type MethodSpec } from '../../attention/spec.js';
-import { kvAppendAtSite } from '../../attention/layers/kv-append-gpu.js';
 import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../../attention/layer.js';
 import { saveCcaCache } from '../../attention/layers/cca-cache-state.js';
 import { dsaIndexKeys, saveDsaCache } from '../../attention/layers/dsa-cache-state.js';
 import { restoreKvCache } from '../../attention/layers/kv-cache-state.js';
-import { restoreGpuKvCache } from '../../attention/layers/kv-cache-gpu.js';
 import { RingLayout } from '../../attention/layers/ring-layout.js';
 import { DenseKVCache } from './kv-cache.js';
 import { DsaLayer, dsaLayerParams } from './dsa-layer.js';
@@ -205,125 +202,5 @@ export class DsaCpuLayer extends DsaHostLayer<Float32Array> {
       const state = await attendSelected(cpuDevice, qg, kg, vg, lists, { causal: true });
       c.out.set(state.o, g * group * T * D);
     }
-  }
-}
-
-export class DsaGpuHostLayer extends DsaHostLayer<GPUBuffer> {
-  private readonly sites: CallSites;
-
-  private constructor(
-    private readonly gpu: GpuContext,
-    dims: LayerDims,
-    weights: LayerWeights,
-    config: ModelConfig,
-    method: MethodSpec,
-    private readonly k: GPUBuffer,
-    private readonly v: GPUBuffer,
-    private readonly lists: GPUBuffer,
-    private readonly lse: GPUBuffer,
-  ) {
-    super(gpuIo(gpu, dims.dtype), dims, weights, config, method);
-    this.sites = new CallSites(gpu, `${this.spec} layer`);
-  }
-
-  static async create(
-    gpu: GpuContext,
-    dims: LayerDims,
-    weights: LayerWeights,
-    config: ModelConfig,
-    method: MethodSpec,
-  ): Promise<DsaGpuHostLayer> {
-    const bytes = dims.kvHeads * dims.maxTokens * dims.headDim * (dims.dtype === 'f16' ? 2 : 4);
-    const width = new DsaLayer(weights, config, dsaLayerParams(method), dims.maxTokens).width;
-    const owned: GPUBuffer[] = [];
-    try {
-      for (const [b, label] of [
-        [bytes, 'dsa K cache'],
-        [bytes, 'dsa V cache'],
-        [dims.chunk * width * 4, 'dsa key lists'],
-        [dims.heads * dims.chunk * 4, 'dsa lse'],
-      ] as const)
-        owned.push(await gpu.createBuffer(b, label));
-    } catch (e) {
-      owned.forEach((b) => gpu.release(b));
-      throw e;
-    }
-    const [k, v, lists, lse] = owned;
-    return new DsaGpuHostLayer(gpu, dims, weights, config, method, k, v, lists, lse);
-  }
-
-  get cacheBytes(): number {
-    return (
-      2 * this.dims.kvHeads * this.dims.maxTokens * this.dims.headDim * (this.dims.dtype === 'f16' ? 2 : 4) +
-      this.dsa.bytes
-    );
-  }
-
-  reset(): void {
-    this.dsa.reset();
-  }
-
-  destroy(): void {
-    [this.k, this.v, this.lists, this.lse].forEach((b) => this.gpu.release(b));
-    this.sites.destroy();
-  }
-
-  async saveCache(): Promise<LayerCacheState> {
-    const [k, v] = await this.gpu.readParts([
-      [this.k, this.k.size],
-      [this.v, this.v.size],
-    ]);
-    const typed = (b: ArrayBuffer) => (this.dims.dtype === 'f16' ? new Uint16Array(b) : new Float32Array(b));
-    const ix = { keys: this.dsa.heldIndexKeys };
-    return saveDsaCache(this.stateParams, this.dsa.length, this.kvImage(typed(k), typed(v)), this.dsa.indexer.dim, ix);
-  }
-
-  async restoreCache(state: LayerCacheState): Promise<boolean> {
-    this.reset();
-    if (state.tokens > this.dims.maxTokens) return false;
-    const ix = dsaIndexKeys(state, this.stateParams, this.dsa.indexer.dim, false);
-    const { kvHeads, headDim, dtype, maxTokens } = this.dims;
-    const kv = { spec: state.spec, kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k: this.k, v: this.v };
-    if (!ix || !(await restoreGpuKvCache(this.gpu, kv, state))) return false;
-    this.dsa.restoreIndexKeys(ix.keys as Float32Array, state.tokens);
-    return true;
-  }
-
-  private kvImage(k: HostData, v: HostData) {
-    const { kvHeads, headDim, dtype, maxTokens } = this.dims;
-    return { kvHeads, headDim, dtype, layout: RingLayout.dense(maxTokens), k, v };
-  }
-
-  protected async attend(c: LayerChunk<GPUBuffer>, _q: Float32Array, lists: KeyLists): Promise<void> {
-    const d = this.dims;
-    const T = c.tokens;
-    const n = c.start + T;
-    this.sites.begin();
-    this.gpu.write(this.lists, 0, lists.indices as Int32Array<ArrayBuffer>);
-    const append = await kvAppendAtSite(
-      this.gpu,
-      this.sites,
-      d.dtype,
-      { k: this.k, v: this.v },
-      { kvHeads: d.kvHeads, headDim: d.headDim, slots: d.maxTokens, sinks: 0, ring: d.maxTokens },
-      { start: c.start, tokens: T, k: c.k, v: c.v },
-    );
-    await this.gpu.run(`${this.spec} append`, append);
-    const shape = {
-      heads: d.heads,
-      kvHeads: d.kvHeads,
-      queries: T,
-      keys: n,
-      headDim: d.headDim,
-      causal: true,
-      scale: 1 / Math.sqrt(d.headDim),
-    };
-    await sparseGatherGpu(
-      this.gpu,
-      { q: c.q, k: this.k, v: this.v, o: c.out, lse: this.lse, shape, dtype: d.dtype },
-      this.lists,
-      lists.width,
-      d.maxTokens,
-    );
   }
 }

@@ -13,9 +13,9 @@ import { GpuKvLayer, type GpuLayerScratch } from '../../attention/layers/kv-laye
 import { CcaGpuLayer } from '../../attention/layers/cca-gpu.js';
 import { DsaGpuLayer } from '../../attention/layers/dsa-gpu.js';
 import { ccaParamsFromSpec } from '../../attention/cca.js';
-import { CcaHostLayer, DsaCpuLayer, DsaGpuHostLayer, cpuIo } from './host-layers.js';
+import { CcaHostLayer, DsaCpuLayer, cpuIo } from './host-layers.js';
 import { dsaLayerParams } from './dsa-layer.js';
-import { layerIndexer } from './dsa-indexer.js';
+import { layerIndexer, residentTrainedIndexer } from './dsa-indexer.js';
 import { checkDecoderMethod } from './method-caches.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
 import type { PositionMethod } from '../positions/position-method.js';
@@ -57,11 +57,11 @@ const ccaGpuLayer: GpuLayerFactory = (gpu, { method, dims }, scratch) =>
     decodeScratch: scratch.decode,
   });
 
-/** DSA resident with the training-free indexer; a trained indexer (it reads h) goes through the host layer. */
+/** DSA resident, with the training-free indexer or a trained one (which reads the attention input h). */
 const dsaGpuLayer: GpuLayerFactory = (gpu, s) => {
   const p = dsaLayerParams(s.method);
-  const indexer = layerIndexer(s.weights, s.config, { pairsPerHead: p.pairs });
-  if (indexer.trained) return DsaGpuHostLayer.create(gpu, s.dims, s.weights, s.config, s.method);
+  const plain = layerIndexer(s.weights, s.config, { pairsPerHead: p.pairs });
+  const indexer = plain.trained ? { ...plain, resident: residentTrainedIndexer(plain) } : plain;
   const d = s.dims;
   return DsaGpuLayer.create(gpu, {
     ...p,
