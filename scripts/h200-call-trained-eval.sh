@@ -5,7 +5,7 @@
 #     scripts/h200-call-indexer-session.sh (INDEXER, default .device/passkey-indexer.safetensors) against exact
 #     attention, both under YaRN x16, 8K-32K then 64K-128K, round robin: $OUT/eval/;
 #  2. `eval-mass --needle passkey` at 16K and 32K (2K and 8K ran in the training call): $OUT/mass/;
-#  3. session-bench at 128K (1B shape, f16), flash, CCA and DSA: $OUT/session/;
+#  3. session-bench at 128K (1B shape, f16), flash, CCA and DSA (SESSION_SECONDS=0 skips it): $OUT/session/;
 #  4. the remap test split (issue 13) resumed from docs/eval-h200-remap/ in what is left: $OUT/remap/.
 # Everything under $OUT ends in $OUT/results.tar.gz, beside $OUT/summary.txt.
 #   bash scripts/pack-device.sh && cp INDEXER .device/passkey-indexer.safetensors && source .device/prelude.sh &&
@@ -49,7 +49,7 @@ within "$(window "${MASS_SECONDS:-100}")" node dist/src/cli/main.js eval-mass --
 stamp mass $?
 
 # 3. Saved sessions at 128K.
-within "$(window "${SESSION_SECONDS:-130}")" node dist/src/cli/session-bench.js --random "${SHAPE:-1b}" \
+[ "${SESSION_SECONDS:-130}" -gt 0 ] && within "$(window "${SESSION_SECONDS:-130}")" node dist/src/cli/session-bench.js --random "${SHAPE:-1b}" \
   --backend webgpu --storage "$storage" --context "${SESSION_CONTEXT:-128K}" --attention flash \
   --attention cca:group=16,window=1024 --attention dsa --json "$out/session/session.json" \
   > "$out/session/session.md" 2> "$out/session/session.err"
