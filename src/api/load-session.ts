@@ -1,10 +1,20 @@
 // loadSession(model, file): a saved context back in a new session, after checking that the file was made with
 // this model, attention method and position scheme (SessionMismatchError otherwise): from its saved caches
-// where the session's layers take them, else by replaying its tokens.
+// where the session's layers take them, else by replaying its tokens. A file's layers are read while the layer
+// before them restores (session-prefetch.ts); bytes in memory are used where they lie.
 import { InputError } from '../errors.js';
 import type { Model, SessionOptions } from './model.js';
 import type { PrefillOptions, Session } from './session.js';
-import { checkHeader, decodeSessionFile, type DecodedSession } from './session-file.js';
+import {
+  checkHeader,
+  decodeSession,
+  decodeSessionFile,
+  decodeSessionLayout,
+  type SessionHeader,
+} from './session-file.js';
+import type { PendingCaches } from '../model/forward/decoder-cpu.js';
+import { arrayOf, entryElementBytes } from './session-arrays.js';
+import type { PrefetchedCaches } from './session-prefetch.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
 
 export interface LoadSessionOptions extends PrefillOptions {
@@ -14,8 +24,20 @@ export interface LoadSessionOptions extends PrefillOptions {
   attention?: string;
   rope?: SessionOptions['rope'];
   chunk?: number;
-  /** Filled in when given: seconds spent reading and checking the file, and restoring the session from it. */
+  /**
+   * Filled in when given. readSeconds: reading and checking the head, plus the seconds during which a read of the
+   * layers' arrays was under way; restoreSeconds: creating the session and restoring it, less the seconds it
+   * waited for those reads. The layers are read while the layer before restores, so the two can add up to more
+   * than the load took; the load is at least the larger of them.
+   */
   timings?: { readSeconds?: number; restoreSeconds?: number };
+}
+
+interface Loaded {
+  header: SessionHeader;
+  ids: number[];
+  saved?: { caches: PendingCaches; logits: Float32Array };
+  prefetch?: PrefetchedCaches;
 }
 
 export async function loadSession(
@@ -23,21 +45,33 @@ export async function loadSession(
   source: string | Uint8Array,
   o: LoadSessionOptions = {},
 ): Promise<Session> {
-  let decoded: DecodedSession;
-  let name = 'the session';
   const t0 = performance.now();
-  if (typeof source === 'string') {
-    name = source;
-    // Size checked against the limit before reading; read array by array (node-only module, loaded here).
-    const { readSessionStream } = await import('./session-stream.js');
-    decoded = readSessionStream(source);
-  } else decoded = decodeSessionFile(source, name);
-  const { header, ids, saved } = decoded;
+  if (typeof source !== 'string') return restore(model, decodeSessionFile(source, 'the session'), 'the session', o, t0);
+  // Size checked against the limit before reading (node-only modules, loaded here).
+  const { MAX_BUFFER, withSessionFile } = await import('./session-stream.js');
+  const { prefetchCaches } = await import('./session-prefetch.js');
+  return withSessionFile(source, {}, (bytes, fd) => {
+    if (fd < 0) return restore(model, decodeSession(bytes, source), source, o, t0); // a pipe, read whole
+    const layout = decodeSessionLayout(bytes, source);
+    const { header, ids, caches } = layout;
+    if (!caches) return restore(model, { header, ids }, source, o, t0);
+    const logits = caches.logits;
+    const read = bytes.read(caches.regionAt + logits.offset, logits.bytes, entryElementBytes(logits));
+    const prefetch = prefetchCaches(fd, { header, ids, caches }, source, MAX_BUFFER);
+    const saved = { caches: prefetch.caches, logits: arrayOf(logits, read).data as Float32Array };
+    // The file closes once no read of it is under way, whatever the restore did.
+    const done = restore(model, { header, ids, saved, prefetch }, source, o, t0);
+    return done.finally(() => prefetch.settled());
+  });
+}
+
+async function restore(model: Model, loaded: Loaded, name: string, o: LoadSessionOptions, t0: number) {
+  const { header, ids, saved, prefetch } = loaded;
   const c = model.config;
   const contextSize = o.contextSize ?? header.contextSize;
   const attention = o.attention ?? header.attention;
   const rope = typeof o.rope === 'string' ? parseRopeSpec(o.rope) : (o.rope ?? c.rope);
-  // Checked before the session's caches are allocated.
+  // Checked before the session's caches are allocated and before any layer is read.
   checkHeader(
     header,
     {
@@ -56,12 +90,16 @@ export async function loadSession(
   );
   const bad = ids.find((id) => id >= c.vocabSize);
   if (bad !== undefined) throw new InputError(`${name}: token id ${bad} is outside the vocabulary of ${c.vocabSize}`);
-  if (o.timings) o.timings.readSeconds = (performance.now() - t0) / 1000;
+  const headSeconds = (performance.now() - t0) / 1000;
   const t1 = performance.now();
+  prefetch?.start(); // layer 0 is read while the session's caches are made
   const session = await model.createSession({ contextSize, attention, rope, chunk: o.chunk });
   try {
     await session.restore(ids, o, saved);
-    if (o.timings) o.timings.restoreSeconds = (performance.now() - t1) / 1000;
+    if (o.timings) {
+      o.timings.readSeconds = headSeconds + (prefetch?.readSeconds ?? 0);
+      o.timings.restoreSeconds = (performance.now() - t1) / 1000 - (prefetch?.waitSeconds ?? 0);
+    }
     return session;
   } catch (e) {
     session.dispose();

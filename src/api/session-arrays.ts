@@ -47,15 +47,9 @@ export function layoutArrays(arrays: readonly SavedArray[]): { entries: ArrayEnt
 
 export const arrayBytes = (a: SavedArray) => new Uint8Array(a.data.buffer, a.data.byteOffset, a.data.byteLength);
 
-/** The arrays the entries name, read from `source` at `regionAt` + each entry's offset. */
-export function decodeArrays(
-  source: ByteSource,
-  regionAt: number,
-  entries: readonly unknown[],
-  name: string,
-): SavedArray[] {
-  const regionBytes = Math.max(0, source.size - regionAt);
-  const checked = entries.map((raw, i) => {
+/** The entries checked against each other and a region of `regionBytes`: one InputError for the first bad one. */
+export function checkArrays(regionBytes: number, entries: readonly unknown[], name: string): ArrayEntry[] {
+  return entries.map((raw, i) => {
     const e = raw as Partial<ArrayEntry> | null;
     const bad = (why: string) => new InputError(`${name}: saved array ${i} ${why} (truncated or not a session?)`);
     if (typeof e !== 'object' || e === null) throw bad('is not described');
@@ -72,16 +66,31 @@ export function decodeArrays(
       throw bad(`runs past the end of the file (${e.offset} + ${e.bytes} > ${regionBytes})`);
     return e as ArrayEntry;
   });
-  return checked.map((e) => {
-    const size = SIZES[e.dtype];
-    const count = e.bytes / size;
-    const bytes = source.read(regionAt + e.offset, e.bytes, size);
-    const data =
-      e.dtype === 'f32'
-        ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
-        : e.dtype === 'f16'
-          ? new Uint16Array(bytes.buffer, bytes.byteOffset, count)
-          : new Int8Array(bytes.buffer, bytes.byteOffset, count);
-    return { dtype: e.dtype, shape: e.shape, data };
-  });
+}
+
+/** The element size of a checked entry's dtype. */
+export const entryElementBytes = (e: ArrayEntry) => SIZES[e.dtype];
+
+/** A checked entry's array over `bytes` (its bytes, aligned for its element size): a view, nothing copied. */
+export function arrayOf(e: ArrayEntry, bytes: Uint8Array): SavedArray {
+  const count = e.bytes / SIZES[e.dtype];
+  const data =
+    e.dtype === 'f32'
+      ? new Float32Array(bytes.buffer, bytes.byteOffset, count)
+      : e.dtype === 'f16'
+        ? new Uint16Array(bytes.buffer, bytes.byteOffset, count)
+        : new Int8Array(bytes.buffer, bytes.byteOffset, count);
+  return { dtype: e.dtype, shape: e.shape, data };
+}
+
+/** The arrays the entries name, read from `source` at `regionAt` + each entry's offset. */
+export function decodeArrays(
+  source: ByteSource,
+  regionAt: number,
+  entries: readonly unknown[],
+  name: string,
+): SavedArray[] {
+  return checkArrays(Math.max(0, source.size - regionAt), entries, name).map((e) =>
+    arrayOf(e, source.read(regionAt + e.offset, e.bytes, SIZES[e.dtype])),
+  );
 }

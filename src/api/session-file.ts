@@ -21,8 +21,10 @@ import type { LayerCacheState, SavedArray } from '../attention/layer.js';
 import { SessionMismatchError } from './errors.js';
 import {
   arrayBytes,
+  arrayOf,
   bytesSource,
-  decodeArrays,
+  checkArrays,
+  entryElementBytes,
   layoutArrays,
   type ArrayEntry,
   type ByteSource,
@@ -164,12 +166,45 @@ export interface DecodedSession {
   saved?: SavedContext;
 }
 
+/** A session's head read and checked, its arrays not yet read: where each lies (checked against the file). */
+export interface SessionLayout {
+  header: SessionHeader;
+  ids: number[];
+  caches?: {
+    /** Where the array region starts in the file. */
+    regionAt: number;
+    logits: ArrayEntry;
+    /** Each layer's state, less its arrays, and where its arrays lie. */
+    layers: Array<{ state: Omit<LayerCacheState, 'arrays'>; arrays: Record<string, ArrayEntry> }>;
+  };
+}
+
 export function decodeSessionFile(bytes: Uint8Array, name: string): DecodedSession {
   return decodeSession(bytesSource(bytes), name);
 }
 
 /** A session from `source`: the head first, checked, then each array read into its own typed array. */
 export function decodeSession(source: ByteSource, name: string): DecodedSession {
+  const { header, ids, caches } = decodeSessionLayout(source, name);
+  if (!caches) return { header, ids };
+  const read = (e: ArrayEntry) => arrayOf(e, source.read(caches.regionAt + e.offset, e.bytes, entryElementBytes(e)));
+  const layers: LayerCacheState[] = caches.layers.map((l) => ({
+    ...l.state,
+    arrays: Object.fromEntries(Object.entries(l.arrays).map(([key, e]) => [key, read(e)])),
+  }));
+  return {
+    header,
+    ids,
+    saved: {
+      caches: { position: ids.length, promptTokens: header.caches?.promptTokens, layers },
+      logits: read(caches.logits).data as Float32Array,
+    },
+  };
+}
+
+/** The head of the session in `source` (magic, version, header, ids) and its array entries, every one checked
+ * against the others and the file's size; no array is read. */
+export function decodeSessionLayout(source: ByteSource, name: string): SessionLayout {
   const size = source.size;
   const start = source.read(0, Math.min(16, size), 1);
   const startView = new DataView(start.buffer, start.byteOffset, start.byteLength);
@@ -217,24 +252,18 @@ export function decodeSession(source: ByteSource, name: string): DecodedSession 
     if (!ok || typeof l.spec !== 'string' || !Number.isSafeInteger(l.tokens) || typeof l.meta !== 'object' || !l.meta)
       throw new InputError(`${name}: layer ${i}'s saved cache has no spec, token count, meta or arrays`);
   });
+  const regionAt = align8(idsAt + 4 * n);
   const entries = [caches.logits, ...caches.layers.flatMap((l) => Object.values(l.arrays))];
-  const arrays = decodeArrays(source, align8(idsAt + 4 * n), entries, name);
-  let at = 1;
-  const layers: LayerCacheState[] = caches.layers.map((l) => ({
-    ...l,
-    arrays: Object.fromEntries(Object.keys(l.arrays).map((key) => [key, arrays[at++]])),
-  }));
-  const logits = arrays[0];
+  const checked = checkArrays(Math.max(0, size - regionAt), entries, name);
+  const logits = checked[0];
   if (logits.dtype !== 'f32' || logits.shape.length !== 1)
     throw new InputError(`${name}: the saved logits are not a vector of f32`);
-  return {
-    header,
-    ids,
-    saved: {
-      caches: { position: n, promptTokens: caches.promptTokens, layers },
-      logits: logits.data as Float32Array,
-    },
-  };
+  let at = 1;
+  const layers = caches.layers.map(({ arrays, ...state }) => ({
+    state,
+    arrays: Object.fromEntries(Object.keys(arrays).map((key) => [key, checked[at++]])),
+  }));
+  return { header, ids, caches: { regionAt, logits, layers } };
 }
 
 /** Says how a saved header differs from the session that would load it; nothing when they agree. */

@@ -93,6 +93,17 @@ function fileSource(fd: number, size: number, path: string, max: number): ByteSo
 
 /** The session at `path`, its size checked against LONGCTX_MAX_SESSION_BYTES and host memory before reading. */
 export function readSessionStream(path: string, o: StreamOptions = {}): DecodedSession {
+  return withSessionFile(path, o, (source) => decodeSession(source, path));
+}
+
+/**
+ * Opens the session at `path`, checks its size (LONGCTX_MAX_SESSION_BYTES, host memory) and calls `use` with it as
+ * a ByteSource and its descriptor (-1 for a pipe or device, read whole, bounded, and only as far as its head says).
+ * The file is closed when `use` returns or its promise settles. A failure of the checks or of a synchronous `use`
+ * that is not typed is an InputError; a promise's rejection is left as it is (`use` types its own reads' failures:
+ * a restore's ShapeError or DeviceError is no fault of the file).
+ */
+export function withSessionFile<T>(path: string, o: StreamOptions, use: (source: ByteSource, fd: number) => T): T {
   const maxBytes = limit('SESSION_BYTES');
   let fd: number;
   try {
@@ -103,11 +114,11 @@ export function readSessionStream(path: string, o: StreamOptions = {}): DecodedS
       `cannot read session ${path}: ${code === 'ENOENT' ? 'no such file or folder' : (e as Error).message}`,
     );
   }
+  let later = false; // true once `use` returned a promise: the file closes when it settles
   try {
     const st = fstatSync(fd);
     // A pipe or device has no size to check: read it whole, bounded, and only as far as its head says.
-    if (!st.isFile())
-      return decodeSession(bytesSource(readBounded(path, maxBytes, 'session', ENV, sessionDeclaredBytes)), path);
+    if (!st.isFile()) return use(bytesSource(readBounded(path, maxBytes, 'session', ENV, sessionDeclaredBytes)), -1);
     if (st.size > maxBytes)
       throw new InputError(
         `session ${path} is ${formatBytes(st.size)}, more than the limit of ${formatBytes(maxBytes)} (raise it with ${ENV})`,
@@ -119,12 +130,16 @@ export function readSessionStream(path: string, o: StreamOptions = {}): DecodedS
         st.size,
         budget,
       );
-    return decodeSession(fileSource(fd, st.size, path, o.maxBuffer ?? MAX_BUFFER), path);
+    const out = use(fileSource(fd, st.size, path, o.maxBuffer ?? MAX_BUFFER), fd);
+    if (!(out instanceof Promise)) return out;
+    later = true;
+    const f = fd;
+    return out.finally(() => closeSync(f)) as T;
   } catch (e) {
     if (e instanceof InputError || e instanceof OutOfMemoryError) throw e; // SessionMismatchError is an InputError
     throw new InputError(`cannot read session ${path}: ${(e as Error).message}`);
   } finally {
-    closeSync(fd);
+    if (!later) closeSync(fd);
   }
 }
 

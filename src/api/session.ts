@@ -2,7 +2,7 @@
 // generate() appends to what the session holds; chat() and generate(..., { replace: true }) treat the prompt
 // as the whole context and reuse the cached tokens that begin it (a long document prefilled once, then
 // questions after it, is recomputed only from where the questions start).
-import type { Decoder } from '../model/forward/decoder-cpu.js';
+import type { Decoder, PendingCaches } from '../model/forward/decoder-cpu.js';
 import { Sampler } from '../model/generation/sampler.js';
 import { TextStream } from '../model/generation/generate.js';
 import type { Tokenizer } from '../model/types.js';
@@ -11,13 +11,7 @@ import type { ChatMessage, ChatTemplate } from './chat.js';
 import { ContextOverflowError, DisposedError } from './errors.js';
 import { Generation, type GenerationResult } from './generation.js';
 import { StopText } from './stop-text.js';
-import {
-  encodeSessionFile,
-  planSessionFile,
-  type SavedContext,
-  type SessionHeader,
-  type SessionPositions,
-} from './session-file.js';
+import { encodeSessionFile, planSessionFile, type SessionHeader, type SessionPositions } from './session-file.js';
 
 /** What a session knows of its model for saving: its identity. */
 export interface SessionOwner {
@@ -349,8 +343,12 @@ export class Session {
   }
 
   /** Restores a saved context: from the saved caches when the decoder takes them, else by feeding the saved
-   * tokens again (see session-file.ts). */
-  async restore(ids: readonly number[], o: PrefillOptions = {}, saved?: SavedContext): Promise<void> {
+   * tokens again (see session-file.ts). The caches' layers may still be on their way (a file read layer by layer). */
+  async restore(
+    ids: readonly number[],
+    o: PrefillOptions = {},
+    saved?: { caches: PendingCaches; logits: Float32Array },
+  ): Promise<void> {
     this.check();
     await this.exclusive(async () => {
       this.reset();

@@ -37,7 +37,9 @@ export interface LayerAttention<Buffer> {
   /** The cache as host arrays, for a saved session (layers without it are rebuilt by replaying the tokens). */
   saveCache?(): Promise<LayerCacheState>;
   /** Takes a saved cache back (after reset, in place of feeding its tokens); false when this layer's cache
-   * needs rows the state lacks (a session saved with a ring, restored into a layer that keeps every row). */
+   * needs rows the state lacks (a session saved with a ring, restored into a layer that keeps every row). It copies
+   * what it keeps (into its arrays, or by queue writes, which copy at the call): once it has returned, the state's
+   * arrays are overwritten with the next layers' (api/session-prefetch.ts reuses their buffers). */
   restoreCache?(state: LayerCacheState): Promise<boolean>;
 }
 

@@ -62,7 +62,7 @@ export interface Decoder {
   saveCaches?(): Promise<SavedCaches | undefined>;
   /** Restores saved caches in place of feeding their tokens; false (and reset) when a layer cannot take its
    * state, so the caller replays the tokens instead. */
-  restoreCaches?(saved: SavedCaches): Promise<boolean>;
+  restoreCaches?(saved: PendingCaches): Promise<boolean>;
 }
 
 /** The decoder's state after `position` tokens: each layer's cache, and the prompt length Star's mask follows. */
@@ -70,6 +70,13 @@ export interface SavedCaches {
   position: number;
   promptTokens?: number;
   layers: LayerCacheState[];
+}
+
+/** Saved caches whose layer states may still be on their way: a function gives layer i's state once read (a file
+ * read layer by layer while the layer before restores, api/session-prefetch.ts); restoreCaches calls each once,
+ * in order, and is done with a state's arrays when that layer's restore has returned. */
+export interface PendingCaches extends Omit<SavedCaches, 'layers'> {
+  layers: ReadonlyArray<LayerCacheState | (() => Promise<LayerCacheState>)>;
 }
 
 export function modelParameterCount(c: ModelConfig): number {

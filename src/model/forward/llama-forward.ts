@@ -7,7 +7,7 @@ import { ShapeError } from '../../errors.js';
 import type { LayerAttention, LayerCacheState } from '../../attention/layer.js';
 import type { ModelConfig } from '../types.js';
 import type { Activations, ForwardOps, ModelWeightsOf } from './ops.js';
-import type { Decoder, DecoderOptions, SavedCaches } from './decoder-cpu.js';
+import type { Decoder, DecoderOptions, PendingCaches, SavedCaches } from './decoder-cpu.js';
 
 /** Output x input features of every matrix product forwardChunk runs (q, k and v stacked or not); the output
  * head's (last) runs one row. */
@@ -77,12 +77,13 @@ export class LlamaDecoder<B, M, V> implements Decoder {
     return { position: this.pos, promptTokens: this.prompt, layers };
   }
 
-  async restoreCaches(saved: SavedCaches): Promise<boolean> {
+  async restoreCaches(saved: PendingCaches): Promise<boolean> {
     this.reset();
     if (saved.layers.length !== this.attention.length || saved.position > this.opts.maxTokens) return false;
     try {
       for (const [i, a] of this.attention.entries()) {
-        const state = saved.layers[i];
+        const l = saved.layers[i];
+        const state = typeof l === 'function' ? await l() : l;
         if (!a.restoreCache || state.tokens !== saved.position || !(await a.restoreCache(state))) {
           this.reset();
           return false;
