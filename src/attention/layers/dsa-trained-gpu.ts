@@ -57,6 +57,8 @@ export class TrainedIndexProjection {
         `trained indexer weights of ${ix.weights.length} values, not ${rows} x ${ix.hidden} + 2 x ${DI}`,
       );
     const pairs = ix.invFreq.length;
+    if (maxChunk > gpu.maxWorkgroupsPerDim)
+      throw new ShapeError(`trained indexer projection: chunks of ${maxChunk} tokens exceed one dispatch's workgroups`);
     if (2 * pairs > DI) throw new ShapeError(`trained indexer dim ${DI} is below the rotary dim ${2 * pairs}`);
     const shape = { slots, pairs, ropeLayout: ix.ropeLayout };
     const key = `dsa-trained-project-${slots.precision}-${HI}-${DI}-${pairs}-${ix.ropeLayout}`;
@@ -78,15 +80,7 @@ export class TrainedIndexProjection {
   prepare(h: GPUBuffer | undefined, start: number, T: number): (pass: GPUComputePassEncoder) => void {
     if (!h) throw new ShapeError('a trained dsa indexer needs the attention input h (LayerChunk.input)');
     if (T > this.maxChunk) throw new ShapeError(`trained indexer projection takes ${this.maxChunk} tokens, got ${T}`);
-    const R = this.ix.invFreq.length;
-    const cs = new Float32Array(2 * T * R);
-    for (let t = 0; t < T; t++)
-      for (let i = 0; i < R; i++) {
-        const angle = (start + t) * this.ix.invFreq[i];
-        cs[t * R + i] = Math.cos(angle);
-        cs[(T + t) * R + i] = Math.sin(angle);
-      }
-    this.gpu.write(this.table, 0, cs);
+    this.gpu.write(this.table, 0, ropeTable(this.ix.invFreq, start, T));
     const p = { tokens: T, start, hidden: this.ix.hidden, norm: this.ix.norm, weight: this.ix.weight };
     writeUniform(this.gpu, this.uniform, trainedProjectParams(p));
     const o = this.out;
@@ -115,4 +109,24 @@ export class TrainedIndexProjection {
     this.uniform.destroy();
     this.binds.clear();
   }
+}
+
+/** The last table made: every layer of a chunk rotates the same positions with the same frequencies, so the
+ * float64 trigonometry (2 T x pairs calls, ~1 s over a 128K prefill of 6 layers) runs once a chunk, not per layer. */
+let lastTable: { key: string; cs: Float32Array<ArrayBuffer> } | undefined;
+
+/** cos [T, R] then sin [T, R] of (start + t) * invFreq[i], in float64, stored as f32. */
+function ropeTable(invFreq: ArrayLike<number>, start: number, T: number): Float32Array<ArrayBuffer> {
+  const key = `${start},${T},${Array.prototype.join.call(invFreq, ',')}`;
+  if (lastTable?.key === key) return lastTable.cs;
+  const R = invFreq.length;
+  const cs = new Float32Array(2 * T * R);
+  for (let t = 0; t < T; t++)
+    for (let i = 0; i < R; i++) {
+      const angle = (start + t) * invFreq[i];
+      cs[t * R + i] = Math.cos(angle);
+      cs[(T + t) * R + i] = Math.sin(angle);
+    }
+  lastTable = { key, cs };
+  return cs;
 }
