@@ -38,3 +38,24 @@ export function ropeCpu(
     }
   }
 }
+
+/**
+ * The cos/sin table the WGSL RoPE kernels read: [cos | sin] x T x pairs of (first + t) * invFreq[i], in float64
+ * then f32, scaled by attentionFactor (model/forward/rope-table.ts for the model; a trained DSA indexer with 1).
+ */
+export function ropeCosSinTable(
+  invFreq: ArrayLike<number>,
+  first: number,
+  T: number,
+  attentionFactor = 1,
+): Float32Array<ArrayBuffer> {
+  const half = invFreq.length;
+  const table = new Float32Array(2 * T * half);
+  for (let t = 0; t < T; t++)
+    for (let i = 0; i < half; i++) {
+      const angle = (first + t) * invFreq[i];
+      table[t * half + i] = Math.cos(angle) * attentionFactor;
+      table[(T + t) * half + i] = Math.sin(angle) * attentionFactor;
+    }
+  return table;
+}

@@ -5,6 +5,7 @@
 import { ShapeError } from '../../errors.js';
 import type { IndexerSlots } from '../../kernels/dsa-indexer-project-wgsl.js';
 import { trainedProjectParams, trainedProjectWgsl } from '../../kernels/dsa-trained-project-wgsl.js';
+import { ropeCosSinTable } from '../../kernels/rope-cpu.js';
 import type { GpuContext } from '../../runtime/webgpu.js';
 import { BindGroupCache, persistentUniform, writeUniform } from './gpu-binds.js';
 
@@ -115,18 +116,8 @@ export class TrainedIndexProjection {
  * float64 trigonometry (2 T x pairs calls, ~1 s over a 128K prefill of 6 layers) runs once a chunk, not per layer. */
 let lastTable: { key: string; cs: Float32Array<ArrayBuffer> } | undefined;
 
-/** cos [T, R] then sin [T, R] of (start + t) * invFreq[i], in float64, stored as f32. */
 function ropeTable(invFreq: ArrayLike<number>, start: number, T: number): Float32Array<ArrayBuffer> {
   const key = `${start},${T},${Array.prototype.join.call(invFreq, ',')}`;
-  if (lastTable?.key === key) return lastTable.cs;
-  const R = invFreq.length;
-  const cs = new Float32Array(2 * T * R);
-  for (let t = 0; t < T; t++)
-    for (let i = 0; i < R; i++) {
-      const angle = (start + t) * invFreq[i];
-      cs[t * R + i] = Math.cos(angle);
-      cs[(T + t) * R + i] = Math.sin(angle);
-    }
-  lastTable = { key, cs };
-  return cs;
+  if (lastTable?.key !== key) lastTable = { key, cs: ropeCosSinTable(invFreq, start, T) };
+  return lastTable.cs;
 }
