@@ -58,17 +58,9 @@ else
   stamp mass $?
 
   # 5. Accuracy: dsa:topk=2048 with the trained indexer against exact attention, the same YaRN.
-  evalpart() {
-    local budget=$1 lengths=$2 cases=$3
-    [ "$budget" -gt 20 ] || return 124
-    within "$(( budget + 30 ))" node dist/src/cli/main.js eval --model "$model" --tasks passkey --lengths "$lengths" \
-      --cases-per "$cases" --seed 2 --backend webgpu --storage "$storage" --rope "$yarn" --attention flash \
-      --attention dsa:topk=2048 --budget-seconds "$budget" --title "passkey-2k, trained indexer (WebGPU)" \
-      --out "$out/eval" 2>&1 | quiet | tail -n 30 >> "$out/eval/log.txt"
-  }
   short=$(( ($(window 400) - 40) * 60 / 100 ))
-  evalpart "$short" "${EVAL_LENGTHS:-8K,16K,32K}" "${EVAL_CASES:-100}"
-  evalpart $(( $(window 400) - 40 )) "${LONG_LENGTHS:-64K,128K}" "${LONG_CASES:-50}"
+  dsa_vs_exact "$model" "$out/eval" "$short" "${EVAL_LENGTHS:-8K,16K,32K}" "${EVAL_CASES:-100}"
+  dsa_vs_exact "$model" "$out/eval" $(( $(window 400) - 40 )) "${LONG_LENGTHS:-64K,128K}" "${LONG_CASES:-50}"
   stamp eval $?
   cp "$model/indexer.safetensors" "$out/train/" 2> /dev/null
 fi

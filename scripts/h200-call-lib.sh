@@ -6,6 +6,9 @@
 #                             own `timeout`s put their children in other process groups, so a group kill misses
 #                             them), KILLs what is left 5 s later, and returns 124
 #   pack_results DIR          DIR's files into DIR/results.tar.gz (the originals removed), DIR/summary.txt kept
+#   dsa_vs_exact MODEL OUT BUDGET LENGTHS CASES
+#                             passkey accuracy (test split) of exact attention and dsa:topk=2048 under YaRN x16 in
+#                             f16 (or $STORAGE) into OUT, its log appended to OUT/log.txt; 124 when BUDGET <= 20 s
 
 # When the device's shell (our parent, which sourced the prelude first) started; a parent older than 120 s is
 # an interactive shell (a dry run), and then the call starts now.
@@ -85,4 +88,13 @@ find_nats_server() {
     fi
   fi
   export NATS_SERVER
+}
+
+dsa_vs_exact() {
+  local model=$1 dir=$2 budget=$3 lengths=$4 cases=$5
+  [ "$budget" -gt 20 ] || return 124
+  within "$(( budget + 30 ))" node dist/src/cli/main.js eval --model "$model" --tasks passkey --lengths "$lengths" \
+    --cases-per "$cases" --seed 2 --backend webgpu --storage "${STORAGE:-f16}" --rope yarn:factor=16,original=2048 \
+    --attention flash --attention dsa:topk=2048 --budget-seconds "$budget" --title "passkey-2k, trained indexer (WebGPU)" \
+    --out "$dir" 2>&1 | grep -v -e 'artificially reduced' -e deprecated | tail -n 30 >> "$dir/log.txt"
 }

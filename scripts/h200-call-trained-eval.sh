@@ -30,16 +30,8 @@ rm -rf "$model" && cp -r "${PASSKEY_2K:-test/fixtures/passkey-2k}" "$model" &&
   cp "${INDEXER:-.device/passkey-indexer.safetensors}" "$model/indexer.safetensors" || exit 2
 
 # 1. Accuracy, the trained indexer resident.
-evalpart() {
-  local budget=$1 lengths=$2 cases=$3
-  [ "$budget" -gt 20 ] || return 124
-  within "$(( budget + 30 ))" node dist/src/cli/main.js eval --model "$model" --tasks passkey --lengths "$lengths" \
-    --cases-per "$cases" --seed 2 --backend webgpu --storage "$storage" --rope "$yarn" --attention flash \
-    --attention dsa:topk=2048 --budget-seconds "$budget" --title "passkey-2k, trained indexer (WebGPU)" \
-    --out "$out/eval" 2>&1 | quiet | tail -n 30 >> "$out/eval/log.txt"
-}
-evalpart "${SHORT_SECONDS:-110}" "${EVAL_LENGTHS:-8K,16K,32K}" "${EVAL_CASES:-100}"
-evalpart "${LONG_SECONDS:-140}" "${LONG_LENGTHS:-64K,128K}" "${LONG_CASES:-50}"
+dsa_vs_exact "$model" "$out/eval" "${SHORT_SECONDS:-110}" "${EVAL_LENGTHS:-8K,16K,32K}" "${EVAL_CASES:-100}"
+dsa_vs_exact "$model" "$out/eval" "${LONG_SECONDS:-140}" "${LONG_LENGTHS:-64K,128K}" "${LONG_CASES:-50}"
 stamp eval $?
 
 # 2. Where the trained indexer looks at 16K and 32K.
