@@ -40,14 +40,21 @@ function mmaWgsl(arr: string): string {
 fn sm_load_right_${arr}(off: u32, col_major: bool, stride: u32) -> SmRight { return SmRight(off, col_major, stride); }`;
 }
 
-function loadWgsl(kind: 'left' | 'result', arr: string): string {
+// A strip (sgmat-tiles-wgsl.ts: &arr[s], a 16-row array of an array of arrays) gets functions of its own that take s.
+const stripParam = (strip: boolean) => (strip ? 's: u32, ' : '');
+const stripName = (arr: string, strip: boolean) => (strip ? `${arr}_s` : arr);
+const stripElem = (arr: string, strip: boolean) => (strip ? `${arr}[s]` : arr);
+
+function loadWgsl(kind: 'left' | 'result', base: string, strip = false): string {
+  const arr = stripElem(base, strip);
   const body =
     kind === 'left'
       ? `var m: SmLeft;
   for (var k = 0u; k < 16u * sm_one; k++) { m.v[k] = f16(${arr}[sm_at(off, r, k, col_major, stride)]); }`
       : `var m: SmResult;
   for (var c = 0u; c < 8u * sm_one; c++) { m.v[c] = f32(${arr}[sm_at(off, r, c0 + c, col_major, stride)]); }`;
-  return `fn sm_load_${kind}_${arr}(off: u32, col_major: bool, stride: u32) -> ${kind === 'left' ? 'SmLeft' : 'SmResult'} {
+  const name = `sm_load_${kind}_${stripName(base, strip)}`;
+  return `fn ${name}(${stripParam(strip)}off: u32, col_major: bool, stride: u32) -> ${kind === 'left' ? 'SmLeft' : 'SmResult'} {
   let r = (sm_lid % 32u) / 2u;
   let c0 = (sm_lid % 2u) * 8u;
   ${body}
@@ -55,8 +62,9 @@ function loadWgsl(kind: 'left' | 'result', arr: string): string {
 }`;
 }
 
-function storeWgsl(arr: string, elem: string): string {
-  return `fn sm_store_${arr}(off: u32, m: SmResult, col_major: bool, stride: u32) {
+function storeWgsl(base: string, elem: string, strip = false): string {
+  const arr = stripElem(base, strip);
+  return `fn sm_store_${stripName(base, strip)}(${stripParam(strip)}off: u32, m: SmResult, col_major: bool, stride: u32) {
   let r = (sm_lid % 32u) / 2u;
   let c0 = (sm_lid % 2u) * 8u;
   for (var c = 0u; c < 8u * sm_one; c++) { ${arr}[sm_at(off, r, c0 + c, col_major, stride)] = ${elem}(m.v[c]); }
@@ -77,6 +85,8 @@ export function workgroupBytes(wgsl: string): number {
   let bytes = 0;
   for (const m of wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<(?:atomic<)?(\w+)>?,\s*(\d+)u?>/g))
     bytes += Number(m[2]) * (m[1] === 'f16' ? 2 : 4);
+  for (const m of wgsl.matchAll(/var<workgroup>\s+\w+\s*:\s*array<array<(\w+),\s*(\d+)u?>,\s*(\d+)u?>/g))
+    bytes += Number(m[2]) * Number(m[3]) * (m[1] === 'f16' ? 2 : 4);
   return bytes;
 }
 
@@ -104,16 +114,19 @@ export function emulateSubgroupMatrices(wgsl: string): string {
     .replaceAll('subgroup_matrix_right<f16, 16, 16>', 'SmRight')
     .replaceAll('subgroup_matrix_result<f32, 16, 16>', 'SmResult');
   const elemOf = (arr: string): string =>
-    new RegExp(`var<workgroup>\\s+${arr}\\s*:\\s*array<(f16|f32),`).exec(s)?.[1] ??
+    new RegExp(`var<workgroup>\\s+${arr}\\s*:\\s*array<(?:array<)?(f16|f32),`).exec(s)?.[1] ??
     fail(`workgroup array ${arr} is not f16 or f32`);
   const fns = new Map<string, string>();
   const rights = new Set<string>();
-  s = s.replace(/subgroupMatrixLoad<(SmLeft|SmRight|SmResult)>\(&(\w+),/g, (_m, type: string, arr: string) => {
+  const loads = /subgroupMatrixLoad<(SmLeft|SmRight|SmResult)>\(&(\w+)(?:\[(\w+)\])?,/g;
+  s = s.replace(loads, (_m, type: string, arr: string, strip?: string) => {
     const kind = type === 'SmLeft' ? 'left' : type === 'SmRight' ? 'right' : 'result';
     elemOf(arr);
-    if (kind === 'right') rights.add(arr);
-    else fns.set(`load ${kind} ${arr}`, loadWgsl(kind, arr));
-    return `sm_load_${kind}_${arr}(`;
+    if (kind === 'right') {
+      if (strip) fail(`right matrix from a strip of ${arr}`);
+      rights.add(arr);
+    } else fns.set(`load ${kind} ${arr} ${!!strip}`, loadWgsl(kind, arr, !!strip));
+    return strip ? `sm_load_${kind}_${arr}_s(${strip}, ` : `sm_load_${kind}_${arr}(`;
   });
   if (rights.size !== 1) fail(`right matrices come from ${rights.size} arrays, the stub reads one`);
   fns.set('mma', mmaWgsl([...rights][0]));
@@ -121,9 +134,9 @@ export function emulateSubgroupMatrices(wgsl: string): string {
   for (const m of s.matchAll(/let (\w+) = sm_load_right_\w+\([^;]*;([^;]*;)/g))
     if (!new RegExp(`^\\s*\\w+ = subgroupMatrixMultiplyAccumulate\\(\\w+, ${m[1]},`).test(m[2]))
       fail(`right matrix ${m[1]} is not multiplied in the next statement`);
-  s = s.replace(/subgroupMatrixStore\(&(\w+),/g, (_m, arr: string) => {
-    fns.set(`store ${arr}`, storeWgsl(arr, elemOf(arr)));
-    return `sm_store_${arr}(`;
+  s = s.replace(/subgroupMatrixStore\(&(\w+)(?:\[(\w+)\])?,/g, (_m, arr: string, strip?: string) => {
+    fns.set(`store ${arr} ${!!strip}`, storeWgsl(arr, elemOf(arr), !!strip));
+    return strip ? `sm_store_${arr}_s(${strip}, ` : `sm_store_${arr}(`;
   });
   s = s.replaceAll('subgroupMatrixMultiplyAccumulate(', 'sm_mma(');
   s = s.replace(/subgroupShuffleXor\((\w+), 1u\)/g, (_m, x: string) => {

@@ -56,7 +56,7 @@ ${fetch}
 ${ccaSubgroupMatrixBindingsWgsl('vec4<u32>')}
 ${tc2DeclarationsWgsl(g)}
 
-${tc2StoresWgsl()}
+${tc2StoresWgsl(g)}
 
 ${NON_FINITE_WGSL}
 ${HALVES_NON_FINITE_WGSL}

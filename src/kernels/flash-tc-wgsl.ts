@@ -73,6 +73,9 @@ export const FLASH_TC_CONFIGS: Record<string, FlashTcConfig> = {
   'tc2-64x32': { subgroups: 4, keyTile: 32 },
   'tc2-128x32': { subgroups: 8, keyTile: 32 },
   'tc2-64x64': { subgroups: 4, keyTile: 64 },
+  // st and pt as per-subgroup strips: constant-offset S stores and P loads (sgmat-tiles-wgsl.ts).
+  'tc2-128x32-c': { subgroups: 8, keyTile: 32, strips: true },
+  'tc2-64x32-c': { subgroups: 4, keyTile: 32, strips: true },
 };
 
 export function flashTcRows(c: FlashTcConfig): number {
@@ -150,7 +153,7 @@ fn key_limit(i: u32) -> i32 {
   return min(all, i32(params.nk) - i32(params.nq) + i32(i));
 }
 
-${tc2StoresWgsl()}
+${tc2StoresWgsl(g)}
 
 ${NON_FINITE_WGSL}
 ${HALVES_NON_FINITE_WGSL}
@@ -209,7 +212,7 @@ ${tilePv}
   let inv = select(1.0 / l, 0.0, empty);
   let orow = (h * params.nq + i) * D;
   bad = bad | subgroupShuffleXor(bad, 1u);
-${storeOutputWgsl(blocks, 'orow')}
+${storeOutputWgsl(blocks, 'orow', g.rows)}
   if (row_ok && side == 0u) {
     let lse_row = select((m + log2(l)) * 0.6931471805599453, bitcast<f32>(params.neg_inf_bits), empty);
     lse[h * params.nq + i] = select(lse_row, nan_value(), bad != 0u);

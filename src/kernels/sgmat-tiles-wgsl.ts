@@ -15,6 +15,14 @@ enable subgroups;
 enable chromium_experimental_subgroup_matrix;
 requires subgroup_id;`;
 
+/**
+ * Strips: with Dawn's robustness on, Tint predicates every subgroupMatrixLoad / Store whose array length, offset
+ * and stride are not all constants (an if around the call, the matrix through a function-scope variable; Tint's
+ * core IR robustness transform, PredicateSubgroupMatrixCall). A tile declared as 16-row strips,
+ * array<array<T, 16 * LD>, S>, and read as subgroupMatrixLoad(&tile[strip], CONSTANT, major, LD) has all three
+ * constant and in bounds, so the call runs bare; only the strip index is clamped (one min). Kernels with
+ * `strips` in their config (matmul-tc-wgsl.ts, tc2-tiles-wgsl.ts) lay their workgroup tiles out this way.
+ */
 export const seq = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
 
 /** `var name0 = subgroup_matrix_result<f32, 16, 16>();` for count accumulators. */
@@ -24,14 +32,17 @@ export function accumulatorsWgsl(name: string, count: number, indent = '  '): st
     .join('\n');
 }
 
-/** fn name(at, x): stores the 4 (vec4<f16>) or 8 (vec4<u32> of packed halves) f16 of x into target[at..]. */
-export function putHalvesWgsl(name: string, target: string, packed: boolean): string {
+/** fn name(at, x): stores the 4 (vec4<f16>) or 8 (vec4<u32> of packed halves) f16 of x into target[at..]; with
+ * strip, fn name(s, at, x) into target[s][at..] (an array of arrays: constantOffsetStrips below). */
+export function putHalvesWgsl(name: string, base: string, packed: boolean, strip = false): string {
   // The parameter is v: the matmul's module scope has an x.
+  const target = strip ? `${base}[s]` : base;
+  const s = strip ? 's: u32, ' : '';
   if (!packed)
-    return `fn ${name}(at: u32, v: vec4<f16>) {
+    return `fn ${name}(${s}at: u32, v: vec4<f16>) {
   ${target}[at] = v.x; ${target}[at + 1u] = v.y; ${target}[at + 2u] = v.z; ${target}[at + 3u] = v.w;
 }`;
-  return `fn ${name}(at: u32, v: vec4<u32>) {
+  return `fn ${name}(${s}at: u32, v: vec4<u32>) {
   let a = bitcast<vec2<f16>>(v.x); let b = bitcast<vec2<f16>>(v.y);
   let c = bitcast<vec2<f16>>(v.z); let d = bitcast<vec2<f16>>(v.w);
   ${target}[at] = a.x; ${target}[at + 1u] = a.y; ${target}[at + 2u] = b.x; ${target}[at + 3u] = b.y;
@@ -73,19 +84,45 @@ export function stagedPvWgsl(blocks: number, keyBlocks: number): string {
     .join('\n');
 }
 
+/** Where this subgroup's rows of st (scores, f32) and pt (probabilities, f16) are: the arrays as WGSL expressions
+ * and the index of the subgroup's first element in each. Flat: one array for all subgroups, sbase / pbase WGSL
+ * lets of the kernel; strips: st[sg] and pt[sg] of an array of per-subgroup arrays, from index 0 (see strips
+ * above: their subgroup-matrix calls take constant offsets). */
+export interface SubgroupRows {
+  st: string;
+  pt: string;
+  sbase: string;
+  pbase: string;
+}
+export const FLAT_ROWS: SubgroupRows = { st: 'st', pt: 'pt', sbase: 'sbase', pbase: 'pbase' };
+export const STRIP_ROWS: SubgroupRows = { st: 'st[sg]', pt: 'pt[sg]', sbase: '0u', pbase: '0u' };
+
+/** base + k as WGSL, a bare literal when base is 0u (so a strip's offset stays a constant Tint can check). */
+export function plusWgsl(base: string, k: number | string): string {
+  const lit = typeof k === 'number' ? `${k}u` : k;
+  return base === '0u' ? lit : `${base} + ${lit}`;
+}
+
 /** Each O block through this subgroup's 16 x 16 corner of st (at sbase), each lane's 8 values of it
- * handed to `body` (an index expression into st), then back into registers when `reload`. */
-function throughCorner(blocks: number, body: (b: number, at: string) => string, reload: boolean, indent: string) {
+ * handed to `body` (an element of st, over cc), then back into registers when `reload`. */
+function throughCorner(
+  blocks: number,
+  body: (b: number, elem: string) => string,
+  reload: boolean,
+  indent: string,
+  rows: SubgroupRows = FLAT_ROWS,
+) {
+  const elem = `${rows.st}[${plusWgsl(rows.sbase, 'r * 16u + side * 8u + cc')}]`;
   return seq(blocks)
     .map((b) =>
       [
-        `subgroupMatrixStore(&st, sbase, o${b}, false, 16u);`,
+        `subgroupMatrixStore(&${rows.st}, ${rows.sbase}, o${b}, false, 16u);`,
         'workgroupBarrier();',
-        body(b, 'sbase + r * 16u + side * 8u + cc'),
+        body(b, elem),
         'workgroupBarrier();',
         ...(reload
           ? [
-              `o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&st, sbase, false, 16u);`,
+              `o${b} = subgroupMatrixLoad<subgroup_matrix_result<f32, 16, 16>>(&${rows.st}, ${rows.sbase}, false, 16u);`,
               'workgroupBarrier();',
             ]
           : []),
@@ -110,6 +147,8 @@ export interface SoftmaxTile {
   /** Whether V tiles are tested as they are staged (default): false where the kernel checked V before its
    * loop and found it finite (flash-tc-wgsl.ts's hoisted check), so v_bad is not defined. */
   checkV?: boolean;
+  /** Where st and pt are (default flat). */
+  rows?: SubgroupRows;
 }
 
 /** From the scores in st to P in pt: masked scores into x (log2 domain), the tile max over the row's two
@@ -117,10 +156,11 @@ export interface SoftmaxTile {
  * and bad (u32): set when a visible score is NaN or infinite (docs/HARDENING.md's NaN policy). Defines v_bad
  * (uniform): need[1], the V tile holds a NaN or an infinity (see tilePvWgsl). */
 export function onlineSoftmaxWgsl(t: SoftmaxTile): string {
+  const rows = t.rows ?? FLAT_ROWS;
   return `    var tile_max = NEG;
     for (var cc = 0u; cc < ${t.half}; cc++) {
       let j = t0 + i32(side * ${t.half} + cc);
-      let sc = st[${t.scores} + side * ${t.half} + cc] * c2;
+      let sc = ${rows.st}[${t.scores} + side * ${t.half} + cc] * c2;
       x[cc] = select(NEG, sc, ${t.visible});
       bad = bad | select(0u, 1u, non_finite(x[cc]));
       tile_max = max(tile_max, x[cc]);
@@ -139,12 +179,12 @@ ${
       let alpha = select(exp2(m - m_new), 0.0, m == NEG);
       l *= alpha;
       m = m_new;
-${throughCorner(t.blocks, (_b, at) => `for (var cc = 0u; cc < 8u; cc++) { st[${at}] *= alpha; }`, true, '      ')}
+${throughCorner(t.blocks, (_b, el) => `for (var cc = 0u; cc < 8u; cc++) { ${el} *= alpha; }`, true, '      ', rows)}
     }
     var rowsum = 0.0;
     for (var cc = 0u; cc < ${t.half}; cc++) {
       let pr = select(exp2(x[cc] - m), 0.0, x[cc] == NEG);
-      pt[${t.probs} + side * ${t.half} + cc] = f16(pr);
+      ${rows.pt}[${t.probs} + side * ${t.half} + cc] = f16(pr);
       rowsum += pr;
     }
     l += rowsum + subgroupShuffleXor(rowsum, 1u);`;
@@ -152,14 +192,15 @@ ${throughCorner(t.blocks, (_b, at) => `for (var cc = 0u; cc < 8u; cc++) { st[${a
 
 /** o[out + column] = O * inv for this lane's row when row_ok (out: the row's first output index); NaN where the
  * row saw a non-finite score (bad, joined over the row's two lanes before this). */
-export function storeOutputWgsl(blocks: number, out: string): string {
+export function storeOutputWgsl(blocks: number, out: string, rows: SubgroupRows = FLAT_ROWS): string {
   return throughCorner(
     blocks,
-    (b, at) =>
+    (b, el) =>
       `if (row_ok) { for (var cc = 0u; cc < 8u; cc++) { o[${out} + ${b * 16}u + side * 8u + cc] = ` +
-      `select(st[${at}] * inv, nan_value(), bad != 0u); } }`,
+      `select(${el} * inv, nan_value(), bad != 0u); } }`,
     false,
     '  ',
+    rows,
   );
 }
 
@@ -197,6 +238,8 @@ export interface PvTile {
   /** WGSL bool over key position `j: i32`, as the softmax's. */
   visible: string;
   blocks: number;
+  /** Where st and pt are (default flat). */
+  rows?: SubgroupRows;
 }
 
 /**
@@ -208,19 +251,21 @@ export interface PvTile {
  */
 export function tilePvWgsl(matrix: string, t: PvTile, checkV = true): string {
   if (!checkV) return matrix;
+  const rows = t.rows ?? FLAT_ROWS;
   const scalar = throughCorner(
     t.blocks,
-    (b, at) => `for (var cc = 0u; cc < 8u; cc++) {
+    (b, el) => `for (var cc = 0u; cc < 8u; cc++) {
         let col = ${b * 16}u + side * 8u + cc;
-        var acc = st[${at}];
+        var acc = ${el};
         for (var kk = 0u; kk < ${t.keys}; kk++) {
           let j = t0 + i32(kk);
-          if (${t.visible}) { acc += f32(pt[${t.probs} + kk]) * f32(kv[${t.value('kk')} + col]); }
+          if (${t.visible}) { acc += f32(${rows.pt}[${t.probs} + kk]) * f32(kv[${t.value('kk')} + col]); }
         }
-        st[${at}] = acc;
+        ${el} = acc;
       }`,
     true,
     '      ',
+    rows,
   );
   return `    if (lid == 0u) { need[1] = 0u; }
     if (v_bad) {

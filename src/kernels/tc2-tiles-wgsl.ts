@@ -6,13 +6,24 @@
 // walk and key addressing (where a key of tile t lives) and their epilogues; everything a tile does is here.
 // In scope of every snippet: lid, sg, lane-derived r and side, sbase/pbase (this subgroup's rows of st/pt),
 // row_ok, and the tile's first key position t0 (i32).
-import { onlineSoftmaxWgsl, putHalvesWgsl, seq, tilePvWgsl } from './sgmat-tiles-wgsl.js';
+import {
+  FLAT_ROWS,
+  onlineSoftmaxWgsl,
+  plusWgsl,
+  putHalvesWgsl,
+  seq,
+  STRIP_ROWS,
+  type SubgroupRows,
+  tilePvWgsl,
+} from './sgmat-tiles-wgsl.js';
 
 export interface Tc2Config {
   /** Subgroups of 32 lanes per workgroup; each owns 16 query rows. */
   subgroups: number;
   /** Keys per tile (a multiple of 16). */
   keyTile: number;
+  /** st and pt as per-subgroup strips (sgmat-tiles-wgsl.ts): S stores and P loads unpredicated under robustness. */
+  strips?: boolean;
 }
 
 /** The numbers a tc2 kernel is generated from. */
@@ -29,6 +40,8 @@ export interface Tc2Geometry {
   CH: number;
   /** 16-byte K (and V) chunks each thread fetches per tile. */
   perThread: number;
+  /** Where this subgroup's rows of st and pt are. */
+  rows: SubgroupRows;
 }
 
 export function tc2Geometry(headDim: number, c: Tc2Config): Tc2Geometry {
@@ -44,6 +57,7 @@ export function tc2Geometry(headDim: number, c: Tc2Config): Tc2Geometry {
     keyBlocks: c.keyTile / 16,
     CH,
     perThread: Math.ceil((c.keyTile * CH) / THREADS),
+    rows: c.strips ? STRIP_ROWS : FLAT_ROWS,
   };
 }
 
@@ -76,17 +90,25 @@ const LDP: u32 = ${BC + 8}u; // probability rows (f16), 16 bytes of skew
 const KV_CHUNKS: u32 = ${BC * CH}u;
 const HALF: u32 = ${BC / 2}u;
 const NEG: f32 = -3.0e38;
-var<workgroup> st: array<f32, ${subgroups * 16 * (BC + 4)}>;
+${
+  g.rows === STRIP_ROWS
+    ? `var<workgroup> st: array<array<f32, ${16 * (BC + 4)}>, ${subgroups}>;`
+    : `var<workgroup> st: array<f32, ${subgroups * 16 * (BC + 4)}>;`
+}
 var<workgroup> kv: array<f16, ${2 * BC * (D + 8)}>;
-var<workgroup> pt: array<f16, ${subgroups * 16 * (BC + 8)}>;
+${
+  g.rows === STRIP_ROWS
+    ? `var<workgroup> pt: array<array<f16, ${16 * (BC + 8)}>, ${subgroups}>;`
+    : `var<workgroup> pt: array<f16, ${subgroups * 16 * (BC + 8)}>;`
+}
 var<workgroup> need: array<u32, 4>; // [0]: some row needs a rescale, [1]: the V tile is not finite`;
 }
 
-/** The packed-halves stores into kv and pt. */
-export function tc2StoresWgsl(): string {
+/** The packed-halves stores into kv and pt (pt's into strip s with strips). */
+export function tc2StoresWgsl(g: Tc2Geometry): string {
   return `${putHalvesWgsl('put8kv', 'kv', true)}
 
-${putHalvesWgsl('put8p', 'pt', true)}`;
+${putHalvesWgsl('put8p', 'pt', true, g.rows === STRIP_ROWS)}`;
 }
 
 /** Per-thread registers pk0.., pv0.. holding the next tile's K and V chunks. */
@@ -130,13 +152,15 @@ export function tc2StashWgsl(g: Tc2Geometry, checkV = true): string {
 /** Q once: this lane's 8 halves of row r per 16 x 16 block from qg[qrow + ..] (zeros unless row_ok), through
  * this subgroup's rows of pt into the left fragments q0... */
 export function tc2QueryWgsl(g: Tc2Geometry): string {
+  const { pt, pbase } = g.rows;
+  const at = g.rows === STRIP_ROWS ? 'sg, r * LDP + side * 8u' : 'pbase + r * LDP + side * 8u';
   return seq(g.blocks)
     .map(
       (b) => `  { var qx = vec4<u32>(0u);
     if (row_ok) { qx = qg[qrow + ${2 * b}u + side]; }
-    put8p(pbase + r * LDP + side * 8u, qx);
+    put8p(${at}, qx);
     workgroupBarrier(); }
-  let q${b} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, pbase, false, LDP);
+  let q${b} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&${pt}, ${pbase}, false, LDP);
   workgroupBarrier();`,
     )
     .join('\n');
@@ -159,7 +183,7 @@ export function tc2ScoresWgsl(g: Tc2Geometry): string {
     )
     .join('\n');
   const store = seq(g.keyBlocks)
-    .map((n) => `    subgroupMatrixStore(&st, sbase + ${n * 16}u, s${n}, false, LDS);`)
+    .map((n) => `    subgroupMatrixStore(&${g.rows.st}, ${plusWgsl(g.rows.sbase, n * 16)}, s${n}, false, LDS);`)
     .join('\n');
   return `${init}\n${mma}\n${store}`;
 }
@@ -167,11 +191,11 @@ export function tc2ScoresWgsl(g: Tc2Geometry): string {
 /** The online softmax of the tile's scores and its O += P V (sgmat-tiles-wgsl.ts), for the keys `visible`
  * (a WGSL bool over key position j: i32) lets a row see; checkV as tc2StashWgsl's (false: no scalar P V). */
 export function tc2SoftmaxPvWgsl(g: Tc2Geometry, visible: string, checkV = true): { softmax: string; pv: string } {
-  const { blocks, keyBlocks } = g;
+  const { blocks, keyBlocks, rows } = g;
   const pLoad = seq(keyBlocks)
     .map(
       (kb) =>
-        `    let p${kb} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&pt, pbase + ${kb * 16}u, false, LDP);`,
+        `    let p${kb} = subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&${rows.pt}, ${plusWgsl(rows.pbase, kb * 16)}, false, LDP);`,
     )
     .join('\n');
   const matrix = seq(blocks)
@@ -187,15 +211,23 @@ export function tc2SoftmaxPvWgsl(g: Tc2Geometry, visible: string, checkV = true)
     .join('\n');
   const softmax = onlineSoftmaxWgsl({
     half: 'HALF',
-    scores: 'sbase + r * LDS',
-    probs: 'pbase + r * LDP',
+    scores: plusWgsl(rows.sbase, 'r * LDS'),
+    probs: plusWgsl(rows.pbase, 'r * LDP'),
     visible,
     blocks,
     checkV,
+    rows,
   });
   const pv = tilePvWgsl(
     `${pLoad}\n${matrix}`,
-    { keys: 'BC', probs: 'pbase + r * LDP', value: (kk) => `BC * LDK + ${kk} * LDK`, visible, blocks },
+    {
+      keys: 'BC',
+      probs: plusWgsl(rows.pbase, 'r * LDP'),
+      value: (kk) => `BC * LDK + ${kk} * LDK`,
+      visible,
+      blocks,
+      rows,
+    },
     checkV,
   );
   return { softmax, pv };
