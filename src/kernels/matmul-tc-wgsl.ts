@@ -34,6 +34,9 @@ export interface MatmulTcConfig {
   sgN: number;
   /** 2: double-buffered workgroup tiles (one barrier per K tile); 1: single (two barriers). */
   buffers: 1 | 2;
+  /** Tiles as 16-row strips so fragment loads take constant offsets and run unpredicated under robustness
+   * (sgmat-tiles-wgsl.ts); the other versions index one flat array. */
+  strips?: boolean;
 }
 
 export const MATMUL_TC_CONFIGS: Record<string, MatmulTcConfig> = {
@@ -45,6 +48,9 @@ export const MATMUL_TC_CONFIGS: Record<string, MatmulTcConfig> = {
   'tc-128x256x32-s': { bm: 128, bn: 256, bk: 32, sgM: 2, sgN: 4, buffers: 1 },
   'tc-256x128x32-s': { bm: 256, bn: 128, bk: 32, sgM: 4, sgN: 2, buffers: 1 },
 };
+// The strip versions of the same tiles ("-c": constant-offset fragment loads).
+for (const name of ['tc-128x64x32', 'tc-128x128x32', 'tc-128x128x64', 'tc-128x256x32-s', 'tc-256x128x32-s'])
+  MATMUL_TC_CONFIGS[`${name}-c`] = { ...MATMUL_TC_CONFIGS[name]!, strips: true };
 
 export type ActivationStorage = 'f32' | 'f16';
 
@@ -76,6 +82,7 @@ export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'
   const q8 = weights === 'q8_0';
   const words = weights !== 'f16'; // weights bound as u32 words and dequantised as they are fetched
   const { bm, bn, bk, sgM, sgN, buffers } = c;
+  const strips = c.strips === true;
   const subgroups = sgM * sgN;
   const THREADS = 32 * subgroups;
   const WM = bm / sgM;
@@ -106,14 +113,19 @@ export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'
       if (ch < ${bChunks}u && row < params.n && kk < params.k) { rb${p} = ${bLoad}; } else { rb${p} = vec4<u32>(0u); } }`,
     ),
   ].join('\n');
+  // Where chunk ch of a tile goes: (strip, offset in it) with strips, else the offset in the flat array.
+  const at = (perRow: number, per: number, buf: string) =>
+    strips
+      ? `${buf} + ch / ${perRow * 16}u, ((ch / ${perRow}u) % 16u) * LD + (ch % ${perRow}u) * ${per}u`
+      : `${buf} + (ch / ${perRow}u) * LD + (ch % ${perRow}u) * ${per}u`;
   const stash = [
     ...seq(aPer).map(
       (p) => `    { let ch = lid + ${p * THREADS}u;
-      if (ch < ${aChunks}u) { put${xType === 'f32' ? '4f' : '8'}a(abuf + (ch / ${bk / xPer}u) * LD + (ch % ${bk / xPer}u) * ${xPer}u, ra${p}); } }`,
+      if (ch < ${aChunks}u) { put${xType === 'f32' ? '4f' : '8'}a(${at(bk / xPer, xPer, 'abuf')}, ra${p}); } }`,
     ),
     ...seq(bPer).map(
       (p) => `    { let ch = lid + ${p * THREADS}u;
-      if (ch < ${bChunks}u) { put8b(bbuf + (ch / ${bk / 8}u) * LD + (ch % ${bk / 8}u) * 8u, rb${p}); } }`,
+      if (ch < ${bChunks}u) { put8b(${at(bk / 8, 8, 'bbuf')}, rb${p}); } }`,
     ),
   ].join('\n');
   const accInit = seq(FM)
@@ -125,12 +137,20 @@ export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'
         ...seq(FM).map(
           (i) =>
             `      let a${i} = ` +
-            `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(&sa, abuf + (sm * ${WM}u + ${i * 16}u) * LD + ${kk * 16}u, false, LD);`,
+            `subgroupMatrixLoad<subgroup_matrix_left<f16, 16, 16>>(${
+              strips
+                ? `&sa[abuf + sm * ${FM}u + ${i}u], ${kk * 16}u`
+                : `&sa, abuf + (sm * ${WM}u + ${i * 16}u) * LD + ${kk * 16}u`
+            }, false, LD);`,
         ),
         ...seq(FN).map(
           (j) =>
             `      let b${j} = ` +
-            `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(&sb, bbuf + (sn * ${WN}u + ${j * 16}u) * LD + ${kk * 16}u, true, LD);`,
+            `subgroupMatrixLoad<subgroup_matrix_right<f16, 16, 16>>(${
+              strips
+                ? `&sb[bbuf + sn * ${FN}u + ${j}u], ${kk * 16}u`
+                : `&sb, bbuf + (sn * ${WN}u + ${j * 16}u) * LD + ${kk * 16}u`
+            }, true, LD);`,
         ),
         ...seq(FM).flatMap((i) =>
           seq(FN).map((j) => `      c${i}_${j} = subgroupMatrixMultiplyAccumulate(a${i}, b${j}, c${i}_${j});`),
@@ -165,8 +185,10 @@ export function matmulTcWgsl(c: MatmulTcConfig, xType: ActivationStorage = 'f32'
       ),
     )
     .join('\n');
-  const A = bm * LD;
-  const B = bn * LD;
+  // A buffer's size in the unit abuf / bbuf count: strips of 16 rows, or halves.
+  const sa = strips ? 'sa[s]' : 'sa';
+  const A = strips ? bm / 16 : bm * LD;
+  const B = strips ? bn / 16 : bn * LD;
   const bufA = buffers === 2 ? `(t % 2u) * ${A}u` : '0u';
   const bufB = buffers === 2 ? `(t % 2u) * ${B}u` : '0u';
   const nextA = buffers === 2 ? `((t + 1u) % 2u) * ${A}u` : '0u';
@@ -224,11 +246,11 @@ struct Params { t: u32, n: u32, k: u32, has_bias: u32 }
 @group(0) @binding(4) var<uniform> params: Params;
 
 const LD: u32 = ${LD}u; // workgroup rows of BK halves plus 16 bytes of skew
-var<workgroup> sa: array<f16, ${buffers * A}>;
-var<workgroup> sb: array<f16, ${buffers * B}>;
+var<workgroup> sa: ${strips ? `array<array<f16, ${16 * LD}>, ${buffers * A}>` : `array<f16, ${buffers * A}>`};
+var<workgroup> sb: ${strips ? `array<array<f16, ${16 * LD}>, ${buffers * B}>` : `array<f16, ${buffers * B}>`};
 var<workgroup> ep: array<f32, ${subgroups * 256}>; // one 16 x 16 accumulator per subgroup for edge tiles
 
-${putHalvesWgsl('put8a', 'sa', true)}
+${putHalvesWgsl('put8a', 'sa', true, strips)}
 ${
   q8
     ? `${Q8_UNPACK_WGSL}
@@ -244,10 +266,10 @@ fn q8x8(row: u32, kk: u32) -> vec4<u32> {
       ? quantHalvesWgsl(weights)
       : ''
 }
-fn put4fa(at: u32, v: vec4<f32>) {
-  sa[at] = f16(v.x); sa[at + 1u] = f16(v.y); sa[at + 2u] = f16(v.z); sa[at + 3u] = f16(v.w);
+fn put4fa(${strips ? 's: u32, ' : ''}at: u32, v: vec4<f32>) {
+  ${sa}[at] = f16(v.x); ${sa}[at + 1u] = f16(v.y); ${sa}[at + 2u] = f16(v.z); ${sa}[at + 3u] = f16(v.w);
 }
-${putHalvesWgsl('put8b', 'sb', true)}
+${putHalvesWgsl('put8b', 'sb', true, strips)}
 
 @compute @workgroup_size(${THREADS})
 fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
