@@ -25,7 +25,11 @@ test('generate --save-session, then --session: the context comes back from its c
   assert.match(saved.stderr, /saved \d+ tokens to .* with the KV caches/);
   const asked = run('--model', FIXTURE_GGUF, '--session', file, '--prompt', ' One day', '--max-tokens', '16');
   assert.equal(asked.status, 0, asked.stderr);
-  assert.match(asked.stderr, /tokens restored from its caches/);
+  // Read layer by layer while the layer before restores, not read whole first.
+  assert.match(
+    asked.stderr,
+    /tokens restored from its caches \(read layer by layer beside the restore: [\d.]+ s reading/,
+  );
   const model = await loadModel(FIXTURE_GGUF, { device: 'cpu' });
   try {
     const session = await loadSession(model, file, { contextSize: 128 });
@@ -35,6 +39,32 @@ test('generate --save-session, then --session: the context comes back from its c
   } finally {
     model.dispose();
   }
+  // Through a pipe (no size, no seeking) the file is read whole, and answers the same.
+  const piped = spawnSync(
+    'bash',
+    [
+      '-c',
+      'cat "$0" | exec "$@"',
+      file,
+      process.execPath,
+      cli,
+      'generate',
+      '--backend',
+      'cpu',
+      '--model',
+      FIXTURE_GGUF,
+      '--session',
+      '/dev/stdin',
+      '--prompt',
+      ' One day',
+      '--max-tokens',
+      '16',
+    ],
+    { encoding: 'utf8', timeout: 120_000 },
+  );
+  assert.equal(piped.status, 0, piped.stderr);
+  assert.match(piped.stderr, /tokens restored from its caches\n/);
+  assert.equal(piped.stdout, asked.stdout);
   // The context grows: saved again after 4 more tokens (the last one sampled, not yet fed), from the caches.
   const before = decodeSessionFile(readFileSync(file), file).header.tokenCount;
   const again = run(

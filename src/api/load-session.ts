@@ -33,10 +33,12 @@ export interface LoadSessionOptions extends PrefillOptions {
   timings?: { readSeconds?: number; restoreSeconds?: number };
 }
 
-interface Loaded {
+/** A session file's head, and its saved caches where it has them (layers read as the restore asks for them). */
+export interface LoadedSession {
   header: SessionHeader;
   ids: number[];
   saved?: { caches: PendingCaches; logits: Float32Array };
+  /** The layers' reads (a file on disk): start() before the restore asks for layer 0. */
   prefetch?: PrefetchedCaches;
 }
 
@@ -47,25 +49,33 @@ export async function loadSession(
 ): Promise<Session> {
   const t0 = performance.now();
   if (typeof source !== 'string') return restore(model, decodeSessionFile(source, 'the session'), 'the session', o, t0);
-  // Size checked against the limit before reading (node-only modules, loaded here).
+  return withSessionLoad(source, (loaded) => restore(model, loaded, source, o, t0));
+}
+
+/**
+ * Opens the session file at `path` (its size checked against the limit before reading), reads and checks its head
+ * and gives it to `use`, with the caches' layers to be read while the layer before restores; the file stays open
+ * until `use` has settled and no read of it is under way. A pipe is read whole.
+ */
+export async function withSessionLoad<T>(path: string, use: (loaded: LoadedSession) => Promise<T>): Promise<T> {
+  // Node-only modules, loaded here (the package's browser build has no file system).
   const { MAX_BUFFER, withSessionFile } = await import('./session-stream.js');
   const { prefetchCaches } = await import('./session-prefetch.js');
-  return withSessionFile(source, {}, (bytes, fd) => {
-    if (fd < 0) return restore(model, decodeSession(bytes, source), source, o, t0); // a pipe, read whole
-    const layout = decodeSessionLayout(bytes, source);
+  return withSessionFile(path, {}, (bytes, fd) => {
+    if (fd < 0) return use(decodeSession(bytes, path)); // a pipe, read whole
+    const layout = decodeSessionLayout(bytes, path);
     const { header, ids, caches } = layout;
-    if (!caches) return restore(model, { header, ids }, source, o, t0);
+    if (!caches) return use({ header, ids });
     const logits = caches.logits;
     const read = bytes.read(caches.regionAt + logits.offset, logits.bytes, entryElementBytes(logits));
-    const prefetch = prefetchCaches(fd, { header, ids, caches }, source, MAX_BUFFER);
+    const prefetch = prefetchCaches(fd, { header, ids, caches }, path, MAX_BUFFER);
     const saved = { caches: prefetch.caches, logits: arrayOf(logits, read).data as Float32Array };
-    // The file closes once no read of it is under way, whatever the restore did.
-    const done = restore(model, { header, ids, saved, prefetch }, source, o, t0);
-    return done.finally(() => prefetch.settled());
+    // The file closes once no read of it is under way, whatever `use` did.
+    return use({ header, ids, saved, prefetch }).finally(() => prefetch.settled());
   });
 }
 
-async function restore(model: Model, loaded: Loaded, name: string, o: LoadSessionOptions, t0: number) {
+async function restore(model: Model, loaded: LoadedSession, name: string, o: LoadSessionOptions, t0: number) {
   const { header, ids, saved, prefetch } = loaded;
   const c = model.config;
   const contextSize = o.contextSize ?? header.contextSize;

@@ -23,6 +23,8 @@ export interface PrefetchedCaches {
   start(): void;
   /** Resolves once no read is under way (so the file may be closed), whatever became of them. */
   settled(): Promise<void>;
+  /** Lets the read buffers go once the restore has returned (a caller that lives on after it). */
+  release(): void;
   /** Seconds during which a read of the layers was under way, and seconds the restore waited for one. */
   readonly readSeconds: number;
   readonly waitSeconds: number;
@@ -129,6 +131,9 @@ export function prefetchCaches(
     start: () => start(0),
     settled: async () => {
       await Promise.allSettled(all);
+    },
+    release: () => {
+      for (const turn of turns) turn.clear();
     },
     get readSeconds() {
       return times.readSeconds;

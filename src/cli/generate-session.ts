@@ -1,16 +1,11 @@
 // Saved sessions for `longctx generate` (--session F, --save-session F): the library's session file
-// (api/session-file.ts), streamed array by array (api/session-stream.ts), its size checked before it is read and its header checked against the
-// model, method and positions before the decoder is allocated; restored from its saved caches where every
-// layer takes them, else by replaying its tokens.
+// (api/session-file.ts), its size checked before it is read and its header checked against the model, method and
+// positions before the decoder is allocated; restored from its saved caches where every layer takes them, read
+// layer by layer while the layer before restores (api/session-prefetch.ts), else by replaying its tokens.
 import { InputError } from '../errors.js';
-import { readSessionStream, writeSessionStream } from '../api/session-stream.js';
-import {
-  checkHeader,
-  modelFingerprint,
-  planSessionFile,
-  type DecodedSession,
-  type SessionPositions,
-} from '../api/session-file.js';
+import { writeSessionStream } from '../api/session-stream.js';
+import { withSessionLoad, type LoadedSession } from '../api/load-session.js';
+import { checkHeader, modelFingerprint, planSessionFile, type SessionPositions } from '../api/session-file.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { LoadedModel } from '../model/types.js';
 
@@ -38,29 +33,40 @@ function identity(model: LoadedModel, run: RunIdentity, fingerprint: string) {
   };
 }
 
-/** The session file at `path`, checked against this model and run (SessionMismatchError, InputError). */
-export async function readSession(
+/**
+ * Opens the session file at `path`, checks its head against this model and run (SessionMismatchError, InputError)
+ * before anything is allocated for it, and gives it to `use`; its caches' layers are read from the file while
+ * the layer before them restores (restoreSession), never the whole file at once. The file closes after `use`.
+ */
+export async function withSession<T>(
   path: string,
   model: LoadedModel,
   run: Partial<RunIdentity>,
-): Promise<DecodedSession> {
-  const decoded = readSessionStream(path);
-  const attention = run.attention ?? decoded.header.attention;
-  const now = identity(model, { ...run, attention }, await modelFingerprint(model));
-  checkHeader(decoded.header, { ...now, contextSize: Number.MAX_SAFE_INTEGER }, path);
-  const bad = decoded.ids.find((id) => id >= model.config.vocabSize);
-  if (bad !== undefined) throw new InputError(`${path}: token id ${bad} is outside the vocabulary`);
-  return decoded;
+  use: (s: LoadedSession) => Promise<T>,
+): Promise<T> {
+  const fingerprint = await modelFingerprint(model);
+  return withSessionLoad(path, async (loaded) => {
+    const attention = run.attention ?? loaded.header.attention;
+    const now = identity(model, { ...run, attention }, fingerprint);
+    checkHeader(loaded.header, { ...now, contextSize: Number.MAX_SAFE_INTEGER }, path);
+    const bad = loaded.ids.find((id) => id >= model.config.vocabSize);
+    if (bad !== undefined) throw new InputError(`${path}: token id ${bad} is outside the vocabulary`);
+    return use(loaded);
+  });
 }
 
 /** Puts the saved context into a fresh decoder; returns the logits after its last token and how it got them. */
 export async function restoreSession(
   decoder: Decoder,
-  s: DecodedSession,
+  s: LoadedSession,
   chunk: number,
   onProgress?: (tokens: number, total: number) => void,
 ): Promise<{ logits: Float32Array; from: 'caches' | 'replay' }> {
-  if (s.saved && (await decoder.restoreCaches?.(s.saved.caches))) return { logits: s.saved.logits, from: 'caches' };
+  s.prefetch?.start();
+  const fromCaches =
+    s.saved && s.saved.caches.position === s.ids.length && (await decoder.restoreCaches?.(s.saved.caches));
+  s.prefetch?.release(); // generation goes on after this: the two layers' read buffers are not kept for it
+  if (fromCaches) return { logits: s.saved!.logits, from: 'caches' };
   let logits: Float32Array | undefined;
   for (let at = 0; at < s.ids.length; at += chunk) {
     logits = await decoder.forward(s.ids.slice(at, at + chunk));

@@ -18,7 +18,8 @@ import { loadModel } from '../model/load/load.js';
 import { backendOption, numberOption, parse, required } from './args.js';
 import { prefillBar } from './progress-report.js';
 import { GENERATE_HOSTS_OPTIONS, GENERATE_HOSTS_USAGE, generateAcrossHostsCommand } from './generate-hosts.js';
-import { readSession, restoreSession, writeSession } from './generate-session.js';
+import { restoreSession, withSession, writeSession } from './generate-session.js';
+import type { LoadedSession } from '../api/load-session.js';
 
 export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT | --prompt-file F) --max-tokens N [--temperature T]
                         [--top-p P] [--seed S] [--backend cpu|webgpu|auto] [--attention SPEC] [--no-bos] [--chunk N]
@@ -112,109 +113,116 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const positions = typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined;
   const positionMethod = positions && positions.kind !== 'none' ? formatPositionSpec(positions) : undefined;
   const given = typeof v.attention === 'string' ? v.attention : undefined;
-  const session =
-    typeof v.session === 'string'
-      ? await readSession(v.session, model, { attention: given, positionMethod })
-      : undefined;
-  const attention = given ?? session?.header.attention ?? 'flash';
-  const schedule = scheduleFromSpec(parseMethodSpec(attention));
-  const star = schedule.methodFor(0).name === 'star';
-  // After a saved context the prompt is appended to it: no BOS, and it may be empty.
-  const context = session?.ids ?? [];
-  const ids = session ? model.tokenizer.encode(prompt) : promptTokens(model.tokenizer, prompt, !v['no-bos']);
-  const run: RunShape = {
-    promptTokens: context.length + ids.length,
-    newTokens: maxTokens,
-    attention,
-    schedule,
-    storage,
-    chunk,
-    allowOverflow: v['allow-overflow'] === true,
-    positions: typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined,
-  };
-  checkRunServed(model.config, run, model.source);
-  const device = await acquireDevice(backend);
-  if (storage === 'f16' && device.backend === 'cpu')
-    process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
-  try {
-    checkRunFits(device, model.config, run);
-  } catch (e) {
-    device.destroy();
-    throw e;
-  }
-  const runTokens = context.length + ids.length + maxTokens;
-  const decoder = await createDecoder(device, model, schedule, {
-    maxTokens: runTokens,
-    chunk,
-    storage,
-    positions,
-  });
-  try {
-    const c = model.config;
-    process.stderr.write(
-      `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ` +
-        `${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
-    );
-    let restored: Awaited<ReturnType<typeof restoreSession>> | undefined;
-    if (session) {
-      restored = await restoreSession(decoder, session, star ? context.length : chunk, prefillBar('session'));
-      process.stderr.write(
-        `generate: ${v.session}: ${context.length} tokens ${restored.from === 'caches' ? 'restored from its caches' : 'replayed'}\n`,
-      );
+  // With --session the file stays open while its caches restore (read layer by layer), then closes.
+  const run = async (session?: LoadedSession) => {
+    const attention = given ?? session?.header.attention ?? 'flash';
+    const schedule = scheduleFromSpec(parseMethodSpec(attention));
+    const star = schedule.methodFor(0).name === 'star';
+    // After a saved context the prompt is appended to it: no BOS, and it may be empty.
+    const context = session?.ids ?? [];
+    const ids = session ? model.tokenizer.encode(prompt) : promptTokens(model.tokenizer, prompt, !v['no-bos']);
+    const shape: RunShape = {
+      promptTokens: context.length + ids.length,
+      newTokens: maxTokens,
+      attention,
+      schedule,
+      storage,
+      chunk,
+      allowOverflow: v['allow-overflow'] === true,
+      positions: typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined,
+    };
+    checkRunServed(model.config, shape, model.source);
+    const device = await acquireDevice(backend);
+    if (storage === 'f16' && device.backend === 'cpu')
+      process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
+    try {
+      checkRunFits(device, model.config, shape);
+    } catch (e) {
+      device.destroy();
+      throw e;
     }
-    // --max-tokens 0 with --save-session: the prompt is prefilled to be saved.
-    let prefilled: Float32Array | undefined;
-    if (v['save-session'] !== undefined && maxTokens === 0)
-      for (let at = 0; at < ids.length; at += star ? ids.length : chunk)
-        prefilled = await decoder.forward(ids.slice(at, at + (star ? ids.length : chunk)));
-    const counted = v.stats && device.gpu ? new CountingDecoder(decoder, device.gpu) : undefined;
-    const r = await generate(counted ?? decoder, model.tokenizer, ids, {
-      context: restored && { lastId: context[context.length - 1], logits: restored.logits },
-      maxTokens,
-      temperature: numberOption(v, 'temperature') ?? 0,
-      topP: numberOption(v, 'top-p'),
-      seed: numberOption(v, 'seed'),
-      onText: (s) => process.stdout.write(s),
-      // Progress on stderr for a long prompt (Star lays out its anchor from the whole prompt: one call).
-      ...(star ? {} : { prefillSlice: chunk, onPrefillProgress: prefillBar('prefill') }),
+    const runTokens = context.length + ids.length + maxTokens;
+    const decoder = await createDecoder(device, model, schedule, {
+      maxTokens: runTokens,
+      chunk,
+      storage,
+      positions,
     });
-    process.stdout.write('\n');
-    const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
-    process.stderr.write(
-      `generate: prefill ${ids.length} tokens in ${r.prefillSeconds.toFixed(3)} s (${rate(ids.length, r.prefillSeconds)} tokens/s); ` +
-        `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s ` +
-        `(${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)` +
-        `${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
-    );
-    const last = r.logits ?? prefilled ?? restored?.logits;
-    if (typeof v['save-session'] === 'string' && last) {
-      const all = [...context, ...ids, ...r.ids];
-      const saved = await writeSession(
-        v['save-session'],
-        model,
-        { attention, positionMethod },
-        decoder,
-        all,
-        last,
-        runTokens,
-      );
+    try {
+      const c = model.config;
       process.stderr.write(
-        `generate: saved ${decoder.position} tokens to ${v['save-session']} (${(saved.bytes / 2 ** 20).toFixed(2)} MiB, ` +
-          `${saved.caches ? 'with the KV caches' : 'tokens only: replayed on load'})\n`,
+        `generate: ${model.source} (${c.architecture}, ${c.layers} layers, ${c.hiddenSize} wide) on ` +
+          `${device.name}; attention: ${schedule.description}; prompt ${ids.length} tokens\n`,
       );
+      let restored: Awaited<ReturnType<typeof restoreSession>> | undefined;
+      if (session) {
+        restored = await restoreSession(decoder, session, star ? context.length : chunk, prefillBar('session'));
+        process.stderr.write(
+          `generate: ${v.session}: ${context.length} tokens ${restored.from === 'caches' ? 'restored from its caches' : 'replayed'}` +
+            (session.prefetch && restored.from === 'caches'
+              ? ` (read layer by layer beside the restore: ${session.prefetch.readSeconds.toFixed(3)} s reading, ` +
+                `${session.prefetch.waitSeconds.toFixed(3)} s waited for)`
+              : '') +
+            '\n',
+        );
+      }
+      // --max-tokens 0 with --save-session: the prompt is prefilled to be saved.
+      let prefilled: Float32Array | undefined;
+      if (v['save-session'] !== undefined && maxTokens === 0)
+        for (let at = 0; at < ids.length; at += star ? ids.length : chunk)
+          prefilled = await decoder.forward(ids.slice(at, at + (star ? ids.length : chunk)));
+      const counted = v.stats && device.gpu ? new CountingDecoder(decoder, device.gpu) : undefined;
+      const r = await generate(counted ?? decoder, model.tokenizer, ids, {
+        context: restored && { lastId: context[context.length - 1], logits: restored.logits },
+        maxTokens,
+        temperature: numberOption(v, 'temperature') ?? 0,
+        topP: numberOption(v, 'top-p'),
+        seed: numberOption(v, 'seed'),
+        onText: (s) => process.stdout.write(s),
+        // Progress on stderr for a long prompt (Star lays out its anchor from the whole prompt: one call).
+        ...(star ? {} : { prefillSlice: chunk, onPrefillProgress: prefillBar('prefill') }),
+      });
+      process.stdout.write('\n');
+      const rate = (n: number, s: number) => (s > 0 ? (n / s).toFixed(1) : '-');
+      process.stderr.write(
+        `generate: prefill ${ids.length} tokens in ${r.prefillSeconds.toFixed(3)} s (${rate(ids.length, r.prefillSeconds)} tokens/s); ` +
+          `decode ${r.ids.length} tokens in ${r.decodeSeconds.toFixed(3)} s ` +
+          `(${rate(Math.max(0, r.ids.length - 1), r.decodeSeconds)} tokens/s)` +
+          `${r.stoppedAtEos ? '; stopped at EOS' : ''}; KV cache ${(decoder.cacheBytes / 2 ** 20).toFixed(2)} MiB\n`,
+      );
+      const last = r.logits ?? prefilled ?? restored?.logits;
+      if (typeof v['save-session'] === 'string' && last) {
+        const all = [...context, ...ids, ...r.ids];
+        const saved = await writeSession(
+          v['save-session'],
+          model,
+          { attention, positionMethod },
+          decoder,
+          all,
+          last,
+          runTokens,
+        );
+        process.stderr.write(
+          `generate: saved ${decoder.position} tokens to ${v['save-session']} (${(saved.bytes / 2 ** 20).toFixed(2)} MiB, ` +
+            `${saved.caches ? 'with the KV caches' : 'tokens only: replayed on load'})\n`,
+        );
+      }
+      if (v.stats) {
+        const plans = (decoder as { plans?: string[] }).plans ?? [];
+        const groups = new Map<string, number[]>();
+        plans.forEach((p, i) => groups.set(p, [...(groups.get(p) ?? []), i]));
+        for (const [p, layers] of groups) process.stderr.write(`stats: layers ${layers.join(',')}: ${p}\n`);
+        for (const m of (decoder as { matmulPlans?: string[] }).matmulPlans ?? [])
+          process.stderr.write(`stats: ${m}\n`);
+        if (counted) process.stderr.write(counted.summary(Math.ceil(ids.length / chunk)));
+      }
+    } finally {
+      decoder.destroy();
+      device.destroy();
     }
-    if (v.stats) {
-      const plans = (decoder as { plans?: string[] }).plans ?? [];
-      const groups = new Map<string, number[]>();
-      plans.forEach((p, i) => groups.set(p, [...(groups.get(p) ?? []), i]));
-      for (const [p, layers] of groups) process.stderr.write(`stats: layers ${layers.join(',')}: ${p}\n`);
-      for (const m of (decoder as { matmulPlans?: string[] }).matmulPlans ?? []) process.stderr.write(`stats: ${m}\n`);
-      if (counted) process.stderr.write(counted.summary(Math.ceil(ids.length / chunk)));
-    }
-  } finally {
-    decoder.destroy();
-    device.destroy();
-  }
+  };
+  if (typeof v.session === 'string') return withSession(v.session, model, { attention: given, positionMethod }, run);
+  return run();
 }
 
 /** Counts what each forward costs the host and the device: the first is the prefill, the rest decode steps. */
