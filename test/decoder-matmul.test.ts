@@ -148,8 +148,8 @@ test('the planner picks tensor cores for chunks and a GEMV for one row on a devi
   const t = { features: FULL, maxWorkgroupStorageBytes: 49152, dtype: 'f16' as const, headDim: 0 };
   const rows = planMatmul({ ...t, queries: 512, keys: 2048, columns: 8192 });
   assert.equal(rows.version, 'tensor-cores');
-  assert.equal(rows.kernel, 'tc-256x128x32-s');
-  assert.equal(planMatmul({ ...t, queries: 512, keys: 2048, columns: 2048 }).kernel, 'tc-128x64x32');
+  assert.equal(rows.kernel, 'tc-256x128x32-s-c');
+  assert.equal(planMatmul({ ...t, queries: 512, keys: 2048, columns: 2048 }).kernel, 'tc-128x64x32-c');
   assert.equal(planMatmul({ ...t, queries: 1, keys: 8192, columns: 2048 }).kernel, 'gemv-r1t128');
   assert.equal(planMatmul({ ...t, queries: 1, keys: 2048, columns: 8192 }).kernel, 'gemv-r2');
   // Inputs not a multiple of 8 (stories260K's MLP of 172) fall back, saying why.

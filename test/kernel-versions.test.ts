@@ -497,5 +497,6 @@ test('kernel versions: what was skipped', () => {
       assert.equal(preferredMatmul(dev, m, n, k).unsupported(dev, 'f16', k), null);
     for (const k of [2048, 8192]) assert.equal(preferredGemv(dev, k).unsupported(dev, 'f16', k), null);
   }
-  assert.equal(preferredFlash(FULL_FEATURED, 'f16', 128).name, 'tc2-128x32');
+  assert.equal(preferredFlash(FULL_FEATURED, 'f16', 128).name, 'tc2-128x32-c');
+  assert.equal(preferredFlash(FULL_FEATURED, 'f16', 32).name, 'tc2-64x32-c');
 });

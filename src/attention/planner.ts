@@ -68,11 +68,12 @@ export interface KernelChoice extends KernelGeometry {
 /** Split-KV decoding pays off once a cache holds this many keys (below, one workgroup per head is enough). */
 export const DECODE_SPLIT_MIN_KEYS = 256;
 
-/** Flash attention versions, best first. */
-/** The tensor-core flash version the planner offers as 'tc2' (kernels/versions.ts). */
-export const TC2_VERSION = 'tc2-128x32';
+/** The tensor-core flash version the planner offers as 'tc2' (kernels/versions.ts): the strip version of the
+ * 128 x 32 tile, as fast or faster than the flat one at every head dim measured (2026-12-04, H200). */
+export const TC2_VERSION = 'tc2-128x32-c';
 const TC2 = () => flashVersion(TC2_VERSION)!;
 
+/** Flash attention versions, best first. */
 export const FLASH_VERSIONS: KernelVersion[] = [
   {
     name: 'split-kv-decode',
@@ -95,8 +96,8 @@ export const FLASH_VERSIONS: KernelVersion[] = [
   {
     name: 'tc2',
     why:
-      'f16 tensor cores, 128 queries x 32 keys per workgroup, Q in registers, next K/V tile prefetched ' +
-      '(100-107 TFLOP/s on an H200 at D 128, 5x subgroup-matrix: docs/BENCHMARKS.md)',
+      'f16 tensor cores, 128 queries x 32 keys per workgroup, Q in registers, next K/V tile prefetched, S and P in ' +
+      'per-subgroup strips (97.5-105 TFLOP/s on an H200 at D 128 with the NaN policy, 5x subgroup-matrix)',
     supports: (t) =>
       !t.features
         ? 'WebGPU only'
@@ -175,7 +176,7 @@ export const MATMUL_VERSIONS: KernelVersion[] = [
   },
   {
     name: 'tensor-cores',
-    why: 'f16 tensor cores (subgroup matrices), the tile measured best for the shape (65-98 TFLOP/s on an H200)',
+    why: 'f16 tensor cores (subgroup matrices), the tile measured best for the shape (69-111 TFLOP/s on an H200)',
     supports: (t) =>
       !t.features
         ? 'WebGPU only'

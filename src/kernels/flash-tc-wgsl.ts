@@ -52,7 +52,11 @@ import {
 import { NON_FINITE_WGSL } from './wgsl-common.js';
 import { V_FINITE_GROUPS } from './v-finite-wgsl.js';
 
-export type FlashTcConfig = Tc2Config;
+export interface FlashTcConfig extends Tc2Config {
+  /** Query blocks in reverse order (the last, causal's heaviest, first), so the light ones fill the dispatch's tail
+   * (FlashAttention-2's causal schedule, after longest-processing-time-first). Order only: results are identical. */
+  heavyFirst?: boolean;
+}
 
 /** Where V's NaN check sits: once per KV head before the kernel (v-finite-wgsl.ts), or in every staged tile. */
 export const FLASH_VCHECKS = ['hoisted', 'tile'] as const;
@@ -76,6 +80,7 @@ export const FLASH_TC_CONFIGS: Record<string, FlashTcConfig> = {
   // st and pt as per-subgroup strips: constant-offset S stores and P loads (sgmat-tiles-wgsl.ts).
   'tc2-128x32-c': { subgroups: 8, keyTile: 32, strips: true },
   'tc2-64x32-c': { subgroups: 4, keyTile: 32, strips: true },
+  'tc2-128x32-cr': { subgroups: 8, keyTile: 32, strips: true, heavyFirst: true },
 };
 
 export function flashTcRows(c: FlashTcConfig): number {
@@ -101,6 +106,7 @@ export function flashTcFlagsBinding(mask?: WgslMask): number {
 export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask, part: FlashTcPart = 'tile'): string {
   const g = tc2Geometry(headDim, c);
   const { BC, THREADS, blocks } = g;
+  const qb = c.heavyFirst ? 'qb' : 'wg.x'; // this workgroup's query block
   const fetch = tc2FetchWgsl(g, {
     j: 'tn + ch / CH',
     ok: 'j < params.nk',
@@ -108,9 +114,9 @@ export function flashTcWgsl(headDim: number, c: FlashTcConfig, mask?: WgslMask, 
   });
   const oInit = accumulatorsWgsl('o', blocks);
   const tiles = mask
-    ? `let e0 = block_offsets[wg.x];
-  let e1 = block_offsets[wg.x + 1u];`
-    : `let wg_last = key_limit(min(params.nq - 1u, wg.x * BR + BR - 1u));
+    ? `let e0 = block_offsets[${qb}];
+  let e1 = block_offsets[${qb} + 1u];`
+    : `let wg_last = key_limit(min(params.nq - 1u, ${qb} * BR + BR - 1u));
   let e0 = 0u;
   let e1 = select(0u, u32(wg_last) / BC + 1u, wg_last >= 0);`;
   const tileStart = mask ? '(block_tiles[ee] >> 1u) * BC' : 'ee * BC';
@@ -158,16 +164,16 @@ ${tc2StoresWgsl(g)}
 ${NON_FINITE_WGSL}
 ${HALVES_NON_FINITE_WGSL}
 @compute @workgroup_size(${THREADS})
-fn main(@builtin(workgroup_id) wg: vec3u, @builtin(local_invocation_index) lid: u32,
+fn main(@builtin(workgroup_id) wg: vec3u, ${c.heavyFirst ? '@builtin(num_workgroups) nwg: vec3u, ' : ''}@builtin(local_invocation_index) lid: u32,
         @builtin(subgroup_id) sg: u32, @builtin(subgroup_invocation_id) lane: u32) {
-  let h = wg.y;
+  let h = wg.y;${c.heavyFirst ? '\n  let qb = nwg.x - 1u - wg.x;' : ''}
   let kvh = h / params.group;
   let kvrow = kvh * select(params.nk, params.kv_stride, params.kv_stride != 0u);
   let sbase = sg * 16u * LDS;
   let pbase = sg * 16u * LDP;
   let r = lane / 2u;
   let side = lane % 2u;
-  let i = wg.x * BR + sg * 16u + r;
+  let i = ${qb} * BR + sg * 16u + r;
   let row_ok = i < params.nq;
   let qp = i32(params.nk) - i32(params.nq) + i32(i);
   let last = select(-1, ${mask ? 'i32(params.nk) - 1' : 'key_limit(i)'}, row_ok);

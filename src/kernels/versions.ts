@@ -214,12 +214,16 @@ export function matmulVersion(name: string): MatmulVersion | undefined {
 }
 
 /**
- * The version to use for a shape, from the H200 measurements of 2026-12-01 (docs/BENCHMARKS.md,
- * docs/bench/kernels-h200.json), falling back down each list to what the device supports. The
- * planner may override these; they are the measured defaults, not a law.
+ * The version to use for a shape, from the H200 measurements of 2026-12-01 and 2026-12-04 (docs/BENCHMARKS.md,
+ * docs/bench/kernels-h200.json, docs/bench/h200-kernels-c/), falling back down each list to what the device
+ * supports. The strip ("-c") versions come first: with Dawn's robustness on they ran 1-12% (flash) and 6-13%
+ * (matmul) faster than the same tiles flat. The planner may override these; they are the measured defaults.
  */
 export function preferredFlash(dev: KernelDevice, dtype: DType, headDim: number): FlashVersion {
-  const order = headDim <= 32 ? ['tc2-64x32', 'tc2-128x32'] : ['tc2-128x32', 'tc2-64x32'];
+  const order =
+    headDim <= 32
+      ? ['tc2-64x32-c', 'tc2-64x32', 'tc2-128x32-c', 'tc2-128x32']
+      : ['tc2-128x32-c', 'tc2-128x32', 'tc2-64x32-c', 'tc2-64x32'];
   for (const name of [...order, 'sgmat-v1', 'portable']) {
     const v = flashVersion(name)!;
     if (!v.unsupported(dev, dtype, headDim)) return v;
@@ -235,7 +239,10 @@ export function preferredMatmul(
   weights: WeightStorage = 'f16',
 ): MatmulVersion {
   // Short chunks with narrow outputs have too few 256-row tiles to fill 132 SMs: 128x64 wins there.
-  const order = m <= 512 && n <= 2048 ? ['tc-128x64x32', 'tc-64x64x32'] : ['tc-256x128x32-s', 'tc-128x256x32-s'];
+  const order =
+    m <= 512 && n <= 2048
+      ? ['tc-128x64x32-c', 'tc-128x64x32', 'tc-64x64x32']
+      : ['tc-256x128x32-s-c', 'tc-256x128x32-s', 'tc-128x256x32-s-c', 'tc-128x256x32-s'];
   for (const name of [...order, 'tc-128x128x32']) {
     const v = matmulVersion(name)!;
     if (!v.unsupported(dev, weights, k)) return v;
