@@ -160,12 +160,21 @@ test('the planner picks tensor cores for chunks and a GEMV for one row on a devi
 });
 
 test('plan --device names the matmul kernels of a prefill chunk and of one row per device profile', () => {
-  const plan = (device: string, dtype: 'f16' | 'f32' = 'f16') =>
-    planModel(LLAMA_3_2_1B_SHAPE, { context: 16384, attention: 'flash', dtype, device }).matmul;
-  const tc = plan('tensor-cores');
-  // q, k and v stacked (3072 x 2048, where they share an encoding) or apart (2048 x 2048 and 512 x 2048).
-  assert.match(tc.prefill, /matmul: tensor-cores tc-128x64x32 .*\[outputs x inputs: 2048x2048, 512x2048, 2048x8192\]/);
-  assert.match(tc.prefill, /^matmul: tensor-cores tc-256x128x32-s .*\[outputs x inputs: 3072x2048, 8192x2048\]/);
+  const plan = (device: string, dtype: 'f16' | 'f32' = 'f16', chunk?: number) =>
+    planModel(LLAMA_3_2_1B_SHAPE, { context: 16384, attention: 'flash', dtype, device, chunk }).matmul;
+  // The default chunk on tensor cores (2048) takes the tall tile for every product.
+  assert.match(
+    plan('tensor-cores').prefill,
+    /^matmul: tensor-cores tc-256x128x32-s-c .*\[outputs x inputs: 3072x2048, 2048x2048, 512x2048, 8192x2048, 2048x8192\]$/,
+  );
+  const tc = plan('tensor-cores', 'f16', 512);
+  // At chunks of 512: q, k and v stacked (3072 x 2048, where they share an encoding) or apart (2048 x 2048 and
+  // 512 x 2048).
+  assert.match(
+    tc.prefill,
+    /matmul: tensor-cores tc-128x64x32-c .*\[outputs x inputs: 2048x2048, 512x2048, 2048x8192\]/,
+  );
+  assert.match(tc.prefill, /^matmul: tensor-cores tc-256x128x32-s-c .*\[outputs x inputs: 3072x2048, 8192x2048\]/);
   assert.match(tc.decode, /^matmul: gemv gemv-r2 .*128256x2048/);
   assert.match(tc.decode, /matmul: gemv gemv-r1t128 .*\[outputs x inputs: 2048x8192\]/);
   assert.match(plan('lavapipe').prefill, /^matmul: tiled tiled-v1 .*not tensor-cores \(the device has no f16 subgroup/);

@@ -98,10 +98,10 @@ describe('plan', () => {
   });
 
   it('activations: flash never holds N x N; dense holds heads x chunk x N f32 scores', () => {
-    const flash = planModel(llama1b, { context: 131072, attention: 'flash' });
+    const flash = planModel(llama1b, { context: 131072, attention: 'flash', chunk: 512 });
     // hidden + residual 2*512*2048*2, MLP phase 2*512*8192*2 (larger than q,k,v,o), last logits 128256*4.
     assert.equal(flash.activationBytes, 2 * 512 * 2048 * 2 + 2 * 512 * 8192 * 2 + 128256 * 4);
-    const dense = planModel(llama1b, { context: 131072, attention: 'dense' });
+    const dense = planModel(llama1b, { context: 131072, attention: 'dense', chunk: 512 });
     assert.equal(
       dense.activationBytes,
       2 * 512 * 2048 * 2 + 512 * (2 * 32 + 2 * 8) * 64 * 2 + 32 * 512 * 131072 * 4 + 128256 * 4,
@@ -109,6 +109,16 @@ describe('plan', () => {
     assert.equal(planModel(llama1b, { context: 100, attention: 'flash' }).chunk, 100);
     assert.equal(flash.totalBytes, flash.weightBytes + flash.kvCacheBytes + flash.activationBytes);
     assert.equal(flash.weightBytes, 1235814400 * 2);
+  });
+
+  it('the default chunk follows the device: 2048 where the matmuls take tensor-core tiles, else 512', () => {
+    const tc = planModel(llama1b, { context: 131072, attention: 'flash' });
+    assert.equal(tc.chunk, 2048);
+    assert.equal(tc.activationBytes, 2 * 2048 * 2048 * 2 + 2 * 2048 * 8192 * 2 + 128256 * 4);
+    for (const device of ['lavapipe', 'portable', 'cpu'])
+      assert.equal(planModel(llama1b, { context: 131072, attention: 'flash', device }).chunk, 512, device);
+    // f32 storage takes no f16 tensor-core tile.
+    assert.equal(planModel(llama1b, { context: 131072, attention: 'flash', dtype: 'f32' }).chunk, 512);
   });
 
   it('bad specs are SpecErrors', () => {

@@ -1,11 +1,10 @@
 // loadModel -> Model -> createSession: the library's face over the loaders, the decoder for a device and
 // the memory plan. A session is refused before anything is allocated when its context does not fit.
 import { acquireDevice, type BackendName, type Device } from '../runtime/device.js';
-import { createDecoder } from '../model/forward/create-decoder.js';
+import { createDecoder, prefillChunkFor } from '../model/forward/create-decoder.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { parseRopeSpec } from '../model/positions/rope-scaling.js';
-import { DEFAULT_PREFILL_CHUNK } from '../model/plan.js';
 import type { LoadedModel, ModelConfig, RopeScaling, Tokenizer, WeightTensor } from '../model/types.js';
 import { InputError } from '../errors.js';
 import { type ChatTemplate, chatTemplate, noChatTemplate } from './chat.js';
@@ -88,6 +87,11 @@ export class Model {
     return this.template;
   }
 
+  /** The prefill chunk of a session: the one asked for, else what the planner gives this device (2048 on tensor cores). */
+  private chunkFor(o: SessionOptions): number {
+    return o.chunk ?? prefillChunkFor(this.device, this.storage, this.config);
+  }
+
   /** What a session of this size and method would hold; `fits` says whether it is within the budget. */
   plan(o: SessionOptions = {}): ContextPlan {
     const backend = this.device.backend;
@@ -96,7 +100,7 @@ export class Model {
       attention: o.attention ?? 'flash',
       backend,
       storage: this.storage,
-      chunk: o.chunk,
+      chunk: this.chunkFor(o),
       memoryBytes: this.memoryBytes,
       weightBytes: heldWeightBytes(
         weightList(this.files.model),
@@ -112,7 +116,7 @@ export class Model {
     const contextSize = o.contextSize ?? this.config.contextLength;
     if (!Number.isSafeInteger(contextSize) || contextSize < 1)
       throw new InputError(`contextSize must be a positive integer, got ${contextSize}`);
-    const chunk = o.chunk ?? DEFAULT_PREFILL_CHUNK;
+    const chunk = this.chunkFor(o);
     if (!Number.isSafeInteger(chunk) || chunk < 1)
       throw new InputError(`chunk must be a positive integer, got ${chunk}`);
     const attention = o.attention ?? 'flash';

@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
+import { prefillChunkFor } from '../model/forward/create-decoder.js';
 import { RANDOM_WEIGHTS, type RandomWeights, randomModel } from '../model/load/random-model.js';
 import {
   asPlotReport,
@@ -23,13 +24,14 @@ import { backendOption, intList, numberOption, parse } from './args.js';
 
 export const BENCH_MODEL_USAGE = `usage: longctx bench model [--shape llama-3.2-1b|tiny] [--layers N] [--hidden N] [--heads N] [--kv-heads N]
                       [--head-dim N] [--intermediate N] [--vocab N] [--contexts 4K,32K,128K] [--method SPEC]...
-                      [--decode 128] [--chunk 512] [--storage f16|f32] [--weights f16|f32|q4_0|q4_k|q5_k|q6_k]
+                      [--decode 128] [--chunk N] [--storage f16|f32] [--weights f16|f32|q4_0|q4_k|q5_k|q6_k]
                       [--budget-seconds 480]
                       [--backend cpu|webgpu|auto] [--reference torch.json] [--out-dir bench-out] [--title T]
                       [--batch-passes N] [--profile]
   A random-weight model of the shape (overrides apply on top); per method, contexts run from the shortest
   and one is skipped when the last run predicts it would pass the remaining budget. --batch-passes: passes per
   submission of a forward pass on WebGPU (runtime/submit-batch.ts; default 12; 1 submits every pass).
+  --chunk: prefill rows per step (default 2048 where the matmuls run on tensor cores, else 512).
   --profile (WebGPU with timestamp queries): each kernel's GPU time in the prefill and per decoded token, in
   model.md and model.json (one timed pass per dispatch, so a profiled run's tokens/s are below a plain run's).
   --weights: the layers' matrices encoded as f16 or a llama.cpp block format (default f32: converted to the
@@ -71,7 +73,9 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
   const contexts = intList(v, 'contexts', [4096, 32768, 131072]).sort((a, b) => a - b);
   const methods = (v.method as unknown as string[] | undefined) ?? ['flash', 'window:left=1024'];
   const decode = numberOption(v, 'decode') ?? 128;
-  const chunk = numberOption(v, 'chunk') ?? 512;
+  const askedChunk = numberOption(v, 'chunk');
+  if (askedChunk !== undefined && (!Number.isInteger(askedChunk) || askedChunk < 1))
+    throw new InputError('--chunk must be a positive integer');
   const batchPasses = numberOption(v, 'batch-passes');
   if (batchPasses !== undefined && (!Number.isInteger(batchPasses) || batchPasses < 1))
     throw new InputError('--batch-passes must be a positive integer');
@@ -108,6 +112,11 @@ export async function benchModelCommand(argv: string[]): Promise<void> {
 
   const device = await acquireDevice(backendOption(v));
   if (batchPasses !== undefined) device.gpu?.setBatchPasses(batchPasses);
+  // Without --chunk, what a user's run takes on this device (2048 where the matmuls run on tensor cores, else 512).
+  const chunk = askedChunk ?? prefillChunkFor(device, storage, config);
+  process.stderr.write(
+    `bench model: prefill chunk ${chunk}${askedChunk === undefined ? " (this device's default)" : ''}\n`,
+  );
   let profiler: GpuProfiler | undefined;
   if (v.profile) {
     if (!device.gpu) {

@@ -10,7 +10,7 @@ import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { acquireDevice } from '../runtime/device.js';
-import { createDecoder } from '../model/forward/create-decoder.js';
+import { createDecoder, prefillChunkFor } from '../model/forward/create-decoder.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { GpuContext, GpuCounters } from '../runtime/webgpu.js';
 import { generate, promptTokens } from '../model/generation/generate.js';
@@ -34,6 +34,7 @@ export const GENERATE_USAGE = `usage: longctx generate --model F (--prompt TEXT 
     windowed method serves it; --allow-overflow runs it anyway.
   ${POSITIONS_USAGE}
   --storage f16 (WebGPU): weights and KV cache in half precision, half the memory; default f32.
+  --chunk N: prompt tokens per prefill step (default 2048 where the matmuls run on tensor cores, else 512).
   --save-session F: after the run, its context (prompt and generated tokens, with the KV caches where every
     layer's cache is plain KV) goes to F; with --max-tokens 0 the prompt is only prefilled.
   --session F: the run starts from F's context (the prompt is appended, no BOS); the model, --rope and
@@ -79,8 +80,11 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const maxTokens = numberOption(v, 'max-tokens');
   if (maxTokens === undefined || !Number.isInteger(maxTokens) || maxTokens < 0)
     throw new InputError('--max-tokens N (a non-negative integer) is required');
-  const chunk = numberOption(v, 'chunk') ?? 512;
-  if (!Number.isInteger(chunk) || chunk < 1) throw new InputError(`--chunk must be a positive integer, got ${chunk}`);
+  // Without --chunk: 512 across hosts and on the CPU, the planner's choice for the device otherwise (prefillChunkFor).
+  const askedChunk = numberOption(v, 'chunk');
+  if (askedChunk !== undefined && (!Number.isInteger(askedChunk) || askedChunk < 1))
+    throw new InputError(`--chunk must be a positive integer, got ${askedChunk}`);
+  const hostsChunk = askedChunk ?? 512;
   if (wantsHosts(v)) {
     const attention = typeof v.attention === 'string' ? v.attention : 'flash';
     const modelPath = required(v, 'model');
@@ -94,11 +98,11 @@ export async function generateCommand(argv: string[]): Promise<void> {
       attention: spec.name === 'star' ? attention : 'flash',
       schedule: scheduleFromSpec(spec.name === 'star' ? spec : parseMethodSpec('flash')),
       storage: 'f32',
-      chunk,
+      chunk: hostsChunk,
       allowOverflow: v['allow-overflow'] === true,
     };
     checkRunServed(model.config, run, model.source);
-    return generateAcrossHostsCommand({ v, spec, modelPath, model, ids, maxTokens, chunk });
+    return generateAcrossHostsCommand({ v, spec, modelPath, model, ids, maxTokens, chunk: hostsChunk });
   }
   const storage = (v.storage as string | undefined) ?? 'f32';
   if (storage !== 'f32' && storage !== 'f16') throw new InputError(`--storage must be f32 or f16, got '${storage}'`);
@@ -127,7 +131,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
       attention,
       schedule,
       storage,
-      chunk,
+      chunk: askedChunk ?? 512,
       allowOverflow: v['allow-overflow'] === true,
       positions: typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined,
     };
@@ -135,6 +139,8 @@ export async function generateCommand(argv: string[]): Promise<void> {
     const device = await acquireDevice(backend);
     if (storage === 'f16' && device.backend === 'cpu')
       process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
+    const chunk = askedChunk ?? prefillChunkFor(device, storage, model.config);
+    shape.chunk = chunk;
     try {
       checkRunFits(device, model.config, shape);
     } catch (e) {

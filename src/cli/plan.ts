@@ -9,12 +9,13 @@ import { hfIndexerNames, INDEXER_FILE } from '../model/load/hf-weights.js';
 import type { LoadedModel } from '../model/types.js';
 import { intList, parse, required } from './args.js';
 
-export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f32|f16] [--chunk 512] [--device P] [--json]
+export const PLAN_USAGE = `longctx plan --model F --context N [--attention SPEC] [--batch 1] [--dtype f32|f16] [--chunk N] [--device P] [--json]
   --model F        a .gguf file, a Hugging Face directory, or a config.json alone (weights then estimated)
   --context N      tokens (e.g. 131072 or 128K)
   --attention SPEC any method of the attend grammar, or hybrid:every=E,window=W (default flash)
   --dtype          KV cache and activations: f32 (default, as generate's --storage) or f16
   --device P       the device whose kernels to name: tensor-cores (default), lavapipe, portable, cpu
+  --chunk N        prefill rows per step (default as a run on the device: 2048 on tensor cores, else 512)
   prints weights (a trained DSA indexer apart, with its index keys), KV cache per layer method, peak prefill
   activations, the total, and per layer method the kernel the planner picks for a prefill chunk and a
   decoding step, with its reason`;
@@ -88,7 +89,8 @@ export async function planCommand(argv: string[]): Promise<void> {
   const [context, ...more] = intList(values, 'context', []);
   if (context === undefined || more.length) throw new InputError('--context takes one length (e.g. 131072 or 128K)');
   const [batch] = intList(values, 'batch', [1]);
-  const [chunk] = intList(values, 'chunk', [512]);
+  // Without --chunk, the device's default (2048 where its matmuls take tensor-core tiles, else 512), as a run takes.
+  const [chunk] = intList(values, 'chunk', []);
   // The default is generate's --storage default (f32), so that plan predicts what generate allocates.
   const dtype = (values.dtype as string | undefined) ?? 'f32';
   if (dtype !== 'f16' && dtype !== 'f32') throw new InputError(`--dtype must be f16 or f32, got '${dtype}'`);

@@ -6,6 +6,7 @@
 import { SpecError } from '../errors.js';
 import { ccaCacheBytes, ccaParamsFromSpec } from '../attention/cca.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
+import { defaultPrefillChunk } from '../attention/planner.js';
 import { formatMethodSpec, intParam, METHOD_KEYS, parseMethodSpec, type MethodSpec } from '../attention/spec.js';
 import type { ModelConfig } from './types.js';
 import { formatBytes as formatByteCount } from '../io/limits.js';
@@ -77,7 +78,6 @@ export interface ModelPlan {
 
 /** Index key width of DSA's indexer when the spec does not say (issue 4: 4 heads x 64 dims for Llama shapes). */
 export const DSA_INDEX_DIM = 64;
-export const DEFAULT_PREFILL_CHUNK = 512;
 
 export function parameterCount(c: ModelConfig): number {
   const { hiddenSize: h, heads, kvHeads, headDim: d, intermediateSize: ff, vocabSize: v } = c;
@@ -149,7 +149,8 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
   const batch = o.batch ?? 1;
   const dtype = o.dtype ?? 'f16';
   const bytes = dtype === 'f16' ? 2 : 4;
-  const chunk = Math.min(o.chunk ?? DEFAULT_PREFILL_CHUNK, n);
+  const profile = deviceProfile(o.device ?? 'tensor-cores');
+  const chunk = Math.min(o.chunk ?? defaultPrefillChunk({ ...profile, dtype }, c.hiddenSize), n);
   if (!Number.isSafeInteger(n) || n < 1) throw new SpecError(`context must be a positive integer, got ${n}`);
   if (!Number.isSafeInteger(batch) || batch < 1) throw new SpecError(`batch must be a positive integer, got ${batch}`);
   if (!Number.isSafeInteger(chunk) || chunk < 1)
@@ -157,7 +158,6 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
 
   const top = parseLayerSpec(o.attention);
   const schedule = top.name === 'hybrid' ? scheduleFromSpec(top) : undefined;
-  const profile = deviceProfile(o.device ?? 'tensor-cores');
   const groups = new Map<string, LayerGroupPlan>();
   for (let layer = 0; layer < c.layers; layer++) {
     const spec = schedule ? schedule.methodFor(layer) : top;

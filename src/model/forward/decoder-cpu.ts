@@ -7,6 +7,7 @@ import { ropeAttentionFactor, ropeInverseFrequencies } from '../positions/rope.j
 import { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 import { checkPositionMethod, type PositionMethod } from '../positions/position-method.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
+import { DEFAULT_PREFILL_CHUNK } from '../../attention/planner.js';
 import type { LayerAttention, LayerCacheState, LayerDims } from '../../attention/layer.js';
 import { WeightMatrix } from '../../weights/weight-matrix.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
@@ -18,7 +19,7 @@ import type { Activations } from './ops.js';
 export interface DecoderOptions {
   /** Tokens the run will hold at most (prompt + generated): caches are sized once from it. */
   maxTokens: number;
-  /** Queries per prefill step. */
+  /** Queries per prefill step (default: the planner's defaultPrefillChunk, 2048 on tensor cores, else 512). */
   chunk?: number;
   /** Decode every weight to f32 once (fast for small models); default when the model is under 256 MiB as f32. */
   decodeAll?: boolean;
@@ -93,7 +94,7 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
     const decodeAll = opts.decodeAll ?? modelParameterCount(c) * 4 < 256 * 2 ** 20;
     const mat = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, decodeAll);
     const vec = (t: typeof w.tokenEmbedding) => new WeightMatrix(t, true).toFloat32();
-    const chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
+    const chunk = Math.max(1, Math.min(opts.chunk ?? DEFAULT_PREFILL_CHUNK, opts.maxTokens));
     const dims: LayerDims = {
       heads: c.heads,
       kvHeads: c.kvHeads,

@@ -17,6 +17,7 @@ import { createGpuLayer, GpuLayerScratch } from '../caches/layer-factory.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
 import { checkPositionMethod } from '../positions/position-method.js';
 import { MATMUL_TC_MIN_OUTPUT_BYTES } from '../../kernels/matmul-tc-wgsl.js';
+import { defaultPrefillChunk } from '../../attention/planner.js';
 
 export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
   private constructor(
@@ -51,7 +52,8 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
       if (storage === 'f16' && !gpu.features.f16)
         throw new UnsupportedError('f16 storage needs a device with shader-f16; use storage f32');
       const e = storage === 'f16' ? 2 : 4;
-      const chunk = Math.max(1, Math.min(opts.chunk ?? 512, opts.maxTokens));
+      const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes, dtype: storage };
+      const chunk = Math.max(1, Math.min(opts.chunk ?? defaultPrefillChunk(target, c.hiddenSize), opts.maxTokens));
       const dims: LayerDims = {
         heads: c.heads,
         kvHeads: c.kvHeads,
