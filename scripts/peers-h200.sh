@@ -9,6 +9,7 @@
 #    fails or the budget ends: prefill tok/s, decode tok/s over 128 tokens, peak GPU memory, how a run failed.
 # Results under $OUT/peers-h200/ (agree-*/peers.{json,md}, speed/peers.{json,md}, speed/peers-*.svg, *.log).
 #   bash scripts/pack-device.sh --with-ort   then   source .device/prelude.sh && bash scripts/peers-h200.sh
+# AGREE=0 skips parts 1 and 2 (recorded already: docs/bench/peers-h200/), for a call that only sweeps long contexts.
 # Dry run on the CPU: BACKEND=cpu PEER=wasm STORAGE=f32 SHAPE=tiny CONTEXTS=256,512 DECODE=8 AGREE_TOKENS=256 \
 #   TOTAL_SECONDS=200 bash scripts/peers-h200.sh
 set -uo pipefail
@@ -28,8 +29,8 @@ agree() { # name, timeout, longctx backend, storage, peer EP
     --agree-steps 16 --out-dir "$out/agree-$1" 2>&1 | quiet | tee "$out/agree-$1.log" | tail -n 5
   echo "agree-$1: exit ${PIPESTATUS[0]}" | tee -a "$out/agree-$1.log"
 }
-agree exact 80 "$backend" f32 wasm
-if [ "$peer" = webgpu ]; then
+[ "${AGREE:-1}" = 1 ] && agree exact 80 "$backend" f32 wasm
+if [ "${AGREE:-1}" = 1 ] && [ "$peer" = webgpu ]; then
   agree webgpu 75 "$backend" "$storage" webgpu
   # The native WebGPU EP did not finish: try ONNX Runtime's JS-kernel WebGPU EP (JSEP), and sweep with it if it runs.
   if ! grep -q "agreement at" "$out/agree-webgpu.log"; then

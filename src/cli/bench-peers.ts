@@ -5,6 +5,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../errors.js';
 import { acquireDevice } from '../runtime/device.js';
+import { prefillChunkFor } from '../model/forward/create-decoder.js';
 import { loadModel } from '../model/load/load.js';
 import { randomModel } from '../model/load/random-model.js';
 import type { LoadedModel } from '../model/types.js';
@@ -158,11 +159,14 @@ export async function benchPeersCommand(argv: string[]): Promise<void> {
     }
   };
 
-  const decoder = await modelDecoder(device, model, 'flash', maxTokens, { storage, chunk: 512 });
+  // The prefill chunk a user's run takes on this device (2048 where the matmuls run on tensor cores, else 512).
+  const chunk = prefillChunkFor(device, storage, model.config);
+  log(`longctx prefill chunk ${chunk} (this device's default)`);
+  const decoder = await modelDecoder(device, model, 'flash', maxTokens, { storage, chunk });
   await decoder.forward(Array.from({ length: Math.min(maxTokens - 4, 600) }, (_, i) => (i * 13 + 5) % vocab));
   await sweep(
     'longctx',
-    (context) => benchModelCase(device, decoder, { method: 'flash', context, decode, storage, chunk: 512 }),
+    (context) => benchModelCase(device, decoder, { method: 'flash', context, decode, storage, chunk }),
     {
       source: 'longctx',
       method: 'flash',
