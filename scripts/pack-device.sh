@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Packs .device/ for a GPU run (../shared/device/pack.sh), then rebuilds its tree without the
-# development-only packages (Biome, TypeScript, the openai client, type packages): the device tool sends
-# at most 64 MiB, the checkout is ~20 MiB of it, and those packages alone are ~100 MiB unpacked.
+# development-only packages (Biome, TypeScript, the openai client, type packages, the browser drivers), source maps
+# and the web page's bundle (no browser there): the device tool sends
+# at most 64 MiB, the checkout is ~28 MiB of it, and those packages alone are ~100 MiB unpacked.
 #   bash scripts/pack-device.sh [--with-ort | --with-ort-webgpu] [extra paths, default dist]      then carry [".device"]
 # --with-ort keeps onnxruntime-web for `longctx bench peers` (scripts/peers-h200.sh), but only the files its runs
 # load: the Node build with its plain wasm (the wasm EP), the WebGPU bundle with its asyncify wasm (the WebGPU EP),
@@ -26,5 +27,6 @@ bash ../shared/device/pack.sh "${paths[@]}" > /dev/null
 tar -cf - --exclude='node_modules/webgpu/dist/darwin-*' --exclude='node_modules/webgpu/dist/win32-*' \
   --exclude='node_modules/webgpu/dist/linux-arm64' --exclude='node_modules/.cache' \
   --exclude='node_modules/@biomejs' --exclude='node_modules/typescript' --exclude='node_modules/openai' \
-  --exclude='node_modules/@types' --exclude='node_modules/@webgpu' --exclude='node_modules/esbuild' --exclude='node_modules/@esbuild' --exclude='node_modules/puppeteer-core' "${ort[@]}" node_modules "${paths[@]}" | xz -T2 -3 > .device/tree.tar.xz
+  --exclude='node_modules/@types' --exclude='node_modules/@webgpu' --exclude='node_modules/esbuild' --exclude='node_modules/@esbuild' --exclude='node_modules/puppeteer-core' --exclude='node_modules/chromium-bidi' \
+  --exclude='node_modules/devtools-protocol' --exclude='*.js.map' --exclude='dist/web' "${ort[@]}" node_modules "${paths[@]}" | xz -T2 -3 > .device/tree.tar.xz
 echo "packed .device ($(du -sm .device | cut -f1) MiB)"
