@@ -5,6 +5,7 @@
 #   within SECONDS CMD...     runs CMD; at SECONDS it TERMs CMD and every process below it (by pid: the scripts'
 #                             own `timeout`s put their children in other process groups, so a group kill misses
 #                             them), KILLs what is left 5 s later, and returns 124
+#   gpu_idle SECONDS          waits until the GPU is idle (after a stopped part; within does it itself)
 #   pack_results DIR          DIR's files into DIR/results.tar.gz (the originals removed), DIR/summary.txt kept
 #   dsa_vs_exact MODEL OUT BUDGET LENGTHS CASES
 #                             passkey accuracy (test split) of exact attention and dsa:topk=2048 under YaRN x16 in
@@ -58,11 +59,25 @@ within() {
       # shellcheck disable=SC2086
       kill -KILL $tree 2> /dev/null
       wait "$pid" 2> /dev/null
+      gpu_idle 30
       return 124
     fi
     sleep 1
   done
   wait "$pid"
+}
+
+# Waits (at most SECONDS) until the GPU reads 0% busy twice in a row: a stopped process's queued work drains
+# after it is gone, and on the H200 it slowed the next part's first rows 3-5x (docs/BENCHMARKS.md). No nvidia-smi: no wait.
+gpu_idle() {
+  command -v nvidia-smi > /dev/null || return 0
+  local end=$(( $(date +%s) + $1 )) idle=0 busy
+  while [ "$(date +%s)" -lt "$end" ]; do
+    busy=$(nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader,nounits 2> /dev/null | head -n 1)
+    if [ "${busy:-0}" -eq 0 ] 2> /dev/null; then idle=$(( idle + 1 )); [ "$idle" -ge 2 ] && return 0; else idle=0; fi
+    sleep 1
+  done
+  echo "gpu_idle: the GPU was still busy after $1 s" >&2
 }
 
 pack_results() {
