@@ -4,8 +4,8 @@
 // Self-Extend (Jin et al. 2024): neighbour matrix Q(p) K(j) where p - j < W, grouped matrix
 // Q(floor(p/G) + W - floor(W/G)) K(floor(j/G)) elsewhere. Dual-chunk (An et al. 2024): K(j mod S) against
 // Q(p mod S) in the same chunk, Q(min(S + p mod S, S + L)) in the previous one, Q(S + L) further back.
-// Remap (ReAttention): window keys at their positions; far keys ranked by q.k without RoPE, the top K placed
-// just beyond the window in their original order.
+// Remap (ReAttention): window keys at their positions; far keys ranked by q.k without RoPE (or picked by the
+// caller: the DSA indexer as the selector), the top K placed just beyond the window in their original order.
 
 export interface PositionsProblem {
   /** Unrotated queries [heads, T, D] at positions start..start+T-1. */
@@ -26,7 +26,7 @@ export type ReferencePositions =
   | { kind: 'none' }
   | { kind: 'self-extend'; window: number; group: number }
   | { kind: 'chunked'; chunk: number; local: number }
-  | { kind: 'remap'; window: number; topk: number };
+  | { kind: 'remap'; window: number; topk: number; picks?: (t: number) => readonly number[] };
 
 function rotate(x: ArrayLike<number>, offset: number, D: number, pos: number, pb: PositionsProblem): Float64Array {
   const out = new Float64Array(D);
@@ -85,10 +85,16 @@ export function referencePositionedAttention(
         const qRaw = Array.from({ length: D }, (_, x) => pb.q[qo + x]);
         const ranked = Array.from({ length: far }, (_, j) => ({ j, s: dot(qRaw, pb.k, j * D) }));
         ranked.sort((a, b) => b.s - a.s || b.j - a.j);
-        const chosen = ranked
-          .slice(0, Math.min(K, far))
-          .map((x) => x.j)
-          .sort((a, b) => a - b);
+        // Picks made elsewhere (the DSA indexer as remap's selector) replace the q.k ranking: the far ones, in order.
+        const chosen = m.picks
+          ? m
+              .picks(t)
+              .filter((j) => j >= 0 && p - j >= W)
+              .sort((a, b) => a - b)
+          : ranked
+              .slice(0, Math.min(K, far))
+              .map((x) => x.j)
+              .sort((a, b) => a - b);
         chosen.forEach((j, r) => {
           // Rank r of m sits at distance W + (m - 1 - r): query at p, key at p - that distance.
           scores[j] = dot(qAt(p), kAt(j, p - (W + chosen.length - 1 - r)));

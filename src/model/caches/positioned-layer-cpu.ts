@@ -3,6 +3,8 @@
 // and rotates per (query, key) pair as the method assigns their relative position. Exact attention, or within
 // a window or sinks mask (model/positions/positions-beside.ts says which methods may sit beside positions).
 // A saved session holds those unrotated rows (kv-cache-state.ts, a dense layout); RemapGpuLayer keeps the same.
+// Beside dsa, remap's far keys come from the layer's DSA indexer (remap-indexer.ts): its index keys are held beside
+// the rows, and such a layer's state is not saved (a session with it replays its prompt).
 import { ShapeError } from '../../errors.js';
 import type { LayerAttention, LayerCacheState, LayerChunk, LayerDims } from '../../attention/layer.js';
 import { restoreKvCache, saveKvCache } from '../../attention/layers/kv-cache-state.js';
@@ -13,6 +15,10 @@ import { formatPositionSpec, type PositionMethod } from '../positions/position-m
 import type { PositionedAttentionCpu } from '../positions/positioned-attention-cpu.js';
 import { positionsVisibleMask } from '../positions/positions-beside.js';
 import type { MaskNode } from '../../spine/mask.js';
+import type { LayerWeights, ModelConfig } from '../types.js';
+import { cpuDevice } from '../../runtime/device.js';
+import { DsaLayer } from './dsa-layer.js';
+import { remapIndexerParams } from './remap-indexer.js';
 
 /** The spec of a saved positioned cache: its keys are unrotated, so it restores only where the same positions rotate them. */
 export const positionedStateSpec = (spec: string, positions: PositionMethod) =>
@@ -26,17 +32,26 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   private length = 0;
   private readonly visible: MaskNode | undefined;
   private readonly stateSpec: string;
+  /** Remap's selector beside dsa (its index keys and top-k); undefined: remap's own q.k, or no remap. */
+  private readonly selector?: DsaLayer;
 
   constructor(
     private readonly dims: LayerDims,
     method: MethodSpec,
     positions: PositionMethod,
     private readonly attention: PositionedAttentionCpu,
+    /** The layer's weights and the model's config: needed beside dsa (the indexer is built from them). */
+    model?: { weights: LayerWeights; config: ModelConfig },
   ) {
     this.spec = formatMethodSpec(method);
     this.stateSpec = positionedStateSpec(this.spec, positions);
     this.visible = positionsVisibleMask(method, positions);
-    const keys = this.visible ? `the ${method.name} mask` : 'exact attention';
+    let keys = this.visible ? `the ${method.name} mask` : 'exact attention';
+    if (method.name === 'dsa' && positions.kind === 'remap') {
+      if (!model) throw new ShapeError(`${this.spec} beside remap needs the layer's weights for its indexer`);
+      this.selector = new DsaLayer(model.weights, model.config, remapIndexerParams(method, positions), dims.maxTokens);
+      keys = `far keys picked by the DSA indexer (${this.selector.indexer.description}), window exact`;
+    }
     this.plan = `${this.spec} with positions ${formatPositionSpec(positions)}: keys cached before RoPE, ${keys}`;
     const n = dims.kvHeads * dims.maxTokens * dims.headDim;
     this.k = new Float32Array(n);
@@ -44,7 +59,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   }
 
   get cacheBytes(): number {
-    return 2 * this.dims.kvHeads * this.length * this.dims.headDim * 4;
+    return 2 * this.dims.kvHeads * this.length * this.dims.headDim * 4 + (this.selector?.bytes ?? 0);
   }
 
   async forward(c: LayerChunk<Float32Array>): Promise<void> {
@@ -60,11 +75,17 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
     }
     const n = c.start + T;
     const group = heads / kvHeads;
+    let picks: Awaited<ReturnType<DsaLayer['select']>> | undefined;
+    if (this.selector) {
+      if (this.selector.needsInput && !c.input) throw new ShapeError(`${this.spec}: a trained indexer needs the input`);
+      this.selector.append(c.k, T, c.input);
+      picks = await this.selector.select(cpuDevice, c.q, T, c.input);
+    }
     for (let g = 0; g < kvHeads; g++) {
       const q = c.q.subarray(g * group * T * D, (g + 1) * group * T * D);
       const keys = this.k.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
       const values = this.v.subarray(g * maxTokens * D, (g * maxTokens + n) * D);
-      const state = this.attention.attend(q, group, T, keys, values, n, D, c.start, this.visible);
+      const state = this.attention.attend(q, group, T, keys, values, n, D, c.start, this.visible, picks);
       c.out.set(state.o, g * group * T * D);
     }
     this.length = n;
@@ -72,6 +93,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
 
   reset(): void {
     this.length = 0;
+    this.selector?.reset();
   }
 
   async saveCache(): Promise<LayerCacheState> {
@@ -79,7 +101,13 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
   }
 
   async restoreCache(state: LayerCacheState): Promise<boolean> {
-    if (state.spec !== this.stateSpec || state.tokens > this.dims.maxTokens || !restoreKvCache(state, this.image()))
+    // Beside dsa the index keys are not in the state: restoring the rows alone would select from nothing.
+    if (
+      this.selector ||
+      state.spec !== this.stateSpec ||
+      state.tokens > this.dims.maxTokens ||
+      !restoreKvCache(state, this.image())
+    )
       return false;
     this.length = state.tokens;
     return true;

@@ -300,5 +300,10 @@ export const createPositionedGpuLayer = (
 ): Promise<LayerAttention<GPUBuffer>> => {
   if (s.positions?.kind !== 'remap') return PositionedGpuLayer.create(gpu, s, scratch);
   positionsVisibleMask(s.method, s.positions); // refuses remap beside a window or sinks mask, typed
+  if (s.method.name === 'dsa')
+    throw new UnsupportedError(
+      `--positions ${formatPositionSpec(s.positions)} beside ${formatMethodSpec(s.method)}: the DSA indexer as ` +
+        "remap's selector runs on the CPU only so far (--backend cpu); on WebGPU remap selects by q.k beside flash",
+    );
   return RemapGpuLayer.create(gpu, s, scratch);
 };

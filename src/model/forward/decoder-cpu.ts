@@ -137,7 +137,7 @@ export class CpuDecoder extends LlamaDecoder<Float32Array, WeightMatrix, Float32
       if (own) return own;
       const method = schedule.methodFor(i);
       if (!positions || !positioned) return createCpuLayer({ index: i, method, dims, config: c, weights: l });
-      return new PositionedCpuLayer(dims, method, positions, positioned);
+      return new PositionedCpuLayer(dims, method, positions, positioned, { weights: l, config: c });
     });
     const f = (per: number) => new Float32Array(chunk * per);
     const [qd, kd] = [c.heads * c.headDim, c.kvHeads * c.headDim];

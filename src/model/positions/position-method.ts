@@ -19,7 +19,7 @@ export type PositionMethod =
 
 export const POSITIONS_USAGE = `--positions none | self-extend:window=W,group=G | chunked:chunk=S,local=L | remap:window=W,topk=K
     training-free position handling beside flash, dense, window or sinks (remap: flash or dense), on the CPU and
-    WebGPU: Self-Extend, dual-chunk, remapped top-k`;
+    WebGPU: Self-Extend, dual-chunk, remapped top-k; beside dsa (CPU), the DSA indexer picks remap's far keys`;
 
 const KEYS: Record<PositionMethod['kind'], readonly string[]> = {
   none: [],

@@ -6,9 +6,18 @@
 // Cost: about 3x the multiply-adds of a plain score (two products and two table reads per pair), the
 // unrotated key cache (same bytes as the rotated one: keys are rotated per query instead), and for remap a
 // position-agnostic pass over the far keys per query head to pick its top K.
+import { ShapeError } from '../../errors.js';
 import type { AttentionState } from '../../spine/state.js';
 import { maskAllows, type MaskNode } from '../../spine/mask.js';
 import { type PositionMethod, relativePosition } from './position-method.js';
+
+/** Remap's far keys chosen elsewhere (the DSA indexer, model/caches/remap-indexer.ts): per query t of the chunk,
+ * a list of key positions; its entries p - j >= W, in position order, are the picks. */
+export interface FarPicks {
+  indices: Int32Array;
+  width: number;
+  count: (t: number) => number;
+}
 
 export class PositionedAttentionCpu {
   private cos = new Float64Array(0);
@@ -41,7 +50,8 @@ export class PositionedAttentionCpu {
   /**
    * q [heads, T, D] at positions start..start+T-1 against keys and values [n, D] at positions 0..n-1
    * (n = start + T: a dense cache), all unrotated; causal, and within `visible` (a window or sinks mask) when
-   * given. Returns the state [heads, T, D].
+   * given. For remap, `picks` (when given) supplies each query's far keys, shared by its heads, in place of the
+   * top K by q.k. Returns the state [heads, T, D].
    */
   attend(
     q: Float32Array,
@@ -53,6 +63,7 @@ export class PositionedAttentionCpu {
     D: number,
     start: number,
     visible?: MaskNode,
+    picks?: FarPicks,
   ): AttentionState {
     const half = D / 2;
     const scale = 1 / Math.sqrt(D);
@@ -69,7 +80,7 @@ export class PositionedAttentionCpu {
       for (let t = 0; t < T; t++) {
         const p = start + t;
         const qo = (h * T + t) * D;
-        const selected = m.kind === 'remap' ? this.selectFar(q, qo, keys, p, D) : 0;
+        const selected = m.kind !== 'remap' ? 0 : picks ? this.takeFar(picks, t, p) : this.selectFar(q, qo, keys, p, D);
         let max = -Infinity;
         for (let j = 0; j <= p; j++) {
           const d = relativePosition(m, p, j, ranks[j], selected);
@@ -105,6 +116,23 @@ export class PositionedAttentionCpu {
         lse[h * T + t] = sum > 0 ? max + Math.log(sum) : -Infinity;
       }
     return { heads, queries: T, headDim: D, o, lse };
+  }
+
+  /** Remap with picks made elsewhere: ranks[j] = place of far key j among query t's picks (position order). */
+  private takeFar(picks: FarPicks, t: number, p: number): number {
+    const window = (this.method as Extract<PositionMethod, { kind: 'remap' }>).window;
+    const { ranks } = this;
+    ranks.fill(-1, 0, p + 1);
+    const row = picks.indices.subarray(t * picks.width, t * picks.width + picks.count(t));
+    let selected = 0;
+    let last = -1;
+    for (const j of row) {
+      if (j < 0 || p - j < window) continue;
+      if (j <= last) throw new ShapeError(`far picks of query ${p} are not in increasing position order`);
+      ranks[j] = selected++;
+      last = j;
+    }
+    return selected;
   }
 
   /** Remap: ranks[j] = place of far key j among the top K by q.k (unrotated), in position order, else -1. */

@@ -1,6 +1,7 @@
 // Which attention methods a training-free positional method can sit beside, and the keys it then sees: exact
 // attention (flash, dense) sees the causal past; window and sinks bound it by their mask (a window longer than
-// the trained context becomes servable when the positions inside it stay short). The rest is refused here,
+// the trained context becomes servable when the positions inside it stay short); dsa beside remap picks remap's
+// far keys with its indexer. The rest is refused here,
 // once, for the CPU and the WebGPU layers alike.
 import { SpecError, UnsupportedError } from '../../errors.js';
 import type { MethodSpec } from '../../attention/spec.js';
@@ -29,9 +30,11 @@ export function positionsVisibleMask(method: MethodSpec, m: PositionMethod): Mas
           'to reassign; use cca with --rope scaling, or flash/window beside the positional method',
       );
     case 'dsa':
+      // Beside remap the DSA indexer is remap's selector (model/caches/remap-indexer.ts), over the causal past.
+      if (m.kind === 'remap') return undefined;
       throw new SpecError(
-        `${pos} beside dsa: DSA's top-k selection at remapped positions is the remap method itself ` +
-          '(--positions remap:window=W,topk=K with flash); the DSA indexer as its selector is not wired yet',
+        `${pos} beside dsa: DSA's selection sits beside remapped positions only (--positions remap:window=W,topk=K, ` +
+          'the indexer picking its far keys); use flash, window or sinks beside this positional method',
       );
     case 'star':
     case 'ring':
