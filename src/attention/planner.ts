@@ -227,16 +227,20 @@ export const TENSOR_CORE_PREFILL_CHUNK = 2048;
 /**
  * The prefill chunk a run takes when it asks for none: 2048 where a chunk's matmuls run on the tensor cores (on an
  * H200, 16K prefill of the 1B shape: 25.6K tok/s at 2048 against 17.8K at 512, for 0.2 GiB more peak memory:
- * docs/BENCHMARKS.md), else 512. `hiddenSize` stands for the matmuls' inputs (a shape that takes no tensor-core tile
- * keeps 512).
+ * docs/BENCHMARKS.md), else 512. `device` is the GPU's features and workgroup limit (undefined: the CPU);
+ * `hiddenSize` stands for the matmuls' inputs (a shape that takes no tensor-core tile keeps 512).
  */
 export function defaultPrefillChunk(
-  t: Pick<KernelTarget, 'features' | 'dtype' | 'maxWorkgroupStorageBytes'>,
+  device: Pick<KernelTarget, 'features' | 'maxWorkgroupStorageBytes'> | undefined,
+  dtype: KernelTarget['dtype'],
   hiddenSize: number,
 ): number {
-  if (!t.features) return DEFAULT_PREFILL_CHUNK;
-  const rows = { ...t, headDim: 0, queries: TENSOR_CORE_PREFILL_CHUNK, keys: hiddenSize, columns: hiddenSize };
-  return planMatmul(rows).version === 'tensor-cores' ? TENSOR_CORE_PREFILL_CHUNK : DEFAULT_PREFILL_CHUNK;
+  if (!device?.features) return DEFAULT_PREFILL_CHUNK;
+  const { features, maxWorkgroupStorageBytes } = device;
+  const rows = { features, maxWorkgroupStorageBytes, dtype, headDim: 0, queries: TENSOR_CORE_PREFILL_CHUNK };
+  return planMatmul({ ...rows, keys: hiddenSize, columns: hiddenSize }).version === 'tensor-cores'
+    ? TENSOR_CORE_PREFILL_CHUNK
+    : DEFAULT_PREFILL_CHUNK;
 }
 
 /** The first version of `versions` that supports `t` (or the one asked by name), and why. */

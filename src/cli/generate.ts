@@ -10,6 +10,7 @@ import { InputError } from '../errors.js';
 import { parseMethodSpec } from '../attention/spec.js';
 import { scheduleFromSpec } from '../attention/sparse.js';
 import { acquireDevice } from '../runtime/device.js';
+import { DEFAULT_PREFILL_CHUNK } from '../attention/planner.js';
 import { createDecoder, prefillChunkFor } from '../model/forward/create-decoder.js';
 import type { Decoder } from '../model/forward/decoder-cpu.js';
 import type { GpuContext, GpuCounters } from '../runtime/webgpu.js';
@@ -84,7 +85,7 @@ export async function generateCommand(argv: string[]): Promise<void> {
   const askedChunk = numberOption(v, 'chunk');
   if (askedChunk !== undefined && (!Number.isInteger(askedChunk) || askedChunk < 1))
     throw new InputError(`--chunk must be a positive integer, got ${askedChunk}`);
-  const hostsChunk = askedChunk ?? 512;
+  const hostsChunk = askedChunk ?? DEFAULT_PREFILL_CHUNK;
   if (wantsHosts(v)) {
     const attention = typeof v.attention === 'string' ? v.attention : 'flash';
     const modelPath = required(v, 'model');
@@ -125,22 +126,21 @@ export async function generateCommand(argv: string[]): Promise<void> {
     // After a saved context the prompt is appended to it: no BOS, and it may be empty.
     const context = session?.ids ?? [];
     const ids = session ? model.tokenizer.encode(prompt) : promptTokens(model.tokenizer, prompt, !v['no-bos']);
-    const shape: RunShape = {
+    const asked: Omit<RunShape, 'chunk'> = {
       promptTokens: context.length + ids.length,
       newTokens: maxTokens,
       attention,
       schedule,
       storage,
-      chunk: askedChunk ?? 512,
       allowOverflow: v['allow-overflow'] === true,
       positions: typeof v.positions === 'string' ? parsePositionSpec(v.positions) : undefined,
     };
-    checkRunServed(model.config, shape, model.source);
+    checkRunServed(model.config, asked, model.source);
     const device = await acquireDevice(backend);
     if (storage === 'f16' && device.backend === 'cpu')
       process.stderr.write('generate: no WebGPU adapter, so the CPU runs it in f32 (--storage f16 does not apply)\n');
     const chunk = askedChunk ?? prefillChunkFor(device, storage, model.config);
-    shape.chunk = chunk;
+    const shape: RunShape = { ...asked, chunk };
     try {
       checkRunFits(device, model.config, shape);
     } catch (e) {

@@ -150,7 +150,7 @@ export function planModel(c: ModelConfig, o: PlanOptions): ModelPlan {
   const dtype = o.dtype ?? 'f16';
   const bytes = dtype === 'f16' ? 2 : 4;
   const profile = deviceProfile(o.device ?? 'tensor-cores');
-  const chunk = Math.min(o.chunk ?? defaultPrefillChunk({ ...profile, dtype }, c.hiddenSize), n);
+  const chunk = Math.min(o.chunk ?? defaultPrefillChunk(profile, dtype, c.hiddenSize), n);
   if (!Number.isSafeInteger(n) || n < 1) throw new SpecError(`context must be a positive integer, got ${n}`);
   if (!Number.isSafeInteger(batch) || batch < 1) throw new SpecError(`batch must be a positive integer, got ${batch}`);
   if (!Number.isSafeInteger(chunk) || chunk < 1)

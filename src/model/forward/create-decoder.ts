@@ -3,7 +3,7 @@ import type { Device } from '../../runtime/device.js';
 import type { LayerSchedule } from '../../attention/sparse.js';
 import { CpuDecoder, type Decoder, type DecoderOptions } from './decoder-cpu.js';
 import type { LoadedModel, ModelConfig } from '../types.js';
-import { DEFAULT_PREFILL_CHUNK, defaultPrefillChunk } from '../../attention/planner.js';
+import { defaultPrefillChunk } from '../../attention/planner.js';
 
 export async function createDecoder(
   device: Device,
@@ -18,8 +18,5 @@ export async function createDecoder(
 
 /** The prefill chunk a decoder on `device` takes when none is asked (the planner's defaultPrefillChunk). */
 export function prefillChunkFor(device: Device, storage: 'f32' | 'f16', c: ModelConfig): number {
-  const gpu = device.gpu;
-  if (!gpu) return DEFAULT_PREFILL_CHUNK;
-  const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes, dtype: storage };
-  return defaultPrefillChunk(target, c.hiddenSize);
+  return defaultPrefillChunk(device.gpu, storage, c.hiddenSize);
 }

@@ -52,8 +52,10 @@ export class GpuDecoder extends LlamaDecoder<GPUBuffer, GPUBuffer, GPUBuffer> {
       if (storage === 'f16' && !gpu.features.f16)
         throw new UnsupportedError('f16 storage needs a device with shader-f16; use storage f32');
       const e = storage === 'f16' ? 2 : 4;
-      const target = { features: gpu.features, maxWorkgroupStorageBytes: gpu.maxWorkgroupStorageBytes, dtype: storage };
-      const chunk = Math.max(1, Math.min(opts.chunk ?? defaultPrefillChunk(target, c.hiddenSize), opts.maxTokens));
+      const chunk = Math.max(
+        1,
+        Math.min(opts.chunk ?? defaultPrefillChunk(gpu, storage, c.hiddenSize), opts.maxTokens),
+      );
       const dims: LayerDims = {
         heads: c.heads,
         kvHeads: c.kvHeads,

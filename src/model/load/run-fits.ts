@@ -53,7 +53,11 @@ export function checkRunFits(device: Device, config: ModelConfig, r: RunShape): 
 }
 
 /** An InputError when the run is longer than the model serves, naming the numbers and what would serve it. */
-export function checkRunServed(config: ModelConfig, r: RunShape, source: string): void {
+export function checkRunServed(
+  config: ModelConfig,
+  r: Pick<RunShape, 'schedule' | 'newTokens' | 'positions' | 'promptTokens' | 'allowOverflow'>,
+  source: string,
+): void {
   const v = canServe(config, { schedule: r.schedule, newTokens: r.newTokens, positions: r.positions }, r.promptTokens);
   if (v.ok || r.allowOverflow) return;
   throw new InputError(
