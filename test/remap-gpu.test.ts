@@ -6,7 +6,7 @@
 // rotates per pair on the host), f32 and f16, and the typed refusal beside a window.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomNormal, type Tensor } from '../src/tensor.js';
+import { randomNormal } from '../src/tensor.js';
 import { SpecError } from '../src/errors.js';
 import type { GpuContext } from '../src/runtime/webgpu.js';
 import { randomModel } from '../src/model/load/random-model.js';
@@ -16,42 +16,18 @@ import { uniformSchedule } from '../src/attention/sparse.js';
 import { parseMethodSpec } from '../src/attention/spec.js';
 import { GpuLayerScratch } from '../src/attention/layers/kv-layer-gpu.js';
 import { RemapGpuLayer } from '../src/model/caches/remap-layer-gpu.js';
-import { ropeInverseFrequencies } from '../src/model/positions/rope.js';
 import type { PositionMethod } from '../src/model/positions/position-method.js';
-import { referencePositionedAttention } from '../src/reference/positions-reference.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
-import { maxErr, positionsShape } from './positions-support.js';
-import { chunkBuffers, poison, readFloats, tokens, writeChunk } from './cca-dsa-layer-support.js';
+import { maxErr, positionsShape, referencePerKvHead } from './positions-support.js';
+import { chunkBuffers, poison, readFloats, writeChunk } from './cca-dsa-layer-support.js';
 
 const device = await webgpuDevice();
 
 const shape = positionsShape;
 
-/** The float64 reference per KV head: its G query heads against its keys. o [Hq, T, D]. */
-function reference(q: Tensor, k: Tensor, v: Tensor, start: number, T: number, c: ModelConfig, m: PositionMethod) {
-  const [Hq, Hkv, D] = [c.heads, c.kvHeads, c.headDim];
-  const G = Hq / Hkv;
-  const o = new Float64Array(Hq * T * D);
-  const lse = new Float64Array(Hq * T);
-  const N = k.shape[1];
-  for (let g = 0; g < Hkv; g++) {
-    const qg = tokens(q, start, start + T).data.subarray(g * G * T * D, (g + 1) * G * T * D);
-    const kv = (t: Tensor) => t.data.subarray(g * N * D, g * N * D + (start + T) * D);
-    const r = referencePositionedAttention(
-      {
-        q: qg,
-        k: kv(k),
-        v: kv(v),
-        ...{ heads: G, T, D, start, invFreq: ropeInverseFrequencies(c), attentionFactor: 1, layout: c.ropeLayout },
-      },
-      m,
-    );
-    o.set(r.o, g * G * T * D);
-    lse.set(r.lse, g * G * T);
-  }
-  return { o, lse };
-}
+/** The float64 reference per KV head (positions-support.ts). */
+const reference = referencePerKvHead;
 
 describe('remapped top-k positions on WebGPU', { skip: device ? false : 'no WebGPU adapter' }, () => {
   const gpu = device?.gpu as GpuContext;

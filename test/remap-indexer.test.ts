@@ -4,7 +4,7 @@
 // equals remap's own selection; wrong settings are typed errors, and WebGPU refuses it by name.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomNormal, type Tensor } from '../src/tensor.js';
+import { randomNormal } from '../src/tensor.js';
 import { SpecError, UnsupportedError } from '../src/errors.js';
 import { randomModel } from '../src/model/load/random-model.js';
 import { CpuDecoder } from '../src/model/forward/decoder-cpu.js';
@@ -19,39 +19,13 @@ import { PositionedAttentionCpu } from '../src/model/positions/positioned-attent
 import { positionsVisibleMask } from '../src/model/positions/positions-beside.js';
 import { ropeInverseFrequencies } from '../src/model/positions/rope.js';
 import type { PositionMethod } from '../src/model/positions/position-method.js';
-import { referencePositionedAttention } from '../src/reference/positions-reference.js';
 import type { ModelConfig } from '../src/model/types.js';
 import { cpuDevice } from '../src/runtime/device.js';
 import { assertNoNaN, webgpuDevice } from './support.js';
-import { maxErr, positionsShape } from './positions-support.js';
+import { maxErr, positionsShape, referencePerKvHead } from './positions-support.js';
 import { tokens } from './cca-dsa-layer-support.js';
 
 type Remap = Extract<PositionMethod, { kind: 'remap' }>;
-
-/** The float64 reference per KV head given each query's picks. o [Hq, T, D]. */
-function reference(
-  q: Tensor,
-  k: Tensor,
-  v: Tensor,
-  start: number,
-  T: number,
-  c: ModelConfig,
-  m: Remap,
-  picks?: (t: number) => number[],
-) {
-  const [Hq, Hkv, D] = [c.heads, c.kvHeads, c.headDim];
-  const G = Hq / Hkv;
-  const o = new Float64Array(Hq * T * D);
-  const N = k.shape[1];
-  for (let g = 0; g < Hkv; g++) {
-    const qg = tokens(q, start, start + T).data.subarray(g * G * T * D, (g + 1) * G * T * D);
-    const kv = (t: Tensor) => t.data.subarray(g * N * D, g * N * D + (start + T) * D);
-    const invFreq = ropeInverseFrequencies(c);
-    const pb = { q: qg, k: kv(k), v: kv(v), heads: G, T, D, start, invFreq, attentionFactor: 1, layout: c.ropeLayout };
-    o.set(referencePositionedAttention(pb, { ...m, picks }).o, g * G * T * D);
-  }
-  return o;
-}
 
 const dims = (c: ModelConfig, N: number, chunk: number) => ({
   heads: c.heads,
@@ -115,7 +89,7 @@ describe('remap with the DSA indexer as its selector (CPU)', () => {
           assert.ok(lowestPicked >= highestLeft, `query ${p}: a picked key scores ${lowestPicked} < ${highestLeft}`);
           checkedFar++;
         }
-        const err = maxErr(out, reference(q, k, v, start, T, c, m, picks));
+        const err = maxErr(out, referencePerKvHead(q, k, v, start, T, c, { ...m, picks }).o);
         assert.ok(err < 2e-5, `W ${window} K ${topk} D ${D} ${layout} at ${start}+${T}: ${err}`);
         start += T;
       }

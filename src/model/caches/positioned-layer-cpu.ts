@@ -17,6 +17,7 @@ import { positionsVisibleMask } from '../positions/positions-beside.js';
 import type { MaskNode } from '../../spine/mask.js';
 import type { LayerWeights, ModelConfig } from '../types.js';
 import { cpuDevice } from '../../runtime/device.js';
+import type { GatheredKeys } from '../../kernels/sparse-gather-cpu.js';
 import { DsaLayer } from './dsa-layer.js';
 import { remapIndexerParams } from './remap-indexer.js';
 
@@ -75,7 +76,7 @@ export class PositionedCpuLayer implements LayerAttention<Float32Array> {
     }
     const n = c.start + T;
     const group = heads / kvHeads;
-    let picks: Awaited<ReturnType<DsaLayer['select']>> | undefined;
+    let picks: GatheredKeys | undefined;
     if (this.selector) {
       if (this.selector.needsInput && !c.input) throw new ShapeError(`${this.spec}: a trained indexer needs the input`);
       this.selector.append(c.k, T, c.input);

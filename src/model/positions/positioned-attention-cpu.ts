@@ -9,15 +9,8 @@
 import { ShapeError } from '../../errors.js';
 import type { AttentionState } from '../../spine/state.js';
 import { maskAllows, type MaskNode } from '../../spine/mask.js';
+import type { GatheredKeys } from '../../kernels/sparse-gather-cpu.js';
 import { type PositionMethod, relativePosition } from './position-method.js';
-
-/** Remap's far keys chosen elsewhere (the DSA indexer, model/caches/remap-indexer.ts): per query t of the chunk,
- * a list of key positions; its entries p - j >= W, in position order, are the picks. */
-export interface FarPicks {
-  indices: Int32Array;
-  width: number;
-  count: (t: number) => number;
-}
 
 export class PositionedAttentionCpu {
   private cos = new Float64Array(0);
@@ -50,8 +43,8 @@ export class PositionedAttentionCpu {
   /**
    * q [heads, T, D] at positions start..start+T-1 against keys and values [n, D] at positions 0..n-1
    * (n = start + T: a dense cache), all unrotated; causal, and within `visible` (a window or sinks mask) when
-   * given. For remap, `picks` (when given) supplies each query's far keys, shared by its heads, in place of the
-   * top K by q.k. Returns the state [heads, T, D].
+   * given. For remap, `picks` (when given: the DSA indexer's key lists, model/caches/remap-indexer.ts) supplies each
+   * query's far keys, shared by its heads, in place of the top K by q.k: a list's entries p - j >= W, in order. Returns the state [heads, T, D].
    */
   attend(
     q: Float32Array,
@@ -63,7 +56,7 @@ export class PositionedAttentionCpu {
     D: number,
     start: number,
     visible?: MaskNode,
-    picks?: FarPicks,
+    picks?: GatheredKeys,
   ): AttentionState {
     const half = D / 2;
     const scale = 1 / Math.sqrt(D);
@@ -119,7 +112,7 @@ export class PositionedAttentionCpu {
   }
 
   /** Remap with picks made elsewhere: ranks[j] = place of far key j among query t's picks (position order). */
-  private takeFar(picks: FarPicks, t: number, p: number): number {
+  private takeFar(picks: GatheredKeys, t: number, p: number): number {
     const window = (this.method as Extract<PositionMethod, { kind: 'remap' }>).window;
     const { ranks } = this;
     ranks.fill(-1, 0, p + 1);
